@@ -1,0 +1,53 @@
+# onceflow: the two commands are `make run` and `make test` (README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+INFRA := deploy/local/infra.sh
+RUN   := deploy/local/run.sh
+GO_TEST_FLAGS ?= -count=1
+export CI
+
+.PHONY: help run stop test test-unit e2e infra-up infra-down infra-status build up down bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+run: infra-up build ## install what is missing, start MariaDB x2, Kafka and both services
+	@$(RUN) start
+
+stop: ## stop both services (the servers keep running; see infra-down)
+	@$(RUN) stop
+
+build: ## build both services into build/bin
+	go build -o build/bin/order ./services/order
+	go build -o build/bin/payment ./services/payment
+
+test: infra-up ## every test: unit, integration and fault suite, against real servers
+	go vet ./...
+	go test $(GO_TEST_FLAGS) -timeout 40m ./...
+
+test-unit: ## only the tests that need no server (-short)
+	go test $(GO_TEST_FLAGS) -short ./...
+
+e2e: infra-up ## the fault-injection suite (SCENARIO=name runs one)
+	SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v ./e2e/...
+
+infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
+	@$(INFRA) up
+
+infra-down: ## stop the servers (data stays in .local/)
+	@$(RUN) stop
+	@$(INFRA) down
+
+infra-status: ## which servers run, with pid and port
+	@$(INFRA) status
+	@$(RUN) status
+
+up: ## docker compose: start everything (needs a Docker engine)
+	docker compose -f deploy/compose/compose.yaml up --build -d
+
+down: ## docker compose: stop everything
+	docker compose -f deploy/compose/compose.yaml down
+
+bench: ## throughput, latency and outage recovery against raw baselines
+	@echo "make bench is not implemented yet (issue 6)"; exit 1

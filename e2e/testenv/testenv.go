@@ -1,0 +1,144 @@
+// Package testenv gives integration tests the real servers they run against: a
+// fresh database on one of the MariaDB servers and unique Kafka topics, dropped or
+// left behind when the test ends.
+//
+// Addresses come from the environment, with the defaults of `make infra-up`:
+// ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
+// KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow).
+//
+// A server that does not answer skips the test, with a hint to run
+// `make infra-up`, except under CI=true, where it fails the test: CI must never
+// pass by skipping.
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// Getenv returns the environment variable key, or def when it is unset or empty.
+func Getenv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// Server addresses.
+var (
+	OrderDBAddr   = Getenv("ORDER_DB_ADDR", "127.0.0.1:3307")
+	PaymentDBAddr = Getenv("PAYMENT_DB_ADDR", "127.0.0.1:3308")
+	KafkaBrokers  = strings.Split(Getenv("KAFKA_BROKERS", "127.0.0.1:9092"), ",")
+	dbUser        = Getenv("DB_USER", "onceflow")
+	dbPassword    = Getenv("DB_PASSWORD", "onceflow")
+)
+
+// Missing reports a server the test needs but cannot reach: it fails the test
+// under CI=true and skips it otherwise.
+func Missing(t testing.TB, what string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not reachable (CI=true, so this fails instead of skipping): %v", what, err)
+	}
+	t.Skipf("%s is not reachable (%v); start the local servers with `make infra-up`", what, err)
+}
+
+// DSN returns a go-sql-driver DSN for database db on addr.
+func DSN(addr, db string) string {
+	c := mysql.NewConfig()
+	c.User, c.Passwd, c.Net, c.Addr, c.DBName = dbUser, dbPassword, "tcp", addr, db
+	c.ParseTime = true
+	c.Timeout = 3 * time.Second
+	c.Params = map[string]string{"time_zone": "'+00:00'"}
+	return c.FormatDSN()
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// UniqueName returns a name unique to this test run, made of prefix, the test's
+// name and random letters, safe as a database or topic name (at most 60 chars).
+func UniqueName(t testing.TB, prefix string) string {
+	name := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
+	if len(name) > 30 {
+		name = name[len(name)-30:]
+	}
+	return fmt.Sprintf("%s_%s_%s", prefix, strings.Trim(name, "_"), strings.ToLower(watermill.NewShortUUID()[:8]))
+}
+
+// NewDB creates an empty database on the server at addr, returns a pool connected
+// to it and drops the database when the test ends.
+func NewDB(t testing.TB, addr string) *sql.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := sql.Open("mysql", DSN(addr, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.PingContext(ctx); err != nil {
+		Missing(t, "MariaDB at "+addr, err)
+	}
+	name := UniqueName(t, "t")
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	db, err := sql.Open("mysql", DSN(addr, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(100)
+	db.SetMaxIdleConns(100)
+	t.Cleanup(func() {
+		db.Close()
+		a, err := sql.Open("mysql", DSN(addr, ""))
+		if err == nil {
+			_, _ = a.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+			a.Close()
+		}
+	})
+	return db
+}
+
+// Kafka returns the Kafka configuration of the test servers after checking that
+// a broker answers.
+func Kafka(t testing.TB) messaging.KafkaConfig {
+	t.Helper()
+	cfg := messaging.KafkaConfig{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := cfg.EnsureTopics(ctx, nil); err != nil {
+		Missing(t, "Kafka at "+strings.Join(cfg.Brokers, ","), err)
+	}
+	return cfg
+}
+
+// Topics creates a unique topic for each base name, with the given partitions,
+// and returns their names in the same order.
+func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases ...string) []string {
+	t.Helper()
+	names := make([]string, len(bases))
+	specs := make([]events.TopicSpec, len(bases))
+	for i, b := range bases {
+		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
+		specs[i] = events.TopicSpec{Name: names[i], Partitions: partitions}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, specs); err != nil {
+		t.Fatalf("creating topics %v: %v", names, err)
+	}
+	return names
+}

@@ -1,0 +1,226 @@
+// Package events holds the contracts the order and payment services exchange over
+// Kafka: event types, their payloads, the JSON envelope that carries them, and the
+// topics they travel on.
+//
+// An event is a fact about one order. Every event carries:
+//   - ID: the Watermill message UUID. It survives the outbox and the forwarder and
+//     is the key consumers deduplicate on.
+//   - Type and SchemaVersion: what the payload means and which shape it has.
+//   - OrderID: the aggregate it is about; also the Kafka message key, so all
+//     events of one order land on one partition, in order.
+//   - OrderVersion: the order's aggregate version the event belongs to; consumers
+//     use it to recognise stale events (see ADR 0008).
+//   - OccurredAt: when the producing service decided it.
+//
+// The correlation ID is not part of the payload: it travels in the message
+// metadata (Watermill's "correlation_id"), like any other tracing context.
+//
+// Changing a payload: add optional fields freely within a schema version only if
+// every consumer decodes them (decoding is strict: unknown fields are rejected),
+// otherwise add a new schema version and keep decoding the old one.
+package events
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Type names an event. It is written into every envelope and never reused for
+// another meaning.
+type Type string
+
+// The event types of the saga.
+const (
+	// TypeOrderPlaced is emitted by the order service when an order is accepted.
+	TypeOrderPlaced Type = "order.placed"
+	// TypeOrderCancelled is emitted by the order service when an order is cancelled
+	// by the customer or by the payment timeout; the payment service refunds what it
+	// charged, or remembers not to charge a late OrderPlaced.
+	TypeOrderCancelled Type = "order.cancelled"
+	// TypePaymentCompleted is emitted by the payment service after it charged an order.
+	TypePaymentCompleted Type = "payment.completed"
+	// TypePaymentFailed is emitted by the payment service when it refused to charge.
+	TypePaymentFailed Type = "payment.failed"
+	// TypePaymentRefunded is emitted by the payment service after it refunded a charge.
+	TypePaymentRefunded Type = "payment.refunded"
+)
+
+// Payload is the type-specific part of an event.
+type Payload interface {
+	// EventType is the Type this payload is carried under.
+	EventType() Type
+	// Validate reports the first field that breaks the contract, as an error.
+	Validate() error
+}
+
+// Event is one decoded (or to be encoded) event.
+type Event struct {
+	// ID is the event's unique id, equal to the Watermill message UUID.
+	ID string
+	// SchemaVersion is the payload's shape version; Encode fills in the current one.
+	SchemaVersion int
+	// OrderID is the order the event is about and the Kafka message key.
+	OrderID string
+	// OrderVersion is the order aggregate version this event belongs to (>= 1).
+	OrderVersion int
+	// OccurredAt is when the producer decided the fact, in UTC.
+	OccurredAt time.Time
+	// CorrelationID ties together every event caused by one request; it travels in
+	// the message metadata.
+	CorrelationID string
+	// Payload is one of the payload types of this package.
+	Payload Payload
+}
+
+// Type is the event's type, taken from its payload.
+func (e Event) Type() Type {
+	if e.Payload == nil {
+		return ""
+	}
+	return e.Payload.EventType()
+}
+
+// Validate checks the envelope fields and the payload. It returns an error that
+// matches ErrInvalid.
+func (e Event) Validate() error {
+	switch {
+	case e.ID == "":
+		return invalid("event id is empty")
+	case !validOrderID(e.OrderID):
+		return invalid("order_id %q is not a valid order id", e.OrderID)
+	case e.OrderVersion < 1:
+		return invalid("order_version %d is below 1", e.OrderVersion)
+	case e.OccurredAt.IsZero():
+		return invalid("occurred_at is missing")
+	case e.Payload == nil:
+		return invalid("payload is missing")
+	}
+	if err := e.Payload.Validate(); err != nil {
+		return invalid("%s: %v", e.Payload.EventType(), err)
+	}
+	return nil
+}
+
+// OrderPlaced says that an order was accepted and waits for payment.
+type OrderPlaced struct {
+	CustomerID  string `json:"customer_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// EventType implements Payload.
+func (OrderPlaced) EventType() Type { return TypeOrderPlaced }
+
+// Validate implements Payload.
+func (p OrderPlaced) Validate() error {
+	return errors.Join(validCustomer(p.CustomerID), validAmount(p.AmountCents), validCurrency(p.Currency))
+}
+
+// OrderCancelled says that an order was cancelled. Paid tells whether the order
+// service had seen the payment complete; the payment service refunds whatever it
+// charged either way.
+type OrderCancelled struct {
+	Reason string `json:"reason"`
+	Paid   bool   `json:"paid"`
+}
+
+// EventType implements Payload.
+func (OrderCancelled) EventType() Type { return TypeOrderCancelled }
+
+// Validate implements Payload.
+func (p OrderCancelled) Validate() error { return validReason(p.Reason) }
+
+// PaymentCompleted says that the customer was charged for the order.
+type PaymentCompleted struct {
+	CustomerID  string `json:"customer_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// EventType implements Payload.
+func (PaymentCompleted) EventType() Type { return TypePaymentCompleted }
+
+// Validate implements Payload.
+func (p PaymentCompleted) Validate() error {
+	return errors.Join(validCustomer(p.CustomerID), validAmount(p.AmountCents), validCurrency(p.Currency))
+}
+
+// Reasons a payment is refused; PaymentFailed.Reason holds one of them.
+const (
+	ReasonInsufficientFunds = "insufficient_funds"
+	ReasonUnknownCustomer   = "unknown_customer"
+	ReasonCurrencyMismatch  = "currency_mismatch"
+	ReasonOrderCancelled    = "order_cancelled"
+)
+
+// PaymentFailed says that the payment service refused to charge the order.
+type PaymentFailed struct {
+	Reason string `json:"reason"`
+}
+
+// EventType implements Payload.
+func (PaymentFailed) EventType() Type { return TypePaymentFailed }
+
+// Validate implements Payload.
+func (p PaymentFailed) Validate() error { return validReason(p.Reason) }
+
+// PaymentRefunded says that a charge for the order was paid back in full.
+type PaymentRefunded struct {
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// EventType implements Payload.
+func (PaymentRefunded) EventType() Type { return TypePaymentRefunded }
+
+// Validate implements Payload.
+func (p PaymentRefunded) Validate() error {
+	return errors.Join(validAmount(p.AmountCents), validCurrency(p.Currency))
+}
+
+// MaxAmountCents bounds every amount, so sums of many amounts cannot overflow.
+const MaxAmountCents = 1_000_000_000_00
+
+var (
+	currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
+	idRe       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+)
+
+// ValidCurrency reports whether c is an ISO 4217-shaped code (three capital letters).
+func ValidCurrency(c string) bool { return currencyRe.MatchString(c) }
+
+// ValidID reports whether s can be used as a customer or order id: 1-64 characters
+// of letters, digits and ".", "_", ":", "-", starting with a letter or digit.
+func ValidID(s string) bool { return idRe.MatchString(s) }
+
+func validOrderID(s string) bool { return ValidID(s) }
+
+func validCustomer(s string) error {
+	if !ValidID(s) {
+		return fmt.Errorf("customer_id %q is not a valid id", s)
+	}
+	return nil
+}
+
+func validAmount(a int64) error {
+	if a <= 0 || a > MaxAmountCents {
+		return fmt.Errorf("amount_cents %d is outside 1..%d", a, int64(MaxAmountCents))
+	}
+	return nil
+}
+
+func validCurrency(c string) error {
+	if !ValidCurrency(c) {
+		return fmt.Errorf("currency %q is not three capital letters", c)
+	}
+	return nil
+}
+
+func validReason(r string) error {
+	if r == "" || len(r) > 200 {
+		return fmt.Errorf("reason must have 1..200 characters")
+	}
+	return nil
+}

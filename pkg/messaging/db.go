@@ -1,0 +1,89 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/go-sql-driver/mysql"
+)
+
+// DBConfig says how to reach a service's database.
+type DBConfig struct {
+	// DSN is the go-sql-driver DSN, e.g. "user:pass@tcp(127.0.0.1:3307)/orders". Required.
+	DSN string `env:"DSN"`
+	// MaxOpenConns bounds the connection pool. Default 32.
+	MaxOpenConns int `env:"MAX_OPEN_CONNS"`
+	// StartupTimeout bounds the wait for the database at start-up. Default 60 s.
+	StartupTimeout time.Duration `env:"STARTUP_TIMEOUT"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c DBConfig) Defaults() DBConfig {
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 32
+	}
+	if c.StartupTimeout == 0 {
+		c.StartupTimeout = 60 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c DBConfig) Validate() error {
+	if _, err := mysql.ParseDSN(c.DSN); c.DSN == "" || err != nil {
+		return fmt.Errorf("db: DSN %q is not a valid go-sql-driver DSN (%v)", c.DSN, err)
+	}
+	if c.MaxOpenConns < 1 || c.StartupTimeout <= 0 {
+		return errors.New("db: max open conns must be >= 1 and startup timeout positive")
+	}
+	return nil
+}
+
+// OpenDB opens a pool on the MariaDB database of dsn (go-sql-driver format, e.g.
+// "user:pass@tcp(127.0.0.1:3307)/orders") and waits, retrying with backoff, until
+// the server answers or ctx ends. It forces the settings the outbox and the
+// repositories rely on: parseTime, UTC, client-side parameter interpolation (one
+// round trip per statement) and short dial/read/write timeouts, so that a dead
+// server surfaces as an error within seconds instead of a hang. The pool keeps up
+// to maxOpen connections.
+func OpenDB(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database dsn: %w", err)
+	}
+	c.ParseTime = true
+	c.Loc = time.UTC
+	c.InterpolateParams = true
+	c.Timeout = 3 * time.Second
+	c.ReadTimeout = 30 * time.Second
+	c.WriteTimeout = 30 * time.Second
+	if c.Params == nil {
+		c.Params = map[string]string{}
+	}
+	c.Params["time_zone"] = "'+00:00'"
+	connector, err := mysql.NewConnector(c)
+	if err != nil {
+		return nil, fmt.Errorf("database connector: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxOpen)
+	db.SetConnMaxLifetime(30 * time.Minute)
+
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 200*time.Millisecond, 3*time.Second
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return struct{}{}, db.PingContext(pingCtx)
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database %s at %s does not answer: %w", c.DBName, c.Addr, err)
+	}
+	return db, nil
+}

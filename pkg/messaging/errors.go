@@ -1,0 +1,72 @@
+// Package messaging is the Watermill plumbing both services share: the
+// transactional outbox and its forwarder to Kafka, the consumer middleware stack
+// (recoverer, correlation id, poison queue, retry) and the inbox that makes a
+// consumer idempotent in the same database transaction as its effect.
+//
+// Services import this package from their composition root and their adapters;
+// their domain code never does.
+package messaging
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Permanent marks err as one that retrying cannot fix (a malformed message, an
+// event for an order that does not exist, ...). The consumer stack sends a message
+// whose handler returns a permanent error to the poison queue at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() error   { return e.err }
+func (e permanentError) Permanent() bool { return true }
+
+// IsPermanent reports whether the first error in err's chain that has a
+// Permanent() bool method returns true (Permanent, events.DecodeError and application errors
+// use this convention).
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// IsUnavailable reports whether err says that a server could not be reached (the
+// database or Kafka down, a connection reset, a timeout). Such an error is not the
+// message's fault: the consumer stack retries it and, when the retries are spent,
+// leaves the message in place to be delivered again rather than poisoning it.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &netErr):
+		return true
+	case errors.As(err, &myErr):
+		// 1053 server shutdown in progress, 2006/2013 server gone away / lost
+		// connection. Deadlocks (1213) and lock wait timeouts (1205) are ordinary
+		// transient errors: retried, then poisoned if they persist.
+		switch myErr.Number {
+		case 1053, 2006, 2013:
+			return true
+		}
+	}
+	return false
+}

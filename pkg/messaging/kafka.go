@@ -1,0 +1,255 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/onceflow/onceflow/pkg/events"
+)
+
+// KafkaConfig says how to reach Kafka.
+type KafkaConfig struct {
+	// Brokers are host:port addresses of bootstrap brokers. Default 127.0.0.1:9092.
+	Brokers []string `env:"BROKERS" envSeparator:","`
+	// ClientID names this process in the broker's logs and metrics. Default "onceflow".
+	ClientID string `env:"CLIENT_ID"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c KafkaConfig) Defaults() KafkaConfig {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if c.ClientID == "" {
+		c.ClientID = "onceflow"
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c KafkaConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka: no brokers")
+	}
+	for _, b := range c.Brokers {
+		if b == "" {
+			return errors.New("kafka: empty broker address")
+		}
+	}
+	return nil
+}
+
+// kafkaVersion is the protocol version sarama speaks: the newest it knows that
+// the 3.9 broker accepts (idempotence needs >= 0.11).
+var kafkaVersion = sarama.V3_6_0_0
+
+// ProducerConfig is the sarama configuration of every producer here: acks from
+// all in-sync replicas, idempotent (the broker drops a retried batch it already
+// wrote, so producer retries cannot duplicate or reorder), one request in flight
+// per broker, and key-hash partitioning.
+func (c KafkaConfig) ProducerConfig() *sarama.Config {
+	sc := kafka.DefaultSaramaSyncPublisherConfig()
+	sc.ClientID = c.ClientID
+	sc.Version = kafkaVersion
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Net.DialTimeout = 3 * time.Second
+	return sc
+}
+
+// ConsumerConfig is the sarama configuration of every consumer here. A group that
+// has no committed offset starts from the oldest message (sarama's default is the
+// newest, which silently skips everything produced before the group first joined).
+// Offsets of acknowledged messages are committed every second, so a crash replays
+// at most about a second of messages: at-least-once, made exactly-once in effect
+// by the Inbox.
+func (c KafkaConfig) ConsumerConfig() *sarama.Config {
+	sc := kafka.DefaultSaramaSubscriberConfig()
+	sc.ClientID = c.ClientID
+	sc.Version = kafkaVersion
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.Group.Session.Timeout = 10 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
+	sc.Net.DialTimeout = 3 * time.Second
+	return sc
+}
+
+// Marshaler sets the Kafka message key from the events.MetadataKey metadata (the
+// order id), so all events of one order go to one partition. With requireKey, a
+// message without a key is refused (unkeyed events would lose their per-order
+// ordering); without it, such a message is sent unkeyed, which the poison queue
+// needs for messages that arrived malformed.
+func Marshaler(requireKey bool) kafka.MarshalerUnmarshaler {
+	return kafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
+		key := msg.Metadata.Get(events.MetadataKey)
+		if key == "" && requireKey {
+			return "", fmt.Errorf("message %s for %s has no %q metadata", msg.UUID, topic, events.MetadataKey)
+		}
+		return key, nil
+	})
+}
+
+// NewPublisher returns a Kafka publisher for events: keyed by order id (a message
+// without events.MetadataKey is refused), synchronous (Publish returns once the
+// broker acknowledged every message with acks=all), and connecting on first use.
+// While Kafka is unreachable Publish fails, and a later call tries again; Watermill's
+// own constructor would instead fail once, at start-up.
+func (c KafkaConfig) NewPublisher(logger watermill.LoggerAdapter) message.Publisher {
+	return c.newLazyPublisher(true, logger)
+}
+
+// NewPoisonPublisher is NewPublisher for poison queues: a message without a key
+// (it may have arrived malformed) is sent unkeyed instead of refused.
+func (c KafkaConfig) NewPoisonPublisher(logger watermill.LoggerAdapter) message.Publisher {
+	return c.newLazyPublisher(false, logger)
+}
+
+func (c KafkaConfig) newLazyPublisher(requireKey bool, logger watermill.LoggerAdapter) message.Publisher {
+	return &lazyPublisher{newPublisher: func() (message.Publisher, error) {
+		return kafka.NewPublisher(kafka.PublisherConfig{
+			Brokers:               c.Brokers,
+			Marshaler:             Marshaler(requireKey),
+			OverwriteSaramaConfig: c.ProducerConfig(),
+		}, logger)
+	}}
+}
+
+// NewSubscriber returns a Kafka consumer-group subscriber whose Subscribe waits,
+// retrying with backoff, until Kafka is reachable or ctx ends. Watermill's own
+// Subscribe fails at once when no broker answers; once subscribed it reconnects
+// by itself.
+func (c KafkaConfig) NewSubscriber(consumerGroup string, logger watermill.LoggerAdapter) (message.Subscriber, error) {
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:               c.Brokers,
+		Unmarshaler:           Marshaler(false),
+		OverwriteSaramaConfig: c.ConsumerConfig(),
+		ConsumerGroup:         consumerGroup,
+		NackResendSleep:       100 * time.Millisecond,
+		ReconnectRetrySleep:   time.Second,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	return retryingSubscriber{Subscriber: sub, logger: logger}, nil
+}
+
+// lazyPublisher creates its publisher on the first Publish that can reach Kafka.
+type lazyPublisher struct {
+	newPublisher func() (message.Publisher, error)
+
+	mu     sync.Mutex
+	pub    message.Publisher
+	closed bool
+}
+
+func (p *lazyPublisher) get() (message.Publisher, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("kafka publisher closed")
+	}
+	if p.pub == nil {
+		pub, err := p.newPublisher()
+		if err != nil {
+			return nil, fmt.Errorf("connecting to kafka: %w", err)
+		}
+		p.pub = pub
+	}
+	return p.pub, nil
+}
+
+// Publish implements message.Publisher.
+func (p *lazyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	pub, err := p.get()
+	if err != nil {
+		return err
+	}
+	return pub.Publish(topic, msgs...)
+}
+
+// Close implements message.Publisher.
+func (p *lazyPublisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.pub == nil {
+		return nil
+	}
+	return p.pub.Close()
+}
+
+type retryingSubscriber struct {
+	message.Subscriber
+	logger watermill.LoggerAdapter
+}
+
+// Subscribe implements message.Subscriber.
+func (s retryingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	return backoff.Retry(ctx, func() (<-chan *message.Message, error) {
+		ch, err := s.Subscriber.Subscribe(ctx, topic)
+		if err != nil {
+			s.logger.Info("kafka not reachable yet, will retry subscribing", watermill.LogFields{"topic": topic, "err": err.Error()})
+		}
+		return ch, err
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
+}
+
+// EnsureTopics creates the given topics with their partition counts (replication
+// factor 1 on a single broker, else 3) if they do not exist yet. Existing topics
+// are left alone. It retries until Kafka answers or ctx ends.
+func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []events.TopicSpec) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		return struct{}{}, c.ensureTopics(topics)
+	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
+	return err
+}
+
+func (c KafkaConfig) ensureTopics(topics []events.TopicSpec) error {
+	admin, err := sarama.NewClusterAdmin(c.Brokers, c.ProducerConfig())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	brokers, _, err := admin.DescribeCluster()
+	if err != nil {
+		return err
+	}
+	replication := int16(3)
+	if len(brokers) < 3 {
+		replication = 1
+	}
+	for _, t := range topics {
+		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: replication}, false)
+		var topicErr *sarama.TopicError
+		if errors.As(err, &topicErr) && topicErr.Err == sarama.ErrTopicAlreadyExists {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("creating topic %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate brings a service database up to date: first this package's tables (the
+// outbox and the inbox, tracked in goose_messaging_version), then the service's
+// own migrations from serviceFS, if not nil (tracked in goose_db_version). Replicas starting
+// together take turns on a MariaDB named lock, so each migration runs once.
+func Migrate(ctx context.Context, db *sql.DB, serviceFS fs.FS, logger *slog.Logger) error {
+	own, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	steps := []struct {
+		table string
+		fsys  fs.FS
+	}{
+		{"goose_messaging_version", own},
+		{"goose_db_version", serviceFS},
+	}
+	for _, s := range steps {
+		if s.fsys == nil {
+			continue
+		}
+		p, err := goose.NewProvider(goose.DialectMySQL, db, s.fsys,
+			goose.WithTableName(s.table),
+			goose.WithSessionLocker(namedLock{name: "onceflow_migrate_" + s.table}),
+			goose.WithDisableGlobalRegistry(true),
+		)
+		if err != nil {
+			return fmt.Errorf("migrations (%s): %w", s.table, err)
+		}
+		results, err := p.Up(ctx)
+		if err != nil {
+			return fmt.Errorf("migrating (%s): %w", s.table, err)
+		}
+		for _, r := range results {
+			logger.Info("migration applied", "source", r.Source.Path, "table", s.table, "duration", r.Duration)
+		}
+	}
+	return nil
+}
+
+// namedLock is a goose session locker on MariaDB's GET_LOCK.
+type namedLock struct{ name string }
+
+func (l namedLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	var ok sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", l.name).Scan(&ok); err != nil {
+		return err
+	}
+	if ok.Int64 != 1 {
+		return fmt.Errorf("could not take migration lock %s within 60 s", l.name)
+	}
+	return nil
+}
+
+func (l namedLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", l.name)
+	return err
+}

@@ -1,0 +1,235 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/pkg/events"
+)
+
+// Config is the messaging part of a service's configuration: its database (which
+// holds the outbox and the inbox), Kafka, the forwarder and the consumer. A
+// service nests it under its own environment prefix, e.g. ORDER_DB_DSN,
+// ORDER_KAFKA_BROKERS or PAYMENT_OUTBOX_BATCH_SIZE. Zero fields take the defaults
+// of each part.
+type Config struct {
+	DB     DBConfig     `envPrefix:"DB_"`
+	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
+	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
+	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
+	// Required.
+	ConsumerGroup string `env:"CONSUMER_GROUP"`
+	// PoisonTopic receives what the service's consumer gives up on. Required.
+	PoisonTopic string `env:"POISON_TOPIC"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c Config) Defaults() Config {
+	c.DB = c.DB.Defaults()
+	c.Kafka = c.Kafka.Defaults()
+	c.Outbox = c.Outbox.Defaults()
+	c.Retry = c.Retry.Defaults()
+	return c
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer group is required"))
+	}
+	if c.PoisonTopic == "" {
+		errs = append(errs, errors.New("poison topic is required"))
+	}
+	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate())...)
+}
+
+// Node is the messaging side of one service process: the forwarder that relays
+// the service's outbox to Kafka, and a router that runs the service's consumers
+// behind the middleware stack (Middlewares) and the Inbox.
+//
+// Kafka being down, at start-up or later, never stops a Node from starting: the
+// forwarder retries each row until Kafka takes it, and consumers subscribe once
+// Kafka answers. The service's HTTP API keeps working meanwhile.
+type Node struct {
+	slog   *slog.Logger
+	config Config
+	db     *sql.DB
+	logger watermill.LoggerAdapter
+	topics []events.TopicSpec
+
+	outbox   *Outbox
+	inbox    Inbox
+	out      message.Publisher
+	poison   message.Publisher
+	handlers []consumer
+
+	// ForwarderMiddlewares wrap the forwarder's handler (the fault suite uses one
+	// to crash right after Kafka acknowledged a row). Set before Run.
+	ForwarderMiddlewares []message.HandlerMiddleware
+}
+
+type consumer struct {
+	name, topic string
+	handler     message.NoPublishHandlerFunc
+}
+
+// Start prepares a Node for config (defaults applied): it opens the service's
+// database, waiting up to config.DB.StartupTimeout for it to answer, and brings it
+// up to date with Migrate (this package's tables, then the service's migrations
+// from serviceMigrations: *.sql files under a "migrations" directory). topics are
+// created in Kafka, if missing, when the consumers start. Start fails on an
+// invalid config, an unreachable database or a failed migration; it never waits
+// for Kafka.
+func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics []events.TopicSpec, logger *slog.Logger) (*Node, error) {
+	config = config.Defaults()
+	if err := config.Validate(); err != nil {
+		return nil, fmt.Errorf("messaging config: %w", err)
+	}
+	outbox, err := NewOutbox(config.Outbox)
+	if err != nil {
+		return nil, err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, config.DB.StartupTimeout)
+	defer cancel()
+	db, err := OpenDB(startCtx, config.DB.DSN, config.DB.MaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	migrations, err := fs.Sub(serviceMigrations, "migrations")
+	if err == nil {
+		err = Migrate(startCtx, db, migrations, logger)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	wlog := watermill.NewSlogLogger(logger)
+	return &Node{
+		slog:   logger,
+		config: config,
+		db:     db,
+		logger: wlog,
+		topics: topics,
+		outbox: outbox,
+		inbox:  Inbox{DB: db, ConsumerGroup: config.ConsumerGroup},
+		out:    config.Kafka.NewPublisher(wlog),
+		poison: config.Kafka.NewPoisonPublisher(wlog),
+	}, nil
+}
+
+// DB is the service's database pool (closed when Run returns).
+func (n *Node) DB() *sql.DB { return n.db }
+
+// Outbox is where the service's repositories write their events.
+func (n *Node) Outbox() *Outbox { return n.outbox }
+
+// Inbox returns the node's inbox, to adjust (fault switches) before Run.
+func (n *Node) Inbox() *Inbox { return &n.inbox }
+
+// PoisonPublisher is the publisher the poison queue uses; poison tooling reuses it
+// to replay messages.
+func (n *Node) PoisonPublisher() message.Publisher { return n.poison }
+
+// Consume registers h as the consumer of topic. h runs inside the inbox's
+// transaction (repositories join it through the message context), behind the
+// middleware stack. h must not publish by returning messages: it writes events
+// to the outbox, in the same transaction. Call before Run.
+func (n *Node) Consume(name, topic string, h message.NoPublishHandlerFunc) {
+	n.handlers = append(n.handlers, consumer{name: name, topic: topic, handler: h})
+}
+
+// Run runs the forwarder and the consumers until ctx ends, then stops them and
+// returns nil; it returns an error only if one of them fails for good.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	fwd, err := n.outbox.NewForwarder(n.db, n.out, n.logger, n.ForwarderMiddlewares...)
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- fwd.Run(ctx) }()
+	go func() { errs <- n.runConsumers(ctx) }()
+
+	var runErr error
+	for range 2 {
+		if err := <-errs; err != nil && ctx.Err() == nil {
+			runErr = errors.Join(runErr, err)
+			cancel()
+		}
+	}
+	return errors.Join(runErr, n.out.Close(), n.poison.Close(), n.db.Close())
+}
+
+func (n *Node) runConsumers(ctx context.Context) error {
+	if len(n.handlers) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if err := n.config.Kafka.EnsureTopics(ctx, n.topics); err != nil {
+		return nil // ctx ended while Kafka was unreachable
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, n.logger)
+	if err != nil {
+		return err
+	}
+	stack, err := Middlewares(n.config.PoisonTopic, n.poison, n.config.Retry, n.logger)
+	if err != nil {
+		return err
+	}
+	router.AddMiddleware(stack...)
+	for _, c := range n.handlers {
+		sub, err := n.config.Kafka.NewSubscriber(n.config.ConsumerGroup, n.logger)
+		if err != nil {
+			return err
+		}
+		router.AddConsumerHandler(c.name, c.topic, sub, c.handler).AddMiddleware(n.inbox.Middleware)
+	}
+	return router.Run(ctx)
+}
+
+// RunWithHTTP runs the node (see Run) and the service's HTTP server on l until
+// ctx ends or either fails, then shuts the server down gracefully (in-flight
+// requests get 10 s) and stops the node. It returns the first failure, or nil
+// after a clean shutdown.
+func (n *Node) RunWithHTTP(ctx context.Context, server *http.Server, l net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- n.Run(ctx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- server.Serve(l) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpDone:
+	case err = <-nodeDone:
+		nodeDone <- err
+	}
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if shutErr := server.Shutdown(shutdownCtx); shutErr != nil {
+		err = errors.Join(err, shutErr)
+	}
+	cancel()
+	err = errors.Join(err, <-nodeDone)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	n.slog.Info("stopped", "err", err)
+	return err
+}

@@ -1,0 +1,172 @@
+package messaging
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/forwarder"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// OutboxTopic is the SQL "topic" of the outbox: its rows live in the table
+// `watermill_outbox` of each service's own database (created by Migrate).
+const OutboxTopic = "outbox"
+
+// OutboxConfig configures how the forwarder reads a service's outbox table.
+type OutboxConfig struct {
+	// BatchSize is how many rows one polling transaction locks and forwards.
+	// Larger batches commit less often; a batch is forwarded in order and stops at
+	// the first row Kafka does not acknowledge. Default 10.
+	BatchSize int `env:"BATCH_SIZE"`
+	// PollInterval is the wait between polls when the outbox is empty; it bounds
+	// the latency the outbox adds to each event. Default 20 ms.
+	PollInterval time.Duration `env:"POLL_INTERVAL"`
+	// ResendInterval is the wait before retrying a row Kafka refused. Default 500 ms.
+	ResendInterval time.Duration `env:"RESEND_INTERVAL"`
+	// AckDeadline is how long one polling transaction keeps trying the same row
+	// (during a Kafka outage) before it gives up, commits what was forwarded and
+	// polls again. Default 10 s.
+	AckDeadline time.Duration `env:"ACK_DEADLINE"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c OutboxConfig) Defaults() OutboxConfig {
+	if c.BatchSize == 0 {
+		c.BatchSize = 10
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 20 * time.Millisecond
+	}
+	if c.ResendInterval == 0 {
+		c.ResendInterval = 500 * time.Millisecond
+	}
+	if c.AckDeadline == 0 {
+		c.AckDeadline = 10 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c OutboxConfig) Validate() error {
+	switch {
+	case c.BatchSize < 1 || c.BatchSize > 1000:
+		return fmt.Errorf("outbox batch size %d is outside 1..1000", c.BatchSize)
+	case c.PollInterval <= 0, c.ResendInterval <= 0, c.AckDeadline <= 0:
+		return errors.New("outbox poll interval, resend interval and ack deadline must be positive")
+	}
+	return nil
+}
+
+// schema is watermill-sql v4's MySQLQueueSchema (one row per message, deleted
+// when forwarded; no offsets watermark that could skip a late-committing row) with
+// READ COMMITTED polling. See ADR 0003 for why both.
+type schema struct{ wsql.MySQLQueueSchema }
+
+// SubscribeIsolationLevel is READ COMMITTED instead of the adapter's SERIALIZABLE.
+// SERIALIZABLE exists to protect the offsets watermark of the default schema; the
+// queue schema has none. Under SERIALIZABLE the polling SELECT ... FOR UPDATE
+// takes next-key locks up to the end of the table, so while Kafka is down and the
+// forwarder holds its batch, every business INSERT into the outbox waits (we
+// measured seconds); under READ COMMITTED it locks only the rows it returns.
+func (schema) SubscribeIsolationLevel() stdsql.IsolationLevel { return stdsql.LevelReadCommitted }
+
+// offsets is MySQLQueueOffsetsAdapter{DeleteOnAck: true} that deletes only the
+// rows that were acknowledged. watermill-sql v4.1.2's subscriber passes every row
+// of the batch to AckMessageQuery even when it stopped early (Kafka down past the
+// ack deadline, or shutdown); the stock adapter then deletes rows that were never
+// forwarded. The subscriber processes rows in offset order and stops at the first
+// one not acked, so the acked rows are exactly those up to LastRow.
+type offsets struct{ wsql.MySQLQueueOffsetsAdapter }
+
+// AckMessageQuery implements wsql.OffsetsAdapter.
+func (a offsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query, error) {
+	acked := make([]wsql.Row, 0, len(params.Rows))
+	for _, r := range params.Rows {
+		if r.Offset <= params.LastRow.Offset {
+			acked = append(acked, r)
+		}
+	}
+	params.Rows = acked
+	return a.MySQLQueueOffsetsAdapter.AckMessageQuery(params)
+}
+
+// Outbox writes events into a service's outbox table inside the caller's
+// transaction and builds the forwarder that relays them to Kafka.
+type Outbox struct {
+	config OutboxConfig
+	schema schema
+}
+
+// NewOutbox returns an Outbox for config (zero fields take their defaults). It
+// fails if the config is invalid.
+func NewOutbox(config OutboxConfig) (*Outbox, error) {
+	config = config.Defaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	return &Outbox{
+		config: config,
+		schema: schema{wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
+	}, nil
+}
+
+// Publish stores msgs, addressed to the Kafka topic, in the outbox as part of tx.
+// They become visible to the forwarder only when tx commits, and vanish if it
+// rolls back: the state change and its events are one atomic write. The messages'
+// UUIDs and metadata survive the forwarder unchanged.
+func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs ...*message.Message) error {
+	sqlPub, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: o.schema}, nil)
+	if err != nil {
+		return fmt.Errorf("outbox publisher: %w", err)
+	}
+	pub := forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: OutboxTopic})
+	for _, m := range msgs {
+		m.SetContext(ctx)
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("writing %d event(s) to the outbox: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// NewForwarder returns Watermill's forwarder reading this outbox from db and
+// publishing to out (normally a Kafka publisher). Rows are forwarded one after
+// another in commit-offset order and deleted once out acknowledged them; a row out
+// refuses is retried until it goes through (head-of-line blocking, nothing lost).
+// A crash between out's acknowledgement and the delete publishes that row again:
+// consumers deduplicate. Run it with its Run method; it stops with the context.
+func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
+	ackDeadline := o.config.AckDeadline
+	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
+		SchemaAdapter:  o.schema,
+		OffsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
+		PollInterval:   o.config.PollInterval,
+		ResendInterval: o.config.ResendInterval,
+		RetryInterval:  time.Second,
+		AckDeadline:    &ackDeadline,
+	}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("outbox subscriber: %w", err)
+	}
+	fwd, err := forwarder.NewForwarder(sub, out, logger, forwarder.Config{
+		ForwarderTopic: OutboxTopic,
+		Middlewares:    middlewares,
+		CloseTimeout:   5 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("forwarder: %w", err)
+	}
+	return fwd, nil
+}
+
+// Pending counts the rows still waiting in the outbox of db.
+func (o *Outbox) Pending(ctx context.Context, db *stdsql.DB) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+o.schema.MessagesTable(OutboxTopic)).Scan(&n)
+	return n, err
+}

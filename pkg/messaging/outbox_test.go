@@ -1,0 +1,406 @@
+package messaging_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql3 "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/forwarder"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// recorder is a message.Publisher standing in for Kafka: it counts every message
+// UUID it receives and can be told to refuse messages.
+type recorder struct {
+	mu     sync.Mutex
+	seen   map[string]int
+	total  atomic.Int64
+	refuse func(msg *message.Message) error
+}
+
+func newRecorder() *recorder { return &recorder{seen: map[string]int{}} }
+
+func (r *recorder) Publish(_ string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		if r.refuse != nil {
+			if err := r.refuse(m); err != nil {
+				return err
+			}
+		}
+		r.mu.Lock()
+		r.seen[m.UUID]++
+		r.mu.Unlock()
+		r.total.Add(1)
+	}
+	return nil
+}
+
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) count(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[id]
+}
+
+func migrated(t *testing.T) *sql.DB {
+	t.Helper()
+	db := testenv.NewDB(t, testenv.OrderDBAddr)
+	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}
+
+// outboxSetup is one way of writing to and forwarding from an outbox.
+type outboxSetup struct {
+	name string
+	// publish writes msg to the outbox inside tx.
+	publish func(ctx context.Context, tx *sql.Tx, msg *message.Message) error
+	// forwarder forwards the outbox of db to out.
+	forwarder func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder
+}
+
+// ours is the setup the services use: messaging.Outbox.
+func ours(batch int) outboxSetup {
+	ob, err := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: batch, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	return outboxSetup{
+		name: fmt.Sprintf("queue schema, batch %d (ours)", batch),
+		publish: func(ctx context.Context, tx *sql.Tx, msg *message.Message) error {
+			return ob.Publish(ctx, tx, "orders", msg)
+		},
+		forwarder: func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
+			t.Helper()
+			f, err := ob.NewForwarder(db, out, watermill.NopLogger{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+	}
+}
+
+// v3Default is watermill-sql v3.1.0's DefaultMySQLSchema with
+// DefaultMySQLOffsetsAdapter: the setup with the skipped-row hazard.
+func v3Default(batch int) outboxSetup {
+	schema := wsql3.DefaultMySQLSchema{SubscribeBatchSize: batch}
+	const topic = "outbox_v3"
+	return outboxSetup{
+		name: fmt.Sprintf("v3 default schema, batch %d", batch),
+		publish: func(ctx context.Context, tx *sql.Tx, msg *message.Message) error {
+			sqlPub, err := wsql3.NewPublisher(tx, wsql3.PublisherConfig{SchemaAdapter: schema}, nil)
+			if err != nil {
+				return err
+			}
+			msg.SetContext(ctx)
+			return forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: topic}).Publish("orders", msg)
+		},
+		forwarder: func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
+			t.Helper()
+			sub, err := wsql3.NewSubscriber(db, wsql3.SubscriberConfig{
+				SchemaAdapter:    schema,
+				OffsetsAdapter:   wsql3.DefaultMySQLOffsetsAdapter{},
+				ConsumerGroup:    "forwarder",
+				PollInterval:     10 * time.Millisecond,
+				InitializeSchema: true,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sub.SubscribeInitialize(topic); err != nil {
+				t.Fatal(err)
+			}
+			f, err := forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: topic})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+	}
+}
+
+func runForwarder(t *testing.T, f *forwarder.Forwarder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	<-f.Running()
+	t.Cleanup(func() { _ = f.Close(); cancel(); <-done })
+}
+
+func newMsg(i int) *message.Message {
+	m := message.NewMessage(watermill.NewUUID(), []byte(`{"n":`+strconv.Itoa(i)+`}`))
+	m.Metadata.Set(events.MetadataKey, "order-"+strconv.Itoa(i))
+	return m
+}
+
+// stress runs writers×perWriter single-message transactions into the outbox while
+// its forwarder runs, waits until nothing new arrives for quiet, and returns how
+// many written messages never reached the publisher and how many arrived twice.
+func stress(t *testing.T, setup outboxSetup, writers, perWriter int, quiet time.Duration) (lost, dup int) {
+	t.Helper()
+	db := migrated(t)
+	db.SetMaxOpenConns(writers + 10)
+	out := newRecorder()
+	runForwarder(t, setup.forwarder(t, db, out))
+
+	ids := make([][]string, writers)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				msg := newMsg(w*perWriter + i)
+				err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+					return setup.publish(ctx, tx, msg)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[w] = append(ids[w], msg.UUID)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("writer: %v", err)
+	}
+	written := writers * perWriter
+	// Wait until every message arrived, or nothing new arrived for `quiet`.
+	last, lastChange := int64(-1), time.Now()
+	for out.total.Load() < int64(written) && time.Since(lastChange) < quiet {
+		if n := out.total.Load(); n != last {
+			last, lastChange = n, time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, w := range ids {
+		for _, id := range w {
+			switch n := out.count(id); {
+			case n == 0:
+				lost++
+			case n > 1:
+				dup++
+			}
+		}
+	}
+	return lost, dup
+}
+
+// TestOutboxStressLosesNothing is the outbox's proof under concurrency: many
+// writers commit in an order different from the order their auto-increment
+// offsets were handed out, and the forwarder must still relay every row.
+func TestOutboxStressLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stress test: skipped with -short")
+	}
+	runs, _ := strconv.Atoi(testenv.Getenv("ONCEFLOW_STRESS_RUNS", "2"))
+	for run := range runs {
+		lost, dup := stress(t, ours(100), 64, 600, 10*time.Second)
+		t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, ours(100).name, lost, dup)
+		if lost != 0 || dup != 0 {
+			t.Fatalf("run %d: lost=%d duplicated=%d, want 0 and 0", run+1, lost, dup)
+		}
+	}
+}
+
+// TestOutboxStressNegativeControl shows the hazard the queue schema fixes: with
+// watermill-sql v3's default schema and offsets adapter, a row whose offset was
+// handed out before a higher one that committed first can be skipped for good.
+// It is probabilistic (losses in about 3 of 14 runs here), so it is opt-in:
+// ONCEFLOW_NEGATIVE_CONTROLS=1. It passes once a run loses a row.
+func TestOutboxStressNegativeControl(t *testing.T) {
+	if os.Getenv("ONCEFLOW_NEGATIVE_CONTROLS") != "1" {
+		t.Skip("negative control: set ONCEFLOW_NEGATIVE_CONTROLS=1 (not run by make test; it is probabilistic and slow)")
+	}
+	runs, _ := strconv.Atoi(testenv.Getenv("ONCEFLOW_STRESS_RUNS", "14"))
+	for run := range runs {
+		lost, dup := stress(t, v3Default(100), 64, 600, 5*time.Second)
+		t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, v3Default(100).name, lost, dup)
+		if lost > 0 {
+			return
+		}
+	}
+	t.Fatalf("no run lost a row: the hazard did not show in %d runs", runs)
+}
+
+// TestForwarderDeletesOnlyForwardedRows: when Kafka refuses a row for longer than
+// the ack deadline, the rows after it in the same batch must stay in the outbox.
+// The stock MySQLQueueOffsetsAdapter{DeleteOnAck: true} of watermill-sql v4.1.2
+// deletes the whole batch (the negative control row below).
+func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
+	stockQueue := func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
+		deadline := 200 * time.Millisecond
+		sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
+			SchemaAdapter:  wsql.MySQLQueueSchema{SubscribeBatchSize: 5},
+			OffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true},
+			PollInterval:   10 * time.Millisecond,
+			ResendInterval: 20 * time.Millisecond,
+			AckDeadline:    &deadline,
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: messaging.OutboxTopic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	oursFwd := func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
+		ob, err := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 5, PollInterval: 10 * time.Millisecond,
+			ResendInterval: 20 * time.Millisecond, AckDeadline: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ob.NewForwarder(db, out, watermill.NopLogger{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tests := []struct {
+		name        string
+		forwarder   func(*testing.T, *sql.DB, message.Publisher) *forwarder.Forwarder
+		wantPending int
+	}{
+		{"ours keeps the three unforwarded rows", oursFwd, 3},
+		{"stock v4.1.2 adapter deletes them (negative control)", stockQueue, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := migrated(t)
+			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{})
+			msgs := make([]*message.Message, 5)
+			for i := range msgs {
+				msgs[i] = newMsg(i)
+			}
+			if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+				return ob.Publish(ctx, tx, "orders", msgs...)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			out := newRecorder()
+			refused := msgs[2].UUID
+			out.refuse = func(m *message.Message) error {
+				if m.UUID == refused {
+					return errors.New("kafka down")
+				}
+				return nil
+			}
+			runForwarder(t, tt.forwarder(t, db, out))
+			// Past several ack deadlines: each polling transaction gave up on the third row.
+			time.Sleep(time.Second)
+			pending, err := ob.Pending(context.Background(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pending != tt.wantPending {
+				t.Errorf("rows left in the outbox = %d, want %d", pending, tt.wantPending)
+			}
+			if out.count(msgs[0].UUID) != 1 || out.count(msgs[1].UUID) != 1 || out.count(msgs[3].UUID) != 0 {
+				t.Errorf("forwarded: first=%d second=%d fourth=%d, want 1, 1, 0 (in order, stopping at the refused row)",
+					out.count(msgs[0].UUID), out.count(msgs[1].UUID), out.count(msgs[3].UUID))
+			}
+		})
+	}
+}
+
+// TestOutboxInsertNotBlockedWhileForwarderStuck: while Kafka is down the
+// forwarder keeps a polling transaction open on its batch. New outbox rows (new
+// orders) must not wait for it. The inserting session gets a 1 s lock wait
+// timeout: under our READ COMMITTED polling the insert takes no lock the
+// forwarder holds; the SERIALIZABLE polling of the stock schema (negative
+// control) makes it time out.
+func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
+	tests := []struct {
+		name        string
+		schema      wsql.SchemaAdapter
+		wantTimeout bool
+	}{
+		{"read committed polling (ours)", nil, false},
+		{"serializable polling of the stock schema (negative control)", wsql.MySQLQueueSchema{SubscribeBatchSize: 100}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := migrated(t)
+			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 100, AckDeadline: time.Minute})
+			if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			out := newRecorder()
+			out.refuse = func(*message.Message) error { return errors.New("kafka down") }
+			var f *forwarder.Forwarder
+			if tt.schema == nil {
+				var err error
+				if f, err = ob.NewForwarder(db, out, watermill.NopLogger{}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				deadline := time.Minute
+				sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
+					SchemaAdapter:  tt.schema,
+					OffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true},
+					AckDeadline:    &deadline,
+				}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f, err = forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: messaging.OutboxTopic}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runForwarder(t, f)
+			time.Sleep(300 * time.Millisecond) // the forwarder is now holding its batch
+
+			conn, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(context.Background(), "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := conn.BeginTx(context.Background(), messaging.TxOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = ob.Publish(context.Background(), tx, "orders", newMsg(3))
+			if err == nil {
+				err = tx.Commit()
+			} else {
+				_ = tx.Rollback()
+			}
+			var myErr *mysql.MySQLError
+			timedOut := errors.As(err, &myErr) && myErr.Number == 1205
+			if timedOut != tt.wantTimeout || (err != nil && !timedOut) {
+				t.Fatalf("insert while the forwarder holds its batch: err=%v, want lock wait timeout: %v", err, tt.wantTimeout)
+			}
+		})
+	}
+}

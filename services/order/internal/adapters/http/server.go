@@ -1,0 +1,181 @@
+// Package http is the order service's HTTP API, on Echo v4. Every error response
+// is RFC 9457 problem+json (see problem.go); a client mistake is always a 4xx.
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/onceflow/onceflow/services/order/internal/app"
+	"github.com/onceflow/onceflow/services/order/internal/domain"
+)
+
+// HeaderCorrelationID carries the correlation id of a request; the server takes
+// it from the request if valid, otherwise uses the request id, and always returns it.
+const HeaderCorrelationID = "X-Correlation-ID"
+
+// Config configures the HTTP API.
+type Config struct {
+	// RequestTimeout bounds each request's work, including database calls.
+	RequestTimeout time.Duration
+	// Ready reports whether the service can serve (its database answers); /readyz
+	// returns 503 while it fails.
+	Ready func(ctx context.Context) error
+}
+
+// NewServer returns the Echo instance serving the order API:
+//
+//	POST /orders                  place an order            201, 422, 400, 503
+//	GET  /orders/{id}             read one order            200, 404, 503
+//	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
+//	GET  /healthz                 the process is alive      200
+//	GET  /readyz                  the database answers      200, 503
+func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(logger)
+	e.Use(
+		middleware.Recover(),
+		middleware.RequestID(),
+		withCorrelationID,
+		middleware.BodyLimit("64K"),
+		middleware.ContextTimeout(cfg.RequestTimeout),
+	)
+	h := handlers{svc: svc}
+	e.POST("/orders", h.placeOrder)
+	e.GET("/orders/:id", h.getOrder)
+	e.GET("/orders", h.listOrders)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := cfg.Ready(c.Request().Context()); err != nil {
+			return &app.Error{Code: app.CodeUnavailable, Message: "the order database does not answer", Err: err}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	return e
+}
+
+var correlationRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func withCorrelationID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(HeaderCorrelationID)
+		if !correlationRe.MatchString(id) {
+			id = c.Response().Header().Get(echo.HeaderXRequestID)
+		}
+		c.Set("correlation_id", id)
+		c.Response().Header().Set(HeaderCorrelationID, id)
+		return next(c)
+	}
+}
+
+func correlationID(c echo.Context) string {
+	id, _ := c.Get("correlation_id").(string)
+	return id
+}
+
+type handlers struct{ svc *app.Service }
+
+// placeOrderRequest is the body of POST /orders.
+type placeOrderRequest struct {
+	CustomerID  string `json:"customer_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// orderResponse is an order as the API shows it.
+type orderResponse struct {
+	ID           string    `json:"id"`
+	CustomerID   string    `json:"customer_id"`
+	AmountCents  int64     `json:"amount_cents"`
+	Currency     string    `json:"currency"`
+	Status       string    `json:"status"`
+	CancelReason string    `json:"cancel_reason,omitempty"`
+	Paid         bool      `json:"paid"`
+	Refunded     bool      `json:"refunded"`
+	Version      int       `json:"version"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+func toResponse(o *domain.Order) orderResponse {
+	return orderResponse{
+		ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
+		Status: string(o.Status), CancelReason: o.CancelReason, Paid: o.Paid, Refunded: o.Refunded,
+		Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}
+}
+
+func (h handlers) placeOrder(c echo.Context) error {
+	var req placeOrderRequest
+	if err := decodeStrict(c.Request().Body, &req); err != nil {
+		return err
+	}
+	o, err := h.svc.PlaceOrder(c.Request().Context(), app.PlaceOrder{
+		CustomerID: req.CustomerID, AmountCents: req.AmountCents, Currency: req.Currency,
+		CorrelationID: correlationID(c),
+	})
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+o.ID)
+	return c.JSON(http.StatusCreated, toResponse(o))
+}
+
+func (h handlers) getOrder(c echo.Context) error {
+	o, err := h.svc.Order(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toResponse(o))
+}
+
+func (h handlers) listOrders(c echo.Context) error {
+	list, err := h.svc.OrdersOfCustomer(c.Request().Context(), c.QueryParam("customer_id"))
+	if err != nil {
+		return err
+	}
+	out := make([]orderResponse, len(list))
+	for i, o := range list {
+		out[i] = toResponse(o)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"orders": out})
+}
+
+// decodeStrict reads one JSON object into v, whatever the Content-Type (so that
+// `curl -d '{...}'` works), rejecting unknown fields, wrong types and trailing
+// data with a 400 that says what is wrong.
+func decodeStrict(body io.Reader, v any) error {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "the body is too large or could not be read")
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return echo.NewHTTPError(http.StatusBadRequest,
+				fmt.Sprintf("field %q has the wrong type: got a JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type))
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "the body is not a valid JSON object: "+err.Error())
+	}
+	if dec.More() {
+		return echo.NewHTTPError(http.StatusBadRequest, "the body holds more than one JSON value")
+	}
+	return nil
+}

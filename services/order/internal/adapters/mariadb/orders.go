@@ -1,0 +1,139 @@
+// Package mariadb stores orders in the order service's MariaDB, together with
+// the events each change produces (written to the transactional outbox in the
+// same transaction).
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/order/internal/app"
+	"github.com/onceflow/onceflow/services/order/internal/domain"
+)
+
+// Migrations holds the order service's schema migrations (goose, embedded) under
+// migrations/.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Orders implements app.Orders.
+type Orders struct {
+	db     *sql.DB
+	outbox *messaging.Outbox
+	// topic is the Kafka topic the order events go to.
+	topic string
+}
+
+// NewOrders returns a repository on db that writes events for topic into outbox.
+func NewOrders(db *sql.DB, outbox *messaging.Outbox, topic string) *Orders {
+	return &Orders{db: db, outbox: outbox, topic: topic}
+}
+
+var _ app.Orders = (*Orders)(nil)
+
+const orderColumns = "id, customer_id, amount_cents, currency, status, cancel_reason, paid, refunded, version, created_at, updated_at"
+
+// Add implements app.Orders.
+func (r *Orders) Add(ctx context.Context, o *domain.Order, evts ...events.Event) error {
+	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO orders ("+orderColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+			o.ID, o.CustomerID, o.AmountCents, o.Currency, o.Status, o.CancelReason, o.Paid, o.Refunded,
+			o.Version, o.CreatedAt, o.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("insert order %s: %w", o.ID, err)
+		}
+		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+	})
+	return storeErr(err)
+}
+
+// Update implements app.Orders.
+func (r *Orders) Update(ctx context.Context, id string, fn func(o *domain.Order) ([]events.Event, error)) error {
+	var fnErr error
+	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE id = ? FOR UPDATE", id))
+		if err != nil {
+			return err
+		}
+		version := o.Version
+		evts, err := fn(o)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, paid = ?, refunded = ?,
+			version = ?, updated_at = ? WHERE id = ? AND version = ?`,
+			o.Status, o.CancelReason, o.Paid, o.Refunded, o.Version, o.UpdatedAt, o.ID, version)
+		if err != nil {
+			return fmt.Errorf("update order %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("update order %s: version %d changed under a row lock", id, version)
+		}
+		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+	})
+	if fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr
+	}
+	return storeErr(err)
+}
+
+// Get implements app.Orders.
+func (r *Orders) Get(ctx context.Context, id string) (*domain.Order, error) {
+	o, err := scanOrder(r.db.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE id = ?", id))
+	return o, storeErr(err)
+}
+
+// ListByCustomer implements app.Orders.
+func (r *Orders) ListByCustomer(ctx context.Context, customerID string, limit int) ([]*domain.Order, error) {
+	rows, err := r.db.QueryContext(ctx, "SELECT "+orderColumns+
+		" FROM orders WHERE customer_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", customerID, limit)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	defer rows.Close()
+	list := []*domain.Order{}
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		list = append(list, o)
+	}
+	return list, storeErr(rows.Err())
+}
+
+func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {
+	var o domain.Order
+	err := row.Scan(&o.ID, &o.CustomerID, &o.AmountCents, &o.Currency, &o.Status, &o.CancelReason,
+		&o.Paid, &o.Refunded, &o.Version, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, domain.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read order: %w", err)
+	}
+	return &o, nil
+}
+
+// storeErr turns driver errors into application errors: an unreachable database
+// becomes CodeUnavailable. Domain errors pass unchanged.
+func storeErr(err error) error {
+	switch {
+	case err == nil, errors.Is(err, domain.ErrNotFound):
+		return err
+	case messaging.IsUnavailable(err):
+		return &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
+	}
+	var ae *app.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return &app.Error{Code: app.CodeInternal, Message: "storage error", Err: err}
+}

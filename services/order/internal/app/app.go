@@ -1,0 +1,142 @@
+// Package app holds the order service's use cases: place and read orders, and
+// apply what the payment service reports. It talks to storage through the Orders
+// port and never to Kafka: events leave through the outbox that Orders writes in
+// the same transaction as the order.
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/services/order/internal/domain"
+)
+
+// Orders is the order repository port.
+type Orders interface {
+	// Add stores a new order and its events in one transaction.
+	Add(ctx context.Context, o *domain.Order, evts ...events.Event) error
+	// Update loads the order with a row lock, calls fn, and if fn returns nil
+	// stores the changed order and the events fn returns, in one transaction
+	// (joining the transaction ctx carries, if any). fn's error aborts the
+	// transaction and is returned unchanged. An unknown id gives domain.ErrNotFound.
+	Update(ctx context.Context, id string, fn func(o *domain.Order) ([]events.Event, error)) error
+	// Get returns the order, or domain.ErrNotFound.
+	Get(ctx context.Context, id string) (*domain.Order, error)
+	// ListByCustomer returns up to limit orders of the customer, newest first.
+	ListByCustomer(ctx context.Context, customerID string, limit int) ([]*domain.Order, error)
+}
+
+// Service implements the use cases.
+type Service struct {
+	orders Orders
+	logger *slog.Logger
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// New returns a Service storing orders in orders.
+func New(orders Orders, logger *slog.Logger) *Service {
+	return &Service{orders: orders, logger: logger, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// NewID returns a new time-ordered id (UUIDv7) for orders and events.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// PlaceOrder is the input of Service.PlaceOrder.
+type PlaceOrder struct {
+	CustomerID    string
+	AmountCents   int64
+	Currency      string
+	CorrelationID string
+}
+
+// PlaceOrder validates the command and stores a PENDING order together with its
+// OrderPlaced event. When it returns nil the order is durable and its event will
+// reach Kafka, whatever crashes afterwards. Errors: CodeInvalid (with Fields),
+// CodeUnavailable (database down: nothing was stored or, if the connection broke
+// during commit, the outcome is unknown), CodeInternal.
+func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (*domain.Order, error) {
+	now := s.Now()
+	o, err := domain.NewOrder(NewID(), cmd.CustomerID, cmd.AmountCents, cmd.Currency, now)
+	if err != nil {
+		var ve *domain.ValidationError
+		if errors.As(err, &ve) {
+			return nil, &Error{Code: CodeInvalid, Message: "the order is not valid", Fields: ve.Fields, Err: err}
+		}
+		return nil, err
+	}
+	placed := s.event(o, now, cmd.CorrelationID, events.OrderPlaced{
+		CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
+	})
+	if err := s.orders.Add(ctx, o, placed); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Order returns one order. Errors: CodeNotFound, CodeUnavailable, CodeInternal.
+func (s *Service) Order(ctx context.Context, id string) (*domain.Order, error) {
+	o, err := s.orders.Get(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+	}
+	return o, err
+}
+
+// MaxListed bounds how many orders OrdersOfCustomer returns.
+const MaxListed = 100
+
+// OrdersOfCustomer returns the customer's newest orders (at most MaxListed).
+// Errors: CodeInvalid for an empty customer id, CodeUnavailable, CodeInternal.
+func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*domain.Order, error) {
+	if customerID == "" {
+		return nil, &Error{Code: CodeInvalid, Message: "customer_id is required",
+			Fields: map[string]string{"customer_id": "is required"}}
+	}
+	return s.orders.ListByCustomer(ctx, customerID, MaxListed)
+}
+
+// HandlePaymentEvent applies what the payment service reported about an order:
+// PaymentCompleted confirms it, PaymentFailed cancels it with the reason. An event
+// for an older version of the order (overtaken or duplicated) is ignored and
+// returns nil. Errors: CodeNotFound for an unknown order and CodeInvalid for an
+// event that cannot belong to the order or that this service does not handle
+// (both permanent), CodeUnavailable, CodeInternal.
+func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error {
+	err := s.orders.Update(ctx, e.OrderID, func(o *domain.Order) ([]events.Event, error) {
+		now := s.Now()
+		switch p := e.Payload.(type) {
+		case events.PaymentCompleted:
+			return nil, o.ConfirmPayment(e.OrderVersion, now)
+		case events.PaymentFailed:
+			return nil, o.FailPayment(e.OrderVersion, p.Reason, now)
+		default:
+			return nil, &Error{Code: CodeInvalid, Message: "the order service does not handle " + string(e.Type())}
+		}
+	})
+	var te *domain.TransitionError
+	switch {
+	case errors.Is(err, domain.ErrStale):
+		s.logger.InfoContext(ctx, "ignored stale event", "event_id", e.ID, "type", e.Type(),
+			"order_id", e.OrderID, "event_order_version", e.OrderVersion)
+		return nil
+	case errors.Is(err, domain.ErrNotFound):
+		return &Error{Code: CodeNotFound, Message: "event for unknown order " + e.OrderID, Err: err}
+	case errors.Is(err, domain.ErrFromTheFuture), errors.As(err, &te):
+		return &Error{Code: CodeInvalid, Message: "event does not fit the order's history", Err: err}
+	}
+	return err
+}
+
+// event wraps a payload produced for order o's current version.
+func (s *Service) event(o *domain.Order, now time.Time, correlationID string, p events.Payload) events.Event {
+	return events.Event{
+		ID: NewID(), OrderID: o.ID, OrderVersion: o.Version, OccurredAt: now,
+		CorrelationID: correlationID, Payload: p,
+	}
+}

@@ -1,0 +1,70 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an application error. The HTTP adapter maps each code to a
+// status once, at the edge; the consumer treats Invalid, NotFound and Conflict as
+// permanent (the poison queue takes the message at once).
+type Code string
+
+// The codes of application errors.
+const (
+	// CodeInvalid: the input breaks a rule; the caller must change it.
+	CodeInvalid Code = "invalid"
+	// CodeNotFound: the addressed resource does not exist.
+	CodeNotFound Code = "not_found"
+	// CodeConflict: the request is valid but not in the resource's current state.
+	CodeConflict Code = "conflict"
+	// CodeUnavailable: a dependency (the database) cannot be reached; retry later.
+	CodeUnavailable Code = "unavailable"
+	// CodeInternal: a bug or an unexpected failure.
+	CodeInternal Code = "internal"
+)
+
+// Error is the one error type the application returns.
+type Error struct {
+	Code Code
+	// Message is safe to show to the caller.
+	Message string
+	// Fields names the invalid input fields (CodeInvalid only).
+	Fields map[string]string
+	// Err is the cause, for logs; never shown to callers.
+	Err error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying the same request cannot succeed.
+func (e *Error) Permanent() bool {
+	return e.Code == CodeInvalid || e.Code == CodeNotFound || e.Code == CodeConflict
+}
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, CodeInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) Code {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	}
+	return CodeInternal
+}

@@ -1,0 +1,166 @@
+// Package domain is the order aggregate and its state machine. It knows nothing
+// of databases, Kafka or HTTP.
+//
+//	PENDING ──payment completed──▶ CONFIRMED ──cancel──▶ CANCELLED (refund pending → refunded)
+//	   │
+//	   ├──payment failed──▶ CANCELLED (reason from the payment service)
+//	   └──cancel / payment timeout──▶ CANCELLED (refund pending if it was charged meanwhile)
+//
+// Every change bumps Version by one. Events carry the version of the order they
+// were produced for, so a handler can tell an answer to the current state from a
+// stale one (ErrStale).
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Status is where an order stands.
+type Status string
+
+// The states of an order. CONFIRMED and CANCELLED are terminal for the saga's
+// forward path; a CONFIRMED order can still be cancelled (with a refund).
+const (
+	StatusPending   Status = "PENDING"
+	StatusConfirmed Status = "CONFIRMED"
+	StatusCancelled Status = "CANCELLED"
+)
+
+// Terminal reports whether the saga's forward path has ended for this status.
+func (s Status) Terminal() bool { return s == StatusConfirmed || s == StatusCancelled }
+
+// Errors of the order aggregate.
+var (
+	// ErrInvalid wraps every validation failure of NewOrder (see ValidationError).
+	ErrInvalid = errors.New("invalid order")
+	// ErrNotFound is returned by repositories for an unknown order id.
+	ErrNotFound = errors.New("order not found")
+	// ErrStale means an event answers an older version of the order than the
+	// current one: it was overtaken (e.g. the order was cancelled meanwhile) or is
+	// a duplicate. Handlers ignore it.
+	ErrStale = errors.New("stale event")
+	// ErrFromTheFuture means an event claims a version the order has not reached:
+	// it cannot belong to this order's history.
+	ErrFromTheFuture = errors.New("event for a version the order never had")
+)
+
+// ValidationError lists the fields of an order that break the rules. It matches
+// ErrInvalid with errors.Is.
+type ValidationError struct {
+	// Fields maps a field name (as in the API) to what is wrong with it.
+	Fields map[string]string
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string { return fmt.Sprintf("invalid order: %v", e.Fields) }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// TransitionError says an action is not allowed in the order's current status.
+type TransitionError struct {
+	From   Status
+	Action string
+}
+
+// Error implements error.
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("cannot %s an order that is %s", e.Action, e.From)
+}
+
+// Order is the aggregate.
+type Order struct {
+	ID          string
+	CustomerID  string
+	AmountCents int64
+	Currency    string
+	Status      Status
+	// CancelReason says why a CANCELLED order was cancelled.
+	CancelReason string
+	// Paid is true once the payment service reported the charge.
+	Paid bool
+	// Refunded is true once the payment service reported a refund.
+	Refunded  bool
+	Version   int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// MaxAmountCents bounds an order's amount: one million in the currency's major unit.
+const MaxAmountCents = 1_000_000_00
+
+var (
+	customerIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+	currencyRe   = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// NewOrder validates the input and returns a PENDING order at version 1. The
+// error is a *ValidationError naming every bad field.
+func NewOrder(id, customerID string, amountCents int64, currency string, now time.Time) (*Order, error) {
+	fields := map[string]string{}
+	if !customerIDRe.MatchString(customerID) {
+		fields["customer_id"] = "must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
+	}
+	if amountCents <= 0 || amountCents > MaxAmountCents {
+		fields["amount_cents"] = fmt.Sprintf("must be between 1 and %d", MaxAmountCents)
+	}
+	if !currencyRe.MatchString(currency) {
+		fields["currency"] = "must be an ISO 4217 code: three capital letters, e.g. EUR"
+	}
+	if len(fields) > 0 {
+		return nil, &ValidationError{Fields: fields}
+	}
+	return &Order{
+		ID: id, CustomerID: customerID, AmountCents: amountCents, Currency: currency,
+		Status: StatusPending, Version: 1, CreatedAt: now, UpdatedAt: now,
+	}, nil
+}
+
+// checkVersion tells whether an event produced for order version v applies now.
+func (o *Order) checkVersion(v int) error {
+	switch {
+	case v < o.Version:
+		return ErrStale
+	case v > o.Version:
+		return fmt.Errorf("%w: event for v%d, order at v%d", ErrFromTheFuture, v, o.Version)
+	}
+	return nil
+}
+
+func (o *Order) bump(now time.Time) {
+	o.Version++
+	o.UpdatedAt = now
+}
+
+// ConfirmPayment records that the payment for version v succeeded: PENDING →
+// CONFIRMED. ErrStale if v is older than the order (it moved on, e.g. was
+// cancelled: the payment service refunds on its own when it sees the
+// cancellation).
+func (o *Order) ConfirmPayment(v int, now time.Time) error {
+	if err := o.checkVersion(v); err != nil {
+		return err
+	}
+	if o.Status != StatusPending {
+		return &TransitionError{From: o.Status, Action: "confirm"}
+	}
+	o.Status, o.Paid = StatusConfirmed, true
+	o.bump(now)
+	return nil
+}
+
+// FailPayment records that the payment for version v was refused: PENDING →
+// CANCELLED with the reason. ErrStale if v is older than the order.
+func (o *Order) FailPayment(v int, reason string, now time.Time) error {
+	if err := o.checkVersion(v); err != nil {
+		return err
+	}
+	if o.Status != StatusPending {
+		return &TransitionError{From: o.Status, Action: "fail the payment of"}
+	}
+	o.Status, o.CancelReason = StatusCancelled, "payment_failed: "+reason
+	o.bump(now)
+	return nil
+}

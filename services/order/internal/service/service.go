@@ -1,0 +1,100 @@
+// Package service is the order service's composition root: its configuration and
+// the one place where the database, the outbox and forwarder, the Kafka consumer
+// and the HTTP API are wired together and run.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
+	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
+	"github.com/onceflow/onceflow/services/order/internal/app"
+)
+
+// Config is the order service's configuration. main fills it from environment
+// variables (the env tags) on top of DefaultConfig.
+type Config struct {
+	// HTTPAddr is where the order API listens.
+	HTTPAddr string `env:"ORDER_HTTP_ADDR"`
+	// RequestTimeout bounds the work of one HTTP request.
+	RequestTimeout time.Duration `env:"ORDER_REQUEST_TIMEOUT"`
+	// OrdersTopic is where the service's events go; PaymentsTopic is what it consumes.
+	OrdersTopic   string `env:"ORDER_TOPIC_ORDERS"`
+	PaymentsTopic string `env:"ORDER_TOPIC_PAYMENTS"`
+	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
+	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
+	Messaging messaging.Config `envPrefix:"ORDER_"`
+}
+
+// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:       "127.0.0.1:8080",
+		RequestTimeout: 5 * time.Second,
+		OrdersTopic:    events.TopicOrders,
+		PaymentsTopic:  events.TopicPayments,
+		Messaging: messaging.Config{
+			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3307)/orders"},
+			ConsumerGroup: "order-service",
+			PoisonTopic:   events.TopicOrderPoison,
+		},
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("ORDER_HTTP_ADDR %q: %w", c.HTTPAddr, err))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT must be positive"))
+	}
+	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
+		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS and ORDER_TOPIC_PAYMENTS are required"))
+	}
+	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
+}
+
+// Run starts the order service and blocks until ctx ends, then shuts down
+// gracefully (in-flight HTTP requests finish, the forwarder and consumer stop).
+// It fails if the config is invalid, the database does not answer within
+// the DB startup timeout, migrations fail or the HTTP address cannot be bound. Kafka being
+// unreachable never makes it fail: orders are accepted and their events wait in
+// the outbox.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	topics := []events.TopicSpec{
+		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
+	}
+	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger)
+	if err != nil {
+		return err
+	}
+
+	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), logger)
+	node.Consume("order.payment-events", cfg.PaymentsTopic, messaging.EventHandler(svc.HandlePaymentEvent))
+
+	api := orderhttp.NewServer(svc, orderhttp.Config{
+		RequestTimeout: cfg.RequestTimeout,
+		Ready:          node.DB().PingContext,
+	}, logger)
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	logger.Info("order service starting", "http", listener.Addr().String())
+	return node.RunWithHTTP(ctx, &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}, listener)
+}

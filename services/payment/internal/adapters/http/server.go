@@ -1,0 +1,37 @@
+// Package http is the payment service's HTTP endpoint: health and readiness for
+// operators and orchestrators. Errors are RFC 9457 problem+json.
+package http
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// NewServer returns the Echo instance serving:
+//
+//	GET /healthz   the process is alive        200
+//	GET /readyz    the database answers        200, 503
+func NewServer(ready func(ctx context.Context) error) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		status := http.StatusInternalServerError
+		if he, ok := err.(*echo.HTTPError); ok {
+			status = he.Code
+		}
+		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+		_ = c.JSON(status, map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status})
+	}
+	e.Use(middleware.Recover())
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := ready(c.Request().Context()); err != nil {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the payment database does not answer")
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	return e
+}

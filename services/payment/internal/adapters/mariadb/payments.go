@@ -1,0 +1,136 @@
+// Package mariadb stores accounts, payments and the ledger in the payment
+// service's MariaDB, together with the events each change produces (written to
+// the transactional outbox in the same transaction).
+package mariadb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/app"
+	"github.com/onceflow/onceflow/services/payment/internal/domain"
+)
+
+// Migrations holds the payment service's schema migrations (goose, embedded) under
+// migrations/.
+//
+//go:embed migrations/*.sql
+var Migrations embed.FS
+
+// Payments implements app.Payments.
+type Payments struct {
+	db     *sql.DB
+	outbox *messaging.Outbox
+	// topic is the Kafka topic the payment events go to.
+	topic string
+}
+
+// NewPayments returns a repository on db that writes events for topic into outbox.
+func NewPayments(db *sql.DB, outbox *messaging.Outbox, topic string) *Payments {
+	return &Payments{db: db, outbox: outbox, topic: topic}
+}
+
+var _ app.Payments = (*Payments)(nil)
+
+const paymentColumns = "order_id, customer_id, amount_cents, currency, status, reason, order_version, charged_cents, refunded_cents, created_at, updated_at"
+
+// Update implements app.Payments. Locks are taken payment first, account second,
+// in every transaction, so two orders of one customer never deadlock.
+func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
+	var fnErr error
+	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+		p, err := loadPayment(ctx, tx, orderID)
+		if err != nil {
+			return err
+		}
+		isNew := p.Status == domain.StatusNone
+		if !isNew {
+			customerID = p.CustomerID
+		}
+		a, err := loadAccount(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		var balance int64
+		if a != nil {
+			balance = a.BalanceCents
+		}
+		evts, err := fn(p, a)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		if p.Status == domain.StatusNone {
+			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn left the payment untouched
+		}
+		if err := savePayment(ctx, tx, p, isNew); err != nil {
+			return err
+		}
+		if a != nil && a.BalanceCents != balance {
+			if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance_cents = ? WHERE customer_id = ?",
+				a.BalanceCents, a.CustomerID); err != nil {
+				return fmt.Errorf("update account %s: %w", a.CustomerID, err)
+			}
+		}
+		for _, m := range p.Movements() {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ledger (order_id, customer_id, kind, amount_cents, created_at)
+				VALUES (?, ?, ?, ?, ?)`, p.OrderID, p.CustomerID, m.Kind, m.AmountCents, p.UpdatedAt); err != nil {
+				return fmt.Errorf("append to ledger: %w", err)
+			}
+		}
+		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+	})
+	if fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr
+	}
+	return err
+}
+
+func loadPayment(ctx context.Context, tx *sql.Tx, orderID string) (*domain.Payment, error) {
+	p := domain.NewPayment(orderID)
+	err := tx.QueryRowContext(ctx, "SELECT "+paymentColumns+" FROM payments WHERE order_id = ? FOR UPDATE", orderID).
+		Scan(&p.OrderID, &p.CustomerID, &p.AmountCents, &p.Currency, &p.Status, &p.Reason, &p.OrderVersion,
+			&p.ChargedCents, &p.RefundedCents, &p.CreatedAt, &p.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read payment of order %s: %w", orderID, err)
+	}
+	return p, nil
+}
+
+func loadAccount(ctx context.Context, tx *sql.Tx, customerID string) (*domain.Account, error) {
+	var a domain.Account
+	err := tx.QueryRowContext(ctx, "SELECT customer_id, balance_cents, currency FROM accounts WHERE customer_id = ? FOR UPDATE",
+		customerID).Scan(&a.CustomerID, &a.BalanceCents, &a.Currency)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read account %s: %w", customerID, err)
+	}
+	return &a, nil
+}
+
+func savePayment(ctx context.Context, tx *sql.Tx, p *domain.Payment, isNew bool) error {
+	var err error
+	if isNew {
+		_, err = tx.ExecContext(ctx, "INSERT INTO payments ("+paymentColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+			p.OrderID, p.CustomerID, p.AmountCents, p.Currency, p.Status, p.Reason, p.OrderVersion,
+			p.ChargedCents, p.RefundedCents, p.CreatedAt, p.UpdatedAt)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE payments SET status = ?, reason = ?, order_version = ?, charged_cents = ?,
+			refunded_cents = ?, updated_at = ? WHERE order_id = ?`,
+			p.Status, p.Reason, p.OrderVersion, p.ChargedCents, p.RefundedCents, p.UpdatedAt, p.OrderID)
+	}
+	if err != nil {
+		return fmt.Errorf("save payment of order %s: %w", p.OrderID, err)
+	}
+	return nil
+}

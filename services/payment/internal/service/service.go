@@ -1,0 +1,88 @@
+// Package service is the payment service's composition root: its configuration
+// and the one place where the database, the outbox and forwarder, the Kafka
+// consumer and the HTTP endpoint are wired together and run.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
+	"github.com/onceflow/onceflow/services/payment/internal/app"
+)
+
+// Config is the payment service's configuration. main fills it from environment
+// variables (the env tags) on top of DefaultConfig.
+type Config struct {
+	// HTTPAddr is where health, readiness (and admin) endpoints listen.
+	HTTPAddr string `env:"PAYMENT_HTTP_ADDR"`
+	// OrdersTopic is what the service consumes; PaymentsTopic is where its events go.
+	OrdersTopic   string `env:"PAYMENT_TOPIC_ORDERS"`
+	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
+	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
+	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
+	Messaging messaging.Config `envPrefix:"PAYMENT_"`
+}
+
+// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:      "127.0.0.1:8081",
+		OrdersTopic:   events.TopicOrders,
+		PaymentsTopic: events.TopicPayments,
+		Messaging: messaging.Config{
+			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3308)/payments"},
+			ConsumerGroup: "payment-service",
+			PoisonTopic:   events.TopicPaymentPoison,
+		},
+	}
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("PAYMENT_HTTP_ADDR %q: %w", c.HTTPAddr, err))
+	}
+	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
+		errs = append(errs, errors.New("PAYMENT_TOPIC_ORDERS and PAYMENT_TOPIC_PAYMENTS are required"))
+	}
+	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
+}
+
+// Run starts the payment service and blocks until ctx ends, then shuts down
+// gracefully. It fails if the config is invalid, the database does not answer
+// within the DB startup timeout, migrations fail or the HTTP address cannot be bound.
+// Kafka being unreachable never makes it fail: it consumes once Kafka answers.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	topics := []events.TopicSpec{
+		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
+	}
+	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger)
+	if err != nil {
+		return err
+	}
+
+	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic), logger)
+	node.Consume("payment.order-events", cfg.OrdersTopic, messaging.EventHandler(svc.HandleOrderEvent))
+
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	logger.Info("payment service starting", "http", listener.Addr().String())
+	return node.RunWithHTTP(ctx, &http.Server{Handler: paymenthttp.NewServer(node.DB().PingContext), ReadHeaderTimeout: 5 * time.Second}, listener)
+}
