@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/pkg/events"
@@ -81,6 +82,14 @@ func UniqueName(t testing.TB, prefix string) string {
 // to it and drops the database when the test ends.
 func NewDB(t testing.TB, addr string) *sql.DB {
 	t.Helper()
+	db, _ := NewDatabase(t, addr)
+	return db
+}
+
+// NewDatabase is NewDB that also returns the database's DSN, for a service or
+// Node under test to connect on its own.
+func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	admin, err := sql.Open("mysql", DSN(addr, ""))
@@ -95,7 +104,8 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	db, err := sql.Open("mysql", DSN(addr, name))
+	dsn := DSN(addr, name)
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +119,7 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 			a.Close()
 		}
 	})
-	return db
+	return db, dsn
 }
 
 // Kafka returns the Kafka configuration of the test servers after checking that
@@ -141,4 +151,35 @@ func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases .
 		t.Fatalf("creating topics %v: %v", names, err)
 	}
 	return names
+}
+
+// ReadTopic consumes topic from the oldest offset with a new consumer group until
+// it has n messages or timeout passes, and returns what it got (acknowledged).
+func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, timeout time.Duration) []*message.Message {
+	t.Helper()
+	sub, err := cfg.NewSubscriber(UniqueName(t, "reader"), watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", topic, err)
+	}
+	var got []*message.Message
+	for len(got) < n {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return got
+			}
+			m.Ack()
+			got = append(got, m)
+		case <-ctx.Done():
+			return got
+		}
+	}
+	return got
 }

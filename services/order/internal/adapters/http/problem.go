@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -69,7 +70,7 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			}
 		case errors.As(err, &he):
 			p.Status, p.Title = he.Code, http.StatusText(he.Code)
-			p.Type = problemBase + "http-" + http.StatusText(he.Code)
+			p.Type = problemBase + "http-" + strconv.Itoa(he.Code)
 			if msg, ok := he.Message.(string); ok {
 				p.Detail = msg
 			}

@@ -1,0 +1,87 @@
+// Package harness runs the whole system as real processes for the end-to-end and
+// fault tests: the three servers through deploy/local/infra.sh, and the two
+// services built from this repository. Every process can be killed with SIGKILL,
+// paused with SIGSTOP, resumed and started again.
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Server names, as infra.sh knows them.
+const (
+	OrderDB   = "order-db"
+	PaymentDB = "payment-db"
+	Kafka     = "kafka"
+)
+
+// Infra is one set of servers (two MariaDB, one Kafka) with its own data
+// directory and ports, driven through deploy/local/infra.sh.
+type Infra struct {
+	// Dir holds the servers' data, logs and pid files.
+	Dir string
+	// Ports of the servers.
+	OrderDBPort, PaymentDBPort, KafkaPort, KafkaControllerPort int
+}
+
+// RepoRoot is the repository's top directory (found from this source file).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// E2EInfra is the fault suite's own set of servers: separate ports and data from
+// `make infra-up`, so that killing them never disturbs anything else.
+func E2EInfra() *Infra {
+	return &Infra{
+		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra"),
+		OrderDBPort: 13307, PaymentDBPort: 13308, KafkaPort: 19092, KafkaControllerPort: 19093,
+	}
+}
+
+// OrderDBAddr, PaymentDBAddr and KafkaAddr are the servers' host:port.
+func (i *Infra) OrderDBAddr() string   { return "127.0.0.1:" + strconv.Itoa(i.OrderDBPort) }
+func (i *Infra) PaymentDBAddr() string { return "127.0.0.1:" + strconv.Itoa(i.PaymentDBPort) }
+func (i *Infra) KafkaAddr() string     { return "127.0.0.1:" + strconv.Itoa(i.KafkaPort) }
+
+// Run calls infra.sh with args (e.g. "kill", "kafka") and returns its combined
+// output in the error if it fails.
+func (i *Infra) Run(args ...string) error {
+	cmd := exec.Command(filepath.Join(RepoRoot(), "deploy", "local", "infra.sh"), args...)
+	cmd.Env = append(os.Environ(),
+		"ONCEFLOW_INFRA_DIR="+i.Dir,
+		"ORDER_DB_PORT="+strconv.Itoa(i.OrderDBPort),
+		"PAYMENT_DB_PORT="+strconv.Itoa(i.PaymentDBPort),
+		"KAFKA_PORT="+strconv.Itoa(i.KafkaPort),
+		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(i.KafkaControllerPort),
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("infra.sh %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
+
+// Up installs what is missing and starts every server that is not running.
+func (i *Infra) Up() error { return i.Run("up") }
+
+// Down stops every server gracefully.
+func (i *Infra) Down() error { return i.Run("down") }
+
+// Kill sends SIGKILL to a server and waits until it is gone.
+func (i *Infra) Kill(server string) error { return i.Run("kill", server) }
+
+// Start starts a stopped server and waits until it accepts connections.
+func (i *Infra) Start(server string) error { return i.Run("start", server) }
+
+// Pause sends SIGSTOP to a server; Resume sends SIGCONT.
+func (i *Infra) Pause(server string) error  { return i.Run("pause", server) }
+func (i *Infra) Resume(server string) error { return i.Run("resume", server) }

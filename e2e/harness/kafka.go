@@ -1,0 +1,73 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// ConsumerLag returns, for the consumer group on topic, the sum over partitions
+// of (newest offset - committed offset). A partition the group never committed
+// counts from the oldest offset.
+func (s *Stack) ConsumerLag(group, topic string) (int64, error) {
+	client, err := sarama.NewClient(s.Kafka.Brokers, s.Kafka.ConsumerConfig())
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, err
+	}
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions})
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for _, p := range partitions {
+		newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, err
+		}
+		at := int64(-1)
+		if b := committed.GetBlock(topic, p); b != nil {
+			at = b.Offset
+		}
+		if at < 0 {
+			if at, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+				return 0, err
+			}
+		}
+		lag += newest - at
+	}
+	return lag, nil
+}
+
+// Groups are the consumer groups of the stack's services.
+func (s *Stack) Groups() (order, payment string) {
+	return s.Config.Name + "-order", s.Config.Name + "-payment"
+}
+
+// WaitDrained waits until both services' consumer groups have committed every
+// message of their topics (lag 0) or ctx ends.
+func (s *Stack) WaitDrained(ctx context.Context) error {
+	orderGroup, paymentGroup := s.Groups()
+	for {
+		lagP, errP := s.ConsumerLag(paymentGroup, s.Topics.Orders)
+		lagO, errO := s.ConsumerLag(orderGroup, s.Topics.Payments)
+		if errP == nil && errO == nil && lagP == 0 && lagO == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not drained: payment lag %d (%v), order lag %d (%v)", lagP, errP, lagO, errO)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build compiles both services into dir (once per call) and returns the paths of
+// the order and payment binaries.
+func Build(dir string) (order, payment string, err error) {
+	order, payment = filepath.Join(dir, "order"), filepath.Join(dir, "payment")
+	for bin, pkg := range map[string]string{order: "./services/order", payment: "./services/payment"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+	}
+	return order, payment, nil
+}
+
+// Service is one service process. It can be started, killed, paused and started
+// again any number of times; each start appends to the same log file.
+type Service struct {
+	// Name identifies the process in logs and reports, e.g. "payment-1".
+	Name string
+	// Bin is the executable.
+	Bin string
+	// Env is the process environment (the service's configuration).
+	Env []string
+	// HTTPAddr is where its /readyz answers once it is up.
+	HTTPAddr string
+	// Log is the file stdout and stderr go to.
+	Log string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts the process and waits up to 60 s until GET /readyz answers 200.
+func (s *Service) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return fmt.Errorf("%s is already running", s.Name)
+	}
+	log, err := os.OpenFile(s.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.Bin)
+	cmd.Env = s.Env
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	s.cmd, s.done = cmd, done
+
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			s.cmd = nil
+			return fmt.Errorf("%s exited during start-up; see %s", s.Name, s.Log)
+		default:
+		}
+		if ready(s.HTTPAddr) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within 60 s; see %s", s.Name, s.Log)
+}
+
+func ready(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// signal sends sig to the running process and, if wait, waits until it exits.
+func (s *Service) signal(sig syscall.Signal, wait bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return fmt.Errorf("%s is not running", s.Name)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+	return nil
+}
+
+// Kill sends SIGKILL (no shutdown at all) and waits until the process is gone.
+func (s *Service) Kill() error { return s.signal(syscall.SIGKILL, true) }
+
+// Stop sends SIGTERM (graceful shutdown) and waits until the process is gone.
+func (s *Service) Stop() error {
+	_ = s.signal(syscall.SIGCONT, false)
+	return s.signal(syscall.SIGTERM, true)
+}
+
+// Pause sends SIGSTOP; the process keeps its sockets but runs no code.
+func (s *Service) Pause() error { return s.signal(syscall.SIGSTOP, false) }
+
+// Resume sends SIGCONT to a paused process.
+func (s *Service) Resume() error { return s.signal(syscall.SIGCONT, false) }
+
+// Running reports whether the process is alive (it may be paused). A process
+// that exited on its own (for example a fault hook that kills it) counts as not
+// running, and Start may start it again.
+func (s *Service) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		s.cmd = nil
+		return false
+	default:
+		return true
+	}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

@@ -1,0 +1,307 @@
+package messaging_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// effectsMigrations gives the node under test a table its handler writes to.
+var effectsMigrations = fstest.MapFS{"migrations/00001_effects.sql": {Data: []byte(`
+-- +goose Up
+CREATE TABLE effects (id BIGINT AUTO_INCREMENT PRIMARY KEY, message_id VARCHAR(255) NOT NULL);
+-- +goose Down
+DROP TABLE effects;
+`)}}
+
+// consumerRig is one Node consuming a fresh topic with a test handler, on a fresh
+// database and consumer group.
+type consumerRig struct {
+	kafka              messaging.KafkaConfig
+	topic, poisonTopic string
+	db                 *sql.DB
+	node               *messaging.Node
+
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+// effect is the handler's effect: one row in effects, written like a repository
+// does (joining the inbox's transaction when there is one).
+func (r *consumerRig) effect(msg *message.Message) error {
+	return messaging.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.UUID)
+		return err
+	})
+}
+
+func (r *consumerRig) attempt(msg *message.Message) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts[msg.UUID]++
+	return r.attempts[msg.UUID]
+}
+
+func (r *consumerRig) attemptsOf(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attempts[id]
+}
+
+func newConsumerRig(t *testing.T, handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Node)) *consumerRig {
+	t.Helper()
+	kafka := testenv.Kafka(t)
+	topics := testenv.Topics(t, kafka, 2, "events", "poison")
+	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
+	node, err := messaging.Start(context.Background(), messaging.Config{
+		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
+		Kafka:         kafka,
+		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+		ConsumerGroup: testenv.UniqueName(t, "group"),
+		PoisonTopic:   r.poisonTopic,
+	}, effectsMigrations, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Consume("test", r.topic, handler(r))
+	if adjust != nil {
+		adjust(node)
+	}
+	r.node = node
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node.Run: %v", err)
+		}
+	})
+	return r
+}
+
+// publish sends msgs to the rig's topic through a keyed Kafka publisher.
+func (r *consumerRig) publish(t *testing.T, msgs ...*message.Message) {
+	t.Helper()
+	pub := r.kafka.NewPublisher(watermill.NopLogger{})
+	defer pub.Close()
+	for _, m := range msgs {
+		if m.Metadata.Get(events.MetadataKey) == "" {
+			m.Metadata.Set(events.MetadataKey, "key-1")
+		}
+		if err := pub.Publish(r.topic, m.Copy()); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+}
+
+func (r *consumerRig) effects(t *testing.T, id string) int {
+	t.Helper()
+	var n int
+	if err := r.db.QueryRow("SELECT COUNT(*) FROM effects WHERE message_id = ?", id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitProcessed waits until the inbox recorded the message id.
+func (r *consumerRig) waitProcessed(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, err := r.node.Inbox().Processed(context.Background(), id); err == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("message %s was not processed within 60 s", id)
+}
+
+func msgWithID(id string) *message.Message { return message.NewMessage(id, []byte(`{}`)) }
+
+// TestInboxAppliesEachMessageOnce delivers one message id three times; the effect
+// must happen once. With the inbox disabled (negative control) it happens three
+// times.
+func TestInboxAppliesEachMessageOnce(t *testing.T) {
+	tests := []struct {
+		name        string
+		disabled    bool
+		wantEffects int
+	}{
+		{"inbox on", false, 1},
+		{"inbox off (negative control)", true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc { return r.effect },
+				func(n *messaging.Node) { n.Inbox().Disabled = tt.disabled })
+			id := watermill.NewUUID()
+			marker := watermill.NewUUID()
+			r.publish(t, msgWithID(id), msgWithID(id), msgWithID(id), msgWithID(marker))
+			waitEffect(t, r, marker) // same key, same partition: the three came before
+			if got := r.effects(t, id); got != tt.wantEffects {
+				t.Fatalf("effects of a message delivered 3 times = %d, want %d", got, tt.wantEffects)
+			}
+		})
+	}
+}
+
+func waitEffect(t *testing.T, r *consumerRig, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for r.effects(t, id) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no effect of %s within 60 s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTransientFailuresAreRetriedNotPoisoned: a handler that writes its effect and
+// then fails twice succeeds on the third attempt; the effect is there once (the
+// failed attempts rolled back) and nothing is poisoned.
+func TestTransientFailuresAreRetriedNotPoisoned(t *testing.T) {
+	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
+		return func(msg *message.Message) error {
+			if err := r.effect(msg); err != nil {
+				return err
+			}
+			if r.attempt(msg) <= 2 {
+				return errors.New("transient failure")
+			}
+			return nil
+		}
+	}, nil)
+	id := watermill.NewUUID()
+	r.publish(t, msgWithID(id))
+	r.waitProcessed(t, id)
+	if got := r.effects(t, id); got != 1 {
+		t.Fatalf("effects = %d, want 1", got)
+	}
+	if got := r.attemptsOf(id); got != 3 {
+		t.Fatalf("attempts = %d, want 3", got)
+	}
+	if poisoned := testenv.ReadTopic(t, r.kafka, r.poisonTopic, 1, 3*time.Second); len(poisoned) != 0 {
+		t.Fatalf("poison topic holds %d messages, want 0", len(poisoned))
+	}
+}
+
+// TestPoisonQueue: each bad message lands in the poison topic with its reason
+// and the consumer moves on to the next message.
+func TestPoisonQueue(t *testing.T) {
+	validEvent := func(id string) *message.Message {
+		m, err := events.Encode(events.Event{ID: id, OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
+			Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 1, Currency: "EUR"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	tests := []struct {
+		name         string
+		msg          *message.Message
+		wantReason   string
+		wantAttempts int
+	}{
+		{"malformed bytes", message.NewMessage(watermill.NewUUID(), []byte{0xff, 0x00, 'x'}), "malformed event", 1},
+		{"unknown event type", message.NewMessage(watermill.NewUUID(),
+			[]byte(`{"type":"order.shipped","schema_version":1,"order_id":"o-1","order_version":1,"occurred_at":"2026-01-01T00:00:00Z","data":{}}`)),
+			"unknown event type", 1},
+		{"fails validation", message.NewMessage(watermill.NewUUID(),
+			[]byte(`{"type":"order.placed","schema_version":1,"order_id":"o-1","order_version":1,"occurred_at":"2026-01-01T00:00:00Z","data":{"customer_id":"c-1","amount_cents":-3,"currency":"EUR"}}`)),
+			"invalid event", 1},
+		{"no message id", message.NewMessage("", []byte(`{}`)), "message has no id", 0},
+		{"keeps failing", validEvent(watermill.NewUUID()), "handler keeps failing", 3},
+	}
+	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
+		decode := messaging.EventHandler(func(ctx context.Context, e events.Event) error {
+			if e.OrderID == "o-1" {
+				return errors.New("handler keeps failing")
+			}
+			return nil
+		})
+		return func(msg *message.Message) error {
+			r.attempt(msg)
+			if err := decode(msg); err != nil {
+				return err
+			}
+			return r.effect(msg)
+		}
+	}, nil)
+	for _, tt := range tests {
+		r.publish(t, tt.msg)
+	}
+	// The next valid message still goes through.
+	next := validEvent(watermill.NewUUID())
+	okEvent := func() *message.Message {
+		m := next.Copy()
+		m.Payload = []byte(`{"type":"order.placed","schema_version":1,"order_id":"o-2","order_version":1,"occurred_at":"2026-01-01T00:00:00Z","data":{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}}`)
+		return m
+	}()
+	r.publish(t, okEvent)
+	waitEffect(t, r, okEvent.UUID)
+
+	poisoned := testenv.ReadTopic(t, r.kafka, r.poisonTopic, len(tests), 30*time.Second)
+	if len(poisoned) != len(tests) {
+		t.Fatalf("poison topic holds %d messages, want %d", len(poisoned), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := poisoned[i]
+			if p.UUID != tt.msg.UUID {
+				t.Fatalf("poisoned message %d is %q, want %q (in order)", i, p.UUID, tt.msg.UUID)
+			}
+			reason := p.Metadata.Get(middleware.ReasonForPoisonedKey)
+			if !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("reason_poisoned = %q, want it to mention %q", reason, tt.wantReason)
+			}
+			if got := p.Metadata.Get(middleware.PoisonedTopicKey); got != r.topic {
+				t.Errorf("topic_poisoned = %q, want %q", got, r.topic)
+			}
+			if got := p.Metadata.Get(middleware.PoisonedHandlerKey); got != "test" {
+				t.Errorf("handler_poisoned = %q, want test", got)
+			}
+			if got := r.attemptsOf(tt.msg.UUID); got != tt.wantAttempts {
+				t.Errorf("handler attempts = %d, want %d (permanent errors are not retried)", got, tt.wantAttempts)
+			}
+		})
+	}
+}
+
+
+// TestOutageIsNotPoisoned: a handler that fails with "database unreachable" for
+// longer than the retries last is not poisoned; the message is delivered again
+// until it succeeds.
+func TestOutageIsNotPoisoned(t *testing.T) {
+	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
+		return func(msg *message.Message) error {
+			if n := r.attempt(msg); n <= 7 { // retries allow 3 attempts per delivery
+				return fmt.Errorf("attempt %d: %w", n, driver.ErrBadConn)
+			}
+			return r.effect(msg)
+		}
+	}, nil)
+	id := watermill.NewUUID()
+	r.publish(t, msgWithID(id))
+	waitEffect(t, r, id)
+	if poisoned := testenv.ReadTopic(t, r.kafka, r.poisonTopic, 1, 3*time.Second); len(poisoned) != 0 {
+		t.Fatalf("poison topic holds %d messages, want 0", len(poisoned))
+	}
+}

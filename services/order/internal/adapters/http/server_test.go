@@ -1,0 +1,146 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
+	"github.com/onceflow/onceflow/services/order/internal/app"
+	"github.com/onceflow/onceflow/services/order/internal/domain"
+)
+
+// memOrders is an in-memory app.Orders; down makes every call fail like an
+// unreachable database.
+type memOrders struct {
+	orders map[string]*domain.Order
+	down   bool
+}
+
+var errDown = &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again"}
+
+func (m *memOrders) Add(_ context.Context, o *domain.Order, _ ...events.Event) error {
+	if m.down {
+		return errDown
+	}
+	m.orders[o.ID] = o
+	return nil
+}
+
+func (m *memOrders) Update(_ context.Context, id string, fn func(*domain.Order) ([]events.Event, error)) error {
+	o, ok := m.orders[id]
+	if !ok {
+		return domain.ErrNotFound
+	}
+	_, err := fn(o)
+	return err
+}
+
+func (m *memOrders) Get(_ context.Context, id string) (*domain.Order, error) {
+	if m.down {
+		return nil, errDown
+	}
+	if o, ok := m.orders[id]; ok {
+		return o, nil
+	}
+	return nil, domain.ErrNotFound
+}
+
+func (m *memOrders) ListByCustomer(context.Context, string, int) ([]*domain.Order, error) {
+	if m.down {
+		return nil, errDown
+	}
+	return nil, nil
+}
+
+func TestAPIResponses(t *testing.T) {
+	existing := &domain.Order{ID: "o-1", CustomerID: "c-1", AmountCents: 5, Currency: "EUR", Status: domain.StatusPending, Version: 1}
+	tests := []struct {
+		name        string
+		down        bool
+		method      string
+		path        string
+		body        string
+		wantStatus  int
+		wantProblem string // the slug of the problem type, "" for a success
+		wantInBody  string
+	}{
+		{"place", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`, 201, "", `"status":"PENDING"`},
+		{"place as curl -d sends it", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}` + "\n", 201, "", `"amount_cents":1`},
+		{"invalid fields", false, "POST", "/orders", `{"customer_id":"","amount_cents":0,"currency":"eur"}`, 422, "invalid-input", `"amount_cents":"must be`},
+		{"not json", false, "POST", "/orders", `customer_id=c-1`, 400, "malformed-request", "not a valid JSON object"},
+		{"empty body", false, "POST", "/orders", ``, 400, "malformed-request", "empty"},
+		{"unknown field", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR","coupon":"x"}`, 400, "malformed-request", "coupon"},
+		{"wrong type", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":"12","currency":"EUR"}`, 400, "malformed-request", "amount_cents"},
+		{"two values", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}{}`, 400, "malformed-request", "more than one"},
+		{"too large", false, "POST", "/orders", `{"customer_id":"` + strings.Repeat("x", 70000) + `"}`, 413, "http-413", ""},
+		{"database down on place", true, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}`, 503, "unavailable", "try again"},
+		{"get", false, "GET", "/orders/o-1", ``, 200, "", `"id":"o-1"`},
+		{"get unknown", false, "GET", "/orders/nope", ``, 404, "not-found", "nope"},
+		{"database down on get", true, "GET", "/orders/o-1", ``, 503, "unavailable", ""},
+		{"list needs a customer", false, "GET", "/orders", ``, 422, "invalid-input", "customer_id"},
+		{"list", false, "GET", "/orders?customer_id=c-1", ``, 200, "", `"orders":[]`},
+		{"unknown route", false, "GET", "/nothing-here", ``, 404, "http-404", ""},
+		{"wrong method", false, "DELETE", "/orders", ``, 405, "http-405", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo := &memOrders{orders: map[string]*domain.Order{"o-1": existing}, down: tt.down}
+			svc := app.New(repo, slog.New(slog.DiscardHandler))
+			api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: time.Second,
+				Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			api.ServeHTTP(rec, req)
+
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
+			}
+			if !strings.Contains(rec.Body.String(), tt.wantInBody) {
+				t.Errorf("body %s does not contain %q", rec.Body, tt.wantInBody)
+			}
+			if rec.Header().Get(orderhttp.HeaderCorrelationID) == "" {
+				t.Errorf("no %s header", orderhttp.HeaderCorrelationID)
+			}
+			if tt.wantProblem == "" {
+				return
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != orderhttp.ProblemContentType {
+				t.Fatalf("Content-Type = %q, want %q", ct, orderhttp.ProblemContentType)
+			}
+			var p orderhttp.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(p.Type, "#"+tt.wantProblem) || p.Status != tt.wantStatus || p.Title == "" || p.CorrelationID == "" {
+				t.Fatalf("problem = %+v, want type #%s and status %d", p, tt.wantProblem, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestReadinessReflectsTheDatabase(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		ready := func(context.Context) error {
+			if down {
+				return errors.New("connection refused")
+			}
+			return nil
+		}
+		api := orderhttp.NewServer(app.New(&memOrders{}, slog.New(slog.DiscardHandler)),
+			orderhttp.Config{RequestTimeout: time.Second, Ready: ready}, slog.New(slog.DiscardHandler))
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		want := map[bool]int{false: 200, true: 503}[down]
+		if rec.Code != want {
+			t.Errorf("database down=%v: /readyz = %d, want %d", down, rec.Code, want)
+		}
+	}
+}
