@@ -285,7 +285,6 @@ func TestPoisonQueue(t *testing.T) {
 	}
 }
 
-
 // TestOutageIsNotPoisoned: a handler that fails with "database unreachable" for
 // longer than the retries last is not poisoned; the message is delivered again
 // until it succeeds.
