@@ -219,11 +219,13 @@ func TestOutboxStressLosesNothing(t *testing.T) {
 	}
 	runs, _ := strconv.Atoi(testenv.Getenv("ONCEFLOW_STRESS_RUNS", "2"))
 	for run := range runs {
-		lost, dup := stress(t, ours(100), 64, 600, 10*time.Second)
-		t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, ours(100).name, lost, dup)
-		if lost != 0 || dup != 0 {
-			t.Fatalf("run %d: lost=%d duplicated=%d, want 0 and 0", run+1, lost, dup)
-		}
+		t.Run(fmt.Sprintf("run %d", run+1), func(t *testing.T) { // its own database, closed after the run
+			lost, dup := stress(t, ours(100), 64, 600, 10*time.Second)
+			t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, ours(100).name, lost, dup)
+			if lost != 0 || dup != 0 {
+				t.Fatalf("run %d: lost=%d duplicated=%d, want 0 and 0", run+1, lost, dup)
+			}
+		})
 	}
 }
 
@@ -237,14 +239,20 @@ func TestOutboxStressNegativeControl(t *testing.T) {
 		t.Skip("negative control: set ONCEFLOW_NEGATIVE_CONTROLS=1 (not run by make test; it is probabilistic and slow)")
 	}
 	runs, _ := strconv.Atoi(testenv.Getenv("ONCEFLOW_STRESS_RUNS", "14"))
+	lossy := 0
 	for run := range runs {
-		lost, dup := stress(t, v3Default(100), 64, 600, 5*time.Second)
-		t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, v3Default(100).name, lost, dup)
-		if lost > 0 {
-			return
-		}
+		t.Run(fmt.Sprintf("run %d", run+1), func(t *testing.T) {
+			lost, dup := stress(t, v3Default(100), 64, 600, 5*time.Second)
+			t.Logf("run %d/%d (%s): 38400 written, lost=%d duplicated=%d", run+1, runs, v3Default(100).name, lost, dup)
+			if lost > 0 {
+				lossy++
+			}
+		})
 	}
-	t.Fatalf("no run lost a row: the hazard did not show in %d runs", runs)
+	t.Logf("%d of %d runs lost rows", lossy, runs)
+	if lossy == 0 {
+		t.Fatalf("no run lost a row: the hazard did not show in %d runs", runs)
+	}
 }
 
 // TestForwarderDeletesOnlyForwardedRows: when Kafka refuses a row for longer than

@@ -27,6 +27,11 @@ type Config struct {
 	// OrdersTopic is what the service consumes; PaymentsTopic is where its events go.
 	OrdersTopic   string `env:"PAYMENT_TOPIC_ORDERS"`
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
+	// UnsafeDisableIdempotency turns off the inbox and the order-version check, so
+	// that every delivery of an event acts as if it were the first. It exists only
+	// for the fault suite's negative control, which proves that the checker sees
+	// double charges without them. Never set it anywhere else.
+	UnsafeDisableIdempotency bool `env:"PAYMENT_UNSAFE_DISABLE_IDEMPOTENCY"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
 	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
@@ -77,6 +82,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic), logger)
+	if cfg.UnsafeDisableIdempotency {
+		logger.Warn("UNSAFE: idempotency disabled (inbox and version check); for negative-control tests only")
+		node.Inbox().Disabled, svc.SkipVersionCheck = true, true
+	}
 	node.Consume("payment.order-events", cfg.OrdersTopic, messaging.EventHandler(svc.HandleOrderEvent))
 
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
