@@ -24,13 +24,18 @@ build: ## build both services into build/bin
 
 test: infra-up ## every test: unit, integration and fault suite, against real servers
 	go vet ./...
-	go test $(GO_TEST_FLAGS) -timeout 40m ./...
+	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
+	@$(MAKE) --no-print-directory e2e SCENARIO=
 
 test-unit: ## only the tests that need no server (-short)
 	go test $(GO_TEST_FLAGS) -short ./...
 
-e2e: infra-up ## the fault-injection suite (SCENARIO=name runs one)
-	SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v ./e2e/...
+e2e: infra-up ## the end-to-end tests and the fault suite (SCENARIO=name runs one scenario)
+ifeq ($(SCENARIO),)
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 40m -v ./e2e/... 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=)'
+else
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=)|violations|I[1-6]:'
+endif
 
 infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
 	@$(INFRA) up

@@ -21,6 +21,9 @@
 #   ONCEFLOW_KAFKA_LIBS   the broker's jars                   [<repo>/.local/kafka-libs]
 #   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]
 #   KAFKA_HEAP            JVM heap flags                      [-Xms256m -Xmx512m]
+#   KAFKA_PROXIED_PORT / KAFKA_PROXIED_ADVERTISED_PORT   optional second listener, for a TCP
+#                         proxy in front of the broker: the broker listens on the first port and
+#                         tells clients to connect to the second (where the proxy listens)
 # Every database server gets the user onceflow/onceflow (all privileges, dev only)
 # and its service's database: `orders` on order-db, `payments` on payment-db.
 set -euo pipefail
@@ -34,6 +37,8 @@ PAYMENT_DB_PORT=${PAYMENT_DB_PORT:-3308}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP=${KAFKA_HEAP:--Xms256m -Xmx512m}
+KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
+KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
 KAFKA_VERSION=3.9.1
 SERVERS=(order-db payment-db kafka)
 
@@ -156,17 +161,23 @@ SQL
 # ---------------------------------------------------------------- Kafka
 
 write_kafka_config() {
-  local dir=$1
+  local dir=$1 listeners advertised
+  listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  if [ -n "$KAFKA_PROXIED_PORT" ]; then
+    listeners="$listeners,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT"
+    advertised="$advertised,PROXIED://127.0.0.1:${KAFKA_PROXIED_ADVERTISED_PORT:?needs KAFKA_PROXIED_ADVERTISED_PORT}"
+  fi
   cat >"$dir/server.properties" <<PROPS
 # Single combined KRaft node (broker + controller), written by deploy/local/infra.sh.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT
 log.dirs=$dir/data
 # Topics are created explicitly, with the partition counts in pkg/events.
 auto.create.topics.enable=false

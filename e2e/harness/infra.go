@@ -29,6 +29,9 @@ type Infra struct {
 	Dir string
 	// Ports of the servers.
 	OrderDBPort, PaymentDBPort, KafkaPort, KafkaControllerPort int
+	// KafkaProxiedPort is the broker's second listener, which advertises
+	// KafkaProxiedAdvertisedPort: where Proxies listens (0: no second listener).
+	KafkaProxiedPort, KafkaProxiedAdvertisedPort int
 }
 
 // RepoRoot is the repository's top directory (found from this source file).
@@ -43,6 +46,7 @@ func E2EInfra() *Infra {
 	return &Infra{
 		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra"),
 		OrderDBPort: 13307, PaymentDBPort: 13308, KafkaPort: 19092, KafkaControllerPort: 19093,
+		KafkaProxiedPort: 19094, KafkaProxiedAdvertisedPort: 19194,
 	}
 }
 
@@ -62,6 +66,10 @@ func (i *Infra) Run(args ...string) error {
 		"KAFKA_PORT="+strconv.Itoa(i.KafkaPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(i.KafkaControllerPort),
 	)
+	if i.KafkaProxiedPort != 0 {
+		cmd.Env = append(cmd.Env, "KAFKA_PROXIED_PORT="+strconv.Itoa(i.KafkaProxiedPort),
+			"KAFKA_PROXIED_ADVERTISED_PORT="+strconv.Itoa(i.KafkaProxiedAdvertisedPort))
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -47,6 +47,9 @@ type StackConfig struct {
 	OrderEnv, PaymentEnv []string
 	// LogDir receives one log file per process.
 	LogDir string
+	// Via, if set, maps a server name (OrderDB, PaymentDB, Kafka) to the address
+	// the services use instead of the server's own, e.g. a proxy (Proxies.Addr).
+	Via map[string]string
 }
 
 // Stack is the whole system on an Infra: fresh databases, topics and consumer
@@ -142,17 +145,26 @@ func (s *Stack) addService(kind string, n int) error {
 	}
 	name := kind + "-" + strconv.Itoa(n)
 	env := append(os.Environ(), "LOG_LEVEL=info")
+	via := func(server, addr string) string {
+		if v := s.Config.Via[server]; v != "" {
+			return v
+		}
+		return addr
+	}
+	kafka := via(Kafka, s.Infra.KafkaAddr())
 	var svc *Service
 	switch kind {
 	case "order":
 		env = append(env,
 			"ORDER_HTTP_ADDR="+addr,
-			"ORDER_DB_DSN="+DSN(s.Infra.OrderDBAddr(), "e2e_"+s.Config.Name+"_orders"),
-			"ORDER_KAFKA_BROKERS="+s.Infra.KafkaAddr(),
+			"ORDER_DB_DSN="+DSN(via(OrderDB, s.Infra.OrderDBAddr()), "e2e_"+s.Config.Name+"_orders"),
+			"ORDER_KAFKA_BROKERS="+kafka,
 			"ORDER_KAFKA_CLIENT_ID="+name,
+			"ORDER_KAFKA_INSTANCE_ID="+name,
 			"ORDER_TOPIC_ORDERS="+s.Topics.Orders,
 			"ORDER_TOPIC_PAYMENTS="+s.Topics.Payments,
 			"ORDER_POISON_TOPIC="+s.Topics.OrderPoison,
+			"ORDER_TOPIC_PAYMENT_POISON="+s.Topics.PaymentPoison,
 			"ORDER_CONSUMER_GROUP="+s.Config.Name+"-order",
 		)
 		svc = &Service{Name: name, Bin: s.Config.OrderBin, Env: append(env, s.Config.OrderEnv...), HTTPAddr: addr}
@@ -160,9 +172,10 @@ func (s *Stack) addService(kind string, n int) error {
 	case "payment":
 		env = append(env,
 			"PAYMENT_HTTP_ADDR="+addr,
-			"PAYMENT_DB_DSN="+DSN(s.Infra.PaymentDBAddr(), "e2e_"+s.Config.Name+"_payments"),
-			"PAYMENT_KAFKA_BROKERS="+s.Infra.KafkaAddr(),
+			"PAYMENT_DB_DSN="+DSN(via(PaymentDB, s.Infra.PaymentDBAddr()), "e2e_"+s.Config.Name+"_payments"),
+			"PAYMENT_KAFKA_BROKERS="+kafka,
 			"PAYMENT_KAFKA_CLIENT_ID="+name,
+			"PAYMENT_KAFKA_INSTANCE_ID="+name,
 			"PAYMENT_TOPIC_ORDERS="+s.Topics.Orders,
 			"PAYMENT_TOPIC_PAYMENTS="+s.Topics.Payments,
 			"PAYMENT_POISON_TOPIC="+s.Topics.PaymentPoison,

@@ -62,6 +62,20 @@ func (c RetryConfig) Validate() error {
 	return nil
 }
 
+// FailureMode says what a consumer does with a message whose retries are spent.
+type FailureMode string
+
+// The failure modes (ADR 14).
+const (
+	// FailurePoison (the default): retry in place, then move the message to the
+	// poison topic and go on with the partition. Progress over order.
+	FailurePoison FailureMode = "poison"
+	// FailureBlock: never poison; retry, nack, get it again, retry..., holding the
+	// partition until the message succeeds (or a person intervenes). Order over
+	// progress.
+	FailureBlock FailureMode = "block"
+)
+
 // Middlewares returns the consumer middleware stack, outermost first:
 //
 //  1. Recoverer: a panic becomes an error (and is retried like one).
@@ -76,8 +90,13 @@ func (c RetryConfig) Validate() error {
 //  5. Recoverer again, so that a panicking handler is retried and then poisoned
 //     like any failing one instead of being redelivered forever.
 //
-// The handler itself comes next, normally wrapped by Inbox.Middleware.
-func Middlewares(poisonTopic string, poison message.Publisher, retry RetryConfig, logger watermill.LoggerAdapter) ([]message.HandlerMiddleware, error) {
+// With FailureBlock, step 3 is left out: every error is retried and nacked until
+// the message succeeds. The handler itself comes next, normally wrapped by
+// Inbox.Middleware.
+func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher, retry RetryConfig, logger watermill.LoggerAdapter) ([]message.HandlerMiddleware, error) {
+	if mode != FailurePoison && mode != FailureBlock {
+		return nil, fmt.Errorf("consumer: failure mode %q is neither %q nor %q", mode, FailurePoison, FailureBlock)
+	}
 	if poisonTopic == "" {
 		return nil, errors.New("consumer: poison topic is required")
 	}
@@ -91,10 +110,12 @@ func Middlewares(poisonTopic string, poison message.Publisher, retry RetryConfig
 	if err != nil {
 		return nil, err
 	}
-	return []message.HandlerMiddleware{
-		middleware.Recoverer,
-		middleware.CorrelationID,
-		poisonMW,
+	stack := []message.HandlerMiddleware{middleware.Recoverer, middleware.CorrelationID}
+	if mode == FailurePoison {
+		stack = append(stack, poisonMW)
+	}
+	return append(stack,
+		countAttempts,
 		middleware.Retry{
 			MaxRetries:          max(retry.MaxRetries, 0),
 			InitialInterval:     retry.InitialInterval,
@@ -106,5 +127,5 @@ func Middlewares(poisonTopic string, poison message.Publisher, retry RetryConfig
 			Logger:              logger,
 		}.Middleware,
 		middleware.Recoverer,
-	}, nil
+	), nil
 }

@@ -52,19 +52,21 @@ type Inbox struct {
 func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if i.Disabled {
+			msg.SetContext(withCause(msg.Context(), msg.UUID, nextAttempt(msg.Context())))
 			return h(msg)
 		}
 		if msg.UUID == "" {
 			return nil, Permanent(ErrNoMessageID)
 		}
 		ctx := msg.Context()
+		attempt := nextAttempt(ctx)
 		var produced []*message.Message
 		err := InTx(ctx, i.DB, func(txCtx context.Context, tx *sql.Tx) error {
 			fresh, err := i.record(txCtx, tx, msg.UUID)
 			if err != nil || !fresh {
 				return err
 			}
-			msg.SetContext(txCtx)
+			msg.SetContext(withCause(txCtx, msg.UUID, attempt))
 			defer msg.SetContext(ctx)
 			produced, err = h(msg)
 			return err

@@ -32,10 +32,18 @@ type Config struct {
 	ConsumerGroup string `env:"CONSUMER_GROUP"`
 	// PoisonTopic receives what the service's consumer gives up on. Required.
 	PoisonTopic string `env:"POISON_TOPIC"`
+	// FailureMode is what the consumer does when a message's retries are spent:
+	// "poison" (default) or "block" (ADR 14).
+	FailureMode FailureMode `env:"FAILURE_MODE"`
+	// Faults are test-only crash hooks (FAULT_CRASH_AFTER_PUBLISH, ...).
+	Faults FaultConfig `envPrefix:"FAULT_"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
 func (c Config) Defaults() Config {
+	if c.FailureMode == "" {
+		c.FailureMode = FailurePoison
+	}
 	c.DB = c.DB.Defaults()
 	c.Kafka = c.Kafka.Defaults()
 	c.Outbox = c.Outbox.Defaults()
@@ -46,6 +54,9 @@ func (c Config) Defaults() Config {
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
+	if c.FailureMode != FailurePoison && c.FailureMode != FailureBlock {
+		errs = append(errs, fmt.Errorf("failure mode %q is neither %q nor %q", c.FailureMode, FailurePoison, FailureBlock))
+	}
 	if c.ConsumerGroup == "" {
 		errs = append(errs, errors.New("consumer group is required"))
 	}
@@ -74,15 +85,22 @@ type Node struct {
 	out      message.Publisher
 	poison   message.Publisher
 	handlers []consumer
+	// forwarderMiddlewares wrap the forwarder's handler (fault hooks).
+	forwarderMiddlewares []message.HandlerMiddleware
+	jobs                 []job
+}
 
-	// ForwarderMiddlewares wrap the forwarder's handler (the fault suite uses one
-	// to crash right after Kafka acknowledged a row). Set before Run.
-	ForwarderMiddlewares []message.HandlerMiddleware
+type job struct {
+	name  string
+	every time.Duration
+	run   func(ctx context.Context) error
 }
 
 type consumer struct {
 	name, topic string
 	handler     message.NoPublishHandlerFunc
+	// projection: own consumer group, retried but never poisoned, no inbox.
+	projection bool
 }
 
 // Start prepares a Node for config (defaults applied): it opens the service's
@@ -116,7 +134,7 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		return nil, err
 	}
 	wlog := watermill.NewSlogLogger(logger)
-	return &Node{
+	n := &Node{
 		slog:   logger,
 		config: config,
 		db:     db,
@@ -126,7 +144,9 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		inbox:  Inbox{DB: db, ConsumerGroup: config.ConsumerGroup},
 		out:    config.Kafka.NewPublisher(wlog),
 		poison: config.Kafka.NewPoisonPublisher(wlog),
-	}, nil
+	}
+	config.Faults.apply(n)
+	return n, nil
 }
 
 // DB is the service's database pool (closed when Run returns).
@@ -150,19 +170,54 @@ func (n *Node) Consume(name, topic string, h message.NoPublishHandlerFunc) {
 	n.handlers = append(n.handlers, consumer{name: name, topic: topic, handler: h})
 }
 
+// Project registers h as a projection of topic: a read model that records what
+// passes on the topic (the order timeline). It runs in its own consumer group
+// (the node's group, then "." and name), without the inbox and without a poison
+// queue: h must accept any message, be idempotent by itself (e.g. keyed on the
+// message's Kafka partition and offset, see KafkaPosition), and its errors are
+// retried until it succeeds. Call before Run.
+func (n *Node) Project(name, topic string, h message.NoPublishHandlerFunc) {
+	n.handlers = append(n.handlers, consumer{name: name, topic: topic, handler: h, projection: true})
+}
+
+// Every registers a job that Run runs every interval (the first time one
+// interval after start) until ctx ends. A failing run is logged and the job runs
+// again at the next tick. Call before Run.
+func (n *Node) Every(name string, interval time.Duration, run func(ctx context.Context) error) {
+	n.jobs = append(n.jobs, job{name: name, every: interval, run: run})
+}
+
+func (n *Node) runJob(ctx context.Context, j job) {
+	t := time.NewTicker(j.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := j.run(ctx); err != nil && ctx.Err() == nil {
+				n.slog.Warn("periodic job failed", "job", j.name, "err", err)
+			}
+		}
+	}
+}
+
 // Run runs the forwarder and the consumers until ctx ends, then stops them and
 // returns nil; it returns an error only if one of them fails for good.
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	fwd, err := n.outbox.NewForwarder(n.db, n.out, n.logger, n.ForwarderMiddlewares...)
+	fwd, err := n.outbox.NewForwarder(n.db, n.out, n.logger, n.forwarderMiddlewares...)
 	if err != nil {
 		return err
 	}
 	errs := make(chan error, 2)
 	go func() { errs <- fwd.Run(ctx) }()
 	go func() { errs <- n.runConsumers(ctx) }()
+	for _, j := range n.jobs {
+		go n.runJob(ctx, j)
+	}
 
 	var runErr error
 	for range 2 {
@@ -186,17 +241,30 @@ func (n *Node) runConsumers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stack, err := Middlewares(n.config.PoisonTopic, n.poison, n.config.Retry, n.logger)
+	stack, err := Middlewares(n.config.FailureMode, n.config.PoisonTopic, n.poison, n.config.Retry, n.logger)
 	if err != nil {
 		return err
 	}
-	router.AddMiddleware(stack...)
+	projectionStack, err := Middlewares(FailureBlock, n.config.PoisonTopic, n.poison, n.config.Retry, n.logger)
+	if err != nil {
+		return err
+	}
 	for _, c := range n.handlers {
-		sub, err := n.config.Kafka.NewSubscriber(n.config.ConsumerGroup, n.logger)
+		group := n.config.ConsumerGroup
+		if c.projection {
+			group += "." + c.name
+		}
+		sub, err := n.config.Kafka.NewSubscriber(group, n.logger)
 		if err != nil {
 			return err
 		}
-		router.AddConsumerHandler(c.name, c.topic, sub, c.handler).AddMiddleware(n.inbox.Middleware)
+		h := router.AddConsumerHandler(c.name, c.topic, sub, c.handler)
+		if c.projection {
+			h.AddMiddleware(projectionStack...)
+			continue
+		}
+		h.AddMiddleware(stack...)
+		h.AddMiddleware(n.inbox.Middleware)
 	}
 	return router.Run(ctx)
 }

@@ -32,6 +32,10 @@ type OutboxConfig struct {
 	// (during a Kafka outage) before it gives up, commits what was forwarded and
 	// polls again. Default 10 s.
 	AckDeadline time.Duration `env:"ACK_DEADLINE"`
+	// UnsafeStockAck uses watermill-sql v4.1.2's own MySQLQueueOffsetsAdapter,
+	// which deletes rows that were never forwarded (ADR 3). It exists only for the
+	// fault suite's negative control; never set it anywhere else.
+	UnsafeStockAck bool `env:"UNSAFE_STOCK_ACK"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -118,7 +122,9 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 // Publish stores msgs, addressed to the Kafka topic, in the outbox as part of tx.
 // They become visible to the forwarder only when tx commits, and vanish if it
 // rolls back: the state change and its events are one atomic write. The messages'
-// UUIDs and metadata survive the forwarder unchanged.
+// UUIDs and metadata survive the forwarder unchanged. Written while a consumer
+// handles a message, they also get that message's id and attempt count
+// (MetadataCausationID, MetadataCausationAttempts).
 func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs ...*message.Message) error {
 	sqlPub, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: o.schema}, nil)
 	if err != nil {
@@ -128,6 +134,7 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 	for _, m := range msgs {
 		m.SetContext(ctx)
 	}
+	addCausation(ctx, msgs)
 	if err := pub.Publish(topic, msgs...); err != nil {
 		return fmt.Errorf("writing %d event(s) to the outbox: %w", len(msgs), err)
 	}
@@ -142,9 +149,14 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 // consumers deduplicate. Run it with its Run method; it stops with the context.
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
+	var offsetsAdapter wsql.OffsetsAdapter = offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}}
+	if o.config.UnsafeStockAck {
+		offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
+		logger.Error("UNSAFE: outbox uses the stock ack adapter that loses rows; negative-control tests only", nil, nil)
+	}
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
 		SchemaAdapter:  o.schema,
-		OffsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
+		OffsetsAdapter: offsetsAdapter,
 		PollInterval:   o.config.PollInterval,
 		ResendInterval: o.config.ResendInterval,
 		RetryInterval:  time.Second,

@@ -1,6 +1,7 @@
 // Command order runs the order service: the HTTP order API, the outbox forwarder
 // for order events and the consumer of payment events. Configuration comes from
-// environment variables only (see service.Config and the README); the defaults
+// environment variables only; "order poison ..." runs the poison queue tooling instead
+// (list, show, replay, purge) (see service.Config and the README); the defaults
 // fit `make run`.
 package main
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/services/order/internal/service"
 )
 
@@ -26,6 +28,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "poison" { // the poison queue tooling, see `order poison`
+		if err := poison.RunCLI(ctx, cfg.Messaging, os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := service.Run(ctx, cfg, logger); err != nil {
 		logger.Error("order service failed", "err", err)
 		os.Exit(1)

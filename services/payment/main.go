@@ -1,7 +1,8 @@
 // Command payment runs the payment service: the consumer of order events that
 // charges customers, the outbox forwarder for payment events, and an HTTP endpoint
 // for health and readiness. Configuration comes from
-// environment variables only (see service.Config and the README); the defaults
+// environment variables only; "payment poison ..." runs the poison queue tooling instead
+// (list, show, replay, purge) (see service.Config and the README); the defaults
 // fit `make run`.
 package main
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/services/payment/internal/service"
 )
 
@@ -27,6 +29,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "poison" { // the poison queue tooling, see `payment poison`
+		if err := poison.RunCLI(ctx, cfg.Messaging, os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := service.Run(ctx, cfg, logger); err != nil {
 		logger.Error("payment service failed", "err", err)
 		os.Exit(1)

@@ -29,19 +29,23 @@ type Orders interface {
 	Get(ctx context.Context, id string) (*domain.Order, error)
 	// ListByCustomer returns up to limit orders of the customer, newest first.
 	ListByCustomer(ctx context.Context, customerID string, limit int) ([]*domain.Order, error)
+	// PendingBefore returns the ids of up to limit orders that are PENDING and were
+	// created before t, oldest first.
+	PendingBefore(ctx context.Context, t time.Time, limit int) ([]string, error)
 }
 
 // Service implements the use cases.
 type Service struct {
-	orders Orders
-	logger *slog.Logger
+	orders   Orders
+	timeline Timeline
+	logger   *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
 
-// New returns a Service storing orders in orders.
-func New(orders Orders, logger *slog.Logger) *Service {
-	return &Service{orders: orders, logger: logger, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+// New returns a Service storing orders in orders and reading timelines from timeline.
+func New(orders Orders, timeline Timeline, logger *slog.Logger) *Service {
+	return &Service{orders: orders, timeline: timeline, logger: logger, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // NewID returns a new time-ordered id (UUIDv7) for orders and events.
@@ -102,7 +106,8 @@ func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*d
 }
 
 // HandlePaymentEvent applies what the payment service reported about an order:
-// PaymentCompleted confirms it, PaymentFailed cancels it with the reason. An event
+// PaymentCompleted confirms it, PaymentFailed cancels it with the reason,
+// PaymentRefunded marks a cancelled order refunded. An event
 // for an older version of the order (overtaken or duplicated) is ignored and
 // returns nil. Errors: CodeNotFound for an unknown order and CodeInvalid for an
 // event that cannot belong to the order or that this service does not handle
@@ -115,6 +120,8 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 			return nil, o.ConfirmPayment(e.OrderVersion, now)
 		case events.PaymentFailed:
 			return nil, o.FailPayment(e.OrderVersion, p.Reason, now)
+		case events.PaymentRefunded:
+			return nil, o.ConfirmRefund(e.OrderVersion, now)
 		default:
 			return nil, &Error{Code: CodeInvalid, Message: "the order service does not handle " + string(e.Type())}
 		}
@@ -131,6 +138,60 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 		return &Error{Code: CodeInvalid, Message: "event does not fit the order's history", Err: err}
 	}
 	return err
+}
+
+// CancelOrder cancels an order on the customer's request. A PENDING order is
+// cancelled at once; a CONFIRMED one is cancelled and refunded by the payment
+// service (the order shows refunded: true once that is done). Both emit
+// OrderCancelled in the same transaction. Cancelling a CANCELLED order changes
+// nothing and returns it. Errors: CodeNotFound, CodeUnavailable, CodeInternal.
+func (s *Service) CancelOrder(ctx context.Context, id, correlationID string) (*domain.Order, error) {
+	var out *domain.Order
+	err := s.orders.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
+		out = o
+		return s.cancel(o, domain.ReasonCancelledByCustomer, correlationID), nil
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+	}
+	return out, err
+}
+
+// cancel cancels o and returns its OrderCancelled event, or nothing if o was
+// already cancelled.
+func (s *Service) cancel(o *domain.Order, reason, correlationID string) []events.Event {
+	now := s.Now()
+	if !o.Cancel(reason, now) {
+		return nil
+	}
+	return []events.Event{s.event(o, now, correlationID, events.OrderCancelled{Reason: reason, Paid: o.Paid})}
+}
+
+// CancelStalePending cancels, with reason payment_timeout, the orders that have
+// been PENDING for longer than timeout (at most limit per call) and returns how
+// many it cancelled. Safe with several replicas: each order is re-checked under
+// its row lock, so only one replica cancels it and the others see it is no longer
+// PENDING.
+func (s *Service) CancelStalePending(ctx context.Context, timeout time.Duration, limit int) (int, error) {
+	cutoff := s.Now().Add(-timeout)
+	ids, err := s.orders.PendingBefore(ctx, cutoff, limit)
+	if err != nil {
+		return 0, err
+	}
+	cancelled := 0
+	for _, id := range ids {
+		err := s.orders.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
+			if !o.PendingSince(cutoff) {
+				return nil, nil // paid, refused or cancelled meanwhile
+			}
+			cancelled++
+			return s.cancel(o, domain.ReasonPaymentTimeout, "payment-timeout:"+o.ID), nil
+		})
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return cancelled, err
+		}
+	}
+	return cancelled, nil
 }
 
 // event wraps a payload produced for order o's current version.

@@ -1,10 +1,10 @@
 // Package domain is the order aggregate and its state machine. It knows nothing
 // of databases, Kafka or HTTP.
 //
-//	PENDING ──payment completed──▶ CONFIRMED ──cancel──▶ CANCELLED (refund pending → refunded)
-//	   │
-//	   ├──payment failed──▶ CANCELLED (reason from the payment service)
-//	   └──cancel / payment timeout──▶ CANCELLED (refund pending if it was charged meanwhile)
+//	PENDING ──payment completed──▶ CONFIRMED ──cancel──▶ CANCELLED, paid (refund pending)
+//	   │                                                        │
+//	   ├──payment failed──▶ CANCELLED (reason from payment)     └──payment refunded──▶ refunded
+//	   └──cancel / payment timeout──▶ CANCELLED ──payment refunded (if it was charged meanwhile)──▶ refunded
 //
 // Every change bumps Version by one. Events carry the version of the order they
 // were produced for, so a handler can tell an answer to the current state from a
@@ -163,4 +163,45 @@ func (o *Order) FailPayment(v int, reason string, now time.Time) error {
 	o.Status, o.CancelReason = StatusCancelled, "payment_failed: "+reason
 	o.bump(now)
 	return nil
+}
+
+// Cancellation reasons set by the order service itself.
+const (
+	ReasonCancelledByCustomer = "cancelled_by_customer"
+	ReasonPaymentTimeout      = "payment_timeout"
+)
+
+// Cancel cancels the order with reason. A PENDING order is cancelled before any
+// payment result (the payment service will refund if it charged meanwhile, and
+// will not charge a late placement); a CONFIRMED order is cancelled and needs a
+// refund (Paid stays true until the refund is reported). It reports changed =
+// false for an order that is already CANCELLED: cancelling twice is a no-op.
+func (o *Order) Cancel(reason string, now time.Time) (changed bool) {
+	if o.Status == StatusCancelled {
+		return false
+	}
+	o.Status, o.CancelReason = StatusCancelled, reason
+	o.bump(now)
+	return true
+}
+
+// ConfirmRefund records that the payment service refunded the charge for version
+// v (the cancellation's version). ErrStale if v is older than the order.
+func (o *Order) ConfirmRefund(v int, now time.Time) error {
+	if err := o.checkVersion(v); err != nil {
+		return err
+	}
+	if o.Status != StatusCancelled || o.Refunded {
+		return &TransitionError{From: o.Status, Action: "refund"}
+	}
+	// The charge may have happened after a PENDING order was cancelled (payment
+	// timeout): then the order learns of it only now.
+	o.Paid, o.Refunded = true, true
+	o.bump(now)
+	return nil
+}
+
+// PendingSince reports whether the order has waited for its payment since before t.
+func (o *Order) PendingSince(t time.Time) bool {
+	return o.Status == StatusPending && o.CreatedAt.Before(t)
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
+	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
@@ -26,9 +28,20 @@ type Config struct {
 	HTTPAddr string `env:"ORDER_HTTP_ADDR"`
 	// RequestTimeout bounds the work of one HTTP request.
 	RequestTimeout time.Duration `env:"ORDER_REQUEST_TIMEOUT"`
+	// PaymentTimeout is how long an order may wait for its payment before the
+	// service cancels it (reason payment_timeout); a charge that happens after
+	// that is refunded.
+	PaymentTimeout time.Duration `env:"ORDER_PAYMENT_TIMEOUT"`
+	// TimeoutScanInterval is how often the service looks for such orders.
+	TimeoutScanInterval time.Duration `env:"ORDER_TIMEOUT_SCAN_INTERVAL"`
 	// OrdersTopic is where the service's events go; PaymentsTopic is what it consumes.
 	OrdersTopic   string `env:"ORDER_TOPIC_ORDERS"`
 	PaymentsTopic string `env:"ORDER_TOPIC_PAYMENTS"`
+	// PaymentPoisonTopic is the payment service's poison topic, which the order
+	// timeline reads too.
+	PaymentPoisonTopic string `env:"ORDER_TOPIC_PAYMENT_POISON"`
+	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
+	AdminToken string `env:"ORDER_ADMIN_TOKEN"`
 	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
 	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"ORDER_"`
@@ -37,10 +50,13 @@ type Config struct {
 // DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:       "127.0.0.1:8080",
-		RequestTimeout: 5 * time.Second,
-		OrdersTopic:    events.TopicOrders,
-		PaymentsTopic:  events.TopicPayments,
+		HTTPAddr:            "127.0.0.1:8080",
+		RequestTimeout:      5 * time.Second,
+		PaymentTimeout:      2 * time.Minute,
+		TimeoutScanInterval: time.Second,
+		OrdersTopic:         events.TopicOrders,
+		PaymentsTopic:       events.TopicPayments,
+		PaymentPoisonTopic:  events.TopicPaymentPoison,
 		Messaging: messaging.Config{
 			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3307)/orders"},
 			ConsumerGroup: "order-service",
@@ -55,11 +71,11 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("ORDER_HTTP_ADDR %q: %w", c.HTTPAddr, err))
 	}
-	if c.RequestTimeout <= 0 {
-		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT must be positive"))
+	if c.RequestTimeout <= 0 || c.PaymentTimeout <= 0 || c.TimeoutScanInterval <= 0 {
+		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT, ORDER_PAYMENT_TIMEOUT and ORDER_TIMEOUT_SCAN_INTERVAL must be positive"))
 	}
-	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
-		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS and ORDER_TOPIC_PAYMENTS are required"))
+	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
+		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
 	}
 	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
 }
@@ -78,19 +94,34 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
+		{Name: cfg.PaymentPoisonTopic, Partitions: 1},
 	}
 	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger)
 	if err != nil {
 		return err
 	}
 
-	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), logger)
+	timeline := mariadb.NewTimeline(node.DB())
+	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), timeline, logger)
 	node.Consume("order.payment-events", cfg.PaymentsTopic, messaging.EventHandler(svc.HandlePaymentEvent))
+	for i, t := range []string{cfg.OrdersTopic, cfg.PaymentsTopic, cfg.Messaging.PoisonTopic, cfg.PaymentPoisonTopic} {
+		node.Project(fmt.Sprintf("timeline-%d", i+1), t, kafka.TimelineProjection(timeline, t, i >= 2))
+	}
+	node.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
+		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
+		if n > 0 {
+			logger.Info("cancelled orders whose payment timed out", "count", n)
+		}
+		return err
+	})
 
+	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
+	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		Ready:          node.DB().PingContext,
 	}, logger)
+	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)

@@ -47,6 +47,9 @@ func New(payments Payments, logger *slog.Logger) *Service {
 
 // HandleOrderEvent acts on an event of the order service. OrderPlaced charges the
 // customer (emitting PaymentCompleted) or refuses (PaymentFailed with a reason).
+// OrderCancelled refunds what was charged (emitting PaymentRefunded) or, if
+// nothing was charged yet, remembers the cancellation so that a late OrderPlaced
+// is never charged.
 // An event that is not newer than what the payment has acted on is ignored and
 // returns nil: a duplicate can never charge twice. An event type this service
 // does not handle is a permanent error.
@@ -54,17 +57,40 @@ func (s *Service) HandleOrderEvent(ctx context.Context, e events.Event) error {
 	switch p := e.Payload.(type) {
 	case events.OrderPlaced:
 		return s.orderPlaced(ctx, e, p)
+	case events.OrderCancelled:
+		return s.orderCancelled(ctx, e)
 	default:
 		return messaging.Permanent(fmt.Errorf("the payment service does not handle %s events", e.Type()))
 	}
 }
 
+func (s *Service) orderCancelled(ctx context.Context, e events.Event) error {
+	return s.payments.Update(ctx, e.OrderID, "", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+		if !s.fresh(ctx, e, p) {
+			return nil, nil
+		}
+		now := s.Now()
+		if refunded := p.Cancel(e.OrderVersion, a, now); refunded > 0 {
+			return []events.Event{reply(e, now, events.PaymentRefunded{AmountCents: refunded, Currency: p.Currency})}, nil
+		}
+		return nil, nil
+	})
+}
+
+// fresh reports whether e is newer than anything p has acted on, and logs it if not.
+func (s *Service) fresh(ctx context.Context, e events.Event, p *domain.Payment) bool {
+	if s.SkipVersionCheck || p.IsNewer(e.OrderVersion) {
+		return true
+	}
+	s.logger.InfoContext(ctx, "ignored event that is not newer than the payment", "event_id", e.ID,
+		"type", e.Type(), "order_id", e.OrderID, "event_order_version", e.OrderVersion,
+		"payment_order_version", p.OrderVersion)
+	return false
+}
+
 func (s *Service) orderPlaced(ctx context.Context, e events.Event, placed events.OrderPlaced) error {
 	return s.payments.Update(ctx, e.OrderID, placed.CustomerID, func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-		if !s.SkipVersionCheck && !p.IsNewer(e.OrderVersion) {
-			s.logger.InfoContext(ctx, "ignored event that is not newer than the payment", "event_id", e.ID,
-				"type", e.Type(), "order_id", e.OrderID, "event_order_version", e.OrderVersion,
-				"payment_order_version", p.OrderVersion)
+		if !s.fresh(ctx, e, p) {
 			return nil, nil
 		}
 		now := s.Now()

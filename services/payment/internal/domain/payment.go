@@ -26,6 +26,11 @@ const (
 	StatusCharged PaymentStatus = "CHARGED"
 	// StatusRefused: the charge was refused (Reason says why); nothing moved.
 	StatusRefused PaymentStatus = "REFUSED"
+	// StatusCancelled: the order was cancelled before anything was charged; a
+	// placement that arrives later (it is older) is never charged.
+	StatusCancelled PaymentStatus = "CANCELLED"
+	// StatusRefunded: the order was charged, then cancelled and refunded in full.
+	StatusRefunded PaymentStatus = "REFUNDED"
 )
 
 // Reasons a charge is refused (they match events.Reason*).
@@ -108,6 +113,38 @@ func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, 
 		return true
 	}
 	return false
+}
+
+// Cancel acts on the order's cancellation at orderVersion and returns what it
+// refunded to acct (the payment's customer account; nil if there is none):
+//   - nothing happened yet: the payment is marked CANCELLED, so that the order's
+//     placement, which is older, is ignored if it arrives later (the "null
+//     compensation": nothing to undo, but remember not to do it);
+//   - charged: everything charged and not yet refunded goes back to acct; REFUNDED;
+//   - refused, cancelled or refunded: nothing moves.
+//
+// A refund never exceeds what was charged. Like Place, Cancel does not check
+// IsNewer; the caller does.
+func (p *Payment) Cancel(orderVersion int, acct *Account, now time.Time) (refunded int64) {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = now
+	}
+	p.OrderVersion, p.UpdatedAt = orderVersion, now
+	switch p.Status {
+	case StatusNone:
+		p.Status = StatusCancelled
+	case StatusCharged:
+		refunded = p.ChargedCents - p.RefundedCents
+		if refunded > 0 && acct != nil {
+			acct.BalanceCents += refunded
+			p.RefundedCents += refunded
+			p.movements = append(p.movements, Movement{Kind: MovementRefund, AmountCents: refunded})
+		} else {
+			refunded = 0
+		}
+		p.Status = StatusRefunded
+	}
+	return refunded
 }
 
 func (p *Payment) refuse(reason string) { p.Status, p.Reason = StatusRefused, reason }

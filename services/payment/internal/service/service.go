@@ -14,6 +14,7 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -27,6 +28,8 @@ type Config struct {
 	// OrdersTopic is what the service consumes; PaymentsTopic is where its events go.
 	OrdersTopic   string `env:"PAYMENT_TOPIC_ORDERS"`
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
+	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
+	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
 	// UnsafeDisableIdempotency turns off the inbox and the order-version check, so
 	// that every delivery of an event acts as if it were the first. It exists only
 	// for the fault suite's negative control, which proves that the checker sees
@@ -92,6 +95,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
+	defer poisonTool.Close()
+	api := paymenthttp.NewServer(node.DB().PingContext)
+	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	logger.Info("payment service starting", "http", listener.Addr().String())
-	return node.RunWithHTTP(ctx, &http.Server{Handler: paymenthttp.NewServer(node.DB().PingContext), ReadHeaderTimeout: 5 * time.Second}, listener)
+	return node.RunWithHTTP(ctx, &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}, listener)
 }

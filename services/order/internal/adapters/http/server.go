@@ -37,7 +37,9 @@ type Config struct {
 // NewServer returns the Echo instance serving the order API:
 //
 //	POST /orders                  place an order            201, 422, 400, 503
+//	POST /orders/{id}/cancel      cancel (refund if paid)   200, 404, 503
 //	GET  /orders/{id}             read one order            200, 404, 503
+//	GET  /orders/{id}/timeline    the saga's messages       200, 404, 503
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
 //	GET  /healthz                 the process is alive      200
 //	GET  /readyz                  the database answers      200, 503
@@ -54,7 +56,9 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	)
 	h := handlers{svc: svc}
 	e.POST("/orders", h.placeOrder)
+	e.POST("/orders/:id/cancel", h.cancelOrder)
 	e.GET("/orders/:id", h.getOrder)
+	e.GET("/orders/:id/timeline", h.timeline)
 	e.GET("/orders", h.listOrders)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
@@ -131,6 +135,22 @@ func (h handlers) placeOrder(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+o.ID)
 	return c.JSON(http.StatusCreated, toResponse(o))
+}
+
+func (h handlers) cancelOrder(c echo.Context) error {
+	o, err := h.svc.CancelOrder(c.Request().Context(), c.Param("id"), correlationID(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, toResponse(o))
+}
+
+func (h handlers) timeline(c echo.Context) error {
+	entries, err := h.svc.OrderTimeline(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"order_id": c.Param("id"), "entries": entries})
 }
 
 func (h handlers) getOrder(c echo.Context) error {

@@ -35,6 +35,9 @@ func (m *memOrders) Add(_ context.Context, o *domain.Order, _ ...events.Event) e
 }
 
 func (m *memOrders) Update(_ context.Context, id string, fn func(*domain.Order) ([]events.Event, error)) error {
+	if m.down {
+		return errDown
+	}
 	o, ok := m.orders[id]
 	if !ok {
 		return domain.ErrNotFound
@@ -52,6 +55,8 @@ func (m *memOrders) Get(_ context.Context, id string) (*domain.Order, error) {
 	}
 	return nil, domain.ErrNotFound
 }
+
+func (m *memOrders) PendingBefore(context.Context, time.Time, int) ([]string, error) { return nil, nil }
 
 func (m *memOrders) ListByCustomer(context.Context, string, int) ([]*domain.Order, error) {
 	if m.down {
@@ -87,13 +92,16 @@ func TestAPIResponses(t *testing.T) {
 		{"database down on get", true, "GET", "/orders/o-1", ``, 503, "unavailable", ""},
 		{"list needs a customer", false, "GET", "/orders", ``, 422, "invalid-input", "customer_id"},
 		{"list", false, "GET", "/orders?customer_id=c-1", ``, 200, "", `"orders":[]`},
+		{"cancel", false, "POST", "/orders/o-1/cancel", ``, 200, "", `"status":"CANCELLED"`},
+		{"cancel unknown", false, "POST", "/orders/nope/cancel", ``, 404, "not-found", "nope"},
 		{"unknown route", false, "GET", "/nothing-here", ``, 404, "http-404", ""},
 		{"wrong method", false, "DELETE", "/orders", ``, 405, "http-405", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			repo := &memOrders{orders: map[string]*domain.Order{"o-1": existing}, down: tt.down}
-			svc := app.New(repo, slog.New(slog.DiscardHandler))
+			o1 := *existing
+			repo := &memOrders{orders: map[string]*domain.Order{"o-1": &o1}, down: tt.down}
+			svc := app.New(repo, nil, slog.New(slog.DiscardHandler))
 			api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: time.Second,
 				Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
 			rec := httptest.NewRecorder()
@@ -134,7 +142,7 @@ func TestReadinessReflectsTheDatabase(t *testing.T) {
 			}
 			return nil
 		}
-		api := orderhttp.NewServer(app.New(&memOrders{}, slog.New(slog.DiscardHandler)),
+		api := orderhttp.NewServer(app.New(&memOrders{}, nil, slog.New(slog.DiscardHandler)),
 			orderhttp.Config{RequestTimeout: time.Second, Ready: ready}, slog.New(slog.DiscardHandler))
 		rec := httptest.NewRecorder()
 		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -67,6 +68,9 @@ func (r *Orders) Update(ctx context.Context, id string, fn func(o *domain.Order)
 			fnErr = err
 			return err
 		}
+		if o.Version == version {
+			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn changed nothing
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, paid = ?, refunded = ?,
 			version = ?, updated_at = ? WHERE id = ? AND version = ?`,
 			o.Status, o.CancelReason, o.Paid, o.Refunded, o.Version, o.UpdatedAt, o.ID, version)
@@ -107,6 +111,25 @@ func (r *Orders) ListByCustomer(ctx context.Context, customerID string, limit in
 		list = append(list, o)
 	}
 	return list, storeErr(rows.Err())
+}
+
+// PendingBefore implements app.Orders.
+func (r *Orders) PendingBefore(ctx context.Context, t time.Time, limit int) ([]string, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT id FROM orders WHERE status = 'PENDING' AND created_at < ?
+		ORDER BY created_at LIMIT ?`, t, limit)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, storeErr(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, storeErr(rows.Err())
 }
 
 func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {

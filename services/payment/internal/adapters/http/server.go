@@ -1,9 +1,11 @@
 // Package http is the payment service's HTTP endpoint: health and readiness for
-// operators and orchestrators. Errors are RFC 9457 problem+json.
+// operators and orchestrators, and (mounted by the service) the poison queue's
+// admin endpoints. Errors are RFC 9457 problem+json.
 package http
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -18,12 +20,17 @@ func NewServer(ready func(ctx context.Context) error) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		status := http.StatusInternalServerError
-		if he, ok := err.(*echo.HTTPError); ok {
+		status, detail := http.StatusInternalServerError, "something went wrong on our side"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
 			status = he.Code
+			detail, _ = he.Message.(string)
+		}
+		if c.Response().Committed {
+			return
 		}
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
-		_ = c.JSON(status, map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status})
+		_ = c.JSON(status, map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
 	}
 	e.Use(middleware.Recover())
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

@@ -39,7 +39,9 @@ var _ app.Payments = (*Payments)(nil)
 
 const paymentColumns = "order_id, customer_id, amount_cents, currency, status, reason, order_version, charged_cents, refunded_cents, created_at, updated_at"
 
-// Update implements app.Payments. Locks are taken payment first, account second,
+// Update implements app.Payments. customerID may be empty when the caller does
+// not know it (a cancellation): then only an existing payment's account is
+// loaded. Locks are taken payment first, account second,
 // in every transaction, so two orders of one customer never deadlock.
 func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
 	var fnErr error
@@ -52,9 +54,11 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 		if !isNew {
 			customerID = p.CustomerID
 		}
-		a, err := loadAccount(ctx, tx, customerID)
-		if err != nil {
-			return err
+		var a *domain.Account
+		if customerID != "" {
+			if a, err = loadAccount(ctx, tx, customerID); err != nil {
+				return err
+			}
 		}
 		var balance int64
 		if a != nil {

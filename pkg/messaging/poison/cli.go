@@ -1,0 +1,108 @@
+package poison
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// Usage describes the poison subcommand.
+const Usage = `usage: <service> poison <command>
+  list                 the poisoned messages: offset, time, id, from topic, reason, replays
+  show <offset>        one message in full (JSON)
+  replay <offset>      send it back to the topic it came from
+  replay --all         replay every message not replayed yet
+  purge [--up-to N]    delete messages up to offset N (all without --up-to)
+The service's own environment (its DB DSN, Kafka brokers and poison topic) says where.`
+
+// RunCLI runs a poison subcommand (args after "poison") for the service whose
+// messaging configuration is cfg, writing to out. It fails on unknown commands,
+// bad offsets or when the database or Kafka cannot be reached.
+func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s", Usage)
+	}
+	cfg = cfg.Defaults()
+	db, err := messaging.OpenDB(ctx, cfg.DB.DSN, 2)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tool := New(cfg.Kafka, cfg.PoisonTopic, db)
+	defer tool.Close()
+
+	offset := func(i int) (int64, error) {
+		if len(args) <= i {
+			return 0, fmt.Errorf("missing offset\n%s", Usage)
+		}
+		n, err := strconv.ParseInt(args[i], 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("offset %q is not a non-negative integer", args[i])
+		}
+		return n, nil
+	}
+	switch args[0] {
+	case "list":
+		list, err := tool.List(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "OFFSET\tPOISONED AT\tID\tFROM\tREPLAYS\tREASON")
+		for _, e := range list {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Offset, e.PoisonedAt.Format("2006-01-02 15:04:05"), e.ID,
+				e.FromTopic, len(e.Replays), strings.ReplaceAll(e.Reason, "\n", " "))
+		}
+		fmt.Fprintf(w, "%d message(s) in %s\n", len(list), cfg.PoisonTopic)
+		return w.Flush()
+	case "show":
+		n, err := offset(1)
+		if err != nil {
+			return err
+		}
+		e, err := tool.Get(ctx, n)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(e)
+	case "replay":
+		if len(args) > 1 && args[1] == "--all" {
+			done, err := tool.ReplayAll(ctx)
+			fmt.Fprintf(out, "replayed %d message(s)\n", len(done))
+			return err
+		}
+		n, err := offset(1)
+		if err != nil {
+			return err
+		}
+		e, err := tool.Replay(ctx, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "replayed offset %d (%s) to %s\n", e.Offset, e.ID, e.FromTopic)
+		return nil
+	case "purge":
+		upTo := int64(-1)
+		if len(args) > 1 {
+			if args[1] != "--up-to" {
+				return fmt.Errorf("unknown flag %q\n%s", args[1], Usage)
+			}
+			if upTo, err = offset(2); err != nil {
+				return err
+			}
+		}
+		n, err := tool.Purge(ctx, upTo)
+		fmt.Fprintf(out, "purged %d message(s)\n", n)
+		return err
+	default:
+		return fmt.Errorf("unknown command %q\n%s", args[0], Usage)
+	}
+}

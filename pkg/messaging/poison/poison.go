@@ -1,0 +1,267 @@
+// Package poison is the tooling for a service's poison topic: list what was
+// poisoned and why, show one message, replay one or all of them to the topic they
+// came from, and purge. Replaying is safe to repeat: a replayed message keeps its
+// id, so the consumer's inbox drops it if it was processed meanwhile, and the
+// consumer's version check ignores it if it is stale.
+//
+// It is used by each service's "poison" subcommand and by its admin HTTP
+// endpoints (Routes). See ADR 15.
+package poison
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// ErrNotFound is returned for an offset that is not (or no longer) in the topic.
+var ErrNotFound = errors.New("no poisoned message at that offset")
+
+// Entry is one poisoned message.
+type Entry struct {
+	// Offset identifies the message in the poison topic (which has one partition).
+	Offset     int64     `json:"offset"`
+	PoisonedAt time.Time `json:"poisoned_at"`
+	ID         string    `json:"id"`
+	// Reason is the error that made the consumer give up.
+	Reason string `json:"reason"`
+	// FromTopic is the topic the message was consumed from, where Replay sends it.
+	FromTopic string `json:"from_topic"`
+	Handler   string `json:"handler"`
+	EventType string `json:"event_type,omitempty"`
+	OrderID   string `json:"order_id,omitempty"`
+	// Payload is the message body as text (it may not be valid JSON: that can be
+	// why it was poisoned).
+	Payload  string            `json:"payload"`
+	Metadata map[string]string `json:"metadata"`
+	// Replays lists when the message was sent back to FromTopic.
+	Replays []time.Time `json:"replays"`
+}
+
+// Tool works on one poison topic.
+type Tool struct {
+	kafka messaging.KafkaConfig
+	topic string
+	db    *sql.DB
+	out   message.Publisher
+}
+
+// New returns a Tool for the poison topic of a service whose database (with the
+// poison_replays table of messaging.Migrate) is db. Close it after use.
+func New(kafka messaging.KafkaConfig, topic string, db *sql.DB) *Tool {
+	return &Tool{kafka: kafka.Defaults(), topic: topic, db: db, out: kafka.NewPoisonPublisher(watermill.NopLogger{})}
+}
+
+// Close releases the Kafka connection.
+func (t *Tool) Close() error { return t.out.Close() }
+
+// List returns every message in the poison topic, oldest first, with its replays.
+func (t *Tool) List(ctx context.Context) ([]Entry, error) {
+	entries, err := t.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	replays, err := t.replays(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range entries {
+		entries[i].Replays = replays[entries[i].Offset]
+	}
+	return entries, nil
+}
+
+// Get returns the message at offset, or ErrNotFound.
+func (t *Tool) Get(ctx context.Context, offset int64) (Entry, error) {
+	list, err := t.List(ctx)
+	if err != nil {
+		return Entry{}, err
+	}
+	for _, e := range list {
+		if e.Offset == offset {
+			return e, nil
+		}
+	}
+	return Entry{}, ErrNotFound
+}
+
+// Replay publishes the message at offset again to the topic it came from, with
+// its id, payload and original metadata, marked with replayed_at, and records the
+// replay. It returns ErrNotFound for an unknown offset.
+func (t *Tool) Replay(ctx context.Context, offset int64) (Entry, error) {
+	e, err := t.Get(ctx, offset)
+	if err != nil {
+		return Entry{}, err
+	}
+	return e, t.replay(ctx, e)
+}
+
+// ReplayAll replays every message that was not replayed yet and returns them.
+func (t *Tool) ReplayAll(ctx context.Context) ([]Entry, error) {
+	list, err := t.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var done []Entry
+	for _, e := range list {
+		if len(e.Replays) > 0 {
+			continue
+		}
+		if err := t.replay(ctx, e); err != nil {
+			return done, err
+		}
+		done = append(done, e)
+	}
+	return done, nil
+}
+
+func (t *Tool) replay(ctx context.Context, e Entry) error {
+	if e.FromTopic == "" {
+		return fmt.Errorf("message at offset %d does not say which topic it came from", e.Offset)
+	}
+	msg := message.NewMessage(e.ID, []byte(e.Payload))
+	for k, v := range e.Metadata {
+		switch k {
+		case middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
+			middleware.PoisonedSubscriberKey, messaging.MetadataReplayedAt:
+		default:
+			msg.Metadata.Set(k, v)
+		}
+	}
+	now := time.Now().UTC()
+	msg.Metadata.Set(messaging.MetadataReplayedAt, now.Format(time.RFC3339Nano))
+	if err := t.out.Publish(e.FromTopic, msg); err != nil {
+		return fmt.Errorf("replaying offset %d to %s: %w", e.Offset, e.FromTopic, err)
+	}
+	_, err := t.db.ExecContext(ctx, "INSERT INTO poison_replays (poison_topic, poison_offset, message_id, replayed_at) VALUES (?, ?, ?, ?)",
+		t.topic, e.Offset, e.ID, now)
+	return err
+}
+
+// Purge deletes the messages of the poison topic up to and including offset (all
+// of them if offset < 0) and returns how many went. Kafka can only delete a
+// prefix of a partition, not single messages.
+func (t *Tool) Purge(ctx context.Context, offset int64) (int64, error) {
+	client, err := sarama.NewClient(t.kafka.Brokers, t.kafka.ConsumerConfig())
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	oldest, newest, err := bounds(client, t.topic)
+	if err != nil {
+		return 0, err
+	}
+	upTo := newest // exclusive
+	if offset >= 0 && offset+1 < newest {
+		upTo = offset + 1
+	}
+	if upTo <= oldest {
+		return 0, nil
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, err
+	}
+	if err := admin.DeleteRecords(t.topic, map[int32]int64{0: upTo}); err != nil {
+		return 0, fmt.Errorf("deleting records of %s: %w", t.topic, err)
+	}
+	_, err = t.db.ExecContext(ctx, "DELETE FROM poison_replays WHERE poison_topic = ? AND poison_offset < ?", t.topic, upTo)
+	return upTo - oldest, err
+}
+
+// bounds returns the oldest and the next offset of the poison topic's one partition.
+func bounds(client sarama.Client, topic string) (oldest, newest int64, err error) {
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(partitions) != 1 {
+		return 0, 0, fmt.Errorf("poison topic %s has %d partitions; the tooling expects 1", topic, len(partitions))
+	}
+	if oldest, err = client.GetOffset(topic, 0, sarama.OffsetOldest); err != nil {
+		return 0, 0, err
+	}
+	newest, err = client.GetOffset(topic, 0, sarama.OffsetNewest)
+	return oldest, newest, err
+}
+
+func (t *Tool) read(ctx context.Context) ([]Entry, error) {
+	client, err := sarama.NewClient(t.kafka.Brokers, t.kafka.ConsumerConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	oldest, newest, err := bounds(client, t.topic)
+	if err != nil || newest <= oldest {
+		return nil, err
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return nil, err
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(t.topic, 0, oldest)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close()
+	unmarshaler := messaging.Marshaler(false)
+	var entries []Entry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(30 * time.Second):
+			return nil, fmt.Errorf("reading %s: timed out", t.topic)
+		case km := <-pc.Messages():
+			m, err := unmarshaler.Unmarshal(km)
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, Entry{
+				Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
+				Reason:    m.Metadata.Get(middleware.ReasonForPoisonedKey),
+				FromTopic: m.Metadata.Get(middleware.PoisonedTopicKey),
+				Handler:   m.Metadata.Get(middleware.PoisonedHandlerKey),
+				EventType: m.Metadata.Get(events.MetadataType),
+				OrderID:   m.Metadata.Get(events.MetadataKey),
+				Payload:   string(m.Payload), Metadata: m.Metadata,
+			})
+			if km.Offset >= newest-1 {
+				return entries, nil
+			}
+		}
+	}
+}
+
+func (t *Tool) replays(ctx context.Context) (map[int64][]time.Time, error) {
+	rows, err := t.db.QueryContext(ctx, "SELECT poison_offset, replayed_at FROM poison_replays WHERE poison_topic = ?", t.topic)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64][]time.Time{}
+	for rows.Next() {
+		var off int64
+		var at time.Time
+		if err := rows.Scan(&off, &at); err != nil {
+			return nil, err
+		}
+		out[off] = append(out[off], at.UTC())
+	}
+	for _, ts := range out {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	}
+	return out, rows.Err()
+}
