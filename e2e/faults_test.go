@@ -381,6 +381,9 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 		defer proxies.Close()
 		sc.stack.Via = proxies.Addr
 	}
+	// A short payment timeout, so that outages also exercise the compensation
+	// (orders cancelled while pending, charges refunded).
+	sc.stack.OrderEnv = append([]string{"ORDER_PAYMENT_TIMEOUT=30s"}, sc.stack.OrderEnv...)
 	s := newStack(t, sc.stack, loadAccounts()...)
 	initial, err := s.TotalMoney()
 	if err != nil {
@@ -408,7 +411,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 		Mix: []harness.Customer{
 			{IDs: richCustomers, Weight: 80}, {IDs: poorCustomers, Weight: 12}, {IDs: ghostCustomers, Weight: 8},
 		},
-		MinAmount: 100, MaxAmount: 2_000,
+		MinAmount: 100, MaxAmount: 2_000, CancelFraction: 0.1,
 	})
 	if err := <-faultErr; err != nil {
 		t.Fatalf("fault timeline: %v", err)

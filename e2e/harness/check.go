@@ -38,6 +38,12 @@ type Report struct {
 
 	Confirmed int `json:"confirmed"`
 	Cancelled int `json:"cancelled"`
+	// CancelRequests counts the client's cancellations by HTTP status ("0": no answer).
+	CancelRequests map[int]int `json:"cancel_requests"`
+	// TimedOut counts orders the payment timeout cancelled; Refunded, cancelled
+	// orders whose charge was paid back (the compensation).
+	TimedOut int `json:"timed_out"`
+	Refunded int `json:"refunded"`
 	// Extra counts orders that exist although their request got no 201.
 	Extra int `json:"extra_orders"`
 
@@ -73,8 +79,8 @@ func (r *Report) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d lost=%d double_charged=%d dup_delivered=%d recovered_in=%.1fs %s",
-		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Lost, r.DoubleCharged, r.DupDelivered, r.RecoveredIn, verdict)
+	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d double_charged=%d dup_delivered=%d recovered_in=%.1fs %s",
+		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.DoubleCharged, r.DupDelivered, r.RecoveredIn, verdict)
 }
 
 // CheckConfig says what the checker expects.
@@ -115,6 +121,9 @@ func (s *Stack) Check(h *History, cfg CheckConfig) *Report {
 	r.Sent = len(h.Requests)
 	r.Accepted, r.Rejected, r.Unavailable, r.Indeterminate = counts[Accepted], counts[Rejected], counts[Unavailable], counts[Indeterminate]
 	accepted := h.AcceptedIDs()
+	h.mu.Lock()
+	r.CancelRequests = h.Cancels
+	h.mu.Unlock()
 
 	// Recovery: all accepted orders terminal, then drained.
 	deadline := time.Now().Add(cfg.RecoveryWindow)
@@ -182,6 +191,7 @@ func (s *Stack) notTerminal(ids []string) (int, error) {
 }
 
 type orderState struct {
+	reason   string
 	status   string
 	amount   int64
 	paid     bool
@@ -194,7 +204,7 @@ func (o orderState) terminal() bool {
 }
 
 func (s *Stack) orderStates() (map[string]orderState, error) {
-	rows, err := s.OrderDB.Query("SELECT id, status, amount_cents, paid, refunded FROM orders")
+	rows, err := s.OrderDB.Query("SELECT id, status, amount_cents, paid, refunded, cancel_reason FROM orders")
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +213,7 @@ func (s *Stack) orderStates() (map[string]orderState, error) {
 	for rows.Next() {
 		var id string
 		var o orderState
-		if err := rows.Scan(&id, &o.status, &o.amount, &o.paid, &o.refunded); err != nil {
+		if err := rows.Scan(&id, &o.status, &o.amount, &o.paid, &o.refunded, &o.reason); err != nil {
 			return nil, err
 		}
 		st[id] = o
@@ -254,6 +264,12 @@ func (s *Stack) checkOrders(r *Report, accepted []string) {
 		}
 		if o.status == "PENDING" {
 			r.Pending++
+		}
+		if o.reason == "payment_timeout" {
+			r.TimedOut++
+		}
+		if o.refunded {
+			r.Refunded++
 		}
 	}
 	if r.Pending > 0 {

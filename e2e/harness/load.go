@@ -51,13 +51,18 @@ type LoadConfig struct {
 	Mix      []Customer
 	// MinAmount and MaxAmount bound the order amounts (cents, EUR).
 	MinAmount, MaxAmount int64
-	Seed                 uint64
+	// CancelFraction of the accepted orders are cancelled by the client, at a
+	// random moment up to 3 s after acceptance (some before, some after payment).
+	CancelFraction float64
+	Seed           uint64
 }
 
 // History is what the load recorded.
 type History struct {
 	mu       sync.Mutex
 	Requests []Request
+	// Cancels counts cancellation requests by HTTP status (0: no answer).
+	Cancels map[int]int
 }
 
 // Count returns how many requests had each outcome.
@@ -93,7 +98,7 @@ func RunLoad(ctx context.Context, s *Stack, cfg LoadConfig) *History {
 	for _, c := range cfg.Mix {
 		total += c.Weight
 	}
-	h := &History{}
+	h := &History{Cancels: map[int]int{}}
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	n := int(cfg.Rate * cfg.Duration.Seconds())
@@ -112,6 +117,10 @@ func RunLoad(ctx context.Context, s *Stack, cfg LoadConfig) *History {
 		}
 		customer := ids[rng.IntN(len(ids))]
 		amount := cfg.MinAmount + rng.Int64N(cfg.MaxAmount-cfg.MinAmount+1)
+		cancelAfter := time.Duration(-1)
+		if rng.Float64() < cfg.CancelFraction {
+			cancelAfter = time.Duration(rng.Int64N(int64(3 * time.Second)))
+		}
 
 		select {
 		case <-ctx.Done():
@@ -144,6 +153,13 @@ func RunLoad(ctx context.Context, s *Stack, cfg LoadConfig) *History {
 			h.mu.Lock()
 			h.Requests = append(h.Requests, r)
 			h.mu.Unlock()
+			if r.Outcome == Accepted && cancelAfter >= 0 {
+				time.Sleep(cancelAfter)
+				status, _, _ := s.CancelOrder(ctx, r.OrderID)
+				h.mu.Lock()
+				h.Cancels[status]++
+				h.mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()

@@ -318,3 +318,47 @@ func (s *Stack) WaitTerminal(ctx context.Context, ids []string, timeout time.Dur
 	}
 	return views, pending
 }
+
+// CancelOrder posts a cancellation through the first order replica that answers.
+func (s *Stack) CancelOrder(ctx context.Context, id string) (int, OrderView, error) {
+	var lastErr error
+	for _, o := range s.Orders {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+o.HTTPAddr+"/orders/"+id+"/cancel", nil)
+		if err != nil {
+			return 0, OrderView{}, err
+		}
+		status, v, err := s.do(req)
+		if err == nil && status < 500 {
+			return status, v, nil
+		}
+		lastErr = fmt.Errorf("status %d: %v", status, err)
+	}
+	return 0, OrderView{}, lastErr
+}
+
+// Call sends an HTTP request to a service and decodes its JSON answer into out
+// (if not nil). token, if set, goes in "Authorization: Bearer".
+func (s *Stack) Call(ctx context.Context, svc *Service, method, path, token string, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+svc.HTTPAddr+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decoding %s: %w", strings.TrimSpace(string(data)), err)
+		}
+	}
+	return resp.StatusCode, nil
+}

@@ -49,3 +49,50 @@ func TestPlaceChargesOrRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestCancel(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	charged := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 300, "EUR", a, now) }
+	refused := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 5000, "EUR", a, now) }
+	tests := []struct {
+		name         string
+		before       func(*domain.Payment, *domain.Account)
+		wantRefund   int64
+		wantStatus   domain.PaymentStatus
+		wantBalance  int64
+		wantMoves    int
+		placeAfter   bool // a late OrderPlaced (v1) must be stale
+		cancelTwice  bool
+		wantRefunded int64
+	}{
+		{"before anything happened", nil, 0, domain.StatusCancelled, 1000, 0, true, false, 0},
+		{"after a charge", charged, 300, domain.StatusRefunded, 1000, 2, true, false, 300},
+		{"after a refusal", refused, 0, domain.StatusRefused, 1000, 0, true, false, 0},
+		{"twice after a charge", charged, 300, domain.StatusRefunded, 1000, 2, false, true, 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}
+			p := domain.NewPayment("o-1")
+			if tt.before != nil {
+				tt.before(p, a)
+			}
+			if got := p.Cancel(2, a, now); got != tt.wantRefund {
+				t.Fatalf("refunded %d, want %d", got, tt.wantRefund)
+			}
+			if tt.cancelTwice {
+				if got := p.Cancel(3, a, now); got != 0 {
+					t.Fatalf("second cancellation refunded %d more", got)
+				}
+			}
+			if p.Status != tt.wantStatus || a.BalanceCents != tt.wantBalance || len(p.Movements()) != tt.wantMoves ||
+				p.RefundedCents != tt.wantRefunded || p.RefundedCents > p.ChargedCents {
+				t.Fatalf("after cancel: status %s, balance %d, movements %v, refunded %d/%d", p.Status, a.BalanceCents,
+					p.Movements(), p.RefundedCents, p.ChargedCents)
+			}
+			if tt.placeAfter && p.IsNewer(1) {
+				t.Fatal("a placement older than the cancellation must be stale")
+			}
+		})
+	}
+}

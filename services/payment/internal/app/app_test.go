@@ -1,0 +1,138 @@
+package app_test
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
+	"github.com/onceflow/onceflow/services/payment/internal/app"
+)
+
+// newService returns the payment use cases on a fresh, migrated database with
+// one customer who has 10,000 cents.
+func newService(t *testing.T) (*app.Service, *sql.DB) {
+	t.Helper()
+	db := testenv.NewDB(t, testenv.PaymentDBAddr)
+	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
+		t.Fatal(err)
+	}
+	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.New(mariadb.NewPayments(db, outbox, "payments"), slog.New(slog.DiscardHandler)), db
+}
+
+func placed(orderID string) events.Event {
+	return events.Event{ID: watermill.NewUUID(), OrderID: orderID, OrderVersion: 1, OccurredAt: time.Now(),
+		Payload: events.OrderPlaced{CustomerID: "alice", AmountCents: 700, Currency: "EUR"}}
+}
+
+func cancelled(orderID string, version int) events.Event {
+	return events.Event{ID: watermill.NewUUID(), OrderID: orderID, OrderVersion: version, OccurredAt: time.Now(),
+		Payload: events.OrderCancelled{Reason: "payment_timeout"}}
+}
+
+// TestArrivalOrders feeds the payment service the order's events in different
+// orders, including the "refund before charge" race (the cancellation overtakes
+// the placement) and replays of old events, and checks the money.
+func TestArrivalOrders(t *testing.T) {
+	tests := []struct {
+		name        string
+		events      func(id string) []events.Event
+		wantCharged int64
+		wantRefund  int64
+		wantEvents  []events.Type
+	}{
+		{"placed only", func(id string) []events.Event { return []events.Event{placed(id)} },
+			700, 0, []events.Type{events.TypePaymentCompleted}},
+		{"placed then cancelled: charge, then refund", func(id string) []events.Event {
+			return []events.Event{placed(id), cancelled(id, 2)}
+		}, 700, 700, []events.Type{events.TypePaymentCompleted, events.TypePaymentRefunded}},
+		{"cancelled before placed: never charged", func(id string) []events.Event {
+			return []events.Event{cancelled(id, 2), placed(id)}
+		}, 0, 0, nil},
+		{"old placement replayed after the refund", func(id string) []events.Event {
+			p := placed(id)
+			return []events.Event{p, cancelled(id, 2), p, placed(id)}
+		}, 700, 700, []events.Type{events.TypePaymentCompleted, events.TypePaymentRefunded}},
+		{"cancellation delivered twice", func(id string) []events.Event {
+			c := cancelled(id, 2)
+			return []events.Event{placed(id), c, c, cancelled(id, 2)}
+		}, 700, 700, []events.Type{events.TypePaymentCompleted, events.TypePaymentRefunded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, db := newService(t)
+			id := watermill.NewUUID()
+			for _, e := range tt.events(id) {
+				if err := svc.HandleOrderEvent(context.Background(), e); err != nil {
+					t.Fatalf("%s: %v", e.Type(), err)
+				}
+			}
+			var charged, refunded, balance int64
+			if err := db.QueryRow(`SELECT COALESCE(SUM(CASE kind WHEN 'charge' THEN amount_cents END), 0),
+				COALESCE(SUM(CASE kind WHEN 'refund' THEN amount_cents END), 0) FROM ledger WHERE order_id = ?`, id).
+				Scan(&charged, &refunded); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.QueryRow("SELECT balance_cents FROM accounts WHERE customer_id = 'alice'").Scan(&balance); err != nil {
+				t.Fatal(err)
+			}
+			if charged != tt.wantCharged || refunded != tt.wantRefund || balance != 10000-charged+refunded {
+				t.Fatalf("charged %d, refunded %d, balance %d; want %d, %d, %d", charged, refunded, balance,
+					tt.wantCharged, tt.wantRefund, 10000-tt.wantCharged+tt.wantRefund)
+			}
+			if got := outboxTypes(t, db); !equal(got, tt.wantEvents) {
+				t.Fatalf("events emitted %v, want %v", got, tt.wantEvents)
+			}
+		})
+	}
+}
+
+// outboxTypes lists the event types waiting in the outbox, oldest first.
+func outboxTypes(t *testing.T, db *sql.DB) []events.Type {
+	t.Helper()
+	rows, err := db.Query("SELECT JSON_VALUE(payload, '$.metadata.event_type') FROM watermill_outbox ORDER BY `offset`")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var types []events.Type
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, events.Type(s))
+	}
+	return types
+}
+
+func equal(a, b []events.Type) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
