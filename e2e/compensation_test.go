@@ -238,7 +238,6 @@ func failCharges(t *testing.T, s *harness.Stack, customer string, times int) fun
 	}
 }
 
-
 // TestRetriesShowInTheTimeline: charging fails twice, then succeeds: the order
 // completes once, and its timeline shows the OrderPlaced that needed 2 retries
 // and the PaymentCompleted it caused, with the request's correlation id.
@@ -336,4 +335,3 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 		t.Fatalf("timeline %v: want the placement, its poisoning, two replays and one payment", kinds)
 	}
 }
-
