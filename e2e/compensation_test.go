@@ -135,14 +135,15 @@ func TestCancelPendingOrder(t *testing.T) {
 // the payment timeout; two order replicas scan for them, and each order is
 // cancelled exactly once.
 func TestPaymentTimeoutFiresOnce(t *testing.T) {
-	env := []string{"ORDER_PAYMENT_TIMEOUT=2s", "ORDER_TIMEOUT_SCAN_INTERVAL=100ms"}
+	// Many orders and a fast scan, so that both replicas' scans overlap.
+	env := []string{"ORDER_PAYMENT_TIMEOUT=2s", "ORDER_TIMEOUT_SCAN_INTERVAL=10ms"}
 	s := newStack(t, harness.StackConfig{OrderReplicas: 2, OrderEnv: env},
 		harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
 	if err := s.Payments[0].Kill(); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
-	for i := range 20 {
+	for i := range 150 {
 		status, o, err := s.PlaceOrder(ctxFor(t, 5*time.Second), i, "rich", 100, "EUR")
 		if err != nil || status != http.StatusCreated {
 			t.Fatalf("place: %d %v", status, err)
