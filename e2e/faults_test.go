@@ -383,7 +383,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	}
 	// A short payment timeout, so that outages also exercise the compensation
 	// (orders cancelled while pending, charges refunded).
-	sc.stack.OrderEnv = append([]string{"ORDER_PAYMENT_TIMEOUT=30s"}, sc.stack.OrderEnv...)
+	sc.stack.OrderEnv = append([]string{"ORDER_PAYMENT_TIMEOUT=60s"}, sc.stack.OrderEnv...)
 	s := newStack(t, sc.stack, loadAccounts()...)
 	initial, err := s.TotalMoney()
 	if err != nil {
@@ -509,7 +509,7 @@ func TestFaultsNegativeControl(t *testing.T) {
 		{"duplicates", harness.StackConfig{PaymentEnv: []string{"PAYMENT_UNSAFE_DISABLE_IDEMPOTENCY=1"}},
 			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }},
 		{"kill-kafka", harness.StackConfig{OrderEnv: []string{"ORDER_OUTBOX_UNSAFE_STOCK_ACK=1"}},
-			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost }},
+			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
 	}
 	for _, tt := range tests {
 		if only := os.Getenv("SCENARIO"); only != "" && only != tt.scenario {

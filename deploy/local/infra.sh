@@ -195,6 +195,8 @@ group.initial.rebalance.delay.ms=0
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
 log.retention.hours=168
+# Load partition logs in parallel after an unclean shutdown (kill -9).
+num.recovery.threads.per.data.dir=2
 PROPS
   cat >"$dir/log4j.properties" <<PROPS
 log4j.rootLogger=INFO, file

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -62,6 +63,9 @@ type Report struct {
 	PoisonNoReason   int `json:"poison_without_reason"`
 
 	DupDelivered int `json:"dup_delivered"` // event ids seen more than once in a topic
+	// LostEvents counts orders whose OrderPlaced never reached Kafka (part of I1:
+	// without it a payment timeout would turn a lost event into a cancellation).
+	LostEvents int `json:"lost_events"`
 	// RecoveredIn is the time from the last repair (the end of the last fault)
 	// until the last order accepted before it reached its terminal state.
 	RecoveredIn float64 `json:"recovered_in_s"`
@@ -79,8 +83,8 @@ func (r *Report) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d double_charged=%d dup_delivered=%d recovered_in=%.1fs %s",
-		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.DoubleCharged, r.DupDelivered, r.RecoveredIn, verdict)
+	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d double_charged=%d dup_delivered=%d recovered_in=%.1fs %s",
+		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.LostEvents, r.DoubleCharged, r.DupDelivered, r.RecoveredIn, verdict)
 }
 
 // CheckConfig says what the checker expects.
@@ -382,8 +386,9 @@ func (s *Stack) checkDrain(r *Report) {
 	}
 }
 
-// checkTopics: I6 and duplicates delivered.
+// checkTopics: I6, lost events and duplicates delivered.
 func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
+	placed := map[string]bool{}
 	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments} {
 		msgs, err := s.ReadAll(topic)
 		if err != nil {
@@ -394,6 +399,19 @@ func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
 		for _, m := range msgs {
 			if seen[m.UUID]++; seen[m.UUID] == 2 {
 				r.DupDelivered++
+			}
+			if m.Metadata.Get(events.MetadataType) == string(events.TypeOrderPlaced) {
+				placed[m.Metadata.Get(events.MetadataKey)] = true
+			}
+		}
+	}
+	if st, err := s.orderStates(); err != nil {
+		r.violate("reading orders: %v", err)
+	} else {
+		for id := range st {
+			if !placed[id] {
+				r.LostEvents++
+				r.violate("I1: the OrderPlaced of order %s never reached Kafka", id)
 			}
 		}
 	}
@@ -430,10 +448,13 @@ func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
 	}
 }
 
+// ReadAll is the package-level ReadAll on the stack's Kafka.
+func (s *Stack) ReadAll(topic string) ([]*message.Message, error) { return ReadAll(s.Kafka, topic) }
+
 // ReadAll returns every message of topic, from the oldest offset to the newest
 // at the time of the call, partition by partition.
-func (s *Stack) ReadAll(topic string) ([]*message.Message, error) {
-	client, err := sarama.NewClient(s.Kafka.Brokers, s.Kafka.ConsumerConfig())
+func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, error) {
+	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
 	if err != nil {
 		return nil, err
 	}

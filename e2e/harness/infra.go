@@ -40,6 +40,14 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// LocalInfra is the set of servers of `make infra-up` / `make run`.
+func LocalInfra() *Infra {
+	return &Infra{
+		Dir:         filepath.Join(RepoRoot(), ".local", "infra"),
+		OrderDBPort: 3307, PaymentDBPort: 3308, KafkaPort: 9092, KafkaControllerPort: 9093,
+	}
+}
+
 // E2EInfra is the fault suite's own set of servers: separate ports and data from
 // `make infra-up`, so that killing them never disturbs anything else.
 func E2EInfra() *Infra {

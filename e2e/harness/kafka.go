@@ -6,13 +6,18 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
+
+// ConsumerLag is the package-level ConsumerLag on the stack's Kafka.
+func (s *Stack) ConsumerLag(group, topic string) (int64, error) { return ConsumerLag(s.Kafka, group, topic) }
 
 // ConsumerLag returns, for the consumer group on topic, the sum over partitions
 // of (newest offset - committed offset). A partition the group never committed
 // counts from the oldest offset.
-func (s *Stack) ConsumerLag(group, topic string) (int64, error) {
-	client, err := sarama.NewClient(s.Kafka.Brokers, s.Kafka.ConsumerConfig())
+func ConsumerLag(kafka messaging.KafkaConfig, group, topic string) (int64, error) {
+	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
 	if err != nil {
 		return 0, err
 	}

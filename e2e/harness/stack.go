@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/pkg/events"
@@ -199,7 +200,9 @@ func (s *Stack) Start() error {
 	return nil
 }
 
-// Close kills every service process and closes the database pools.
+// Close kills every service process, closes the database pools and deletes the
+// stack's topics (a broker with thousands of partitions takes many seconds to
+// restart after a kill -9, which would distort later scenarios).
 func (s *Stack) Close() {
 	for _, svc := range append(append([]*Service{}, s.Orders...), s.Payments...) {
 		if svc.Running() {
@@ -208,6 +211,12 @@ func (s *Stack) Close() {
 	}
 	s.OrderDB.Close()
 	s.PaymentDB.Close()
+	if admin, err := sarama.NewClusterAdmin(s.Kafka.Brokers, s.Kafka.ConsumerConfig()); err == nil {
+		for _, t := range []string{s.Topics.Orders, s.Topics.Payments, s.Topics.OrderPoison, s.Topics.PaymentPoison} {
+			_ = admin.DeleteTopic(t)
+		}
+		_ = admin.Close()
+	}
 }
 
 // Account is a payment account to seed.

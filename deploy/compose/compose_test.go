@@ -1,0 +1,139 @@
+package compose_test
+
+import (
+	"context"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/onceflow/onceflow/deploy/compose"
+	"github.com/onceflow/onceflow/pkg/events"
+)
+
+// TestComposeFile: compose.yaml is valid for the Compose specification, has every
+// service the system needs with a healthcheck, starts them in a safe order, and
+// publishes the contract ports, each once.
+func TestComposeFile(t *testing.T) {
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatalf("compose.yaml does not load: %v", err)
+	}
+	tests := []struct {
+		service    string
+		hostPort   string // "" for none
+		healthy    bool   // has a healthcheck
+		dependsOn  map[string]string
+		needsBuild bool
+	}{
+		{"order-db", "3307", true, nil, false},
+		{"payment-db", "3308", true, nil, false},
+		{"kafka", "9092", true, nil, false},
+		{"kafka-init", "", false, map[string]string{"kafka": "service_healthy"}, false},
+		{"payment", "8081", true, map[string]string{"payment-db": "service_healthy", "kafka": "service_healthy",
+			"kafka-init": "service_completed_successfully"}, true},
+		{"order", "8080", true, map[string]string{"order-db": "service_healthy", "kafka": "service_healthy",
+			"kafka-init": "service_completed_successfully", "payment": "service_healthy"}, true},
+	}
+	published := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.service, func(t *testing.T) {
+			s, ok := p.Services[tt.service]
+			if !ok {
+				t.Fatalf("no service %q", tt.service)
+			}
+			if tt.healthy && (s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 || s.HealthCheck.Disable) {
+				t.Errorf("no healthcheck")
+			}
+			for dep, cond := range tt.dependsOn {
+				if got := s.DependsOn[dep].Condition; got != cond {
+					t.Errorf("depends_on %s: condition %q, want %q", dep, got, cond)
+				}
+			}
+			if tt.needsBuild && (s.Build == nil || !strings.HasSuffix(s.Build.Dockerfile, "deploy/compose/Dockerfile")) {
+				t.Errorf("not built from deploy/compose/Dockerfile")
+			}
+			var ports []string
+			for _, port := range s.Ports {
+				ports = append(ports, port.Published)
+				if other, dup := published[port.Published]; dup {
+					t.Errorf("host port %s also published by %s", port.Published, other)
+				}
+				published[port.Published] = tt.service
+			}
+			if tt.hostPort != "" && (len(ports) != 1 || ports[0] != tt.hostPort) {
+				t.Errorf("published ports %v, want [%s]", ports, tt.hostPort)
+			}
+		})
+	}
+	for _, want := range []string{"mariadb:11.4", "apache/kafka:3.9.1"} {
+		found := false
+		for _, s := range p.Services {
+			found = found || s.Image == want
+		}
+		if !found {
+			t.Errorf("no service uses image %s", want)
+		}
+	}
+}
+
+// TestComposeCreatesTheTopics: the one-shot topic step creates exactly
+// pkg/events.Topics(), with their partition counts.
+func TestComposeCreatesTheTopics(t *testing.T) {
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(p.Services["kafka-init"].Command, " ")
+	for _, topic := range events.Topics() {
+		want := topic.Name + ":" + itoa(topic.Partitions)
+		if !strings.Contains(script, want) {
+			t.Errorf("kafka-init does not create %s (looked for %q in %q)", topic.Name, want, script)
+		}
+	}
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// TestDockerBuildCommand runs the Dockerfile's `go build` line, with its flags and
+// CGO_ENABLED=0, for both services, and checks that the results are static
+// executables (what the distroless image needs). It does not run Docker.
+func TestDockerBuildCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds both services: skipped with -short")
+	}
+	dockerfile, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 .*go build .* -o /out/service \./services/\$\{SERVICE\})$`).FindSubmatch(dockerfile)
+	if m == nil {
+		t.Fatal("the Dockerfile has no `RUN CGO_ENABLED=0 ... go build ... -o /out/service ./services/${SERVICE}` line")
+	}
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	for _, svc := range []string{"order", "payment"} {
+		t.Run(svc, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), svc)
+			line := strings.NewReplacer("/out/service", out, "${SERVICE}", svc).Replace(string(m[1]))
+			cmd := exec.Command("bash", "-c", line) // the RUN line, as the image's shell runs it
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
+			}
+			f, err := elf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, prog := range f.Progs {
+				if prog.Type == elf.PT_INTERP {
+					t.Fatalf("%s is dynamically linked; the distroless static image cannot run it", svc)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,66 @@
+package service
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/deploy/compose"
+)
+
+// TestComposeSetsOnlyKnownVariables: every environment variable deploy/compose
+// gives the payment container is one the service reads (a typo there would be
+// silently ignored), and the ones it must set are there.
+func TestComposeSetsOnlyKnownVariables(t *testing.T) {
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := compose.EnvNames(Config{})
+	known["LOG_LEVEL"] = true // read by main
+	env := p.Services["payment"].Environment
+	for name := range env {
+		if !known[name] {
+			t.Errorf("compose sets %s, which the payment service does not read", name)
+		}
+	}
+	for _, must := range []string{"PAYMENT_HTTP_ADDR", "PAYMENT_DB_DSN", "PAYMENT_KAFKA_BROKERS"} {
+		if _, ok := env[must]; !ok {
+			t.Errorf("compose does not set %s", must)
+		}
+	}
+	if len(known) < 20 || !known["PAYMENT_OUTBOX_BATCH_SIZE"] || !known["PAYMENT_RETRY_MAX_RETRIES"] {
+		t.Fatalf("EnvNames found only %d variables: %v", len(known), known)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"bad listen address", func(c *Config) { c.HTTPAddr = "8080" }, "PAYMENT_HTTP_ADDR"},
+		{"bad DSN", func(c *Config) { c.Messaging.DB.DSN = "not a dsn" }, "DSN"},
+		{"no topic", func(c *Config) { c.OrdersTopic = "" }, "PAYMENT_TOPIC_ORDERS"},
+		{"unknown failure mode", func(c *Config) { c.Messaging.FailureMode = "ignore" }, "failure mode"},
+		{"negative retries", func(c *Config) { c.Messaging.Retry.MaxRetries = -5 }, "max retries"},
+		{"zero startup timeout is the default", func(c *Config) { c.Messaging.DB.StartupTimeout = 0 }, ""},
+		{"negative poll interval", func(c *Config) { c.Messaging.Outbox.PollInterval = -time.Second }, "poll interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mutate(&c)
+			err := c.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Validate() = %v, want an error mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
