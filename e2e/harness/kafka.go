@@ -11,7 +11,9 @@ import (
 )
 
 // ConsumerLag is the package-level ConsumerLag on the stack's Kafka.
-func (s *Stack) ConsumerLag(group, topic string) (int64, error) { return ConsumerLag(s.Kafka, group, topic) }
+func (s *Stack) ConsumerLag(group, topic string) (int64, error) {
+	return ConsumerLag(s.Kafka, group, topic)
+}
 
 // ConsumerLag returns, for the consumer group on topic, the sum over partitions
 // of (newest offset - committed offset). A partition the group never committed
