@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// Report is build/bench/report.json.
+type Report struct {
+	Date    string  `json:"date"`
+	Machine Machine `json:"machine"`
+	TookSec float64 `json:"took_s"`
+	// K is the number of durable commits on an order's critical path.
+	K          int        `json:"k_commits_per_order"`
+	Baselines  Baselines  `json:"baselines"`
+	Throughput Throughput `json:"throughput"`
+	Latency    Latency    `json:"latency"`
+	Drain      Drain      `json:"drain"`
+	Outage     Outage     `json:"outage"`
+	Consumer   Consumer   `json:"consumer"`
+	Goals      []Goal     `json:"goals"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go"`
+	Kernel    string `json:"kernel"`
+}
+
+func machine() Machine {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: strings.TrimSpace(string(kernel))}
+}
+
+// Baselines are the raw rates of the same servers, measured in the same run.
+type Baselines struct {
+	// CommitRate (R_c): durable commits/s of an order-shaped transaction (order row
+	// + outbox row) at CommitConcurrency connections.
+	CommitRate        float64 `json:"commit_rate_per_s"`
+	CommitConcurrency int     `json:"commit_concurrency"`
+	// ProduceSync and ProduceAsync (P): messages/s with acks=all, idempotent; one
+	// at a time, and batched.
+	ProduceSync  float64 `json:"produce_sync_per_s"`
+	ProduceAsync float64 `json:"produce_async_per_s"`
+	// KafkaP99Ms (L_k): produce→consume p99 at 100 messages/s.
+	KafkaP99Ms float64 `json:"kafka_p99_ms"`
+}
+
+// Step is one rate of the stepped load.
+type Step struct {
+	Rate      float64 `json:"offered_per_s"`
+	Accepted  int     `json:"accepted"`
+	Completed float64 `json:"completed_per_s"`
+	P99Ms     float64 `json:"p99_ms"`
+	Backlog   int     `json:"backlog"`
+	Sustained bool    `json:"sustained"`
+}
+
+// Throughput is the saga's highest sustained rate.
+type Throughput struct {
+	Steps               []Step  `json:"steps"`
+	MaxSustained        float64 `json:"max_sustained_per_s"`
+	MaxSustainedOffered float64 `json:"max_sustained_offered_per_s"`
+	// RatioToCommitBound is MaxSustained / (R_c / K).
+	RatioToCommitBound float64 `json:"ratio_to_commit_bound"`
+}
+
+// Latency is POST→terminal at half the maximum rate.
+type Latency struct {
+	Rate       float64 `json:"rate_per_s"`
+	Orders     int     `json:"orders"`
+	ServerP50  float64 `json:"server_p50_ms"`
+	ServerP99  float64 `json:"server_p99_ms"`
+	ServerP999 float64 `json:"server_p999_ms"`
+	ClientP50  float64 `json:"client_p50_ms"`
+	ClientP99  float64 `json:"client_p99_ms"`
+	ClientP999 float64 `json:"client_p999_ms"`
+	PostP99    float64 `json:"post_p99_ms"`
+}
+
+// Drain is the forwarder emptying a preloaded outbox.
+type Drain struct {
+	Events  int     `json:"events"`
+	Seconds float64 `json:"seconds"`
+	Rate    float64 `json:"rate_per_s"`
+}
+
+// Outage is a 60 s Kafka outage under load.
+type Outage struct {
+	Rate            float64 `json:"rate_per_s"`
+	OutageSec       float64 `json:"outage_s"`
+	IntakeErrors    int     `json:"intake_errors"`
+	PostP99DuringMs float64 `json:"post_p99_during_ms"`
+	BaselineP99Ms   float64 `json:"baseline_p99_ms"`
+	DrainedAfterSec float64 `json:"drained_after_s"`
+	NormalAfterSec  float64 `json:"latency_normal_after_s"`
+}
+
+// Consumer compares the full consumer stack with a bare loop.
+type Consumer struct {
+	Events    int     `json:"events"`
+	StackRate float64 `json:"stack_per_s"`
+	BareRate  float64 `json:"bare_per_s"`
+	Ratio     float64 `json:"ratio"`
+}
+
+// Goal is one of the project's targets and where this run landed.
+type Goal struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+func (r *Report) evaluate() {
+	bound := r.Baselines.CommitRate / float64(r.K)
+	r.Throughput.RatioToCommitBound = round(r.Throughput.MaxSustained/bound, 2)
+	if r.Consumer.BareRate > 0 {
+		r.Consumer.Ratio = round(r.Consumer.StackRate/r.Consumer.BareRate, 2)
+	}
+	drainToSaga := round(r.Drain.Rate/r.Throughput.MaxSustained, 2)
+	drainToP := round(r.Drain.Rate/r.Baselines.ProduceAsync, 3)
+	drainToPSync := round(r.Drain.Rate/r.Baselines.ProduceSync, 2)
+	r.Goals = []Goal{
+		{"saga throughput / (R_c/K)", r.Throughput.RatioToCommitBound, ">= 0.5 (stretch 0.8)", r.Throughput.RatioToCommitBound >= 0.5},
+		{"forwarder drain / max saga rate", drainToSaga, ">= 3", drainToSaga >= 3},
+		{"forwarder drain / raw async produce rate", drainToP, ">= 0.25", drainToP >= 0.25},
+		{"forwarder drain / raw sync produce rate (for reference)", drainToPSync, "-", true},
+		{"POST→terminal p50 at 50% of max (ms, server)", r.Latency.ServerP50, "<= 30", r.Latency.ServerP50 <= 30},
+		{"POST→terminal p99 at 50% of max (ms, server)", r.Latency.ServerP99, "<= 150", r.Latency.ServerP99 <= 150},
+		{"Kafka outage: intake errors", float64(r.Outage.IntakeErrors), "0", r.Outage.IntakeErrors == 0},
+		{"Kafka outage: backlog drained after return (s)", r.Outage.DrainedAfterSec, "<= 45", r.Outage.DrainedAfterSec <= 45},
+		{"consumer stack / bare loop", r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8},
+	}
+}
+
+// Table is the human summary.
+func (r *Report) Table() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("onceflow bench, %s, %d CPUs, %s", r.Date, r.Machine.CPUs, r.Machine.GoVersion)
+	w("")
+	w("baselines   R_c %.0f commits/s (order + outbox, %d connections)   P sync %.0f/s   P async %.0f/s   L_k p99 %.1f ms",
+		r.Baselines.CommitRate, r.Baselines.CommitConcurrency, r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms)
+	w("saga        max sustained %.1f orders/s (offered %.0f/s); K = %d commits/order; R_c/K = %.0f/s; ratio %.2f",
+		r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered, r.K, r.Baselines.CommitRate/float64(r.K), r.Throughput.RatioToCommitBound)
+	w("latency     at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
+		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
+	w("drain       %d events in %.2f s = %.0f/s", r.Drain.Events, r.Drain.Seconds, r.Drain.Rate)
+	w("outage      at %.0f/s, Kafka down %.0f s: intake errors %d, POST p99 during %.1f ms, backlog drained %.1f s after return, latency normal %.1f s after",
+		r.Outage.Rate, r.Outage.OutageSec, r.Outage.IntakeErrors, r.Outage.PostP99DuringMs, r.Outage.DrainedAfterSec, r.Outage.NormalAfterSec)
+	w("consumer    stack %.0f/s, bare loop %.0f/s, ratio %.2f", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio)
+	w("")
+	w("%-58s %10s  %-22s %s", "goal", "value", "target", "met")
+	for _, g := range r.Goals {
+		met := "no"
+		if g.Met {
+			met = "yes"
+		}
+		w("%-58s %10.2f  %-22s %s", g.Name, g.Value, g.Target, met)
+	}
+	return b.String()
+}

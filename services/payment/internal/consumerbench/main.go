@@ -1,0 +1,117 @@
+// Command consumerbench measures the payment consumer's rate on events already
+// waiting in a topic, either behind the full consumer stack (router, recoverer,
+// correlation, poison queue, retry, inbox: what the service runs) or on a bare
+// loop that calls the same handler for each message. The forwarder runs in both
+// modes. `make bench` runs it; it prints one JSON object.
+//
+//	consumerbench -mode stack|bare -brokers 127.0.0.1:9092 -dsn ... -topic t -n 3000
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
+	"github.com/onceflow/onceflow/services/payment/internal/app"
+)
+
+func main() {
+	mode := flag.String("mode", "stack", "stack or bare")
+	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers")
+	dsn := flag.String("dsn", "", "payment database DSN (an empty database)")
+	topic := flag.String("topic", "", "topic holding the OrderPlaced events")
+	n := flag.Int("n", 1000, "events to process")
+	flag.Parse()
+	rate, err := run(*mode, strings.Split(*brokers, ","), *dsn, *topic, *n)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consumerbench:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"mode": *mode, "events": *n, "rate_per_s": rate})
+}
+
+func run(mode string, brokers []string, dsn, topic string, n int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.DiscardHandler)
+	cfg := messaging.Config{
+		DB:            messaging.DBConfig{DSN: dsn},
+		Kafka:         messaging.KafkaConfig{Brokers: brokers, ClientID: "consumerbench"},
+		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
+		PoisonTopic:   topic + ".poison",
+	}
+	node, err := messaging.Start(ctx, cfg, mariadb.Migrations, []events.TopicSpec{{Name: cfg.PoisonTopic, Partitions: 1}}, logger)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := node.DB().Exec(`INSERT INTO accounts (customer_id, balance_cents, currency)
+		SELECT CONCAT('bench-', seq), 1000000000000, 'EUR' FROM seq_0_to_499`); err != nil {
+		return 0, fmt.Errorf("seeding accounts: %w", err)
+	}
+	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), topic+".payments"), logger)
+
+	var done atomic.Int64
+	var first atomic.Int64 // unix nanos of the first processed message
+	finished := make(chan time.Time, 1)
+	count := func() {
+		first.CompareAndSwap(0, time.Now().UnixNano())
+		if done.Add(1) == int64(n) {
+			finished <- time.Now()
+		}
+	}
+	handler := messaging.EventHandler(svc.HandleOrderEvent)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	switch mode {
+	case "stack":
+		node.Consume("bench", topic, func(msg *message.Message) error {
+			if err := handler(msg); err != nil {
+				return err
+			}
+			count()
+			return nil
+		})
+		go func() { _ = node.Run(runCtx) }()
+	case "bare":
+		go func() { _ = node.Run(runCtx) }() // the forwarder, as in stack mode; no consumers registered
+		sub, err := cfg.Kafka.Defaults().NewSubscriber(cfg.ConsumerGroup, watermill.NopLogger{})
+		if err != nil {
+			return 0, err
+		}
+		msgs, err := sub.Subscribe(runCtx, topic)
+		if err != nil {
+			return 0, err
+		}
+		go func() {
+			for msg := range msgs {
+				for handler(msg) != nil { // the same handler, retried until it succeeds
+					time.Sleep(10 * time.Millisecond)
+				}
+				msg.Ack()
+				count()
+			}
+		}()
+	default:
+		return 0, fmt.Errorf("unknown mode %q", mode)
+	}
+	select {
+	case end := <-finished:
+		elapsed := end.Sub(time.Unix(0, first.Load()))
+		return float64(n-1) / elapsed.Seconds(), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("processed %d of %d events before the deadline", done.Load(), n)
+	}
+}
