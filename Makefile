@@ -66,6 +66,6 @@ up: ## docker compose: start everything (needs a Docker engine)
 down: ## docker compose: stop everything
 	docker compose -f deploy/compose/compose.yaml down
 
-bench: ## throughput, latency, drain, outage recovery and consumer overhead, against raw baselines (about 10 min)
+bench: ## throughput, latency, drain, outage recovery and consumer overhead, against raw baselines (about 6 min)
 	@$(INFRA) install
 	go run ./e2e/bench

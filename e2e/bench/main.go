@@ -9,10 +9,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,7 +45,18 @@ var (
 	}
 )
 
+// phases selects what to run (for working on one measurement); a partial run
+// still writes its report, with the other sections empty.
+var (
+	phases  = flag.String("phases", "baselines,saga,latency,drain,outage,consumer", "comma-separated phases to run")
+	maxRate = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run")
+	svcEnv  = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
+)
+
+func want(phase string) bool { return slices.Contains(strings.Split(*phases, ","), phase) }
+
 func main() {
+	flag.Parse()
 	start := time.Now()
 	r, err := run()
 	if err != nil {
@@ -80,47 +94,62 @@ func run() (*Report, error) {
 		return nil, err
 	}
 
-	say("baseline: MariaDB commit rate of an order-shaped transaction")
-	if r.Baselines.CommitRate, err = commitRate(32, 8*time.Second); err != nil {
-		return nil, err
-	}
-	r.Baselines.CommitConcurrency = 32
-	say("baseline: raw produce rates and latency (acks=all, idempotent)")
-	if r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms, err = kafkaBaselines(kafka); err != nil {
-		return nil, err
+	if want("baselines") {
+		say("baseline: MariaDB commit rate of an order-shaped transaction")
+		if r.Baselines.CommitRate, err = commitRate(32, 8*time.Second); err != nil {
+			return nil, err
+		}
+		r.Baselines.CommitConcurrency = 32
+		say("baseline: raw produce rates and latency (acks=all, idempotent)")
+		if r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms, err = kafkaBaselines(kafka); err != nil {
+			return nil, err
+		}
 	}
 
-	stack, err := newStack(orderBin, paymentBin, "saga")
-	if err != nil {
-		return nil, err
+	r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered = *maxRate, *maxRate
+	if want("saga") || want("latency") || want("drain") {
+		stack, err := newStack(orderBin, paymentBin, "saga")
+		if err != nil {
+			return nil, err
+		}
+		if want("saga") {
+			say("saga throughput, stepped open-model load")
+			if err := throughput(stack, r); err != nil {
+				return nil, err
+			}
+		}
+		if want("latency") {
+			say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustainedOffered)
+			if err := latency(stack, r); err != nil {
+				return nil, err
+			}
+		}
+		if want("drain") {
+			say("forwarder drain")
+			if err := drain(stack, r); err != nil {
+				return nil, err
+			}
+		}
+		stack.Close()
 	}
-	say("saga throughput, stepped open-model load")
-	if err := throughput(stack, r); err != nil {
-		return nil, err
-	}
-	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustained)
-	if err := latency(stack, r); err != nil {
-		return nil, err
-	}
-	say("forwarder drain")
-	if err := drain(stack, r); err != nil {
-		return nil, err
-	}
-	stack.Close()
 
-	stack, err = newStack(orderBin, paymentBin, "outage")
-	if err != nil {
-		return nil, err
+	if want("outage") {
+		stack, err := newStack(orderBin, paymentBin, "outage")
+		if err != nil {
+			return nil, err
+		}
+		say("Kafka outage at 30%% of max rate")
+		if err := outage(stack, r); err != nil {
+			return nil, err
+		}
+		stack.Close()
 	}
-	say("Kafka outage at 30%% of max rate")
-	if err := outage(stack, r); err != nil {
-		return nil, err
-	}
-	stack.Close()
 
-	say("consumer stack vs bare loop")
-	if err := consumerOverhead(kafka, r); err != nil {
-		return nil, err
+	if want("consumer") {
+		say("consumer stack vs bare loop")
+		if err := consumerOverhead(kafka, r); err != nil {
+			return nil, err
+		}
 	}
 	r.evaluate()
 	return r, nil
@@ -130,8 +159,8 @@ func newStack(orderBin, paymentBin, name string) (*harness.Stack, error) {
 	s, err := harness.NewStack(infra, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
 		LogDir:     filepath.Join(outDir, "logs"),
-		OrderEnv:   []string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m"},
-		PaymentEnv: []string{"LOG_LEVEL=warn"},
+		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m"}, extraEnv()...),
+		PaymentEnv: append([]string{"LOG_LEVEL=warn"}, extraEnv()...),
 	})
 	if err != nil {
 		return nil, err
@@ -143,7 +172,18 @@ func newStack(orderBin, paymentBin, name string) (*harness.Stack, error) {
 	for _, c := range customers {
 		accounts = append(accounts, harness.Account{CustomerID: c, BalanceCents: 1_000_000_000_000, Currency: "EUR"})
 	}
-	return s, s.SeedAccounts(accounts...)
+	if err := s.SeedAccounts(accounts...); err != nil {
+		return nil, err
+	}
+	say("warm-up: consumer groups joined, connections open")
+	return s, warmUp(s)
+}
+
+func extraEnv() []string {
+	if *svcEnv == "" {
+		return nil
+	}
+	return strings.Split(*svcEnv, ",")
 }
 
 // customers: many, so that payments of different orders rarely wait on the same
@@ -172,7 +212,7 @@ func commitRate(concurrency int, d time.Duration) (float64, error) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(concurrency)
-	if err := messaging.Migrate(context.Background(), db, nil, nil); err != nil {
+	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
 		return 0, err
 	}
 	if _, err := db.Exec(`CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,
@@ -384,6 +424,19 @@ func stepResult(s *harness.Stack, rate float64, d time.Duration, h *harness.Hist
 	return st, nil
 }
 
+// warmUp runs a few orders end to end, so that the first measured step does not
+// pay for consumer-group joins, partition assignment and cold connection pools.
+func warmUp(s *harness.Stack) error {
+	for range 3 {
+		h := load(s, 20, 5*time.Second)
+		waitDrained(s, 60*time.Second)
+		if len(h.AcceptedIDs()) == 0 {
+			return fmt.Errorf("warm-up: no order accepted")
+		}
+	}
+	return nil
+}
+
 func waitDrained(s *harness.Stack, limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
@@ -399,7 +452,7 @@ func waitDrained(s *harness.Stack, limit time.Duration) {
 
 func throughput(s *harness.Stack, r *Report) error {
 	d := 12 * time.Second
-	for _, rate := range []float64{25, 50, 100, 150, 200, 250, 300, 400, 500, 650, 800} {
+	for _, rate := range []float64{25, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 1000} {
 		h := load(s, rate, d)
 		st, err := stepResult(s, rate, d, h)
 		if err != nil {
@@ -482,18 +535,25 @@ func drain(s *harness.Stack, r *Report) error {
 		return err
 	}
 	t0 := time.Now()
-	for rows > 0 {
+	var firstOut time.Duration // until the forwarder's first delete: reconnecting to Kafka
+	for start := rows; rows > 0; {
 		time.Sleep(20 * time.Millisecond)
 		if err := s.OrderDB.QueryRow("SELECT COUNT(*) FROM watermill_outbox").Scan(&rows); err != nil {
 			return err
+		}
+		if firstOut == 0 && rows < start {
+			firstOut = time.Since(t0)
 		}
 		if time.Since(t0) > 3*time.Minute {
 			return fmt.Errorf("outbox not drained after 3 minutes: %d rows left", rows)
 		}
 	}
 	el := time.Since(t0)
-	r.Drain = Drain{Events: n - int(failed.Load()), Seconds: round(el.Seconds(), 2)}
+	r.Drain = Drain{Events: n - int(failed.Load()), Seconds: round(el.Seconds(), 2), ReconnectSec: round(firstOut.Seconds(), 2)}
 	r.Drain.Rate = round(float64(r.Drain.Events)/el.Seconds(), 0)
+	r.Drain.SteadyRate = round(float64(r.Drain.Events)/(el-firstOut).Seconds(), 0)
+	say("  %d events in %.1f s (first forwarded after %.1f s): %.0f/s overall, %.0f/s once connected",
+		r.Drain.Events, el.Seconds(), firstOut.Seconds(), r.Drain.Rate, r.Drain.SteadyRate)
 	waitDrained(s, 120*time.Second)
 	return nil
 }

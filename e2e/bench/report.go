@@ -85,7 +85,12 @@ type Latency struct {
 type Drain struct {
 	Events  int     `json:"events"`
 	Seconds float64 `json:"seconds"`
-	Rate    float64 `json:"rate_per_s"`
+	// Rate is Events / Seconds, from Kafka accepting connections to an empty outbox.
+	Rate float64 `json:"rate_per_s"`
+	// ReconnectSec is the part of Seconds before the first row was forwarded (the
+	// forwarder finding the restarted broker); SteadyRate excludes it.
+	ReconnectSec float64 `json:"reconnect_s"`
+	SteadyRate   float64 `json:"steady_rate_per_s"`
 }
 
 // Outage is a 60 s Kafka outage under load.
@@ -116,14 +121,12 @@ type Goal struct {
 }
 
 func (r *Report) evaluate() {
-	bound := r.Baselines.CommitRate / float64(r.K)
-	r.Throughput.RatioToCommitBound = round(r.Throughput.MaxSustained/bound, 2)
-	if r.Consumer.BareRate > 0 {
-		r.Consumer.Ratio = round(r.Consumer.StackRate/r.Consumer.BareRate, 2)
-	}
-	drainToSaga := round(r.Drain.Rate/r.Throughput.MaxSustained, 2)
-	drainToP := round(r.Drain.Rate/r.Baselines.ProduceAsync, 3)
-	drainToPSync := round(r.Drain.Rate/r.Baselines.ProduceSync, 2)
+	bound := ratio(r.Baselines.CommitRate, float64(r.K), 0)
+	r.Throughput.RatioToCommitBound = ratio(r.Throughput.MaxSustained, bound, 2)
+	r.Consumer.Ratio = ratio(r.Consumer.StackRate, r.Consumer.BareRate, 2)
+	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
+	drainToP := ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
+	drainToPSync := ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	r.Goals = []Goal{
 		{"saga throughput / (R_c/K)", r.Throughput.RatioToCommitBound, ">= 0.5 (stretch 0.8)", r.Throughput.RatioToCommitBound >= 0.5},
 		{"forwarder drain / max saga rate", drainToSaga, ">= 3", drainToSaga >= 3},
@@ -135,6 +138,14 @@ func (r *Report) evaluate() {
 		{"Kafka outage: backlog drained after return (s)", r.Outage.DrainedAfterSec, "<= 45", r.Outage.DrainedAfterSec <= 45},
 		{"consumer stack / bare loop", r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8},
 	}
+}
+
+// ratio is a/b rounded, or 0 when b is 0 (a phase that did not run).
+func ratio(a, b float64, digits int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return round(a/b, digits)
 }
 
 // Table is the human summary.
@@ -149,7 +160,8 @@ func (r *Report) Table() string {
 		r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered, r.K, r.Baselines.CommitRate/float64(r.K), r.Throughput.RatioToCommitBound)
 	w("latency     at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
-	w("drain       %d events in %.2f s = %.0f/s", r.Drain.Events, r.Drain.Seconds, r.Drain.Rate)
+	w("drain       %d events in %.2f s = %.0f/s (first forwarded after %.2f s; %.0f/s from then)",
+		r.Drain.Events, r.Drain.Seconds, r.Drain.Rate, r.Drain.ReconnectSec, r.Drain.SteadyRate)
 	w("outage      at %.0f/s, Kafka down %.0f s: intake errors %d, POST p99 during %.1f ms, backlog drained %.1f s after return, latency normal %.1f s after",
 		r.Outage.Rate, r.Outage.OutageSec, r.Outage.IntakeErrors, r.Outage.PostP99DuringMs, r.Outage.DrainedAfterSec, r.Outage.NormalAfterSec)
 	w("consumer    stack %.0f/s, bare loop %.0f/s, ratio %.2f", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio)

@@ -386,9 +386,51 @@ func (s *Stack) checkDrain(r *Report) {
 	}
 }
 
+// checkPaymentEvents counts as lost events the payment decisions recorded in the
+// payment database whose event never reached Kafka: a charge without
+// PaymentCompleted, a refusal without PaymentFailed, a refund without
+// PaymentRefunded. The other invariants can miss such a loss, because the
+// order's payment timeout then cancels and refunds the order, and money balances.
+func (s *Stack) checkPaymentEvents(r *Report, published map[[2]string]bool) {
+	rows, err := s.PaymentDB.Query("SELECT order_id, status, charged_cents, refunded_cents FROM payments")
+	if err != nil {
+		r.violate("reading payments: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, status string
+		var charged, refunded int64
+		if err := rows.Scan(&id, &status, &charged, &refunded); err != nil {
+			r.violate("reading payments: %v", err)
+			return
+		}
+		var want []events.Type
+		if charged > 0 {
+			want = append(want, events.TypePaymentCompleted)
+		}
+		if status == "REFUSED" {
+			want = append(want, events.TypePaymentFailed)
+		}
+		if refunded > 0 {
+			want = append(want, events.TypePaymentRefunded)
+		}
+		for _, t := range want {
+			if !published[[2]string{string(t), id}] {
+				r.LostEvents++
+				r.violate("I1: the %s of order %s is recorded in the payment database but never reached Kafka", t, id)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		r.violate("reading payments: %v", err)
+	}
+}
+
 // checkTopics: I6, lost events and duplicates delivered.
 func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
 	placed := map[string]bool{}
+	published := map[[2]string]bool{} // (event type, order id) seen in a topic
 	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments} {
 		msgs, err := s.ReadAll(topic)
 		if err != nil {
@@ -403,6 +445,7 @@ func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
 			if m.Metadata.Get(events.MetadataType) == string(events.TypeOrderPlaced) {
 				placed[m.Metadata.Get(events.MetadataKey)] = true
 			}
+			published[[2]string{m.Metadata.Get(events.MetadataType), m.Metadata.Get(events.MetadataKey)}] = true
 		}
 	}
 	if st, err := s.orderStates(); err != nil {
@@ -415,6 +458,7 @@ func (s *Stack) checkTopics(r *Report, expected map[string]bool) {
 			}
 		}
 	}
+	s.checkPaymentEvents(r, published)
 	r.PoisonExpected = len(expected)
 	found := map[string]bool{}
 	for _, topic := range []string{s.Topics.OrderPoison, s.Topics.PaymentPoison} {

@@ -147,6 +147,21 @@ func runForwarder(t *testing.T, f *forwarder.Forwarder) {
 	t.Cleanup(func() { _ = f.Close(); cancel(); <-done })
 }
 
+// writeOutbox commits n new messages to the outbox in one transaction.
+func writeOutbox(t *testing.T, db *sql.DB, ob *messaging.Outbox, n int) []*message.Message {
+	t.Helper()
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		msgs[i] = newMsg(i)
+	}
+	if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+		return ob.Publish(ctx, tx, "orders", msgs...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 func newMsg(i int) *message.Message {
 	m := message.NewMessage(watermill.NewUUID(), []byte(`{"n":`+strconv.Itoa(i)+`}`))
 	m.Metadata.Set(events.MetadataKey, "order-"+strconv.Itoa(i))
@@ -302,15 +317,7 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := migrated(t)
 			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{})
-			msgs := make([]*message.Message, 5)
-			for i := range msgs {
-				msgs[i] = newMsg(i)
-			}
-			if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
-				return ob.Publish(ctx, tx, "orders", msgs...)
-			}); err != nil {
-				t.Fatal(err)
-			}
+			msgs := writeOutbox(t, db, ob, 5)
 			out := newRecorder()
 			refused := msgs[2].UUID
 			out.refuse = func(m *message.Message) error {

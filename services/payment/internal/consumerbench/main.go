@@ -95,13 +95,18 @@ func run(mode string, brokers []string, dsn, topic string, n int) (float64, erro
 		if err != nil {
 			return 0, err
 		}
+		// The same handler, each message in its own goroutine as Watermill's router
+		// does (the subscriber sends a partition's next message only after the
+		// previous one's Ack, so partitions are handled concurrently, in order).
 		go func() {
 			for msg := range msgs {
-				for handler(msg) != nil { // the same handler, retried until it succeeds
-					time.Sleep(10 * time.Millisecond)
-				}
-				msg.Ack()
-				count()
+				go func() {
+					for handler(msg) != nil { // retried until it succeeds
+						time.Sleep(10 * time.Millisecond)
+					}
+					msg.Ack()
+					count()
+				}()
 			}
 		}()
 	default:
