@@ -618,7 +618,8 @@ func outage(s *harness.Stack, r *Report) error {
 type point struct{ x, y float64 }
 
 // normalAfter returns the seconds after back from which every 1-second bucket of
-// newly created orders has a p99 within 1.5× the baseline p99 (or +50 ms).
+// newly created orders has a p99 within 1.5× the baseline p99 (or +50 ms), or -1
+// if the last bucket of the run is still above that (not normal within the run).
 func normalAfter(pts []point, back, baseP99 float64) float64 {
 	limit := max(1.5*baseP99, baseP99+50)
 	buckets := map[int][]float64{}
@@ -635,6 +636,9 @@ func normalAfter(pts []point, back, baseP99 float64) float64 {
 		if len(buckets[b]) > 0 && percentile(buckets[b], 0.99) > limit {
 			normal = b + 1
 		}
+	}
+	if normal > last {
+		return -1
 	}
 	return float64(normal)
 }
@@ -686,25 +690,27 @@ func consumerOverhead(kafka messaging.KafkaConfig, r *Report) error {
 	return nil
 }
 
-// publishAsync preloads a topic quickly, keyed like the services do.
+// publishAsync preloads a topic quickly, keyed like the services do. Messages
+// the batched producer could not deliver (e.g. just after a broker restart) are
+// sent again one by one.
 func publishAsync(kafka messaging.KafkaConfig, topic string, msgs []*message.Message) error {
-	cfg := kafka.ProducerConfig()
-	p, err := sarama.NewAsyncProducer(kafka.Brokers, cfg)
+	p, err := sarama.NewAsyncProducer(kafka.Brokers, kafka.ProducerConfig())
 	if err != nil {
 		return err
 	}
 	marshaler := messaging.Marshaler(true)
+	successes, failures := make(chan struct{}), make(chan []*sarama.ProducerMessage)
 	go func() {
 		for range p.Successes() {
 		}
+		close(successes)
 	}()
-	var errs []error
-	done := make(chan struct{})
 	go func() {
+		var failed []*sarama.ProducerMessage
 		for e := range p.Errors() {
-			errs = append(errs, e.Err)
+			failed = append(failed, e.Msg)
 		}
-		close(done)
+		failures <- failed
 	}()
 	for _, m := range msgs {
 		km, err := marshaler.Marshal(topic, m)
@@ -713,12 +719,23 @@ func publishAsync(kafka messaging.KafkaConfig, topic string, msgs []*message.Mes
 		}
 		p.Input() <- km
 	}
-	if err := p.Close(); err != nil {
+	p.AsyncClose()
+	<-successes
+	failed := <-failures
+	if len(failed) == 0 {
+		return nil
+	}
+	say("  %d message(s) not delivered by the batched producer, sending them again", len(failed))
+	sp, err := sarama.NewSyncProducer(kafka.Brokers, kafka.ProducerConfig())
+	if err != nil {
 		return err
 	}
-	<-done
-	if len(errs) > 0 {
-		return errs[0]
+	defer sp.Close()
+	for _, m := range failed {
+		retry := &sarama.ProducerMessage{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers}
+		if _, _, err := sp.SendMessage(retry); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -101,7 +101,8 @@ type Outage struct {
 	PostP99DuringMs float64 `json:"post_p99_during_ms"`
 	BaselineP99Ms   float64 `json:"baseline_p99_ms"`
 	DrainedAfterSec float64 `json:"drained_after_s"`
-	NormalAfterSec  float64 `json:"latency_normal_after_s"`
+	// NormalAfterSec is -1 when latency was not back to normal before the load ended.
+	NormalAfterSec float64 `json:"latency_normal_after_s"`
 }
 
 // Consumer compares the full consumer stack with a bare loop.
@@ -136,6 +137,8 @@ func (r *Report) evaluate() {
 		{"POST→terminal p99 at 50% of max (ms, server)", r.Latency.ServerP99, "<= 150", r.Latency.ServerP99 <= 150},
 		{"Kafka outage: intake errors", float64(r.Outage.IntakeErrors), "0", r.Outage.IntakeErrors == 0},
 		{"Kafka outage: backlog drained after return (s)", r.Outage.DrainedAfterSec, "<= 45", r.Outage.DrainedAfterSec <= 45},
+		{"Kafka outage: latency normal after return (s; -1: not in the run)", r.Outage.NormalAfterSec, "<= 45",
+			r.Outage.NormalAfterSec >= 0 && r.Outage.NormalAfterSec <= 45},
 		{"consumer stack / bare loop", r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8},
 	}
 }
