@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/e2e/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
@@ -51,10 +52,13 @@ func eventCounts(t *testing.T, s *harness.Stack, topic string, typ events.Type) 
 
 // TestCancelConfirmedOrderRefunds: a paid order is cancelled, the payment service
 // refunds (the compensation), the order ends CANCELLED and refunded; a second
-// cancellation changes nothing; an old PaymentCompleted replayed afterwards is
-// ignored as stale.
+// cancellation changes nothing; an old PaymentCompleted replayed afterwards (with
+// a new id) is recognised as stale by the order-version check and ignored, not
+// applied and not poisoned. The order service's inbox is switched off, so the
+// version check alone decides.
 func TestCancelConfirmedOrderRefunds(t *testing.T) {
-	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
+	s := newStack(t, harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_DISABLE_INBOX=1"}},
+		harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
 	id := place(t, s, "rich", 700, "EUR").ID
 	if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
 		t.Fatalf("order is %s, want CONFIRMED", o.Status)
@@ -98,6 +102,10 @@ func TestCancelConfirmedOrderRefunds(t *testing.T) {
 	}
 	if _, o, _ := s.GetOrder(ctxFor(t, 5*time.Second), id); o.Status != "CANCELLED" || o.Version != 4 {
 		t.Fatalf("after a stale PaymentCompleted the order is %s v%d, want CANCELLED v4", o.Status, o.Version)
+	}
+	// Consumed and committed (drained): had it been poisoned, that happened first.
+	if n := testenv.TopicSize(t, s.Kafka, s.Topics.OrderPoison); n != 0 {
+		t.Fatalf("the stale PaymentCompleted was poisoned (%d message(s) in %s), want it ignored", n, s.Topics.OrderPoison)
 	}
 	if n := eventCounts(t, s, s.Topics.Orders, events.TypeOrderCancelled)[id]; n != 1 {
 		t.Fatalf("%d OrderCancelled events, want 1 (cancelling twice is a no-op)", n)
@@ -267,10 +275,12 @@ func TestRetriesShowInTheTimeline(t *testing.T) {
 // TestPoisonReplayCompletesOnce: charging is broken for good, so the payment
 // service poisons the OrderPlaced after its retries; an operator fixes the cause
 // and replays it through the admin endpoint; the order completes, and replaying
-// it again charges nothing more. The timeline shows the whole path.
+// it again charges nothing more: the replay keeps the message id, and the inbox
+// absorbs the second one (the order-version check, which would also drop it, is
+// switched off). The timeline shows the whole path.
 func TestPoisonReplayCompletesOnce(t *testing.T) {
 	const token = "test-admin-token"
-	s := newStack(t, harness.StackConfig{PaymentEnv: []string{"PAYMENT_ADMIN_TOKEN=" + token}},
+	s := newStack(t, harness.StackConfig{PaymentEnv: []string{"PAYMENT_ADMIN_TOKEN=" + token, "PAYMENT_FAULT_DISABLE_VERSION_CHECK=1"}},
 		harness.Account{CustomerID: "jinx", BalanceCents: 100_000, Currency: "EUR"})
 	repair := failCharges(t, s, "jinx", -1)
 	id := place(t, s, "jinx", 400, "EUR").ID

@@ -128,12 +128,20 @@ func (f *faultRun) hold(svc *harness.Service, down bool) {
 	f.down[svc] = down
 }
 
-// republish publishes again up to n messages already in the event topics, with
-// their ids: duplicates as a forwarder crash or a replay would make them.
+// republish publishes again up to n messages already in each event topic, with
+// their ids: duplicates as a forwarder crash or a replay would make them. On the
+// orders topic a third of them are, on purpose, the OrderPlaced of orders
+// already charged (CONFIRMED, for a customer who can pay again): the duplicates
+// that would charge twice if nothing stopped them, so that every run exercises
+// the dangerous case instead of drawing it by chance.
 func (f *faultRun) republish(n int) error {
 	from := time.Now()
 	pub := f.s.Kafka.NewPublisher(watermill.NopLogger{})
 	defer pub.Close()
+	charged, err := f.chargedOrders()
+	if err != nil {
+		return err
+	}
 	total := 0
 	for _, topic := range []string{f.s.Topics.Orders, f.s.Topics.Payments} {
 		msgs, err := f.s.ReadAll(topic)
@@ -141,7 +149,20 @@ func (f *faultRun) republish(n int) error {
 			return err
 		}
 		f.rng.Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
-		for _, m := range msgs[:min(n, len(msgs))] {
+		var dangerous, others []*message.Message
+		for _, m := range msgs {
+			if m.Metadata.Get(events.MetadataType) == string(events.TypeOrderPlaced) && charged[m.Metadata.Get(events.MetadataKey)] {
+				dangerous = append(dangerous, m)
+			} else {
+				others = append(others, m)
+			}
+		}
+		picked := dangerous[:min(n/3, len(dangerous))]
+		if topic == f.s.Topics.Orders && len(picked) == 0 {
+			return fmt.Errorf("republish: no charged order to duplicate yet")
+		}
+		all := append(picked, others...)
+		for _, m := range all[:min(n, len(all))] {
 			if err := pub.Publish(topic, m.Copy()); err != nil {
 				return err
 			}
@@ -150,6 +171,31 @@ func (f *faultRun) republish(n int) error {
 	}
 	f.record(fmt.Sprintf("republish %d events", total), from, 0)
 	return nil
+}
+
+// chargedOrders returns the ids of the CONFIRMED orders of customers who can
+// pay again.
+func (f *faultRun) chargedOrders() (map[string]bool, error) {
+	rows, err := f.s.OrderDB.Query("SELECT id, customer_id FROM orders WHERE status = 'CONFIRMED'")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	rich := map[string]bool{}
+	for _, c := range richCustomers {
+		rich[c] = true
+	}
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id, customer string
+		if err := rows.Scan(&id, &customer); err != nil {
+			return nil, err
+		}
+		if rich[customer] {
+			ids[id] = true
+		}
+	}
+	return ids, rows.Err()
 }
 
 // injectPoison publishes malformed, unknown and invalid messages into both event
@@ -204,17 +250,21 @@ func (f *faultRun) supervise(ctx context.Context) {
 // on 2 cores.
 func scenarios() []scenario {
 	return []scenario{
-		{name: "kill-kafka", rate: 30, duration: 52 * time.Second, faults: func(f *faultRun) error {
-			f.sleepUntil(5 * time.Second)
-			if err := f.killServer(harness.Kafka, 15*time.Second); err != nil {
-				return err
-			}
-			// The second time, kill it while the forwarder drains the backlog of the
-			// first outage: batches are cut in the middle.
-			f.waitDrainStarted(10 * time.Second)
-			return f.killServer(harness.Kafka, 15*time.Second)
-		}},
-		{name: "kill-order-db", rate: 50, duration: 35 * time.Second, faults: func(f *faultRun) error {
+		// The order forwarder also refuses a row in the middle of a batch until its
+		// ack deadline (FAULT_REFUSE_MID_BATCH): the cut a kill only sometimes
+		// lands on happens in every run.
+		{name: "kill-kafka", rate: 30, duration: 52 * time.Second,
+			stack: harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_REFUSE_MID_BATCH=1"}}, faults: func(f *faultRun) error {
+				f.sleepUntil(5 * time.Second)
+				if err := f.killServer(harness.Kafka, 15*time.Second); err != nil {
+					return err
+				}
+				// The second time, kill it while the forwarder drains the backlog of the
+				// first outage: batches are cut in the middle.
+				f.waitDrainStarted(10 * time.Second)
+				return f.killServer(harness.Kafka, 15*time.Second)
+			}},
+		{name: "kill-order-db", rate: 50, duration: 42 * time.Second, faults: func(f *faultRun) error {
 			f.sleepUntil(8 * time.Second)
 			return f.killServer(harness.OrderDB, 10*time.Second)
 		}},
@@ -487,11 +537,15 @@ func TestFaults(t *testing.T) {
 }
 
 // TestFaultsNegativeControl shows that the checker can fail: each run switches
-// one protection off on purpose, and the checker must report the damage.
-//   - duplicates with the payment service's idempotency off (no inbox, no version
-//     check) must produce double charges;
-//   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3) must lose
-//     orders: the rows of a batch behind the one Kafka refused are deleted.
+// one protection off on purpose (a fault-injection switch, ADR 21) in a scenario
+// that causes the exact interleaving the protection exists for, so the damage
+// shows in every run, not by chance:
+//   - duplicates with the payment service's inbox and version check off: the
+//     scenario re-publishes OrderPlaced events of charged orders, so it must
+//     double-charge;
+//   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3): the
+//     scenario makes Kafka refuse a row in the middle of a batch until the ack
+//     deadline, so the stock adapter must delete rows that never reached Kafka.
 func TestFaultsNegativeControl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: skipped with -short")
@@ -501,14 +555,15 @@ func TestFaultsNegativeControl(t *testing.T) {
 		byName[sc.name] = sc
 	}
 	tests := []struct {
-		scenario string
-		env      harness.StackConfig
-		label    string
-		damage   func(*harness.Report) int
+		scenario   string
+		orderEnv   []string
+		paymentEnv []string
+		label      string
+		damage     func(*harness.Report) int
 	}{
-		{"duplicates", harness.StackConfig{PaymentEnv: []string{"PAYMENT_UNSAFE_DISABLE_IDEMPOTENCY=1"}},
+		{"duplicates", nil, []string{"PAYMENT_FAULT_DISABLE_INBOX=1", "PAYMENT_FAULT_DISABLE_VERSION_CHECK=1"},
 			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }},
-		{"kill-kafka", harness.StackConfig{OrderEnv: []string{"ORDER_OUTBOX_UNSAFE_STOCK_ACK=1"}},
+		{"kill-kafka", []string{"ORDER_FAULT_STOCK_ACK=1"}, nil,
 			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
 	}
 	for _, tt := range tests {
@@ -518,7 +573,8 @@ func TestFaultsNegativeControl(t *testing.T) {
 		t.Run(tt.scenario, func(t *testing.T) {
 			sc := byName[tt.scenario]
 			sc.name = fmt.Sprintf("%s (negative control: %s)", sc.name, tt.label)
-			sc.stack = tt.env
+			sc.stack.OrderEnv = append(append([]string{}, sc.stack.OrderEnv...), tt.orderEnv...)
+			sc.stack.PaymentEnv = append(append([]string{}, sc.stack.PaymentEnv...), tt.paymentEnv...)
 			sc.recovery = 30 * time.Second // what is lost stays lost; no need to wait long
 			r := runScenario(t, sc, suiteSeed(t))
 			r.NegativeControl = true

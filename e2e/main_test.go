@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 		start := time.Now()
 		infraErr = infra.Up()
 		if infraErr == nil {
-			orderBin, paymentBin, infraErr = harness.Build(filepath.Join(buildDir, "bin"))
+			// The fault-injection build: the services accept their *_FAULT_* switches.
+			orderBin, paymentBin, infraErr = harness.Build(filepath.Join(buildDir, "bin"), "faults")
 		}
 		if infraErr == nil {
 			fmt.Printf("e2e: servers up and services built in %s\n", time.Since(start).Round(time.Millisecond))

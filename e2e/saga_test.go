@@ -112,9 +112,12 @@ func orderPlacedMessage(t *testing.T, s *harness.Stack, orderID string) *message
 
 // TestRedeliveredEventChargesOnce publishes an order's OrderPlaced again, three
 // times, with the same id (what a forwarder crash or a consumer rebalance does):
-// the customer is charged once.
+// the customer is charged once. It proves the payment service's inbox: the
+// order-version check, which would also drop a second OrderPlaced, is switched
+// off, so the inbox alone stands between a redelivery and a second charge.
 func TestRedeliveredEventChargesOnce(t *testing.T) {
-	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
+	s := newStack(t, harness.StackConfig{PaymentEnv: []string{"PAYMENT_FAULT_DISABLE_VERSION_CHECK=1"}},
+		harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
 	id := place(t, s, "rich", 700, "EUR").ID
 	terminal(t, s, id)
 
@@ -199,7 +202,12 @@ func TestOrdersAcceptedWhileKafkaIsDown(t *testing.T) {
 	for range 20 {
 		ids = append(ids, place(t, s, "rich", 100, "EUR").ID)
 	}
-	time.Sleep(2 * time.Second)
+	// Every order is stored and its OrderPlaced waits in the outbox: nothing was
+	// lost and nothing could have gone further.
+	var waiting int
+	if err := s.OrderDB.QueryRow("SELECT COUNT(*) FROM watermill_outbox").Scan(&waiting); err != nil || waiting != len(ids) {
+		t.Fatalf("with Kafka down the outbox holds %d event(s) (%v), want %d", waiting, err, len(ids))
+	}
 	if _, o, err := s.GetOrder(ctxFor(t, 5*time.Second), ids[0]); err != nil || o.Status != "PENDING" {
 		t.Fatalf("with Kafka down the first order is %q (%v), want PENDING", o.Status, err)
 	}

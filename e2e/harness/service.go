@@ -8,17 +8,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// Build compiles both services into dir (once per call) and returns the paths of
-// the order and payment binaries.
-func Build(dir string) (order, payment string, err error) {
+// Build compiles both services into dir (once per call) with the given build
+// tags and returns the paths of the order and payment binaries. Without tags they
+// are the production binaries (what `make bench` measures); the fault suite
+// builds with "faults", which makes the services act on their *_FAULT_*
+// switches (messaging.FaultConfig).
+func Build(dir string, tags ...string) (order, payment string, err error) {
 	order, payment = filepath.Join(dir, "order"), filepath.Join(dir, "payment")
 	for bin, pkg := range map[string]string{order: "./services/order", payment: "./services/payment"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, pkg)
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)

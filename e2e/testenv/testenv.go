@@ -6,9 +6,11 @@
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow).
 //
-// A server that does not answer skips the test, with a hint to run
-// `make infra-up`, except under CI=true, where it fails the test: CI must never
-// pass by skipping.
+// With -short every test that needs a server is skipped before anything is
+// dialled: `go test -short ./...` needs no MariaDB and no Kafka. Otherwise a
+// server that does not answer skips the test, with a hint to run `make
+// infra-up`, except under CI=true, where it fails the test: CI must never pass by
+// skipping.
 package testenv
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -54,6 +57,14 @@ func Missing(t testing.TB, what string, err error) {
 		t.Fatalf("%s is not reachable (CI=true, so this fails instead of skipping): %v", what, err)
 	}
 	t.Skipf("%s is not reachable (%v); start the local servers with `make infra-up`", what, err)
+}
+
+// NeedsServers skips the test under -short: it needs what (a real server).
+func NeedsServers(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s: skipped with -short", what)
+	}
 }
 
 // DSN returns a go-sql-driver DSN for database db on addr.
@@ -90,6 +101,7 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 // Node under test to connect on its own.
 func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
 	t.Helper()
+	NeedsServers(t, "MariaDB at "+addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	admin, err := sql.Open("mysql", DSN(addr, ""))
@@ -126,6 +138,7 @@ func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
 // a broker answers.
 func Kafka(t testing.TB) messaging.KafkaConfig {
 	t.Helper()
+	NeedsServers(t, "Kafka")
 	cfg := messaging.KafkaConfig{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -182,4 +195,14 @@ func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, tim
 		}
 	}
 	return got
+}
+
+// TopicSize is harness.TopicSize that fails the test when Kafka cannot say.
+func TopicSize(t testing.TB, cfg messaging.KafkaConfig, topic string) int64 {
+	t.Helper()
+	n, err := harness.TopicSize(cfg, topic)
+	if err != nil {
+		t.Fatalf("size of topic %s: %v", topic, err)
+	}
+	return n
 }

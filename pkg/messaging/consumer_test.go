@@ -151,7 +151,11 @@ func TestInboxAppliesEachMessageOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc { return r.effect },
-				func(n *messaging.Node) { n.Inbox().Disabled = tt.disabled })
+				func(n *messaging.Node) {
+					if tt.disabled {
+						messaging.DisableInboxForTest(n)
+					}
+				})
 			id := watermill.NewUUID()
 			marker := watermill.NewUUID()
 			r.publish(t, msgWithID(id), msgWithID(id), msgWithID(id), msgWithID(marker))
@@ -198,8 +202,10 @@ func TestTransientFailuresAreRetriedNotPoisoned(t *testing.T) {
 	if got := r.attemptsOf(id); got != 3 {
 		t.Fatalf("attempts = %d, want 3", got)
 	}
-	if poisoned := testenv.ReadTopic(t, r.kafka, r.poisonTopic, 1, 3*time.Second); len(poisoned) != 0 {
-		t.Fatalf("poison topic holds %d messages, want 0", len(poisoned))
+	// The message succeeded, so had it been poisoned that would have happened
+	// already (instead): the poison topic's offsets say whether it was.
+	if n := testenv.TopicSize(t, r.kafka, r.poisonTopic); n != 0 {
+		t.Fatalf("poison topic holds %d messages, want 0", n)
 	}
 }
 
@@ -299,8 +305,8 @@ func TestOutageIsNotPoisoned(t *testing.T) {
 	}, nil)
 	id := watermill.NewUUID()
 	r.publish(t, msgWithID(id))
-	waitEffect(t, r, id)
-	if poisoned := testenv.ReadTopic(t, r.kafka, r.poisonTopic, 1, 3*time.Second); len(poisoned) != 0 {
-		t.Fatalf("poison topic holds %d messages, want 0", len(poisoned))
+	waitEffect(t, r, id) // a poisoned message would have been acknowledged without its effect
+	if n := testenv.TopicSize(t, r.kafka, r.poisonTopic); n != 0 {
+		t.Fatalf("poison topic holds %d messages, want 0", n)
 	}
 }

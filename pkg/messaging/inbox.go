@@ -35,13 +35,6 @@ type Inbox struct {
 	DB *sql.DB
 	// ConsumerGroup scopes the ids: two consumer groups may both process a message.
 	ConsumerGroup string
-	// Disabled turns the inbox into a pass-through. It exists only for the fault
-	// suite's negative control (proving the checker sees double effects without it);
-	// never set it in production.
-	Disabled bool
-	// AfterCommit, if set, is called after the transaction committed and before the
-	// message is acknowledged. The fault suite uses it to crash the process there.
-	AfterCommit func(msg *message.Message)
 }
 
 // Middleware returns a router middleware that runs h inside a transaction carried
@@ -51,10 +44,6 @@ type Inbox struct {
 // innermost, inside Retry, so that each attempt gets a fresh transaction.
 func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if i.Disabled {
-			msg.SetContext(withCause(msg.Context(), msg.UUID, nextAttempt(msg.Context())))
-			return h(msg)
-		}
 		if msg.UUID == "" {
 			return nil, Permanent(ErrNoMessageID)
 		}
@@ -73,9 +62,6 @@ func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		})
 		if err != nil {
 			return nil, err
-		}
-		if i.AfterCommit != nil {
-			i.AfterCommit(msg)
 		}
 		return produced, nil
 	}

@@ -35,7 +35,9 @@ type Config struct {
 	// FailureMode is what the consumer does when a message's retries are spent:
 	// "poison" (default) or "block" (ADR 14).
 	FailureMode FailureMode `env:"FAILURE_MODE"`
-	// Faults are test-only crash hooks (FAULT_CRASH_AFTER_PUBLISH, ...).
+	// Faults are the fault-injection suite's switches (FAULT_CRASH_AFTER_PUBLISH,
+	// FAULT_DISABLE_INBOX, ...). Only a binary built with `-tags faults` accepts
+	// them; see FaultConfig.
 	Faults FaultConfig `envPrefix:"FAULT_"`
 }
 
@@ -63,6 +65,9 @@ func (c Config) Validate() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
+	if !faultsBuilt && !c.Faults.IsZero() {
+		errs = append(errs, errors.New(errFaultsNotBuilt))
+	}
 	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate())...)
 }
 
@@ -80,11 +85,14 @@ type Node struct {
 	logger watermill.LoggerAdapter
 	topics []events.TopicSpec
 
-	outbox   *Outbox
-	inbox    Inbox
-	out      message.Publisher
-	poison   message.Publisher
-	handlers []consumer
+	outbox *Outbox
+	inbox  Inbox
+	// inboxMiddleware wraps every consumer (not projections): the inbox's, unless
+	// the fault-injection build replaced or wrapped it.
+	inboxMiddleware message.HandlerMiddleware
+	out             message.Publisher
+	poison          message.Publisher
+	handlers        []consumer
 	// forwarderMiddlewares wrap the forwarder's handler (fault hooks).
 	forwarderMiddlewares []message.HandlerMiddleware
 	jobs                 []job
@@ -145,7 +153,8 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		out:    config.Kafka.NewPublisher(wlog),
 		poison: config.Kafka.NewPoisonPublisher(wlog),
 	}
-	config.Faults.apply(n)
+	n.inboxMiddleware = n.inbox.Middleware
+	config.Faults.install(n)
 	return n, nil
 }
 
@@ -155,7 +164,7 @@ func (n *Node) DB() *sql.DB { return n.db }
 // Outbox is where the service's repositories write their events.
 func (n *Node) Outbox() *Outbox { return n.outbox }
 
-// Inbox returns the node's inbox, to adjust (fault switches) before Run.
+// Inbox returns the node's inbox (to ask whether a message was processed).
 func (n *Node) Inbox() *Inbox { return &n.inbox }
 
 // PoisonPublisher is the publisher the poison queue uses; poison tooling reuses it
@@ -264,7 +273,7 @@ func (n *Node) runConsumers(ctx context.Context) error {
 			continue
 		}
 		h.AddMiddleware(stack...)
-		h.AddMiddleware(n.inbox.Middleware)
+		h.AddMiddleware(n.inboxMiddleware)
 	}
 	return router.Run(ctx)
 }

@@ -32,10 +32,6 @@ type OutboxConfig struct {
 	// (during a Kafka outage) before it gives up, commits what was forwarded and
 	// polls again. Default 10 s.
 	AckDeadline time.Duration `env:"ACK_DEADLINE"`
-	// UnsafeStockAck uses watermill-sql v4.1.2's own MySQLQueueOffsetsAdapter,
-	// which deletes rows that were never forwarded (ADR 3). It exists only for the
-	// fault suite's negative control; never set it anywhere else.
-	UnsafeStockAck bool `env:"UNSAFE_STOCK_ACK"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -104,6 +100,9 @@ func (a offsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query,
 type Outbox struct {
 	config OutboxConfig
 	schema schema
+	// stockAck selects watermill-sql's own ack adapter, which loses rows; only the
+	// fault-injection build sets it (FaultConfig.StockAck).
+	stockAck bool
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -150,9 +149,9 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
 	var offsetsAdapter wsql.OffsetsAdapter = offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}}
-	if o.config.UnsafeStockAck {
+	if o.stockAck {
 		offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
-		logger.Error("UNSAFE: outbox uses the stock ack adapter that loses rows; negative-control tests only", nil, nil)
+		logger.Error("FAULT INJECTION: outbox uses the stock ack adapter that loses rows", nil, nil)
 	}
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
 		SchemaAdapter:  o.schema,

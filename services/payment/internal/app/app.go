@@ -33,10 +33,6 @@ type Service struct {
 	logger   *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
-	// SkipVersionCheck makes the service act on every delivery as if it were new.
-	// Only the fault suite's negative control sets it (together with disabling the
-	// inbox) to show that the checker catches double charges.
-	SkipVersionCheck bool
 }
 
 // New returns a Service storing payments in payments.
@@ -79,7 +75,7 @@ func (s *Service) orderCancelled(ctx context.Context, e events.Event) error {
 
 // fresh reports whether e is newer than anything p has acted on, and logs it if not.
 func (s *Service) fresh(ctx context.Context, e events.Event, p *domain.Payment) bool {
-	if s.SkipVersionCheck || p.IsNewer(e.OrderVersion) {
+	if p.IsNewer(e.OrderVersion) {
 		return true
 	}
 	s.logger.InfoContext(ctx, "ignored event that is not newer than the payment", "event_id", e.ID,

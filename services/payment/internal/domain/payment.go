@@ -90,8 +90,8 @@ func (p *Payment) IsNewer(orderVersion int) bool {
 // Place acts on an order placed at orderVersion: it charges acct (nil if the
 // customer has no account) the amount when the account exists, is in the order's
 // currency and holds enough; otherwise it refuses with a reason. It reports
-// whether it charged. Place does not check IsNewer: the caller does, so that
-// the fault suite's negative control can switch that guard off.
+// whether it charged. Place does not check IsNewer: the use case does first
+// and ignores an event that is not newer (services/payment/internal/app).
 func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, currency string, acct *Account, now time.Time) (charged bool) {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now

@@ -30,13 +30,15 @@ type Config struct {
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
-	// UnsafeDisableIdempotency turns off the inbox and the order-version check, so
-	// that every delivery of an event acts as if it were the first. It exists only
-	// for the fault suite's negative control, which proves that the checker sees
-	// double charges without them. Never set it anywhere else.
-	UnsafeDisableIdempotency bool `env:"PAYMENT_UNSAFE_DISABLE_IDEMPOTENCY"`
+	// DisableVersionCheck is a fault-injection switch: the payment forgets which
+	// order version it acted on, so every event looks new and only the inbox stands
+	// between a redelivered OrderPlaced and a second charge. End-to-end tests of the
+	// inbox and the negative controls use it; only a binary built with
+	// `-tags faults` accepts it (see messaging.FaultConfig, ADR 21).
+	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
 	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
+	// PAYMENT_FAULT_* are the fault-injection switches (messaging.FaultConfig).
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
@@ -63,6 +65,9 @@ func (c Config) Validate() error {
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
 		errs = append(errs, errors.New("PAYMENT_TOPIC_ORDERS and PAYMENT_TOPIC_PAYMENTS are required"))
 	}
+	if c.DisableVersionCheck && !messaging.FaultsBuilt() {
+		errs = append(errs, errors.New("PAYMENT_FAULT_DISABLE_VERSION_CHECK is set, but this binary was built without `-tags faults`: unset it"))
+	}
 	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
 }
 
@@ -84,11 +89,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 
-	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic), logger)
-	if cfg.UnsafeDisableIdempotency {
-		logger.Warn("UNSAFE: idempotency disabled (inbox and version check); for negative-control tests only")
-		node.Inbox().Disabled, svc.SkipVersionCheck = true, true
-	}
+	var payments app.Payments = mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic)
+	payments = withFaults(cfg, payments, logger)
+	svc := app.New(payments, logger)
 	node.Consume("payment.order-events", cfg.OrdersTopic, messaging.EventHandler(svc.HandleOrderEvent))
 
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)

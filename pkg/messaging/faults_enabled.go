@@ -1,0 +1,138 @@
+//go:build faults
+
+package messaging
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// faultsBuilt is true: this binary was built with `-tags faults` for the
+// fault-injection suite and acts on FaultConfig.
+const faultsBuilt = true
+
+// install puts the configured fault hooks and switches on the node.
+func (c FaultConfig) install(n *Node) {
+	if c.IsZero() {
+		return
+	}
+	n.slog.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
+	if c.CrashAfterPublish > 0 {
+		crash := crashEvery(c.CrashAfterPublish)
+		n.forwarderMiddlewares = append(n.forwarderMiddlewares, func(h message.HandlerFunc) message.HandlerFunc {
+			return func(msg *message.Message) ([]*message.Message, error) {
+				out, err := h(msg)
+				if err == nil {
+					crash()
+				}
+				return out, err
+			}
+		})
+	}
+	if c.RefuseMidBatch {
+		n.out = &midBatchRefuser{Publisher: n.out, logger: n.slog}
+	}
+	if c.StockAck {
+		n.outbox.stockAck = true
+	}
+	if c.DisableInbox {
+		n.inboxMiddleware = passThroughInbox
+	}
+	if c.CrashAfterCommit > 0 {
+		crash := crashEvery(c.CrashAfterCommit)
+		inbox := n.inboxMiddleware
+		n.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc {
+			handle := inbox(h)
+			return func(msg *message.Message) ([]*message.Message, error) {
+				out, err := handle(msg)
+				if err == nil { // committed, not yet acknowledged to Kafka
+					crash()
+				}
+				return out, err
+			}
+		}
+	}
+}
+
+// crashEvery returns a function that kills the process on its n-th call.
+func crashEvery(n int) func() {
+	var calls atomic.Int64
+	return func() {
+		if calls.Add(1) == int64(n) {
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill() // SIGKILL: no deferred function, no shutdown
+			}
+			select {} // never return: the signal is on its way
+		}
+	}
+}
+
+// passThroughInbox stands in for Inbox.Middleware when the inbox is switched
+// off: the handler runs for every delivery (in its own transactions), and events
+// it writes still carry their cause.
+func passThroughInbox(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		msg.SetContext(withCause(msg.Context(), msg.UUID, nextAttempt(msg.Context())))
+		return h(msg)
+	}
+}
+
+var errRefusedMidBatch = errors.New("fault REFUSE_MID_BATCH: Kafka refuses this row, in the middle of a batch, until its ack deadline has passed")
+
+// midBatchRefuser is the forwarder's Kafka publisher with the RefuseMidBatch
+// fault point. It recognises the batch of a row by the polling transaction the
+// outbox subscriber puts in the message context: a row whose transaction already
+// forwarded a row is in the middle of a batch. The first such row is refused for
+// as long as that transaction lasts (the subscriber re-sends it until the ack
+// deadline, then gives up and commits); rows of later transactions pass.
+type midBatchRefuser struct {
+	message.Publisher
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	lastTx  wsql.Tx // transaction of the last row that was forwarded
+	holding wsql.Tx // transaction whose row is being refused
+	fired   bool
+}
+
+// Publish implements message.Publisher.
+func (p *midBatchRefuser) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		tx, _ := wsql.TxFromContext(m.Context())
+		if p.refuse(tx, m.UUID) {
+			return errRefusedMidBatch
+		}
+		if err := p.Publisher.Publish(topic, m); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.lastTx = tx
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+func (p *midBatchRefuser) refuse(tx wsql.Tx, id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case tx == nil:
+		return false
+	case p.holding != nil && tx == p.holding:
+		return true
+	case p.holding != nil:
+		p.holding = nil // the polling transaction that held the row has ended
+		return false
+	case !p.fired && tx == p.lastTx:
+		p.holding, p.fired = tx, true
+		p.logger.Warn("FAULT INJECTION: refusing a row in the middle of a batch until its ack deadline", "message_id", id)
+		return true
+	}
+	return false
+}
