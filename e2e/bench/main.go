@@ -3,6 +3,11 @@
 // same run on the same servers, and writes build/bench/report.json, a table on
 // stdout and build/bench/outage-latency.png. `make bench` runs it; see
 // docs/benchmarks.md.
+//
+// Each phase runs under its own deadline. A phase that fails (error, panic,
+// deadline) is recorded in the report's "phases" and the goals that depend on
+// it are not met; the other phases still run. The report is always written and
+// the table printed; then the exit status is 1 if any phase failed.
 package main
 
 import (
@@ -45,117 +50,254 @@ var (
 	}
 )
 
-// phases selects what to run (for working on one measurement); a partial run
-// still writes its report, with the other sections empty.
 var (
-	phases  = flag.String("phases", "baselines,saga,latency,drain,outage,consumer", "comma-separated phases to run")
-	maxRate = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run")
-	svcEnv  = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
+	phasesFlag = flag.String("phases", "baselines,saga,latency,drain,outage,consumer", "comma-separated phases to run; the others are reported as skipped")
+	maxRate    = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run or fails")
+	svcEnv     = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
+	failPhase  = flag.String("fail-phase", "", "make a phase fail at its start, to see how the report shows it: NAME (it returns an error) or NAME:hang (it blocks, ignoring its deadline)")
+	deadlines  = flag.String("deadline", "", "comma-separated NAME=DURATION overrides of phase deadlines (e.g. consumer=30s, with -fail-phase consumer:hang)")
 )
 
-func want(phase string) bool { return slices.Contains(strings.Split(*phases, ","), phase) }
+// grace is how long after its deadline a phase is still waited for (it may be
+// restarting Kafka, which takes up to ~30 s) before it is abandoned.
+const grace = 45 * time.Second
 
 func main() {
 	flag.Parse()
-	start := time.Now()
-	r, err := run()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	r.TookSec = round(time.Since(start).Seconds(), 0)
-	data, _ := json.MarshalIndent(r, "", "  ")
-	if err := os.WriteFile(filepath.Join(outDir, "report.json"), append(data, '\n'), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	fmt.Print(r.Table())
-	fmt.Printf("\nreport: %s, plot: %s, took %s\n", filepath.Join(outDir, "report.json"),
-		filepath.Join(outDir, "outage-latency.png"), time.Since(start).Round(time.Second))
+	os.Exit(run())
 }
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench %s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-func run() (*Report, error) {
-	r := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), K: K}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, err
-	}
-	say("starting servers (%s)", infra.Dir)
-	if err := infra.Up(); err != nil {
-		return nil, err
-	}
-	defer func() { _ = infra.Down() }()
-	kafka := messaging.KafkaConfig{Brokers: []string{infra.KafkaAddr()}, ClientID: "bench"}.Defaults()
-	orderBin, paymentBin, err := harness.Build(filepath.Join(outDir, "bin"))
+// run runs the selected phases, writes report.json and prints the table, and
+// only then returns the exit code: 1 if a phase failed or the report could not
+// be written, 2 for bad flags.
+func run() int {
+	start := time.Now()
+	b := &bench{kafka: messaging.KafkaConfig{Brokers: []string{infra.KafkaAddr()}, ClientID: "bench"}.Defaults()}
+	ps, err := b.phases()
 	if err != nil {
-		return nil, err
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
 	}
-
-	if want("baselines") {
-		say("baseline: MariaDB commit rate of an order-shaped transaction")
-		if r.Baselines.CommitRate, err = commitRate(32, 8*time.Second); err != nil {
-			return nil, err
-		}
-		r.Baselines.CommitConcurrency = 32
-		say("baseline: raw produce rates and latency (acks=all, idempotent)")
-		if r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms, err = kafkaBaselines(kafka); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
 	}
-
+	r := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), K: K}
 	r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered = *maxRate, *maxRate
-	if want("saga") || want("latency") || want("drain") {
-		stack, err := newStack(orderBin, paymentBin, "saga")
-		if err != nil {
-			return nil, err
-		}
-		if want("saga") {
-			say("saga throughput, stepped open-model load")
-			if err := throughput(stack, r); err != nil {
-				return nil, err
-			}
-		}
-		if want("latency") {
-			say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustainedOffered)
-			if err := latency(stack, r); err != nil {
-				return nil, err
-			}
-		}
-		if want("drain") {
-			say("forwarder drain")
-			if err := drain(stack, r); err != nil {
-				return nil, err
-			}
-		}
-		stack.Close()
-	}
-
-	if want("outage") {
-		stack, err := newStack(orderBin, paymentBin, "outage")
-		if err != nil {
-			return nil, err
-		}
-		say("Kafka outage at 30%% of max rate")
-		if err := outage(stack, r); err != nil {
-			return nil, err
-		}
-		stack.Close()
-	}
-
-	if want("consumer") {
-		say("consumer stack vs bare loop")
-		if err := consumerOverhead(kafka, r); err != nil {
-			return nil, err
-		}
-	}
+	selected := strings.Split(*phasesFlag, ",")
+	ok := runPhases(r, ps, func(name string) bool { return slices.Contains(selected, name) }, grace,
+		func(context.Context) error {
+			say("starting any server that is not running (%s)", infra.Dir)
+			return infra.Up() // starts whatever an earlier phase left stopped
+		})
+	b.stacks.closeAll()
 	r.evaluate()
-	return r, nil
+	r.TookSec = round(time.Since(start).Seconds(), 0)
+	data, _ := json.MarshalIndent(r, "", "  ")
+	report := filepath.Join(outDir, "report.json")
+	if err := os.WriteFile(report, append(data, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		ok = false
+	}
+	fmt.Print(r.Table())
+	fmt.Printf("\nreport: %s, plot: %s, took %s\n", report, filepath.Join(outDir, "outage-latency.png"), time.Since(start).Round(time.Second))
+	say("stopping servers")
+	if err := infra.Down(); err != nil {
+		say("stopping servers: %v", err)
+	}
+	if !ok {
+		fmt.Fprintln(os.Stderr, "bench: a phase failed (see \"phases\" in the report)")
+		return 1
+	}
+	return 0
 }
 
-func newStack(orderBin, paymentBin, name string) (*harness.Stack, error) {
+// bench is what the phases share: Kafka's address, the service binaries (built
+// on first use) and the saga stack.
+type bench struct {
+	kafka  messaging.KafkaConfig
+	stacks stacks
+
+	mu                   sync.Mutex
+	orderBin, paymentBin string
+}
+
+// phases lists the phases in the order they run. Each deadline is several
+// times what the phase takes on the 2-core reference machine, so that only a
+// hang or a broken server reaches it; the comments give the usual time.
+func (b *bench) phases() ([]phase, error) {
+	ps := []phase{
+		// ~30 s: 8 s of commits, ~17 s of produce baselines; as the first phase it
+		// also starts the servers (up to a minute or two on a cold machine).
+		{"baselines", 6 * time.Minute, b.baselines},
+		// 2–4 min: a stack and its warm-up, 12 s steps until one is not sustained
+		// (at most 14), each followed by up to 60 s of draining, then up to 120 s.
+		{"saga", 20 * time.Minute, b.onSagaStack(throughput)},
+		// ~1 min: 20 s of load, up to 60 s of draining (and a new stack if the saga
+		// phase did not leave one).
+		{"latency", 6 * time.Minute, b.onSagaStack(latency)},
+		// 1–2 min: 3,000 orders with Kafka down, a Kafka restart, up to 3 min until
+		// the outbox is empty and 2 min of draining.
+		{"drain", 12 * time.Minute, b.onSagaStack(drain)},
+		// ~4 min: a new stack, 120 s of load around a 60 s outage, up to 120 s of
+		// draining.
+		{"outage", 12 * time.Minute, b.outage},
+		// 1–2 min: building consumerbench, per mode a preload (up to 3 attempts) and
+		// a consumerbench run of at most consumerTimeout.
+		{"consumer", 15 * time.Minute, b.consumer},
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.name
+	}
+	for _, name := range strings.Split(*phasesFlag, ",") {
+		if !slices.Contains(names, name) {
+			return nil, fmt.Errorf("-phases: unknown phase %q (known: %s)", name, strings.Join(names, ","))
+		}
+	}
+	if *deadlines != "" {
+		for _, kv := range strings.Split(*deadlines, ",") {
+			name, value, _ := strings.Cut(kv, "=")
+			d, err := time.ParseDuration(value)
+			i := slices.Index(names, name)
+			if err != nil || d <= 0 || i < 0 {
+				return nil, fmt.Errorf("-deadline: want NAME=DURATION with a known phase, got %q", kv)
+			}
+			ps[i].timeout = d
+		}
+	}
+	if *failPhase != "" {
+		name, mode, _ := strings.Cut(*failPhase, ":")
+		i := slices.Index(names, name)
+		if i < 0 || (mode != "" && mode != "hang") {
+			return nil, fmt.Errorf("-fail-phase: want NAME or NAME:hang with a known phase, got %q", *failPhase)
+		}
+		ps[i].run = failing(mode == "hang")
+	}
+	return ps, nil
+}
+
+// failing is the run of a phase made to fail by -fail-phase: it returns an
+// error, or with hang blocks forever, ignoring its context, as a stuck call
+// would.
+func failing(hang bool) func(context.Context, *Report) error {
+	return func(context.Context, *Report) error {
+		if hang {
+			say("  -fail-phase: hanging")
+			select {}
+		}
+		return fmt.Errorf("failed on purpose (-fail-phase %s)", *failPhase)
+	}
+}
+
+// binaries builds the two services once (production binaries, no build tags)
+// and returns their paths; a failed build is tried again by the next caller.
+func (b *bench) binaries() (order, payment string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.orderBin == "" {
+		say("building the services")
+		if b.orderBin, b.paymentBin, err = harness.Build(filepath.Join(outDir, "bin")); err != nil {
+			b.orderBin, b.paymentBin = "", ""
+			return "", "", err
+		}
+	}
+	return b.orderBin, b.paymentBin, nil
+}
+
+// stacks hands the saga, latency and drain phases one stack, as they shared it
+// before each phase had its own deadline: a phase gets the stack the phase
+// before it left, if that phase succeeded, else a new one.
+type stacks struct {
+	mu   sync.Mutex
+	all  []*harness.Stack // every stack made, closed by closeAll
+	idle *harness.Stack   // left by a phase that succeeded
+}
+
+// take returns the idle stack, or nil; the caller owns it until put.
+func (st *stacks) take() *harness.Stack {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := st.idle
+	st.idle = nil
+	return s
+}
+
+// add records a new stack for closeAll; put makes s the idle stack.
+func (st *stacks) add(s *harness.Stack) { st.mu.Lock(); st.all = append(st.all, s); st.mu.Unlock() }
+func (st *stacks) put(s *harness.Stack) { st.mu.Lock(); st.idle = s; st.mu.Unlock() }
+
+// closeAll closes every stack made so far (also one a hung phase still holds:
+// killing its services only helps it end).
+func (st *stacks) closeAll() {
+	st.mu.Lock()
+	all := st.all
+	st.all, st.idle = nil, nil
+	st.mu.Unlock()
+	for _, s := range all {
+		s.Close()
+	}
+}
+
+// onSagaStack runs f on the shared saga stack. If f fails, the stack is closed
+// (it may be in any state) and the next phase gets a new one.
+func (b *bench) onSagaStack(f func(context.Context, *harness.Stack, *Report) error) func(context.Context, *Report) error {
+	return func(ctx context.Context, r *Report) error {
+		s := b.stacks.take()
+		if s == nil {
+			orderBin, paymentBin, err := b.binaries()
+			if err != nil {
+				return err
+			}
+			if s, err = newStack(ctx, orderBin, paymentBin, "saga"); err != nil {
+				return err
+			}
+			b.stacks.add(s)
+		}
+		if err := f(ctx, s, r); err != nil || ctx.Err() != nil {
+			s.Close()
+			return err
+		}
+		b.stacks.put(s)
+		return nil
+	}
+}
+
+func (b *bench) baselines(ctx context.Context, r *Report) error {
+	say("baseline: MariaDB commit rate of an order-shaped transaction")
+	rate, err := commitRate(ctx, 32, 8*time.Second)
+	if err != nil {
+		return fmt.Errorf("commit rate: %w", err)
+	}
+	r.Baselines.CommitRate, r.Baselines.CommitConcurrency = rate, 32
+	say("baseline: raw produce rates and latency (acks=all, idempotent)")
+	r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms, err = kafkaBaselines(ctx, b.kafka)
+	return err
+}
+
+func (b *bench) outage(ctx context.Context, r *Report) error {
+	b.stacks.closeAll() // the saga stack is done with: free its CPU
+	orderBin, paymentBin, err := b.binaries()
+	if err != nil {
+		return err
+	}
+	s, err := newStack(ctx, orderBin, paymentBin, "outage")
+	if err != nil {
+		return err
+	}
+	b.stacks.add(s)
+	defer s.Close()
+	say("Kafka outage at 30%% of max rate")
+	return outage(ctx, s, r)
+}
+
+// newStack makes, starts, seeds and warms up a stack; on error it closes what
+// it made.
+func newStack(ctx context.Context, orderBin, paymentBin, name string) (*harness.Stack, error) {
 	s, err := harness.NewStack(infra, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
 		LogDir:     filepath.Join(outDir, "logs"),
@@ -165,18 +307,34 @@ func newStack(orderBin, paymentBin, name string) (*harness.Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Start(); err != nil {
+	err = s.Start()
+	if err == nil {
+		var accounts []harness.Account
+		for _, c := range customers {
+			accounts = append(accounts, harness.Account{CustomerID: c, BalanceCents: 1_000_000_000_000, Currency: "EUR"})
+		}
+		err = s.SeedAccounts(accounts...)
+	}
+	if err == nil {
+		say("warm-up: consumer groups joined, connections open")
+		err = warmUp(ctx, s)
+	}
+	if err != nil {
+		s.Close()
 		return nil, err
 	}
-	var accounts []harness.Account
-	for _, c := range customers {
-		accounts = append(accounts, harness.Account{CustomerID: c, BalanceCents: 1_000_000_000_000, Currency: "EUR"})
+	return s, nil
+}
+
+// sleep waits d, or less if ctx ends first, and returns ctx.Err().
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	if err := s.SeedAccounts(accounts...); err != nil {
-		return nil, err
-	}
-	say("warm-up: consumer groups joined, connections open")
-	return s, warmUp(s)
+	return ctx.Err()
 }
 
 func extraEnv() []string {
@@ -196,8 +354,8 @@ var customers = func() []string {
 	return c
 }()
 
-func load(s *harness.Stack, rate float64, d time.Duration) *harness.History {
-	return harness.RunLoad(context.Background(), s, harness.LoadConfig{
+func load(ctx context.Context, s *harness.Stack, rate float64, d time.Duration) *harness.History {
+	return harness.RunLoad(ctx, s, harness.LoadConfig{
 		Rate: rate, Duration: d, Mix: []harness.Customer{{IDs: customers, Weight: 1}},
 		MinAmount: 100, MaxAmount: 1000, Seed: uint64(time.Now().UnixNano()),
 	})
@@ -205,17 +363,17 @@ func load(s *harness.Stack, rate float64, d time.Duration) *harness.History {
 
 // commitRate measures transactions/s of INSERT order row + INSERT outbox row
 // (through messaging.Outbox, the services' code), at the given concurrency.
-func commitRate(concurrency int, d time.Duration) (float64, error) {
+func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64, error) {
 	db, err := freshDB(infra.OrderDBAddr(), "bench_commits")
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(concurrency)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := messaging.Migrate(ctx, db, nil, slog.New(slog.DiscardHandler)); err != nil {
 		return 0, err
 	}
-	if _, err := db.Exec(`CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,
+	if _, err := db.ExecContext(ctx, `CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,
 		amount_cents BIGINT NOT NULL, currency CHAR(3) NOT NULL, status VARCHAR(16) NOT NULL,
 		cancel_reason VARCHAR(255) NOT NULL DEFAULT '', paid BOOLEAN NOT NULL DEFAULT FALSE,
 		refunded BOOLEAN NOT NULL DEFAULT FALSE, version INT NOT NULL, created_at TIMESTAMP(6) NOT NULL,
@@ -234,9 +392,9 @@ func commitRate(concurrency int, d time.Duration) (float64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; time.Now().Before(deadline); i++ {
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				id := fmt.Sprintf("%d-%d-%s", w, i, watermill.NewShortUUID())
-				err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+				err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 					now := time.Now().UTC()
 					if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer_id, amount_cents, currency, status,
 						version, created_at, updated_at) VALUES (?, 'c-1', 100, 'EUR', 'PENDING', 1, ?, ?)`, id, now, now); err != nil {
@@ -255,6 +413,9 @@ func commitRate(concurrency int, d time.Duration) (float64, error) {
 	}
 	wg.Wait()
 	close(errs)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if err := <-errs; err != nil {
 		return 0, err
 	}
@@ -279,24 +440,30 @@ func freshDB(addr, name string) (*sql.DB, error) {
 // kafkaBaselines measures the raw produce rate with the services' producer
 // settings, synchronously (one message at a time, like Watermill's publisher) and
 // asynchronously (batched), and the produce→consume p99 at a low rate.
-func kafkaBaselines(kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms float64, err error) {
+func kafkaBaselines(ctx context.Context, kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms float64, err error) {
 	topic := "bench-raw-" + strings.ToLower(watermill.NewShortUUID()[:6])
-	if err := kafka.EnsureTopics(context.Background(), []events.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kafka.EnsureTopics(ctx, []events.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
 		return 0, 0, 0, err
 	}
 	payload := make([]byte, 450) // about an event in its envelope with headers
 	msg := func(i int) *sarama.ProducerMessage {
 		return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.ByteEncoder(payload)}
 	}
-	cfg := kafka.ProducerConfig()
-	syncP, err := sarama.NewSyncProducer(kafka.Brokers, cfg)
+	syncP, err := sarama.NewSyncProducer(kafka.Brokers, kafka.ProducerConfig())
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	defer syncP.Close()
 	n, d := 0, 5*time.Second
 	for end := time.Now().Add(d); time.Now().Before(end); n++ {
 		if _, _, err := syncP.SendMessage(msg(n)); err != nil {
 			return 0, 0, 0, err
+		}
+		if ctx.Err() != nil {
+			return 0, 0, 0, ctx.Err()
 		}
 	}
 	syncRate = float64(n) / d.Seconds()
@@ -306,15 +473,15 @@ func kafkaBaselines(kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms flo
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	defer consumer.Close()
 	var mu sync.Mutex
 	var lat []float64
-	var pcs []sarama.PartitionConsumer
 	for p := range int32(events.DefaultPartitions) {
 		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		pcs = append(pcs, pc)
+		defer pc.AsyncClose()
 		go func() {
 			for m := range pc.Messages() {
 				var sent int64
@@ -329,7 +496,9 @@ func kafkaBaselines(kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms flo
 			}
 		}()
 	}
-	time.Sleep(time.Second)
+	if err := sleep(ctx, time.Second); err != nil {
+		return 0, 0, 0, err
+	}
 	for i := range 500 {
 		v := make([]byte, 450)
 		now := time.Now().UnixNano()
@@ -340,24 +509,24 @@ func kafkaBaselines(kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms flo
 		if _, _, err := syncP.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.ByteEncoder(v)}); err != nil {
 			return 0, 0, 0, err
 		}
-		time.Sleep(10 * time.Millisecond)
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return 0, 0, 0, err
+		}
 	}
-	time.Sleep(time.Second)
-	for _, pc := range pcs {
-		pc.AsyncClose()
+	if err := sleep(ctx, time.Second); err != nil {
+		return 0, 0, 0, err
 	}
-	consumer.Close()
-	syncP.Close()
 	mu.Lock()
 	p99ms = percentile(lat, 0.99)
 	mu.Unlock()
 
-	cfg = kafka.ProducerConfig()
+	cfg := kafka.ProducerConfig()
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
 	asyncP, err := sarama.NewAsyncProducer(kafka.Brokers, cfg)
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	defer asyncP.AsyncClose()
 	var acked atomic.Int64
 	go func() {
 		for range asyncP.Successes() {
@@ -371,17 +540,20 @@ func kafkaBaselines(kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms flo
 	}()
 	startAcked, t0 := acked.Load(), time.Now()
 	for i := 0; time.Since(t0) < d; i++ {
-		asyncP.Input() <- msg(i)
+		select {
+		case asyncP.Input() <- msg(i):
+		case <-ctx.Done():
+			return 0, 0, 0, ctx.Err()
+		}
 	}
 	asyncRate = float64(acked.Load()-startAcked) / time.Since(t0).Seconds()
-	asyncP.AsyncClose()
 	return round(syncRate, 0), round(asyncRate, 0), round(p99ms, 1), nil
 }
 
 // orderTimes reads, for each order, when it was created and when it last changed
 // (its terminal state, in these runs).
-func orderTimes(s *harness.Stack) (map[string][2]time.Time, map[string]string, error) {
-	rows, err := s.OrderDB.Query("SELECT id, status, created_at, updated_at FROM orders")
+func orderTimes(ctx context.Context, s *harness.Stack) (map[string][2]time.Time, map[string]string, error) {
+	rows, err := s.OrderDB.QueryContext(ctx, "SELECT id, status, created_at, updated_at FROM orders")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -400,9 +572,11 @@ func orderTimes(s *harness.Stack) (map[string][2]time.Time, map[string]string, e
 
 // stepResult judges one load step: sustained if intake kept up, the server-side
 // p99 stayed under a second, and (almost) nothing was left behind 3 s after.
-func stepResult(s *harness.Stack, rate float64, d time.Duration, h *harness.History) (Step, error) {
-	time.Sleep(3 * time.Second)
-	times, status, err := orderTimes(s)
+func stepResult(ctx context.Context, s *harness.Stack, rate float64, d time.Duration, h *harness.History) (Step, error) {
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return Step{}, err
+	}
+	times, status, err := orderTimes(ctx, s)
 	if err != nil {
 		return Step{}, err
 	}
@@ -426,10 +600,13 @@ func stepResult(s *harness.Stack, rate float64, d time.Duration, h *harness.Hist
 
 // warmUp runs a few orders end to end, so that the first measured step does not
 // pay for consumer-group joins, partition assignment and cold connection pools.
-func warmUp(s *harness.Stack) error {
+func warmUp(ctx context.Context, s *harness.Stack) error {
 	for range 3 {
-		h := load(s, 20, 5*time.Second)
-		waitDrained(s, 60*time.Second)
+		h := load(ctx, s, 20, 5*time.Second)
+		waitDrained(ctx, s, 60*time.Second)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
 		if len(h.AcceptedIDs()) == 0 {
 			return fmt.Errorf("warm-up: no order accepted")
 		}
@@ -437,24 +614,27 @@ func warmUp(s *harness.Stack) error {
 	return nil
 }
 
-func waitDrained(s *harness.Stack, limit time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+// waitDrained waits until the stack's consumers have caught up and no order is
+// PENDING, for at most limit and no longer than ctx.
+func waitDrained(ctx context.Context, s *harness.Stack, limit time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	_ = s.WaitDrained(ctx)
 	for ctx.Err() == nil {
 		var n int
-		if err := s.OrderDB.QueryRow("SELECT COUNT(*) FROM orders WHERE status = 'PENDING'").Scan(&n); err == nil && n == 0 {
+		if err := s.OrderDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'").Scan(&n); err == nil && n == 0 {
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		_ = sleep(ctx, 200*time.Millisecond)
 	}
 }
 
-func throughput(s *harness.Stack, r *Report) error {
+func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
+	say("saga throughput, stepped open-model load")
 	d := 12 * time.Second
 	for _, rate := range []float64{25, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 1000} {
-		h := load(s, rate, d)
-		st, err := stepResult(s, rate, d, h)
+		h := load(ctx, s, rate, d)
+		st, err := stepResult(ctx, s, rate, d, h)
 		if err != nil {
 			return err
 		}
@@ -465,21 +645,24 @@ func throughput(s *harness.Stack, r *Report) error {
 		}
 		r.Throughput.MaxSustained = st.Completed
 		r.Throughput.MaxSustainedOffered = rate
-		waitDrained(s, 60*time.Second)
+		waitDrained(ctx, s, 60*time.Second)
 	}
-	waitDrained(s, 120*time.Second)
-	if r.Throughput.MaxSustained == 0 {
+	waitDrained(ctx, s, 120*time.Second)
+	if len(r.Throughput.Steps) == 0 || !r.Throughput.Steps[0].Sustained {
 		return fmt.Errorf("not even the lowest step was sustained")
 	}
-	return nil
+	return ctx.Err()
 }
 
-func latency(s *harness.Stack, r *Report) error {
+func latency(ctx context.Context, s *harness.Stack, r *Report) error {
 	rate := r.Throughput.MaxSustainedOffered / 2
+	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustainedOffered)
 	d := 20 * time.Second
-	h := load(s, rate, d)
-	time.Sleep(3 * time.Second)
-	times, _, err := orderTimes(s)
+	h := load(ctx, s, rate, d)
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	times, _, err := orderTimes(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -497,13 +680,15 @@ func latency(s *harness.Stack, r *Report) error {
 		ServerP50: round(percentile(server, 0.5), 1), ServerP99: round(percentile(server, 0.99), 1), ServerP999: round(percentile(server, 0.999), 1),
 		ClientP50: round(percentile(client, 0.5), 1), ClientP99: round(percentile(client, 0.99), 1), ClientP999: round(percentile(client, 0.999), 1),
 		PostP99: round(percentile(post, 0.99), 1)}
-	waitDrained(s, 60*time.Second)
-	return nil
+	waitDrained(ctx, s, 60*time.Second)
+	return ctx.Err()
 }
 
 // drain preloads the order outbox with Kafka stopped, starts Kafka and times
-// how long the forwarder takes to empty it.
-func drain(s *harness.Stack, r *Report) error {
+// how long the forwarder takes to empty it. If it fails half-way, Kafka may be
+// left stopped: the next phase starts it (infra.Up).
+func drain(ctx context.Context, s *harness.Stack, r *Report) error {
+	say("forwarder drain")
 	const n = 3000
 	if err := infra.Kill(harness.Kafka); err != nil {
 		return err
@@ -516,19 +701,27 @@ func drain(s *harness.Stack, r *Report) error {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				if status, _, err := s.PlaceOrder(context.Background(), 0, customers[i%len(customers)], 100, "EUR"); err != nil || status != 201 {
+				if status, _, err := s.PlaceOrder(ctx, 0, customers[i%len(customers)], 100, "EUR"); err != nil || status != 201 {
 					failed.Add(1)
 				}
 			}
 		}()
 	}
+send:
 	for i := range n {
-		jobs <- i
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break send
+		}
 	}
 	close(jobs)
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var rows int
-	if err := s.OrderDB.QueryRow("SELECT COUNT(*) FROM watermill_outbox").Scan(&rows); err != nil {
+	if err := s.OrderDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM watermill_outbox").Scan(&rows); err != nil {
 		return err
 	}
 	if err := infra.Start(harness.Kafka); err != nil {
@@ -537,8 +730,10 @@ func drain(s *harness.Stack, r *Report) error {
 	t0 := time.Now()
 	var firstOut time.Duration // until the forwarder's first delete: reconnecting to Kafka
 	for start := rows; rows > 0; {
-		time.Sleep(20 * time.Millisecond)
-		if err := s.OrderDB.QueryRow("SELECT COUNT(*) FROM watermill_outbox").Scan(&rows); err != nil {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("outbox not drained: %d rows left: %w", rows, err)
+		}
+		if err := s.OrderDB.QueryRowContext(ctx, "SELECT COUNT(*) FROM watermill_outbox").Scan(&rows); err != nil {
 			return err
 		}
 		if firstOut == 0 && rows < start {
@@ -554,34 +749,43 @@ func drain(s *harness.Stack, r *Report) error {
 	r.Drain.SteadyRate = round(float64(r.Drain.Events)/(el-firstOut).Seconds(), 0)
 	say("  %d events in %.1f s (first forwarded after %.1f s): %.0f/s overall, %.0f/s once connected",
 		r.Drain.Events, el.Seconds(), firstOut.Seconds(), r.Drain.Rate, r.Drain.SteadyRate)
-	waitDrained(s, 120*time.Second)
-	return nil
+	waitDrained(ctx, s, 120*time.Second)
+	return ctx.Err()
 }
 
-func outage(s *harness.Stack, r *Report) error {
+// outage runs load at 30% of the max rate and kills Kafka for 60 s in the
+// middle. If ctx ends while Kafka is down, Kafka is left stopped: the next
+// phase starts it (infra.Up).
+func outage(ctx context.Context, s *harness.Stack, r *Report) error {
 	rate := max(5, r.Throughput.MaxSustainedOffered*0.3)
 	before, down, after := 15*time.Second, 60*time.Second, 45*time.Second
 	var killedAt, backAt time.Time
 	faultErr := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		time.Sleep(before)
+		if err := sleep(ctx, before); err != nil {
+			faultErr <- err
+			return
+		}
 		killedAt = time.Now()
 		if err := infra.Kill(harness.Kafka); err != nil {
 			faultErr <- err
 			return
 		}
-		time.Sleep(down)
+		if err := sleep(ctx, down); err != nil {
+			faultErr <- err
+			return
+		}
 		err := infra.Start(harness.Kafka)
 		backAt = time.Now()
 		faultErr <- err
 	}()
-	h := load(s, rate, before+down+after)
+	h := load(ctx, s, rate, before+down+after)
 	if err := <-faultErr; err != nil {
 		return err
 	}
-	waitDrained(s, 120*time.Second)
-	times, _, err := orderTimes(s)
+	waitDrained(ctx, s, 120*time.Second)
+	times, _, err := orderTimes(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -643,39 +847,51 @@ func normalAfter(pts []point, back, baseP99 float64) float64 {
 	return float64(normal)
 }
 
-func consumerOverhead(kafka messaging.KafkaConfig, r *Report) error {
+// consumerTimeout bounds one consumerbench run, given to it as -timeout: 3,000
+// events take a few seconds here, 4 minutes leaves room for a much slower or
+// busier machine.
+const consumerTimeout = 4 * time.Minute
+
+func (b *bench) consumer(ctx context.Context, r *Report) error {
+	say("consumer stack vs bare loop")
 	const n = 3000
+	bin := filepath.Join(outDir, "bin", "consumerbench")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/payment/internal/consumerbench")
+	build.Dir = harness.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building consumerbench: %w\n%s", err, out)
+	}
 	rates := map[string]float64{}
 	for _, mode := range []string{"bare", "stack"} {
-		topic := "bench-consumer-" + mode + "-" + strings.ToLower(watermill.NewShortUUID()[:6])
-		if err := kafka.EnsureTopics(context.Background(), []events.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
-			return err
-		}
-		pub := kafka.NewPublisher(watermill.NopLogger{})
-		batch := make([]*message.Message, 0, n)
+		msgs := make([]*message.Message, 0, n)
 		for i := range n {
 			m, err := events.Encode(events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(), OrderVersion: 1,
 				OccurredAt: time.Now(), Payload: events.OrderPlaced{CustomerID: customers[i%len(customers)], AmountCents: 100, Currency: "EUR"}})
 			if err != nil {
 				return err
 			}
-			batch = append(batch, m)
+			msgs = append(msgs, m)
 		}
-		if err := publishAsync(kafka, topic, batch); err != nil {
+		topic, err := preload(ctx, b.kafka, "bench-consumer-"+mode, msgs)
+		if err != nil {
 			return err
 		}
-		_ = pub.Close()
-		db, err := freshDB(infra.PaymentDBAddr(), "bench_consumer_"+mode)
+		say("  %s: %d events in %s, each once (read back)", mode, n, topic)
+		dbName := "bench_consumer_" + mode
+		db, err := freshDB(infra.PaymentDBAddr(), dbName)
 		if err != nil {
 			return err
 		}
 		db.Close()
-		cmd := exec.Command("go", "run", "./services/payment/internal/consumerbench", "-mode", mode, "-brokers", infra.KafkaAddr(),
-			"-dsn", harness.DSN(infra.PaymentDBAddr(), "bench_consumer_"+mode), "-topic", topic, "-n", fmt.Sprint(n))
-		cmd.Dir = harness.RepoRoot()
+		cmd := exec.CommandContext(ctx, bin, "-mode", mode, "-brokers", infra.KafkaAddr(),
+			"-dsn", harness.DSN(infra.PaymentDBAddr(), dbName), "-topic", topic, "-n", fmt.Sprint(n),
+			"-timeout", consumerTimeout.String())
+		cmd.WaitDelay = 5 * time.Second
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return fmt.Errorf("consumerbench %s: %w", mode, err)
+			return fmt.Errorf("consumerbench %s: %w: %s", mode, err, strings.TrimSpace(stderr.String()))
 		}
 		var res struct {
 			Rate float64 `json:"rate_per_s"`
@@ -687,56 +903,6 @@ func consumerOverhead(kafka messaging.KafkaConfig, r *Report) error {
 		say("  %s: %.0f events/s", mode, res.Rate)
 	}
 	r.Consumer = Consumer{Events: n, StackRate: rates["stack"], BareRate: rates["bare"]}
-	return nil
-}
-
-// publishAsync preloads a topic quickly, keyed like the services do. Messages
-// the batched producer could not deliver (e.g. just after a broker restart) are
-// sent again one by one.
-func publishAsync(kafka messaging.KafkaConfig, topic string, msgs []*message.Message) error {
-	p, err := sarama.NewAsyncProducer(kafka.Brokers, kafka.ProducerConfig())
-	if err != nil {
-		return err
-	}
-	marshaler := messaging.Marshaler(true)
-	successes, failures := make(chan struct{}), make(chan []*sarama.ProducerMessage)
-	go func() {
-		for range p.Successes() {
-		}
-		close(successes)
-	}()
-	go func() {
-		var failed []*sarama.ProducerMessage
-		for e := range p.Errors() {
-			failed = append(failed, e.Msg)
-		}
-		failures <- failed
-	}()
-	for _, m := range msgs {
-		km, err := marshaler.Marshal(topic, m)
-		if err != nil {
-			return err
-		}
-		p.Input() <- km
-	}
-	p.AsyncClose()
-	<-successes
-	failed := <-failures
-	if len(failed) == 0 {
-		return nil
-	}
-	say("  %d message(s) not delivered by the batched producer, sending them again", len(failed))
-	sp, err := sarama.NewSyncProducer(kafka.Brokers, kafka.ProducerConfig())
-	if err != nil {
-		return err
-	}
-	defer sp.Close()
-	for _, m := range failed {
-		retry := &sarama.ProducerMessage{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers}
-		if _, _, err := sp.SendMessage(retry); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

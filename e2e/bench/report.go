@@ -7,11 +7,14 @@ import (
 	"strings"
 )
 
-// Report is build/bench/report.json.
+// Report is build/bench/report.json. Phases says how each phase ended; the
+// section of a phase that did not end "ok" holds zeros (or, for Throughput, the
+// -max-rate default), and the goals that depend on it are not met.
 type Report struct {
-	Date    string  `json:"date"`
-	Machine Machine `json:"machine"`
-	TookSec float64 `json:"took_s"`
+	Date    string        `json:"date"`
+	Machine Machine       `json:"machine"`
+	TookSec float64       `json:"took_s"`
+	Phases  []PhaseResult `json:"phases"`
 	// K is the number of durable commits on an order's critical path.
 	K          int        `json:"k_commits_per_order"`
 	Baselines  Baselines  `json:"baselines"`
@@ -113,14 +116,19 @@ type Consumer struct {
 	Ratio     float64 `json:"ratio"`
 }
 
-// Goal is one of the project's targets and where this run landed.
+// Goal is one of the project's targets and where this run landed. A goal
+// whose phases did not all end "ok" is not met, has value 0, and Note says
+// which phase failed or did not run.
 type Goal struct {
 	Name   string  `json:"name"`
 	Value  float64 `json:"value"`
 	Target string  `json:"target"`
 	Met    bool    `json:"met"`
+	Note   string  `json:"note,omitempty"`
 }
 
+// evaluate computes the ratios and the goals from the sections of the phases
+// that ended "ok" (see Goal).
 func (r *Report) evaluate() {
 	bound := ratio(r.Baselines.CommitRate, float64(r.K), 0)
 	r.Throughput.RatioToCommitBound = ratio(r.Throughput.MaxSustained, bound, 2)
@@ -128,19 +136,38 @@ func (r *Report) evaluate() {
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
 	drainToP := ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	drainToPSync := ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
-	r.Goals = []Goal{
-		{"saga throughput / (R_c/K)", r.Throughput.RatioToCommitBound, ">= 0.5 (stretch 0.8)", r.Throughput.RatioToCommitBound >= 0.5},
-		{"forwarder drain / max saga rate", drainToSaga, ">= 3", drainToSaga >= 3},
-		{"forwarder drain / raw async produce rate", drainToP, ">= 0.25", drainToP >= 0.25},
-		{"forwarder drain / raw sync produce rate (for reference)", drainToPSync, "-", true},
-		{"POST→terminal p50 at 50% of max (ms, server)", r.Latency.ServerP50, "<= 30", r.Latency.ServerP50 <= 30},
-		{"POST→terminal p99 at 50% of max (ms, server)", r.Latency.ServerP99, "<= 150", r.Latency.ServerP99 <= 150},
-		{"Kafka outage: intake errors", float64(r.Outage.IntakeErrors), "0", r.Outage.IntakeErrors == 0},
-		{"Kafka outage: backlog drained after return (s)", r.Outage.DrainedAfterSec, "<= 45", r.Outage.DrainedAfterSec <= 45},
-		{"Kafka outage: latency normal after return (s; -1: not in the run)", r.Outage.NormalAfterSec, "<= 45",
-			r.Outage.NormalAfterSec >= 0 && r.Outage.NormalAfterSec <= 45},
-		{"consumer stack / bare loop", r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8},
+	goal := func(name string, value float64, target string, met bool, phases ...string) Goal {
+		for _, p := range phases {
+			if st, _ := r.phase(p); st != statusOK {
+				return Goal{Name: name, Target: target, Note: "not measured: phase " + p + " " + st}
+			}
+		}
+		return Goal{Name: name, Value: value, Target: target, Met: met}
 	}
+	r.Goals = []Goal{
+		goal("saga throughput / (R_c/K)", r.Throughput.RatioToCommitBound, ">= 0.5 (stretch 0.8)", r.Throughput.RatioToCommitBound >= 0.5, "baselines", "saga"),
+		goal("forwarder drain / max saga rate", drainToSaga, ">= 3", drainToSaga >= 3, "drain", "saga"),
+		goal("forwarder drain / raw async produce rate", drainToP, ">= 0.25", drainToP >= 0.25, "drain", "baselines"),
+		goal("forwarder drain / raw sync produce rate (for reference)", drainToPSync, "-", true, "drain", "baselines"),
+		goal("POST→terminal p50 at 50% of max (ms, server)", r.Latency.ServerP50, "<= 30", r.Latency.ServerP50 <= 30, "latency"),
+		goal("POST→terminal p99 at 50% of max (ms, server)", r.Latency.ServerP99, "<= 150", r.Latency.ServerP99 <= 150, "latency"),
+		goal("Kafka outage: intake errors", float64(r.Outage.IntakeErrors), "0", r.Outage.IntakeErrors == 0, "outage"),
+		goal("Kafka outage: backlog drained after return (s)", r.Outage.DrainedAfterSec, "<= 45", r.Outage.DrainedAfterSec <= 45, "outage"),
+		goal("Kafka outage: latency normal after return (s; -1: not in the run)", r.Outage.NormalAfterSec, "<= 45",
+			r.Outage.NormalAfterSec >= 0 && r.Outage.NormalAfterSec <= 45, "outage"),
+		goal("consumer stack / bare loop", r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8, "consumer"),
+	}
+}
+
+// phase returns the status and error of the named phase in r.Phases, or
+// "did not run" if it is not there.
+func (r *Report) phase(name string) (status, err string) {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p.Status, p.Error
+		}
+	}
+	return "did not run", ""
 }
 
 // ratio is a/b rounded, or 0 when b is 0 (a phase that did not run).
@@ -151,23 +178,46 @@ func ratio(a, b float64, digits int) float64 {
 	return round(a/b, digits)
 }
 
-// Table is the human summary.
+// Table is the human summary: how each phase ended, each section (or why it
+// is missing), and the goals.
 func (r *Report) Table() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	// section writes a phase's line, or why there is none
+	section := func(phase, format string, args ...any) {
+		switch st, err := r.phase(phase); {
+		case st == statusOK:
+			w("%-11s "+format, append([]any{phase}, args...)...)
+		case err != "":
+			w("%-11s not measured (%s: %s)", phase, st, firstLine(err))
+		default:
+			w("%-11s not measured (%s)", phase, st)
+		}
+	}
 	w("onceflow bench, %s, %d CPUs, %s", r.Date, r.Machine.CPUs, r.Machine.GoVersion)
 	w("")
-	w("baselines   R_c %.0f commits/s (order + outbox, %d connections)   P sync %.0f/s   P async %.0f/s   L_k p99 %.1f ms",
+	for _, p := range r.Phases {
+		line := fmt.Sprintf("phase %-10s %-8s %6.1f s", p.Name, p.Status, p.TookSec)
+		if p.Error != "" {
+			line += "  " + firstLine(p.Error)
+		}
+		w("%s", line)
+	}
+	w("")
+	section("baselines", "R_c %.0f commits/s (order + outbox, %d connections)   P sync %.0f/s   P async %.0f/s   L_k p99 %.1f ms",
 		r.Baselines.CommitRate, r.Baselines.CommitConcurrency, r.Baselines.ProduceSync, r.Baselines.ProduceAsync, r.Baselines.KafkaP99Ms)
-	w("saga        max sustained %.1f orders/s (offered %.0f/s); K = %d commits/order; R_c/K = %.0f/s; ratio %.2f",
+	section("saga", "max sustained %.1f orders/s (offered %.0f/s); K = %d commits/order; R_c/K = %.0f/s; ratio %.2f",
 		r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered, r.K, r.Baselines.CommitRate/float64(r.K), r.Throughput.RatioToCommitBound)
-	w("latency     at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
+	if st, _ := r.phase("saga"); st != statusOK {
+		w("%-11s later phases assumed -max-rate %.0f orders/s", "", r.Throughput.MaxSustainedOffered)
+	}
+	section("latency", "at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
-	w("drain       %d events in %.2f s = %.0f/s (first forwarded after %.2f s; %.0f/s from then)",
+	section("drain", "%d events in %.2f s = %.0f/s (first forwarded after %.2f s; %.0f/s from then)",
 		r.Drain.Events, r.Drain.Seconds, r.Drain.Rate, r.Drain.ReconnectSec, r.Drain.SteadyRate)
-	w("outage      at %.0f/s, Kafka down %.0f s: intake errors %d, POST p99 during %.1f ms, backlog drained %.1f s after return, latency normal %.1f s after",
+	section("outage", "at %.0f/s, Kafka down %.0f s: intake errors %d, POST p99 during %.1f ms, backlog drained %.1f s after return, latency normal %.1f s after",
 		r.Outage.Rate, r.Outage.OutageSec, r.Outage.IntakeErrors, r.Outage.PostP99DuringMs, r.Outage.DrainedAfterSec, r.Outage.NormalAfterSec)
-	w("consumer    stack %.0f/s, bare loop %.0f/s, ratio %.2f", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio)
+	section("consumer", "stack %.0f/s, bare loop %.0f/s, ratio %.2f", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio)
 	w("")
 	w("%-58s %10s  %-22s %s", "goal", "value", "target", "met")
 	for _, g := range r.Goals {
@@ -175,7 +225,16 @@ func (r *Report) Table() string {
 		if g.Met {
 			met = "yes"
 		}
+		if g.Note != "" {
+			met += " (" + g.Note + ")"
+		}
 		w("%-58s %10.2f  %-22s %s", g.Name, g.Value, g.Target, met)
 	}
 	return b.String()
+}
+
+// firstLine is s up to its first newline (errors from infra.sh carry its output).
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

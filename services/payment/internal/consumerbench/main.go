@@ -2,9 +2,11 @@
 // waiting in a topic, either behind the full consumer stack (router, recoverer,
 // correlation, poison queue, retry, inbox: what the service runs) or on a bare
 // loop that calls the same handler for each message. The forwarder runs in both
-// modes. `make bench` runs it; it prints one JSON object.
+// modes. `make bench` runs it; it prints one JSON object. If the n events are
+// not all processed within -timeout (start-up included), it says on stderr how
+// many were and exits with status 1.
 //
-//	consumerbench -mode stack|bare -brokers 127.0.0.1:9092 -dsn ... -topic t -n 3000
+//	consumerbench -mode stack|bare -brokers 127.0.0.1:9092 -dsn ... -topic t -n 3000 -timeout 4m
 package main
 
 import (
@@ -33,18 +35,24 @@ func main() {
 	dsn := flag.String("dsn", "", "payment database DSN (an empty database)")
 	topic := flag.String("topic", "", "topic holding the OrderPlaced events")
 	n := flag.Int("n", 1000, "events to process")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up if the n events are not processed by then (start-up included)")
 	flag.Parse()
-	rate, err := run(*mode, strings.Split(*brokers, ","), *dsn, *topic, *n)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	var done atomic.Int64
+	rate, err := run(ctx, *mode, strings.Split(*brokers, ","), *dsn, *topic, *n, &done)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "consumerbench:", err)
+		fmt.Fprintf(os.Stderr, "consumerbench: %s mode, processed %d of %d events: %v\n", *mode, done.Load(), *n, err)
+		cancel()
 		os.Exit(1)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"mode": *mode, "events": *n, "rate_per_s": rate})
 }
 
-func run(mode string, brokers []string, dsn, topic string, n int) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+// run processes n events of topic in the given mode, counting them in done,
+// and returns the rate from the first to the n-th. It fails when ctx ends first.
+func run(ctx context.Context, mode string, brokers []string, dsn, topic string, n int, done *atomic.Int64) (float64, error) {
+	start := time.Now()
 	logger := slog.New(slog.DiscardHandler)
 	cfg := messaging.Config{
 		DB:            messaging.DBConfig{DSN: dsn},
@@ -62,7 +70,6 @@ func run(mode string, brokers []string, dsn, topic string, n int) (float64, erro
 	}
 	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), topic+".payments"), logger)
 
-	var done atomic.Int64
 	var first atomic.Int64 // unix nanos of the first processed message
 	finished := make(chan time.Time, 1)
 	count := func() {
@@ -117,6 +124,6 @@ func run(mode string, brokers []string, dsn, topic string, n int) (float64, erro
 		elapsed := end.Sub(time.Unix(0, first.Load()))
 		return float64(n-1) / elapsed.Seconds(), nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("processed %d of %d events before the deadline", done.Load(), n)
+		return 0, fmt.Errorf("gave up after %s (-timeout): %w", time.Since(start).Round(time.Second), ctx.Err())
 	}
 }

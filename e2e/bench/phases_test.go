@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runFakePhases runs phases that store a marker in r.Consumer.Events (through
+// set) and then behave as told, and returns the report and runPhases' answer.
+func runFakePhases(t *testing.T, cases []phaseCase, before func(context.Context) error) (*Report, bool) {
+	t.Helper()
+	release := make(chan struct{}) // lets the hung phases end with the test
+	t.Cleanup(func() { close(release) })
+	var ps []phase
+	for _, c := range cases {
+		ps = append(ps, phase{name: c.name, timeout: 50 * time.Millisecond, run: func(ctx context.Context, r *Report) error {
+			c.set(r)
+			switch c.behave {
+			case "fail":
+				return errors.New("boom")
+			case "panic":
+				panic("kaboom")
+			case "hang": // ignores its context
+				<-release
+			case "overrun": // stops at its deadline, but says nothing went wrong
+				<-ctx.Done()
+			}
+			return nil
+		}})
+	}
+	r := &Report{}
+	ok := runPhases(r, ps, func(name string) bool { return name != "skipped" }, 50*time.Millisecond, before)
+	return r, ok
+}
+
+type phaseCase struct {
+	name, behave string
+	set          func(*Report) // writes the phase's result
+	// want
+	status, err string
+	kept        func(*Report) bool // whether set's result is in the report
+}
+
+func TestRunPhases(t *testing.T) {
+	cases := []phaseCase{
+		{name: "baselines", behave: "ok", set: func(r *Report) { r.Baselines.CommitRate = 1 },
+			status: statusOK, kept: func(r *Report) bool { return r.Baselines.CommitRate == 1 }},
+		{name: "saga", behave: "fail", set: func(r *Report) { r.Throughput.MaxSustained = 2 },
+			status: statusFailed, err: "boom", kept: func(r *Report) bool { return r.Throughput.MaxSustained == 2 }},
+		{name: "latency", behave: "panic", set: func(r *Report) { r.Latency.Rate = 3 },
+			status: statusFailed, err: "panic: kaboom", kept: func(r *Report) bool { return r.Latency.Rate == 3 }},
+		{name: "drain", behave: "hang", set: func(r *Report) { r.Drain.Events = 4 },
+			status: statusFailed, err: "did not return within its deadline", kept: func(r *Report) bool { return r.Drain.Events == 4 }},
+		{name: "outage", behave: "overrun", set: func(r *Report) { r.Outage.Rate = 5 },
+			status: statusFailed, err: "returned after its deadline", kept: func(r *Report) bool { return r.Outage.Rate == 5 }},
+		{name: "skipped", behave: "ok", set: func(r *Report) { r.Consumer.BareRate = 6 },
+			status: statusSkipped, kept: func(r *Report) bool { return r.Consumer.BareRate == 6 }},
+		{name: "consumer", behave: "ok", set: func(r *Report) { r.Consumer.StackRate = 7 },
+			status: statusOK, kept: func(r *Report) bool { return r.Consumer.StackRate == 7 }},
+	}
+	r, ok := runFakePhases(t, cases, nil)
+	if ok {
+		t.Error("runPhases reported success with failed phases")
+	}
+	if len(r.Phases) != len(cases) {
+		t.Fatalf("report has %d phases, want %d: %+v", len(r.Phases), len(cases), r.Phases)
+	}
+	for i, c := range cases {
+		got := r.Phases[i]
+		if got.Name != c.name || got.Status != c.status {
+			t.Errorf("phase %d: got %s %s, want %s %s", i, got.Name, got.Status, c.name, c.status)
+		}
+		if (c.err == "") != (got.Error == "") || !strings.Contains(got.Error, c.err) {
+			t.Errorf("phase %s: error %q, want one containing %q", c.name, got.Error, c.err)
+		}
+		if kept := c.kept(r); kept != (c.status == statusOK) {
+			t.Errorf("phase %s (%s): result kept = %v", c.name, c.status, kept)
+		}
+	}
+}
+
+func TestRunPhasesBeforeHook(t *testing.T) {
+	var calls int
+	before := func(context.Context) error {
+		calls++
+		if calls == 1 {
+			return errors.New("servers down")
+		}
+		return nil
+	}
+	cases := []phaseCase{
+		{name: "baselines", behave: "ok", set: func(r *Report) { r.Baselines.CommitRate = 1 }},
+		{name: "skipped", behave: "ok", set: func(*Report) {}},
+		{name: "saga", behave: "ok", set: func(r *Report) { r.Throughput.MaxSustained = 2 }},
+	}
+	r, ok := runFakePhases(t, cases, before)
+	if ok || calls != 2 {
+		t.Fatalf("ok = %v, before called %d times; want false, 2", ok, calls)
+	}
+	if p := r.Phases[0]; p.Status != statusFailed || !strings.Contains(p.Error, "servers down") || r.Baselines.CommitRate != 0 {
+		t.Errorf("phase after a failing before hook: %+v, commit rate %v", p, r.Baselines.CommitRate)
+	}
+	if p := r.Phases[2]; p.Status != statusOK || r.Throughput.MaxSustained != 2 {
+		t.Errorf("next phase: %+v, max sustained %v", p, r.Throughput.MaxSustained)
+	}
+}
+
+func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
+	tests := []struct {
+		name   string
+		phases []PhaseResult
+		goal   string
+		met    bool
+		note   string
+	}{
+		{"outage ok", []PhaseResult{{Name: "outage", Status: statusOK}}, "Kafka outage: intake errors", true, ""},
+		{"outage failed", []PhaseResult{{Name: "outage", Status: statusFailed, Error: "x"}}, "Kafka outage: intake errors", false, "phase outage failed"},
+		{"outage skipped", []PhaseResult{{Name: "outage", Status: statusSkipped}}, "Kafka outage: intake errors", false, "phase outage skipped"},
+		{"outage absent", nil, "Kafka outage: intake errors", false, "phase outage did not run"},
+		{"reference goal, drain failed", []PhaseResult{{Name: "baselines", Status: statusOK}, {Name: "drain", Status: statusFailed}},
+			"forwarder drain / raw sync produce rate (for reference)", false, "phase drain failed"},
+		{"both phases ok", []PhaseResult{{Name: "baselines", Status: statusOK}, {Name: "drain", Status: statusOK}},
+			"forwarder drain / raw sync produce rate (for reference)", true, ""},
+		{"consumer failed", []PhaseResult{{Name: "consumer", Status: statusFailed}}, "consumer stack / bare loop", false, "phase consumer failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// all zeros: "intake errors 0" would be met if nobody looked at the phase
+			r := &Report{K: K, Phases: tt.phases, Baselines: Baselines{ProduceSync: 1000}, Drain: Drain{Rate: 100}}
+			r.evaluate()
+			g := findGoal(t, r, tt.goal)
+			if g.Met != tt.met || !strings.Contains(g.Note, tt.note) || (tt.note == "") != (g.Note == "") {
+				t.Errorf("goal %q: met %v, note %q; want met %v, note containing %q", g.Name, g.Met, g.Note, tt.met, tt.note)
+			}
+			if g.Note != "" && g.Value != 0 {
+				t.Errorf("goal %q not measured but has value %v", g.Name, g.Value)
+			}
+		})
+	}
+}
+
+func findGoal(t *testing.T, r *Report, name string) Goal {
+	t.Helper()
+	for _, g := range r.Goals {
+		if g.Name == name {
+			return g
+		}
+	}
+	t.Fatalf("no goal %q", name)
+	return Goal{}
+}
+
+func TestDiffIDs(t *testing.T) {
+	tests := []struct {
+		name           string
+		want, got      []string
+		missing, extra int
+	}{
+		{"exact", []string{"a", "b", "c"}, []string{"c", "a", "b"}, 0, 0},
+		{"missing", []string{"a", "b", "c"}, []string{"a"}, 2, 0},
+		{"duplicate", []string{"a", "b"}, []string{"a", "b", "b"}, 0, 1},
+		{"unknown", []string{"a"}, []string{"a", "z"}, 0, 1},
+		{"duplicate hides a missing one", []string{"a", "b"}, []string{"a", "a"}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if m, e := diffIDs(tt.want, tt.got); m != tt.missing || e != tt.extra {
+				t.Errorf("diffIDs = %d missing, %d extra; want %d, %d", m, e, tt.missing, tt.extra)
+			}
+		})
+	}
+}
