@@ -112,9 +112,10 @@ func TestCancelConfirmedOrderRefunds(t *testing.T) {
 	}
 }
 
-// TestCancelPendingOrder: the payment service is down while the order is
-// cancelled; when it comes back it sees OrderPlaced then OrderCancelled and ends
-// with nothing charged.
+// TestCancelPendingOrder: the payment service is down while a pending order is
+// cancelled; when it comes back it sees OrderPlaced, charges, then sees
+// OrderCancelled and refunds (the compensation), and the order learns of the
+// refund: CANCELLED, paid and refunded, nothing charged in the end.
 func TestCancelPendingOrder(t *testing.T) {
 	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
 	if err := s.Payments[0].Kill(); err != nil {
@@ -130,9 +131,11 @@ func TestCancelPendingOrder(t *testing.T) {
 	if err := s.WaitDrained(ctxFor(t, 60*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	terminal(t, s, id)
-	if charged, refunded := netCharge(t, s, id); charged != refunded {
-		t.Fatalf("ledger: charged %d, refunded %d; want the same", charged, refunded)
+	if _, o, err := s.GetOrder(ctxFor(t, 5*time.Second), id); err != nil || o.Status != "CANCELLED" || !o.Paid || !o.Refunded || o.Version != 3 {
+		t.Fatalf("order %+v (%v), want CANCELLED v3, paid and refunded", o, err)
+	}
+	if charged, refunded := netCharge(t, s, id); charged != 500 || refunded != 500 {
+		t.Fatalf("ledger: charged %d, refunded %d; want 500 and 500", charged, refunded)
 	}
 	if b := balance(t, s, "rich"); b != 100_000 {
 		t.Fatalf("balance %d, want 100000", b)

@@ -61,22 +61,21 @@ func (s *Stack) Groups() (order, payment string) {
 	return s.Config.Name + "-order", s.Config.Name + "-payment"
 }
 
-// WaitDrained waits until both services' consumer groups have committed every
-// message of their topics (lag 0) or ctx ends.
+// WaitDrained waits until no work is left anywhere (see drained: both outboxes
+// empty and both consumer groups' lag 0, checked in causal order) or ctx ends.
+// Call it once nothing new enters the system.
 func (s *Stack) WaitDrained(ctx context.Context) error {
-	orderGroup, paymentGroup := s.Groups()
-	for {
-		lagP, errP := s.ConsumerLag(paymentGroup, s.Topics.Orders)
-		lagO, errO := s.ConsumerLag(orderGroup, s.Topics.Payments)
-		if errP == nil && errO == nil && lagP == 0 && lagO == 0 {
-			return nil
-		}
+	for !s.drained() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("not drained: payment lag %d (%v), order lag %d (%v)", lagP, errP, lagO, errO)
-		case <-time.After(250 * time.Millisecond):
+			orderGroup, paymentGroup := s.Groups()
+			lagP, errP := s.ConsumerLag(paymentGroup, s.Topics.Orders)
+			lagO, errO := s.ConsumerLag(orderGroup, s.Topics.Payments)
+			return fmt.Errorf("not drained: payment lag %d (%v), order lag %d (%v), or an outbox not empty", lagP, errP, lagO, errO)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // TopicSize returns how many messages topic holds: over its partitions, the
