@@ -161,7 +161,7 @@ func (f *faultRun) republish(n int) error {
 		if topic == f.s.Topics.Orders && len(picked) == 0 {
 			return fmt.Errorf("republish: no charged order to duplicate yet")
 		}
-		all := append(picked, others...)
+		all := append(append([]*message.Message{}, picked...), others...)
 		for _, m := range all[:min(n, len(all))] {
 			if err := pub.Publish(topic, m.Copy()); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package compose_test
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
 	"os"
@@ -101,7 +102,8 @@ func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 // TestDockerBuildCommand runs the Dockerfile's `go build` line, with its flags and
 // CGO_ENABLED=0, for both services, and checks that the results are static
-// executables (what the distroless image needs). It does not run Docker.
+// executables (what the distroless image needs) without the fault-injection
+// code. It does not run Docker.
 func TestDockerBuildCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds both services: skipped with -short")
@@ -132,6 +134,17 @@ func TestDockerBuildCommand(t *testing.T) {
 			for _, prog := range f.Progs {
 				if prog.Type == elf.PT_INTERP {
 					t.Fatalf("%s is dynamically linked; the distroless static image cannot run it", svc)
+				}
+			}
+			// No fault-injection code (ADR 21): its log line and its switches' names
+			// are string data that even a stripped binary keeps.
+			bin, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mark := range []string{"FAULT INJECTION", "REFUSE_MID_BATCH", "DISABLE_INBOX"} {
+				if bytes.Contains(bin, []byte(mark)) {
+					t.Errorf("the %s image binary contains %q: it was built with the fault-injection code", svc, mark)
 				}
 			}
 		})

@@ -13,13 +13,54 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// faultsBuilt is true: this binary was built with `-tags faults` for the
-// fault-injection suite and acts on FaultConfig.
-const faultsBuilt = true
+// FaultConfig holds the fault-injection suite's switches: hooks that crash the
+// process at the moment a crash is most likely to cause duplicates, a fault point
+// that makes Kafka refuse a row in the middle of a forwarded batch, and switches
+// that turn one protection off so that a negative control can show the damage.
+//
+// This file, and every other fault switch, is compiled only with `-tags faults`
+// (e2e/harness builds the services that way; `make build`, `make run`, `make
+// bench` and the Dockerfile do not), so a production binary has none of them:
+// a variable copied from a test environment does nothing there (ADR 21). A
+// service's main reads them from <SERVICE>_FAULT_* variables, e.g.
+// ORDER_FAULT_CRASH_AFTER_PUBLISH or PAYMENT_FAULT_DISABLE_INBOX. Zero values
+// are off.
+type FaultConfig struct {
+	// CrashAfterPublish kills the process (SIGKILL) each time its forwarder has
+	// published this many events since start: right after Kafka acknowledged the
+	// last one and before its outbox row is deleted, so the row is published again
+	// after the restart.
+	CrashAfterPublish int `env:"CRASH_AFTER_PUBLISH"`
+	// CrashAfterCommit kills the process each time its consumer has processed this
+	// many messages since start: right after the inbox transaction committed and
+	// before the message is acknowledged to Kafka, so it is delivered again.
+	CrashAfterCommit int `env:"CRASH_AFTER_COMMIT"`
+	// RefuseMidBatch makes the forwarder's Kafka publisher refuse, once per
+	// process, the first row that follows a forwarded row in the same polling
+	// transaction (a row in the middle of a batch), and keep refusing it until that
+	// delivery's ack deadline has passed: what a Kafka outage that begins in the
+	// middle of a batch does, caused on purpose instead of hoping a kill lands
+	// there. It fires as soon as a batch holds two rows (any backlog).
+	RefuseMidBatch bool `env:"REFUSE_MID_BATCH"`
+	// StockAck makes the forwarder use watermill-sql v4.1.2's own
+	// MySQLQueueOffsetsAdapter{DeleteOnAck: true}, which deletes the rows of a
+	// batch behind one Kafka refused (ADR 3). Negative control only: it loses events.
+	StockAck bool `env:"STOCK_ACK"`
+	// DisableInbox runs the consumer without the inbox: every delivery of a
+	// message has its effect again. Negative control, and end-to-end tests that
+	// isolate the aggregate-version check, only.
+	DisableInbox bool `env:"DISABLE_INBOX"`
+}
+
+// WithFaults returns the Option that puts c's hooks and switches on a node
+// (none if c is zero). It logs a warning naming every switch that is on.
+func WithFaults(c FaultConfig) Option {
+	return func(n *Node) { c.install(n) }
+}
 
 // install puts the configured fault hooks and switches on the node.
 func (c FaultConfig) install(n *Node) {
-	if c.IsZero() {
+	if c == (FaultConfig{}) {
 		return
 	}
 	n.slog.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
@@ -39,7 +80,7 @@ func (c FaultConfig) install(n *Node) {
 		n.out = &midBatchRefuser{Publisher: n.out, logger: n.slog}
 	}
 	if c.StockAck {
-		n.outbox.stockAck = true
+		n.outbox.offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
 	}
 	if c.DisableInbox {
 		n.inboxMiddleware = passThroughInbox

@@ -35,10 +35,6 @@ type Config struct {
 	// FailureMode is what the consumer does when a message's retries are spent:
 	// "poison" (default) or "block" (ADR 14).
 	FailureMode FailureMode `env:"FAILURE_MODE"`
-	// Faults are the fault-injection suite's switches (FAULT_CRASH_AFTER_PUBLISH,
-	// FAULT_DISABLE_INBOX, ...). Only a binary built with `-tags faults` accepts
-	// them; see FaultConfig.
-	Faults FaultConfig `envPrefix:"FAULT_"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -65,9 +61,6 @@ func (c Config) Validate() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	if !faultsBuilt && !c.Faults.IsZero() {
-		errs = append(errs, errors.New(errFaultsNotBuilt))
-	}
 	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate())...)
 }
 
@@ -88,12 +81,12 @@ type Node struct {
 	outbox *Outbox
 	inbox  Inbox
 	// inboxMiddleware wraps every consumer (not projections): the inbox's, unless
-	// the fault-injection build replaced or wrapped it.
+	// an Option replaced or wrapped it.
 	inboxMiddleware message.HandlerMiddleware
 	out             message.Publisher
 	poison          message.Publisher
 	handlers        []consumer
-	// forwarderMiddlewares wrap the forwarder's handler (fault hooks).
+	// forwarderMiddlewares wrap the forwarder's handler (set by Options).
 	forwarderMiddlewares []message.HandlerMiddleware
 	jobs                 []job
 }
@@ -115,10 +108,10 @@ type consumer struct {
 // database, waiting up to config.DB.StartupTimeout for it to answer, and brings it
 // up to date with Migrate (this package's tables, then the service's migrations
 // from serviceMigrations: *.sql files under a "migrations" directory). topics are
-// created in Kafka, if missing, when the consumers start. Start fails on an
-// invalid config, an unreachable database or a failed migration; it never waits
-// for Kafka.
-func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics []events.TopicSpec, logger *slog.Logger) (*Node, error) {
+// created in Kafka, if missing, when the consumers start. opts adjust the node
+// last. Start fails on an invalid config, an unreachable database or a failed
+// migration; it never waits for Kafka.
+func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics []events.TopicSpec, logger *slog.Logger, opts ...Option) (*Node, error) {
 	config = config.Defaults()
 	if err := config.Validate(); err != nil {
 		return nil, fmt.Errorf("messaging config: %w", err)
@@ -154,9 +147,16 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		poison: config.Kafka.NewPoisonPublisher(wlog),
 	}
 	n.inboxMiddleware = n.inbox.Middleware
-	config.Faults.install(n)
+	for _, opt := range opts {
+		opt(n)
+	}
 	return n, nil
 }
+
+// Option adjusts a Node before it runs. The package's options live in builds
+// that need them (the fault-injection build's are in faults_enabled.go, ADR 21);
+// production services pass none.
+type Option func(*Node)
 
 // DB is the service's database pool (closed when Run returns).
 func (n *Node) DB() *sql.DB { return n.db }

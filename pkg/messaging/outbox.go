@@ -100,9 +100,9 @@ func (a offsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query,
 type Outbox struct {
 	config OutboxConfig
 	schema schema
-	// stockAck selects watermill-sql's own ack adapter, which loses rows; only the
-	// fault-injection build sets it (FaultConfig.StockAck).
-	stockAck bool
+	// offsetsAdapter acknowledges forwarded rows: offsets (an Option may replace
+	// it; see ADR 21).
+	offsetsAdapter wsql.OffsetsAdapter
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -113,8 +113,9 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 		return nil, err
 	}
 	return &Outbox{
-		config: config,
-		schema: schema{wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
+		config:         config,
+		schema:         schema{wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
+		offsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
 	}, nil
 }
 
@@ -148,14 +149,9 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 // consumers deduplicate. Run it with its Run method; it stops with the context.
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
-	var offsetsAdapter wsql.OffsetsAdapter = offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}}
-	if o.stockAck {
-		offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
-		logger.Error("FAULT INJECTION: outbox uses the stock ack adapter that loses rows", nil, nil)
-	}
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
 		SchemaAdapter:  o.schema,
-		OffsetsAdapter: offsetsAdapter,
+		OffsetsAdapter: o.offsetsAdapter,
 		PollInterval:   o.config.PollInterval,
 		ResendInterval: o.config.ResendInterval,
 		RetryInterval:  time.Second,

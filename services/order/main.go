@@ -41,7 +41,12 @@ func main() {
 		}
 		return
 	}
-	if err := service.Run(ctx, cfg, logger); err != nil {
+	opts, err := options()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "order: reading configuration:", err)
+		os.Exit(2)
+	}
+	if err := service.Run(ctx, cfg, logger, opts...); err != nil {
 		logger.Error("order service failed", "err", err)
 		os.Exit(1)
 	}

@@ -42,7 +42,12 @@ func main() {
 		}
 		return
 	}
-	if err := service.Run(ctx, cfg, logger); err != nil {
+	opts, err := options()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payment: reading configuration:", err)
+		os.Exit(2)
+	}
+	if err := service.Run(ctx, cfg, logger, opts...); err != nil {
 		logger.Error("payment service failed", "err", err)
 		os.Exit(1)
 	}

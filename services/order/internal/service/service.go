@@ -80,13 +80,23 @@ func (c Config) Validate() error {
 	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
 }
 
+// Option adjusts how Run wires the service. Production passes none; the
+// fault-injection build's live in faults_enabled.go (ADR 21).
+type Option func(*wiring)
+
+// wiring is what an Option may adjust.
+type wiring struct {
+	// node adjusts the messaging node.
+	node []messaging.Option
+}
+
 // Run starts the order service and blocks until ctx ends, then shuts down
 // gracefully (in-flight HTTP requests finish, the forwarder and consumer stop).
 // It fails if the config is invalid, the database does not answer within
 // the DB startup timeout, migrations fail or the HTTP address cannot be bound. Kafka being
 // unreachable never makes it fail: orders are accepted and their events wait in
 // the outbox.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -96,7 +106,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
 		{Name: cfg.PaymentPoisonTopic, Partitions: 1},
 	}
-	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger)
+	var w wiring
+	for _, opt := range opts {
+		opt(&w)
+	}
+	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger, w.node...)
 	if err != nil {
 		return err
 	}

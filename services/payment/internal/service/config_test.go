@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/deploy/compose"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestComposeSetsOnlyKnownVariables: every environment variable deploy/compose
@@ -37,11 +36,6 @@ func TestComposeSetsOnlyKnownVariables(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	// A production build refuses the fault-injection switches; the faults build takes them.
-	faultErr := "-tags faults"
-	if messaging.FaultsBuilt() {
-		faultErr = ""
-	}
 	tests := []struct {
 		name    string
 		mutate  func(*Config)
@@ -55,9 +49,6 @@ func TestConfigValidation(t *testing.T) {
 		{"negative retries", func(c *Config) { c.Messaging.Retry.MaxRetries = -5 }, "max retries"},
 		{"zero startup timeout is the default", func(c *Config) { c.Messaging.DB.StartupTimeout = 0 }, ""},
 		{"negative poll interval", func(c *Config) { c.Messaging.Outbox.PollInterval = -time.Second }, "poll interval"},
-		{"version check switched off", func(c *Config) { c.DisableVersionCheck = true }, faultErr},
-		{"inbox switched off", func(c *Config) { c.Messaging.Faults.DisableInbox = true }, faultErr},
-		{"crash hook", func(c *Config) { c.Messaging.Faults.CrashAfterCommit = 300 }, faultErr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,21 +4,34 @@ package service
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
-// withFaults applies the payment service's own fault-injection switch to the
-// repository port (the messaging switches are installed by messaging.Start).
-func withFaults(cfg Config, payments app.Payments, logger *slog.Logger) app.Payments {
-	if !cfg.DisableVersionCheck {
-		return payments
+// Faults are the payment service's fault-injection switches, compiled only with
+// `-tags faults` (ADR 21); main reads them from PAYMENT_FAULT_* variables.
+type Faults struct {
+	// Messaging: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._DISABLE_INBOX, ...
+	Messaging messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
+	// DisableVersionCheck: the payment forgets which order version it acted on,
+	// so every event looks new and only the inbox stands between a redelivered
+	// OrderPlaced and a second charge. End-to-end tests of the inbox and the
+	// negative controls use it.
+	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
+}
+
+// WithFaults returns the Option that applies f.
+func WithFaults(f Faults) Option {
+	return func(w *wiring) {
+		w.node = append(w.node, messaging.WithFaults(f.Messaging))
+		if f.DisableVersionCheck {
+			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
+			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }
+		}
 	}
-	logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
-	return forgetfulPayments{payments}
 }
 
 // forgetfulPayments switches the order-version check off from outside the

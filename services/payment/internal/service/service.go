@@ -30,15 +30,8 @@ type Config struct {
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
-	// DisableVersionCheck is a fault-injection switch: the payment forgets which
-	// order version it acted on, so every event looks new and only the inbox stands
-	// between a redelivered OrderPlaced and a second charge. End-to-end tests of the
-	// inbox and the negative controls use it; only a binary built with
-	// `-tags faults` accepts it (see messaging.FaultConfig, ADR 21).
-	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
 	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
-	// PAYMENT_FAULT_* are the fault-injection switches (messaging.FaultConfig).
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
@@ -65,17 +58,27 @@ func (c Config) Validate() error {
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
 		errs = append(errs, errors.New("PAYMENT_TOPIC_ORDERS and PAYMENT_TOPIC_PAYMENTS are required"))
 	}
-	if c.DisableVersionCheck && !messaging.FaultsBuilt() {
-		errs = append(errs, errors.New("PAYMENT_FAULT_DISABLE_VERSION_CHECK is set, but this binary was built without `-tags faults`: unset it"))
-	}
 	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
+}
+
+// Option adjusts how Run wires the service. Production passes none; the
+// fault-injection build's live in faults_enabled.go (ADR 21).
+type Option func(*wiring)
+
+// wiring is what an Option may adjust.
+type wiring struct {
+	logger *slog.Logger
+	// node adjusts the messaging node.
+	node []messaging.Option
+	// payments, if set, wraps the repository the use cases see.
+	payments func(app.Payments) app.Payments
 }
 
 // Run starts the payment service and blocks until ctx ends, then shuts down
 // gracefully. It fails if the config is invalid, the database does not answer
 // within the DB startup timeout, migrations fail or the HTTP address cannot be bound.
 // Kafka being unreachable never makes it fail: it consumes once Kafka answers.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
@@ -84,13 +87,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
 	}
-	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger)
+	w := wiring{logger: logger}
+	for _, opt := range opts {
+		opt(&w)
+	}
+	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger, w.node...)
 	if err != nil {
 		return err
 	}
 
 	var payments app.Payments = mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic)
-	payments = withFaults(cfg, payments, logger)
+	if w.payments != nil {
+		payments = w.payments(payments)
+	}
 	svc := app.New(payments, logger)
 	node.Consume("payment.order-events", cfg.OrdersTopic, messaging.EventHandler(svc.HandleOrderEvent))
 

@@ -1,0 +1,9 @@
+//go:build !faults
+
+package main
+
+import "github.com/onceflow/onceflow/services/payment/internal/service"
+
+// options returns how to adjust the service's wiring: nothing, in a production
+// build.
+func options() ([]service.Option, error) { return nil, nil }
