@@ -7,3 +7,7 @@ import "github.com/ThreeDotsLabs/watermill/message"
 func DisableInboxForTest(n *Node) {
 	n.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc { return h }
 }
+
+// DisableParkingForTest turns parking off on o (ADR 22), for the negative
+// control that shows an unpublishable row blocking the outbox.
+func DisableParkingForTest(o *Outbox) { o.noParking = true }

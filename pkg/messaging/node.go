@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -89,6 +90,8 @@ type Node struct {
 	// forwarderMiddlewares wrap the forwarder's handler (set by Options).
 	forwarderMiddlewares []message.HandlerMiddleware
 	jobs                 []job
+	// topicsCreated is set once EnsureTopics succeeded.
+	topicsCreated atomic.Bool
 }
 
 type job struct {
@@ -147,10 +150,25 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		poison: config.Kafka.NewPoisonPublisher(wlog),
 	}
 	n.inboxMiddleware = n.inbox.Middleware
+	outbox.topicCreated = n.topicCreated
 	for _, opt := range opts {
 		opt(n)
 	}
 	return n, nil
+}
+
+// topicCreated reports whether topic is one of the node's topics and they have
+// been created in Kafka (so that an unknown-topic refusal is not a start-up race).
+func (n *Node) topicCreated(topic string) bool {
+	if !n.topicsCreated.Load() {
+		return false
+	}
+	for _, t := range n.topics {
+		if t.Name == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // Option adjusts a Node before it runs. The package's options live in builds
@@ -246,6 +264,7 @@ func (n *Node) runConsumers(ctx context.Context) error {
 	if err := n.config.Kafka.EnsureTopics(ctx, n.topics); err != nil {
 		return nil // ctx ended while Kafka was unreachable
 	}
+	n.topicsCreated.Store(true)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, n.logger)
 	if err != nil {
 		return err

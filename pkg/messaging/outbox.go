@@ -103,6 +103,13 @@ type Outbox struct {
 	// offsetsAdapter acknowledges forwarded rows: offsets (an Option may replace
 	// it; see ADR 21).
 	offsetsAdapter wsql.OffsetsAdapter
+	// noParking turns parking off (negative controls only, ADR 22): a row Kafka
+	// can never take then blocks the outbox, as before.
+	noParking bool
+	// topicCreated says whether a destination topic was created by the service
+	// (UnfixableReason); nil until a Node sets it.
+	topicCreated func(topic string) bool
+	stats        ForwarderStats
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -124,7 +131,9 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 // rolls back: the state change and its events are one atomic write. The messages'
 // UUIDs and metadata survive the forwarder unchanged. Written while a consumer
 // handles a message, they also get that message's id and attempt count
-// (MetadataCausationID, MetadataCausationAttempts).
+// (MetadataCausationID, MetadataCausationAttempts). An event over the size
+// bounds (MaxMetadataValueBytes, MaxMessageBytes) is refused with a Permanent
+// error wrapping ErrMessageTooLarge, and nothing is written.
 func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs ...*message.Message) error {
 	sqlPub, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: o.schema}, nil)
 	if err != nil {
@@ -135,6 +144,11 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 		m.SetContext(ctx)
 	}
 	addCausation(ctx, msgs)
+	for _, m := range msgs {
+		if err := checkSize(m); err != nil {
+			return err
+		}
+	}
 	if err := pub.Publish(topic, msgs...); err != nil {
 		return fmt.Errorf("writing %d event(s) to the outbox: %w", len(msgs), err)
 	}
@@ -143,8 +157,12 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 
 // NewForwarder returns Watermill's forwarder reading this outbox from db and
 // publishing to out (normally a Kafka publisher). Rows are forwarded one after
-// another in commit-offset order and deleted once out acknowledged them; a row out
-// refuses is retried until it goes through (head-of-line blocking, nothing lost).
+// another in commit-offset order and deleted once out acknowledged them. A row out
+// refuses is retried until it goes through (nothing lost), unless the refusal is
+// one retrying cannot fix (UnfixableReason): then the row is parked, moved in the
+// same polling transaction into outbox_parked, and later rows of its Kafka key
+// are parked behind it, so that no single row blocks the outbox and no event
+// overtakes an earlier one of its key (ADR 22).
 // A crash between out's acknowledgement and the delete publishes that row again:
 // consumers deduplicate. Run it with its Run method; it stops with the context.
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
@@ -160,6 +178,9 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	if err != nil {
 		return nil, fmt.Errorf("outbox subscriber: %w", err)
 	}
+	if !o.noParking {
+		out = &parker{out: out, topicCreated: o.topicCreated, outbox: o, logger: logger, stats: &o.stats}
+	}
 	fwd, err := forwarder.NewForwarder(sub, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,
 		Middlewares:    middlewares,
@@ -170,6 +191,9 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	}
 	return fwd, nil
 }
+
+// Parked is how many rows this process's forwarders have parked since start.
+func (o *Outbox) Parked() int64 { return o.stats.Parked.Load() }
 
 // Pending counts the rows still waiting in the outbox of db.
 func (o *Outbox) Pending(ctx context.Context, db *stdsql.DB) (int, error) {
