@@ -88,6 +88,8 @@ type Option func(*wiring)
 type wiring struct {
 	// node adjusts the messaging node.
 	node []messaging.Option
+	// unboundedRequestID: see orderhttp.Config.UnboundedRequestID.
+	unboundedRequestID bool
 }
 
 // Run starts the order service and blocks until ctx ends, then shuts down
@@ -134,6 +136,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	api := orderhttp.NewServer(svc, orderhttp.Config{
 		RequestTimeout: cfg.RequestTimeout,
 		Ready:          node.DB().PingContext,
+
+		UnboundedRequestID: w.unboundedRequestID,
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -5,6 +5,8 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,10 @@ type Config struct {
 	// Ready reports whether the service can serve (its database answers); /readyz
 	// returns 503 while it fails.
 	Ready func(ctx context.Context) error
+	// UnboundedRequestID keeps any non-empty client X-Request-ID, however long.
+	// Only the fault-injection build sets it (ORDER_FAULT_NO_EDGE_LIMITS, ADR 22),
+	// to get over-size events past the edge; production never does.
+	UnboundedRequestID bool
 }
 
 // NewServer returns the Echo instance serving the order API:
@@ -49,7 +55,7 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.Use(
 		middleware.Recover(),
-		middleware.RequestID(),
+		requestID(cfg.UnboundedRequestID),
 		withCorrelationID,
 		middleware.BodyLimit("64K"),
 		middleware.ContextTimeout(cfg.RequestTimeout),
@@ -70,7 +76,38 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	return e
 }
 
+// correlationRe is what the server accepts from a client as a request id or a
+// correlation id: 1 to MaxRequestIDLength characters of letters, digits and
+// . _ : - (ADR 22). Both travel into event metadata, so their length is bounded here.
 var correlationRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// MaxRequestIDLength bounds a client's X-Request-ID and X-Correlation-ID.
+const MaxRequestIDLength = 128
+
+// requestID sets the response's X-Request-ID: the client's if it matches
+// correlationRe, else a new random one. A bad id is replaced, not rejected: the
+// id is tracing context, not part of the order, and a client whose proxy adds a
+// long id should not lose its order (ADR 22). With unbounded (fault build only)
+// any non-empty client id is kept.
+func requestID(unbounded bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := c.Request().Header.Get(echo.HeaderXRequestID)
+			if !correlationRe.MatchString(id) && !(unbounded && id != "") {
+				id = newRequestID()
+			}
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+// newRequestID returns 32 random hex digits.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
 
 func withCorrelationID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

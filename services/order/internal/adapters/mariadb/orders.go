@@ -153,6 +153,10 @@ func storeErr(err error) error {
 		return err
 	case messaging.IsUnavailable(err):
 		return &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
+	case errors.Is(err, messaging.ErrMessageTooLarge):
+		// What the client sent makes an event over the outbox's bounds (ADR 22):
+		// nothing was stored, and the same request can never succeed.
+		return &app.Error{Code: app.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}
 	}
 	var ae *app.Error
 	if errors.As(err, &ae) {
