@@ -19,6 +19,7 @@ const Usage = `usage: <service> poison <command>
   replay <offset>      send it back to the topic it came from
   replay --all         replay every message not replayed yet
   purge [--up-to N]    delete messages up to offset N (all without --up-to)
+  parked ...           the outbox rows Kafka refused for good (see "poison parked")
 The service's own environment (its DB DSN, Kafka brokers and poison topic) says where.`
 
 // RunCLI runs a poison subcommand (args after "poison") for the service whose
@@ -48,6 +49,8 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 		return n, nil
 	}
 	switch args[0] {
+	case "parked":
+		return runParkedCLI(ctx, tool, args[1:], out)
 	case "list":
 		list, err := tool.List(ctx)
 		if err != nil {

@@ -17,6 +17,11 @@ import (
 //	POST "/:offset/replay"   send it back to the topic it came from
 //	POST "/replay"           replay every message not replayed yet
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
+//	GET  "/parked"           parked outbox rows (ADR 22), in park order
+//	GET  "/parked/:id"       one parked row with payload and metadata
+//	POST "/parked/:id/replay"   replay the head of a key (its later rows follow); 409 if not the head
+//	POST "/parked/replay"    replay the head of every key
+//	POST "/parked/:id/discard"  give up the head of a key; its next row is released
 //
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
@@ -37,6 +42,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
 		},
 	}))
+	parkedRoutes(g, tool)
 	g.GET("", func(c echo.Context) error {
 		list, err := tool.List(c.Request().Context())
 		if err != nil {
