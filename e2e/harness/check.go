@@ -69,6 +69,12 @@ type Report struct {
 	// LostEvents counts orders whose OrderPlaced never reached Kafka (part of I1:
 	// without it a payment timeout would turn a lost event into a cancellation).
 	LostEvents int `json:"lost_events"`
+	// Parked counts events parked in an outbox (ADR 22): Kafka refused them for
+	// good. They are accounted for, not lost; only crafted orders may have them.
+	Parked int `json:"parked"`
+	// Crafted counts the orders the scenario made on purpose outside the load
+	// (Stack.Craft), e.g. with an over-size request id.
+	Crafted int `json:"crafted"`
 	// RecoveredIn is the time from the last repair (the end of the last fault)
 	// until the last order accepted before it reached its terminal state.
 	RecoveredIn float64 `json:"recovered_in_s"`
@@ -89,8 +95,8 @@ func (r *Report) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d double_charged=%d out_of_order=%d extra_orders=%d dup_delivered=%d recovered_in=%.1fs %s",
-		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.LostEvents, r.DoubleCharged, r.OutOfOrder, r.Extra,
+	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d parked=%d double_charged=%d out_of_order=%d extra_orders=%d dup_delivered=%d recovered_in=%.1fs %s",
+		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.LostEvents, r.Parked, r.DoubleCharged, r.OutOfOrder, r.Extra,
 		r.DupDelivered, r.RecoveredIn, verdict)
 }
 
@@ -111,6 +117,13 @@ type CheckConfig struct {
 	// created an order the client never heard of, so extra orders are only
 	// reported (and a violation only beyond the number of such requests).
 	NoExtraOrders bool
+	// Crafted are the ids of orders a scenario made on purpose so that their
+	// events cannot be published (Stack.Craft; Stack.Check fills it in). Each must
+	// end in the defined state of ADR 22: CANCELLED by payment_timeout, unpaid, its
+	// OrderPlaced parked as message_too_large and its OrderCancelled parked behind
+	// it. They are not extra orders (I8), and no other order may have a parked
+	// event (I9).
+	Crafted map[string]bool
 }
 
 // TotalMoney sums the balances of all accounts.
@@ -125,6 +138,9 @@ func (s *Stack) TotalMoney() (int64, error) {
 // databases and every topic and judges it with Evaluate. It never fails: what it
 // cannot read is a violation in the report.
 func (s *Stack) Check(h *History, cfg CheckConfig) *Report {
+	if cfg.Crafted == nil {
+		cfg.Crafted = s.craftedOrders()
+	}
 	accepted := h.AcceptedIDs()
 	deadline := time.Now().Add(cfg.RecoveryWindow)
 	for time.Now().Before(deadline) {
@@ -163,6 +179,8 @@ type Snapshot struct {
 	Events []TopicMessages
 	// Poisoned holds the messages of both poison topics.
 	Poisoned []TopicMessages
+	// Parked holds the parked outbox rows of both databases (ADR 22).
+	Parked []ParkedEvent
 	// Errors says what could not be read; each becomes a violation.
 	Errors []string
 }
@@ -171,6 +189,14 @@ type Snapshot struct {
 type TopicMessages struct {
 	Topic    string
 	Messages []*message.Message
+}
+
+// ParkedEvent is a row of an outbox_parked table.
+type ParkedEvent struct {
+	MessageID string
+	OrderID   string
+	EventType string
+	Reason    string
 }
 
 // OrderRow is an order as the order database holds it.
@@ -249,9 +275,33 @@ func (s *Stack) Snapshot() *Snapshot {
 		}
 		return out
 	}
+	for _, db := range []*sql.DB{s.OrderDB, s.PaymentDB} {
+		parked, err := parkedEvents(db)
+		if err != nil {
+			fail("parked outbox rows", err)
+		}
+		snap.Parked = append(snap.Parked, parked...)
+	}
 	snap.Events = read(s.Topics.Orders, s.Topics.Payments)
 	snap.Poisoned = read(s.Topics.OrderPoison, s.Topics.PaymentPoison)
 	return snap
+}
+
+func parkedEvents(db *sql.DB) ([]ParkedEvent, error) {
+	rows, err := db.Query("SELECT message_id, partition_key, COALESCE(JSON_VALUE(metadata, '$.event_type'), ''), reason FROM outbox_parked ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ParkedEvent
+	for rows.Next() {
+		var p ParkedEvent
+		if err := rows.Scan(&p.MessageID, &p.OrderID, &p.EventType, &p.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 func (s *Stack) orderRows() (map[string]OrderRow, error) {
@@ -355,6 +405,10 @@ func (s *Stack) drained() bool {
 //	I8 extra orders: orders that exist although no request for them got a 201.
 //	   Reported; a violation with cfg.NoExtraOrders, or when there are more of
 //	   them than requests whose outcome the client could not know.
+//	I9 parked (ADR 22): an event parked in an outbox is accounted for, not lost;
+//	   only crafted orders (cfg.Crafted) may have parked events, and each crafted
+//	   order ends CANCELLED by payment_timeout, unpaid, with its OrderPlaced
+//	   (message_too_large) and OrderCancelled (behind_parked) parked.
 //
 // It also counts duplicates delivered (one event id twice in a topic, which Kafka
 // allows) apart from duplicate effects (which must be 0).
@@ -377,6 +431,7 @@ func Evaluate(h *History, snap *Snapshot, cfg CheckConfig) *Report {
 		r.violate("I5: not drained: %d outbox row(s) left, consumer lag %d", r.OutboxLeft, r.ConsumerLag)
 	}
 	checkTopics(r, snap, cfg.ExpectedPoison)
+	checkParked(r, snap, cfg.Crafted)
 	r.Pass = len(r.Violations) == 0
 	return r
 }
@@ -434,7 +489,7 @@ func checkOrders(r *Report, snap *Snapshot, accepted []string, cfg CheckConfig) 
 	}
 	var extra []string
 	for id, o := range snap.Orders {
-		if !acceptedSet[id] {
+		if !acceptedSet[id] && !cfg.Crafted[id] {
 			extra = append(extra, id)
 		}
 		if o.Status == "PENDING" {
@@ -570,6 +625,41 @@ func checkPaymentEvents(r *Report, payments []PaymentRow, published map[[2]strin
 	}
 }
 
+// checkParked: I9.
+func checkParked(r *Report, snap *Snapshot, crafted map[string]bool) {
+	r.Parked, r.Crafted = len(snap.Parked), len(crafted)
+	byOrder := map[string]map[string]string{} // order id -> event type -> reason
+	for _, p := range snap.Parked {
+		if !crafted[p.OrderID] {
+			r.violate("I9: event %s (%s) of order %s, which the scenario did not craft, is parked: %s", p.MessageID, p.EventType, p.OrderID, p.Reason)
+			continue
+		}
+		if byOrder[p.OrderID] == nil {
+			byOrder[p.OrderID] = map[string]string{}
+		}
+		byOrder[p.OrderID][p.EventType] = p.Reason
+	}
+	ids := make([]string, 0, len(crafted))
+	for id := range crafted {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		o, ok := snap.Orders[id]
+		switch {
+		case !ok:
+			r.violate("I9: crafted order %s does not exist", id)
+			continue
+		case o.Status != "CANCELLED" || o.CancelReason != "payment_timeout" || o.Paid:
+			r.violate("I9: crafted order %s is %s (reason %q, paid=%v), want CANCELLED by payment_timeout, unpaid", id, o.Status, o.CancelReason, o.Paid)
+		}
+		got := byOrder[id]
+		if got[string(events.TypeOrderPlaced)] != "message_too_large" || got[string(events.TypeOrderCancelled)] != "behind_parked" {
+			r.violate("I9: crafted order %s has parked events %v, want OrderPlaced message_too_large and OrderCancelled behind_parked", id, got)
+		}
+	}
+}
+
 // checkOrdering: I7. Walking a topic in offset order (a key's messages share a
 // partition), the first appearance of each version of an order must come after
 // the first appearance of every lower version: a consumer that sees version 3
@@ -606,7 +696,10 @@ func checkOrdering(r *Report, topic string, msgs []*message.Message, skip map[st
 
 // checkTopics: I6, I7, lost events and duplicates delivered.
 func checkTopics(r *Report, snap *Snapshot, expected map[string]bool) {
-	published := map[[2]string]bool{} // (event type, order id) seen in a topic
+	published := map[[2]string]bool{} // (event type, order id) seen in a topic, or parked (I9)
+	for _, p := range snap.Parked {
+		published[[2]string{p.EventType, p.OrderID}] = true
+	}
 	for _, tm := range snap.Events {
 		seen := map[string]int{}
 		for _, m := range tm.Messages {

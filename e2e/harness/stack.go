@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -65,6 +66,32 @@ type Stack struct {
 	Orders    []*Service
 	Payments  []*Service
 	client    *http.Client
+
+	craftMu sync.Mutex
+	crafted map[string]bool
+}
+
+// Craft records orders a scenario made on purpose outside the load so that
+// their events cannot be published; Check expects them parked (I9, ADR 22).
+func (s *Stack) Craft(orderIDs ...string) {
+	s.craftMu.Lock()
+	defer s.craftMu.Unlock()
+	if s.crafted == nil {
+		s.crafted = map[string]bool{}
+	}
+	for _, id := range orderIDs {
+		s.crafted[id] = true
+	}
+}
+
+func (s *Stack) craftedOrders() map[string]bool {
+	s.craftMu.Lock()
+	defer s.craftMu.Unlock()
+	out := map[string]bool{}
+	for id := range s.crafted {
+		out[id] = true
+	}
+	return out
 }
 
 // NewStack creates the databases and topics and prepares (does not start) the
