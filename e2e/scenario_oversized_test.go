@@ -31,7 +31,7 @@ import (
 // payment timeout, unpaid, with its OrderCancelled parked behind its OrderPlaced.
 func oversizedInputScenario() scenario {
 	return scenario{name: "oversized-input", rate: 40, duration: 40 * time.Second,
-		stack: harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_NO_EDGE_LIMITS=1", "ORDER_ADMIN_TOKEN=oversized"}},
+		stack:  harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_NO_EDGE_LIMITS=1", "ORDER_ADMIN_TOKEN=oversized"}},
 		faults: oversizedTimeline}
 }
 

@@ -1,0 +1,70 @@
+package poison_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
+)
+
+// The admin endpoints list parked rows, refuse to replay a row that waits behind
+// another (409), and discarding the head releases the next row into the outbox.
+func TestParkedRowEndpoints(t *testing.T) {
+	db := testenv.NewDB(t, testenv.OrderDBAddr)
+	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"m-1", "m-2"} {
+		if _, err := db.Exec(`INSERT INTO outbox_parked (message_id, partition_key, topic, payload, metadata, reason, kafka_error)
+			VALUES (?, 'order-1', 'orders', '{}', '{"partition_key":"order-1","event_type":"order.placed"}', 'message_too_large', 'too large')`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tool := poison.New(messaging.KafkaConfig{}, "order.poison", db)
+	defer tool.Close()
+	e := echo.New()
+	poison.Routes(e.Group("/admin/poison"), tool, "secret")
+	call := func(method, path string, out any) int {
+		t.Helper()
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer secret")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if out != nil {
+			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+				t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)
+			}
+		}
+		return rec.Code
+	}
+	var list struct{ Parked []messaging.ParkedRow }
+	if code := call(http.MethodGet, "/admin/poison/parked", &list); code != http.StatusOK || len(list.Parked) != 2 || !list.Parked[0].Head || list.Parked[1].Head {
+		t.Fatalf("list: %d %+v", code, list.Parked)
+	}
+	first, second := strconv.FormatInt(list.Parked[0].ID, 10), strconv.FormatInt(list.Parked[1].ID, 10)
+	if code := call(http.MethodPost, "/admin/poison/parked/"+second+"/replay", nil); code != http.StatusConflict {
+		t.Fatalf("replaying the row behind the head: %d, want 409", code)
+	}
+	if code := call(http.MethodPost, "/admin/poison/parked/"+first+"/discard", nil); code != http.StatusOK {
+		t.Fatalf("discarding the head: %d", code)
+	}
+	if code := call(http.MethodGet, "/admin/poison/parked", &list); code != http.StatusOK || len(list.Parked) != 1 || !list.Parked[0].Released {
+		t.Fatalf("after discard: %d %+v, want the second row released", code, list.Parked)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM watermill_outbox").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("outbox has %d rows (err %v), want the released one", n, err)
+	}
+	if code := call(http.MethodGet, "/admin/poison/parked/999999", nil); code != http.StatusNotFound {
+		t.Fatalf("unknown id: %d, want 404", code)
+	}
+}
