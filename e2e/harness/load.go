@@ -76,10 +76,11 @@ type LoadConfig struct {
 	WithoutKeys bool
 	// MaxAttempts bounds how often one request (order or cancellation) is sent
 	// when its outcome stays indeterminate: a transport error (timeout,
-	// connection reset or refused), 503, or 409 (its key in flight). Default 8,
+	// connection reset or refused), 503, or 409 (its key in flight). Default 10,
 	// with backoff from RetryBackoff doubling up to 4 s: a retry window of about
-	// 16 s, longer than the longest intake outage of the fault suite (10 s), so
-	// that every request ends with a definite answer (ADR 23).
+	// 24 s, well over the longest intake outage of the fault suite (10 s, plus
+	// the server's restart), so that every request ends with a definite answer
+	// (ADR 23).
 	MaxAttempts int
 	// RetryBackoff is the wait before the second attempt (default 250 ms).
 	RetryBackoff time.Duration
@@ -91,7 +92,7 @@ type LoadConfig struct {
 // defaults fills the zero retry settings.
 func (c LoadConfig) defaults() LoadConfig {
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 8
+		c.MaxAttempts = 10
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = 250 * time.Millisecond
