@@ -62,6 +62,13 @@ type scenario struct {
 	faults func(f *faultRun) error
 	// recovery bounds the wait for the system to settle after the load (default 120 s).
 	recovery time.Duration
+	// client, if set, puts something between the load and the order API before
+	// the load starts: it returns the address the load sends to and a function,
+	// called when the load ended, that stops it and records what it did.
+	client func(f *faultRun) (addr string, stop func(), err error)
+	// withoutKeys: the load sends no Idempotency-Key (a negative control); it
+	// still retries indeterminate requests.
+	withoutKeys bool
 }
 
 // faultRun is what a fault timeline works with.
@@ -360,6 +367,7 @@ func scenarios() []scenario {
 		}},
 		{name: "everything", rate: 30, duration: 60 * time.Second, supervise: true, faults: everythingTimeline},
 		oversizedInputScenario(),
+		clientRetriesScenario(),
 	}
 }
 
@@ -445,6 +453,21 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	load := harness.LoadConfig{
+		Rate: sc.rate, Duration: sc.duration, Seed: seed,
+		Mix: []harness.Customer{
+			{IDs: richCustomers, Weight: 80}, {IDs: poorCustomers, Weight: 12}, {IDs: ghostCustomers, Weight: 8},
+		},
+		MinAmount: 100, MaxAmount: 2_000, CancelFraction: 0.1, WithoutKeys: sc.withoutKeys,
+	}
+	stopClient := func() {}
+	if sc.client != nil {
+		addr, stop, err := sc.client(f)
+		if err != nil {
+			t.Fatalf("client side: %v", err)
+		}
+		load.OrderAddr, stopClient = addr, stop
+	}
 	if sc.supervise {
 		go f.supervise(ctx)
 	}
@@ -457,13 +480,8 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 		}
 		faultErr <- sc.faults(f)
 	}()
-	history := harness.RunLoad(ctx, s, harness.LoadConfig{
-		Rate: sc.rate, Duration: sc.duration, Seed: seed,
-		Mix: []harness.Customer{
-			{IDs: richCustomers, Weight: 80}, {IDs: poorCustomers, Weight: 12}, {IDs: ghostCustomers, Weight: 8},
-		},
-		MinAmount: 100, MaxAmount: 2_000, CancelFraction: 0.1,
-	})
+	history := harness.RunLoad(ctx, s, load)
+	stopClient()
 	if err := <-faultErr; err != nil {
 		t.Fatalf("fault timeline: %v", err)
 	}
@@ -477,9 +495,12 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 
 	// The supervisor, if any, keeps restarting crashed processes while the system
 	// recovers (the crash hooks keep firing); every other process must stay up on
-	// its own.
+	// its own. The load retries every indeterminate request with its
+	// Idempotency-Key until it gets a definite answer, so no order may exist that
+	// no request got a 201 for (I8), in every scenario (ADR 23).
 	r := s.Check(history, harness.CheckConfig{
 		InitialMoney: initial, ExpectedPoison: expected, RecoveryWindow: cmp.Or(sc.recovery, 120*time.Second), FaultsEnded: ended,
+		NoExtraOrders: true,
 	})
 	cancel()
 	r.Scenario, r.Seed, r.Rate, r.LoadSec, r.Faults = sc.name, seed, sc.rate, sc.duration.Seconds(), f.log
@@ -546,7 +567,10 @@ func TestFaults(t *testing.T) {
 //     double-charge;
 //   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3): the
 //     scenario makes Kafka refuse a row in the middle of a batch until the ack
-//     deadline, so the stock adapter must delete rows that never reached Kafka.
+//     deadline, so the stock adapter must delete rows that never reached Kafka;
+//   - client-retries with a load that sends no Idempotency-Key: the proxy cuts
+//     every Nth answer after the server answered, so the retry must create a
+//     second order.
 func TestFaultsNegativeControl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: skipped with -short")
@@ -566,6 +590,7 @@ func TestFaultsNegativeControl(t *testing.T) {
 			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }},
 		{"kill-kafka", []string{"ORDER_FAULT_STOCK_ACK=1"}, nil,
 			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
+		{"client-retries", nil, nil, "no idempotency keys", func(r *harness.Report) int { return r.Extra }},
 	}
 	for _, tt := range tests {
 		if only := os.Getenv("SCENARIO"); only != "" && only != tt.scenario {
@@ -577,6 +602,7 @@ func TestFaultsNegativeControl(t *testing.T) {
 			sc.stack.OrderEnv = append(append([]string{}, sc.stack.OrderEnv...), tt.orderEnv...)
 			sc.stack.PaymentEnv = append(append([]string{}, sc.stack.PaymentEnv...), tt.paymentEnv...)
 			sc.recovery = 30 * time.Second // what is lost stays lost; no need to wait long
+			sc.withoutKeys = keylessControls[tt.scenario]
 			r := runScenario(t, sc, suiteSeed(t))
 			r.NegativeControl = true
 			addReport(t, r)

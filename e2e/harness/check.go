@@ -36,6 +36,10 @@ type Report struct {
 	Rejected      int `json:"rejected_4xx"`
 	Unavailable   int `json:"unavailable_503"`
 	Indeterminate int `json:"indeterminate"`
+	// Attempts counts every order request sent, retries included; Replayed the
+	// requests whose last answer was a replay (Idempotent-Replayed: true).
+	Attempts int `json:"attempts"`
+	Replayed int `json:"replayed"`
 
 	Confirmed int `json:"confirmed"`
 	Cancelled int `json:"cancelled"`
@@ -95,9 +99,13 @@ func (r *Report) Line() string {
 	if !r.Pass {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d parked=%d double_charged=%d out_of_order=%d extra_orders=%d dup_delivered=%d recovered_in=%.1fs %s",
+	retries := ""
+	if r.Attempts > r.Sent {
+		retries = fmt.Sprintf(" retries=%d replayed=%d", r.Attempts-r.Sent, r.Replayed)
+	}
+	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d parked=%d double_charged=%d out_of_order=%d extra_orders=%d dup_delivered=%d%s recovered_in=%.1fs %s",
 		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.LostEvents, r.Parked, r.DoubleCharged, r.OutOfOrder, r.Extra,
-		r.DupDelivered, r.RecoveredIn, verdict)
+		r.DupDelivered, retries, r.RecoveredIn, verdict)
 }
 
 // CheckConfig says what the checker expects.
@@ -112,10 +120,12 @@ type CheckConfig struct {
 	// FaultsEnded is when the last fault was repaired; RecoveredIn counts from it.
 	FaultsEnded time.Time
 	// NoExtraOrders makes every extra order (I8) a violation. Set it for a load
-	// whose client retries with idempotency keys: then every order must come from a
-	// request that got its 201. Without keys a request that timed out may have
-	// created an order the client never heard of, so extra orders are only
-	// reported (and a violation only beyond the number of such requests).
+	// whose client retries with idempotency keys until it gets a definite answer
+	// (RunLoad's default, so the fault suite sets it for every scenario): then
+	// every order must come from a request that got its 201. Without keys a
+	// request that timed out may have created an order the client never heard
+	// of, so extra orders are only reported (and a violation only beyond the
+	// number of such requests).
 	NoExtraOrders bool
 	// Crafted are the ids of orders a scenario made on purpose so that their
 	// events cannot be published (Stack.Craft; Stack.Check fills it in). Each must
@@ -417,6 +427,7 @@ func Evaluate(h *History, snap *Snapshot, cfg CheckConfig) *Report {
 	counts := h.Count()
 	r.Sent = len(h.Requests)
 	r.Accepted, r.Rejected, r.Unavailable, r.Indeterminate = counts[Accepted], counts[Rejected], counts[Unavailable], counts[Indeterminate]
+	r.Attempts, r.Replayed = h.Attempts()
 	h.mu.Lock()
 	r.CancelRequests = h.Cancels
 	h.mu.Unlock()
@@ -561,9 +572,10 @@ func checkOrders(r *Report, snap *Snapshot, accepted []string, cfg CheckConfig) 
 
 // checkExtraOrders: I8. An order nobody got a 201 for comes from a request
 // whose answer was lost (a timeout, a broken connection, a 503 whose commit
-// went through): the client may retry it and pay twice. Until the client retries
-// with idempotency keys that is possible, so it is reported; more extra orders
-// than such requests cannot be explained and is always a violation.
+// went through): a client that retries without a key pays twice. With keys and
+// retries until a definite answer (noExtra) there must be none; without, they
+// are reported, and more extra orders than such requests cannot be explained
+// and is always a violation.
 func checkExtraOrders(r *Report, extra []string, noExtra bool) {
 	sort.Strings(extra)
 	r.Extra = len(extra)

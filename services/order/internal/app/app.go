@@ -32,6 +32,24 @@ type Orders interface {
 	// PendingBefore returns the ids of up to limit orders that are PENDING and were
 	// created before t, oldest first.
 	PendingBefore(ctx context.Context, t time.Time, limit int) ([]string, error)
+
+	// AddOnce is Add guarded by an idempotency key, all in one transaction. It
+	// first claims the key: if no unexpired key (scope, key) is stored it inserts
+	// one, whose row lock marks the key in flight until the transaction ends, then
+	// stores o and evts and records o as the key's result, and returns (nil, nil).
+	// If the key is stored and unexpired it writes nothing and returns it. If
+	// another transaction holds the key it returns ErrKeyInFlight at once,
+	// without waiting. When the transaction fails, nothing of it (key included)
+	// remains.
+	AddOnce(ctx context.Context, key KeyClaim, o *domain.Order, evts ...events.Event) (*StoredKey, error)
+	// UpdateOnce is Update guarded by an idempotency key, with AddOnce's rules:
+	// the key is claimed before the order is locked, and the order as fn left it
+	// is recorded as the key's result (also when fn changed nothing). fn's error
+	// rolls the key back with everything else.
+	UpdateOnce(ctx context.Context, key KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*StoredKey, error)
+	// DeleteExpiredKeys deletes up to limit idempotency keys that expired at or
+	// before t, skipping any a transaction holds, and returns how many it deleted.
+	DeleteExpiredKeys(ctx context.Context, t time.Time, limit int) (int, error)
 }
 
 // Service implements the use cases.
@@ -41,11 +59,15 @@ type Service struct {
 	logger   *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// KeyTTL is how long an idempotency key is remembered (DefaultKeyTTL unless
+	// the caller sets it before use).
+	KeyTTL time.Duration
 }
 
 // New returns a Service storing orders in orders and reading timelines from timeline.
 func New(orders Orders, timeline Timeline, logger *slog.Logger) *Service {
-	return &Service{orders: orders, timeline: timeline, logger: logger, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{orders: orders, timeline: timeline, logger: logger, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		KeyTTL: DefaultKeyTTL}
 }
 
 // NewID returns a new time-ordered id (UUIDv7) for orders and events.
@@ -57,30 +79,44 @@ type PlaceOrder struct {
 	AmountCents   int64
 	Currency      string
 	CorrelationID string
+	// Idempotency, if not nil, makes a retry of this request safe (ADR 23).
+	Idempotency *Idempotency
 }
 
 // PlaceOrder validates the command and stores a PENDING order together with its
 // OrderPlaced event. When it returns nil the order is durable and its event will
-// reach Kafka, whatever crashes afterwards. Errors: CodeInvalid (with Fields),
+// reach Kafka, whatever crashes afterwards. With an idempotency key, a request
+// that repeats one that already took effect stores nothing and returns the
+// order that request created (Replayed). Errors: CodeInvalidKey, CodeInvalid
+// (with Fields), CodeKeyReused (the key was used for another request),
+// CodeKeyInFlight (the first request with the key has not finished),
 // CodeUnavailable (database down: nothing was stored or, if the connection broke
-// during commit, the outcome is unknown), CodeInternal.
-func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (*domain.Order, error) {
+// during commit, the outcome is unknown: retry with the same key), CodeInternal.
+func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error) {
 	now := s.Now()
+	claim, err := s.claim(cmd.Idempotency, now)
+	if err != nil {
+		return Result{}, err
+	}
 	o, err := domain.NewOrder(NewID(), cmd.CustomerID, cmd.AmountCents, cmd.Currency, now)
 	if err != nil {
 		var ve *domain.ValidationError
 		if errors.As(err, &ve) {
-			return nil, &Error{Code: CodeInvalid, Message: "the order is not valid", Fields: ve.Fields, Err: err}
+			return Result{}, &Error{Code: CodeInvalid, Message: "the order is not valid", Fields: ve.Fields, Err: err}
 		}
-		return nil, err
+		return Result{}, err
 	}
 	placed := s.event(o, now, cmd.CorrelationID, events.OrderPlaced{
 		CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
 	})
-	if err := s.orders.Add(ctx, o, placed); err != nil {
-		return nil, err
+	if claim == nil {
+		if err := s.orders.Add(ctx, o, placed); err != nil {
+			return Result{}, err
+		}
+		return Result{Order: o}, nil
 	}
-	return o, nil
+	stored, err := s.orders.AddOnce(ctx, *claim, o, placed)
+	return settle(claim, stored, o, err)
 }
 
 // Order returns one order. Errors: CodeNotFound, CodeUnavailable, CodeInternal.
@@ -144,17 +180,33 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 // cancelled at once; a CONFIRMED one is cancelled and refunded by the payment
 // service (the order shows refunded: true once that is done). Both emit
 // OrderCancelled in the same transaction. Cancelling a CANCELLED order changes
-// nothing and returns it. Errors: CodeNotFound, CodeUnavailable, CodeInternal.
-func (s *Service) CancelOrder(ctx context.Context, id, correlationID string) (*domain.Order, error) {
+// nothing and returns it. With an idempotency key (idem not nil), a request that
+// repeats one that already took effect changes nothing and returns the order as
+// that request left it (Replayed). Errors: CodeInvalidKey, CodeNotFound,
+// CodeKeyReused, CodeKeyInFlight, CodeUnavailable, CodeInternal.
+func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, idem *Idempotency) (Result, error) {
+	claim, err := s.claim(idem, s.Now())
+	if err != nil {
+		return Result{}, err
+	}
 	var out *domain.Order
-	err := s.orders.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
+	fn := func(o *domain.Order) ([]events.Event, error) {
 		out = o
 		return s.cancel(o, domain.ReasonCancelledByCustomer, correlationID), nil
-	})
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
 	}
-	return out, err
+	var stored *StoredKey
+	if claim == nil {
+		err = s.orders.Update(ctx, id, fn)
+	} else {
+		stored, err = s.orders.UpdateOnce(ctx, *claim, id, fn)
+	}
+	if errors.Is(err, domain.ErrNotFound) {
+		return Result{}, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+	}
+	if claim == nil {
+		return Result{Order: out}, err
+	}
+	return settle(claim, stored, out, err)
 }
 
 // cancel cancels o and returns its OrderCancelled event, or nothing if o was

@@ -22,6 +22,13 @@ const (
 	CodeUnavailable Code = "unavailable"
 	// CodeInternal: a bug or an unexpected failure.
 	CodeInternal Code = "internal"
+	// CodeInvalidKey: the Idempotency-Key is malformed (too long, bad characters).
+	CodeInvalidKey Code = "invalid_idempotency_key"
+	// CodeKeyReused: the Idempotency-Key was already used for a different request.
+	CodeKeyReused Code = "idempotency_key_reused"
+	// CodeKeyInFlight: the first request with this Idempotency-Key has not
+	// finished yet; retry later.
+	CodeKeyInFlight Code = "idempotency_key_in_flight"
 )
 
 // Error is the one error type the application returns.
@@ -48,7 +55,11 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying the same request cannot succeed.
 func (e *Error) Permanent() bool {
-	return e.Code == CodeInvalid || e.Code == CodeNotFound || e.Code == CodeConflict
+	switch e.Code {
+	case CodeInvalid, CodeNotFound, CodeConflict, CodeInvalidKey, CodeKeyReused:
+		return true
+	}
+	return false
 }
 
 // Errorf returns an *Error with the code and a formatted message.

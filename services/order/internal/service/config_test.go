@@ -48,6 +48,10 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown failure mode", func(c *Config) { c.Messaging.FailureMode = "ignore" }, "failure mode"},
 		{"negative retries", func(c *Config) { c.Messaging.Retry.MaxRetries = -5 }, "max retries"},
 		{"zero startup timeout is the default", func(c *Config) { c.Messaging.DB.StartupTimeout = 0 }, ""},
+		{"idempotency keys forgotten too soon", func(c *Config) { c.IdempotencyKeyTTL = 30 * time.Second }, "ORDER_IDEMPOTENCY_KEY_TTL"},
+		{"idempotency keys kept too long", func(c *Config) { c.IdempotencyKeyTTL = 31 * 24 * time.Hour }, "ORDER_IDEMPOTENCY_KEY_TTL"},
+		{"no cleanup interval", func(c *Config) { c.IdempotencyCleanupInterval = 0 }, "ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"},
+		{"cleanup batch too large", func(c *Config) { c.IdempotencyCleanupBatch = 100000 }, "ORDER_IDEMPOTENCY_CLEANUP_BATCH"},
 		{"negative poll interval", func(c *Config) { c.Messaging.Outbox.PollInterval = -time.Second }, "poll interval"},
 	}
 	for _, tt := range tests {

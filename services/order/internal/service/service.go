@@ -40,6 +40,16 @@ type Config struct {
 	// PaymentPoisonTopic is the payment service's poison topic, which the order
 	// timeline reads too.
 	PaymentPoisonTopic string `env:"ORDER_TOPIC_PAYMENT_POISON"`
+	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered after its
+	// request took effect: a retry within it is answered from the stored result,
+	// one after it runs as a new request. It must exceed the longest time a client
+	// keeps retrying (ADR 23). Between 1 minute and 30 days.
+	IdempotencyKeyTTL time.Duration `env:"ORDER_IDEMPOTENCY_KEY_TTL"`
+	// IdempotencyCleanupInterval is how often expired keys are deleted.
+	IdempotencyCleanupInterval time.Duration `env:"ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"`
+	// IdempotencyCleanupBatch bounds the rows one cleanup transaction deletes
+	// (at most 10 such transactions per run); 1 to 10000.
+	IdempotencyCleanupBatch int `env:"ORDER_IDEMPOTENCY_CLEANUP_BATCH"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"ORDER_ADMIN_TOKEN"`
 	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
@@ -50,13 +60,16 @@ type Config struct {
 // DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:            "127.0.0.1:8080",
-		RequestTimeout:      5 * time.Second,
-		PaymentTimeout:      2 * time.Minute,
-		TimeoutScanInterval: time.Second,
-		OrdersTopic:         events.TopicOrders,
-		PaymentsTopic:       events.TopicPayments,
-		PaymentPoisonTopic:  events.TopicPaymentPoison,
+		HTTPAddr:                   "127.0.0.1:8080",
+		RequestTimeout:             5 * time.Second,
+		PaymentTimeout:             2 * time.Minute,
+		TimeoutScanInterval:        time.Second,
+		IdempotencyKeyTTL:          app.DefaultKeyTTL,
+		IdempotencyCleanupInterval: time.Minute,
+		IdempotencyCleanupBatch:    500,
+		OrdersTopic:                events.TopicOrders,
+		PaymentsTopic:              events.TopicPayments,
+		PaymentPoisonTopic:         events.TopicPaymentPoison,
 		Messaging: messaging.Config{
 			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3307)/orders"},
 			ConsumerGroup: "order-service",
@@ -73,6 +86,15 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 || c.PaymentTimeout <= 0 || c.TimeoutScanInterval <= 0 {
 		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT, ORDER_PAYMENT_TIMEOUT and ORDER_TIMEOUT_SCAN_INTERVAL must be positive"))
+	}
+	if c.IdempotencyKeyTTL < time.Minute || c.IdempotencyKeyTTL > 30*24*time.Hour {
+		errs = append(errs, fmt.Errorf("ORDER_IDEMPOTENCY_KEY_TTL %s: must be between 1m and 720h", c.IdempotencyKeyTTL))
+	}
+	if c.IdempotencyCleanupInterval <= 0 {
+		errs = append(errs, errors.New("ORDER_IDEMPOTENCY_CLEANUP_INTERVAL must be positive"))
+	}
+	if c.IdempotencyCleanupBatch < 1 || c.IdempotencyCleanupBatch > 10000 {
+		errs = append(errs, fmt.Errorf("ORDER_IDEMPOTENCY_CLEANUP_BATCH %d: must be between 1 and 10000", c.IdempotencyCleanupBatch))
 	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
@@ -119,6 +141,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 
 	timeline := mariadb.NewTimeline(node.DB())
 	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), timeline, logger)
+	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	node.Consume("order.payment-events", cfg.PaymentsTopic, messaging.EventHandler(svc.HandlePaymentEvent))
 	for i, t := range []string{cfg.OrdersTopic, cfg.PaymentsTopic, cfg.Messaging.PoisonTopic, cfg.PaymentPoisonTopic} {
 		node.Project(fmt.Sprintf("timeline-%d", i+1), t, kafka.TimelineProjection(timeline, t, i >= 2))
@@ -127,6 +150,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {
 			logger.Info("cancelled orders whose payment timed out", "count", n)
+		}
+		return err
+	})
+
+	node.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
+		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
+		if n > 0 {
+			logger.Info("deleted expired idempotency keys", "count", n)
 		}
 		return err
 	})

@@ -44,6 +44,9 @@ var problemKinds = map[app.Code]problemKind{
 	app.CodeConflict:    {http.StatusConflict, "conflict", "Not possible in the current state"},
 	app.CodeUnavailable: {http.StatusServiceUnavailable, "unavailable", "Temporarily unavailable"},
 	app.CodeInternal:    {http.StatusInternalServerError, "internal", "Internal error"},
+	app.CodeInvalidKey:  {http.StatusBadRequest, "invalid-idempotency-key", "The Idempotency-Key header is not valid"},
+	app.CodeKeyReused:   {http.StatusUnprocessableEntity, "idempotency-key-reused", "The Idempotency-Key was used for a different request"},
+	app.CodeKeyInFlight: {http.StatusConflict, "idempotency-key-in-flight", "A request with this Idempotency-Key is in progress"},
 }
 
 // errorHandler renders every error as problem+json: application errors by their
@@ -65,7 +68,7 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 				k = problemKinds[app.CodeInternal]
 			}
 			p.Type, p.Title, p.Status, p.Detail, p.Errors = problemBase+k.slug, k.title, k.status, ae.Message, ae.Fields
-			if ae.Code == app.CodeUnavailable {
+			if ae.Code == app.CodeUnavailable || ae.Code == app.CodeKeyInFlight {
 				c.Response().Header().Set("Retry-After", "1")
 			}
 		case errors.As(err, &he):

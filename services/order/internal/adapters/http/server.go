@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,16 @@ import (
 // it from the request if valid, otherwise uses the request id, and always returns it.
 const HeaderCorrelationID = "X-Correlation-ID"
 
+// HeaderIdempotencyKey is the request header that makes POST /orders and POST
+// /orders/{id}/cancel safe to retry (ADR 23). Its value is a key of 1 to 128
+// characters of A-Z a-z 0-9 . _ : ~ -, bare or as a quoted string (the
+// structured-field form of the IETF draft).
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// HeaderIdempotentReplayed is set to "true" on an answer that repeats the one
+// given to an earlier request with the same Idempotency-Key.
+const HeaderIdempotentReplayed = "Idempotent-Replayed"
+
 // Config configures the HTTP API.
 type Config struct {
 	// RequestTimeout bounds each request's work, including database calls.
@@ -42,8 +53,14 @@ type Config struct {
 
 // NewServer returns the Echo instance serving the order API:
 //
-//	POST /orders                  place an order            201, 422, 400, 503
-//	POST /orders/{id}/cancel      cancel (refund if paid)   200, 404, 503
+//	POST /orders                  place an order            201, 422, 400, 409, 503
+//	POST /orders/{id}/cancel      cancel (refund if paid)   200, 404, 400, 409, 422, 503
+//
+// Both POSTs accept an Idempotency-Key (400 if malformed; 422 if it was used for
+// a different request; 409 while the first request with it is in progress; a
+// repeat of a request that took effect gets the original answer with
+// Idempotent-Replayed: true).
+//
 //	GET  /orders/{id}             read one order            200, 404, 503
 //	GET  /orders/{id}/timeline    the saga's messages       200, 404, 503
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
@@ -163,23 +180,74 @@ func (h handlers) placeOrder(c echo.Context) error {
 	if err := decodeStrict(c.Request().Body, &req); err != nil {
 		return err
 	}
-	o, err := h.svc.PlaceOrder(c.Request().Context(), app.PlaceOrder{
+	canonical, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	idem, err := idempotency(c, canonical)
+	if err != nil {
+		return err
+	}
+	res, err := h.svc.PlaceOrder(c.Request().Context(), app.PlaceOrder{
 		CustomerID: req.CustomerID, AmountCents: req.AmountCents, Currency: req.Currency,
-		CorrelationID: correlationID(c),
+		CorrelationID: correlationID(c), Idempotency: idem,
 	})
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+o.ID)
-	return c.JSON(http.StatusCreated, toResponse(o))
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.Order.ID)
+	return respond(c, http.StatusCreated, res)
 }
 
 func (h handlers) cancelOrder(c echo.Context) error {
-	o, err := h.svc.CancelOrder(c.Request().Context(), c.Param("id"), correlationID(c))
+	idem, err := idempotency(c, nil) // the body is ignored, so it is no part of the request's identity
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toResponse(o))
+	res, err := h.svc.CancelOrder(c.Request().Context(), c.Param("id"), correlationID(c), idem)
+	if err != nil {
+		return err
+	}
+	return respond(c, http.StatusOK, res)
+}
+
+// respond writes the order of res with status, marking a replay. A replay has
+// the status and body of the original answer: both are functions of the route
+// and of the order as the first request left it, which is what was stored.
+func respond(c echo.Context, status int, res app.Result) error {
+	if res.Replayed {
+		c.Response().Header().Set(HeaderIdempotentReplayed, "true")
+	}
+	return c.JSON(status, toResponse(res.Order))
+}
+
+// idempotency reads the request's Idempotency-Key (nil if it has none) and
+// identifies the request: scope is the route ("POST /orders/:id/cancel"), the
+// fingerprint a SHA-256 of method, path and canonical body (the decoded body
+// encoded again, so whitespace and field order do not count). The key's syntax
+// is checked by the application (a malformed key is a 400); two header fields
+// are refused here.
+func idempotency(c echo.Context, canonicalBody []byte) (*app.Idempotency, error) {
+	values := c.Request().Header.Values(HeaderIdempotencyKey)
+	switch len(values) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, &app.Error{Code: app.CodeInvalidKey, Message: "send one Idempotency-Key header, not several"}
+	}
+	key := values[0]
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1] // sf-string form: "…"
+	}
+	h := sha256.New()
+	h.Write([]byte(c.Request().Method + "\n" + c.Request().URL.Path + "\n"))
+	h.Write(canonicalBody)
+	return &app.Idempotency{
+		Key:         key,
+		Scope:       c.Request().Method + " " + c.Path(),
+		Fingerprint: hex.EncodeToString(h.Sum(nil)),
+	}, nil
 }
 
 func (h handlers) timeline(c echo.Context) error {

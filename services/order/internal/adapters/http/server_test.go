@@ -22,7 +22,57 @@ import (
 type memOrders struct {
 	orders map[string]*domain.Order
 	down   bool
+	// keys are the committed idempotency keys by scope and key; inFlight the
+	// keys a (pretend) transaction holds.
+	keys     map[string]*app.StoredKey
+	inFlight map[string]bool
 }
+
+func (m *memOrders) claim(k app.KeyClaim) (*app.StoredKey, error) {
+	if m.down {
+		return nil, errDown
+	}
+	id := k.Scope + " " + k.Key
+	if m.inFlight[id] {
+		return nil, app.ErrKeyInFlight
+	}
+	return m.keys[id], nil
+}
+
+func (m *memOrders) record(k app.KeyClaim, o *domain.Order) {
+	if m.keys == nil {
+		m.keys = map[string]*app.StoredKey{}
+	}
+	c := *o
+	m.keys[k.Scope+" "+k.Key] = &app.StoredKey{Fingerprint: k.Fingerprint, Result: &c}
+}
+
+func (m *memOrders) AddOnce(ctx context.Context, k app.KeyClaim, o *domain.Order, evts ...events.Event) (*app.StoredKey, error) {
+	if stored, err := m.claim(k); stored != nil || err != nil {
+		return stored, err
+	}
+	if err := m.Add(ctx, o, evts...); err != nil {
+		return nil, err
+	}
+	m.record(k, o)
+	return nil, nil
+}
+
+func (m *memOrders) UpdateOnce(ctx context.Context, k app.KeyClaim, id string, fn func(*domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
+	if stored, err := m.claim(k); stored != nil || err != nil {
+		return stored, err
+	}
+	err := m.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
+		evts, err := fn(o)
+		if err == nil {
+			m.record(k, o)
+		}
+		return evts, err
+	})
+	return nil, err
+}
+
+func (m *memOrders) DeleteExpiredKeys(context.Context, time.Time, int) (int, error) { return 0, nil }
 
 var errDown = &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again"}
 

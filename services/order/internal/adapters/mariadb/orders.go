@@ -42,7 +42,28 @@ const orderColumns = "id, customer_id, amount_cents, currency, status, cancel_re
 
 // Add implements app.Orders.
 func (r *Orders) Add(ctx context.Context, o *domain.Order, evts ...events.Event) error {
+	_, err := r.add(ctx, nil, o, evts)
+	return err
+}
+
+// AddOnce implements app.Orders.
+func (r *Orders) AddOnce(ctx context.Context, key app.KeyClaim, o *domain.Order, evts ...events.Event) (*app.StoredKey, error) {
+	return r.add(ctx, &key, o, evts)
+}
+
+// add stores o and evts, under key if not nil (see app.Orders.AddOnce).
+func (r *Orders) add(ctx context.Context, key *app.KeyClaim, o *domain.Order, evts []events.Event) (*app.StoredKey, error) {
+	var stored *app.StoredKey
 	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+		if key != nil {
+			var err error
+			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
+				return err
+			}
+			if err := recordKey(ctx, tx, *key, o); err != nil {
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO orders ("+orderColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
 			o.ID, o.CustomerID, o.AmountCents, o.Currency, o.Status, o.CancelReason, o.Paid, o.Refunded,
 			o.Version, o.CreatedAt, o.UpdatedAt)
@@ -51,13 +72,31 @@ func (r *Orders) Add(ctx context.Context, o *domain.Order, evts ...events.Event)
 		}
 		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
 	})
-	return storeErr(err)
+	return stored, storeErr(err)
 }
 
 // Update implements app.Orders.
 func (r *Orders) Update(ctx context.Context, id string, fn func(o *domain.Order) ([]events.Event, error)) error {
+	_, err := r.update(ctx, nil, id, fn)
+	return err
+}
+
+// UpdateOnce implements app.Orders.
+func (r *Orders) UpdateOnce(ctx context.Context, key app.KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
+	return r.update(ctx, &key, id, fn)
+}
+
+// update is Update, under key if not nil (see app.Orders.UpdateOnce).
+func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
 	var fnErr error
+	var stored *app.StoredKey
 	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+		if key != nil {
+			var err error
+			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
+				return err
+			}
+		}
 		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE id = ? FOR UPDATE", id))
 		if err != nil {
 			return err
@@ -67,6 +106,11 @@ func (r *Orders) Update(ctx context.Context, id string, fn func(o *domain.Order)
 		if err != nil {
 			fnErr = err
 			return err
+		}
+		if key != nil {
+			if err := recordKey(ctx, tx, *key, o); err != nil {
+				return err
+			}
 		}
 		if o.Version == version {
 			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn changed nothing
@@ -83,9 +127,9 @@ func (r *Orders) Update(ctx context.Context, id string, fn func(o *domain.Order)
 		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
-		return fnErr
+		return nil, fnErr
 	}
-	return storeErr(err)
+	return stored, storeErr(err)
 }
 
 // Get implements app.Orders.
@@ -149,7 +193,7 @@ func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {
 // becomes CodeUnavailable. Domain errors pass unchanged.
 func storeErr(err error) error {
 	switch {
-	case err == nil, errors.Is(err, domain.ErrNotFound):
+	case err == nil, errors.Is(err, domain.ErrNotFound), errors.Is(err, app.ErrKeyInFlight):
 		return err
 	case messaging.IsUnavailable(err):
 		return &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}

@@ -1,0 +1,127 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/onceflow/onceflow/services/order/internal/domain"
+)
+
+// Idempotency keys (ADR 23): a client that cannot tell whether its POST took
+// effect (a timeout, a broken connection, a 503 whose commit may have happened)
+// sends it again with the same Idempotency-Key. The key is stored in the same
+// transaction as the order change, so it exists exactly when the change does:
+// a retry of a request that took effect is answered from the stored result, one
+// of a request that did not take effect runs as new.
+
+// MaxKeyLength is the longest Idempotency-Key accepted.
+const MaxKeyLength = 128
+
+// DefaultKeyTTL is how long a key is remembered unless configured otherwise.
+const DefaultKeyTTL = 24 * time.Hour
+
+// keyRe is the accepted key syntax: 1 to MaxKeyLength characters that need no
+// quoting anywhere (a UUID, a ULID, a base64url token all fit).
+var keyRe = regexp.MustCompile(`^[A-Za-z0-9._:~-]{1,128}$`)
+
+// ValidKey reports whether key is an acceptable Idempotency-Key value.
+func ValidKey(key string) bool { return keyRe.MatchString(key) }
+
+// Idempotency is the Idempotency-Key of one request and what identifies that
+// request. The zero value is never used: a request without a key passes nil.
+type Idempotency struct {
+	// Key is the client's key (validated by the service: CodeInvalidKey).
+	Key string
+	// Scope is the operation the key belongs to, e.g. "POST /orders"; the same key
+	// in two scopes is two different keys.
+	Scope string
+	// Fingerprint identifies the request (method, path and canonical body, see
+	// the HTTP adapter): the same key with another fingerprint is refused with
+	// CodeKeyReused.
+	Fingerprint string
+}
+
+// KeyClaim is what a repository stores for an idempotency key, in the same
+// transaction as the change the key guards.
+type KeyClaim struct {
+	Scope, Key, Fingerprint string
+	// CreatedAt is the request's time; a stored key whose ExpiresAt is not after
+	// it counts as absent.
+	CreatedAt time.Time
+	// ExpiresAt is when the key may be forgotten.
+	ExpiresAt time.Time
+}
+
+// StoredKey is a key some earlier request committed: its fingerprint and the
+// order as that request left it.
+type StoredKey struct {
+	Fingerprint string
+	Result      *domain.Order
+}
+
+// ErrKeyInFlight is what a repository returns when another transaction holds
+// the key: the first request with it has not finished (committed or rolled
+// back) yet. The repository never waits for it.
+var ErrKeyInFlight = errors.New("idempotency key held by a request in flight")
+
+// Result is the outcome of a write that may be the replay of an earlier one.
+type Result struct {
+	// Order is the order as the request left it (for a replay: as the first
+	// request with the key left it, even if it changed since).
+	Order *domain.Order
+	// Replayed is true when nothing was done now because the same request with
+	// the same key had already taken effect.
+	Replayed bool
+}
+
+// claim turns a request's key into what the repository stores, or refuses a
+// malformed key with CodeInvalidKey. A nil idem gives a nil claim.
+func (s *Service) claim(idem *Idempotency, now time.Time) (*KeyClaim, error) {
+	if idem == nil {
+		return nil, nil
+	}
+	if !ValidKey(idem.Key) {
+		return nil, &Error{Code: CodeInvalidKey,
+			Message: "Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -"}
+	}
+	return &KeyClaim{Scope: idem.Scope, Key: idem.Key, Fingerprint: idem.Fingerprint,
+		CreatedAt: now, ExpiresAt: now.Add(s.KeyTTL)}, nil
+}
+
+// settle decides what a keyed write's answer is, given what the repository
+// reported: the new order (stored == nil), a replay of the stored result (same
+// fingerprint), CodeKeyReused (another request used the key) or CodeKeyInFlight.
+func settle(claim *KeyClaim, stored *StoredKey, fresh *domain.Order, err error) (Result, error) {
+	switch {
+	case errors.Is(err, ErrKeyInFlight):
+		return Result{}, &Error{Code: CodeKeyInFlight,
+			Message: "a request with this Idempotency-Key is still in progress; retry it later", Err: err}
+	case err != nil:
+		return Result{}, err
+	case stored == nil:
+		return Result{Order: fresh}, nil
+	case stored.Fingerprint != claim.Fingerprint:
+		return Result{}, &Error{Code: CodeKeyReused,
+			Message: "this Idempotency-Key was used for a different request; use a new key for a new request"}
+	}
+	return Result{Order: stored.Result, Replayed: true}, nil
+}
+
+// DeleteExpiredKeys deletes idempotency keys that expired before now, in
+// batches of at most batch rows (each its own short transaction), until a batch
+// is not full or maxBatches ran, and returns how many it deleted. Bounded on
+// purpose: a backlog is worked off over several calls instead of one long one.
+func (s *Service) DeleteExpiredKeys(ctx context.Context, batch, maxBatches int) (int, error) {
+	now := s.Now()
+	total := 0
+	for range maxBatches {
+		n, err := s.orders.DeleteExpiredKeys(ctx, now, batch)
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+	return total, nil
+}
