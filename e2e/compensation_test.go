@@ -194,8 +194,9 @@ type timelineEntry struct {
 	CausedByAttempts int    `json:"caused_by_attempts"`
 	Retries          int    `json:"retries"`
 	Poisoned         *struct {
-		Reason    string `json:"reason"`
-		FromTopic string `json:"from_topic"`
+		ReasonCode string `json:"reason_code"`
+		Reason     string `json:"reason"` // must never be there: the text is admin-only
+		FromTopic  string `json:"from_topic"`
 	} `json:"poisoned"`
 	ReplayedAt string `json:"replayed_at"`
 }
@@ -290,11 +291,12 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 
 	type list struct {
 		Messages []struct {
-			Offset    int64  `json:"offset"`
-			ID        string `json:"id"`
-			Reason    string `json:"reason"`
-			FromTopic string `json:"from_topic"`
-			OrderID   string `json:"order_id"`
+			Offset     int64  `json:"offset"`
+			ID         string `json:"id"`
+			Reason     string `json:"reason"`
+			ReasonCode string `json:"reason_code"`
+			FromTopic  string `json:"from_topic"`
+			OrderID    string `json:"order_id"`
 		} `json:"messages"`
 	}
 	var l list
@@ -306,7 +308,7 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 		}
 	}
 	if len(l.Messages) != 1 || l.Messages[0].OrderID != id || !strings.Contains(l.Messages[0].Reason, "injected fault") ||
-		l.Messages[0].FromTopic != s.Topics.Orders {
+		l.Messages[0].ReasonCode != "handler_failed" || l.Messages[0].FromTopic != s.Topics.Orders {
 		t.Fatalf("poison topic: %+v, want the OrderPlaced of %s with the injected reason", l.Messages, id)
 	}
 	if status, _ := s.Call(ctxFor(t, 5*time.Second), s.Payments[0], http.MethodGet, "/admin/poison", "wrong", nil); status != http.StatusUnauthorized {
@@ -336,6 +338,11 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 		switch {
 		case e.Poisoned != nil:
 			kinds = append(kinds, "poisoned:"+e.Type)
+			// The public timeline shows the code, never the error text (which the
+			// admin endpoint above showed).
+			if e.Poisoned.ReasonCode != "handler_failed" || e.Poisoned.Reason != "" {
+				t.Errorf("timeline poisoned = %+v, want reason_code handler_failed and no reason text", *e.Poisoned)
+			}
 		case e.ReplayedAt != "":
 			kinds = append(kinds, "replayed:"+e.Type)
 		default:

@@ -7,7 +7,7 @@ const (
 	// TopicOrders carries the order service's events: OrderPlaced, OrderCancelled.
 	TopicOrders = "orders"
 	// TopicPayments carries the payment service's events: PaymentCompleted,
-	// PaymentFailed, PaymentRefunded.
+	// PaymentFailed, PaymentRefunded, PaymentRefundFailed.
 	TopicPayments = "payments"
 	// TopicOrderPoison receives what the order service's consumer could not process.
 	TopicOrderPoison = "order.poison"

@@ -56,7 +56,7 @@ func (s *Service) HandleOrderEvent(ctx context.Context, e events.Event) error {
 	case events.OrderCancelled:
 		return s.orderCancelled(ctx, e)
 	default:
-		return messaging.Permanent(fmt.Errorf("the payment service does not handle %s events", e.Type()))
+		return messaging.PermanentCode("unhandled_event_type", fmt.Errorf("the payment service does not handle %s events", e.Type()))
 	}
 }
 
