@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +137,49 @@ func equal(a, b []events.Type) bool {
 		}
 	}
 	return true
+}
+
+// TestRefundToAVanishedAccount (integration, real MariaDB): the order was
+// charged, the account was deleted, then the order is cancelled. The payment is
+// REFUND_FAILED with its reason, no money moves, and PaymentRefundFailed (not
+// PaymentRefunded, and not silence) goes to the outbox in the same transaction.
+func TestRefundToAVanishedAccount(t *testing.T) {
+	svc, db := newService(t)
+	id := watermill.NewUUID()
+	ctx := context.Background()
+	if err := svc.HandleOrderEvent(ctx, placed(id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second cancellation is a duplicate
+		if err := svc.HandleOrderEvent(ctx, cancelled(id, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status, reason string
+	var refunded int64
+	if err := db.QueryRow("SELECT status, reason, refunded_cents FROM payments WHERE order_id = ?", id).
+		Scan(&status, &reason, &refunded); err != nil {
+		t.Fatal(err)
+	}
+	if status != "REFUND_FAILED" || reason != events.ReasonAccountNotFound || refunded != 0 {
+		t.Fatalf("payment %s (%q), refunded %d; want REFUND_FAILED (account_not_found), 0", status, reason, refunded)
+	}
+	want := []events.Type{events.TypePaymentCompleted, events.TypePaymentRefundFailed}
+	if got := outboxTypes(t, db); !equal(got, want) {
+		t.Fatalf("events emitted %v, want %v", got, want)
+	}
+	var data string
+	if err := db.QueryRow("SELECT JSON_VALUE(payload, '$.payload') FROM watermill_outbox ORDER BY `offset` DESC LIMIT 1").Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	body, err := base64.StdEncoding.DecodeString(data) // the forwarder's envelope holds the payload as bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data = string(body); !strings.Contains(data, `account_not_found`) || !strings.Contains(data, `"amount_cents":700`) {
+		t.Fatalf("refund failure event %s, want amount 700 and reason account_not_found", data)
+	}
 }
