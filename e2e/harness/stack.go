@@ -101,8 +101,8 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	if err := s.Kafka.EnsureTopics(ctx, []events.TopicSpec{
 		{Name: s.Topics.Orders, Partitions: events.DefaultPartitions},
 		{Name: s.Topics.Payments, Partitions: events.DefaultPartitions},
-		{Name: s.Topics.OrderPoison, Partitions: 1},
-		{Name: s.Topics.PaymentPoison, Partitions: 1},
+		events.PoisonTopicSpec(s.Topics.OrderPoison),
+		events.PoisonTopicSpec(s.Topics.PaymentPoison),
 	}); err != nil {
 		return nil, fmt.Errorf("creating topics: %w", err)
 	}

@@ -246,6 +246,11 @@ func (n *Node) runConsumers(ctx context.Context) error {
 	if err := n.config.Kafka.EnsureTopics(ctx, n.topics); err != nil {
 		return nil // ctx ended while Kafka was unreachable
 	}
+	// Topics created before their settings existed (the poison topics' unlimited
+	// retention, ADR 0025) get them now; failing to is worth a warning, not a stop.
+	if err := n.config.Kafka.ApplyTopicConfigs(n.topics); err != nil {
+		n.slog.Warn("could not apply topic settings", "err", err)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, n.logger)
 	if err != nil {
 		return err

@@ -47,7 +47,10 @@ type Config struct {
 	Messaging messaging.Config `envPrefix:"ORDER_"`
 }
 
-// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
+// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1,
+// except the database DSN, which has no default (it holds credentials; a
+// service started without ORDER_DB_DSN says so and exits non-zero, ADR 0026).
+// deploy/local/run.sh, compose and the e2e harness pass it explicitly.
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:            "127.0.0.1:8080",
@@ -58,7 +61,7 @@ func DefaultConfig() Config {
 		PaymentsTopic:       events.TopicPayments,
 		PaymentPoisonTopic:  events.TopicPaymentPoison,
 		Messaging: messaging.Config{
-			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3307)/orders"},
+			// DB.DSN: no default, see above.
 			ConsumerGroup: "order-service",
 			PoisonTopic:   events.TopicOrderPoison,
 		},
@@ -103,8 +106,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	topics := []events.TopicSpec{
 		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
-		{Name: cfg.PaymentPoisonTopic, Partitions: 1},
+		events.PoisonTopicSpec(cfg.Messaging.PoisonTopic),
+		events.PoisonTopicSpec(cfg.PaymentPoisonTopic),
 	}
 	var w wiring
 	for _, opt := range opts {
