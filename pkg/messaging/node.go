@@ -27,6 +27,8 @@ type Config struct {
 	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
 	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// Retention bounds the inbox and the poison replay records (ADR 0025).
+	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
 	// Required.
 	ConsumerGroup string `env:"CONSUMER_GROUP"`
@@ -46,6 +48,7 @@ func (c Config) Defaults() Config {
 	c.Kafka = c.Kafka.Defaults()
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
+	c.Retention = c.Retention.Defaults()
 	return c
 }
 
@@ -61,7 +64,7 @@ func (c Config) Validate() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate())...)
+	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate(), c.Retention.Validate())...)
 }
 
 // Node is the messaging side of one service process: the forwarder that relays
@@ -147,6 +150,8 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		poison: config.Kafka.NewPoisonPublisher(wlog),
 	}
 	n.inboxMiddleware = n.inbox.Middleware
+	n.Retain("processed_messages", "processed_at", config.Retention.InboxMaxAge)
+	n.Retain("poison_replays", "replayed_at", config.Retention.PoisonReplaysMaxAge)
 	for _, opt := range opts {
 		opt(n)
 	}

@@ -45,6 +45,9 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{"defaults and a DSN", func(*Config) {}, ""},
 		{"no DSN", func(c *Config) { c.Messaging.DB.DSN = "" }, "no DSN configured"},
+		{"no timeline retention", func(c *Config) { c.TimelineMaxAge = 0 }, "ORDER_RETENTION_TIMELINE_MAX_AGE"},
+		{"inbox window below a day", func(c *Config) { c.Messaging.Retention.InboxMaxAge = time.Hour }, "inbox max age"},
+		{"huge retention batch", func(c *Config) { c.Messaging.Retention.BatchSize = 1_000_000 }, "batch size"},
 		{"bad listen address", func(c *Config) { c.HTTPAddr = "8080" }, "ORDER_HTTP_ADDR"},
 		{"bad DSN", func(c *Config) { c.Messaging.DB.DSN = "not a dsn" }, "DSN"},
 		{"no topic", func(c *Config) { c.OrdersTopic = "" }, "ORDER_TOPIC_ORDERS"},

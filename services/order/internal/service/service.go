@@ -42,8 +42,12 @@ type Config struct {
 	PaymentPoisonTopic string `env:"ORDER_TOPIC_PAYMENT_POISON"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"ORDER_ADMIN_TOKEN"`
+	// TimelineMaxAge: order timeline entries older than this are deleted (in
+	// batches, by the retention job, ADR 0025). Default 30 days.
+	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
 	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
-	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
+	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
+	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"ORDER_"`
 }
 
@@ -60,6 +64,7 @@ func DefaultConfig() Config {
 		OrdersTopic:         events.TopicOrders,
 		PaymentsTopic:       events.TopicPayments,
 		PaymentPoisonTopic:  events.TopicPaymentPoison,
+		TimelineMaxAge:      30 * 24 * time.Hour,
 		Messaging: messaging.Config{
 			// DB.DSN: no default, see above.
 			ConsumerGroup: "order-service",
@@ -76,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 || c.PaymentTimeout <= 0 || c.TimeoutScanInterval <= 0 {
 		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT, ORDER_PAYMENT_TIMEOUT and ORDER_TIMEOUT_SCAN_INTERVAL must be positive"))
+	}
+	if c.TimelineMaxAge <= 0 {
+		errs = append(errs, errors.New("ORDER_RETENTION_TIMELINE_MAX_AGE must be positive"))
 	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
@@ -124,6 +132,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	for i, t := range []string{cfg.OrdersTopic, cfg.PaymentsTopic, cfg.Messaging.PoisonTopic, cfg.PaymentPoisonTopic} {
 		node.Project(fmt.Sprintf("timeline-%d", i+1), t, kafka.TimelineProjection(timeline, t, i >= 2))
 	}
+	node.Retain("order_timeline", "kafka_time", cfg.TimelineMaxAge)
 	node.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
@@ -181,5 +182,47 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 	}
 	if data = string(body); !strings.Contains(data, `account_not_found`) || !strings.Contains(data, `"amount_cents":700`) {
 		t.Fatalf("refund failure event %s, want amount 700 and reason account_not_found", data)
+	}
+}
+
+// TestReplayAfterTheDedupWindow (integration, real MariaDB): a message handled
+// through the inbox, whose inbox row has been pruned (retention, ADR 0025), is
+// delivered again (a poison replay weeks later). The inbox no longer knows it and
+// lets it through; the payment's per-order state (it already acted on that order
+// version) still ignores it: one charge, one PaymentCompleted.
+func TestReplayAfterTheDedupWindow(t *testing.T) {
+	svc, db := newService(t)
+	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
+	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+		return nil, messaging.EventHandler(svc.HandleOrderEvent)(msg)
+	})
+	id := watermill.NewUUID()
+	msg, err := events.Encode(placed(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func() {
+		t.Helper()
+		m := msg.Copy()
+		m.SetContext(context.Background())
+		if _, err := handle(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver()
+	pruner := messaging.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
+	if n, _, err := pruner.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pruned %d inbox rows (%v), want 1", n, err)
+	}
+	if seen, err := inbox.Processed(context.Background(), msg.UUID); err != nil || seen {
+		t.Fatalf("inbox still knows the message (%v, %v): the test would prove nothing", seen, err)
+	}
+	deliver() // after the window
+	var charges int
+	if err := db.QueryRow("SELECT COUNT(*) FROM ledger WHERE order_id = ? AND kind = 'charge'", id).Scan(&charges); err != nil {
+		t.Fatal(err)
+	}
+	if got := outboxTypes(t, db); charges != 1 || !equal(got, []events.Type{events.TypePaymentCompleted}) {
+		t.Fatalf("after a replay past the dedup window: %d charges, events %v; want 1 and one PaymentCompleted", charges, got)
 	}
 }

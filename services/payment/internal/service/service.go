@@ -31,7 +31,8 @@ type Config struct {
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
-	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
+	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
+	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
