@@ -142,6 +142,35 @@ func TestCancelPendingOrder(t *testing.T) {
 	}
 }
 
+// TestRefundToAVanishedAccount: a confirmed order's account is deleted, then the
+// order is cancelled. The payment service cannot refund; instead of marking it
+// refunded in silence it emits PaymentRefundFailed, and the order shows the
+// failure: CANCELLED, paid, not refunded, refund_failure account_not_found.
+func TestRefundToAVanishedAccount(t *testing.T) {
+	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "leaver", BalanceCents: 100_000, Currency: "EUR"})
+	id := place(t, s, "leaver", 800, "EUR").ID
+	if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+		t.Fatalf("order is %s, want CONFIRMED", o.Status)
+	}
+	if _, err := s.PaymentDB.Exec("DELETE FROM accounts WHERE customer_id = 'leaver'"); err != nil {
+		t.Fatal(err)
+	}
+	cancelOrder(t, s, id)
+	if err := s.WaitDrained(ctxFor(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := s.GetOrder(ctxFor(t, 5*time.Second), id)
+	if err != nil || o.Status != "CANCELLED" || !o.Paid || o.Refunded || o.RefundFailure != events.ReasonAccountNotFound || o.Version != 4 {
+		t.Fatalf("order %+v (%v), want CANCELLED v4, paid, not refunded, refund_failure account_not_found", o, err)
+	}
+	if n := eventCounts(t, s, s.Topics.Payments, events.TypePaymentRefundFailed)[id]; n != 1 {
+		t.Fatalf("%d PaymentRefundFailed events for the order, want 1", n)
+	}
+	if charged, refunded := netCharge(t, s, id); charged != 800 || refunded != 0 {
+		t.Fatalf("ledger: charged %d, refunded %d; want 800 and 0 (nothing moved)", charged, refunded)
+	}
+}
+
 // TestPaymentTimeoutFiresOnce: with the payment service down, orders wait past
 // the payment timeout; two order replicas scan for them, and each order is
 // cancelled exactly once.

@@ -249,7 +249,9 @@ type OrderView struct {
 	CancelReason string `json:"cancel_reason"`
 	Paid         bool   `json:"paid"`
 	Refunded     bool   `json:"refunded"`
-	Version      int    `json:"version"`
+	// RefundFailure says why a refund could not be made (ADR 27).
+	RefundFailure string `json:"refund_failure"`
+	Version       int    `json:"version"`
 }
 
 // PlaceOrder posts an order to the order replica number replica (modulo the
