@@ -142,6 +142,35 @@ func TestCancelPendingOrder(t *testing.T) {
 	}
 }
 
+// TestRefundToAVanishedAccount: a confirmed order's account is deleted, then the
+// order is cancelled. The payment service cannot refund; instead of marking it
+// refunded in silence it emits PaymentRefundFailed, and the order shows the
+// failure: CANCELLED, paid, not refunded, refund_failure account_not_found.
+func TestRefundToAVanishedAccount(t *testing.T) {
+	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "leaver", BalanceCents: 100_000, Currency: "EUR"})
+	id := place(t, s, "leaver", 800, "EUR").ID
+	if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+		t.Fatalf("order is %s, want CONFIRMED", o.Status)
+	}
+	if _, err := s.PaymentDB.Exec("DELETE FROM accounts WHERE customer_id = 'leaver'"); err != nil {
+		t.Fatal(err)
+	}
+	cancelOrder(t, s, id)
+	if err := s.WaitDrained(ctxFor(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := s.GetOrder(ctxFor(t, 5*time.Second), id)
+	if err != nil || o.Status != "CANCELLED" || !o.Paid || o.Refunded || o.RefundFailure != events.ReasonAccountNotFound || o.Version != 4 {
+		t.Fatalf("order %+v (%v), want CANCELLED v4, paid, not refunded, refund_failure account_not_found", o, err)
+	}
+	if n := eventCounts(t, s, s.Topics.Payments, events.TypePaymentRefundFailed)[id]; n != 1 {
+		t.Fatalf("%d PaymentRefundFailed events for the order, want 1", n)
+	}
+	if charged, refunded := netCharge(t, s, id); charged != 800 || refunded != 0 {
+		t.Fatalf("ledger: charged %d, refunded %d; want 800 and 0 (nothing moved)", charged, refunded)
+	}
+}
+
 // TestPaymentTimeoutFiresOnce: with the payment service down, orders wait past
 // the payment timeout; two order replicas scan for them, and each order is
 // cancelled exactly once.
@@ -194,8 +223,9 @@ type timelineEntry struct {
 	CausedByAttempts int    `json:"caused_by_attempts"`
 	Retries          int    `json:"retries"`
 	Poisoned         *struct {
-		Reason    string `json:"reason"`
-		FromTopic string `json:"from_topic"`
+		ReasonCode string `json:"reason_code"`
+		Reason     string `json:"reason"` // must never be there: the text is admin-only
+		FromTopic  string `json:"from_topic"`
 	} `json:"poisoned"`
 	ReplayedAt string `json:"replayed_at"`
 }
@@ -290,11 +320,12 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 
 	type list struct {
 		Messages []struct {
-			Offset    int64  `json:"offset"`
-			ID        string `json:"id"`
-			Reason    string `json:"reason"`
-			FromTopic string `json:"from_topic"`
-			OrderID   string `json:"order_id"`
+			Offset     int64  `json:"offset"`
+			ID         string `json:"id"`
+			Reason     string `json:"reason"`
+			ReasonCode string `json:"reason_code"`
+			FromTopic  string `json:"from_topic"`
+			OrderID    string `json:"order_id"`
 		} `json:"messages"`
 	}
 	var l list
@@ -306,7 +337,7 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 		}
 	}
 	if len(l.Messages) != 1 || l.Messages[0].OrderID != id || !strings.Contains(l.Messages[0].Reason, "injected fault") ||
-		l.Messages[0].FromTopic != s.Topics.Orders {
+		l.Messages[0].ReasonCode != "handler_failed" || l.Messages[0].FromTopic != s.Topics.Orders {
 		t.Fatalf("poison topic: %+v, want the OrderPlaced of %s with the injected reason", l.Messages, id)
 	}
 	if status, _ := s.Call(ctxFor(t, 5*time.Second), s.Payments[0], http.MethodGet, "/admin/poison", "wrong", nil); status != http.StatusUnauthorized {
@@ -336,6 +367,11 @@ func TestPoisonReplayCompletesOnce(t *testing.T) {
 		switch {
 		case e.Poisoned != nil:
 			kinds = append(kinds, "poisoned:"+e.Type)
+			// The public timeline shows the code, never the error text (which the
+			// admin endpoint above showed).
+			if e.Poisoned.ReasonCode != "handler_failed" || e.Poisoned.Reason != "" {
+				t.Errorf("timeline poisoned = %+v, want reason_code handler_failed and no reason text", *e.Poisoned)
+			}
 		case e.ReplayedAt != "":
 			kinds = append(kinds, "replayed:"+e.Type)
 		default:

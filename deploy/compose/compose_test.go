@@ -37,6 +37,7 @@ func TestComposeFile(t *testing.T) {
 		{"kafka-init", "", false, map[string]string{"kafka": "service_healthy"}, false},
 		{"payment", "8081", true, map[string]string{"payment-db": "service_healthy", "kafka": "service_healthy",
 			"kafka-init": "service_completed_successfully"}, true},
+		{"payment-seed", "", false, map[string]string{"payment": "service_healthy"}, false},
 		{"order", "8080", true, map[string]string{"order-db": "service_healthy", "kafka": "service_healthy",
 			"kafka-init": "service_completed_successfully", "payment": "service_healthy"}, true},
 	}
@@ -95,6 +96,47 @@ func TestComposeCreatesTheTopics(t *testing.T) {
 		if !strings.Contains(script, want) {
 			t.Errorf("kafka-init does not create %s (looked for %q in %q)", topic.Name, want, script)
 		}
+	}
+}
+
+// TestComposeKeepsPoisonForever: kafka-init gives each poison topic of
+// pkg/events.Topics() its settings (retention.ms=-1), on creation and on a topic
+// that exists already.
+func TestComposeKeepsPoisonForever(t *testing.T) {
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(p.Services["kafka-init"].Command, " ")
+	for _, topic := range events.Topics() {
+		for k, v := range topic.Config {
+			if !strings.Contains(script, "--config "+k+"="+v) || !strings.Contains(script, "--add-config "+k+"="+v) {
+				t.Errorf("kafka-init does not set %s=%s on %s", k, v, topic.Name)
+			}
+		}
+	}
+	if !strings.Contains(script, "retention.ms=-1") {
+		t.Error("kafka-init sets no unlimited retention")
+	}
+}
+
+// TestComposeSeedsTheDemoAccounts: the demo customers come from the one-shot
+// payment-seed step with deploy/demo/accounts.sql, not from a migration.
+func TestComposeSeedsTheDemoAccounts(t *testing.T) {
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := p.Services["payment-seed"]
+	if !ok {
+		t.Fatal("no payment-seed service")
+	}
+	mounted := false
+	for _, v := range s.Volumes {
+		mounted = mounted || strings.HasSuffix(v.Source, "deploy/demo/accounts.sql")
+	}
+	if !mounted || !strings.Contains(strings.Join(s.Command, " "), "/seed/accounts.sql") {
+		t.Fatalf("payment-seed does not load deploy/demo/accounts.sql: volumes %+v, command %q", s.Volumes, s.Command)
 	}
 }
 

@@ -7,6 +7,11 @@ repo=$(cd "$here/../.." && pwd)
 dir=$repo/.local/run
 mkdir -p "$dir"
 
+# Development settings, passed explicitly: the services have no compiled-in
+# database credentials (ADR 0026). Override them by exporting the variables.
+export ORDER_DB_DSN=${ORDER_DB_DSN:-onceflow:onceflow@tcp(127.0.0.1:3307)/orders}
+export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-onceflow:onceflow@tcp(127.0.0.1:3308)/payments}
+
 pid_of() { local f="$dir/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; return 0; }
 
 start() {
@@ -33,10 +38,19 @@ stop() {
   echo "$name service stopped"
 }
 
+# seed_demo loads the demo customers (deploy/demo/accounts.sql) into the payment
+# database, once the payment service has created its tables. Existing accounts
+# are left as they are.
+seed_demo() {
+  mariadb --no-defaults -h127.0.0.1 -P3308 -uonceflow -ponceflow payments <"$repo/deploy/demo/accounts.sql" \
+    && echo "demo accounts c-1, c-2, c-3, c-poor present (deploy/demo/accounts.sql)"
+}
+
 case "${1:-}" in
   start)
     start order http://127.0.0.1:8080/readyz
     start payment http://127.0.0.1:8081/readyz
+    seed_demo
     cat <<'TXT'
 
 onceflow is running: order API on http://127.0.0.1:8080, payment service on :8081.

@@ -614,7 +614,7 @@ func checkMoney(r *Report, snap *Snapshot, initial int64) {
 // checkPaymentEvents counts as lost events the payment decisions recorded in the
 // payment database whose event never reached Kafka: a charge without
 // PaymentCompleted, a refusal without PaymentFailed, a refund without
-// PaymentRefunded. The other invariants can miss such a loss, because the
+// PaymentRefunded, a failed refund without PaymentRefundFailed. The other invariants can miss such a loss, because the
 // order's payment timeout then cancels and refunds the order, and money balances.
 func checkPaymentEvents(r *Report, payments []PaymentRow, published map[[2]string]bool) {
 	for _, p := range payments {
@@ -627,6 +627,9 @@ func checkPaymentEvents(r *Report, payments []PaymentRow, published map[[2]strin
 		}
 		if p.Refunded > 0 {
 			want = append(want, events.TypePaymentRefunded)
+		}
+		if p.Status == "REFUND_FAILED" {
+			want = append(want, events.TypePaymentRefundFailed)
 		}
 		for _, t := range want {
 			if !published[[2]string{string(t), p.OrderID}] {

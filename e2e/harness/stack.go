@@ -128,8 +128,8 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	if err := s.Kafka.EnsureTopics(ctx, []events.TopicSpec{
 		{Name: s.Topics.Orders, Partitions: events.DefaultPartitions},
 		{Name: s.Topics.Payments, Partitions: events.DefaultPartitions},
-		{Name: s.Topics.OrderPoison, Partitions: 1},
-		{Name: s.Topics.PaymentPoison, Partitions: 1},
+		events.PoisonTopicSpec(s.Topics.OrderPoison),
+		events.PoisonTopicSpec(s.Topics.PaymentPoison),
 	}); err != nil {
 		return nil, fmt.Errorf("creating topics: %w", err)
 	}
@@ -276,7 +276,9 @@ type OrderView struct {
 	CancelReason string `json:"cancel_reason"`
 	Paid         bool   `json:"paid"`
 	Refunded     bool   `json:"refunded"`
-	Version      int    `json:"version"`
+	// RefundFailure says why a refund could not be made (ADR 27).
+	RefundFailure string `json:"refund_failure"`
+	Version       int    `json:"version"`
 }
 
 // PlaceOrder posts an order to the order replica number replica (modulo the

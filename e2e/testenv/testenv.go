@@ -206,3 +206,70 @@ func TopicSize(t testing.TB, cfg messaging.KafkaConfig, topic string) int64 {
 	}
 	return n
 }
+
+// CheckPruner checks messaging.Pruner on one table: insert(i, at) adds row i
+// with time at. 25 rows are older than a day, 5 younger: the old
+// ones go, the young ones stay, no batch deletes more than its size (10), and a
+// batch's DELETE uses index (the time column's).
+func CheckPruner(t *testing.T, db *sql.DB, table, column, index string, now time.Time, insert func(i int, at time.Time) error) {
+	t.Helper()
+	const old, young, batch = 25, 5, 10
+	for i := range old + young {
+		at := now.Add(-48*time.Hour + time.Duration(i)*time.Minute)
+		if i >= old {
+			at = now.Add(-time.Duration(i) * time.Minute)
+		}
+		if err := insert(i, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() (n int) {
+		t.Helper()
+		if err := db.QueryRow("SELECT COUNT(*) FROM `" + table + "`").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cutoff := now.Add(-24 * time.Hour)
+	p := messaging.Pruner{DB: db, Table: table, Column: column, BatchSize: batch}
+
+	var key sql.NullString
+	rows, err := db.Query(fmt.Sprintf("EXPLAIN DELETE FROM `%s` WHERE `%s` < ? ORDER BY `%s` LIMIT %d", table, column, column, batch), cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(sql.NullString)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range cols {
+			if c == "key" {
+				key = *vals[i].(*sql.NullString)
+			}
+		}
+	}
+	rows.Close()
+	if key.String != index {
+		t.Errorf("a batch DELETE uses index %q, want %q (else each batch scans the table)", key.String, index)
+	}
+
+	n, err := p.Batch(context.Background(), cutoff)
+	if err != nil || n != batch {
+		t.Fatalf("one batch deleted %d rows (%v), want exactly %d", n, err, batch)
+	}
+	deleted, batches, err := p.Prune(context.Background(), cutoff)
+	if err != nil || deleted != old-batch || batches != 2 {
+		t.Fatalf("Prune deleted %d rows in %d batches (%v), want %d in 2 (10 + 5)", deleted, batches, err, old-batch)
+	}
+	if got := count(); got != young {
+		t.Fatalf("%d rows left, want the %d young ones", got, young)
+	}
+	if deleted, _, err := p.Prune(context.Background(), cutoff); err != nil || deleted != 0 {
+		t.Fatalf("a second Prune deleted %d (%v), want 0", deleted, err)
+	}
+}

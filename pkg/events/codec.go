@@ -77,6 +77,9 @@ var payloads = map[Type]payloadSpec{
 	TypePaymentCompleted: spec[PaymentCompleted](),
 	TypePaymentFailed:    spec[PaymentFailed](),
 	TypePaymentRefunded:  spec[PaymentRefunded](),
+	// Added after the first release: a consumer built before it poisons these
+	// (ErrUnknownType), so the order service is deployed first (ADR 0027).
+	TypePaymentRefundFailed: spec[PaymentRefundFailed](),
 }
 
 // envelope is the JSON shape of every event payload on the wire.

@@ -45,6 +45,10 @@ const (
 	TypePaymentFailed Type = "payment.failed"
 	// TypePaymentRefunded is emitted by the payment service after it refunded a charge.
 	TypePaymentRefunded Type = "payment.refunded"
+	// TypePaymentRefundFailed is emitted by the payment service when it could not
+	// refund a charge of a cancelled order (the account no longer exists): no
+	// money moved, and people have to settle it (ADR 0027).
+	TypePaymentRefundFailed Type = "payment.refund_failed"
 )
 
 // Payload is the type-specific part of an event.
@@ -178,6 +182,28 @@ func (PaymentRefunded) EventType() Type { return TypePaymentRefunded }
 // Validate implements Payload.
 func (p PaymentRefunded) Validate() error {
 	return errors.Join(validAmount(p.AmountCents), validCurrency(p.Currency))
+}
+
+// Reasons a refund fails; PaymentRefundFailed.Reason holds one of them.
+const (
+	// ReasonAccountNotFound: the account that was charged no longer exists.
+	ReasonAccountNotFound = "account_not_found"
+)
+
+// PaymentRefundFailed says that a charge for the cancelled order could not be
+// paid back: AmountCents in Currency stay charged, for Reason.
+type PaymentRefundFailed struct {
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+	Reason      string `json:"reason"`
+}
+
+// EventType implements Payload.
+func (PaymentRefundFailed) EventType() Type { return TypePaymentRefundFailed }
+
+// Validate implements Payload.
+func (p PaymentRefundFailed) Validate() error {
+	return errors.Join(validAmount(p.AmountCents), validCurrency(p.Currency), validReason(p.Reason))
 }
 
 // MaxAmountCents bounds every amount, so sums of many amounts cannot overflow.

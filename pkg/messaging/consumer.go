@@ -84,7 +84,8 @@ const (
 //     through poison and acknowledges the original, so one bad message does not
 //     stop its partition. Errors for which IsUnavailable is true are let through
 //     instead: the message is nacked and delivered again, because an outage is not
-//     the message's fault.
+//     the message's fault. The poisoned copy carries MetadataReasonCode, a public
+//     code for the error (ReasonCode), next to the full error text.
 //  4. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
 //     permanent errors (IsPermanent) are not retried.
 //  5. Recoverer again, so that a panicking handler is retried and then poisoned
@@ -112,7 +113,7 @@ func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher,
 	}
 	stack := []message.HandlerMiddleware{middleware.Recoverer, middleware.CorrelationID}
 	if mode == FailurePoison {
-		stack = append(stack, poisonMW)
+		stack = append(stack, poisonMW, tagReasonCode)
 	}
 	return append(stack,
 		countAttempts,

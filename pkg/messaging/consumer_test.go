@@ -225,16 +225,17 @@ func TestPoisonQueue(t *testing.T) {
 		msg          *message.Message
 		wantReason   string
 		wantAttempts int
+		wantCode     string
 	}{
-		{"malformed bytes", message.NewMessage(watermill.NewUUID(), []byte{0xff, 0x00, 'x'}), "malformed event", 1},
+		{"malformed bytes", message.NewMessage(watermill.NewUUID(), []byte{0xff, 0x00, 'x'}), "malformed event", 1, "invalid_event"},
 		{"unknown event type", message.NewMessage(watermill.NewUUID(),
 			[]byte(`{"type":"order.shipped","schema_version":1,"order_id":"o-1","order_version":1,"occurred_at":"2026-01-01T00:00:00Z","data":{}}`)),
-			"unknown event type", 1},
+			"unknown event type", 1, "invalid_event"},
 		{"fails validation", message.NewMessage(watermill.NewUUID(),
 			[]byte(`{"type":"order.placed","schema_version":1,"order_id":"o-1","order_version":1,"occurred_at":"2026-01-01T00:00:00Z","data":{"customer_id":"c-1","amount_cents":-3,"currency":"EUR"}}`)),
-			"invalid event", 1},
-		{"no message id", message.NewMessage("", []byte(`{}`)), "message has no id", 0},
-		{"keeps failing", validEvent(watermill.NewUUID()), "handler keeps failing", 3},
+			"invalid event", 1, "invalid_event"},
+		{"no message id", message.NewMessage("", []byte(`{}`)), "message has no id", 0, "invalid_event"},
+		{"keeps failing", validEvent(watermill.NewUUID()), "handler keeps failing", 3, "handler_failed"},
 	}
 	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
 		decode := messaging.EventHandler(func(ctx context.Context, e events.Event) error {
@@ -277,6 +278,9 @@ func TestPoisonQueue(t *testing.T) {
 			reason := p.Metadata.Get(middleware.ReasonForPoisonedKey)
 			if !strings.Contains(reason, tt.wantReason) {
 				t.Errorf("reason_poisoned = %q, want it to mention %q", reason, tt.wantReason)
+			}
+			if got := p.Metadata.Get(messaging.MetadataReasonCode); got != tt.wantCode {
+				t.Errorf("reason_code = %q, want %q", got, tt.wantCode)
 			}
 			if got := p.Metadata.Get(middleware.PoisonedTopicKey); got != r.topic {
 				t.Errorf("topic_poisoned = %q, want %q", got, r.topic)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -13,7 +14,10 @@ import (
 
 // DBConfig says how to reach a service's database.
 type DBConfig struct {
-	// DSN is the go-sql-driver DSN, e.g. "user:pass@tcp(127.0.0.1:3307)/orders". Required.
+	// DSN is the go-sql-driver DSN, e.g. "user:pass@tcp(127.0.0.1:3307)/orders".
+	// Required, and deliberately without a default: a production service must
+	// never fall back to development credentials (ADR 0026). It holds a secret:
+	// it is never logged or printed in full (RedactDSN).
 	DSN string `env:"DSN"`
 	// MaxOpenConns bounds the connection pool. Default 32.
 	MaxOpenConns int `env:"MAX_OPEN_CONNS"`
@@ -32,15 +36,39 @@ func (c DBConfig) Defaults() DBConfig {
 	return c
 }
 
-// Validate reports the first invalid field.
+// ErrNoDSN is the error of a configuration without a database DSN.
+var ErrNoDSN = errors.New("db: no DSN configured: set the service's *_DB_DSN variable (e.g. ORDER_DB_DSN=user:password@tcp(host:3306)/orders); there is no default")
+
+// Validate reports the first invalid field. Its error never contains the DSN's
+// password: an unparsable DSN is shown redacted (RedactDSN), without the
+// driver's parse error (which may quote parts of it).
 func (c DBConfig) Validate() error {
-	if _, err := mysql.ParseDSN(c.DSN); c.DSN == "" || err != nil {
-		return fmt.Errorf("db: DSN %q is not a valid go-sql-driver DSN (%v)", c.DSN, err)
+	if c.DSN == "" {
+		return ErrNoDSN
+	}
+	if _, err := mysql.ParseDSN(c.DSN); err != nil {
+		return fmt.Errorf("db: DSN %s is not a valid go-sql-driver DSN (expected user:password@tcp(host:port)/database[?params])", RedactDSN(c.DSN))
 	}
 	if c.MaxOpenConns < 1 || c.StartupTimeout <= 0 {
 		return errors.New("db: max open conns must be >= 1 and startup timeout positive")
 	}
 	return nil
+}
+
+// RedactDSN returns dsn fit for logs and error messages: the password replaced
+// by "***". A DSN that does not parse is cut at its last "@" (what comes before
+// may hold the password), or hidden entirely if it has none.
+func RedactDSN(dsn string) string {
+	if c, err := mysql.ParseDSN(dsn); err == nil {
+		if c.Passwd != "" {
+			c.Passwd = "***"
+		}
+		return c.FormatDSN()
+	}
+	if i := strings.LastIndex(dsn, "@"); i >= 0 {
+		return "***" + dsn[i:]
+	}
+	return fmt.Sprintf("(%d characters, not shown)", len(dsn))
 }
 
 // OpenDB opens a pool on the MariaDB database of dsn (go-sql-driver format, e.g.
@@ -53,7 +81,7 @@ func (c DBConfig) Validate() error {
 func OpenDB(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
 	c, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("database dsn: %w", err)
+		return nil, fmt.Errorf("database DSN %s does not parse", RedactDSN(dsn))
 	}
 	c.ParseTime = true
 	c.Loc = time.UTC

@@ -222,8 +222,9 @@ func (s retryingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 }
 
 // EnsureTopics creates the given topics with their partition counts (replication
-// factor 1 on a single broker, else 3) if they do not exist yet. Existing topics
-// are left alone. It retries until Kafka answers or ctx ends.
+// factor 1 on a single broker, else 3) and settings (TopicSpec.Config, e.g. the
+// poison topics' unlimited retention) if they do not exist yet. Existing topics
+// are left alone (see ApplyTopicConfigs). It retries until Kafka answers or ctx ends.
 func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []events.TopicSpec) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 250 * time.Millisecond
@@ -249,7 +250,14 @@ func (c KafkaConfig) ensureTopics(topics []events.TopicSpec) error {
 		replication = 1
 	}
 	for _, t := range topics {
-		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: replication}, false)
+		detail := &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: replication}
+		if len(t.Config) > 0 {
+			detail.ConfigEntries = map[string]*string{}
+			for k, v := range t.Config {
+				detail.ConfigEntries[k] = &v
+			}
+		}
+		err := admin.CreateTopic(t.Name, detail, false)
 		var topicErr *sarama.TopicError
 		if errors.As(err, &topicErr) && topicErr.Err == sarama.ErrTopicAlreadyExists {
 			continue
@@ -259,4 +267,37 @@ func (c KafkaConfig) ensureTopics(topics []events.TopicSpec) error {
 		}
 	}
 	return nil
+}
+
+// ApplyTopicConfigs sets each topic's Config on the existing topic (created
+// before the setting existed, or by hand), leaving its other settings alone.
+// It tries once and returns every failure; topics without Config are skipped.
+func (c KafkaConfig) ApplyTopicConfigs(topics []events.TopicSpec) error {
+	var errs []error
+	var admin sarama.ClusterAdmin
+	for _, t := range topics {
+		if len(t.Config) == 0 {
+			continue
+		}
+		if admin == nil {
+			a, err := sarama.NewClusterAdmin(c.Brokers, c.ProducerConfig())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			admin = a
+		}
+		if err := applyTopicConfig(admin, t); err != nil {
+			errs = append(errs, fmt.Errorf("setting %v on topic %s: %w", t.Config, t.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func applyTopicConfig(admin sarama.ClusterAdmin, t events.TopicSpec) error {
+	entries := map[string]sarama.IncrementalAlterConfigsEntry{}
+	for k, v := range t.Config {
+		entries[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}
+	}
+	return admin.IncrementalAlterConfig(sarama.TopicResource, t.Name, entries, false)
 }

@@ -28,6 +28,8 @@ type Config struct {
 	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
 	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// Retention bounds the inbox and the poison replay records (ADR 0025).
+	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
 	// Required.
 	ConsumerGroup string `env:"CONSUMER_GROUP"`
@@ -47,6 +49,7 @@ func (c Config) Defaults() Config {
 	c.Kafka = c.Kafka.Defaults()
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
+	c.Retention = c.Retention.Defaults()
 	return c
 }
 
@@ -62,7 +65,7 @@ func (c Config) Validate() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate())...)
+	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate(), c.Retention.Validate())...)
 }
 
 // Node is the messaging side of one service process: the forwarder that relays
@@ -151,6 +154,8 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 	}
 	n.inboxMiddleware = n.inbox.Middleware
 	outbox.topicCreated = n.topicCreated
+	n.Retain("processed_messages", "processed_at", config.Retention.InboxMaxAge)
+	n.Retain("poison_replays", "replayed_at", config.Retention.PoisonReplaysMaxAge)
 	for _, opt := range opts {
 		opt(n)
 	}
@@ -265,6 +270,11 @@ func (n *Node) runConsumers(ctx context.Context) error {
 		return nil // ctx ended while Kafka was unreachable
 	}
 	n.topicsCreated.Store(true)
+	// Topics created before their settings existed (the poison topics' unlimited
+	// retention, ADR 0025) get them now; failing to is worth a warning, not a stop.
+	if err := n.config.Kafka.ApplyTopicConfigs(n.topics); err != nil {
+		n.slog.Warn("could not apply topic settings", "err", err)
+	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, n.logger)
 	if err != nil {
 		return err

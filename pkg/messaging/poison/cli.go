@@ -30,6 +30,9 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 		return fmt.Errorf("%s", Usage)
 	}
 	cfg = cfg.Defaults()
+	if err := cfg.DB.Validate(); err != nil {
+		return err
+	}
 	db, err := messaging.OpenDB(ctx, cfg.DB.DSN, 2)
 	if err != nil {
 		return err

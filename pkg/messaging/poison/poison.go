@@ -34,8 +34,12 @@ type Entry struct {
 	Offset     int64     `json:"offset"`
 	PoisonedAt time.Time `json:"poisoned_at"`
 	ID         string    `json:"id"`
-	// Reason is the error that made the consumer give up.
+	// Reason is the error that made the consumer give up, in full (admin only:
+	// it may hold SQL messages and other internals).
 	Reason string `json:"reason"`
+	// ReasonCode is the public code of that error (messaging.ReasonCode), the one
+	// the order timeline shows; empty for messages poisoned before codes existed.
+	ReasonCode string `json:"reason_code,omitempty"`
 	// FromTopic is the topic the message was consumed from, where Replay sends it.
 	FromTopic string `json:"from_topic"`
 	Handler   string `json:"handler"`
@@ -231,12 +235,13 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 			}
 			entries = append(entries, Entry{
 				Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
-				Reason:    m.Metadata.Get(middleware.ReasonForPoisonedKey),
-				FromTopic: m.Metadata.Get(middleware.PoisonedTopicKey),
-				Handler:   m.Metadata.Get(middleware.PoisonedHandlerKey),
-				EventType: m.Metadata.Get(events.MetadataType),
-				OrderID:   m.Metadata.Get(events.MetadataKey),
-				Payload:   string(m.Payload), Metadata: m.Metadata,
+				Reason:     m.Metadata.Get(middleware.ReasonForPoisonedKey),
+				ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
+				FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
+				Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
+				EventType:  m.Metadata.Get(events.MetadataType),
+				OrderID:    m.Metadata.Get(events.MetadataKey),
+				Payload:    string(m.Payload), Metadata: m.Metadata,
 			})
 			if km.Offset >= newest-1 {
 				return entries, nil

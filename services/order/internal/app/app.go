@@ -142,8 +142,11 @@ func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*d
 }
 
 // HandlePaymentEvent applies what the payment service reported about an order:
-// PaymentCompleted confirms it, PaymentFailed cancels it with the reason,
-// PaymentRefunded marks a cancelled order refunded. An event
+// PaymentCompleted confirms it (only if its amount and currency are the order's:
+// a mismatch is a permanent CodeInvalid error, so the message is poisoned with the
+// reason and the order stays PENDING), PaymentFailed cancels it with the reason,
+// PaymentRefunded marks a cancelled order refunded, PaymentRefundFailed records
+// on a cancelled order that its charge could not be refunded. An event
 // for an older version of the order (overtaken or duplicated) is ignored and
 // returns nil. Errors: CodeNotFound for an unknown order and CodeInvalid for an
 // event that cannot belong to the order or that this service does not handle
@@ -153,13 +156,21 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 		now := s.Now()
 		switch p := e.Payload.(type) {
 		case events.PaymentCompleted:
-			return nil, o.ConfirmPayment(e.OrderVersion, now)
+			return nil, o.ConfirmPayment(e.OrderVersion, p.AmountCents, p.Currency, now)
 		case events.PaymentFailed:
 			return nil, o.FailPayment(e.OrderVersion, p.Reason, now)
 		case events.PaymentRefunded:
 			return nil, o.ConfirmRefund(e.OrderVersion, now)
+		case events.PaymentRefundFailed:
+			if err := o.FailRefund(e.OrderVersion, p.Reason, now); err != nil {
+				return nil, err
+			}
+			s.logger.WarnContext(ctx, "the payment service could not refund a cancelled order; settle it by hand",
+				"order_id", o.ID, "amount_cents", p.AmountCents, "currency", p.Currency, "reason", p.Reason)
+			return nil, nil
 		default:
-			return nil, &Error{Code: CodeInvalid, Message: "the order service does not handle " + string(e.Type())}
+			return nil, &Error{Code: CodeInvalid, Message: "the order service does not handle " + string(e.Type()),
+				Reason: ReasonUnhandledEventType}
 		}
 	})
 	var te *domain.TransitionError
@@ -171,7 +182,11 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 	case errors.Is(err, domain.ErrNotFound):
 		return &Error{Code: CodeNotFound, Message: "event for unknown order " + e.OrderID, Err: err}
 	case errors.Is(err, domain.ErrFromTheFuture), errors.As(err, &te):
-		return &Error{Code: CodeInvalid, Message: "event does not fit the order's history", Err: err}
+		return &Error{Code: CodeInvalid, Message: "event does not fit the order's history", Err: err,
+			Reason: ReasonInconsistentEvent}
+	case errors.Is(err, domain.ErrPaymentMismatch):
+		return &Error{Code: CodeInvalid, Message: "payment does not match the order; the order stays unconfirmed", Err: err,
+			Reason: ReasonPaymentMismatch}
 	}
 	return err
 }

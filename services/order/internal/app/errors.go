@@ -40,6 +40,9 @@ type Error struct {
 	Fields map[string]string
 	// Err is the cause, for logs; never shown to callers.
 	Err error
+	// Reason is a public reason code for a consumer that gives up on an event
+	// (see ReasonCode); empty means the code's default.
+	Reason string
 }
 
 // Error implements error.
@@ -60,6 +63,34 @@ func (e *Error) Permanent() bool {
 		return true
 	}
 	return false
+}
+
+// Public reason codes of the events the order service's consumer gives up on
+// (shown on the order timeline; the full error text is only on the admin
+// poison endpoints).
+const (
+	ReasonUnknownOrder       = "unknown_order"
+	ReasonInvalidEvent       = "invalid_event"
+	ReasonInconsistentEvent  = "inconsistent_event"
+	ReasonPaymentMismatch    = "payment_mismatch"
+	ReasonUnhandledEventType = "unhandled_event_type"
+	ReasonHandlerFailed      = "handler_failed"
+)
+
+// ReasonCode is the public code of a failed event handling (messaging.ReasonCode
+// reads it for a poisoned message): Reason if set, else unknown_order for
+// CodeNotFound, invalid_event for CodeInvalid and CodeConflict, handler_failed
+// otherwise. It never contains error text.
+func (e *Error) ReasonCode() string {
+	switch {
+	case e.Reason != "":
+		return e.Reason
+	case e.Code == CodeNotFound:
+		return ReasonUnknownOrder
+	case e.Code == CodeInvalid, e.Code == CodeConflict:
+		return ReasonInvalidEvent
+	}
+	return ReasonHandlerFailed
 }
 
 // Errorf returns an *Error with the code and a formatted message.

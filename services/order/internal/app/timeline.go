@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
@@ -35,10 +36,14 @@ type TimelineEntry struct {
 	OrderID string `json:"-"`
 }
 
-// Poisoned says why and where a message was poisoned.
+// Poisoned says why and where a message was poisoned. The timeline is public, so
+// it holds only a reason code (e.g. invalid_event, unknown_order,
+// handler_failed; see messaging.ReasonCode), never the error text: that may carry
+// SQL messages and internals, and is shown only by the poison tooling (CLI and
+// admin endpoints).
 type Poisoned struct {
-	Reason    string `json:"reason"`
-	FromTopic string `json:"from_topic"`
+	ReasonCode string `json:"reason_code"`
+	FromTopic  string `json:"from_topic"`
 }
 
 // Timeline is the port of the timeline read model.
@@ -73,6 +78,10 @@ func (s *Service) OrderTimeline(ctx context.Context, id string) ([]TimelineEntry
 	for i := range entries {
 		if n := attempts[entries[i].EventID]; n > 1 {
 			entries[i].Retries = n - 1
+		}
+		// Rows recorded before reason codes existed hold the raw error text.
+		if p := entries[i].Poisoned; p != nil && !messaging.ValidReasonCode(p.ReasonCode) {
+			entries[i].Poisoned = &Poisoned{ReasonCode: messaging.ReasonUnclassified, FromTopic: p.FromTopic}
 		}
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })

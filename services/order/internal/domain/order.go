@@ -6,6 +6,10 @@
 //	   ├──payment failed──▶ CANCELLED (reason from payment)     └──payment refunded──▶ refunded
 //	   └──cancel / payment timeout──▶ CANCELLED ──payment refunded (if it was charged meanwhile)──▶ refunded
 //
+// A refund the payment service could not make (the customer's account no longer
+// exists) ends a CANCELLED order paid, not refunded, with RefundFailure set: an
+// explicit outcome for people to resolve, instead of an order that waits forever.
+//
 // Every change bumps Version by one. Events carry the version of the order they
 // were produced for, so a handler can tell an answer to the current state from a
 // stale one (ErrStale).
@@ -45,6 +49,9 @@ var (
 	// ErrFromTheFuture means an event claims a version the order has not reached:
 	// it cannot belong to this order's history.
 	ErrFromTheFuture = errors.New("event for a version the order never had")
+	// ErrPaymentMismatch means a payment report names another amount or currency
+	// than the order's: it must never confirm the order (see ConfirmPayment).
+	ErrPaymentMismatch = errors.New("payment does not match the order")
 )
 
 // ValidationError lists the fields of an order that break the rules. It matches
@@ -83,10 +90,14 @@ type Order struct {
 	// Paid is true once the payment service reported the charge.
 	Paid bool
 	// Refunded is true once the payment service reported a refund.
-	Refunded  bool
-	Version   int
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Refunded bool
+	// RefundFailure is set when the payment service reported that it could not
+	// refund the charge (e.g. "account_not_found"); the order stays paid and not
+	// refunded, and someone has to settle it by hand.
+	RefundFailure string
+	Version       int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // MaxAmountCents bounds an order's amount: one million in the currency's major unit.
@@ -135,16 +146,22 @@ func (o *Order) bump(now time.Time) {
 	o.UpdatedAt = now
 }
 
-// ConfirmPayment records that the payment for version v succeeded: PENDING →
-// CONFIRMED. ErrStale if v is older than the order (it moved on, e.g. was
-// cancelled: the payment service refunds on its own when it sees the
-// cancellation).
-func (o *Order) ConfirmPayment(v int, now time.Time) error {
+// ConfirmPayment records that the payment for version v succeeded, charging
+// amountCents in currency: PENDING → CONFIRMED. ErrStale if v is older than the
+// order (it moved on, e.g. was cancelled: the payment service refunds on its own
+// when it sees the cancellation). An amount or currency other than the order's
+// is an error matching ErrPaymentMismatch and leaves the order unchanged: a
+// charge of the wrong sum never confirms an order.
+func (o *Order) ConfirmPayment(v int, amountCents int64, currency string, now time.Time) error {
 	if err := o.checkVersion(v); err != nil {
 		return err
 	}
 	if o.Status != StatusPending {
 		return &TransitionError{From: o.Status, Action: "confirm"}
+	}
+	if amountCents != o.AmountCents || currency != o.Currency {
+		return fmt.Errorf("%w: charged %d %s, order is for %d %s",
+			ErrPaymentMismatch, amountCents, currency, o.AmountCents, o.Currency)
 	}
 	o.Status, o.Paid = StatusConfirmed, true
 	o.bump(now)
@@ -197,6 +214,24 @@ func (o *Order) ConfirmRefund(v int, now time.Time) error {
 	// The charge may have happened after a PENDING order was cancelled (payment
 	// timeout): then the order learns of it only now.
 	o.Paid, o.Refunded = true, true
+	o.bump(now)
+	return nil
+}
+
+// FailRefund records that the payment service could not refund the charge for
+// version v (the cancellation's version), for reason: the order stays CANCELLED,
+// is marked paid (the charge may have happened after a PENDING order was
+// cancelled) and not refunded, with RefundFailure = reason. ErrStale if v is
+// older than the order; a TransitionError if the order is not CANCELLED or was
+// refunded already.
+func (o *Order) FailRefund(v int, reason string, now time.Time) error {
+	if err := o.checkVersion(v); err != nil {
+		return err
+	}
+	if o.Status != StatusCancelled || o.Refunded {
+		return &TransitionError{From: o.Status, Action: "fail the refund of"}
+	}
+	o.Paid, o.RefundFailure = true, reason
 	o.bump(now)
 	return nil
 }

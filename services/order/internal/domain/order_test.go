@@ -53,7 +53,7 @@ func TestNewOrderValidates(t *testing.T) {
 }
 
 func TestPaymentOutcomes(t *testing.T) {
-	confirmed := func(o *domain.Order) { _ = o.ConfirmPayment(1, now) }
+	confirmed := func(o *domain.Order) { _ = o.ConfirmPayment(1, 100, "EUR", now) }
 	tests := []struct {
 		name        string
 		setup       func(*domain.Order)
@@ -62,15 +62,22 @@ func TestPaymentOutcomes(t *testing.T) {
 		wantStatus  domain.Status
 		wantVersion int
 	}{
-		{"completed confirms", nil, func(o *domain.Order) error { return o.ConfirmPayment(1, now) },
+		{"completed confirms", nil, func(o *domain.Order) error { return o.ConfirmPayment(1, 100, "EUR", now) },
 			nil, domain.StatusConfirmed, 2},
 		{"failed cancels", nil, func(o *domain.Order) error { return o.FailPayment(1, "insufficient_funds", now) },
 			nil, domain.StatusCancelled, 2},
-		{"duplicate completion is stale", confirmed, func(o *domain.Order) error { return o.ConfirmPayment(1, now) },
+		{"duplicate completion is stale", confirmed, func(o *domain.Order) error { return o.ConfirmPayment(1, 100, "EUR", now) },
 			domain.ErrStale, domain.StatusConfirmed, 2},
 		{"failure after confirmation is stale", confirmed, func(o *domain.Order) error { return o.FailPayment(1, "x", now) },
 			domain.ErrStale, domain.StatusConfirmed, 2},
-		{"event from the future", nil, func(o *domain.Order) error { return o.ConfirmPayment(7, now) },
+		{"completion for another amount never confirms", nil, func(o *domain.Order) error { return o.ConfirmPayment(1, 99, "EUR", now) },
+			domain.ErrPaymentMismatch, domain.StatusPending, 1},
+		{"completion in another currency never confirms", nil, func(o *domain.Order) error { return o.ConfirmPayment(1, 100, "USD", now) },
+			domain.ErrPaymentMismatch, domain.StatusPending, 1},
+		{"refund failure on a cancelled order", func(o *domain.Order) { o.Cancel("x", now) },
+			func(o *domain.Order) error { return o.FailRefund(2, "account_not_found", now) },
+			nil, domain.StatusCancelled, 3},
+		{"event from the future", nil, func(o *domain.Order) error { return o.ConfirmPayment(7, 100, "EUR", now) },
 			domain.ErrFromTheFuture, domain.StatusPending, 1},
 	}
 	for _, tt := range tests {
@@ -89,5 +96,26 @@ func TestPaymentOutcomes(t *testing.T) {
 				t.Fatalf("order is %s v%d, want %s v%d", o.Status, o.Version, tt.wantStatus, tt.wantVersion)
 			}
 		})
+	}
+}
+
+func TestFailRefund(t *testing.T) {
+	o, err := domain.NewOrder("o-1", "c-1", 100, "EUR", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var te *domain.TransitionError
+	if err := o.FailRefund(1, "account_not_found", now); !errors.As(err, &te) {
+		t.Fatalf("FailRefund on a PENDING order = %v, want a *TransitionError", err)
+	}
+	o.Cancel(domain.ReasonPaymentTimeout, now) // v2: cancelled before the charge was reported
+	if err := o.FailRefund(2, "account_not_found", now); err != nil {
+		t.Fatal(err)
+	}
+	if !o.Paid || o.Refunded || o.RefundFailure != "account_not_found" || o.Version != 3 {
+		t.Fatalf("order = %+v, want paid, not refunded, refund_failure account_not_found, v3", o)
+	}
+	if err := o.ConfirmRefund(2, now); !errors.Is(err, domain.ErrStale) {
+		t.Fatalf("a refund for v2 after the failure = %v, want ErrStale", err)
 	}
 }

@@ -52,12 +52,19 @@ type Config struct {
 	IdempotencyCleanupBatch int `env:"ORDER_IDEMPOTENCY_CLEANUP_BATCH"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"ORDER_ADMIN_TOKEN"`
+	// TimelineMaxAge: order timeline entries older than this are deleted (in
+	// batches, by the retention job, ADR 0025). Default 30 days.
+	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
 	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
-	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
+	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
+	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"ORDER_"`
 }
 
-// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
+// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1,
+// except the database DSN, which has no default (it holds credentials; a
+// service started without ORDER_DB_DSN says so and exits non-zero, ADR 0026).
+// deploy/local/run.sh, compose and the e2e harness pass it explicitly.
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:                   "127.0.0.1:8080",
@@ -70,8 +77,9 @@ func DefaultConfig() Config {
 		OrdersTopic:                events.TopicOrders,
 		PaymentsTopic:              events.TopicPayments,
 		PaymentPoisonTopic:         events.TopicPaymentPoison,
+		TimelineMaxAge:             30 * 24 * time.Hour,
 		Messaging: messaging.Config{
-			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3307)/orders"},
+			// DB.DSN: no default, see above.
 			ConsumerGroup: "order-service",
 			PoisonTopic:   events.TopicOrderPoison,
 		},
@@ -95,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdempotencyCleanupBatch < 1 || c.IdempotencyCleanupBatch > 10000 {
 		errs = append(errs, fmt.Errorf("ORDER_IDEMPOTENCY_CLEANUP_BATCH %d: must be between 1 and 10000", c.IdempotencyCleanupBatch))
+	}
+	if c.TimelineMaxAge <= 0 {
+		errs = append(errs, errors.New("ORDER_RETENTION_TIMELINE_MAX_AGE must be positive"))
 	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
@@ -127,8 +138,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	topics := []events.TopicSpec{
 		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
-		{Name: cfg.PaymentPoisonTopic, Partitions: 1},
+		events.PoisonTopicSpec(cfg.Messaging.PoisonTopic),
+		events.PoisonTopicSpec(cfg.PaymentPoisonTopic),
 	}
 	var w wiring
 	for _, opt := range opts {
@@ -146,6 +157,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	for i, t := range []string{cfg.OrdersTopic, cfg.PaymentsTopic, cfg.Messaging.PoisonTopic, cfg.PaymentPoisonTopic} {
 		node.Project(fmt.Sprintf("timeline-%d", i+1), t, kafka.TimelineProjection(timeline, t, i >= 2))
 	}
+	node.Retain("order_timeline", "kafka_time", cfg.TimelineMaxAge)
 	node.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {

@@ -43,8 +43,9 @@ func New(payments Payments, logger *slog.Logger) *Service {
 
 // HandleOrderEvent acts on an event of the order service. OrderPlaced charges the
 // customer (emitting PaymentCompleted) or refuses (PaymentFailed with a reason).
-// OrderCancelled refunds what was charged (emitting PaymentRefunded) or, if
-// nothing was charged yet, remembers the cancellation so that a late OrderPlaced
+// OrderCancelled refunds what was charged (emitting PaymentRefunded; if the
+// account no longer exists nothing moves and it emits PaymentRefundFailed with
+// the reason) or, if nothing was charged yet, remembers the cancellation so that a late OrderPlaced
 // is never charged.
 // An event that is not newer than what the payment has acted on is ignored and
 // returns nil: a duplicate can never charge twice. An event type this service
@@ -56,7 +57,7 @@ func (s *Service) HandleOrderEvent(ctx context.Context, e events.Event) error {
 	case events.OrderCancelled:
 		return s.orderCancelled(ctx, e)
 	default:
-		return messaging.Permanent(fmt.Errorf("the payment service does not handle %s events", e.Type()))
+		return messaging.PermanentCode("unhandled_event_type", fmt.Errorf("the payment service does not handle %s events", e.Type()))
 	}
 }
 
@@ -66,8 +67,15 @@ func (s *Service) orderCancelled(ctx context.Context, e events.Event) error {
 			return nil, nil
 		}
 		now := s.Now()
-		if refunded := p.Cancel(e.OrderVersion, a, now); refunded > 0 {
-			return []events.Event{reply(e, now, events.PaymentRefunded{AmountCents: refunded, Currency: p.Currency})}, nil
+		out := p.Cancel(e.OrderVersion, a, now)
+		switch {
+		case out.RefundedCents > 0:
+			return []events.Event{reply(e, now, events.PaymentRefunded{AmountCents: out.RefundedCents, Currency: p.Currency})}, nil
+		case out.UnrefundedCents > 0:
+			s.logger.WarnContext(ctx, "could not refund a cancelled order; settle it by hand", "order_id", e.OrderID,
+				"customer_id", p.CustomerID, "amount_cents", out.UnrefundedCents, "currency", p.Currency, "reason", out.FailReason)
+			return []events.Event{reply(e, now, events.PaymentRefundFailed{
+				AmountCents: out.UnrefundedCents, Currency: p.Currency, Reason: out.FailReason})}, nil
 		}
 		return nil, nil
 	})

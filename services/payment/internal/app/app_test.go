@@ -3,12 +3,15 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
@@ -135,4 +138,91 @@ func equal(a, b []events.Type) bool {
 		}
 	}
 	return true
+}
+
+// TestRefundToAVanishedAccount (integration, real MariaDB): the order was
+// charged, the account was deleted, then the order is cancelled. The payment is
+// REFUND_FAILED with its reason, no money moves, and PaymentRefundFailed (not
+// PaymentRefunded, and not silence) goes to the outbox in the same transaction.
+func TestRefundToAVanishedAccount(t *testing.T) {
+	svc, db := newService(t)
+	id := watermill.NewUUID()
+	ctx := context.Background()
+	if err := svc.HandleOrderEvent(ctx, placed(id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second cancellation is a duplicate
+		if err := svc.HandleOrderEvent(ctx, cancelled(id, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status, reason string
+	var refunded int64
+	if err := db.QueryRow("SELECT status, reason, refunded_cents FROM payments WHERE order_id = ?", id).
+		Scan(&status, &reason, &refunded); err != nil {
+		t.Fatal(err)
+	}
+	if status != "REFUND_FAILED" || reason != events.ReasonAccountNotFound || refunded != 0 {
+		t.Fatalf("payment %s (%q), refunded %d; want REFUND_FAILED (account_not_found), 0", status, reason, refunded)
+	}
+	want := []events.Type{events.TypePaymentCompleted, events.TypePaymentRefundFailed}
+	if got := outboxTypes(t, db); !equal(got, want) {
+		t.Fatalf("events emitted %v, want %v", got, want)
+	}
+	var data string
+	if err := db.QueryRow("SELECT JSON_VALUE(payload, '$.payload') FROM watermill_outbox ORDER BY `offset` DESC LIMIT 1").Scan(&data); err != nil {
+		t.Fatal(err)
+	}
+	body, err := base64.StdEncoding.DecodeString(data) // the forwarder's envelope holds the payload as bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data = string(body); !strings.Contains(data, `account_not_found`) || !strings.Contains(data, `"amount_cents":700`) {
+		t.Fatalf("refund failure event %s, want amount 700 and reason account_not_found", data)
+	}
+}
+
+// TestReplayAfterTheDedupWindow (integration, real MariaDB): a message handled
+// through the inbox, whose inbox row has been pruned (retention, ADR 0025), is
+// delivered again (a poison replay weeks later). The inbox no longer knows it and
+// lets it through; the payment's per-order state (it already acted on that order
+// version) still ignores it: one charge, one PaymentCompleted.
+func TestReplayAfterTheDedupWindow(t *testing.T) {
+	svc, db := newService(t)
+	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
+	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+		return nil, messaging.EventHandler(svc.HandleOrderEvent)(msg)
+	})
+	id := watermill.NewUUID()
+	msg, err := events.Encode(placed(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func() {
+		t.Helper()
+		m := msg.Copy()
+		m.SetContext(context.Background())
+		if _, err := handle(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver()
+	pruner := messaging.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
+	if n, _, err := pruner.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("pruned %d inbox rows (%v), want 1", n, err)
+	}
+	if seen, err := inbox.Processed(context.Background(), msg.UUID); err != nil || seen {
+		t.Fatalf("inbox still knows the message (%v, %v): the test would prove nothing", seen, err)
+	}
+	deliver() // after the window
+	var charges int
+	if err := db.QueryRow("SELECT COUNT(*) FROM ledger WHERE order_id = ? AND kind = 'charge'", id).Scan(&charges); err != nil {
+		t.Fatal(err)
+	}
+	if got := outboxTypes(t, db); charges != 1 || !equal(got, []events.Type{events.TypePaymentCompleted}) {
+		t.Fatalf("after a replay past the dedup window: %d charges, events %v; want 1 and one PaymentCompleted", charges, got)
+	}
 }

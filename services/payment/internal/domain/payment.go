@@ -31,6 +31,10 @@ const (
 	StatusCancelled PaymentStatus = "CANCELLED"
 	// StatusRefunded: the order was charged, then cancelled and refunded in full.
 	StatusRefunded PaymentStatus = "REFUNDED"
+	// StatusRefundFailed: the order was charged, then cancelled, but the charge
+	// could not be paid back (Reason says why, e.g. the account no longer exists);
+	// nothing moved, and people settle it.
+	StatusRefundFailed PaymentStatus = "REFUND_FAILED"
 )
 
 // Reasons a charge is refused (they match events.Reason*).
@@ -38,6 +42,11 @@ const (
 	ReasonInsufficientFunds = "insufficient_funds"
 	ReasonUnknownCustomer   = "unknown_customer"
 	ReasonCurrencyMismatch  = "currency_mismatch"
+)
+
+// Reasons a refund fails (they match events.Reason*).
+const (
+	ReasonAccountNotFound = "account_not_found"
 )
 
 // MovementKind says which way money moved.
@@ -115,36 +124,53 @@ func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, 
 	return false
 }
 
-// Cancel acts on the order's cancellation at orderVersion and returns what it
-// refunded to acct (the payment's customer account; nil if there is none):
+// CancelOutcome is what Cancel did about the money.
+type CancelOutcome struct {
+	// RefundedCents went back to the account.
+	RefundedCents int64
+	// UnrefundedCents should have gone back but could not (FailReason says why).
+	UnrefundedCents int64
+	FailReason      string
+}
+
+// Cancel acts on the order's cancellation at orderVersion and says what it did
+// with the money of acct (the payment's customer account; nil if there is none):
 //   - nothing happened yet: the payment is marked CANCELLED, so that the order's
 //     placement, which is older, is ignored if it arrives later (the "null
 //     compensation": nothing to undo, but remember not to do it);
-//   - charged: everything charged and not yet refunded goes back to acct; REFUNDED;
-//   - refused, cancelled or refunded: nothing moves.
+//   - charged: everything charged and not yet refunded goes back to acct;
+//     REFUNDED. If the account no longer exists, nothing moves: REFUND_FAILED with
+//     reason account_not_found, and the outcome reports the unrefunded amount, so
+//     that the caller tells the order service instead of pretending it refunded;
+//   - refused, cancelled, refunded or refund failed: nothing moves.
 //
 // A refund never exceeds what was charged. Like Place, Cancel does not check
 // IsNewer; the caller does.
-func (p *Payment) Cancel(orderVersion int, acct *Account, now time.Time) (refunded int64) {
+func (p *Payment) Cancel(orderVersion int, acct *Account, now time.Time) CancelOutcome {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now
 	}
 	p.OrderVersion, p.UpdatedAt = orderVersion, now
+	var out CancelOutcome
 	switch p.Status {
 	case StatusNone:
 		p.Status = StatusCancelled
 	case StatusCharged:
-		refunded = p.ChargedCents - p.RefundedCents
-		if refunded > 0 && acct != nil {
-			acct.BalanceCents += refunded
-			p.RefundedCents += refunded
-			p.movements = append(p.movements, Movement{Kind: MovementRefund, AmountCents: refunded})
-		} else {
-			refunded = 0
+		due := p.ChargedCents - p.RefundedCents
+		switch {
+		case due <= 0:
+			p.Status = StatusRefunded
+		case acct == nil:
+			p.Status, p.Reason = StatusRefundFailed, ReasonAccountNotFound
+			out.UnrefundedCents, out.FailReason = due, ReasonAccountNotFound
+		default:
+			acct.BalanceCents += due
+			p.RefundedCents += due
+			p.movements = append(p.movements, Movement{Kind: MovementRefund, AmountCents: due})
+			p.Status, out.RefundedCents = StatusRefunded, due
 		}
-		p.Status = StatusRefunded
 	}
-	return refunded
+	return out
 }
 
 func (p *Payment) refuse(reason string) { p.Status, p.Reason = StatusRefused, reason }

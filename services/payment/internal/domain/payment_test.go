@@ -77,12 +77,12 @@ func TestCancel(t *testing.T) {
 			if tt.before != nil {
 				tt.before(p, a)
 			}
-			if got := p.Cancel(2, a, now); got != tt.wantRefund {
-				t.Fatalf("refunded %d, want %d", got, tt.wantRefund)
+			if got := p.Cancel(2, a, now); got.RefundedCents != tt.wantRefund || got.UnrefundedCents != 0 {
+				t.Fatalf("cancel = %+v, want %d refunded", got, tt.wantRefund)
 			}
 			if tt.cancelTwice {
-				if got := p.Cancel(3, a, now); got != 0 {
-					t.Fatalf("second cancellation refunded %d more", got)
+				if got := p.Cancel(3, a, now); got != (domain.CancelOutcome{}) {
+					t.Fatalf("second cancellation did %+v, want nothing", got)
 				}
 			}
 			if p.Status != tt.wantStatus || a.BalanceCents != tt.wantBalance || len(p.Movements()) != tt.wantMoves ||
@@ -94,5 +94,25 @@ func TestCancel(t *testing.T) {
 				t.Fatal("a placement older than the cancellation must be stale")
 			}
 		})
+	}
+}
+
+// TestCancelWithoutAccount: a charged order whose account no longer exists is
+// not marked refunded: REFUND_FAILED, nothing moves, and the outcome says how
+// much stays charged and why.
+func TestCancelWithoutAccount(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	p := domain.NewPayment("o-1")
+	p.Place(1, "c", 300, "EUR", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, now)
+	moves := len(p.Movements())
+	got := p.Cancel(2, nil, now)
+	want := domain.CancelOutcome{UnrefundedCents: 300, FailReason: domain.ReasonAccountNotFound}
+	if got != want || p.Status != domain.StatusRefundFailed || p.Reason != domain.ReasonAccountNotFound ||
+		p.RefundedCents != 0 || len(p.Movements()) != moves {
+		t.Fatalf("cancel = %+v, payment %s (%s), refunded %d, movements %v; want %+v, REFUND_FAILED, nothing moved",
+			got, p.Status, p.Reason, p.RefundedCents, p.Movements(), want)
+	}
+	if again := p.Cancel(3, nil, now); again != (domain.CancelOutcome{}) {
+		t.Fatalf("a later cancellation did %+v, want nothing", again)
 	}
 }

@@ -2,11 +2,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onceflow/onceflow/deploy/compose"
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestComposeSetsOnlyKnownVariables: every environment variable deploy/compose
@@ -41,7 +43,8 @@ func TestConfigValidation(t *testing.T) {
 		mutate  func(*Config)
 		wantErr string
 	}{
-		{"defaults", func(*Config) {}, ""},
+		{"defaults and a DSN", func(*Config) {}, ""},
+		{"no DSN", func(c *Config) { c.Messaging.DB.DSN = "" }, "no DSN configured"},
 		{"bad listen address", func(c *Config) { c.HTTPAddr = "8080" }, "PAYMENT_HTTP_ADDR"},
 		{"bad DSN", func(c *Config) { c.Messaging.DB.DSN = "not a dsn" }, "DSN"},
 		{"no topic", func(c *Config) { c.OrdersTopic = "" }, "PAYMENT_TOPIC_ORDERS"},
@@ -53,6 +56,7 @@ func TestConfigValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := DefaultConfig()
+			c.Messaging.DB.DSN = "app:secret@tcp(db:3306)/x" // what the deployment passes
 			tt.mutate(&c)
 			err := c.Validate()
 			if tt.wantErr == "" && err != nil {
@@ -62,5 +66,19 @@ func TestConfigValidation(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an error mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestNoCompiledInCredentials: the defaults hold no database DSN (so no
+// development password a production service could silently fall back to), and
+// a service left without one fails validation, naming the variable to set.
+func TestNoCompiledInCredentials(t *testing.T) {
+	c := DefaultConfig()
+	if c.Messaging.DB.DSN != "" {
+		t.Fatalf("DefaultConfig has the DSN %q compiled in, want none", c.Messaging.DB.DSN)
+	}
+	err := c.Validate()
+	if !errors.Is(err, messaging.ErrNoDSN) || !strings.Contains(err.Error(), "_DB_DSN") {
+		t.Fatalf("Validate() without a DSN = %v, want messaging.ErrNoDSN naming the variable", err)
 	}
 }

@@ -31,18 +31,22 @@ type Config struct {
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
-	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
+	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
+	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
-// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1.
+// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1,
+// except the database DSN, which has no default (it holds credentials; a
+// service started without PAYMENT_DB_DSN says so and exits non-zero, ADR 0026).
+// deploy/local/run.sh, compose and the e2e harness pass it explicitly.
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:      "127.0.0.1:8081",
 		OrdersTopic:   events.TopicOrders,
 		PaymentsTopic: events.TopicPayments,
 		Messaging: messaging.Config{
-			DB:            messaging.DBConfig{DSN: "onceflow:onceflow@tcp(127.0.0.1:3308)/payments"},
+			// DB.DSN: no default, see above.
 			ConsumerGroup: "payment-service",
 			PoisonTopic:   events.TopicPaymentPoison,
 		},
@@ -85,7 +89,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	topics := []events.TopicSpec{
 		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		{Name: cfg.Messaging.PoisonTopic, Partitions: 1},
+		events.PoisonTopicSpec(cfg.Messaging.PoisonTopic),
 	}
 	w := wiring{logger: logger}
 	for _, opt := range opts {

@@ -154,24 +154,27 @@ type placeOrderRequest struct {
 
 // orderResponse is an order as the API shows it.
 type orderResponse struct {
-	ID           string    `json:"id"`
-	CustomerID   string    `json:"customer_id"`
-	AmountCents  int64     `json:"amount_cents"`
-	Currency     string    `json:"currency"`
-	Status       string    `json:"status"`
-	CancelReason string    `json:"cancel_reason,omitempty"`
-	Paid         bool      `json:"paid"`
-	Refunded     bool      `json:"refunded"`
-	Version      int       `json:"version"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID           string `json:"id"`
+	CustomerID   string `json:"customer_id"`
+	AmountCents  int64  `json:"amount_cents"`
+	Currency     string `json:"currency"`
+	Status       string `json:"status"`
+	CancelReason string `json:"cancel_reason,omitempty"`
+	Paid         bool   `json:"paid"`
+	Refunded     bool   `json:"refunded"`
+	// RefundFailure says why the payment service could not refund a cancelled,
+	// paid order (e.g. "account_not_found"); the order then needs a person.
+	RefundFailure string    `json:"refund_failure,omitempty"`
+	Version       int       `json:"version"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 func toResponse(o *domain.Order) orderResponse {
 	return orderResponse{
 		ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
 		Status: string(o.Status), CancelReason: o.CancelReason, Paid: o.Paid, Refunded: o.Refunded,
-		Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		RefundFailure: o.RefundFailure, Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	}
 }
 

@@ -39,10 +39,13 @@ func TimelineProjection(tl app.Timeline, topic string, poison bool) message.NoPu
 			e.EventType = "unknown"
 		}
 		if poison {
-			e.Poisoned = &app.Poisoned{
-				Reason:    msg.Metadata.Get(middleware.ReasonForPoisonedKey),
-				FromTopic: msg.Metadata.Get(middleware.PoisonedTopicKey),
+			// Only the public code: the error text (reason_poisoned) stays on the
+			// poison topic, for the admin tooling.
+			code := msg.Metadata.Get(messaging.MetadataReasonCode)
+			if !messaging.ValidReasonCode(code) {
+				code = messaging.ReasonUnclassified
 			}
+			e.Poisoned = &app.Poisoned{ReasonCode: code, FromTopic: msg.Metadata.Get(middleware.PoisonedTopicKey)}
 		}
 		return tl.Record(msg.Context(), e)
 	}

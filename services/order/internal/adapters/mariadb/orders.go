@@ -38,7 +38,7 @@ func NewOrders(db *sql.DB, outbox *messaging.Outbox, topic string) *Orders {
 
 var _ app.Orders = (*Orders)(nil)
 
-const orderColumns = "id, customer_id, amount_cents, currency, status, cancel_reason, paid, refunded, version, created_at, updated_at"
+const orderColumns = "id, customer_id, amount_cents, currency, status, cancel_reason, paid, refunded, refund_failure, version, created_at, updated_at"
 
 // Add implements app.Orders.
 func (r *Orders) Add(ctx context.Context, o *domain.Order, evts ...events.Event) error {
@@ -64,9 +64,9 @@ func (r *Orders) add(ctx context.Context, key *app.KeyClaim, o *domain.Order, ev
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, "INSERT INTO orders ("+orderColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+		_, err := tx.ExecContext(ctx, "INSERT INTO orders ("+orderColumns+") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
 			o.ID, o.CustomerID, o.AmountCents, o.Currency, o.Status, o.CancelReason, o.Paid, o.Refunded,
-			o.Version, o.CreatedAt, o.UpdatedAt)
+			o.RefundFailure, o.Version, o.CreatedAt, o.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("insert order %s: %w", o.ID, err)
 		}
@@ -116,8 +116,8 @@ func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn fu
 			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn changed nothing
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, paid = ?, refunded = ?,
-			version = ?, updated_at = ? WHERE id = ? AND version = ?`,
-			o.Status, o.CancelReason, o.Paid, o.Refunded, o.Version, o.UpdatedAt, o.ID, version)
+			refund_failure = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`,
+			o.Status, o.CancelReason, o.Paid, o.Refunded, o.RefundFailure, o.Version, o.UpdatedAt, o.ID, version)
 		if err != nil {
 			return fmt.Errorf("update order %s: %w", id, err)
 		}
@@ -179,7 +179,7 @@ func (r *Orders) PendingBefore(ctx context.Context, t time.Time, limit int) ([]s
 func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {
 	var o domain.Order
 	err := row.Scan(&o.ID, &o.CustomerID, &o.AmountCents, &o.Currency, &o.Status, &o.CancelReason,
-		&o.Paid, &o.Refunded, &o.Version, &o.CreatedAt, &o.UpdatedAt)
+		&o.Paid, &o.Refunded, &o.RefundFailure, &o.Version, &o.CreatedAt, &o.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domain.ErrNotFound
 	}

@@ -22,7 +22,7 @@ func (t *Timeline) Record(ctx context.Context, e app.TimelineEntry) error {
 	var reason any
 	var from string
 	if e.Poisoned != nil {
-		reason, from = e.Poisoned.Reason, e.Poisoned.FromTopic
+		reason, from = e.Poisoned.ReasonCode, e.Poisoned.FromTopic
 	}
 	_, err := t.db.ExecContext(ctx, `INSERT IGNORE INTO order_timeline (order_id, topic, kafka_partition, kafka_offset,
 		kafka_time, event_id, event_type, correlation_id, causation_id, causation_attempts, poisoned_reason,
@@ -51,7 +51,7 @@ func (t *Timeline) ForOrder(ctx context.Context, orderID string) ([]app.Timeline
 			return nil, storeErr(fmt.Errorf("read timeline: %w", err))
 		}
 		if reason.Valid {
-			e.Poisoned = &app.Poisoned{Reason: reason.String, FromTopic: from}
+			e.Poisoned = &app.Poisoned{ReasonCode: reason.String, FromTopic: from}
 		}
 		list = append(list, e)
 	}

@@ -1,10 +1,12 @@
 -- +goose Up
--- Demo customers (README, "Try it"). Balances in cents.
-INSERT INTO `accounts` (`customer_id`, `balance_cents`, `currency`) VALUES
-  ('c-1',    1000000, 'EUR'),  -- 10,000.00 EUR: can pay
-  ('c-2',      50000, 'EUR'),  --    500.00 EUR
-  ('c-3',     100000, 'USD'),  --  1,000.00 USD: EUR orders are refused (currency_mismatch)
-  ('c-poor',     500, 'EUR');  --      5.00 EUR: most orders are refused (insufficient_funds)
+-- Retired (ADR 0026). This migration used to insert the demo customers c-1, c-2,
+-- c-3 and c-poor into every deployment's payment database. Demo data now comes
+-- from the local/dev setup only (deploy/demo/accounts.sql, loaded by `make run`
+-- and compose). The version stays, doing nothing, so that databases which applied
+-- it and new ones share one migration history. Databases which applied the old
+-- version keep those rows: no migration deletes them, since by now one of those
+-- ids may belong to a real customer (ADR 0026 says how to check and remove them).
+SELECT 1;
 
 -- +goose Down
-DELETE FROM `accounts` WHERE `customer_id` IN ('c-1', 'c-2', 'c-3', 'c-poor');
+SELECT 1;

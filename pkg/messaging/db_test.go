@@ -1,0 +1,55 @@
+package messaging_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// TestDBConfigNeverPrintsThePassword: whatever is wrong with the database
+// configuration, the error text never contains the DSN's password, and there is
+// no default DSN to fall back to.
+func TestDBConfigNeverPrintsThePassword(t *testing.T) {
+	const secret = "s3cr3t-Pa55"
+	tests := []struct {
+		name, dsn string
+		maxOpen   int
+	}{
+		{"unparsable DSN", "app:" + secret + "@tcp(db:3306/orders", 32},
+		{"bad parameter", "app:" + secret + "@tcp(db:3306)/orders?parseTime=maybe", 32},
+		{"password without user@host", "app:" + secret, 32},
+		{"valid DSN, other field invalid", "app:" + secret + "@tcp(db:3306)/orders", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := messaging.DBConfig{DSN: tt.dsn}.Defaults()
+			c.MaxOpenConns = tt.maxOpen
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil, want an error")
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
+	}
+	if err := (messaging.DBConfig{}).Defaults().Validate(); !errors.Is(err, messaging.ErrNoDSN) {
+		t.Fatalf("Validate() without a DSN = %v, want ErrNoDSN (no default DSN)", err)
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"app:pw@tcp(db:3306)/orders", "app:***@tcp(db:3306)/orders"},
+		{"app@tcp(db:3306)/orders", "app@tcp(db:3306)/orders"},
+		{"app:pw@tcp(db:3306/orders", "***@tcp(db:3306/orders"},
+		{"app:pw", "(6 characters, not shown)"},
+	}
+	for _, tt := range tests {
+		if got := messaging.RedactDSN(tt.in); got != tt.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

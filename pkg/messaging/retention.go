@@ -1,0 +1,124 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// RetentionConfig bounds the tables this package fills (ADR 0025). Old rows are
+// deleted by a periodic job of the Node, in batches of BatchSize rows, each
+// DELETE its own short transaction, so that pruning never holds locks for long.
+// A service nests it as <PREFIX>_RETENTION_*, e.g. ORDER_RETENTION_INBOX_MAX_AGE.
+type RetentionConfig struct {
+	// InboxMaxAge is the inbox's dedup window: processed_messages rows older than
+	// this are deleted. It must exceed the event topics' Kafka retention (7 days
+	// by default) plus any consumer lag, so that Kafka can no longer redeliver a
+	// message whose row is gone. Default 14 days; at least 24 h.
+	InboxMaxAge time.Duration `env:"INBOX_MAX_AGE"`
+	// PoisonReplaysMaxAge: records of poison replays (poison_replays) older than
+	// this are deleted; the poison tooling then lists such a message as not
+	// replayed (replaying it again is harmless, ADR 0025). Default 90 days.
+	PoisonReplaysMaxAge time.Duration `env:"POISON_REPLAYS_MAX_AGE"`
+	// Interval is how often the pruning job runs. Default 1 h.
+	Interval time.Duration `env:"INTERVAL"`
+	// BatchSize is the most rows one DELETE removes. Default 1000 (1..100000).
+	BatchSize int `env:"BATCH_SIZE"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c RetentionConfig) Defaults() RetentionConfig {
+	if c.InboxMaxAge == 0 {
+		c.InboxMaxAge = 14 * 24 * time.Hour
+	}
+	if c.PoisonReplaysMaxAge == 0 {
+		c.PoisonReplaysMaxAge = 90 * 24 * time.Hour
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Hour
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	return c
+}
+
+// Validate reports every invalid field.
+func (c RetentionConfig) Validate() error {
+	var errs []error
+	if c.InboxMaxAge < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("retention: inbox max age %s is below 24h (the dedup window must outlast Kafka's redeliveries)", c.InboxMaxAge))
+	}
+	if c.PoisonReplaysMaxAge <= 0 || c.Interval <= 0 {
+		errs = append(errs, errors.New("retention: poison replays max age and interval must be positive"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100_000 {
+		errs = append(errs, fmt.Errorf("retention: batch size %d is outside 1..100000", c.BatchSize))
+	}
+	return errors.Join(errs...)
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// Pruner deletes the rows of one table whose time column is older than a
+// cutoff, in batches. Column should be indexed, so that each batch is a short
+// range scan.
+type Pruner struct {
+	DB *sql.DB
+	// Table and Column name the table and its time column (plain identifiers).
+	Table, Column string
+	// BatchSize is the most rows one DELETE removes (>= 1).
+	BatchSize int
+}
+
+// Batch deletes at most BatchSize rows older than cutoff, oldest first, in one
+// statement (its own transaction), and returns how many it deleted.
+func (p Pruner) Batch(ctx context.Context, cutoff time.Time) (int64, error) {
+	if !identRe.MatchString(p.Table) || !identRe.MatchString(p.Column) || p.BatchSize < 1 {
+		return 0, fmt.Errorf("prune: bad table %q, column %q or batch size %d", p.Table, p.Column, p.BatchSize)
+	}
+	res, err := p.DB.ExecContext(ctx, fmt.Sprintf("DELETE FROM `%s` WHERE `%s` < ? ORDER BY `%s` LIMIT ?",
+		p.Table, p.Column, p.Column), cutoff, p.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("prune %s: %w", p.Table, err)
+	}
+	return res.RowsAffected()
+}
+
+// Prune deletes every row older than cutoff, batch after batch, until a batch
+// deletes fewer than BatchSize rows or ctx ends. It returns how many rows it
+// deleted in how many batches; on error, what it deleted before stays deleted.
+func (p Pruner) Prune(ctx context.Context, cutoff time.Time) (deleted int64, batches int, err error) {
+	for ctx.Err() == nil {
+		n, err := p.Batch(ctx, cutoff)
+		if err != nil {
+			return deleted, batches, err
+		}
+		deleted += n
+		batches++
+		if n < int64(p.BatchSize) {
+			return deleted, batches, nil
+		}
+	}
+	return deleted, batches, ctx.Err()
+}
+
+// Retain registers a periodic job (every Retention.Interval, see Every) that
+// deletes the rows of table whose column is older than maxAge, in batches of
+// Retention.BatchSize, and logs how many it deleted. Start registers it for the
+// inbox and the poison replays; services add their own tables. Call before Run.
+func (n *Node) Retain(table, column string, maxAge time.Duration) {
+	p := Pruner{DB: n.db, Table: table, Column: column, BatchSize: n.config.Retention.BatchSize}
+	n.Every("retention-"+table, n.config.Retention.Interval, func(ctx context.Context) error {
+		start := time.Now()
+		deleted, batches, err := p.Prune(ctx, start.Add(-maxAge).UTC())
+		if deleted > 0 || err != nil {
+			n.slog.Info("pruned old rows", "table", table, "max_age", maxAge.String(), "deleted", deleted,
+				"batches", batches, "took", time.Since(start).String())
+		}
+		return err
+	})
+}

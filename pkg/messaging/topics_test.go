@@ -1,0 +1,61 @@
+package messaging_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/events"
+)
+
+// TestPoisonTopicsNeverExpire (integration, real Kafka): a poison topic is
+// created with retention.ms=-1, and one that already existed with the broker's
+// default retention gets it from ApplyTopicConfigs, so unreplayed poison never
+// silently expires.
+func TestPoisonTopicsNeverExpire(t *testing.T) {
+	kafka := testenv.Kafka(t)
+	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, []events.TopicSpec{events.PoisonTopicSpec(created)}); err != nil {
+		t.Fatal(err)
+	}
+	existing := testenv.Topics(t, kafka, 1, "poison-old")[0] // created without settings
+	if got := retention(t, kafka.Brokers, existing); got == events.PoisonRetentionMs {
+		t.Fatalf("a topic created without settings already has retention.ms=%s: the test proves nothing", got)
+	}
+	if err := kafka.ApplyTopicConfigs([]events.TopicSpec{events.PoisonTopicSpec(existing)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{created, existing} {
+		if got := retention(t, kafka.Brokers, topic); got != events.PoisonRetentionMs {
+			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, events.PoisonRetentionMs)
+		}
+	}
+}
+
+func retention(t *testing.T, brokers []string, topic string) string {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name == "retention.ms" {
+			return e.Value
+		}
+	}
+	t.Fatalf("topic %s: no retention.ms in %v", topic, entries)
+	return ""
+}
