@@ -359,6 +359,7 @@ func scenarios() []scenario {
 			return nil
 		}},
 		{name: "everything", rate: 30, duration: 60 * time.Second, supervise: true, faults: everythingTimeline},
+		rollingRestartScenario(),
 	}
 }
 
