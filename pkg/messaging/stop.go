@@ -61,7 +61,7 @@ var ErrStopping = fmt.Errorf("messaging: the node is stopping: %w", context.Canc
 
 // errAbandoned is the cause given to the contexts of handlers still running when
 // the drain time is up.
-var errAbandoned = errors.New("messaging: in-flight work abandoned: the drain time of the stop is up")
+var errAbandoned = fmt.Errorf("messaging: in-flight work abandoned: the drain time of the stop is up: %w", context.Canceled)
 
 // interruptedError marks a handler failure that happened while the message's
 // context was cancelled: the stop interrupted the work, the message is not at
