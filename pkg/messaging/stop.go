@@ -191,11 +191,10 @@ func (s detachedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 		cancel()
 		return nil, err
 	}
-	context.AfterFunc(ctx, func() {
-		_ = s.Subscriber.Close()
-		stopAbandon()
-		cancel()
-	})
+	// Close is idempotent and returns at once when the router already closed the
+	// subscriber, so subCtx is not cancelled here: that would cut the closing
+	// batch. It ends with abandon.
+	context.AfterFunc(ctx, func() { _ = s.Subscriber.Close() })
 	return ch, nil
 }
 
