@@ -368,6 +368,7 @@ func scenarios() []scenario {
 		{name: "everything", rate: 30, duration: 60 * time.Second, supervise: true, faults: everythingTimeline},
 		oversizedInputScenario(),
 		clientRetriesScenario(),
+		rollingRestartScenario(),
 	}
 }
 

@@ -127,10 +127,36 @@ func (s *Service) signal(sig syscall.Signal, wait bool) error {
 // Kill sends SIGKILL (no shutdown at all) and waits until the process is gone.
 func (s *Service) Kill() error { return s.signal(syscall.SIGKILL, true) }
 
-// Stop sends SIGTERM (graceful shutdown) and waits until the process is gone.
-func (s *Service) Stop() error {
-	_ = s.signal(syscall.SIGCONT, false)
-	return s.signal(syscall.SIGTERM, true)
+// Stop sends SIGTERM, the way an orchestrator stops a container for a deploy,
+// waits until the process exits, and returns how long the graceful stop took.
+// It fails if the process exits with a non-zero status (a service whose stop
+// exceeded its drain bound does) or is still running 60 s after the signal (it
+// is then killed).
+func (s *Service) Stop() (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0, fmt.Errorf("%s is not running", s.Name)
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot stop
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	cmd := s.cmd
+	s.cmd = nil
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-s.done
+		return time.Since(start), fmt.Errorf("%s still ran 60 s after SIGTERM: killed; see %s", s.Name, s.Log)
+	}
+	took := time.Since(start)
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		return took, fmt.Errorf("%s exited with status %d after SIGTERM; see %s", s.Name, code, s.Log)
+	}
+	return took, nil
 }
 
 // Pause sends SIGSTOP; the process keeps its sockets but runs no code.

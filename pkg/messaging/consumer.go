@@ -86,9 +86,13 @@ const (
 //     instead: the message is nacked and delivered again, because an outage is not
 //     the message's fault. The poisoned copy carries MetadataReasonCode, a public
 //     code for the error (ReasonCode), next to the full error text.
-//  4. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
-//     permanent errors (IsPermanent) are not retried.
-//  5. Recoverer again, so that a panicking handler is retried and then poisoned
+//     Nor are errors for which IsInterrupted is true: a stop interrupted the
+//     work, which is never a reason to poison (ADR 24).
+//  4. interruptedByStop: an error returned after the message's context ended
+//     is marked as interrupted, whatever it says.
+//  5. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
+//     permanent errors (IsPermanent) and interrupted ones are not retried.
+//  6. Recoverer again, so that a panicking handler is retried and then poisoned
 //     like any failing one instead of being redelivered forever.
 //
 // With FailureBlock, step 3 is left out: every error is retried and nacked until
@@ -106,7 +110,7 @@ func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher,
 		return nil, err
 	}
 	poisonMW, err := middleware.PoisonQueueWithFilter(poison, poisonTopic, func(err error) bool {
-		return !IsUnavailable(err)
+		return !IsUnavailable(err) && !IsInterrupted(err)
 	})
 	if err != nil {
 		return nil, err
@@ -116,6 +120,7 @@ func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher,
 		stack = append(stack, poisonMW, tagReasonCode)
 	}
 	return append(stack,
+		interruptedByStop,
 		countAttempts,
 		middleware.Retry{
 			MaxRetries:          max(retry.MaxRetries, 0),
@@ -124,7 +129,7 @@ func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher,
 			Multiplier:          retry.Multiplier,
 			RandomizationFactor: retry.RandomizationFactor,
 			ResetContextOnRetry: true,
-			ShouldRetry:         func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) },
+			ShouldRetry:         func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) && !IsInterrupted(p.Err) },
 			Logger:              logger,
 		}.Middleware,
 		middleware.Recoverer,

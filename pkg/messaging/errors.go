@@ -45,6 +45,8 @@ func IsPermanent(err error) bool {
 // database or Kafka down, a connection reset, a timeout). Such an error is not the
 // message's fault: the consumer stack retries it and, when the retries are spent,
 // leaves the message in place to be delivered again rather than poisoning it.
+// A cancelled context is not an outage: it is a stop interrupting the work, which
+// IsInterrupted recognises; the consumer stack never poisons for either.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,8 @@ type Config struct {
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).
 	Retention RetentionConfig `envPrefix:"RETENTION_"`
+	// Stop bounds a graceful stop (ADR 24).
+	Stop StopConfig `envPrefix:"STOP_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
 	// Required.
 	ConsumerGroup string `env:"CONSUMER_GROUP"`
@@ -50,6 +53,7 @@ func (c Config) Defaults() Config {
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
 	c.Retention = c.Retention.Defaults()
+	c.Stop = c.Stop.Defaults()
 	return c
 }
 
@@ -65,7 +69,7 @@ func (c Config) Validate() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate(), c.Retention.Validate())...)
+	return errors.Join(append(errs, c.DB.Validate(), c.Kafka.Validate(), c.Outbox.Validate(), c.Retry.Validate(), c.Retention.Validate(), c.Stop.Validate())...)
 }
 
 // Node is the messaging side of one service process: the forwarder that relays
@@ -95,6 +99,11 @@ type Node struct {
 	jobs                 []job
 	// topicsCreated is set once EnsureTopics succeeded.
 	topicsCreated atomic.Bool
+
+	// drain lets in-flight handlers finish on a stop (ADR 24).
+	drain *drain
+	// stopping is set when the stop begins; Ready reports it.
+	stopping atomic.Bool
 }
 
 type job struct {
@@ -151,6 +160,7 @@ func Start(ctx context.Context, config Config, serviceMigrations fs.FS, topics [
 		inbox:  Inbox{DB: db, ConsumerGroup: config.ConsumerGroup},
 		out:    config.Kafka.NewPublisher(wlog),
 		poison: config.Kafka.NewPoisonPublisher(wlog),
+		drain:  newDrain(),
 	}
 	n.inboxMiddleware = n.inbox.Middleware
 	outbox.topicCreated = n.topicCreated
@@ -189,6 +199,18 @@ func (n *Node) Outbox() *Outbox { return n.outbox }
 
 // Inbox returns the node's inbox (to ask whether a message was processed).
 func (n *Node) Inbox() *Inbox { return &n.inbox }
+
+// Ready wraps check (normally the database's ping) for a readiness endpoint: it
+// fails with ErrStopping from the moment the node begins to stop (before the
+// HTTP server closes its listener), and otherwise returns check's result.
+func (n *Node) Ready(check func(ctx context.Context) error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if n.stopping.Load() {
+			return ErrStopping
+		}
+		return check(ctx)
+	}
+}
 
 // PoisonPublisher is the publisher the poison queue uses; poison tooling reuses it
 // to replay messages.
@@ -234,40 +256,169 @@ func (n *Node) runJob(ctx context.Context, j job) {
 	}
 }
 
-// Run runs the forwarder and the consumers until ctx ends, then stops them and
-// returns nil; it returns an error only if one of them fails for good.
-func (n *Node) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// Run runs the forwarder and the consumers until ctx ends, then stops them
+// gracefully (see RunWithHTTP, without the HTTP steps) and returns nil; it
+// returns an error if one of them fails for good, or if the stop could not
+// finish within config.Stop.DrainTimeout.
+func (n *Node) Run(ctx context.Context) error { return n.run(ctx, nil, nil) }
 
-	fwd, err := n.outbox.NewForwarder(n.db, n.out, n.logger, n.forwarderMiddlewares...)
+// RunWithHTTP runs the node and the service's HTTP server on l until ctx ends
+// or a part fails, then stops gracefully, in this order (ADR 24):
+//
+//  1. Ready (/readyz) fails with ErrStopping, the periodic jobs stop, and the
+//     server keeps serving for config.Stop.UnreadyDelay.
+//  2. At the same time: the HTTP server closes its listener and lets its
+//     in-flight requests finish; the consumers take no new message and let
+//     their in-flight handlers finish. Handlers run on contexts the stop does
+//     not cancel, so their transactions commit and their messages are
+//     acknowledged. Both get until the drain deadline (DrainTimeout minus a
+//     reserve); a handler still running then is abandoned: its context ends,
+//     its transaction rolls back, and its message is neither acknowledged nor
+//     poisoned, so Kafka delivers it again after the restart.
+//  3. The consumers' subscriptions close (committing their offsets).
+//  4. The forwarder, which kept relaying what the drained work wrote, stops:
+//     its polling transaction deletes the rows Kafka acknowledged and commits
+//     (or, past the deadline, rolls back: those rows are published again).
+//  5. The Kafka clients and the database pool close.
+//
+// It returns the first failure, or nil after a clean stop; if the stop takes
+// longer than DrainTimeout it gives up waiting and returns an error (whatever
+// was not committed by then is redelivered or republished after the restart).
+func (n *Node) RunWithHTTP(ctx context.Context, server *http.Server, l net.Listener) error {
+	return n.run(ctx, server, l)
+}
+
+func (n *Node) run(ctx context.Context, server *http.Server, l net.Listener) error {
+	stopCfg := n.config.Stop
+	// The parts run on a context the stop signal does not cancel: the stop ends
+	// them one after another.
+	partsCtx, cancelParts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelParts()
+	fwd, err := n.outbox.newForwarder(n.db, n.out, n.logger, n.drain.abandonCtx, stopCfg.reserve(), n.forwarderMiddlewares...)
 	if err != nil {
 		return err
 	}
-	errs := make(chan error, 2)
-	go func() { errs <- fwd.Run(ctx) }()
-	go func() { errs <- n.runConsumers(ctx) }()
+	fwdDone := make(chan error, 1)
+	go func() { fwdDone <- fwd.Run(partsCtx) }()
+	consumersStop := make(chan struct{})
+	consDone := make(chan error, 1)
+	go func() { consDone <- n.runConsumers(partsCtx, consumersStop) }()
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
 	for _, j := range n.jobs {
-		go n.runJob(ctx, j)
+		go n.runJob(jobsCtx, j)
+	}
+	httpDone := make(chan error, 1)
+	if server != nil {
+		go func() { httpDone <- server.Serve(l) }()
 	}
 
-	var runErr error
-	for range 2 {
-		if err := <-errs; err != nil && ctx.Err() == nil {
-			runErr = errors.Join(runErr, err)
-			cancel()
+	var failure error
+	select {
+	case <-ctx.Done():
+	case err := <-fwdDone:
+		failure = errors.Join(errors.New("the forwarder stopped"), err)
+		fwdDone <- nil
+	case err := <-consDone:
+		failure = errors.Join(errors.New("the consumers stopped"), err)
+		consDone <- nil
+	case err := <-httpDone:
+		failure = fmt.Errorf("http server: %w", err)
+		httpDone <- http.ErrServerClosed
+	}
+
+	// 1. Not ready any more.
+	start := time.Now()
+	deadline := start.Add(stopCfg.DrainTimeout)
+	workDeadline := deadline.Add(-stopCfg.reserve())
+	n.stopping.Store(true)
+	stopJobs()
+	n.slog.Info("stopping", "drain_timeout", stopCfg.DrainTimeout, "unready_delay", stopCfg.UnreadyDelay, "cause", failure)
+	if failure == nil && stopCfg.UnreadyDelay > 0 {
+		time.Sleep(stopCfg.UnreadyDelay)
+	}
+	// 2. Drain HTTP and the consumers.
+	errs := []error{failure}
+	var wg sync.WaitGroup
+	if server != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithDeadline(context.Background(), workDeadline)
+			defer cancel()
+			if err := server.Shutdown(sctx); err != nil {
+				_ = server.Close()
+				n.slog.Warn("stop: HTTP requests still running at the drain deadline were cut", "err", err)
+			}
+		}()
+	}
+	if n.drain.stop(workDeadline) {
+		n.slog.Warn("stop: the drain time is up; in-flight messages abandoned (rolled back, not acknowledged, delivered again after the restart)")
+	}
+	wg.Wait()
+	// 3. Close the consumers.
+	close(consumersStop)
+	var consErr error
+	if !waitUntil(consDone, deadline, &consErr) {
+		errs = append(errs, errors.New("stop: the consumers did not close within the drain timeout"))
+	} else if consErr != nil {
+		n.slog.Warn("stop: closing the consumers", "err", consErr)
+	}
+	// 4. Stop the forwarder: it finishes or abandons its batch cleanly.
+	go func() {
+		if err := fwd.Close(); err != nil {
+			n.slog.Warn("stop: closing the forwarder", "err", err)
+		}
+	}()
+	var fwdErr error
+	if !waitUntil(fwdDone, deadline, &fwdErr) {
+		errs = append(errs, errors.New("stop: the forwarder did not stop within the drain timeout"))
+	}
+	n.drain.abandon(errAbandoned) // whatever still runs past this point is cut
+	cancelParts()
+	if server != nil {
+		var httpErr error
+		if waitUntil(httpDone, deadline, &httpErr) && !errors.Is(httpErr, http.ErrServerClosed) {
+			errs = append(errs, httpErr)
 		}
 	}
-	return errors.Join(runErr, n.out.Close(), n.poison.Close(), n.db.Close())
+	// 5. Close the clients.
+	closed := make(chan error, 1)
+	go func() { closed <- errors.Join(n.out.Close(), n.poison.Close(), n.db.Close()) }()
+	var closeErr error
+	if !waitUntil(closed, deadline, &closeErr) {
+		closeErr = errors.New("stop: the Kafka clients and the database pool did not close within the drain timeout")
+	}
+	err = errors.Join(append(errs, closeErr)...)
+	n.slog.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	return err
 }
 
-func (n *Node) runConsumers(ctx context.Context) error {
+// runConsumers runs the consumers until stop is closed (after the drain) or ctx
+// ends, then closes the router, which closes the subscriptions.
+func (n *Node) runConsumers(ctx context.Context, stop <-chan struct{}) error {
 	if len(n.handlers) == 0 {
-		<-ctx.Done()
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
 		return nil
 	}
-	if err := n.config.Kafka.EnsureTopics(ctx, n.topics); err != nil {
-		return nil // ctx ended while Kafka was unreachable
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopped := make(chan struct{})
+	ensureCtx, cancelEnsure := context.WithCancel(ctx)
+	defer cancelEnsure()
+	go func() {
+		select {
+		case <-stop:
+			close(stopped)
+			cancelEnsure()
+		case <-ctx.Done():
+		}
+	}()
+	if err := n.config.Kafka.EnsureTopics(ensureCtx, n.topics); err != nil {
+		return nil // stopped while Kafka was unreachable
 	}
 	n.topicsCreated.Store(true)
 	// Topics created before their settings existed (the poison topics' unlimited
@@ -275,7 +426,7 @@ func (n *Node) runConsumers(ctx context.Context) error {
 	if err := n.config.Kafka.ApplyTopicConfigs(n.topics); err != nil {
 		n.slog.Warn("could not apply topic settings", "err", err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, n.logger)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: n.config.Stop.reserve()}, n.logger)
 	if err != nil {
 		return err
 	}
@@ -297,6 +448,7 @@ func (n *Node) runConsumers(ctx context.Context) error {
 			return err
 		}
 		h := router.AddConsumerHandler(c.name, c.topic, sub, c.handler)
+		h.AddMiddleware(n.drain.Middleware)
 		if c.projection {
 			h.AddMiddleware(projectionStack...)
 			continue
@@ -304,38 +456,29 @@ func (n *Node) runConsumers(ctx context.Context) error {
 		h.AddMiddleware(stack...)
 		h.AddMiddleware(n.inboxMiddleware)
 	}
-	return router.Run(ctx)
-}
-
-// RunWithHTTP runs the node (see Run) and the service's HTTP server on l until
-// ctx ends or either fails, then shuts the server down gracefully (in-flight
-// requests get 10 s) and stops the node. It returns the first failure, or nil
-// after a clean shutdown.
-func (n *Node) RunWithHTTP(ctx context.Context, server *http.Server, l net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	nodeDone := make(chan error, 1)
-	go func() { nodeDone <- n.Run(ctx) }()
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- server.Serve(l) }()
-
-	var err error
+	go func() {
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-router.Running(): // subscribed: close gracefully (offsets are committed)
+			if err := router.Close(); err != nil {
+				n.slog.Warn("stop: closing the consumers' router", "err", err)
+			}
+		default: // still subscribing (Kafka unreachable): give up
+		}
+		cancel()
+	}()
+	err = router.Run(ctx)
 	select {
-	case <-ctx.Done():
-	case err = <-httpDone:
-	case err = <-nodeDone:
-		nodeDone <- err
+	case <-stopped:
+		if err != nil {
+			n.slog.Info("consumers stopped", "err", err)
+		}
+		return nil
+	default:
+		return err
 	}
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
-	if shutErr := server.Shutdown(shutdownCtx); shutErr != nil {
-		err = errors.Join(err, shutErr)
-	}
-	cancel()
-	err = errors.Join(err, <-nodeDone)
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	n.slog.Info("stopped", "err", err)
-	return err
 }

@@ -164,8 +164,16 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 // are parked behind it, so that no single row blocks the outbox and no event
 // overtakes an earlier one of its key (ADR 22).
 // A crash between out's acknowledgement and the delete publishes that row again:
-// consumers deduplicate. Run it with its Run method; it stops with the context.
+// consumers deduplicate. Run it with its Run method; it stops when the context
+// ends or on Close, and then finishes its batch cleanly: the rows Kafka
+// acknowledged are deleted and the polling transaction commits (ADR 24).
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
+	return o.newForwarder(db, out, logger, context.Background(), 5*time.Second, middlewares...)
+}
+
+// newForwarder is NewForwarder whose polling transaction is rolled back when
+// abandon ends, and whose Close waits at most closeTimeout for the row in flight.
+func (o *Outbox) newForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, abandon context.Context, closeTimeout time.Duration, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
 		SchemaAdapter:  o.schema,
@@ -181,10 +189,13 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	if !o.noParking {
 		out = &parker{out: out, topicCreated: o.topicCreated, outbox: o, logger: logger, stats: &o.stats}
 	}
-	fwd, err := forwarder.NewForwarder(sub, out, logger, forwarder.Config{
+	// Watermill's router cancels the subscription's context on Close, which
+	// would roll the polling transaction back mid-batch; detached, the
+	// subscriber is closed instead and commits what was forwarded.
+	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: sub, abandon: abandon}, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,
 		Middlewares:    middlewares,
-		CloseTimeout:   5 * time.Second,
+		CloseTimeout:   closeTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("forwarder: %w", err)

@@ -59,6 +59,11 @@ func TestConfigValidation(t *testing.T) {
 		{"no cleanup interval", func(c *Config) { c.IdempotencyCleanupInterval = 0 }, "ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"},
 		{"cleanup batch too large", func(c *Config) { c.IdempotencyCleanupBatch = 100000 }, "ORDER_IDEMPOTENCY_CLEANUP_BATCH"},
 		{"negative poll interval", func(c *Config) { c.Messaging.Outbox.PollInterval = -time.Second }, "poll interval"},
+		{"request timeout not below write timeout", func(c *Config) { c.HTTP.WriteTimeout = c.RequestTimeout }, "ORDER_HTTP_WRITE_TIMEOUT"},
+		{"header limit too small", func(c *Config) { c.HTTP.MaxHeaderBytes = 1024 }, "max header bytes"},
+		{"header timeout above read timeout", func(c *Config) { c.HTTP.ReadHeaderTimeout, c.HTTP.ReadTimeout = 9*time.Second, 8*time.Second }, "read header timeout"},
+		{"drain timeout too short", func(c *Config) { c.Messaging.Stop.DrainTimeout = 100 * time.Millisecond }, "drain timeout"},
+		{"unready delay too long", func(c *Config) { c.Messaging.Stop.UnreadyDelay = 10 * time.Second }, "unready delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
@@ -26,8 +26,13 @@ import (
 type Config struct {
 	// HTTPAddr is where the order API listens.
 	HTTPAddr string `env:"ORDER_HTTP_ADDR"`
-	// RequestTimeout bounds the work of one HTTP request.
+	// RequestTimeout bounds the work of one HTTP request, reading its body
+	// included. It must be less than ORDER_HTTP_WRITE_TIMEOUT.
 	RequestTimeout time.Duration `env:"ORDER_REQUEST_TIMEOUT"`
+	// HTTP: the server's timeouts and header limit, ORDER_HTTP_READ_HEADER_TIMEOUT,
+	// ORDER_HTTP_READ_TIMEOUT, ORDER_HTTP_WRITE_TIMEOUT, ORDER_HTTP_IDLE_TIMEOUT,
+	// ORDER_HTTP_MAX_HEADER_BYTES (see httpserver.Config).
+	HTTP httpserver.Config `envPrefix:"ORDER_HTTP_"`
 	// PaymentTimeout is how long an order may wait for its payment before the
 	// service cancels it (reason payment_timeout); a charge that happens after
 	// that is refunded.
@@ -57,7 +62,8 @@ type Config struct {
 	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
 	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
 	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
-	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC.
+	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC,
+	// and the graceful stop's ORDER_STOP_DRAIN_TIMEOUT and ORDER_STOP_UNREADY_DELAY.
 	Messaging messaging.Config `envPrefix:"ORDER_"`
 }
 
@@ -110,7 +116,11 @@ func (c Config) Validate() error {
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
 	}
-	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
+	httpCfg := c.HTTP.Defaults()
+	if c.RequestTimeout >= httpCfg.WriteTimeout {
+		errs = append(errs, fmt.Errorf("ORDER_REQUEST_TIMEOUT %s must be less than ORDER_HTTP_WRITE_TIMEOUT %s", c.RequestTimeout, httpCfg.WriteTimeout))
+	}
+	return errors.Join(append(errs, httpCfg.Validate(), c.Messaging.Defaults().Validate())...)
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
@@ -125,8 +135,9 @@ type wiring struct {
 	unboundedRequestID bool
 }
 
-// Run starts the order service and blocks until ctx ends, then shuts down
-// gracefully (in-flight HTTP requests finish, the forwarder and consumer stop).
+// Run starts the order service and blocks until ctx ends, then stops gracefully
+// within ORDER_STOP_DRAIN_TIMEOUT: /readyz answers 503, in-flight HTTP requests
+// and messages finish, the forwarder commits its batch (messaging.Node.RunWithHTTP).
 // It fails if the config is invalid, the database does not answer within
 // the DB startup timeout, migrations fail or the HTTP address cannot be bound. Kafka being
 // unreachable never makes it fail: orders are accepted and their events wait in
@@ -178,7 +189,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
 		RequestTimeout: cfg.RequestTimeout,
-		Ready:          node.DB().PingContext,
+		Ready:          node.Ready(node.DB().PingContext),
 
 		UnboundedRequestID: w.unboundedRequestID,
 	}, logger)
@@ -188,5 +199,5 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	logger.Info("order service starting", "http", listener.Addr().String())
-	return node.RunWithHTTP(ctx, &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}, listener)
+	return node.RunWithHTTP(ctx, cfg.HTTP.Server(api), listener)
 }

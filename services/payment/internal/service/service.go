@@ -9,10 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
@@ -30,9 +29,14 @@ type Config struct {
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
+	// HTTP: the server's timeouts and header limit, PAYMENT_HTTP_READ_HEADER_TIMEOUT,
+	// PAYMENT_HTTP_READ_TIMEOUT, PAYMENT_HTTP_WRITE_TIMEOUT, PAYMENT_HTTP_IDLE_TIMEOUT,
+	// PAYMENT_HTTP_MAX_HEADER_BYTES (see httpserver.Config).
+	HTTP httpserver.Config `envPrefix:"PAYMENT_HTTP_"`
 	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
 	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
-	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC.
+	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC,
+	// and the graceful stop's PAYMENT_STOP_DRAIN_TIMEOUT and PAYMENT_STOP_UNREADY_DELAY.
 	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
@@ -62,7 +66,7 @@ func (c Config) Validate() error {
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
 		errs = append(errs, errors.New("PAYMENT_TOPIC_ORDERS and PAYMENT_TOPIC_PAYMENTS are required"))
 	}
-	return errors.Join(append(errs, c.Messaging.Defaults().Validate())...)
+	return errors.Join(append(errs, c.HTTP.Defaults().Validate(), c.Messaging.Defaults().Validate())...)
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
@@ -78,8 +82,9 @@ type wiring struct {
 	payments func(app.Payments) app.Payments
 }
 
-// Run starts the payment service and blocks until ctx ends, then shuts down
-// gracefully. It fails if the config is invalid, the database does not answer
+// Run starts the payment service and blocks until ctx ends, then stops
+// gracefully within PAYMENT_STOP_DRAIN_TIMEOUT: /readyz answers 503, in-flight
+// messages finish, the forwarder commits its batch (messaging.Node.RunWithHTTP). It fails if the config is invalid, the database does not answer
 // within the DB startup timeout, migrations fail or the HTTP address cannot be bound.
 // Kafka being unreachable never makes it fail: it consumes once Kafka answers.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) error {
@@ -113,8 +118,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
 	defer poisonTool.Close()
-	api := paymenthttp.NewServer(node.DB().PingContext)
+	api := paymenthttp.NewServer(node.Ready(node.DB().PingContext))
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	logger.Info("payment service starting", "http", listener.Addr().String())
-	return node.RunWithHTTP(ctx, &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}, listener)
+	return node.RunWithHTTP(ctx, cfg.HTTP.Server(api), listener)
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"time"
 
@@ -40,7 +41,9 @@ const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
 // Config configures the HTTP API.
 type Config struct {
-	// RequestTimeout bounds each request's work, including database calls.
+	// RequestTimeout bounds each request's work, including database calls and
+	// reading its body: a client that sends its body slower is cut off (408, and
+	// the connection closes).
 	RequestTimeout time.Duration
 	// Ready reports whether the service can serve (its database answers); /readyz
 	// returns 503 while it fails.
@@ -65,7 +68,7 @@ type Config struct {
 //	GET  /orders/{id}/timeline    the saga's messages       200, 404, 503
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
 //	GET  /healthz                 the process is alive      200
-//	GET  /readyz                  the database answers      200, 503
+//	GET  /readyz                  the database answers      200, 503 (also while stopping)
 func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -75,6 +78,7 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 		requestID(cfg.UnboundedRequestID),
 		withCorrelationID,
 		middleware.BodyLimit("64K"),
+		readDeadline(cfg.RequestTimeout),
 		middleware.ContextTimeout(cfg.RequestTimeout),
 	)
 	h := handlers{svc: svc}
@@ -86,11 +90,23 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := cfg.Ready(c.Request().Context()); err != nil {
-			return &app.Error{Code: app.CodeUnavailable, Message: "the order database does not answer", Err: err}
+			return &app.Error{Code: app.CodeUnavailable, Message: "the order service is stopping or its database does not answer", Err: err}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	return e
+}
+
+// readDeadline makes reading the request body respect the request timeout:
+// the connection's read deadline becomes now + timeout (the server's
+// ReadTimeout still caps the whole request).
+func readDeadline(timeout time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(timeout))
+			return next(c)
+		}
+	}
 }
 
 // correlationRe is what the server accepts from a client as a request id or a
@@ -286,6 +302,9 @@ func (h handlers) listOrders(c echo.Context) error {
 // data with a 400 that says what is wrong.
 func decodeStrict(body io.Reader, v any) error {
 	data, err := io.ReadAll(body)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return echo.NewHTTPError(http.StatusRequestTimeout, "the body did not arrive within the request timeout")
+	}
 	if err != nil {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "the body is too large or could not be read")
 	}

@@ -15,7 +15,7 @@ import (
 // NewServer returns the Echo instance serving:
 //
 //	GET /healthz   the process is alive        200
-//	GET /readyz    the database answers        200, 503
+//	GET /readyz    the database answers        200, 503 (also while stopping)
 func NewServer(ready func(ctx context.Context) error) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -36,7 +36,7 @@ func NewServer(ready func(ctx context.Context) error) *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
-			return echo.NewHTTPError(http.StatusServiceUnavailable, "the payment database does not answer")
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "the payment service is stopping or its database does not answer")
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})

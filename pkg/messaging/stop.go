@@ -1,0 +1,213 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// StopConfig bounds a graceful stop (ADR 24). A service nests it as
+// <SERVICE>_STOP_*, e.g. ORDER_STOP_DRAIN_TIMEOUT.
+type StopConfig struct {
+	// DrainTimeout bounds a whole stop, from the signal to the return of Run: the
+	// readiness delay, the HTTP drain, the consumers' in-flight handlers, the
+	// forwarder's last batch and closing the clients. In-flight work gets
+	// DrainTimeout minus a reserve (a quarter of it, at most 3 s) to finish; what
+	// is still running then is abandoned: its transaction rolls back, its message
+	// is neither acknowledged nor poisoned and is delivered again after the
+	// restart. Keep it below the orchestrator's grace period (Kubernetes: 30 s).
+	// Default 15 s; 1 s..10 min.
+	DrainTimeout time.Duration `env:"DRAIN_TIMEOUT"`
+	// UnreadyDelay is how long the service keeps serving, with /readyz already
+	// answering 503, before it closes its listener: the time a load balancer
+	// needs to notice and stop sending new requests. Default 0 (no load balancer
+	// in front, e.g. `make run`); behind one, set it above its probe interval. It
+	// counts against DrainTimeout and must be less than half of it.
+	UnreadyDelay time.Duration `env:"UNREADY_DELAY"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c StopConfig) Defaults() StopConfig {
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 15 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c StopConfig) Validate() error {
+	switch {
+	case c.DrainTimeout < time.Second || c.DrainTimeout > 10*time.Minute:
+		return fmt.Errorf("stop: drain timeout %s is outside 1s..10m", c.DrainTimeout)
+	case c.UnreadyDelay < 0 || c.UnreadyDelay >= c.DrainTimeout/2:
+		return fmt.Errorf("stop: unready delay %s must be >= 0 and less than half the drain timeout %s", c.UnreadyDelay, c.DrainTimeout)
+	}
+	return nil
+}
+
+// reserve is the part of DrainTimeout kept for closing the forwarder and the
+// clients after in-flight work was given its time.
+func (c StopConfig) reserve() time.Duration { return min(c.DrainTimeout/4, 3*time.Second) }
+
+// ErrStopping is what a node answers while it stops: /readyz reports it (see
+// Node.Ready), and a message that arrives after the stop began is handed back
+// to the subscriber with it, unhandled and unacknowledged. It wraps
+// context.Canceled, so Watermill's router does not log it as a handler failure.
+var ErrStopping = fmt.Errorf("messaging: the node is stopping: %w", context.Canceled)
+
+// errAbandoned is the cause given to the contexts of handlers still running when
+// the drain time is up.
+var errAbandoned = fmt.Errorf("messaging: in-flight work abandoned: the drain time of the stop is up: %w", context.Canceled)
+
+// interruptedError marks a handler failure that happened while the message's
+// context was cancelled: the stop interrupted the work, the message is not at
+// fault.
+type interruptedError struct{ err error }
+
+func (e interruptedError) Error() string { return "interrupted by stop: " + e.err.Error() }
+func (e interruptedError) Unwrap() error { return e.err }
+
+// IsInterrupted reports whether err says that the work was interrupted by a
+// stop: context.Canceled anywhere in its chain (ErrStopping included), or an
+// error the consumer stack marked because the message's context had ended when
+// the handler failed. Such an error is never a reason to poison a message: the
+// consumer stack neither retries nor poisons it, and the message stays
+// unacknowledged, to be delivered again (to this process or, after the restart
+// or a rebalance, to another).
+func IsInterrupted(err error) bool {
+	var ie interruptedError
+	return errors.As(err, &ie) || errors.Is(err, context.Canceled)
+}
+
+// interruptedByStop marks every error a handler returns after its message's
+// context ended (whoever ended it: the node's drain deadline, or Watermill's
+// router closing) as interrupted, whatever the error says: a cancelled database
+// call surfaces as context.Canceled, a bad connection, or a retry loop's last
+// error, and none of them is the message's fault.
+func interruptedByStop(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		out, err := h(msg)
+		if err != nil && ctx.Err() != nil && !IsInterrupted(err) {
+			err = interruptedError{err}
+		}
+		return out, err
+	}
+}
+
+// drain lets in-flight handlers finish when the node stops. Watermill's router
+// cancels every message's context the moment it closes (Router.Run cancels the
+// context it passes to Subscribe, from which watermill-kafka derives each
+// message's context), so a stop would cut every database call in flight. drain's
+// middleware runs each handler on a context detached from that cancellation
+// (context.WithoutCancel) and ended only by abandon, at the drain deadline; it
+// counts the handlers in flight, and once the stop began it hands new messages
+// back unhandled (ErrStopping: nacked, never acked).
+type drain struct {
+	mu       sync.Mutex
+	stopping bool
+	inflight sync.WaitGroup
+
+	// abandonCtx ends when the drain time is up (cause errAbandoned).
+	abandonCtx context.Context
+	abandon    context.CancelCauseFunc
+}
+
+func newDrain() *drain {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &drain{abandonCtx: ctx, abandon: cancel}
+}
+
+// enter admits one handler run unless the stop began.
+func (d *drain) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return false
+	}
+	d.inflight.Add(1)
+	return true
+}
+
+// Middleware is the outermost middleware of every consumer of the node.
+func (d *drain) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if !d.enter() {
+			return nil, ErrStopping
+		}
+		defer d.inflight.Done()
+		ctx, cancel := context.WithCancelCause(context.WithoutCancel(msg.Context()))
+		defer cancel(nil)
+		stop := context.AfterFunc(d.abandonCtx, func() { cancel(context.Cause(d.abandonCtx)) })
+		defer stop()
+		msg.SetContext(ctx)
+		return h(msg)
+	}
+}
+
+// stop refuses new handler runs and waits until the running ones return or
+// until deadline; then it abandons those still running (their contexts end,
+// with cause errAbandoned) and reports that it had to.
+func (d *drain) stop(deadline time.Time) (abandoned bool) {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	done := make(chan struct{})
+	go func() { d.inflight.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		d.abandon(errAbandoned)
+		return true
+	}
+}
+
+// detachedSubscriber runs a subscription on a context detached from the one
+// Subscribe gets, ended only by abandon; when Subscribe's context ends, it
+// closes the subscriber instead. For the outbox's SQL subscriber this is the
+// difference between a clean and a cut last batch: closed, it stops handing out
+// rows, deletes those that were forwarded and commits; cancelled (what the
+// router does on Close), its polling transaction is rolled back mid-batch and
+// every forwarded row of the batch is published again after the restart.
+type detachedSubscriber struct {
+	message.Subscriber
+	abandon context.Context
+}
+
+// Subscribe implements message.Subscriber.
+func (s detachedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopAbandon := context.AfterFunc(s.abandon, cancel)
+	ch, err := s.Subscriber.Subscribe(subCtx, topic)
+	if err != nil {
+		stopAbandon()
+		cancel()
+		return nil, err
+	}
+	// Close is idempotent and returns at once when the router already closed the
+	// subscriber, so subCtx is not cancelled here: that would cut the closing
+	// batch. It ends with abandon.
+	context.AfterFunc(ctx, func() { _ = s.Subscriber.Close() })
+	return ch, nil
+}
+
+// waitUntil waits for ch until deadline and reports whether it got a value,
+// which it stores in *got.
+func waitUntil[T any](ch <-chan T, deadline time.Time, got *T) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case v := <-ch:
+		*got = v
+		return true
+	case <-t.C:
+		return false
+	}
+}

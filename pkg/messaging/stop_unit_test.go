@@ -1,0 +1,64 @@
+package messaging
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// TestErrorsAfterCancellationAreInterrupted: whatever a handler returns once its
+// message's context ended counts as interrupted (never poisoned); before that,
+// only cancellation itself does.
+func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
+	tests := []struct {
+		name      string
+		cancelled bool
+		err       error
+		want      bool
+	}{
+		{"bad connection after the stop", true, driver.ErrBadConn, true},
+		{"plain failure after the stop", true, errors.New("lock wait timeout"), true},
+		{"context canceled", false, fmt.Errorf("exec: %w", context.Canceled), true},
+		{"node stopping", false, ErrStopping, true},
+		{"plain failure while running", false, errors.New("lock wait timeout"), false},
+		{"permanent failure while running", false, Permanent(errors.New("bad")), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.cancelled {
+				cancel()
+			} else {
+				defer cancel()
+			}
+			msg := message.NewMessage("id", nil)
+			msg.SetContext(ctx)
+			_, err := interruptedByStop(func(*message.Message) ([]*message.Message, error) { return nil, tt.err })(msg)
+			if got := IsInterrupted(err); got != tt.want {
+				t.Fatalf("IsInterrupted(%v) = %v, want %v", err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStopConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    StopConfig
+		ok   bool
+	}{
+		{"defaults", StopConfig{}.Defaults(), true},
+		{"drain too short", StopConfig{DrainTimeout: 500e6}, false},
+		{"unready delay half the drain", StopConfig{DrainTimeout: 10e9, UnreadyDelay: 5e9}, false},
+		{"negative unready delay", StopConfig{DrainTimeout: 10e9, UnreadyDelay: -1}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
