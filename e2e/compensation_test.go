@@ -11,6 +11,7 @@ import (
 
 	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
@@ -160,7 +161,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, o, err := s.GetOrder(ctxFor(t, 5*time.Second), id)
-	if err != nil || o.Status != "CANCELLED" || !o.Paid || o.Refunded || o.RefundFailure != events.ReasonAccountNotFound || o.Version != 4 {
+	if err != nil || o.Status != "CANCELLED" || !o.Paid || o.Refunded || o.RefundFailure != contract.ReasonAccountNotFound || o.Version != 4 {
 		t.Fatalf("order %+v (%v), want CANCELLED v4, paid, not refunded, refund_failure account_not_found", o, err)
 	}
 	if n := eventCounts(t, s, s.Topics.Payments, events.TypePaymentRefundFailed)[id]; n != 1 {

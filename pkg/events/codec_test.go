@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
@@ -25,8 +26,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		events.OrderPlaced{CustomerID: "c-1", AmountCents: 1250, Currency: "EUR"},
 		events.OrderCancelled{Reason: "customer asked", Paid: true},
 		events.PaymentCompleted{CustomerID: "c-1", AmountCents: 1, Currency: "USD"},
-		events.PaymentFailed{Reason: events.ReasonInsufficientFunds},
+		events.PaymentFailed{Reason: contract.ReasonInsufficientFunds},
 		events.PaymentRefunded{AmountCents: 99, Currency: "EUR"},
+		events.PaymentRefunded{AmountCents: contract.MaxAmountCents, Currency: "EUR"}, // the largest order's refund
 	}
 	for _, p := range tests {
 		t.Run(string(p.EventType()), func(t *testing.T) {
@@ -104,6 +106,9 @@ func TestEncodeRefusesInvalidEvents(t *testing.T) {
 		{"no payload", func(e *events.Event) { e.Payload = nil }},
 		{"zero amount", func(e *events.Event) { e.Payload = events.OrderPlaced{CustomerID: "c", Currency: "EUR"} }},
 		{"empty refusal reason", func(e *events.Event) { e.Payload = events.PaymentFailed{} }},
+		{"amount over the contract's bound", func(e *events.Event) {
+			e.Payload = events.OrderPlaced{CustomerID: "c", AmountCents: contract.MaxAmountCents + 1, Currency: "EUR"}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

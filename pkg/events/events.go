@@ -23,8 +23,9 @@ package events
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/contract"
 )
 
 // Type names an event. It is written into every envelope and never reused for
@@ -92,7 +93,7 @@ func (e Event) Validate() error {
 	switch {
 	case e.ID == "":
 		return invalid("event id is empty")
-	case !validOrderID(e.OrderID):
+	case !contract.ValidID(e.OrderID):
 		return invalid("order_id %q is not a valid order id", e.OrderID)
 	case e.OrderVersion < 1:
 		return invalid("order_version %d is below 1", e.OrderVersion)
@@ -151,15 +152,8 @@ func (p PaymentCompleted) Validate() error {
 	return errors.Join(validCustomer(p.CustomerID), validAmount(p.AmountCents), validCurrency(p.Currency))
 }
 
-// Reasons a payment is refused; PaymentFailed.Reason holds one of them.
-const (
-	ReasonInsufficientFunds = "insufficient_funds"
-	ReasonUnknownCustomer   = "unknown_customer"
-	ReasonCurrencyMismatch  = "currency_mismatch"
-	ReasonOrderCancelled    = "order_cancelled"
-)
-
-// PaymentFailed says that the payment service refused to charge the order.
+// PaymentFailed says that the payment service refused to charge the order, for
+// Reason (one of the contract.Reason* refusal codes).
 type PaymentFailed struct {
 	Reason string `json:"reason"`
 }
@@ -184,14 +178,9 @@ func (p PaymentRefunded) Validate() error {
 	return errors.Join(validAmount(p.AmountCents), validCurrency(p.Currency))
 }
 
-// Reasons a refund fails; PaymentRefundFailed.Reason holds one of them.
-const (
-	// ReasonAccountNotFound: the account that was charged no longer exists.
-	ReasonAccountNotFound = "account_not_found"
-)
-
 // PaymentRefundFailed says that a charge for the cancelled order could not be
-// paid back: AmountCents in Currency stay charged, for Reason.
+// paid back: AmountCents in Currency stay charged, for Reason (one of the
+// contract.Reason* refund failure codes).
 type PaymentRefundFailed struct {
 	AmountCents int64  `json:"amount_cents"`
 	Currency    string `json:"currency"`
@@ -206,47 +195,33 @@ func (p PaymentRefundFailed) Validate() error {
 	return errors.Join(validAmount(p.AmountCents), validCurrency(p.Currency), validReason(p.Reason))
 }
 
-// MaxAmountCents bounds every amount, so sums of many amounts cannot overflow.
-const MaxAmountCents = 1_000_000_000_00
-
-var (
-	currencyRe = regexp.MustCompile(`^[A-Z]{3}$`)
-	idRe       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
-)
-
-// ValidCurrency reports whether c is an ISO 4217-shaped code (three capital letters).
-func ValidCurrency(c string) bool { return currencyRe.MatchString(c) }
-
-// ValidID reports whether s can be used as a customer or order id: 1-64 characters
-// of letters, digits and ".", "_", ":", "-", starting with a letter or digit.
-func ValidID(s string) bool { return idRe.MatchString(s) }
-
-func validOrderID(s string) bool { return ValidID(s) }
+// The rules of ids, amounts, currencies and reasons are package contract's,
+// shared with the services' domains; these turn them into contract errors.
 
 func validCustomer(s string) error {
-	if !ValidID(s) {
+	if !contract.ValidID(s) {
 		return fmt.Errorf("customer_id %q is not a valid id", s)
 	}
 	return nil
 }
 
 func validAmount(a int64) error {
-	if a <= 0 || a > MaxAmountCents {
-		return fmt.Errorf("amount_cents %d is outside 1..%d", a, int64(MaxAmountCents))
+	if !contract.ValidAmount(a) {
+		return fmt.Errorf("amount_cents %d is outside 1..%d", a, int64(contract.MaxAmountCents))
 	}
 	return nil
 }
 
 func validCurrency(c string) error {
-	if !ValidCurrency(c) {
+	if !contract.ValidCurrency(c) {
 		return fmt.Errorf("currency %q is not three capital letters", c)
 	}
 	return nil
 }
 
 func validReason(r string) error {
-	if r == "" || len(r) > 200 {
-		return fmt.Errorf("reason must have 1..200 characters")
+	if !contract.ValidReason(r) {
+		return fmt.Errorf("reason must have 1..%d characters", contract.MaxReasonLength)
 	}
 	return nil
 }

@@ -1,7 +1,16 @@
-// Package app holds the order service's use cases: place and read orders, and
-// apply what the payment service reports. It talks to storage through the Orders
-// port and never to Kafka: events leave through the outbox that Orders writes in
-// the same transaction as the order.
+// Package app holds the order service's use cases: place, cancel and read
+// orders, apply what the payment service reports (payments.go), record and read
+// the order timeline (timeline.go). It talks to storage through the Orders and
+// Timeline ports and never to Kafka or HTTP.
+//
+// Inbound, the use cases take typed commands (PlaceOrder, ConfirmPayment, ...)
+// that the adapters build from requests and events; they never see a wire type.
+// Outbound, a use case builds the events (pkg/events) its change causes and
+// hands them to the Orders port, which writes them to the outbox in the same
+// transaction as the order: those events are the contract the outbox stores.
+//
+// Every error is an *apperr.Error (or counts as apperr.CodeInternal); the
+// adapters map its code once, at their edge.
 package app
 
 import (
@@ -12,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -87,11 +97,11 @@ type PlaceOrder struct {
 // OrderPlaced event. When it returns nil the order is durable and its event will
 // reach Kafka, whatever crashes afterwards. With an idempotency key, a request
 // that repeats one that already took effect stores nothing and returns the
-// order that request created (Replayed). Errors: CodeInvalidKey, CodeInvalid
+// order that request created (Replayed). Errors: CodeInvalidKey, apperr.CodeInvalid
 // (with Fields), CodeKeyReused (the key was used for another request),
 // CodeKeyInFlight (the first request with the key has not finished),
-// CodeUnavailable (database down: nothing was stored or, if the connection broke
-// during commit, the outcome is unknown: retry with the same key), CodeInternal.
+// apperr.CodeUnavailable (database down: nothing was stored or, if the connection broke
+// during commit, the outcome is unknown: retry with the same key), apperr.CodeInternal.
 func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error) {
 	now := s.Now()
 	claim, err := s.claim(cmd.Idempotency, now)
@@ -102,7 +112,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error
 	if err != nil {
 		var ve *domain.ValidationError
 		if errors.As(err, &ve) {
-			return Result{}, &Error{Code: CodeInvalid, Message: "the order is not valid", Fields: ve.Fields, Err: err}
+			return Result{}, &apperr.Error{Code: apperr.CodeInvalid, Message: "the order is not valid", Fields: ve.Fields, Err: err}
 		}
 		return Result{}, err
 	}
@@ -119,11 +129,11 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error
 	return settle(claim, stored, o, err)
 }
 
-// Order returns one order. Errors: CodeNotFound, CodeUnavailable, CodeInternal.
+// Order returns one order. Errors: apperr.CodeNotFound, CodeUnavailable, CodeInternal.
 func (s *Service) Order(ctx context.Context, id string) (*domain.Order, error) {
 	o, err := s.orders.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
-		return nil, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+		return nil, notFound(id, err)
 	}
 	return o, err
 }
@@ -132,63 +142,13 @@ func (s *Service) Order(ctx context.Context, id string) (*domain.Order, error) {
 const MaxListed = 100
 
 // OrdersOfCustomer returns the customer's newest orders (at most MaxListed).
-// Errors: CodeInvalid for an empty customer id, CodeUnavailable, CodeInternal.
+// Errors: apperr.CodeInvalid for an empty customer id, CodeUnavailable, CodeInternal.
 func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*domain.Order, error) {
 	if customerID == "" {
-		return nil, &Error{Code: CodeInvalid, Message: "customer_id is required",
+		return nil, &apperr.Error{Code: apperr.CodeInvalid, Message: "customer_id is required",
 			Fields: map[string]string{"customer_id": "is required"}}
 	}
 	return s.orders.ListByCustomer(ctx, customerID, MaxListed)
-}
-
-// HandlePaymentEvent applies what the payment service reported about an order:
-// PaymentCompleted confirms it (only if its amount and currency are the order's:
-// a mismatch is a permanent CodeInvalid error, so the message is poisoned with the
-// reason and the order stays PENDING), PaymentFailed cancels it with the reason,
-// PaymentRefunded marks a cancelled order refunded, PaymentRefundFailed records
-// on a cancelled order that its charge could not be refunded. An event
-// for an older version of the order (overtaken or duplicated) is ignored and
-// returns nil. Errors: CodeNotFound for an unknown order and CodeInvalid for an
-// event that cannot belong to the order or that this service does not handle
-// (both permanent), CodeUnavailable, CodeInternal.
-func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error {
-	err := s.orders.Update(ctx, e.OrderID, func(o *domain.Order) ([]events.Event, error) {
-		now := s.Now()
-		switch p := e.Payload.(type) {
-		case events.PaymentCompleted:
-			return nil, o.ConfirmPayment(e.OrderVersion, p.AmountCents, p.Currency, now)
-		case events.PaymentFailed:
-			return nil, o.FailPayment(e.OrderVersion, p.Reason, now)
-		case events.PaymentRefunded:
-			return nil, o.ConfirmRefund(e.OrderVersion, now)
-		case events.PaymentRefundFailed:
-			if err := o.FailRefund(e.OrderVersion, p.Reason, now); err != nil {
-				return nil, err
-			}
-			s.logger.WarnContext(ctx, "the payment service could not refund a cancelled order; settle it by hand",
-				"order_id", o.ID, "amount_cents", p.AmountCents, "currency", p.Currency, "reason", p.Reason)
-			return nil, nil
-		default:
-			return nil, &Error{Code: CodeInvalid, Message: "the order service does not handle " + string(e.Type()),
-				Reason: ReasonUnhandledEventType}
-		}
-	})
-	var te *domain.TransitionError
-	switch {
-	case errors.Is(err, domain.ErrStale):
-		s.logger.InfoContext(ctx, "ignored stale event", "event_id", e.ID, "type", e.Type(),
-			"order_id", e.OrderID, "event_order_version", e.OrderVersion)
-		return nil
-	case errors.Is(err, domain.ErrNotFound):
-		return &Error{Code: CodeNotFound, Message: "event for unknown order " + e.OrderID, Err: err}
-	case errors.Is(err, domain.ErrFromTheFuture), errors.As(err, &te):
-		return &Error{Code: CodeInvalid, Message: "event does not fit the order's history", Err: err,
-			Reason: ReasonInconsistentEvent}
-	case errors.Is(err, domain.ErrPaymentMismatch):
-		return &Error{Code: CodeInvalid, Message: "payment does not match the order; the order stays unconfirmed", Err: err,
-			Reason: ReasonPaymentMismatch}
-	}
-	return err
 }
 
 // CancelOrder cancels an order on the customer's request. A PENDING order is
@@ -197,8 +157,8 @@ func (s *Service) HandlePaymentEvent(ctx context.Context, e events.Event) error 
 // OrderCancelled in the same transaction. Cancelling a CANCELLED order changes
 // nothing and returns it. With an idempotency key (idem not nil), a request that
 // repeats one that already took effect changes nothing and returns the order as
-// that request left it (Replayed). Errors: CodeInvalidKey, CodeNotFound,
-// CodeKeyReused, CodeKeyInFlight, CodeUnavailable, CodeInternal.
+// that request left it (Replayed). Errors: CodeInvalidKey, apperr.CodeNotFound,
+// CodeKeyReused, CodeKeyInFlight, apperr.CodeUnavailable, CodeInternal.
 func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, idem *Idempotency) (Result, error) {
 	claim, err := s.claim(idem, s.Now())
 	if err != nil {
@@ -216,7 +176,7 @@ func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, ide
 		stored, err = s.orders.UpdateOnce(ctx, *claim, id, fn)
 	}
 	if errors.Is(err, domain.ErrNotFound) {
-		return Result{}, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+		return Result{}, notFound(id, err)
 	}
 	if claim == nil {
 		return Result{Order: out}, err

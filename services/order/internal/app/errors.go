@@ -1,112 +1,35 @@
 package app
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/onceflow/onceflow/pkg/apperr"
 
-// Code classifies an application error. The HTTP adapter maps each code to a
-// status once, at the edge; the consumer treats Invalid, NotFound and Conflict as
-// permanent (the poison queue takes the message at once).
-type Code string
-
-// The codes of application errors.
+// Errors: every use case returns an *apperr.Error (the error model both services
+// share) or an error that counts as apperr.CodeInternal. Besides apperr's codes,
+// the order service has its own, which its HTTP edge maps to statuses.
 const (
-	// CodeInvalid: the input breaks a rule; the caller must change it.
-	CodeInvalid Code = "invalid"
-	// CodeNotFound: the addressed resource does not exist.
-	CodeNotFound Code = "not_found"
-	// CodeConflict: the request is valid but not in the resource's current state.
-	CodeConflict Code = "conflict"
-	// CodeUnavailable: a dependency (the database) cannot be reached; retry later.
-	CodeUnavailable Code = "unavailable"
-	// CodeInternal: a bug or an unexpected failure.
-	CodeInternal Code = "internal"
 	// CodeInvalidKey: the Idempotency-Key is malformed (too long, bad characters).
-	CodeInvalidKey Code = "invalid_idempotency_key"
+	CodeInvalidKey apperr.Code = "invalid_idempotency_key"
 	// CodeKeyReused: the Idempotency-Key was already used for a different request.
-	CodeKeyReused Code = "idempotency_key_reused"
+	CodeKeyReused apperr.Code = "idempotency_key_reused"
 	// CodeKeyInFlight: the first request with this Idempotency-Key has not
 	// finished yet; retry later.
-	CodeKeyInFlight Code = "idempotency_key_in_flight"
+	CodeKeyInFlight apperr.Code = "idempotency_key_in_flight"
 )
 
-// Error is the one error type the application returns.
-type Error struct {
-	Code Code
-	// Message is safe to show to the caller.
-	Message string
-	// Fields names the invalid input fields (CodeInvalid only).
-	Fields map[string]string
-	// Err is the cause, for logs; never shown to callers.
-	Err error
-	// Reason is a public reason code for a consumer that gives up on an event
-	// (see ReasonCode); empty means the code's default.
-	Reason string
-}
-
-// Error implements error.
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
-	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
-}
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// Permanent reports whether retrying the same request cannot succeed.
-func (e *Error) Permanent() bool {
-	switch e.Code {
-	case CodeInvalid, CodeNotFound, CodeConflict, CodeInvalidKey, CodeKeyReused:
-		return true
-	}
-	return false
-}
-
-// Public reason codes of the events the order service's consumer gives up on
-// (shown on the order timeline; the full error text is only on the admin
-// poison endpoints).
+// Public reasons (apperr.Error.Reason) of the payment reports the order service
+// refuses; the Kafka edge makes them the poisoned message's reason code, which
+// the order timeline shows.
 const (
-	ReasonUnknownOrder       = "unknown_order"
-	ReasonInvalidEvent       = "invalid_event"
-	ReasonInconsistentEvent  = "inconsistent_event"
-	ReasonPaymentMismatch    = "payment_mismatch"
-	ReasonUnhandledEventType = "unhandled_event_type"
-	ReasonHandlerFailed      = "handler_failed"
+	// ReasonUnknownOrder: the report names an order this service does not have.
+	ReasonUnknownOrder = "unknown_order"
+	// ReasonInconsistentEvent: the report does not fit the order's history (a
+	// version the order never had, or a transition its status does not allow).
+	ReasonInconsistentEvent = "inconsistent_event"
+	// ReasonPaymentMismatch: a completed payment names another amount or
+	// currency than the order's; the order stays unconfirmed.
+	ReasonPaymentMismatch = "payment_mismatch"
 )
 
-// ReasonCode is the public code of a failed event handling (messaging.ReasonCode
-// reads it for a poisoned message): Reason if set, else unknown_order for
-// CodeNotFound, invalid_event for CodeInvalid and CodeConflict, handler_failed
-// otherwise. It never contains error text.
-func (e *Error) ReasonCode() string {
-	switch {
-	case e.Reason != "":
-		return e.Reason
-	case e.Code == CodeNotFound:
-		return ReasonUnknownOrder
-	case e.Code == CodeInvalid, e.Code == CodeConflict:
-		return ReasonInvalidEvent
-	}
-	return ReasonHandlerFailed
-}
-
-// Errorf returns an *Error with the code and a formatted message.
-func Errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrorCode returns the code of the first *Error in err's chain, CodeInternal
-// for any other non-nil error, and "" for nil.
-func ErrorCode(err error) Code {
-	var e *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &e):
-		return e.Code
-	}
-	return CodeInternal
+// notFound is the error of a use case addressed to an unknown order.
+func notFound(id string, err error) error {
+	return &apperr.Error{Code: apperr.CodeNotFound, Message: "no order with id " + id, Err: err}
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
@@ -83,7 +84,7 @@ func (s *Service) claim(idem *Idempotency, now time.Time) (*KeyClaim, error) {
 		return nil, nil
 	}
 	if !ValidKey(idem.Key) {
-		return nil, &Error{Code: CodeInvalidKey,
+		return nil, &apperr.Error{Code: CodeInvalidKey,
 			Message: "Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -"}
 	}
 	return &KeyClaim{Scope: idem.Scope, Key: idem.Key, Fingerprint: idem.Fingerprint,
@@ -96,14 +97,14 @@ func (s *Service) claim(idem *Idempotency, now time.Time) (*KeyClaim, error) {
 func settle(claim *KeyClaim, stored *StoredKey, fresh *domain.Order, err error) (Result, error) {
 	switch {
 	case errors.Is(err, ErrKeyInFlight):
-		return Result{}, &Error{Code: CodeKeyInFlight,
+		return Result{}, &apperr.Error{Code: CodeKeyInFlight,
 			Message: "a request with this Idempotency-Key is still in progress; retry it later", Err: err}
 	case err != nil:
 		return Result{}, err
 	case stored == nil:
 		return Result{Order: fresh}, nil
 	case stored.Fingerprint != claim.Fingerprint:
-		return Result{}, &Error{Code: CodeKeyReused,
+		return Result{}, &apperr.Error{Code: CodeKeyReused,
 			Message: "this Idempotency-Key was used for a different request; use a new key for a new request"}
 	}
 	return Result{Order: stored.Result, Replayed: true}, nil

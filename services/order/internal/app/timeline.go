@@ -12,28 +12,27 @@ import (
 
 // TimelineEntry is one message about an order that passed on a saga topic.
 type TimelineEntry struct {
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	Offset    int64     `json:"offset"`
-	At        time.Time `json:"at"`
-	EventID   string    `json:"event_id"`
-	EventType string    `json:"type"`
+	// OrderID is the order the entry is about.
+	OrderID   string
+	Topic     string
+	Partition int32
+	Offset    int64
+	At        time.Time
+	EventID   string
+	EventType string
 	// CorrelationID ties the entry to the request that started the saga.
-	CorrelationID string `json:"correlation_id,omitempty"`
+	CorrelationID string
 	// CausedBy is the event whose handling produced this one, and CausedByAttempts
 	// how many attempts that handling took.
-	CausedBy         string `json:"caused_by,omitempty"`
-	CausedByAttempts int    `json:"caused_by_attempts,omitempty"`
+	CausedBy         string
+	CausedByAttempts int
 	// Retries is how many times handling this event failed before it succeeded
-	// (known once its effect appears on the timeline).
-	Retries int `json:"retries"`
+	// (known once its effect appears on the timeline; OrderTimeline fills it in).
+	Retries int
 	// Poisoned is set for a message that a consumer gave up on.
-	Poisoned *Poisoned `json:"poisoned,omitempty"`
+	Poisoned *Poisoned
 	// ReplayedAt is set for a message re-published from a poison topic.
-	ReplayedAt string `json:"replayed_at,omitempty"`
-
-	// OrderID is the order the entry is about.
-	OrderID string `json:"-"`
+	ReplayedAt string
 }
 
 // Poisoned says why and where a message was poisoned. The timeline is public, so
@@ -42,9 +41,12 @@ type TimelineEntry struct {
 // SQL messages and internals, and is shown only by the poison tooling (CLI and
 // admin endpoints).
 type Poisoned struct {
-	ReasonCode string `json:"reason_code"`
-	FromTopic  string `json:"from_topic"`
+	ReasonCode string
+	FromTopic  string
 }
+
+// UnknownEventType is the EventType of an entry whose message named none.
+const UnknownEventType = "unknown"
 
 // Timeline is the port of the timeline read model.
 type Timeline interface {
@@ -58,10 +60,11 @@ type Timeline interface {
 // services, in order: its events, the payment service's answers, poisoned and
 // replayed messages, and how many retries each event needed. It is a read model
 // filled asynchronously from Kafka, so the newest entries may lag by a moment.
-// Errors: CodeNotFound for an unknown order, CodeUnavailable, CodeInternal.
+// Errors: apperr.CodeNotFound for an unknown order, apperr.CodeUnavailable,
+// apperr.CodeInternal.
 func (s *Service) OrderTimeline(ctx context.Context, id string) ([]TimelineEntry, error) {
 	if _, err := s.orders.Get(ctx, id); errors.Is(err, domain.ErrNotFound) {
-		return nil, &Error{Code: CodeNotFound, Message: "no order with id " + id, Err: err}
+		return nil, notFound(id, err)
 	} else if err != nil {
 		return nil, err
 	}
@@ -86,4 +89,25 @@ func (s *Service) OrderTimeline(ctx context.Context, id string) ([]TimelineEntry
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
 	return entries, nil
+}
+
+// RecordTimeline records one message about an order on the timeline (the read
+// model's projections call it for every message on the saga's topics and the
+// poison topics). An entry without an order is skipped (nil); a missing event
+// type is recorded as UnknownEventType; a poisoned entry whose reason code is not
+// a valid code (free text) is recorded as messaging.ReasonUnclassified, so that
+// the public timeline never shows error text. Recording the same Kafka position
+// twice is a no-op. Errors: apperr.CodeUnavailable, apperr.CodeInternal (the
+// projection retries them).
+func (s *Service) RecordTimeline(ctx context.Context, e TimelineEntry) error {
+	if e.OrderID == "" {
+		return nil
+	}
+	if e.EventType == "" {
+		e.EventType = UnknownEventType
+	}
+	if p := e.Poisoned; p != nil && !messaging.ValidReasonCode(p.ReasonCode) {
+		e.Poisoned = &Poisoned{ReasonCode: messaging.ReasonUnclassified, FromTopic: p.FromTopic}
+	}
+	return s.timeline.Record(ctx, e)
 }

@@ -18,8 +18,9 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/contract"
 )
 
 // Status is where an order stands.
@@ -100,26 +101,21 @@ type Order struct {
 	UpdatedAt     time.Time
 }
 
-// MaxAmountCents bounds an order's amount: one million in the currency's major unit.
-const MaxAmountCents = 1_000_000_00
-
-var (
-	customerIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
-	currencyRe   = regexp.MustCompile(`^[A-Z]{3}$`)
-)
-
 // NewOrder validates the input and returns a PENDING order at version 1. The
-// error is a *ValidationError naming every bad field.
+// error is a *ValidationError naming every bad field. The rules are the shared
+// contract's (package contract: the events carry the same id, amount and
+// currency rules), so an order accepted here is never an event its consumer
+// refuses.
 func NewOrder(id, customerID string, amountCents int64, currency string, now time.Time) (*Order, error) {
 	fields := map[string]string{}
-	if !customerIDRe.MatchString(customerID) {
-		fields["customer_id"] = "must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
+	if !contract.ValidID(customerID) {
+		fields["customer_id"] = contract.IDRule
 	}
-	if amountCents <= 0 || amountCents > MaxAmountCents {
-		fields["amount_cents"] = fmt.Sprintf("must be between 1 and %d", MaxAmountCents)
+	if !contract.ValidAmount(amountCents) {
+		fields["amount_cents"] = contract.AmountRule
 	}
-	if !currencyRe.MatchString(currency) {
-		fields["currency"] = "must be an ISO 4217 code: three capital letters, e.g. EUR"
+	if !contract.ValidCurrency(currency) {
+		fields["currency"] = contract.CurrencyRule
 	}
 	if len(fields) > 0 {
 		return nil, &ValidationError{Fields: fields}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
@@ -19,11 +20,11 @@ func TestNewOrderValidates(t *testing.T) {
 		wantFields []string
 	}{
 		{"valid", "c-1", 1250, "EUR", nil},
-		{"largest amount", "c-1", domain.MaxAmountCents, "EUR", nil},
+		{"largest amount", "c-1", contract.MaxAmountCents, "EUR", nil},
 		{"empty customer", "", 1250, "EUR", []string{"customer_id"}},
 		{"customer with space", "c 1", 1250, "EUR", []string{"customer_id"}},
 		{"zero amount", "c-1", 0, "EUR", []string{"amount_cents"}},
-		{"too large", "c-1", domain.MaxAmountCents + 1, "EUR", []string{"amount_cents"}},
+		{"too large", "c-1", contract.MaxAmountCents + 1, "EUR", []string{"amount_cents"}},
 		{"lower-case currency", "c-1", 1, "eur", []string{"currency"}},
 		{"everything wrong", "", -1, "", []string{"customer_id", "amount_cents", "currency"}},
 	}

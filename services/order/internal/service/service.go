@@ -161,12 +161,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	}
 
-	timeline := mariadb.NewTimeline(node.DB())
-	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), timeline, logger)
+	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), mariadb.NewTimeline(node.DB()), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
-	node.Consume("order.payment-events", cfg.PaymentsTopic, messaging.EventHandler(svc.HandlePaymentEvent))
-	for i, t := range []string{cfg.OrdersTopic, cfg.PaymentsTopic, cfg.Messaging.PoisonTopic, cfg.PaymentPoisonTopic} {
-		node.Project(fmt.Sprintf("timeline-%d", i+1), t, kafka.TimelineProjection(timeline, t, i >= 2))
+	node.Consume("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
+	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
+		OrderPoison: cfg.Messaging.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
+		node.Project(p.Name, p.Topic, p.Handler)
 	}
 	node.Retain("order_timeline", "kafka_time", cfg.TimelineMaxAge)
 	node.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {

@@ -1,18 +1,23 @@
 // Package app holds the payment service's use cases: charge or refuse an order
-// when it is placed. Storage goes through the Payments port; events leave through
-// the outbox that Payments writes in the same transaction as the money moves.
+// when it is placed, refund it when it is cancelled. Storage goes through the
+// Payments port; events leave through the outbox that Payments writes in the
+// same transaction as the money moves.
+//
+// Inbound, the use cases take typed commands (PlacePayment, CancelPayment) that
+// the Kafka inbound adapter builds from the order service's events; outbound,
+// they build the events their change causes (pkg/events), which the port writes
+// to the outbox. Errors are *apperr.Error (or count as apperr.CodeInternal), as
+// in the order service; the adapters map their codes at the edge.
 package app
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
@@ -23,7 +28,8 @@ type Payments interface {
 	// if there is no such account); calls fn; and if fn returns nil stores the
 	// payment, the account, the payment's new ledger movements and the events fn
 	// returns, in one transaction (joining the one ctx carries, if any). fn's error
-	// aborts everything and is returned unchanged.
+	// aborts everything and is returned unchanged; storage failures are
+	// apperr.CodeUnavailable (the database cannot be reached) or internal.
 	Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error
 }
 
@@ -41,77 +47,94 @@ func New(payments Payments, logger *slog.Logger) *Service {
 		Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
-// HandleOrderEvent acts on an event of the order service. OrderPlaced charges the
-// customer (emitting PaymentCompleted) or refuses (PaymentFailed with a reason).
-// OrderCancelled refunds what was charged (emitting PaymentRefunded; if the
-// account no longer exists nothing moves and it emits PaymentRefundFailed with
-// the reason) or, if nothing was charged yet, remembers the cancellation so that a late OrderPlaced
-// is never charged.
-// An event that is not newer than what the payment has acted on is ignored and
-// returns nil: a duplicate can never charge twice. An event type this service
-// does not handle is a permanent error.
-func (s *Service) HandleOrderEvent(ctx context.Context, e events.Event) error {
-	switch p := e.Payload.(type) {
-	case events.OrderPlaced:
-		return s.orderPlaced(ctx, e, p)
-	case events.OrderCancelled:
-		return s.orderCancelled(ctx, e)
-	default:
-		return messaging.PermanentCode("unhandled_event_type", fmt.Errorf("the payment service does not handle %s events", e.Type()))
-	}
+// PlacePayment is the order service's report that an order was placed at
+// Version: charge CustomerID AmountCents in Currency.
+type PlacePayment struct {
+	OrderID     string
+	Version     int
+	CustomerID  string
+	AmountCents int64
+	Currency    string
+	// CorrelationID is carried over to the events the payment emits.
+	CorrelationID string
 }
 
-func (s *Service) orderCancelled(ctx context.Context, e events.Event) error {
-	return s.payments.Update(ctx, e.OrderID, "", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-		if !s.fresh(ctx, e, p) {
-			return nil, nil
-		}
-		now := s.Now()
-		out := p.Cancel(e.OrderVersion, a, now)
-		switch {
-		case out.RefundedCents > 0:
-			return []events.Event{reply(e, now, events.PaymentRefunded{AmountCents: out.RefundedCents, Currency: p.Currency})}, nil
-		case out.UnrefundedCents > 0:
-			s.logger.WarnContext(ctx, "could not refund a cancelled order; settle it by hand", "order_id", e.OrderID,
-				"customer_id", p.CustomerID, "amount_cents", out.UnrefundedCents, "currency", p.Currency, "reason", out.FailReason)
-			return []events.Event{reply(e, now, events.PaymentRefundFailed{
-				AmountCents: out.UnrefundedCents, Currency: p.Currency, Reason: out.FailReason})}, nil
-		}
-		return nil, nil
-	})
+// CancelPayment is the order service's report that an order was cancelled at
+// Version: refund what was charged, or never charge it.
+type CancelPayment struct {
+	OrderID string
+	Version int
+	// CorrelationID is carried over to the events the payment emits.
+	CorrelationID string
 }
 
-// fresh reports whether e is newer than anything p has acted on, and logs it if not.
-func (s *Service) fresh(ctx context.Context, e events.Event, p *domain.Payment) bool {
-	if p.IsNewer(e.OrderVersion) {
-		return true
-	}
-	s.logger.InfoContext(ctx, "ignored event that is not newer than the payment", "event_id", e.ID,
-		"type", e.Type(), "order_id", e.OrderID, "event_order_version", e.OrderVersion,
-		"payment_order_version", p.OrderVersion)
-	return false
-}
-
-func (s *Service) orderPlaced(ctx context.Context, e events.Event, placed events.OrderPlaced) error {
-	return s.payments.Update(ctx, e.OrderID, placed.CustomerID, func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-		if !s.fresh(ctx, e, p) {
+// PlacePayment charges the customer (emitting PaymentCompleted) or refuses
+// (PaymentFailed with a reason: unknown customer, other currency, insufficient
+// funds), all in one transaction (the one ctx carries, if any). A report that is
+// not newer than what the payment has acted on (a duplicate, a replay, a
+// placement that arrives after the cancellation) is ignored and returns nil: a
+// duplicate can never charge twice. Errors: apperr.CodeUnavailable,
+// apperr.CodeInternal.
+func (s *Service) PlacePayment(ctx context.Context, cmd PlacePayment) error {
+	return s.payments.Update(ctx, cmd.OrderID, cmd.CustomerID, func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+		if !s.fresh(ctx, "place", cmd.OrderID, cmd.Version, p) {
 			return nil, nil
 		}
 		now := s.Now()
 		var out events.Payload
-		if p.Place(e.OrderVersion, placed.CustomerID, placed.AmountCents, placed.Currency, a, now) {
-			out = events.PaymentCompleted{CustomerID: placed.CustomerID, AmountCents: placed.AmountCents, Currency: placed.Currency}
+		if p.Place(cmd.Version, cmd.CustomerID, cmd.AmountCents, cmd.Currency, a, now) {
+			out = events.PaymentCompleted{CustomerID: cmd.CustomerID, AmountCents: cmd.AmountCents, Currency: cmd.Currency}
 		} else {
 			out = events.PaymentFailed{Reason: p.Reason}
 		}
-		return []events.Event{reply(e, now, out)}, nil
+		return []events.Event{reply(cmd.OrderID, cmd.Version, cmd.CorrelationID, now, out)}, nil
 	})
 }
 
-// reply is an event answering e: same order and order version, same correlation.
-func reply(e events.Event, now time.Time, p events.Payload) events.Event {
+// CancelPayment refunds what was charged (emitting PaymentRefunded; if the
+// account no longer exists nothing moves and it emits PaymentRefundFailed with
+// the reason) or, if nothing was charged yet, remembers the cancellation so that
+// a late placement is never charged. A report that is not newer than what the
+// payment has acted on is ignored and returns nil. Errors:
+// apperr.CodeUnavailable, apperr.CodeInternal.
+func (s *Service) CancelPayment(ctx context.Context, cmd CancelPayment) error {
+	return s.payments.Update(ctx, cmd.OrderID, "", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+		if !s.fresh(ctx, "cancel", cmd.OrderID, cmd.Version, p) {
+			return nil, nil
+		}
+		now := s.Now()
+		out := p.Cancel(cmd.Version, a, now)
+		var payload events.Payload
+		switch {
+		case out.RefundedCents > 0:
+			payload = events.PaymentRefunded{AmountCents: out.RefundedCents, Currency: p.Currency}
+		case out.UnrefundedCents > 0:
+			s.logger.WarnContext(ctx, "could not refund a cancelled order; settle it by hand", "order_id", cmd.OrderID,
+				"customer_id", p.CustomerID, "amount_cents", out.UnrefundedCents, "currency", p.Currency, "reason", out.FailReason)
+			payload = events.PaymentRefundFailed{AmountCents: out.UnrefundedCents, Currency: p.Currency, Reason: out.FailReason}
+		default:
+			return nil, nil
+		}
+		return []events.Event{reply(cmd.OrderID, cmd.Version, cmd.CorrelationID, now, payload)}, nil
+	})
+}
+
+// fresh reports whether a report for orderVersion is newer than anything p has
+// acted on, and logs it if not.
+func (s *Service) fresh(ctx context.Context, what, orderID string, orderVersion int, p *domain.Payment) bool {
+	if p.IsNewer(orderVersion) {
+		return true
+	}
+	s.logger.InfoContext(ctx, "ignored a report that is not newer than the payment", "report", what,
+		"order_id", orderID, "report_order_version", orderVersion, "payment_order_version", p.OrderVersion)
+	return false
+}
+
+// reply is an event answering the order service's report about orderID at
+// orderVersion: same order and order version, same correlation.
+func reply(orderID string, orderVersion int, correlationID string, now time.Time, p events.Payload) events.Event {
 	return events.Event{
-		ID: uuid.Must(uuid.NewV7()).String(), OrderID: e.OrderID, OrderVersion: e.OrderVersion,
-		OccurredAt: now, CorrelationID: e.CorrelationID, Payload: p,
+		ID: uuid.Must(uuid.NewV7()).String(), OrderID: orderID, OrderVersion: orderVersion,
+		OccurredAt: now, CorrelationID: correlationID, Payload: p,
 	}
 }

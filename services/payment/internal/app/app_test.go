@@ -14,8 +14,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -52,6 +54,17 @@ func cancelled(orderID string, version int) events.Event {
 		Payload: events.OrderCancelled{Reason: "payment_timeout"}}
 }
 
+// deliver runs e through the Kafka inbound adapter, as the consumer does:
+// encoded, decoded, turned into the payment command.
+func deliver(ctx context.Context, svc *app.Service, e events.Event) error {
+	msg, err := events.Encode(e)
+	if err != nil {
+		return err
+	}
+	msg.SetContext(ctx)
+	return kafka.OrderEvents(svc)(msg)
+}
+
 // TestArrivalOrders feeds the payment service the order's events in different
 // orders, including the "refund before charge" race (the cancellation overtakes
 // the placement) and replays of old events, and checks the money.
@@ -85,7 +98,7 @@ func TestArrivalOrders(t *testing.T) {
 			svc, db := newService(t)
 			id := watermill.NewUUID()
 			for _, e := range tt.events(id) {
-				if err := svc.HandleOrderEvent(context.Background(), e); err != nil {
+				if err := deliver(context.Background(), svc, e); err != nil {
 					t.Fatalf("%s: %v", e.Type(), err)
 				}
 			}
@@ -148,14 +161,14 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 	svc, db := newService(t)
 	id := watermill.NewUUID()
 	ctx := context.Background()
-	if err := svc.HandleOrderEvent(ctx, placed(id)); err != nil {
+	if err := deliver(ctx, svc, placed(id)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // the second cancellation is a duplicate
-		if err := svc.HandleOrderEvent(ctx, cancelled(id, 2)); err != nil {
+		if err := deliver(ctx, svc, cancelled(id, 2)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,7 +178,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 		Scan(&status, &reason, &refunded); err != nil {
 		t.Fatal(err)
 	}
-	if status != "REFUND_FAILED" || reason != events.ReasonAccountNotFound || refunded != 0 {
+	if status != "REFUND_FAILED" || reason != contract.ReasonAccountNotFound || refunded != 0 {
 		t.Fatalf("payment %s (%q), refunded %d; want REFUND_FAILED (account_not_found), 0", status, reason, refunded)
 	}
 	want := []events.Type{events.TypePaymentCompleted, events.TypePaymentRefundFailed}
@@ -194,7 +207,7 @@ func TestReplayAfterTheDedupWindow(t *testing.T) {
 	svc, db := newService(t)
 	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
 	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
-		return nil, messaging.EventHandler(svc.HandleOrderEvent)(msg)
+		return nil, kafka.OrderEvents(svc)(msg)
 	})
 	id := watermill.NewUUID()
 	msg, err := events.Encode(placed(id))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -78,7 +79,7 @@ func run(ctx context.Context, mode string, brokers []string, dsn, topic string, 
 			finished <- time.Now()
 		}
 	}
-	handler := messaging.EventHandler(svc.HandleOrderEvent)
+	handler := kafka.OrderEvents(svc)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -4,8 +4,9 @@
 package domain
 
 import (
-	"errors"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/contract"
 )
 
 // Account is a customer's balance in one currency.
@@ -37,18 +38,6 @@ const (
 	StatusRefundFailed PaymentStatus = "REFUND_FAILED"
 )
 
-// Reasons a charge is refused (they match events.Reason*).
-const (
-	ReasonInsufficientFunds = "insufficient_funds"
-	ReasonUnknownCustomer   = "unknown_customer"
-	ReasonCurrencyMismatch  = "currency_mismatch"
-)
-
-// Reasons a refund fails (they match events.Reason*).
-const (
-	ReasonAccountNotFound = "account_not_found"
-)
-
 // MovementKind says which way money moved.
 type MovementKind string
 
@@ -63,9 +52,6 @@ type Movement struct {
 	Kind        MovementKind
 	AmountCents int64
 }
-
-// ErrNoAccount is returned by repositories for an unknown customer.
-var ErrNoAccount = errors.New("no such account")
 
 // Payment is the payment side of one order.
 type Payment struct {
@@ -109,11 +95,11 @@ func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, 
 	p.OrderVersion, p.UpdatedAt = orderVersion, now
 	switch {
 	case acct == nil:
-		p.refuse(ReasonUnknownCustomer)
+		p.refuse(contract.ReasonUnknownCustomer)
 	case acct.Currency != currency:
-		p.refuse(ReasonCurrencyMismatch)
+		p.refuse(contract.ReasonCurrencyMismatch)
 	case acct.BalanceCents < amountCents:
-		p.refuse(ReasonInsufficientFunds)
+		p.refuse(contract.ReasonInsufficientFunds)
 	default:
 		acct.BalanceCents -= amountCents
 		p.Status, p.Reason = StatusCharged, ""
@@ -161,8 +147,8 @@ func (p *Payment) Cancel(orderVersion int, acct *Account, now time.Time) CancelO
 		case due <= 0:
 			p.Status = StatusRefunded
 		case acct == nil:
-			p.Status, p.Reason = StatusRefundFailed, ReasonAccountNotFound
-			out.UnrefundedCents, out.FailReason = due, ReasonAccountNotFound
+			p.Status, p.Reason = StatusRefundFailed, contract.ReasonAccountNotFound
+			out.UnrefundedCents, out.FailReason = due, contract.ReasonAccountNotFound
 		default:
 			acct.BalanceCents += due
 			p.RefundedCents += due

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
@@ -19,9 +20,9 @@ func TestPlaceChargesOrRefuses(t *testing.T) {
 	}{
 		{"enough money", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, 400, true, "", 600},
 		{"exactly enough", &domain.Account{CustomerID: "c", BalanceCents: 400, Currency: "EUR"}, 400, true, "", 0},
-		{"one cent short", &domain.Account{CustomerID: "c", BalanceCents: 399, Currency: "EUR"}, 400, false, domain.ReasonInsufficientFunds, 399},
-		{"other currency", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "USD"}, 400, false, domain.ReasonCurrencyMismatch, 1000},
-		{"no account", nil, 400, false, domain.ReasonUnknownCustomer, 0},
+		{"one cent short", &domain.Account{CustomerID: "c", BalanceCents: 399, Currency: "EUR"}, 400, false, contract.ReasonInsufficientFunds, 399},
+		{"other currency", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "USD"}, 400, false, contract.ReasonCurrencyMismatch, 1000},
+		{"no account", nil, 400, false, contract.ReasonUnknownCustomer, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,8 +107,8 @@ func TestCancelWithoutAccount(t *testing.T) {
 	p.Place(1, "c", 300, "EUR", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, now)
 	moves := len(p.Movements())
 	got := p.Cancel(2, nil, now)
-	want := domain.CancelOutcome{UnrefundedCents: 300, FailReason: domain.ReasonAccountNotFound}
-	if got != want || p.Status != domain.StatusRefundFailed || p.Reason != domain.ReasonAccountNotFound ||
+	want := domain.CancelOutcome{UnrefundedCents: 300, FailReason: contract.ReasonAccountNotFound}
+	if got != want || p.Status != domain.StatusRefundFailed || p.Reason != contract.ReasonAccountNotFound ||
 		p.RefundedCents != 0 || len(p.Movements()) != moves {
 		t.Fatalf("cancel = %+v, payment %s (%s), refunded %d, movements %v; want %+v, REFUND_FAILED, nothing moved",
 			got, p.Status, p.Reason, p.RefundedCents, p.Movements(), want)

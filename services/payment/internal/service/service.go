@@ -15,6 +15,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -110,7 +111,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		payments = w.payments(payments)
 	}
 	svc := app.New(payments, logger)
-	node.Consume("payment.order-events", cfg.OrdersTopic, messaging.EventHandler(svc.HandleOrderEvent))
+	node.Consume("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
 
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -118,7 +119,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
 	defer poisonTool.Close()
-	api := paymenthttp.NewServer(node.Ready(node.DB().PingContext))
+	api := paymenthttp.NewServer(node.Ready(node.DB().PingContext), logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	logger.Info("payment service starting", "http", listener.Addr().String())
 	return node.RunWithHTTP(ctx, cfg.HTTP.Server(api), listener)

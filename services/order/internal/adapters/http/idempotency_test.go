@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/problem"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
@@ -39,10 +40,10 @@ func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, slug 
 	if rec.Code != status {
 		t.Fatalf("status = %d, want %d; body %s", rec.Code, status, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != orderhttp.ProblemContentType {
-		t.Fatalf("Content-Type = %q, want %q", ct, orderhttp.ProblemContentType)
+	if ct := rec.Header().Get("Content-Type"); ct != problem.ContentType {
+		t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
 	}
-	var p orderhttp.Problem
+	var p problem.Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 // Package http is the order service's HTTP API, on Echo v4. Every error response
-// is RFC 9457 problem+json (see problem.go); a client mistake is always a 4xx.
+// is RFC 9457 problem+json (package problem, with this service's own codes in
+// problem.go); a client mistake is always a 4xx. The application's types carry
+// no JSON tags: this package maps them to its own response types.
 package http
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -90,7 +93,7 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := cfg.Ready(c.Request().Context()); err != nil {
-			return &app.Error{Code: app.CodeUnavailable, Message: "the order service is stopping or its database does not answer", Err: err}
+			return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order service is stopping or its database does not answer", Err: err}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -194,6 +197,41 @@ func toResponse(o *domain.Order) orderResponse {
 	}
 }
 
+// timelineEntryResponse is a timeline entry as the API shows it.
+type timelineEntryResponse struct {
+	Topic            string            `json:"topic"`
+	Partition        int32             `json:"partition"`
+	Offset           int64             `json:"offset"`
+	At               time.Time         `json:"at"`
+	EventID          string            `json:"event_id"`
+	EventType        string            `json:"type"`
+	CorrelationID    string            `json:"correlation_id,omitempty"`
+	CausedBy         string            `json:"caused_by,omitempty"`
+	CausedByAttempts int               `json:"caused_by_attempts,omitempty"`
+	Retries          int               `json:"retries"`
+	Poisoned         *poisonedResponse `json:"poisoned,omitempty"`
+	ReplayedAt       string            `json:"replayed_at,omitempty"`
+}
+
+// poisonedResponse says why and where a timeline entry's message was poisoned:
+// a public reason code, never error text.
+type poisonedResponse struct {
+	ReasonCode string `json:"reason_code"`
+	FromTopic  string `json:"from_topic"`
+}
+
+func toTimelineResponse(e app.TimelineEntry) timelineEntryResponse {
+	r := timelineEntryResponse{
+		Topic: e.Topic, Partition: e.Partition, Offset: e.Offset, At: e.At, EventID: e.EventID, EventType: e.EventType,
+		CorrelationID: e.CorrelationID, CausedBy: e.CausedBy, CausedByAttempts: e.CausedByAttempts,
+		Retries: e.Retries, ReplayedAt: e.ReplayedAt,
+	}
+	if e.Poisoned != nil {
+		r.Poisoned = &poisonedResponse{ReasonCode: e.Poisoned.ReasonCode, FromTopic: e.Poisoned.FromTopic}
+	}
+	return r
+}
+
 func (h handlers) placeOrder(c echo.Context) error {
 	var req placeOrderRequest
 	if err := decodeStrict(c.Request().Body, &req); err != nil {
@@ -253,7 +291,7 @@ func idempotency(c echo.Context, canonicalBody []byte) (*app.Idempotency, error)
 		return nil, nil
 	case 1:
 	default:
-		return nil, &app.Error{Code: app.CodeInvalidKey, Message: "send one Idempotency-Key header, not several"}
+		return nil, &apperr.Error{Code: app.CodeInvalidKey, Message: "send one Idempotency-Key header, not several"}
 	}
 	key := values[0]
 	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
@@ -274,7 +312,11 @@ func (h handlers) timeline(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"order_id": c.Param("id"), "entries": entries})
+	out := make([]timelineEntryResponse, len(entries))
+	for i, e := range entries {
+		out[i] = toTimelineResponse(e)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"order_id": c.Param("id"), "entries": out})
 }
 
 func (h handlers) getOrder(c echo.Context) error {

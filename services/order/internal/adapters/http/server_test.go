@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/problem"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
@@ -74,7 +76,7 @@ func (m *memOrders) UpdateOnce(ctx context.Context, k app.KeyClaim, id string, f
 
 func (m *memOrders) DeleteExpiredKeys(context.Context, time.Time, int) (int, error) { return 0, nil }
 
-var errDown = &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again"}
+var errDown = &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again"}
 
 func (m *memOrders) Add(_ context.Context, o *domain.Order, _ ...events.Event) error {
 	if m.down {
@@ -170,10 +172,10 @@ func TestAPIResponses(t *testing.T) {
 			if tt.wantProblem == "" {
 				return
 			}
-			if ct := rec.Header().Get("Content-Type"); ct != orderhttp.ProblemContentType {
-				t.Fatalf("Content-Type = %q, want %q", ct, orderhttp.ProblemContentType)
+			if ct := rec.Header().Get("Content-Type"); ct != problem.ContentType {
+				t.Fatalf("Content-Type = %q, want %q", ct, problem.ContentType)
 			}
-			var p orderhttp.Problem
+			var p problem.Problem
 			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -22,6 +23,7 @@ import (
 // env is the order service's application on a fresh, migrated database.
 type env struct {
 	db  *sql.DB
+	dsn string
 	svc *app.Service
 	api http.Handler
 }
@@ -51,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	svc := app.New(mariadb.NewOrders(db, outbox, "orders"), nil, logger)
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: 30 * time.Second,
 		Ready: db.PingContext}, logger)
-	return &env{db: db, svc: svc, api: api}
+	return &env{db: db, dsn: dsn, svc: svc, api: api}
 }
 
 func (e *env) count(t *testing.T, table string) int {
@@ -95,10 +97,10 @@ func placeCmd(key string, amount int64) app.PlaceOrder {
 		Idempotency: &app.Idempotency{Key: key, Scope: "POST /orders", Fingerprint: strings.Repeat("f", 63) + string(rune('0'+amount%10))}}
 }
 
-func wantCode(t *testing.T, err error, code app.Code) {
+func wantCode(t *testing.T, err error, code apperr.Code) {
 	t.Helper()
-	if app.ErrorCode(err) != code {
-		t.Fatalf("error %v (code %q), want code %q", err, app.ErrorCode(err), code)
+	if apperr.CodeOf(err) != code {
+		t.Fatalf("error %v (code %q), want code %q", err, apperr.CodeOf(err), code)
 	}
 }
 
@@ -208,7 +210,7 @@ func TestKeyRolledBackWithTheChange(t *testing.T) {
 
 	_, err = e.svc.CancelOrder(ctxFor(t, 20*time.Second), "no-such-order", "",
 		&app.Idempotency{Key: "key-2", Scope: "POST /orders/:id/cancel", Fingerprint: "x"})
-	wantCode(t, err, app.CodeNotFound)
+	wantCode(t, err, apperr.CodeNotFound)
 	e.wantCounts(t, 1, 1, 1)
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -190,21 +191,20 @@ func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {
 }
 
 // storeErr turns driver errors into application errors: an unreachable database
-// becomes CodeUnavailable. Domain errors pass unchanged.
+// becomes apperr.CodeUnavailable. Domain errors pass unchanged.
 func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, domain.ErrNotFound), errors.Is(err, app.ErrKeyInFlight):
 		return err
 	case messaging.IsUnavailable(err):
-		return &app.Error{Code: app.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
+		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
 	case errors.Is(err, messaging.ErrMessageTooLarge):
 		// What the client sent makes an event over the outbox's bounds (ADR 22):
 		// nothing was stored, and the same request can never succeed.
-		return &app.Error{Code: app.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}
+		return &apperr.Error{Code: apperr.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}
 	}
-	var ae *app.Error
-	if errors.As(err, &ae) {
+	if apperr.As(err) != nil {
 		return err
 	}
-	return &app.Error{Code: app.CodeInternal, Message: "storage error", Err: err}
+	return &apperr.Error{Code: apperr.CodeInternal, Message: "storage error", Err: err}
 }

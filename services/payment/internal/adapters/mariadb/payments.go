@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -41,8 +42,10 @@ const paymentColumns = "order_id, customer_id, amount_cents, currency, status, r
 
 // Update implements app.Payments. customerID may be empty when the caller does
 // not know it (a cancellation): then only an existing payment's account is
-// loaded. Locks are taken payment first, account second,
-// in every transaction, so two orders of one customer never deadlock.
+// loaded. Locks are taken payment first, account second, in every transaction,
+// so two orders of one customer never deadlock. An unreachable database is
+// apperr.CodeUnavailable (wrapping the driver's error); fn's error is returned
+// unchanged; any other failure is returned as it is (internal).
 func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
 	var fnErr error
 	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
@@ -92,7 +95,10 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 	if fnErr != nil && errors.Is(err, fnErr) {
 		return fnErr
 	}
-	return err
+	if messaging.IsUnavailable(err) {
+		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the payment database is unavailable, try again", Err: err}
+	}
+	return err // internal
 }
 
 func loadPayment(ctx context.Context, tx *sql.Tx, orderID string) (*domain.Payment, error) {

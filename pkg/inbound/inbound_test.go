@@ -1,0 +1,101 @@
+package inbound_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/inbound"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// TestConsumerError: the one mapping of application error codes to the
+// consumer stack. Codes that a retry cannot fix are permanent, with the error's
+// reason (or invalid_event) as reason code; the rest, and foreign errors, pass
+// unchanged, so that the stack retries them and recognises an outage.
+func TestConsumerError(t *testing.T) {
+	t.Parallel()
+	outage := fmt.Errorf("dial: %w", context.DeadlineExceeded)
+	tests := []struct {
+		name          string
+		err           error
+		wantPermanent bool
+		wantReason    string
+	}{
+		{"invalid with a reason", &apperr.Error{Code: apperr.CodeInvalid, Reason: "payment_mismatch"}, true, "payment_mismatch"},
+		{"invalid without a reason", &apperr.Error{Code: apperr.CodeInvalid}, true, messaging.ReasonInvalidEvent},
+		{"not found", &apperr.Error{Code: apperr.CodeNotFound, Reason: "unknown_order"}, true, "unknown_order"},
+		{"conflict", fmt.Errorf("wrapped: %w", &apperr.Error{Code: apperr.CodeConflict, Reason: "inconsistent_event"}), true, "inconsistent_event"},
+		{"unavailable", &apperr.Error{Code: apperr.CodeUnavailable, Err: outage}, false, ""},
+		{"internal", &apperr.Error{Code: apperr.CodeInternal}, false, messaging.ReasonHandlerFailed},
+		{"a service's own code", &apperr.Error{Code: "idempotency_key_in_flight"}, false, messaging.ReasonHandlerFailed},
+		{"not an application error", errors.New("boom"), false, messaging.ReasonHandlerFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := inbound.ConsumerError(tt.err)
+			if !errors.Is(got, tt.err) {
+				t.Fatalf("ConsumerError(%v) = %v, which does not wrap it", tt.err, got)
+			}
+			if messaging.IsPermanent(got) != tt.wantPermanent {
+				t.Fatalf("permanent = %v, want %v", !tt.wantPermanent, tt.wantPermanent)
+			}
+			if tt.wantReason == "" {
+				if !messaging.IsUnavailable(got) {
+					t.Fatal("an outage is no longer recognisable as one")
+				}
+				return
+			}
+			if code := messaging.ReasonCode(got); code != tt.wantReason {
+				t.Fatalf("reason code %q, want %q", code, tt.wantReason)
+			}
+		})
+	}
+	if inbound.ConsumerError(nil) != nil {
+		t.Fatal("ConsumerError(nil) is not nil")
+	}
+}
+
+// TestHandler: a message that does not decode never reaches dispatch and is
+// permanent (invalid_event); one that decodes reaches it with the message's
+// context and the decoded event, and dispatch's error is mapped.
+func TestHandler(t *testing.T) {
+	t.Parallel()
+	var got []events.Event
+	h := inbound.Handler(func(ctx context.Context, e events.Event) error {
+		got = append(got, e)
+		if ctx.Value(ctxKey{}) != "tx" {
+			return errors.New("not the message's context")
+		}
+		return &apperr.Error{Code: apperr.CodeNotFound, Reason: "unknown_order"}
+	})
+	bad := message.NewMessage("id-1", []byte("{"))
+	if err := h(bad); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != messaging.ReasonInvalidEvent || len(got) != 0 {
+		t.Fatalf("malformed: %v (reason %q), %d dispatched; want permanent invalid_event, none", err, messaging.ReasonCode(err), len(got))
+	}
+	msg, err := events.Encode(events.Event{ID: "id-2", OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
+		Payload: events.PaymentFailed{Reason: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.SetContext(context.WithValue(context.Background(), ctxKey{}, "tx"))
+	err = h(msg)
+	if len(got) != 1 || got[0].ID != "id-2" || got[0].Payload != (events.PaymentFailed{Reason: "x"}) {
+		t.Fatalf("dispatched %+v, want the decoded event", got)
+	}
+	if !messaging.IsPermanent(err) || messaging.ReasonCode(err) != "unknown_order" {
+		t.Fatalf("error %v, want permanent unknown_order", err)
+	}
+	if err := inbound.Unhandled(got[0]); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != inbound.ReasonUnhandledEventType {
+		t.Fatalf("Unhandled = %v, want permanent %s", err, inbound.ReasonUnhandledEventType)
+	}
+}
+
+type ctxKey struct{}

@@ -1,0 +1,94 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/contract"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/inbound"
+	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
+	"github.com/onceflow/onceflow/services/payment/internal/app"
+)
+
+// commands is a kafka.OrderReports that keeps the last command and fails with err.
+type commands struct {
+	last any
+	err  error
+}
+
+func (c *commands) PlacePayment(_ context.Context, cmd app.PlacePayment) error {
+	c.last = cmd
+	return c.err
+}
+
+func (c *commands) CancelPayment(_ context.Context, cmd app.CancelPayment) error {
+	c.last = cmd
+	return c.err
+}
+
+func orderMessage(t *testing.T, version int, p events.Payload) *message.Message {
+	t.Helper()
+	msg, err := events.Encode(events.Event{ID: "01a207bd-a5cb-79e0-b265-d52a9c102899", OrderID: "o-7", OrderVersion: version,
+		OccurredAt: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), CorrelationID: "req-7", Payload: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// TestOrderEvents: OrderPlaced becomes PlacePayment and OrderCancelled
+// CancelPayment, with the order, its version and the correlation id (the
+// payment's answers carry it on); a message that does not decode and a payment
+// event are permanent and run nothing; an unavailable database is retried.
+func TestOrderEvents(t *testing.T) {
+	t.Parallel()
+	placed := events.OrderPlaced{CustomerID: "c-1", AmountCents: 700, Currency: "EUR"}
+	tests := []struct {
+		name          string
+		msg           func(t *testing.T) *message.Message
+		appErr        error
+		want          any
+		wantPermanent bool
+		wantReason    string
+	}{
+		{name: "placed", msg: func(t *testing.T) *message.Message { return orderMessage(t, 1, placed) },
+			want: app.PlacePayment{OrderID: "o-7", Version: 1, CustomerID: "c-1", AmountCents: 700, Currency: "EUR", CorrelationID: "req-7"}},
+		{name: "cancelled", msg: func(t *testing.T) *message.Message {
+			return orderMessage(t, 2, events.OrderCancelled{Reason: "payment_timeout"})
+		}, want: app.CancelPayment{OrderID: "o-7", Version: 2, CorrelationID: "req-7"}},
+		{name: "malformed", msg: func(*testing.T) *message.Message {
+			m := message.NewMessage("id-1", []byte(`{"type":"order.placed"}`))
+			middleware.SetCorrelationID("req-7", m)
+			return m
+		}, wantPermanent: true, wantReason: messaging.ReasonInvalidEvent},
+		{name: "a payment event", msg: func(t *testing.T) *message.Message {
+			return orderMessage(t, 1, events.PaymentFailed{Reason: contract.ReasonUnknownCustomer})
+		}, wantPermanent: true, wantReason: inbound.ReasonUnhandledEventType},
+		{name: "database unavailable", msg: func(t *testing.T) *message.Message { return orderMessage(t, 1, placed) },
+			appErr: &apperr.Error{Code: apperr.CodeUnavailable}, wantReason: messaging.ReasonHandlerFailed,
+			want: app.PlacePayment{OrderID: "o-7", Version: 1, CustomerID: "c-1", AmountCents: 700, Currency: "EUR", CorrelationID: "req-7"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := commands{err: tt.appErr}
+			err := kafka.OrderEvents(&c)(tt.msg(t))
+			if c.last != tt.want {
+				t.Fatalf("command %+v, want %+v", c.last, tt.want)
+			}
+			if (err != nil) != (tt.wantReason != "") || messaging.IsPermanent(err) != tt.wantPermanent {
+				t.Fatalf("error %v (permanent %v), want permanent %v", err, messaging.IsPermanent(err), tt.wantPermanent)
+			}
+			if err != nil && messaging.ReasonCode(err) != tt.wantReason {
+				t.Fatalf("reason code %q, want %q", messaging.ReasonCode(err), tt.wantReason)
+			}
+		})
+	}
+}
