@@ -32,6 +32,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -423,7 +424,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 }
 
 func freshDB(addr, name string) (*sql.DB, error) {
-	admin, err := sql.Open("mysql", harness.DSN(addr, ""))
+	admin, err := sql.Open("mysql", testenv.DSN(addr, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +435,7 @@ func freshDB(addr, name string) (*sql.DB, error) {
 	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
 		return nil, err
 	}
-	return sql.Open("mysql", harness.DSN(addr, name))
+	return sql.Open("mysql", testenv.DSN(addr, name))
 }
 
 // kafkaBaselines measures the raw produce rate with the services' producer
@@ -884,7 +885,7 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 		}
 		db.Close()
 		cmd := exec.CommandContext(ctx, bin, "-mode", mode, "-brokers", infra.KafkaAddr(),
-			"-dsn", harness.DSN(infra.PaymentDBAddr(), dbName), "-topic", topic, "-n", fmt.Sprint(n),
+			"-dsn", testenv.DSN(infra.PaymentDBAddr(), dbName), "-topic", topic, "-n", fmt.Sprint(n),
 			"-timeout", consumerTimeout.String())
 		cmd.WaitDelay = 5 * time.Second
 		var stderr strings.Builder

@@ -14,7 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/labstack/echo/v4"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"

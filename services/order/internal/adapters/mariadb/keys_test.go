@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -97,8 +97,9 @@ func placeCmd(key string, amount int64) app.PlaceOrder {
 
 func wantCode(t *testing.T, err error, code app.Code) {
 	t.Helper()
-	if app.ErrorCode(err) != code {
-		t.Fatalf("error %v (code %q), want code %q", err, app.ErrorCode(err), code)
+	var e *app.Error
+	if !errors.As(err, &e) || e.Code != code {
+		t.Fatalf("error %v, want an *app.Error with code %q", err, code)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
