@@ -156,7 +156,6 @@ const (
 	ReasonInsufficientFunds = "insufficient_funds"
 	ReasonUnknownCustomer   = "unknown_customer"
 	ReasonCurrencyMismatch  = "currency_mismatch"
-	ReasonOrderCancelled    = "order_cancelled"
 )
 
 // PaymentFailed says that the payment service refused to charge the order.

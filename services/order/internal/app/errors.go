@@ -1,9 +1,6 @@
 package app
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Code classifies an application error. The HTTP adapter maps each code to a
 // status once, at the edge; the consumer treats Invalid, NotFound and Conflict as
@@ -91,22 +88,4 @@ func (e *Error) ReasonCode() string {
 		return ReasonInvalidEvent
 	}
 	return ReasonHandlerFailed
-}
-
-// Errorf returns an *Error with the code and a formatted message.
-func Errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrorCode returns the code of the first *Error in err's chain, CodeInternal
-// for any other non-nil error, and "" for nil.
-func ErrorCode(err error) Code {
-	var e *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &e):
-		return e.Code
-	}
-	return CodeInternal
 }

@@ -3,10 +3,7 @@
 // databases, Kafka or HTTP.
 package domain
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Account is a customer's balance in one currency.
 type Account struct {
@@ -63,9 +60,6 @@ type Movement struct {
 	Kind        MovementKind
 	AmountCents int64
 }
-
-// ErrNoAccount is returned by repositories for an unknown customer.
-var ErrNoAccount = errors.New("no such account")
 
 // Payment is the payment side of one order.
 type Payment struct {
