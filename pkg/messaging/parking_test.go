@@ -18,10 +18,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
-// topicMaxBytes is the max.message.bytes of the parking tests' topic: small, so
-// that a 10 KiB event is a record Kafka refuses for good (MESSAGE_TOO_LARGE).
-const topicMaxBytes = 8 << 10
-
 // countingPublisher counts the forwarder's publish attempts and refusals.
 type countingPublisher struct {
 	message.Publisher
@@ -49,7 +45,8 @@ type parkingEnv struct {
 }
 
 // newParkingEnv makes a fresh database, a one-partition topic whose records may
-// not exceed topicMaxBytes, and an outbox; parking false turns parking off.
+// not exceed 8 KiB (max.message.bytes: a 10 KiB event is a record Kafka refuses
+// for good, MESSAGE_TOO_LARGE), and an outbox; parking false turns parking off.
 // start runs its forwarder.
 func newParkingEnv(t *testing.T, parking bool) *parkingEnv {
 	t.Helper()
