@@ -103,6 +103,7 @@ func paymentEvent(o *domain.Order, version int, p events.Payload) events.Event {
 // is not the order's leaves the order PENDING and fails permanently with the
 // public reason payment_mismatch (so the consumer poisons it at once).
 func TestPaymentMismatchNeverConfirms(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		amount   int64
@@ -144,6 +145,7 @@ func TestPaymentMismatchNeverConfirms(t *testing.T) {
 // version marks the cancelled order paid, not refunded, with the reason; a
 // duplicate is ignored.
 func TestRefundFailureShowsOnTheOrder(t *testing.T) {
+	t.Parallel()
 	svc, orders, _ := newService(t)
 	o := placeOrder(t, svc)
 	ctx := context.Background()
@@ -168,6 +170,7 @@ func TestRefundFailureShowsOnTheOrder(t *testing.T) {
 // TestTimelineShowsOnlyReasonCodes: an entry stored with raw error text (as
 // before reason codes existed) is shown as "unclassified", never with the text.
 func TestTimelineShowsOnlyReasonCodes(t *testing.T) {
+	t.Parallel()
 	svc, _, tl := newService(t)
 	o := placeOrder(t, svc)
 	sqlText := "Error 1146 (42S02): Table 'payments.ledger' doesn't exist"

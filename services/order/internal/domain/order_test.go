@@ -11,6 +11,7 @@ import (
 var now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
 func TestNewOrderValidates(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		customer   string
@@ -53,6 +54,7 @@ func TestNewOrderValidates(t *testing.T) {
 }
 
 func TestPaymentOutcomes(t *testing.T) {
+	t.Parallel()
 	confirmed := func(o *domain.Order) { _ = o.ConfirmPayment(1, 100, "EUR", now) }
 	tests := []struct {
 		name        string
@@ -100,6 +102,7 @@ func TestPaymentOutcomes(t *testing.T) {
 }
 
 func TestFailRefund(t *testing.T) {
+	t.Parallel()
 	o, err := domain.NewOrder("o-1", "c-1", 100, "EUR", now)
 	if err != nil {
 		t.Fatal(err)

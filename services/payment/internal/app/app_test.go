@@ -56,6 +56,7 @@ func cancelled(orderID string, version int) events.Event {
 // orders, including the "refund before charge" race (the cancellation overtakes
 // the placement) and replays of old events, and checks the money.
 func TestArrivalOrders(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		events      func(id string) []events.Event
@@ -145,6 +146,7 @@ func equal(a, b []events.Type) bool {
 // REFUND_FAILED with its reason, no money moves, and PaymentRefundFailed (not
 // PaymentRefunded, and not silence) goes to the outbox in the same transaction.
 func TestRefundToAVanishedAccount(t *testing.T) {
+	t.Parallel()
 	svc, db := newService(t)
 	id := watermill.NewUUID()
 	ctx := context.Background()
@@ -191,6 +193,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 // lets it through; the payment's per-order state (it already acted on that order
 // version) still ignores it: one charge, one PaymentCompleted.
 func TestReplayAfterTheDedupWindow(t *testing.T) {
+	t.Parallel()
 	svc, db := newService(t)
 	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
 	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {

@@ -26,6 +26,7 @@ import (
 // it. Now the id is replaced at the edge: the order gets a bounded correlation
 // id, and its event and the following orders' events all reach Kafka.
 func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
+	t.Parallel()
 	kcfg := testenv.Kafka(t)
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")

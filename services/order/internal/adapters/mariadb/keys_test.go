@@ -108,6 +108,7 @@ func wantCode(t *testing.T, err error, code app.Code) {
 // stores nothing more; the same key with another body is a 422 and stores
 // nothing. The same holds for a cancellation.
 func TestIdempotentRetryOverHTTP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`
 	first := e.post(t, "/orders", body, "key-1")
@@ -151,6 +152,7 @@ func TestIdempotentRetryOverHTTP(t *testing.T) {
 // Once the first commits, the retry is a replay; had it rolled back, the retry
 // would run as new (the key is never stuck).
 func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
+	t.Parallel()
 	for _, commit := range []bool{true, false} {
 		name := map[bool]string{true: "first commits", false: "first rolls back"}[commit]
 		t.Run(name, func(t *testing.T) {
@@ -189,6 +191,7 @@ func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
 // but the outbox write failed (its table renamed away), and a cancellation of
 // an unknown order.
 func TestKeyRolledBackWithTheChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if _, err := e.db.Exec("RENAME TABLE watermill_outbox TO outbox_away"); err != nil {
 		t.Fatal(err)
@@ -216,6 +219,7 @@ func TestKeyRolledBackWithTheChange(t *testing.T) {
 // TestExpiredKeys: the cleanup deletes exactly the expired keys, in bounded
 // batches, and an expired key that was not cleaned up yet counts as absent.
 func TestExpiredKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	e.svc.Now = func() time.Time { return now.Add(-25 * time.Hour) } // keys made then expired an hour ago
@@ -273,6 +277,7 @@ func TestExpiredKeys(t *testing.T) {
 // TestCleanupSkipsHeldKeys: a key a transaction holds (a request re-claiming an
 // expired key) is skipped, not waited for.
 func TestCleanupSkipsHeldKeys(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	e.svc.Now = func() time.Time { return now.Add(-25 * time.Hour) }

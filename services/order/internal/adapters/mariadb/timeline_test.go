@@ -18,6 +18,7 @@ import (
 // order_timeline deletes old entries in bounded batches through the kafka_time
 // index and keeps the young ones.
 func TestTimelinePruning(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 // migrations run again (e.g. one the retired seed migration inserted and that a
 // real customer may use by now) is kept.
 func TestMigrationsSeedNoAccounts(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDB(t, testenv.PaymentDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
 	if err != nil {
