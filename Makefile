@@ -7,7 +7,7 @@ RUN   := deploy/local/run.sh
 GO_TEST_FLAGS ?= -count=1
 export CI
 
-.PHONY: help run stop test test-unit e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison
+.PHONY: help run stop test test-unit cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -25,9 +25,16 @@ build: ## build both services into build/bin
 test: infra-up ## every test: unit, integration and fault suite, against real servers
 	go vet ./...
 	go vet -tags faults ./...
+	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-unit
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
 	@$(MAKE) --no-print-directory e2e SCENARIO=
+
+cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)
+	GOOS=windows go build ./...
+	GOOS=windows go build -tags faults ./...
+	GOOS=darwin go build ./...
+	GOOS=darwin go build -tags faults ./...
 
 # Every server address points nowhere and CI=true turns a missing server into a
 # failure: -short must need no MariaDB and no Kafka.

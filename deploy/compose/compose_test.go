@@ -20,6 +20,7 @@ import (
 // service the system needs with a healthcheck, starts them in a safe order, and
 // publishes the contract ports, each once.
 func TestComposeFile(t *testing.T) {
+	t.Parallel()
 	p, err := compose.Load(context.Background())
 	if err != nil {
 		t.Fatalf("compose.yaml does not load: %v", err)
@@ -86,6 +87,7 @@ func TestComposeFile(t *testing.T) {
 // TestComposeCreatesTheTopics: the one-shot topic step creates exactly
 // pkg/events.Topics(), with their partition counts.
 func TestComposeCreatesTheTopics(t *testing.T) {
+	t.Parallel()
 	p, err := compose.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +105,7 @@ func TestComposeCreatesTheTopics(t *testing.T) {
 // pkg/events.Topics() its settings (retention.ms=-1), on creation and on a topic
 // that exists already.
 func TestComposeKeepsPoisonForever(t *testing.T) {
+	t.Parallel()
 	p, err := compose.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +126,7 @@ func TestComposeKeepsPoisonForever(t *testing.T) {
 // TestComposeSeedsTheDemoAccounts: the demo customers come from the one-shot
 // payment-seed step with deploy/demo/accounts.sql, not from a migration.
 func TestComposeSeedsTheDemoAccounts(t *testing.T) {
+	t.Parallel()
 	p, err := compose.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +151,7 @@ func itoa(n int32) string { return strconv.Itoa(int(n)) }
 // executables (what the distroless image needs) without the fault-injection
 // code. It does not run Docker.
 func TestDockerBuildCommand(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds both services: skipped with -short")
 	}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -146,8 +148,8 @@ func (b *bench) phases() ([]phase, error) {
 		// ~4 min: a new stack, 120 s of load around a 60 s outage, up to 120 s of
 		// draining.
 		{"outage", 12 * time.Minute, b.outage},
-		// 1–2 min: building consumerbench, per mode a preload (up to 3 attempts) and
-		// a consumerbench run of at most consumerTimeout.
+		// 1–2 min: building the payment service's test binary, per mode a preload
+		// (up to 3 attempts) and a BenchmarkConsumer run of at most consumerTimeout.
 		{"consumer", 15 * time.Minute, b.consumer},
 	}
 	names := make([]string, len(ps))
@@ -423,7 +425,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 }
 
 func freshDB(addr, name string) (*sql.DB, error) {
-	admin, err := sql.Open("mysql", harness.DSN(addr, ""))
+	admin, err := sql.Open("mysql", testenv.DSN(addr, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +436,7 @@ func freshDB(addr, name string) (*sql.DB, error) {
 	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
 		return nil, err
 	}
-	return sql.Open("mysql", harness.DSN(addr, name))
+	return sql.Open("mysql", testenv.DSN(addr, name))
 }
 
 // kafkaBaselines measures the raw produce rate with the services' producer
@@ -847,7 +849,7 @@ func normalAfter(pts []point, back, baseP99 float64) float64 {
 	return float64(normal)
 }
 
-// consumerTimeout bounds one consumerbench run, given to it as -timeout: 3,000
+// consumerTimeout bounds one BenchmarkConsumer run, given to it as -bench.timeout: 3,000
 // events take a few seconds here, 4 minutes leaves room for a much slower or
 // busier machine.
 const consumerTimeout = 4 * time.Minute
@@ -855,11 +857,13 @@ const consumerTimeout = 4 * time.Minute
 func (b *bench) consumer(ctx context.Context, r *Report) error {
 	say("consumer stack vs bare loop")
 	const n = 3000
-	bin := filepath.Join(outDir, "bin", "consumerbench")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/payment/internal/consumerbench")
+	// BenchmarkConsumer lives next to the code it measures, in the payment
+	// service's test files (ADR 30): build that package's test binary.
+	bin := filepath.Join(outDir, "bin", "payment-service.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./services/payment/internal/service")
 	build.Dir = harness.RepoRoot()
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building consumerbench: %w\n%s", err, out)
+		return fmt.Errorf("building the consumer benchmark: %w\n%s", err, out)
 	}
 	rates := map[string]float64{}
 	for _, mode := range []string{"bare", "stack"} {
@@ -883,27 +887,43 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 			return err
 		}
 		db.Close()
-		cmd := exec.CommandContext(ctx, bin, "-mode", mode, "-brokers", infra.KafkaAddr(),
-			"-dsn", harness.DSN(infra.PaymentDBAddr(), dbName), "-topic", topic, "-n", fmt.Sprint(n),
-			"-timeout", consumerTimeout.String())
+		cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", "^BenchmarkConsumer$", "-test.benchtime", "1x",
+			"-test.timeout", (consumerTimeout + time.Minute).String(),
+			"-bench.mode", mode, "-bench.brokers", infra.KafkaAddr(),
+			"-bench.dsn", testenv.DSN(infra.PaymentDBAddr(), dbName), "-bench.topic", topic, "-bench.n", fmt.Sprint(n),
+			"-bench.timeout", consumerTimeout.String())
 		cmd.WaitDelay = 5 * time.Second
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("consumerbench %s: %w: %s", mode, err, strings.TrimSpace(stderr.String()))
+			return fmt.Errorf("consumer benchmark %s: %w: %s", mode, err, strings.TrimSpace(string(out)))
 		}
-		var res struct {
-			Rate float64 `json:"rate_per_s"`
+		rate, err := benchMetric(out, "BenchmarkConsumer", "events/s")
+		if err != nil {
+			return fmt.Errorf("consumer benchmark %s: %w", mode, err)
 		}
-		if err := json.Unmarshal(out, &res); err != nil {
-			return fmt.Errorf("consumerbench %s said %q: %w", mode, out, err)
-		}
-		rates[mode] = round(res.Rate, 0)
-		say("  %s: %.0f events/s", mode, res.Rate)
+		rates[mode] = round(rate, 0)
+		say("  %s: %.0f events/s", mode, rate)
 	}
 	r.Consumer = Consumer{Events: n, StackRate: rates["stack"], BareRate: rates["bare"]}
 	return nil
+}
+
+// benchMetric returns the value of metric unit in the result line of benchmark
+// name in out (a Go test binary's benchmark output, e.g. "BenchmarkConsumer-2
+// 1  3402119 ns/op  904.0 events/s"). It fails if there is no such line or value.
+func benchMetric(out []byte, name, unit string) (float64, error) {
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || (f[0] != name && !strings.HasPrefix(f[0], name+"-")) {
+			continue
+		}
+		for i := 1; i < len(f); i++ {
+			if f[i] == unit {
+				return strconv.ParseFloat(f[i-1], 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s result with %s in its output: %q", name, unit, out)
 }
 
 func percentile(xs []float64, q float64) float64 {

@@ -109,6 +109,7 @@ func TestRunPhasesBeforeHook(t *testing.T) {
 }
 
 func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		phases []PhaseResult
@@ -154,6 +155,7 @@ func findGoal(t *testing.T, r *Report, name string) Goal {
 }
 
 func TestDiffIDs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name           string
 		want, got      []string

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -155,7 +156,7 @@ func publishAsync(ctx context.Context, kafka messaging.KafkaConfig, topic string
 // len(want), and the UUIDs read back (harness.ReadAll) are want, each once.
 // Otherwise its error says what the topic held.
 func checkTopic(kafka messaging.KafkaConfig, topic string, want []string) error {
-	size, err := harness.TopicSize(kafka, topic)
+	size, err := testenv.MessageCount(kafka, topic)
 	if err != nil {
 		return fmt.Errorf("offsets of %s: %w", topic, err)
 	}

@@ -21,6 +21,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
@@ -51,8 +52,8 @@ func main() {
 	d := &demo{ctx: ctx, infra: harness.LocalInfra(),
 		kafka: messaging.KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, ClientID: "demo"}.Defaults()}
 	var err error
-	if d.orderDB, err = sql.Open("mysql", harness.DSN("127.0.0.1:3307", "orders")); err == nil {
-		d.paymentDB, err = sql.Open("mysql", harness.DSN("127.0.0.1:3308", "payments"))
+	if d.orderDB, err = sql.Open("mysql", testenv.DSN("127.0.0.1:3307", "orders")); err == nil {
+		d.paymentDB, err = sql.Open("mysql", testenv.DSN("127.0.0.1:3308", "payments"))
 	}
 	if err == nil {
 		_, _, err = get(api + "/readyz")

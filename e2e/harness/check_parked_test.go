@@ -10,6 +10,7 @@ import (
 // I9: parked events are accounted for (not lost) and allowed only for crafted
 // orders in their defined end state.
 func TestCheckerAccountsForParkedEvents(t *testing.T) {
+	t.Parallel()
 	cancelled := OrderRow{Status: "CANCELLED", CancelReason: "payment_timeout", Amount: 500}
 	placed, cancelledEvt := string(events.TypeOrderPlaced), string(events.TypeOrderCancelled)
 	tests := []struct {

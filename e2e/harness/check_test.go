@@ -36,6 +36,7 @@ func violations(r *Report, prefix string) []string {
 // TestOrderingInvariant (I7): the first appearance of each version of an order
 // must follow the first appearance of every lower version on its topic.
 func TestOrderingInvariant(t *testing.T) {
+	t.Parallel()
 	placed := events.OrderPlaced{CustomerID: "c-1", AmountCents: 100, Currency: "EUR"}
 	cancelled := events.OrderCancelled{Reason: "cancelled_by_customer"}
 	injected := event(t, "x", 2, cancelled)
@@ -86,6 +87,7 @@ func TestOrderingInvariant(t *testing.T) {
 // reported; they are violations when the client retries with keys, or when
 // there are more of them than requests without a definite answer.
 func TestExtraOrdersInvariant(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		outcomes     []Outcome // the load's requests; accepted ones created orders "accepted-<i>"

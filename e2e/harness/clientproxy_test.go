@@ -12,6 +12,7 @@ import (
 // TestClientProxyCutsByRule: the proxy cuts exactly the requests its policy
 // names, before or after the server saw them, and forwards the others intact.
 func TestClientProxyCutsByRule(t *testing.T) {
+	t.Parallel()
 	var served atomic.Int64
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
@@ -52,6 +53,7 @@ func TestClientProxyCutsByRule(t *testing.T) {
 }
 
 func TestCutPolicyFromSeed(t *testing.T) {
+	t.Parallel()
 	for _, seed := range []uint64{0, 1, 42, 1 << 40, ^uint64(0)} {
 		p := CutPolicyFromSeed(seed)
 		if p != CutPolicyFromSeed(seed) || p.AfterEvery < 5 || p.AfterEvery > 8 || p.BeforeEvery < 9 || p.BeforeEvery > 12 ||

@@ -77,33 +77,3 @@ func (s *Stack) WaitDrained(ctx context.Context) error {
 	}
 	return nil
 }
-
-// TopicSize returns how many messages topic holds: over its partitions, the
-// newest offset minus the oldest. It reads offsets only (no messages), so a test
-// can assert that nothing was written, say to a poison topic, without waiting for
-// messages that should not come. Our producers are not transactional, so no
-// control records sit between the messages.
-func TopicSize(kafka messaging.KafkaConfig, topic string) (int64, error) {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
-	if err != nil {
-		return 0, err
-	}
-	defer client.Close()
-	partitions, err := client.Partitions(topic)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, p := range partitions {
-		newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return 0, err
-		}
-		oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return 0, err
-		}
-		n += newest - oldest
-	}
-	return n, nil
-}

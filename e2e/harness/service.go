@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -64,7 +63,7 @@ func (s *Service) Start() error {
 	cmd := exec.Command(s.Bin)
 	cmd.Env = s.Env
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ownProcessGroup()
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return fmt.Errorf("start %s: %w", s.Name, err)
@@ -102,7 +101,7 @@ func ready(addr string) bool {
 }
 
 // signal sends sig to the running process and, if wait, waits until it exits.
-func (s *Service) signal(sig syscall.Signal, wait bool) error {
+func (s *Service) signal(sig os.Signal, wait bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
@@ -125,7 +124,7 @@ func (s *Service) signal(sig syscall.Signal, wait bool) error {
 }
 
 // Kill sends SIGKILL (no shutdown at all) and waits until the process is gone.
-func (s *Service) Kill() error { return s.signal(syscall.SIGKILL, true) }
+func (s *Service) Kill() error { return s.signal(os.Kill, true) }
 
 // Stop sends SIGTERM, the way an orchestrator stops a container for a deploy,
 // waits until the process exits, and returns how long the graceful stop took.
@@ -138,9 +137,9 @@ func (s *Service) Stop() (time.Duration, error) {
 	if s.cmd == nil {
 		return 0, fmt.Errorf("%s is not running", s.Name)
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot stop
+	_ = s.cmd.Process.Signal(sigCont) // a paused process cannot stop
 	start := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.cmd.Process.Signal(sigTerm); err != nil {
 		return 0, err
 	}
 	cmd := s.cmd
@@ -159,11 +158,12 @@ func (s *Service) Stop() (time.Duration, error) {
 	return took, nil
 }
 
-// Pause sends SIGSTOP; the process keeps its sockets but runs no code.
-func (s *Service) Pause() error { return s.signal(syscall.SIGSTOP, false) }
+// Pause sends SIGSTOP; the process keeps its sockets but runs no code. (Not
+// on Windows, which has no such signal: there it fails.)
+func (s *Service) Pause() error { return s.signal(sigStop, false) }
 
 // Resume sends SIGCONT to a paused process.
-func (s *Service) Resume() error { return s.signal(syscall.SIGCONT, false) }
+func (s *Service) Resume() error { return s.signal(sigCont, false) }
 
 // Running reports whether the process is alive (it may be paused). A process
 // that exited on its own (for example a fault hook that kills it) counts as not

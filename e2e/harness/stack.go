@@ -16,21 +16,11 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/go-sql-driver/mysql"
 
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
-
-// DSN returns a go-sql-driver DSN for database db on addr as the dev user.
-func DSN(addr, db string) string {
-	c := mysql.NewConfig()
-	c.User, c.Passwd, c.Net, c.Addr, c.DBName = "onceflow", "onceflow", "tcp", addr, db
-	c.ParseTime = true
-	c.Timeout = 3 * time.Second
-	c.Params = map[string]string{"time_zone": "'+00:00'"}
-	return c.FormatDSN()
-}
 
 // Topics are the Kafka topics of one stack.
 type Topics struct {
@@ -147,7 +137,7 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 }
 
 func createDB(addr, name string) (*sql.DB, error) {
-	admin, err := sql.Open("mysql", DSN(addr, ""))
+	admin, err := sql.Open("mysql", testenv.DSN(addr, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +148,7 @@ func createDB(addr, name string) (*sql.DB, error) {
 	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("mysql", DSN(addr, name))
+	db, err := sql.Open("mysql", testenv.DSN(addr, name))
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +175,7 @@ func (s *Stack) addService(kind string, n int) error {
 	case "order":
 		env = append(env,
 			"ORDER_HTTP_ADDR="+addr,
-			"ORDER_DB_DSN="+DSN(via(OrderDB, s.Infra.OrderDBAddr()), "e2e_"+s.Config.Name+"_orders"),
+			"ORDER_DB_DSN="+testenv.DSN(via(OrderDB, s.Infra.OrderDBAddr()), "e2e_"+s.Config.Name+"_orders"),
 			"ORDER_KAFKA_BROKERS="+kafka,
 			"ORDER_KAFKA_CLIENT_ID="+name,
 			"ORDER_KAFKA_INSTANCE_ID="+name,
@@ -200,7 +190,7 @@ func (s *Stack) addService(kind string, n int) error {
 	case "payment":
 		env = append(env,
 			"PAYMENT_HTTP_ADDR="+addr,
-			"PAYMENT_DB_DSN="+DSN(via(PaymentDB, s.Infra.PaymentDBAddr()), "e2e_"+s.Config.Name+"_payments"),
+			"PAYMENT_DB_DSN="+testenv.DSN(via(PaymentDB, s.Infra.PaymentDBAddr()), "e2e_"+s.Config.Name+"_payments"),
 			"PAYMENT_KAFKA_BROKERS="+kafka,
 			"PAYMENT_KAFKA_CLIENT_ID="+name,
 			"PAYMENT_KAFKA_INSTANCE_ID="+name,

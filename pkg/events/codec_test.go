@@ -22,6 +22,7 @@ func placed() events.Event {
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
+	t.Parallel()
 	tests := []events.Payload{
 		events.OrderPlaced{CustomerID: "c-1", AmountCents: 1250, Currency: "EUR"},
 		events.OrderCancelled{Reason: "customer asked", Paid: true},
@@ -55,6 +56,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	valid := `{"type":"order.placed","schema_version":1,"order_id":"o-1","order_version":1,` +
 		`"occurred_at":"2026-11-23T09:00:00Z","data":{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}}`
 	tests := []struct {
@@ -98,6 +100,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestEncodeRefusesInvalidEvents(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mutate func(*events.Event)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		mutate  func(*Config)
@@ -36,6 +37,7 @@ func TestConfigValidate(t *testing.T) {
 // TestServerHeaderLimitIsTheConfiguredOne: net/http reads 4 KiB beyond
 // http.Server.MaxHeaderBytes, so the server gets the configured value minus that.
 func TestServerHeaderLimitIsTheConfiguredOne(t *testing.T) {
+	t.Parallel()
 	s := Config{}.Server(nil)
 	if got, want := s.MaxHeaderBytes+bufioSlack, 16<<10; got != want {
 		t.Fatalf("effective header limit = %d, want %d", got, want)

@@ -17,7 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -140,6 +140,7 @@ func msgWithID(id string) *message.Message { return message.NewMessage(id, []byt
 // must happen once. With the inbox disabled (negative control) it happens three
 // times.
 func TestInboxAppliesEachMessageOnce(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		disabled    bool
@@ -182,6 +183,7 @@ func waitEffect(t *testing.T, r *consumerRig, id string) {
 // then fails twice succeeds on the third attempt; the effect is there once (the
 // failed attempts rolled back) and nothing is poisoned.
 func TestTransientFailuresAreRetriedNotPoisoned(t *testing.T) {
+	t.Parallel()
 	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
 		return func(msg *message.Message) error {
 			if err := r.effect(msg); err != nil {
@@ -212,6 +214,7 @@ func TestTransientFailuresAreRetriedNotPoisoned(t *testing.T) {
 // TestPoisonQueue: each bad message lands in the poison topic with its reason
 // and the consumer moves on to the next message.
 func TestPoisonQueue(t *testing.T) {
+	t.Parallel()
 	validEvent := func(id string) *message.Message {
 		m, err := events.Encode(events.Event{ID: id, OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
 			Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 1, Currency: "EUR"}})
@@ -299,6 +302,7 @@ func TestPoisonQueue(t *testing.T) {
 // longer than the retries last is not poisoned; the message is delivered again
 // until it succeeds.
 func TestOutageIsNotPoisoned(t *testing.T) {
+	t.Parallel()
 	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
 		return func(msg *message.Message) error {
 			if n := r.attempt(msg); n <= 7 { // retries allow 3 attempts per delivery

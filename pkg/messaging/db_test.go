@@ -12,6 +12,7 @@ import (
 // configuration, the error text never contains the DSN's password, and there is
 // no default DSN to fall back to.
 func TestDBConfigNeverPrintsThePassword(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cr3t-Pa55"
 	tests := []struct {
 		name, dsn string
@@ -41,6 +42,7 @@ func TestDBConfigNeverPrintsThePassword(t *testing.T) {
 }
 
 func TestRedactDSN(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"app:pw@tcp(db:3306)/orders", "app:***@tcp(db:3306)/orders"},
 		{"app@tcp(db:3306)/orders", "app@tcp(db:3306)/orders"},

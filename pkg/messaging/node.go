@@ -212,10 +212,6 @@ func (n *Node) Ready(check func(ctx context.Context) error) func(ctx context.Con
 	}
 }
 
-// PoisonPublisher is the publisher the poison queue uses; poison tooling reuses it
-// to replay messages.
-func (n *Node) PoisonPublisher() message.Publisher { return n.poison }
-
 // Consume registers h as the consumer of topic. h runs inside the inbox's
 // transaction (repositories join it through the message context), behind the
 // middleware stack. h must not publish by returning messages: it writes events

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 )
 
 // TestOutboxStressNegativeControl shows the hazard the queue schema fixes: with

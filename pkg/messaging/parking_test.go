@@ -13,14 +13,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
-
-// topicMaxBytes is the max.message.bytes of the parking tests' topic: small, so
-// that a 10 KiB event is a record Kafka refuses for good (MESSAGE_TOO_LARGE).
-const topicMaxBytes = 8 << 10
 
 // countingPublisher counts the forwarder's publish attempts and refusals.
 type countingPublisher struct {
@@ -49,7 +45,8 @@ type parkingEnv struct {
 }
 
 // newParkingEnv makes a fresh database, a one-partition topic whose records may
-// not exceed topicMaxBytes, and an outbox; parking false turns parking off.
+// not exceed 8 KiB (max.message.bytes: a 10 KiB event is a record Kafka refuses
+// for good, MESSAGE_TOO_LARGE), and an outbox; parking false turns parking off.
 // start runs its forwarder.
 func newParkingEnv(t *testing.T, parking bool) *parkingEnv {
 	t.Helper()
@@ -142,6 +139,7 @@ func parkedIDs(rows []messaging.ParkedRow) []string {
 // it; replaying the head while it is still too large parks it again in place;
 // discarding it releases the next one, which is then forwarded.
 func TestOversizedRowIsParkedAndRowsBehindFlow(t *testing.T) {
+	t.Parallel()
 	e := newParkingEnv(t, true)
 	big := e.write(t, "order-big", 10<<10)
 	var others []string
@@ -206,6 +204,7 @@ func TestOversizedRowIsParkedAndRowsBehindFlow(t *testing.T) {
 // large records) forwards it and then the key's later parked rows, in order,
 // one after another.
 func TestReplayReleasesTheKeyInOrder(t *testing.T) {
+	t.Parallel()
 	e := newParkingEnv(t, true)
 	e.start(t)
 	want := []string{e.write(t, "order-k", 10<<10), e.write(t, "order-k", 10), e.write(t, "order-k", 20<<10), e.write(t, "order-k", 10)}
@@ -234,6 +233,7 @@ func TestReplayReleasesTheKeyInOrder(t *testing.T) {
 // Negative control: with parking off, the oversized row is retried for ever and
 // the rows behind it (other keys) never reach Kafka.
 func TestWithoutParkingAnOversizedRowBlocksTheOutbox(t *testing.T) {
+	t.Parallel()
 	e := newParkingEnv(t, false)
 	big := e.write(t, "order-big", 10<<10)
 	e.write(t, "order-1", 10)
@@ -256,6 +256,7 @@ func TestWithoutParkingAnOversizedRowBlocksTheOutbox(t *testing.T) {
 // Outbox.Publish refuses an event over the size bounds with a permanent error
 // and writes nothing.
 func TestOutboxRefusesOversizedEvents(t *testing.T) {
+	t.Parallel()
 	db := migrated(t)
 	ob, err := messaging.NewOutbox(messaging.OutboxConfig{})
 	if err != nil {

@@ -17,6 +17,7 @@ func (e codedErr) Error() string      { return "Error 1062: Duplicate entry 'x' 
 func (e codedErr) ReasonCode() string { return e.code }
 
 func TestReasonCode(t *testing.T) {
+	t.Parallel()
 	_, decodeErr := events.Decode(message.NewMessage("id-1", []byte("not json")))
 	tests := []struct {
 		name string

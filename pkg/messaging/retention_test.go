@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -16,6 +16,7 @@ import (
 // this package fills: rows older than the cutoff go, younger ones stay, no batch
 // deletes more than its size, and each batch's DELETE walks the time index.
 func TestPrunerDeletesOldRowsInBatches(t *testing.T) {
+	t.Parallel()
 	tables := []struct {
 		table, column, index string
 		insert               func(db *sql.DB, i int, at time.Time) error
@@ -44,6 +45,7 @@ func TestPrunerDeletesOldRowsInBatches(t *testing.T) {
 }
 
 func TestRetentionConfig(t *testing.T) {
+	t.Parallel()
 	if err := (messaging.RetentionConfig{}).Defaults().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}

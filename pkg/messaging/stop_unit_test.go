@@ -14,6 +14,7 @@ import (
 // message's context ended counts as interrupted (never poisoned); before that,
 // only cancellation itself does.
 func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		cancelled bool
@@ -46,6 +47,7 @@ func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
 }
 
 func TestStopConfigValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		c    StopConfig

@@ -8,7 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
@@ -17,6 +17,7 @@ import (
 // default retention gets it from ApplyTopicConfigs, so unreplayed poison never
 // silently expires.
 func TestPoisonTopicsNeverExpire(t *testing.T) {
+	t.Parallel()
 	kafka := testenv.Kafka(t)
 	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

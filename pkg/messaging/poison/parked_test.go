@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 )
@@ -19,6 +19,7 @@ import (
 // The admin endpoints list parked rows, refuse to replay a row that waits behind
 // another (409), and discarding the head releases the next row into the outbox.
 func TestParkedRowEndpoints(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)

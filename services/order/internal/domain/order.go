@@ -34,9 +34,6 @@ const (
 	StatusCancelled Status = "CANCELLED"
 )
 
-// Terminal reports whether the saga's forward path has ended for this status.
-func (s Status) Terminal() bool { return s == StatusConfirmed || s == StatusCancelled }
-
 // Errors of the order aggregate.
 var (
 	// ErrInvalid wraps every validation failure of NewOrder (see ValidationError).

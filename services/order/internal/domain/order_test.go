@@ -12,6 +12,7 @@ import (
 var now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
 func TestNewOrderValidates(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		customer   string
@@ -54,6 +55,7 @@ func TestNewOrderValidates(t *testing.T) {
 }
 
 func TestPaymentOutcomes(t *testing.T) {
+	t.Parallel()
 	confirmed := func(o *domain.Order) { _ = o.ConfirmPayment(1, 100, "EUR", now) }
 	tests := []struct {
 		name        string
@@ -101,6 +103,7 @@ func TestPaymentOutcomes(t *testing.T) {
 }
 
 func TestFailRefund(t *testing.T) {
+	t.Parallel()
 	o, err := domain.NewOrder("o-1", "c-1", 100, "EUR", now)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestPlaceChargesOrRefuses(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name        string
@@ -52,6 +53,7 @@ func TestPlaceChargesOrRefuses(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	charged := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 300, "EUR", a, now) }
 	refused := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 5000, "EUR", a, now) }
@@ -102,6 +104,7 @@ func TestCancel(t *testing.T) {
 // not marked refunded: REFUND_FAILED, nothing moves, and the outcome says how
 // much stays charged and why.
 func TestCancelWithoutAccount(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	p := domain.NewPayment("o-1")
 	p.Place(1, "c", 300, "EUR", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, now)

@@ -15,6 +15,7 @@ import (
 // gives the payment container is one the service reads (a typo there would be
 // silently ignored), and the ones it must set are there.
 func TestComposeSetsOnlyKnownVariables(t *testing.T) {
+	t.Parallel()
 	p, err := compose.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,7 @@ func TestComposeSetsOnlyKnownVariables(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		mutate  func(*Config)
@@ -73,6 +75,7 @@ func TestConfigValidation(t *testing.T) {
 // development password a production service could silently fall back to), and
 // a service left without one fails validation, naming the variable to set.
 func TestNoCompiledInCredentials(t *testing.T) {
+	t.Parallel()
 	c := DefaultConfig()
 	if c.Messaging.DB.DSN != "" {
 		t.Fatalf("DefaultConfig has the DSN %q compiled in, want none", c.Messaging.DB.DSN)

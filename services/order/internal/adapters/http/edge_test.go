@@ -14,7 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/labstack/echo/v4"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -26,6 +26,7 @@ import (
 // it. Now the id is replaced at the edge: the order gets a bounded correlation
 // id, and its event and the following orders' events all reach Kafka.
 func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
+	t.Parallel()
 	kcfg := testenv.Kafka(t)
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")

@@ -55,6 +55,7 @@ func wantProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, slug 
 const orderBody = `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`
 
 func TestIdempotencyKeyHeaderValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		method     string
@@ -102,6 +103,7 @@ func TestIdempotencyKeyHeaderValidation(t *testing.T) {
 }
 
 func TestIdempotentReplay(t *testing.T) {
+	t.Parallel()
 	repo := &memOrders{orders: map[string]*domain.Order{}}
 	api := keyedAPI(repo)
 
@@ -144,6 +146,7 @@ func TestIdempotentReplay(t *testing.T) {
 }
 
 func TestIdempotencyKeyInFlight(t *testing.T) {
+	t.Parallel()
 	repo := &memOrders{orders: map[string]*domain.Order{}, inFlight: map[string]bool{"POST /orders k-1": true}}
 	rec := send(t, keyedAPI(repo), "POST", "/orders", orderBody, "k-1")
 	wantProblem(t, rec, 409, "idempotency-key-in-flight")

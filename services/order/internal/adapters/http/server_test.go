@@ -118,6 +118,7 @@ func (m *memOrders) ListByCustomer(context.Context, string, int) ([]*domain.Orde
 }
 
 func TestAPIResponses(t *testing.T) {
+	t.Parallel()
 	existing := &domain.Order{ID: "o-1", CustomerID: "c-1", AmountCents: 5, Currency: "EUR", Status: domain.StatusPending, Version: 1}
 	tests := []struct {
 		name        string
@@ -187,6 +188,7 @@ func TestAPIResponses(t *testing.T) {
 }
 
 func TestReadinessReflectsTheDatabase(t *testing.T) {
+	t.Parallel()
 	for _, down := range []bool{false, true} {
 		ready := func(context.Context) error {
 			if down {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"

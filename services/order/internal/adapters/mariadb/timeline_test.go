@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -18,6 +18,7 @@ import (
 // order_timeline deletes old entries in bounded batches through the kafka_time
 // index and keeps the young ones.
 func TestTimelinePruning(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/onceflow/onceflow/e2e/testenv"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
@@ -21,6 +21,7 @@ import (
 // migrations run again (e.g. one the retired seed migration inserted and that a
 // real customer may use by now) is kept.
 func TestMigrationsSeedNoAccounts(t *testing.T) {
+	t.Parallel()
 	db := testenv.NewDB(t, testenv.PaymentDBAddr)
 	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
 	if err != nil {

@@ -1,23 +1,13 @@
-// Command consumerbench measures the payment consumer's rate on events already
-// waiting in a topic, either behind the full consumer stack (router, recoverer,
-// correlation, poison queue, retry, inbox: what the service runs) or on a bare
-// loop that calls the same handler for each message. The forwarder runs in both
-// modes. `make bench` runs it; it prints one JSON object. If the n events are
-// not all processed within -timeout (start-up included), it says on stderr how
-// many were and exits with status 1.
-//
-//	consumerbench -mode stack|bare -brokers 127.0.0.1:9092 -dsn ... -topic t -n 3000 -timeout 4m
-package main
+package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,29 +20,52 @@ import (
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
 
-func main() {
-	mode := flag.String("mode", "stack", "stack or bare")
-	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers")
-	dsn := flag.String("dsn", "", "payment database DSN (an empty database)")
-	topic := flag.String("topic", "", "topic holding the OrderPlaced events")
-	n := flag.Int("n", 1000, "events to process")
-	timeout := flag.Duration("timeout", 5*time.Minute, "give up if the n events are not processed by then (start-up included)")
-	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+// The consumer benchmark's parameters, given by `make bench` to this package's
+// test binary.
+var (
+	benchMode    = flag.String("bench.mode", "stack", "consumer benchmark: stack or bare")
+	benchBrokers = flag.String("bench.brokers", "127.0.0.1:9092", "consumer benchmark: Kafka brokers")
+	benchDSN     = flag.String("bench.dsn", "", "consumer benchmark: payment database DSN (an empty database)")
+	benchTopic   = flag.String("bench.topic", "", "consumer benchmark: topic holding the OrderPlaced events (none: skip)")
+	benchN       = flag.Int("bench.n", 1000, "consumer benchmark: events to process")
+	benchTimeout = flag.Duration("bench.timeout", 5*time.Minute, "consumer benchmark: give up if the n events are not processed by then (start-up included)")
+)
+
+// BenchmarkConsumer measures the payment consumer's rate on events already
+// waiting in a topic, either behind the full consumer stack (router, recoverer,
+// correlation, poison queue, retry, inbox: what the service runs) or on a bare
+// loop that calls the same handler for each message. The forwarder runs in both
+// modes. It reports the rate from the first to the n-th processed event as the
+// metric events/s. If the n events are not all processed within -bench.timeout
+// (start-up included), it fails and says how many were.
+//
+// It is a benchmark next to the code it measures, not a command: it needs the
+// service's internal packages, and is compiled only into this package's test
+// binary (ADR 30). `make bench` (e2e/bench, phase "consumer") preloads a topic,
+// creates an empty database, builds the binary with `go test -c` and runs it once
+// per mode:
+//
+//	service.test -test.run '^$' -test.bench '^BenchmarkConsumer$' -test.benchtime 1x \
+//	    -bench.mode stack|bare -bench.brokers 127.0.0.1:9092 -bench.dsn ... -bench.topic t -bench.n 3000 -bench.timeout 4m
+//
+// Without -bench.topic it is skipped (`go test -bench . ./...` needs no servers).
+func BenchmarkConsumer(b *testing.B) {
+	if *benchTopic == "" {
+		b.Skip("needs a preloaded topic (-bench.topic): `make bench` runs it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *benchTimeout)
 	defer cancel()
 	var done atomic.Int64
-	rate, err := run(ctx, *mode, strings.Split(*brokers, ","), *dsn, *topic, *n, &done)
+	rate, err := runConsumerBench(ctx, *benchMode, strings.Split(*benchBrokers, ","), *benchDSN, *benchTopic, *benchN, &done)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "consumerbench: %s mode, processed %d of %d events: %v\n", *mode, done.Load(), *n, err)
-		cancel()
-		os.Exit(1)
+		b.Fatalf("consumer benchmark: %s mode, processed %d of %d events: %v", *benchMode, done.Load(), *benchN, err)
 	}
-	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{"mode": *mode, "events": *n, "rate_per_s": rate})
+	b.ReportMetric(rate, "events/s")
 }
 
-// run processes n events of topic in the given mode, counting them in done,
+// runConsumerBench processes n events of topic in the given mode, counting them in done,
 // and returns the rate from the first to the n-th. It fails when ctx ends first.
-func run(ctx context.Context, mode string, brokers []string, dsn, topic string, n int, done *atomic.Int64) (float64, error) {
+func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, topic string, n int, done *atomic.Int64) (float64, error) {
 	start := time.Now()
 	logger := slog.New(slog.DiscardHandler)
 	cfg := messaging.Config{
@@ -125,6 +138,6 @@ func run(ctx context.Context, mode string, brokers []string, dsn, topic string, 
 		elapsed := end.Sub(time.Unix(0, first.Load()))
 		return float64(n-1) / elapsed.Seconds(), nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("gave up after %s (-timeout): %w", time.Since(start).Round(time.Second), ctx.Err())
+		return 0, fmt.Errorf("gave up after %s (-bench.timeout): %w", time.Since(start).Round(time.Second), ctx.Err())
 	}
 }
