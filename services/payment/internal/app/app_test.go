@@ -194,7 +194,7 @@ func TestReplayAfterTheDedupWindow(t *testing.T) {
 	svc, db := newService(t)
 	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
 	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
-		return nil, messaging.EventHandler(svc.HandleOrderEvent)(msg)
+		return nil, events.Handler(svc.HandleOrderEvent)(msg)
 	})
 	id := watermill.NewUUID()
 	msg, err := events.Encode(placed(id))
