@@ -14,7 +14,19 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
+
+// systemTopics is every topic the two services create at start (their
+// service.go), with its partition count and settings.
+func systemTopics() []messaging.TopicSpec {
+	return []messaging.TopicSpec{
+		{Name: events.TopicOrders, Partitions: events.DefaultPartitions},
+		{Name: events.TopicPayments, Partitions: events.DefaultPartitions},
+		messaging.PoisonTopicSpec(events.TopicOrderPoison),
+		messaging.PoisonTopicSpec(events.TopicPaymentPoison),
+	}
+}
 
 // TestComposeFile: compose.yaml is valid for the Compose specification, has every
 // service the system needs with a healthcheck, starts them in a safe order, and
@@ -85,7 +97,7 @@ func TestComposeFile(t *testing.T) {
 }
 
 // TestComposeCreatesTheTopics: the one-shot topic step creates exactly
-// pkg/events.Topics(), with their partition counts.
+// systemTopics(), with their partition counts.
 func TestComposeCreatesTheTopics(t *testing.T) {
 	t.Parallel()
 	p, err := compose.Load(context.Background())
@@ -93,7 +105,7 @@ func TestComposeCreatesTheTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := strings.Join(p.Services["kafka-init"].Command, " ")
-	for _, topic := range events.Topics() {
+	for _, topic := range systemTopics() {
 		want := topic.Name + ":" + itoa(topic.Partitions)
 		if !strings.Contains(script, want) {
 			t.Errorf("kafka-init does not create %s (looked for %q in %q)", topic.Name, want, script)
@@ -102,7 +114,7 @@ func TestComposeCreatesTheTopics(t *testing.T) {
 }
 
 // TestComposeKeepsPoisonForever: kafka-init gives each poison topic of
-// pkg/events.Topics() its settings (retention.ms=-1), on creation and on a topic
+// systemTopics() its settings (retention.ms=-1), on creation and on a topic
 // that exists already.
 func TestComposeKeepsPoisonForever(t *testing.T) {
 	t.Parallel()
@@ -111,7 +123,7 @@ func TestComposeKeepsPoisonForever(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := strings.Join(p.Services["kafka-init"].Command, " ")
-	for _, topic := range events.Topics() {
+	for _, topic := range systemTopics() {
 		for k, v := range topic.Config {
 			if !strings.Contains(script, "--config "+k+"="+v) || !strings.Contains(script, "--add-config "+k+"="+v) {
 				t.Errorf("kafka-init does not set %s=%s on %s", k, v, topic.Name)

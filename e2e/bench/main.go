@@ -402,7 +402,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 						version, created_at, updated_at) VALUES (?, 'c-1', 100, 'EUR', 'PENDING', 1, ?, ?)`, id, now, now); err != nil {
 						return err
 					}
-					return outbox.PublishEvents(ctx, tx, "orders", events.Event{ID: watermill.NewUUID(), OrderID: id,
+					return events.Write(ctx, outbox, tx, "orders", events.Event{ID: watermill.NewUUID(), OrderID: id,
 						OrderVersion: 1, OccurredAt: now, Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 100, Currency: "EUR"}})
 				})
 				if err != nil {
@@ -444,7 +444,7 @@ func freshDB(addr, name string) (*sql.DB, error) {
 // asynchronously (batched), and the produce→consume p99 at a low rate.
 func kafkaBaselines(ctx context.Context, kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms float64, err error) {
 	topic := "bench-raw-" + strings.ToLower(watermill.NewShortUUID()[:6])
-	if err := kafka.EnsureTopics(ctx, []events.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return 0, 0, 0, err
 	}
 	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {

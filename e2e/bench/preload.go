@@ -49,7 +49,7 @@ func preload(ctx context.Context, kafka messaging.KafkaConfig, prefix string, ms
 // preloadInto creates topic, waits until each partition has a leader, publishes
 // msgs once and checks that the topic holds exactly want.
 func preloadInto(ctx context.Context, kafka messaging.KafkaConfig, topic string, msgs []*message.Message, want []string) error {
-	if err := kafka.EnsureTopics(ctx, []events.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return err
 	}
 	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {

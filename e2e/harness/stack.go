@@ -115,11 +115,11 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := s.Kafka.EnsureTopics(ctx, []events.TopicSpec{
+	if err := s.Kafka.EnsureTopics(ctx, []messaging.TopicSpec{
 		{Name: s.Topics.Orders, Partitions: events.DefaultPartitions},
 		{Name: s.Topics.Payments, Partitions: events.DefaultPartitions},
-		events.PoisonTopicSpec(s.Topics.OrderPoison),
-		events.PoisonTopicSpec(s.Topics.PaymentPoison),
+		messaging.PoisonTopicSpec(s.Topics.OrderPoison),
+		messaging.PoisonTopicSpec(s.Topics.PaymentPoison),
 	}); err != nil {
 		return nil, fmt.Errorf("creating topics: %w", err)
 	}

@@ -33,7 +33,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -106,7 +105,7 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 }
 
 // NewDatabase is NewDB that also returns the database's DSN, for a service or
-// Node under test to connect on its own.
+// messaging part under test to open on its own.
 func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
 	t.Helper()
 	NeedsServers(t, "MariaDB at "+addr)
@@ -161,10 +160,10 @@ func Kafka(t testing.TB) messaging.KafkaConfig {
 func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases ...string) []string {
 	t.Helper()
 	names := make([]string, len(bases))
-	specs := make([]events.TopicSpec, len(bases))
+	specs := make([]messaging.TopicSpec, len(bases))
 	for i, b := range bases {
 		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
-		specs[i] = events.TopicSpec{Name: names[i], Partitions: partitions}
+		specs[i] = messaging.TopicSpec{Name: names[i], Partitions: partitions}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -15,8 +15,11 @@ import (
 // Metadata keys set on every event message, next to Watermill's "correlation_id".
 const (
 	// MetadataType repeats the event type outside the payload, for logs and tools.
+	// Its value is messaging.MetadataEventType's (a test checks it).
 	MetadataType = "event_type"
-	// MetadataKey holds the Kafka message key: the order id.
+	// MetadataKey holds the Kafka message key: the order id. Its value is
+	// messaging.MetadataKey's, which the Kafka publisher turns into the key (a
+	// test checks it).
 	MetadataKey = "partition_key"
 )
 
@@ -50,6 +53,12 @@ func (e *DecodeError) Unwrap() error { return e.Kind }
 // Permanent reports true: retrying cannot fix a message that does not decode.
 // The messaging package recognises errors with this method.
 func (e *DecodeError) Permanent() bool { return true }
+
+// ReasonCode returns "invalid_event", the public reason code a consumer records
+// when it poisons a message that is not a valid event of the contract (the
+// poison queue and the order timeline show it). The messaging package
+// recognises errors with this method (messaging.ReasonCode).
+func (e *DecodeError) ReasonCode() string { return "invalid_event" }
 
 func invalid(format string, args ...any) error {
 	return &DecodeError{Kind: ErrInvalid, Detail: fmt.Sprintf(format, args...)}

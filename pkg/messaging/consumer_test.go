@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -19,10 +20,11 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
-// effectsMigrations gives the node under test a table its handler writes to.
+// effectsMigrations gives the consumers under test a table its handler writes to.
 var effectsMigrations = fstest.MapFS{"migrations/00001_effects.sql": {Data: []byte(`
 -- +goose Up
 CREATE TABLE effects (id BIGINT AUTO_INCREMENT PRIMARY KEY, message_id VARCHAR(255) NOT NULL);
@@ -30,13 +32,13 @@ CREATE TABLE effects (id BIGINT AUTO_INCREMENT PRIMARY KEY, message_id VARCHAR(2
 DROP TABLE effects;
 `)}}
 
-// consumerRig is one Node consuming a fresh topic with a test handler, on a fresh
+// consumerRig is one Consumers consuming a fresh topic with a test handler, on a fresh
 // database and consumer group.
 type consumerRig struct {
 	kafka              messaging.KafkaConfig
 	topic, poisonTopic string
 	db                 *sql.DB
-	node               *messaging.Node
+	consumers          *messaging.Consumers
 
 	mu       sync.Mutex
 	attempts map[string]int
@@ -64,37 +66,62 @@ func (r *consumerRig) attemptsOf(id string) int {
 	return r.attempts[id]
 }
 
-func newConsumerRig(t *testing.T, handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Node)) *consumerRig {
+func newConsumerRig(t *testing.T, handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *consumerRig {
 	t.Helper()
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 2, "events", "poison")
 	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
-	node, err := messaging.Start(context.Background(), messaging.Config{
+	run := startConsumers(t, messaging.Config{
 		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
 		Kafka:         kafka,
 		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 		ConsumerGroup: testenv.UniqueName(t, "group"),
 		PoisonTopic:   r.poisonTopic,
-	}, effectsMigrations, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Consume("test", r.topic, handler(r))
-	if adjust != nil {
-		adjust(node)
-	}
-	r.node = node
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
+	}, lifecycle.Config{}, r.topic, handler(r), adjust)
+	r.consumers = run.consumers
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node.Run: %v", err)
+		run.cancel()
+		if err := <-run.done; err != nil {
+			t.Errorf("lifecycle.Run: %v", err)
 		}
 	})
 	return r
+}
+
+// running is one run of consumers wired as a service wires them: the
+// database opened and migrated, one consumer of topic, run by a Lifecycle.
+type running struct {
+	consumers *messaging.Consumers
+	lifecycle *lifecycle.Lifecycle
+	cancel    context.CancelFunc
+	done      chan error
+}
+
+// startConsumers runs handler as the consumer of topic with cfg until the
+// returned run is cancelled; adjust, if not nil, changes the consumers first.
+func startConsumers(t *testing.T, cfg messaging.Config, stop lifecycle.Config, topic string, handler message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *running {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	db, err := messaging.OpenAndMigrate(context.Background(), cfg.DB, effectsMigrations, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := cfg.Kafka.NewPoisonPublisher(watermill.NopLogger{})
+	consumers, err := messaging.NewConsumers(cfg, db, poison, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumers.Handle("test", topic, handler)
+	if adjust != nil {
+		adjust(consumers)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &running{consumers: consumers, lifecycle: lifecycle.New(stop, logger), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		run.done <- run.lifecycle.Run(ctx, lifecycle.Parts{Consumers: consumers, Clients: []io.Closer{poison, db}})
+	}()
+	return run
 }
 
 // publish sends msgs to the rig's topic through a keyed Kafka publisher.
@@ -126,7 +153,7 @@ func (r *consumerRig) waitProcessed(t *testing.T, id string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if ok, err := r.node.Inbox().Processed(context.Background(), id); err == nil && ok {
+		if ok, err := r.consumers.Inbox().Processed(context.Background(), id); err == nil && ok {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -152,9 +179,9 @@ func TestInboxAppliesEachMessageOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc { return r.effect },
-				func(n *messaging.Node) {
+				func(cs *messaging.Consumers) {
 					if tt.disabled {
-						messaging.DisableInboxForTest(n)
+						messaging.DisableInboxForTest(cs)
 					}
 				})
 			id := watermill.NewUUID()
@@ -241,12 +268,16 @@ func TestPoisonQueue(t *testing.T) {
 		{"keeps failing", validEvent(watermill.NewUUID()), "handler keeps failing", 3, "handler_failed"},
 	}
 	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
-		decode := messaging.EventHandler(func(ctx context.Context, e events.Event) error {
+		decode := func(msg *message.Message) error {
+			e, err := events.Decode(msg)
+			if err != nil {
+				return err
+			}
 			if e.OrderID == "o-1" {
 				return errors.New("handler keeps failing")
 			}
 			return nil
-		})
+		}
 		return func(msg *message.Message) error {
 			r.attempt(msg)
 			if err := decode(msg); err != nil {

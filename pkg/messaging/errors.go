@@ -1,10 +1,3 @@
-// Package messaging is the Watermill plumbing both services share: the
-// transactional outbox and its forwarder to Kafka, the consumer middleware stack
-// (recoverer, correlation id, poison queue, retry) and the inbox that makes a
-// consumer idempotent in the same database transaction as its effect.
-//
-// Services import this package from their composition root and their adapters;
-// their domain code never does.
 package messaging
 
 import (

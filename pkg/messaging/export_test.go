@@ -2,10 +2,10 @@ package messaging
 
 import "github.com/ThreeDotsLabs/watermill/message"
 
-// DisableInboxForTest makes n's consumers run without the inbox, for this
-// package's negative controls. It exists only in test binaries.
-func DisableInboxForTest(n *Node) {
-	n.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc { return h }
+// DisableInboxForTest makes cs run without the inbox, for this package's
+// negative controls. It exists only in test binaries.
+func DisableInboxForTest(cs *Consumers) {
+	cs.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc { return h }
 }
 
 // DisableParkingForTest turns parking off on o (ADR 22), for the negative

@@ -52,21 +52,23 @@ type FaultConfig struct {
 	DisableInbox bool `env:"DISABLE_INBOX"`
 }
 
-// WithFaults returns the Option that puts c's hooks and switches on a node
-// (none if c is zero). It logs a warning naming every switch that is on.
+// WithFaults returns the Option that puts c's hooks and switches on an outbox
+// (its future forwarders) and the consumers (none if c is zero). It logs a
+// warning naming every switch that is on.
 func WithFaults(c FaultConfig) Option {
-	return func(n *Node) { c.install(n) }
+	return func(o *Outbox, cs *Consumers) { c.install(o, cs) }
 }
 
-// install puts the configured fault hooks and switches on the node.
-func (c FaultConfig) install(n *Node) {
+// install puts the configured fault hooks and switches on o and cs.
+func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 	if c == (FaultConfig{}) {
 		return
 	}
-	n.slog.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
+	logger := cs.logger
+	logger.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
 	if c.CrashAfterPublish > 0 {
 		crash := crashEvery(c.CrashAfterPublish)
-		n.forwarderMiddlewares = append(n.forwarderMiddlewares, func(h message.HandlerFunc) message.HandlerFunc {
+		o.forwarderMiddlewares = append(o.forwarderMiddlewares, func(h message.HandlerFunc) message.HandlerFunc {
 			return func(msg *message.Message) ([]*message.Message, error) {
 				out, err := h(msg)
 				if err == nil {
@@ -77,18 +79,20 @@ func (c FaultConfig) install(n *Node) {
 		})
 	}
 	if c.RefuseMidBatch {
-		n.out = &midBatchRefuser{Publisher: n.out, logger: n.slog}
+		o.wrapOut = func(out message.Publisher) message.Publisher {
+			return &midBatchRefuser{Publisher: out, logger: logger}
+		}
 	}
 	if c.StockAck {
-		n.outbox.offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
+		o.offsetsAdapter = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
 	}
 	if c.DisableInbox {
-		n.inboxMiddleware = passThroughInbox
+		cs.inboxMiddleware = passThroughInbox
 	}
 	if c.CrashAfterCommit > 0 {
 		crash := crashEvery(c.CrashAfterCommit)
-		inbox := n.inboxMiddleware
-		n.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc {
+		inbox := cs.inboxMiddleware
+		cs.inboxMiddleware = func(h message.HandlerFunc) message.HandlerFunc {
 			handle := inbox(h)
 			return func(msg *message.Message) ([]*message.Message, error) {
 				out, err := handle(msg)

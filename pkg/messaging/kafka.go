@@ -12,8 +12,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
-
-	"github.com/onceflow/onceflow/pkg/events"
 )
 
 // KafkaConfig says how to reach Kafka.
@@ -98,23 +96,33 @@ func (c KafkaConfig) ConsumerConfig() *sarama.Config {
 	return sc
 }
 
-// Marshaler sets the Kafka message key from the events.MetadataKey metadata (the
+// MetadataKey is the metadata key whose value becomes a message's Kafka key:
+// every message with the same key goes to the same partition and is consumed in
+// the order it was produced. The outbox also parks rows per key (ADR 22). The
+// producers of messages set it (pkg/events sets it to the order id).
+const MetadataKey = "partition_key"
+
+// MetadataEventType is the metadata key the tooling (parked rows, poison queue)
+// shows as a message's type. Optional.
+const MetadataEventType = "event_type"
+
+// Marshaler sets the Kafka message key from the MetadataKey metadata (the
 // order id), so all events of one order go to one partition. With requireKey, a
 // message without a key is refused (unkeyed events would lose their per-order
 // ordering); without it, such a message is sent unkeyed, which the poison queue
 // needs for messages that arrived malformed.
 func Marshaler(requireKey bool) kafka.MarshalerUnmarshaler {
 	return kafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
-		key := msg.Metadata.Get(events.MetadataKey)
+		key := msg.Metadata.Get(MetadataKey)
 		if key == "" && requireKey {
-			return "", fmt.Errorf("message %s for %s has no %q metadata", msg.UUID, topic, events.MetadataKey)
+			return "", fmt.Errorf("message %s for %s has no %q metadata", msg.UUID, topic, MetadataKey)
 		}
 		return key, nil
 	})
 }
 
-// NewPublisher returns a Kafka publisher for events: keyed by order id (a message
-// without events.MetadataKey is refused), synchronous (Publish returns once the
+// NewPublisher returns a Kafka publisher for events: keyed by MetadataKey (a
+// message without it is refused), synchronous (Publish returns once the
 // broker acknowledged every message with acks=all), and connecting on first use.
 // While Kafka is unreachable Publish fails, and a later call tries again; Watermill's
 // own constructor would instead fail once, at start-up.
@@ -221,11 +229,31 @@ func (s retryingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
 }
 
+// TopicSpec describes how a topic is created.
+type TopicSpec struct {
+	Name       string
+	Partitions int32
+	// Config holds topic-level settings (e.g. "retention.ms"), set when the topic
+	// is created and re-applied to an existing topic at each start.
+	Config map[string]string
+}
+
+// PoisonRetentionMs is the retention of poison topics: -1, unlimited. A
+// poisoned message is an unresolved problem; it leaves the topic only when a
+// person purges it (poison purge), never by silently expiring (ADR 0025).
+const PoisonRetentionMs = "-1"
+
+// PoisonTopicSpec is the spec of a poison topic: one partition (small, read by
+// people and tools) and unlimited retention (PoisonRetentionMs).
+func PoisonTopicSpec(name string) TopicSpec {
+	return TopicSpec{Name: name, Partitions: 1, Config: map[string]string{"retention.ms": PoisonRetentionMs}}
+}
+
 // EnsureTopics creates the given topics with their partition counts (replication
 // factor 1 on a single broker, else 3) and settings (TopicSpec.Config, e.g. the
 // poison topics' unlimited retention) if they do not exist yet. Existing topics
 // are left alone (see ApplyTopicConfigs). It retries until Kafka answers or ctx ends.
-func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []events.TopicSpec) error {
+func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []TopicSpec) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 250 * time.Millisecond
 	b.MaxInterval = 5 * time.Second
@@ -235,7 +263,7 @@ func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []events.TopicSpec
 	return err
 }
 
-func (c KafkaConfig) ensureTopics(topics []events.TopicSpec) error {
+func (c KafkaConfig) ensureTopics(topics []TopicSpec) error {
 	admin, err := sarama.NewClusterAdmin(c.Brokers, c.ProducerConfig())
 	if err != nil {
 		return err
@@ -272,7 +300,7 @@ func (c KafkaConfig) ensureTopics(topics []events.TopicSpec) error {
 // ApplyTopicConfigs sets each topic's Config on the existing topic (created
 // before the setting existed, or by hand), leaving its other settings alone.
 // It tries once and returns every failure; topics without Config are skipped.
-func (c KafkaConfig) ApplyTopicConfigs(topics []events.TopicSpec) error {
+func (c KafkaConfig) ApplyTopicConfigs(topics []TopicSpec) error {
 	var errs []error
 	var admin sarama.ClusterAdmin
 	for _, t := range topics {
@@ -294,7 +322,7 @@ func (c KafkaConfig) ApplyTopicConfigs(topics []events.TopicSpec) error {
 	return errors.Join(errs...)
 }
 
-func applyTopicConfig(admin sarama.ClusterAdmin, t events.TopicSpec) error {
+func applyTopicConfig(admin sarama.ClusterAdmin, t TopicSpec) error {
 	entries := map[string]sarama.IncrementalAlterConfigsEntry{}
 	for k, v := range t.Config {
 		entries[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}

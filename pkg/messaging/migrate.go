@@ -53,6 +53,37 @@ func Migrate(ctx context.Context, db *sql.DB, serviceFS fs.FS, logger *slog.Logg
 	return nil
 }
 
+// OpenAndMigrate opens the database of c (OpenDB), waiting up to
+// c.StartupTimeout for it to answer, and brings it up to date with Migrate:
+// this package's tables, then the service's migrations from serviceMigrations
+// (*.sql files under a "migrations" directory; nil for none). It fails, closing
+// the pool, on an invalid config, an unreachable database or a failed
+// migration.
+func OpenAndMigrate(ctx context.Context, c DBConfig, serviceMigrations fs.FS, logger *slog.Logger) (*sql.DB, error) {
+	c = c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.StartupTimeout)
+	defer cancel()
+	db, err := OpenDB(ctx, c.DSN, c.MaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	var migrations fs.FS
+	if serviceMigrations != nil {
+		if migrations, err = fs.Sub(serviceMigrations, "migrations"); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if err := Migrate(ctx, db, migrations, logger); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // namedLock is a goose session locker on MariaDB's GET_LOCK.
 type namedLock struct{ name string }
 

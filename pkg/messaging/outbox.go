@@ -96,20 +96,26 @@ func (a offsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query,
 }
 
 // Outbox writes events into a service's outbox table inside the caller's
-// transaction and builds the forwarder that relays them to Kafka.
+// transaction (Publish) and builds the Forwarder that relays them to Kafka. It
+// is usable alone: a service that only publishes needs an Outbox, a Forwarder,
+// a Kafka publisher (KafkaConfig.NewPublisher) and the tables of Migrate.
 type Outbox struct {
 	config OutboxConfig
 	schema schema
-	// offsetsAdapter acknowledges forwarded rows: offsets (an Option may replace
-	// it; see ADR 21).
+	// offsetsAdapter acknowledges forwarded rows: offsets (the fault build may
+	// replace it; see ADR 21).
 	offsetsAdapter wsql.OffsetsAdapter
 	// noParking turns parking off (negative controls only, ADR 22): a row Kafka
 	// can never take then blocks the outbox, as before.
 	noParking bool
 	// topicCreated says whether a destination topic was created by the service
-	// (UnfixableReason); nil until a Node sets it.
+	// (UnfixableReason); nil unless SetTopics was called.
 	topicCreated func(topic string) bool
-	stats        ForwarderStats
+	// forwarderMiddlewares wrap the forwarder's handler, and wrapOut its Kafka
+	// publisher (set by the fault build only, ADR 21).
+	forwarderMiddlewares []message.HandlerMiddleware
+	wrapOut              func(message.Publisher) message.Publisher
+	stats                ForwarderStats
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -155,8 +161,33 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 	return nil
 }
 
-// NewForwarder returns Watermill's forwarder reading this outbox from db and
-// publishing to out (normally a Kafka publisher). Rows are forwarded one after
+// SetTopics tells the forwarders built afterwards which topics the service
+// creates (Topics.Created): Kafka refusing one of those as unknown, once they
+// exist, is a refusal retrying cannot fix, and the row is parked (ADR 22).
+// Without it such a refusal is retried, as any other.
+func (o *Outbox) SetTopics(created func(topic string) bool) { o.topicCreated = created }
+
+// Forwarder is Watermill's forwarder reading one outbox, with a graceful stop.
+// Run it with Run (from the embedded forwarder); stop it with Close, which lets
+// the polling transaction finish its batch cleanly: the rows Kafka acknowledged
+// are deleted and the transaction commits (ADR 24). Abandon, after Close had its
+// time, rolls that transaction back instead (those rows are published again
+// after the restart; consumers deduplicate).
+type Forwarder struct {
+	*forwarder.Forwarder
+	abandon context.CancelFunc
+}
+
+// Abandon ends the polling transaction the forwarder still holds (it rolls
+// back). Call it after Close, when the stop's time is up; it is a no-op once
+// the forwarder stopped.
+func (f *Forwarder) Abandon() { f.abandon() }
+
+// forwarderCloseTimeout bounds how long Close waits for the row in flight.
+const forwarderCloseTimeout = 3 * time.Second
+
+// NewForwarder returns the forwarder reading this outbox from db and publishing
+// to out (normally KafkaConfig.NewPublisher). Rows are forwarded one after
 // another in commit-offset order and deleted once out acknowledged them. A row out
 // refuses is retried until it goes through (nothing lost), unless the refusal is
 // one retrying cannot fix (UnfixableReason): then the row is parked, moved in the
@@ -164,16 +195,8 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 // are parked behind it, so that no single row blocks the outbox and no event
 // overtakes an earlier one of its key (ADR 22).
 // A crash between out's acknowledgement and the delete publishes that row again:
-// consumers deduplicate. Run it with its Run method; it stops when the context
-// ends or on Close, and then finishes its batch cleanly: the rows Kafka
-// acknowledged are deleted and the polling transaction commits (ADR 24).
-func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
-	return o.newForwarder(db, out, logger, context.Background(), 5*time.Second, middlewares...)
-}
-
-// newForwarder is NewForwarder whose polling transaction is rolled back when
-// abandon ends, and whose Close waits at most closeTimeout for the row in flight.
-func (o *Outbox) newForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, abandon context.Context, closeTimeout time.Duration, middlewares ...message.HandlerMiddleware) (*forwarder.Forwarder, error) {
+// consumers deduplicate. It fails only if Watermill refuses the configuration.
+func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
 		SchemaAdapter:  o.schema,
@@ -186,21 +209,26 @@ func (o *Outbox) newForwarder(db *stdsql.DB, out message.Publisher, logger water
 	if err != nil {
 		return nil, fmt.Errorf("outbox subscriber: %w", err)
 	}
+	if o.wrapOut != nil {
+		out = o.wrapOut(out)
+	}
 	if !o.noParking {
 		out = &parker{out: out, topicCreated: o.topicCreated, outbox: o, logger: logger, stats: &o.stats}
 	}
 	// Watermill's router cancels the subscription's context on Close, which
 	// would roll the polling transaction back mid-batch; detached, the
 	// subscriber is closed instead and commits what was forwarded.
+	abandon, cancel := context.WithCancel(context.Background())
 	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: sub, abandon: abandon}, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,
-		Middlewares:    middlewares,
-		CloseTimeout:   closeTimeout,
+		Middlewares:    append(middlewares, o.forwarderMiddlewares...),
+		CloseTimeout:   forwarderCloseTimeout,
 	})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
-	return fwd, nil
+	return &Forwarder{Forwarder: fwd, abandon: cancel}, nil
 }
 
 // Parked is how many rows this process's forwarders have parked since start.

@@ -98,7 +98,7 @@ func ours(batch int) outboxSetup {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return f
+			return f.Forwarder
 		},
 	}
 }
@@ -299,7 +299,7 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return f
+		return f.Forwarder
 	}
 	tests := []struct {
 		name      string
@@ -447,10 +447,11 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 			out.refuse = func(*message.Message) error { return errors.New("kafka down") }
 			var f *forwarder.Forwarder
 			if tt.schema == nil {
-				var err error
-				if f, err = ob.NewForwarder(db, out, watermill.NopLogger{}); err != nil {
+				ours, err := ob.NewForwarder(db, out, watermill.NopLogger{})
+				if err != nil {
 					t.Fatal(err)
 				}
+				f = ours.Forwarder
 			} else {
 				deadline := time.Minute
 				sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{

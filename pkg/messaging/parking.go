@@ -14,8 +14,6 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/onceflow/onceflow/pkg/events"
 )
 
 // Reasons a row is parked (column outbox_parked.reason). See ADR 22.
@@ -118,7 +116,7 @@ func (p *parker) forward(topic string, m *message.Message) error {
 	if !ok {
 		return p.out.Publish(topic, m)
 	}
-	key := m.Metadata.Get(events.MetadataKey)
+	key := m.Metadata.Get(MetadataKey)
 	anyParked, err := p.mayHaveParked(ctx, tx)
 	if err != nil {
 		return err
@@ -210,7 +208,7 @@ func (p *parker) park(ctx context.Context, tx wsql.Tx, topic string, m *message.
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO outbox_parked (message_id, partition_key, topic, payload, metadata, reason, kafka_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		m.UUID, m.Metadata.Get(events.MetadataKey), topic, []byte(m.Payload), string(meta), reason, kafkaErr); err != nil {
+		m.UUID, m.Metadata.Get(MetadataKey), topic, []byte(m.Payload), string(meta), reason, kafkaErr); err != nil {
 		return fmt.Errorf("parking outbox row %s: %w", m.UUID, err)
 	}
 	p.mu.Lock()
@@ -218,7 +216,7 @@ func (p *parker) park(ctx context.Context, tx wsql.Tx, topic string, m *message.
 		p.any = true
 	}
 	p.mu.Unlock()
-	p.logPark(m, m.Metadata.Get(events.MetadataKey), reason, kafkaErr)
+	p.logPark(m, m.Metadata.Get(MetadataKey), reason, kafkaErr)
 	return nil
 }
 
@@ -318,7 +316,7 @@ func (o *Outbox) queryParked(ctx context.Context, db *stdsql.DB, full bool, wher
 		}
 		var md map[string]string
 		if err := json.Unmarshal([]byte(meta), &md); err == nil {
-			r.EventType = md[events.MetadataType]
+			r.EventType = md[MetadataEventType]
 		}
 		if full {
 			r.Payload, r.Metadata = string(payload), md

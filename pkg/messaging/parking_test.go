@@ -82,7 +82,7 @@ func (e *parkingEnv) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runForwarder(t, f)
+	runForwarder(t, f.Forwarder)
 }
 
 // write commits one event of key with a payload of size bytes and returns its id.

@@ -5,8 +5,6 @@ import (
 	"regexp"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/onceflow/onceflow/pkg/events"
 )
 
 // MetadataReasonCode is the metadata key of a poisoned message's reason code: a
@@ -36,9 +34,10 @@ func ValidReasonCode(s string) bool { return reasonCodeRe.MatchString(s) }
 
 // ReasonCode returns the public reason code of an error a consumer gives up on:
 // the code of the first error in err's chain with a `ReasonCode() string` method
-// (application errors, PermanentCode) if it is a valid code; ReasonInvalidEvent
-// for an *events.DecodeError or a message without id; ReasonHandlerFailed
-// otherwise. It never returns error text.
+// (application errors, PermanentCode, a decoder's error such as
+// *events.DecodeError, which says ReasonInvalidEvent) if it is a valid code;
+// ReasonInvalidEvent for a message without id; ReasonHandlerFailed otherwise.
+// It never returns error text.
 func ReasonCode(err error) string {
 	var c interface{ ReasonCode() string }
 	if errors.As(err, &c) {
@@ -46,8 +45,7 @@ func ReasonCode(err error) string {
 			return code
 		}
 	}
-	var de *events.DecodeError
-	if errors.As(err, &de) || errors.Is(err, ErrNoMessageID) {
+	if errors.Is(err, ErrNoMessageID) {
 		return ReasonInvalidEvent
 	}
 	return ReasonHandlerFailed

@@ -10,7 +10,7 @@ import (
 )
 
 // RetentionConfig bounds the tables this package fills (ADR 0025). Old rows are
-// deleted by a periodic job of the Node, in batches of BatchSize rows, each
+// deleted by periodic jobs (RetainMessagingTables, on Jobs), in batches of BatchSize rows, each
 // DELETE its own short transaction, so that pruning never holds locks for long.
 // A service nests it as <PREFIX>_RETENTION_*, e.g. ORDER_RETENTION_INBOX_MAX_AGE.
 type RetentionConfig struct {
@@ -106,19 +106,29 @@ func (p Pruner) Prune(ctx context.Context, cutoff time.Time) (deleted int64, bat
 	return deleted, batches, ctx.Err()
 }
 
-// Retain registers a periodic job (every Retention.Interval, see Every) that
-// deletes the rows of table whose column is older than maxAge, in batches of
-// Retention.BatchSize, and logs how many it deleted. Start registers it for the
-// inbox and the poison replays; services add their own tables. Call before Run.
-func (n *Node) Retain(table, column string, maxAge time.Duration) {
-	p := Pruner{DB: n.db, Table: table, Column: column, BatchSize: n.config.Retention.BatchSize}
-	n.Every("retention-"+table, n.config.Retention.Interval, func(ctx context.Context) error {
+// Retain registers on jobs a job that deletes, every c.Interval, the rows of
+// table whose column is older than maxAge, in batches of c.BatchSize, and logs
+// how many it deleted. A failing run is logged by jobs and tried again at the
+// next interval; what it deleted stays deleted.
+func (c RetentionConfig) Retain(jobs *Jobs, db *sql.DB, table, column string, maxAge time.Duration) {
+	c = c.Defaults()
+	p := Pruner{DB: db, Table: table, Column: column, BatchSize: c.BatchSize}
+	jobs.Every("retention-"+table, c.Interval, func(ctx context.Context) error {
 		start := time.Now()
 		deleted, batches, err := p.Prune(ctx, start.Add(-maxAge).UTC())
 		if deleted > 0 || err != nil {
-			n.slog.Info("pruned old rows", "table", table, "max_age", maxAge.String(), "deleted", deleted,
+			jobs.logger.Info("pruned old rows", "table", table, "max_age", maxAge.String(), "deleted", deleted,
 				"batches", batches, "took", time.Since(start).String())
 		}
 		return err
 	})
+}
+
+// RetainMessagingTables registers the pruning of this package's own tables on
+// jobs (see Retain): the inbox after InboxMaxAge, the poison replay records
+// after PoisonReplaysMaxAge.
+func (c RetentionConfig) RetainMessagingTables(jobs *Jobs, db *sql.DB) {
+	c = c.Defaults()
+	c.Retain(jobs, db, "processed_messages", "processed_at", c.InboxMaxAge)
+	c.Retain(jobs, db, "poison_replays", "replayed_at", c.PoisonReplaysMaxAge)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestPoisonTopicsNeverExpire (integration, real Kafka): a poison topic is
@@ -22,19 +22,19 @@ func TestPoisonTopicsNeverExpire(t *testing.T) {
 	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, []events.TopicSpec{events.PoisonTopicSpec(created)}); err != nil {
+	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{messaging.PoisonTopicSpec(created)}); err != nil {
 		t.Fatal(err)
 	}
 	existing := testenv.Topics(t, kafka, 1, "poison-old")[0] // created without settings
-	if got := retention(t, kafka.Brokers, existing); got == events.PoisonRetentionMs {
+	if got := retention(t, kafka.Brokers, existing); got == messaging.PoisonRetentionMs {
 		t.Fatalf("a topic created without settings already has retention.ms=%s: the test proves nothing", got)
 	}
-	if err := kafka.ApplyTopicConfigs([]events.TopicSpec{events.PoisonTopicSpec(existing)}); err != nil {
+	if err := kafka.ApplyTopicConfigs([]messaging.TopicSpec{messaging.PoisonTopicSpec(existing)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{created, existing} {
-		if got := retention(t, kafka.Brokers, topic); got != events.PoisonRetentionMs {
-			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, events.PoisonRetentionMs)
+		if got := retention(t, kafka.Brokers, topic); got != messaging.PoisonRetentionMs {
+			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, messaging.PoisonRetentionMs)
 		}
 	}
 }

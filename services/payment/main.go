@@ -1,85 +1,24 @@
 // Command payment runs the payment service: the consumer of order events that
-// charges customers, the outbox forwarder for payment events, and an HTTP endpoint
-// for health and readiness. Configuration comes from
-// environment variables only; "payment poison ..." runs the poison queue tooling instead
-// (list, show, replay, purge), and "payment healthcheck" checks a running one. (see service.Config and the README); the defaults
-// fit `make run`.
+// charges customers, the outbox forwarder for payment events, and an HTTP
+// endpoint for health, readiness and the poison admin endpoints. Configuration
+// comes from environment variables only (see service.Config and the README;
+// the defaults fit `make run`); "payment poison ..." runs the poison queue
+// tooling instead, and "payment healthcheck" checks a running one
+// (servicemain.Main).
 package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
-	"github.com/caarlos0/env/v11"
-
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/payment/internal/service"
 )
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})).With("service", "payment")
 	cfg := service.DefaultConfig()
-	if err := env.Parse(&cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "payment: reading configuration:", err)
-		os.Exit(2)
+	run := func(ctx context.Context, logger *slog.Logger, opts ...service.Option) error {
+		return service.Run(ctx, cfg, logger, opts...)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" { // for images without curl: exit 0 if /healthz answers
-		os.Exit(healthcheck(cfg.HTTPAddr))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "poison" { // the poison queue tooling, see `payment poison`
-		if err := poison.RunCLI(ctx, cfg.Messaging, os.Args[2:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
-	opts, err := options()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "payment: reading configuration:", err)
-		os.Exit(2)
-	}
-	if err := service.Run(ctx, cfg, logger, opts...); err != nil {
-		logger.Error("payment service failed", "err", err)
-		os.Exit(1)
-	}
-}
-
-// healthcheck asks the running service at addr for GET /healthz and returns the
-// exit code: 0 if it answered 200, 1 otherwise.
-func healthcheck(addr string) int {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 1
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
-	if err != nil {
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 1
-	}
-	return 0
-}
-
-// logLevel reads LOG_LEVEL (debug, info, warn, error; default info).
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
+	servicemain.Main(servicemain.Service[service.Option]{Name: "payment", Config: &cfg, Common: &cfg.Common, Options: options, Run: run})
 }

@@ -3,17 +3,10 @@
 package main
 
 import (
-	"github.com/caarlos0/env/v11"
-
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/payment/internal/service"
 )
 
 // options reads this test build's fault-injection switches (PAYMENT_FAULT_*,
 // see service.Faults and ADR 21).
-func options() ([]service.Option, error) {
-	var f service.Faults
-	if err := env.Parse(&f); err != nil {
-		return nil, err
-	}
-	return []service.Option{service.WithFaults(f)}, nil
-}
+func options() ([]service.Option, error) { return servicemain.ParseOptions(service.WithFaults) }

@@ -21,7 +21,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
-	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -239,8 +238,8 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 				ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
 				FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
 				Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
-				EventType:  m.Metadata.Get(events.MetadataType),
-				OrderID:    m.Metadata.Get(events.MetadataKey),
+				EventType:  m.Metadata.Get(messaging.MetadataEventType),
+				OrderID:    m.Metadata.Get(messaging.MetadataKey),
 				Payload:    string(m.Payload), Metadata: m.Metadata,
 			})
 			if km.Offset >= newest-1 {

@@ -39,7 +39,7 @@ func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpse
 	cfg.Messaging.Kafka = kafka
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")
-	cfg.Messaging.Stop.DrainTimeout = 5 * time.Second
+	cfg.Stop.DrainTimeout = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()

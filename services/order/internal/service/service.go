@@ -1,20 +1,24 @@
 // Package service is the order service's composition root: its configuration and
-// the one place where the database, the outbox and forwarder, the Kafka consumer
-// and the HTTP API are wired together and run.
+// the one place where the database, the outbox and forwarder, the Kafka
+// consumers, the periodic jobs and the HTTP API are wired together and run
+// (Run, read top to bottom).
 package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -24,15 +28,15 @@ import (
 // Config is the order service's configuration. main fills it from environment
 // variables (the env tags) on top of DefaultConfig.
 type Config struct {
-	// HTTPAddr is where the order API listens.
-	HTTPAddr string `env:"ORDER_HTTP_ADDR"`
+	// Common: where the order API listens (ORDER_HTTP_ADDR), its server limits
+	// (ORDER_HTTP_*), ORDER_ADMIN_TOKEN, the messaging parts (ORDER_DB_*,
+	// ORDER_KAFKA_*, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
+	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC, ORDER_FAILURE_MODE) and the
+	// graceful stop (ORDER_STOP_*).
+	servicemain.Common `envPrefix:"ORDER_"`
 	// RequestTimeout bounds the work of one HTTP request, reading its body
 	// included. It must be less than ORDER_HTTP_WRITE_TIMEOUT.
 	RequestTimeout time.Duration `env:"ORDER_REQUEST_TIMEOUT"`
-	// HTTP: the server's timeouts and header limit, ORDER_HTTP_READ_HEADER_TIMEOUT,
-	// ORDER_HTTP_READ_TIMEOUT, ORDER_HTTP_WRITE_TIMEOUT, ORDER_HTTP_IDLE_TIMEOUT,
-	// ORDER_HTTP_MAX_HEADER_BYTES (see httpserver.Config).
-	HTTP httpserver.Config `envPrefix:"ORDER_HTTP_"`
 	// PaymentTimeout is how long an order may wait for its payment before the
 	// service cancels it (reason payment_timeout); a charge that happens after
 	// that is refunded.
@@ -55,25 +59,21 @@ type Config struct {
 	// IdempotencyCleanupBatch bounds the rows one cleanup transaction deletes
 	// (at most 10 such transactions per run); 1 to 10000.
 	IdempotencyCleanupBatch int `env:"ORDER_IDEMPOTENCY_CLEANUP_BATCH"`
-	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
-	AdminToken string `env:"ORDER_ADMIN_TOKEN"`
 	// TimelineMaxAge: order timeline entries older than this are deleted (in
 	// batches, by the retention job, ADR 0025). Default 30 days.
 	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
-	// Messaging: ORDER_DB_DSN, ORDER_DB_MAX_OPEN_CONNS, ORDER_DB_STARTUP_TIMEOUT,
-	// ORDER_KAFKA_BROKERS, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
-	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC,
-	// and the graceful stop's ORDER_STOP_DRAIN_TIMEOUT and ORDER_STOP_UNREADY_DELAY.
-	Messaging messaging.Config `envPrefix:"ORDER_"`
 }
 
-// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1,
-// except the database DSN, which has no default (it holds credentials; a
-// service started without ORDER_DB_DSN says so and exits non-zero, ADR 0026).
-// deploy/local/run.sh, compose and the e2e harness pass it explicitly.
+// DefaultConfig is what `make run` needs: the API on 127.0.0.1:8080, the saga's
+// topics, and no database DSN (credentials are never compiled in: without
+// ORDER_DB_DSN the service says so and exits non-zero, ADR 0026; run.sh,
+// compose and the e2e harness pass it).
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:                   "127.0.0.1:8080",
+		Common: servicemain.Common{
+			HTTPAddr:  "127.0.0.1:8080",
+			Messaging: messaging.Config{ConsumerGroup: "order-service", PoisonTopic: events.TopicOrderPoison},
+		},
 		RequestTimeout:             5 * time.Second,
 		PaymentTimeout:             2 * time.Minute,
 		TimeoutScanInterval:        time.Second,
@@ -84,20 +84,12 @@ func DefaultConfig() Config {
 		PaymentsTopic:              events.TopicPayments,
 		PaymentPoisonTopic:         events.TopicPaymentPoison,
 		TimelineMaxAge:             30 * 24 * time.Hour,
-		Messaging: messaging.Config{
-			// DB.DSN: no default, see above.
-			ConsumerGroup: "order-service",
-			PoisonTopic:   events.TopicOrderPoison,
-		},
 	}
 }
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("ORDER_HTTP_ADDR %q: %w", c.HTTPAddr, err))
-	}
 	if c.RequestTimeout <= 0 || c.PaymentTimeout <= 0 || c.TimeoutScanInterval <= 0 {
 		errs = append(errs, errors.New("ORDER_REQUEST_TIMEOUT, ORDER_PAYMENT_TIMEOUT and ORDER_TIMEOUT_SCAN_INTERVAL must be positive"))
 	}
@@ -120,7 +112,7 @@ func (c Config) Validate() error {
 	if c.RequestTimeout >= httpCfg.WriteTimeout {
 		errs = append(errs, fmt.Errorf("ORDER_REQUEST_TIMEOUT %s must be less than ORDER_HTTP_WRITE_TIMEOUT %s", c.RequestTimeout, httpCfg.WriteTimeout))
 	}
-	return errors.Join(append(errs, httpCfg.Validate(), c.Messaging.Defaults().Validate())...)
+	return errors.Join(append(errs, c.Common.Validate("ORDER_"))...)
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
@@ -129,15 +121,15 @@ type Option func(*wiring)
 
 // wiring is what an Option may adjust.
 type wiring struct {
-	// node adjusts the messaging node.
-	node []messaging.Option
+	// messaging adjusts the outbox and the consumers.
+	messaging []messaging.Option
 	// unboundedRequestID: see orderhttp.Config.UnboundedRequestID.
 	unboundedRequestID bool
 }
 
 // Run starts the order service and blocks until ctx ends, then stops gracefully
 // within ORDER_STOP_DRAIN_TIMEOUT: /readyz answers 503, in-flight HTTP requests
-// and messages finish, the forwarder commits its batch (messaging.Node.RunWithHTTP).
+// and messages finish, the forwarder commits its batch (lifecycle.Run).
 // It fails if the config is invalid, the database does not answer within
 // the DB startup timeout, migrations fail or the HTTP address cannot be bound. Kafka being
 // unreachable never makes it fail: orders are accepted and their events wait in
@@ -146,38 +138,66 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	topics := []events.TopicSpec{
-		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		events.PoisonTopicSpec(cfg.Messaging.PoisonTopic),
-		events.PoisonTopicSpec(cfg.PaymentPoisonTopic),
-	}
+	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
 	var w wiring
 	for _, opt := range opts {
 		opt(&w)
 	}
-	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger, w.node...)
+
+	// The database: the messaging tables (outbox, inbox), then the order tables.
+	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	if err != nil {
+		return err
+	}
+	// Kafka: the topics this service creates (when Kafka answers), and the
+	// publishers of the forwarder and of the poison queue.
+	topics := messaging.NewTopics(m.Kafka, logger,
+		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		messaging.PoisonTopicSpec(m.PoisonTopic),
+		messaging.PoisonTopicSpec(cfg.PaymentPoisonTopic))
+	kafkaOut, poisonOut := m.Kafka.NewPublisher(wlog), m.Kafka.NewPoisonPublisher(wlog)
+
+	// The outbox the repositories write to, the consumers (inbox + retry +
+	// poison queue) and the forwarder that relays the outbox to Kafka.
+	outbox, err := messaging.NewOutbox(m.Outbox)
+	if err != nil {
+		return err
+	}
+	outbox.SetTopics(topics.Created) // a refusal of one of them as unknown parks the row (ADR 22)
+	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
+	if err != nil {
+		return err
+	}
+	for _, adjust := range w.messaging {
+		adjust(outbox, consumers)
+	}
+	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
 	if err != nil {
 		return err
 	}
 
-	svc := app.New(mariadb.NewOrders(node.DB(), node.Outbox(), cfg.OrdersTopic), mariadb.NewTimeline(node.DB()), logger)
+	// The application, and what calls it from Kafka.
+	svc := app.New(mariadb.NewOrders(db, outbox, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
-	node.Consume("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
+	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
 	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
-		OrderPoison: cfg.Messaging.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
-		node.Project(p.Name, p.Topic, p.Handler)
+		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
+		consumers.Project(p.Name, p.Topic, p.Handler)
 	}
-	node.Retain("order_timeline", "kafka_time", cfg.TimelineMaxAge)
-	node.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
+
+	// Periodic jobs: retention, payment timeouts, expired idempotency keys.
+	jobs := messaging.NewJobs(logger)
+	m.Retention.RetainMessagingTables(jobs, db)
+	m.Retention.Retain(jobs, db, "order_timeline", "kafka_time", cfg.TimelineMaxAge)
+	jobs.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {
 			logger.Info("cancelled orders whose payment timed out", "count", n)
 		}
 		return err
 	})
-
-	node.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
+	jobs.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
 			logger.Info("deleted expired idempotency keys", "count", n)
@@ -185,19 +205,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	})
 
-	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
+	// The HTTP API, with the poison admin endpoints; /readyz fails from the
+	// moment the stop begins.
+	stop := lifecycle.New(cfg.Stop, logger)
+	poisonTool := poison.New(m.Kafka, m.PoisonTopic, db)
 	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
-		RequestTimeout: cfg.RequestTimeout,
-		Ready:          node.Ready(node.DB().PingContext),
-
+		RequestTimeout:     cfg.RequestTimeout,
+		Ready:              stop.Ready(db.PingContext),
 		UnboundedRequestID: w.unboundedRequestID,
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	listener, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	logger.Info("order service starting", "http", listener.Addr().String())
-	return node.RunWithHTTP(ctx, cfg.HTTP.Server(api), listener)
+
+	// Run everything until ctx ends, then stop in ADR 24's order.
+	return stop.Run(ctx, lifecycle.Parts{
+		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
+		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Clients: []io.Closer{kafkaOut, poisonOut, db},
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -13,7 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -74,15 +75,31 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
 		PoisonTopic:   topic + ".poison",
 	}
-	node, err := messaging.Start(ctx, cfg, mariadb.Migrations, []events.TopicSpec{{Name: cfg.PoisonTopic, Partitions: 1}}, logger)
+	db, err := messaging.OpenAndMigrate(ctx, cfg.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := node.DB().Exec(`INSERT INTO accounts (customer_id, balance_cents, currency)
+	outbox, err := messaging.NewOutbox(cfg.Outbox)
+	if err != nil {
+		return 0, err
+	}
+	wlog := watermill.NewSlogLogger(logger)
+	kafkaOut, poisonOut := cfg.Kafka.NewPublisher(wlog), cfg.Kafka.NewPoisonPublisher(wlog)
+	topics := messaging.NewTopics(cfg.Kafka, logger, messaging.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
+	consumers, err := messaging.NewConsumers(cfg, db, poisonOut, topics, logger)
+	if err != nil {
+		return 0, err
+	}
+	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	if err != nil {
+		return 0, err
+	}
+	parts := lifecycle.Parts{Consumers: consumers, Forwarder: forwarder, Clients: []io.Closer{kafkaOut, poisonOut, db}}
+	if _, err := db.Exec(`INSERT INTO accounts (customer_id, balance_cents, currency)
 		SELECT CONCAT('bench-', seq), 1000000000000, 'EUR' FROM seq_0_to_499`); err != nil {
 		return 0, fmt.Errorf("seeding accounts: %w", err)
 	}
-	svc := app.New(mariadb.NewPayments(node.DB(), node.Outbox(), topic+".payments"), logger)
+	svc := app.New(mariadb.NewPayments(db, outbox, topic+".payments"), logger)
 
 	var first atomic.Int64 // unix nanos of the first processed message
 	finished := make(chan time.Time, 1)
@@ -98,16 +115,16 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 	defer stop()
 	switch mode {
 	case "stack":
-		node.Consume("bench", topic, func(msg *message.Message) error {
+		consumers.Handle("bench", topic, func(msg *message.Message) error {
 			if err := handler(msg); err != nil {
 				return err
 			}
 			count()
 			return nil
 		})
-		go func() { _ = node.Run(runCtx) }()
+		go func() { _ = lifecycle.New(lifecycle.Config{}, logger).Run(runCtx, parts) }()
 	case "bare":
-		go func() { _ = node.Run(runCtx) }() // the forwarder, as in stack mode; no consumers registered
+		go func() { _ = lifecycle.New(lifecycle.Config{}, logger).Run(runCtx, parts) }() // the forwarder, as in stack mode; no consumers registered
 		sub, err := cfg.Kafka.Defaults().NewSubscriber(cfg.ConsumerGroup, watermill.NopLogger{})
 		if err != nil {
 			return 0, err

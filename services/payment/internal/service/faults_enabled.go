@@ -26,7 +26,7 @@ type Faults struct {
 // WithFaults returns the Option that applies f.
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
-		w.node = append(w.node, messaging.WithFaults(f.Messaging))
+		w.messaging = append(w.messaging, messaging.WithFaults(f.Messaging))
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
 			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }

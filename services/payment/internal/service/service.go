@@ -1,19 +1,23 @@
 // Package service is the payment service's composition root: its configuration
 // and the one place where the database, the outbox and forwarder, the Kafka
-// consumer and the HTTP endpoint are wired together and run.
+// consumer, the retention jobs and the HTTP endpoint are wired together and run
+// (Run, read top to bottom).
 package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
+
+	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -23,51 +27,39 @@ import (
 // Config is the payment service's configuration. main fills it from environment
 // variables (the env tags) on top of DefaultConfig.
 type Config struct {
-	// HTTPAddr is where health, readiness (and admin) endpoints listen.
-	HTTPAddr string `env:"PAYMENT_HTTP_ADDR"`
+	// Common: where health, readiness and the admin endpoints listen
+	// (PAYMENT_HTTP_ADDR), the server's limits (PAYMENT_HTTP_*),
+	// PAYMENT_ADMIN_TOKEN, the messaging parts (PAYMENT_DB_*, PAYMENT_KAFKA_*,
+	// PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
+	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC, PAYMENT_FAILURE_MODE) and the
+	// graceful stop (PAYMENT_STOP_*).
+	servicemain.Common `envPrefix:"PAYMENT_"`
 	// OrdersTopic is what the service consumes; PaymentsTopic is where its events go.
 	OrdersTopic   string `env:"PAYMENT_TOPIC_ORDERS"`
 	PaymentsTopic string `env:"PAYMENT_TOPIC_PAYMENTS"`
-	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
-	AdminToken string `env:"PAYMENT_ADMIN_TOKEN"`
-	// HTTP: the server's timeouts and header limit, PAYMENT_HTTP_READ_HEADER_TIMEOUT,
-	// PAYMENT_HTTP_READ_TIMEOUT, PAYMENT_HTTP_WRITE_TIMEOUT, PAYMENT_HTTP_IDLE_TIMEOUT,
-	// PAYMENT_HTTP_MAX_HEADER_BYTES (see httpserver.Config).
-	HTTP httpserver.Config `envPrefix:"PAYMENT_HTTP_"`
-	// Messaging: PAYMENT_DB_DSN, PAYMENT_DB_MAX_OPEN_CONNS, PAYMENT_DB_STARTUP_TIMEOUT,
-	// PAYMENT_KAFKA_BROKERS, PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
-	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC,
-	// and the graceful stop's PAYMENT_STOP_DRAIN_TIMEOUT and PAYMENT_STOP_UNREADY_DELAY.
-	Messaging messaging.Config `envPrefix:"PAYMENT_"`
 }
 
-// DefaultConfig is the configuration of `make run`: everything on 127.0.0.1,
-// except the database DSN, which has no default (it holds credentials; a
-// service started without PAYMENT_DB_DSN says so and exits non-zero, ADR 0026).
-// deploy/local/run.sh, compose and the e2e harness pass it explicitly.
+// DefaultConfig fits `make run`: 127.0.0.1:8081, the saga's topics, and no
+// database DSN, which holds credentials (PAYMENT_DB_DSN must be passed, ADR
+// 0026; a service started without it says so and exits non-zero).
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:      "127.0.0.1:8081",
+		Common: servicemain.Common{
+			HTTPAddr:  "127.0.0.1:8081",
+			Messaging: messaging.Config{ConsumerGroup: "payment-service", PoisonTopic: events.TopicPaymentPoison},
+		},
 		OrdersTopic:   events.TopicOrders,
 		PaymentsTopic: events.TopicPayments,
-		Messaging: messaging.Config{
-			// DB.DSN: no default, see above.
-			ConsumerGroup: "payment-service",
-			PoisonTopic:   events.TopicPaymentPoison,
-		},
 	}
 }
 
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("PAYMENT_HTTP_ADDR %q: %w", c.HTTPAddr, err))
-	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" {
 		errs = append(errs, errors.New("PAYMENT_TOPIC_ORDERS and PAYMENT_TOPIC_PAYMENTS are required"))
 	}
-	return errors.Join(append(errs, c.HTTP.Defaults().Validate(), c.Messaging.Defaults().Validate())...)
+	return errors.Join(append(errs, c.Common.Validate("PAYMENT_"))...)
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
@@ -77,50 +69,83 @@ type Option func(*wiring)
 // wiring is what an Option may adjust.
 type wiring struct {
 	logger *slog.Logger
-	// node adjusts the messaging node.
-	node []messaging.Option
+	// messaging adjusts the outbox and the consumers.
+	messaging []messaging.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
 }
 
 // Run starts the payment service and blocks until ctx ends, then stops
 // gracefully within PAYMENT_STOP_DRAIN_TIMEOUT: /readyz answers 503, in-flight
-// messages finish, the forwarder commits its batch (messaging.Node.RunWithHTTP). It fails if the config is invalid, the database does not answer
-// within the DB startup timeout, migrations fail or the HTTP address cannot be bound.
-// Kafka being unreachable never makes it fail: it consumes once Kafka answers.
+// messages finish, the forwarder commits its batch (lifecycle.Run). It fails if
+// the config is invalid, the database does not answer within the DB startup
+// timeout, migrations fail or the HTTP address cannot be bound. Kafka being
+// unreachable never makes it fail: it consumes once Kafka answers.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
-	}
-	topics := []events.TopicSpec{
-		{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		events.PoisonTopicSpec(cfg.Messaging.PoisonTopic),
 	}
 	w := wiring{logger: logger}
 	for _, opt := range opts {
 		opt(&w)
 	}
-	node, err := messaging.Start(ctx, cfg.Messaging, mariadb.Migrations, topics, logger, w.node...)
+	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
+
+	// The database: the messaging tables (outbox, inbox), then accounts,
+	// payments and the ledger.
+	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return err
 	}
-
-	var payments app.Payments = mariadb.NewPayments(node.DB(), node.Outbox(), cfg.PaymentsTopic)
+	// The outbox the repository writes to, and the application.
+	outbox, err := messaging.NewOutbox(m.Outbox)
+	if err != nil {
+		return err
+	}
+	var payments app.Payments = mariadb.NewPayments(db, outbox, cfg.PaymentsTopic)
 	if w.payments != nil {
 		payments = w.payments(payments)
 	}
 	svc := app.New(payments, logger)
-	node.Consume("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
 
-	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	// Kafka: the topics this service creates (when Kafka answers), the
+	// consumer of order events (inbox + retry + poison queue) and the
+	// forwarder that relays the outbox.
+	topics := messaging.NewTopics(m.Kafka, logger,
+		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		messaging.PoisonTopicSpec(m.PoisonTopic))
+	kafkaOut, poisonOut := m.Kafka.NewPublisher(wlog), m.Kafka.NewPoisonPublisher(wlog)
+	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
-	poisonTool := poison.New(cfg.Messaging.Kafka, cfg.Messaging.PoisonTopic, node.DB())
+	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
+	for _, adjust := range w.messaging {
+		adjust(outbox, consumers)
+	}
+	outbox.SetTopics(topics.Created)
+	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	if err != nil {
+		return err
+	}
+
+	// Periodic jobs: retention of the inbox and the poison replay records.
+	jobs := messaging.NewJobs(logger)
+	m.Retention.RetainMessagingTables(jobs, db)
+
+	// Health, readiness (failing from the moment the stop begins) and the
+	// poison admin endpoints.
+	stop := lifecycle.New(cfg.Stop, logger)
+	poisonTool := poison.New(m.Kafka, m.PoisonTopic, db)
 	defer poisonTool.Close()
-	api := paymenthttp.NewServer(node.Ready(node.DB().PingContext), logger)
+	api := paymenthttp.NewServer(stop.Ready(db.PingContext), logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	logger.Info("payment service starting", "http", listener.Addr().String())
-	return node.RunWithHTTP(ctx, cfg.HTTP.Server(api), listener)
+
+	// Run everything until ctx ends, then stop in ADR 24's order.
+	return stop.Run(ctx, lifecycle.Parts{
+		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
+		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Clients: []io.Closer{kafkaOut, poisonOut, db},
+	})
 }

@@ -71,7 +71,7 @@ func (r *Orders) add(ctx context.Context, key *app.KeyClaim, o *domain.Order, ev
 		if err != nil {
 			return fmt.Errorf("insert order %s: %w", o.ID, err)
 		}
-		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+		return events.Write(ctx, r.outbox, tx, r.topic, evts...)
 	})
 	return stored, storeErr(err)
 }
@@ -114,7 +114,7 @@ func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn fu
 			}
 		}
 		if o.Version == version {
-			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn changed nothing
+			return events.Write(ctx, r.outbox, tx, r.topic, evts...) // fn changed nothing
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, paid = ?, refunded = ?,
 			refund_failure = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?`,
@@ -125,7 +125,7 @@ func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn fu
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("update order %s: version %d changed under a row lock", id, version)
 		}
-		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+		return events.Write(ctx, r.outbox, tx, r.topic, evts...)
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
 		return nil, fnErr

@@ -73,7 +73,7 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 			return err
 		}
 		if p.Status == domain.StatusNone {
-			return r.outbox.PublishEvents(ctx, tx, r.topic, evts...) // fn left the payment untouched
+			return events.Write(ctx, r.outbox, tx, r.topic, evts...) // fn left the payment untouched
 		}
 		if err := savePayment(ctx, tx, p, isNew); err != nil {
 			return err
@@ -90,7 +90,7 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 				return fmt.Errorf("append to ledger: %w", err)
 			}
 		}
-		return r.outbox.PublishEvents(ctx, tx, r.topic, evts...)
+		return events.Write(ctx, r.outbox, tx, r.topic, evts...)
 	})
 	if fnErr != nil && errors.Is(err, fnErr) {
 		return fnErr

@@ -24,7 +24,7 @@ func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
 		{"bad connection after the stop", true, driver.ErrBadConn, true},
 		{"plain failure after the stop", true, errors.New("lock wait timeout"), true},
 		{"context canceled", false, fmt.Errorf("exec: %w", context.Canceled), true},
-		{"node stopping", false, ErrStopping, true},
+		{"consumers stopping", false, ErrStopping, true},
 		{"plain failure while running", false, errors.New("lock wait timeout"), false},
 		{"permanent failure while running", false, Permanent(errors.New("bad")), false},
 	}
@@ -43,24 +43,5 @@ func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
 				t.Fatalf("IsInterrupted(%v) = %v, want %v", err, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestStopConfigValidate(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		c    StopConfig
-		ok   bool
-	}{
-		{"defaults", StopConfig{}.Defaults(), true},
-		{"drain too short", StopConfig{DrainTimeout: 500e6}, false},
-		{"unready delay half the drain", StopConfig{DrainTimeout: 10e9, UnreadyDelay: 5e9}, false},
-		{"negative unready delay", StopConfig{DrainTimeout: 10e9, UnreadyDelay: -1}, false},
-	}
-	for _, tt := range tests {
-		if err := tt.c.Validate(); (err == nil) != tt.ok {
-			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
-		}
 	}
 }

@@ -3,7 +3,6 @@ package messaging_test
 import (
 	"context"
 	"database/sql"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -11,15 +10,16 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
-// stopRig is a consumer node that the test stops and starts again on the same
+// stopRig is a consumer that the test stops and starts again on the same
 // database, topic and consumer group, as a deploy does.
 type stopRig struct {
 	*consumerRig
-	dsn    string
 	config messaging.Config
+	stop   lifecycle.Config
 }
 
 func newStopRig(t *testing.T, drain time.Duration) *stopRig {
@@ -29,48 +29,34 @@ func newStopRig(t *testing.T, drain time.Duration) *stopRig {
 	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	return &stopRig{
 		consumerRig: &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}},
-		dsn:         dsn,
 		config: messaging.Config{
 			DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
 			Kafka:         kafka,
 			Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 			ConsumerGroup: testenv.UniqueName(t, "group"),
 			PoisonTopic:   topics[1],
-			Stop:          messaging.StopConfig{DrainTimeout: drain},
 		},
+		stop: lifecycle.Config{DrainTimeout: drain},
 	}
 }
 
-// running is one run of the rig's node.
-type running struct {
-	node   *messaging.Node
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// start runs a node with handler; the test's cleanup stops it if the test did not.
+// start runs consumers with handler; the test's cleanup stops them if the test
+// did not.
 func (r *stopRig) start(t *testing.T, handler message.NoPublishHandlerFunc) *running {
 	t.Helper()
-	node, err := messaging.Start(context.Background(), r.config, effectsMigrations, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Consume("test", r.topic, handler)
-	r.node = node
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &running{node: node, cancel: cancel, done: make(chan error, 1)}
-	go func() { run.done <- node.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-run.done })
+	run := startConsumers(t, r.config, r.stop, r.topic, handler, nil)
+	r.consumers = run.consumers
+	t.Cleanup(func() { run.cancel(); err := <-run.done; run.done <- err })
 	return run
 }
 
-// stop sends the stop signal, waits until the node reports it is stopping, and
-// returns a function that waits for Run to return: within the drain bound plus
-// a margin for the test machine, or the test fails.
+// stop sends the stop signal, waits until the lifecycle reports it is
+// stopping, and returns a function that waits for Run to return: within the
+// drain bound plus a margin for the test machine, or the test fails.
 func (run *running) stop(t *testing.T, bound time.Duration) func() {
 	t.Helper()
 	run.cancel()
-	ready := run.node.Ready(func(context.Context) error { return nil })
+	ready := run.lifecycle.Ready(func(context.Context) error { return nil })
 	for ready(context.Background()) == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -88,9 +74,9 @@ func (run *running) stop(t *testing.T, bound time.Duration) func() {
 	}
 }
 
-// TestStopLetsInFlightHandlerFinish: a handler is in flight when the node is
+// TestStopLetsInFlightHandlerFinish: a handler is in flight when the consumers are
 // stopped; it is let go only after the stop began. Its effect commits, the
-// message is acknowledged (a restarted node does not get it again), nothing
+// message is acknowledged (restarted consumers do not get it again), nothing
 // is poisoned, and Run returns within the drain bound.
 func TestStopLetsInFlightHandlerFinish(t *testing.T) {
 	testenv.NeedsServers(t, "stop drains in-flight handlers")
@@ -138,7 +124,7 @@ func TestStopAbandonsWorkPastTheDrainBound(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	run := r.start(t, func(msg *message.Message) error {
 		if r.attempt(msg) == 1 {
-			// Write the effect, then hang until the node gives up on us.
+			// Write the effect, then hang until the stop gives up on us.
 			err := messaging.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.UUID); err != nil {
 					return err

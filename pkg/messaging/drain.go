@@ -10,54 +10,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// StopConfig bounds a graceful stop (ADR 24). A service nests it as
-// <SERVICE>_STOP_*, e.g. ORDER_STOP_DRAIN_TIMEOUT.
-type StopConfig struct {
-	// DrainTimeout bounds a whole stop, from the signal to the return of Run: the
-	// readiness delay, the HTTP drain, the consumers' in-flight handlers, the
-	// forwarder's last batch and closing the clients. In-flight work gets
-	// DrainTimeout minus a reserve (a quarter of it, at most 3 s) to finish; what
-	// is still running then is abandoned: its transaction rolls back, its message
-	// is neither acknowledged nor poisoned and is delivered again after the
-	// restart. Keep it below the orchestrator's grace period (Kubernetes: 30 s).
-	// Default 15 s; 1 s..10 min.
-	DrainTimeout time.Duration `env:"DRAIN_TIMEOUT"`
-	// UnreadyDelay is how long the service keeps serving, with /readyz already
-	// answering 503, before it closes its listener: the time a load balancer
-	// needs to notice and stop sending new requests. Default 0 (no load balancer
-	// in front, e.g. `make run`); behind one, set it above its probe interval. It
-	// counts against DrainTimeout and must be less than half of it.
-	UnreadyDelay time.Duration `env:"UNREADY_DELAY"`
-}
-
-// Defaults returns c with zero fields set to their defaults.
-func (c StopConfig) Defaults() StopConfig {
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 15 * time.Second
-	}
-	return c
-}
-
-// Validate reports the first invalid field.
-func (c StopConfig) Validate() error {
-	switch {
-	case c.DrainTimeout < time.Second || c.DrainTimeout > 10*time.Minute:
-		return fmt.Errorf("stop: drain timeout %s is outside 1s..10m", c.DrainTimeout)
-	case c.UnreadyDelay < 0 || c.UnreadyDelay >= c.DrainTimeout/2:
-		return fmt.Errorf("stop: unready delay %s must be >= 0 and less than half the drain timeout %s", c.UnreadyDelay, c.DrainTimeout)
-	}
-	return nil
-}
-
-// reserve is the part of DrainTimeout kept for closing the forwarder and the
-// clients after in-flight work was given its time.
-func (c StopConfig) reserve() time.Duration { return min(c.DrainTimeout/4, 3*time.Second) }
-
-// ErrStopping is what a node answers while it stops: /readyz reports it (see
-// Node.Ready), and a message that arrives after the stop began is handed back
-// to the subscriber with it, unhandled and unacknowledged. It wraps
-// context.Canceled, so Watermill's router does not log it as a handler failure.
-var ErrStopping = fmt.Errorf("messaging: the node is stopping: %w", context.Canceled)
+// ErrStopping is the error of a message that arrives after Consumers.Drain
+// began: it is handed back to the subscriber, unhandled and unacknowledged. It
+// wraps context.Canceled, so Watermill's router does not log it as a handler
+// failure, and IsInterrupted recognises it.
+var ErrStopping = fmt.Errorf("messaging: the consumers are stopping: %w", context.Canceled)
 
 // errAbandoned is the cause given to the contexts of handlers still running when
 // the drain time is up.
@@ -84,7 +41,7 @@ func IsInterrupted(err error) bool {
 }
 
 // interruptedByStop marks every error a handler returns after its message's
-// context ended (whoever ended it: the node's drain deadline, or Watermill's
+// context ended (whoever ended it: the drain deadline (Consumers.Drain), or Watermill's
 // router closing) as interrupted, whatever the error says: a cancelled database
 // call surfaces as context.Canceled, a bad connection, or a retry loop's last
 // error, and none of them is the message's fault.
@@ -99,7 +56,7 @@ func interruptedByStop(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// drain lets in-flight handlers finish when the node stops. Watermill's router
+// drain lets in-flight handlers finish when the consumers stop. Watermill's router
 // cancels every message's context the moment it closes (Router.Run cancels the
 // context it passes to Subscribe, from which watermill-kafka derives each
 // message's context), so a stop would cut every database call in flight. drain's
@@ -133,7 +90,7 @@ func (d *drain) enter() bool {
 	return true
 }
 
-// Middleware is the outermost middleware of every consumer of the node.
+// Middleware is the outermost middleware of every handler of a Consumers.
 func (d *drain) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if !d.enter() {
@@ -196,18 +153,4 @@ func (s detachedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 	// batch. It ends with abandon.
 	context.AfterFunc(ctx, func() { _ = s.Subscriber.Close() })
 	return ch, nil
-}
-
-// waitUntil waits for ch until deadline and reports whether it got a value,
-// which it stores in *got.
-func waitUntil[T any](ch <-chan T, deadline time.Time, got *T) bool {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case v := <-ch:
-		*got = v
-		return true
-	case <-t.C:
-		return false
-	}
 }

@@ -1,0 +1,67 @@
+package messaging
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Config is the messaging part of a service's configuration: its database (which
+// holds the outbox and the inbox), Kafka, the forwarder, the consumers and the
+// retention of this package's tables. A service nests it under its own
+// environment prefix, e.g. ORDER_DB_DSN, ORDER_KAFKA_BROKERS or
+// PAYMENT_OUTBOX_BATCH_SIZE. Zero fields take the defaults of each part.
+type Config struct {
+	DB     DBConfig     `envPrefix:"DB_"`
+	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
+	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
+	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// Retention bounds the inbox and the poison replay records (ADR 0025).
+	Retention RetentionConfig `envPrefix:"RETENTION_"`
+	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
+	// Required.
+	ConsumerGroup string `env:"CONSUMER_GROUP"`
+	// PoisonTopic receives what the service's consumers give up on. Required.
+	PoisonTopic string `env:"POISON_TOPIC"`
+	// FailureMode is what the consumers do when a message's retries are spent:
+	// "poison" (default) or "block" (ADR 14).
+	FailureMode FailureMode `env:"FAILURE_MODE"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c Config) Defaults() Config {
+	if c.FailureMode == "" {
+		c.FailureMode = FailurePoison
+	}
+	c.DB = c.DB.Defaults()
+	c.Kafka = c.Kafka.Defaults()
+	c.Outbox = c.Outbox.Defaults()
+	c.Retry = c.Retry.Defaults()
+	c.Retention = c.Retention.Defaults()
+	return c
+}
+
+// Validate reports every invalid field.
+func (c Config) Validate() error {
+	return errors.Join(c.validateConsumers(), c.DB.Validate(), c.Outbox.Validate(), c.Retention.Validate())
+}
+
+// validateConsumers reports every invalid field that Consumers use.
+func (c Config) validateConsumers() error {
+	var errs []error
+	if c.FailureMode != FailurePoison && c.FailureMode != FailureBlock {
+		errs = append(errs, fmt.Errorf("failure mode %q is neither %q nor %q", c.FailureMode, FailurePoison, FailureBlock))
+	}
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer group is required"))
+	}
+	if c.PoisonTopic == "" {
+		errs = append(errs, errors.New("poison topic is required"))
+	}
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate())...)
+}
+
+// Option adjusts an Outbox and the Consumers of the same service before they
+// run (before Outbox.NewForwarder and Consumers.Run). Production code passes
+// none: the only ones are the fault-injection build's (WithFaults, compiled
+// only with -tags faults, ADR 21).
+type Option func(o *Outbox, cs *Consumers)

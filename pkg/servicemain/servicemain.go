@@ -1,0 +1,135 @@
+// Package servicemain is what every service's main function does, once: read
+// the configuration from the environment, build the logger, stop on SIGTERM
+// or Ctrl-C, and dispatch the subcommands ("healthcheck", "poison ...") or run
+// the service.
+package servicemain
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/onceflow/onceflow/pkg/messaging/poison"
+)
+
+// Service describes one service command to Main. O is the service's wiring
+// option type (service.Option).
+type Service[O any] struct {
+	// Name is the command's name ("order"): the logger's "service" attribute
+	// and the prefix of its error messages.
+	Name string
+	// Config points to the service's configuration, holding its defaults; Main
+	// fills it from the environment (its env tags, caarlos0/env) before anything
+	// else, so Common and Run see the result.
+	Config any
+	// Common points to the part of Config every service has: "healthcheck"
+	// asks its HTTPAddr, "poison" uses its Messaging.
+	Common *Common
+	// Options reads the wiring options (the fault build's, from *_FAULT_*
+	// variables; none in production).
+	Options func() ([]O, error)
+	// Run runs the service until ctx ends.
+	Run func(ctx context.Context, logger *slog.Logger, opts ...O) error
+}
+
+// Main runs s as the process's command and exits: 2 when the configuration
+// cannot be read, 1 when the service or a subcommand fails, 0 otherwise.
+//
+//   - no argument: run the service until SIGTERM or SIGINT, then stop it
+//     gracefully (Run returns); logs are JSON on stderr at LOG_LEVEL (debug,
+//     info, warn, error; default info).
+//   - "healthcheck": exit 0 if the running service answers GET /healthz with
+//     200 within 2 s (for images without curl).
+//   - "poison ...": the poison queue tooling (poison.RunCLI: list, show,
+//     replay, purge, parked ...).
+func Main[O any](s Service[O]) {
+	os.Exit(s.main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
+	if err := env.Parse(s.Config); err != nil {
+		fmt.Fprintf(stderr, "%s: reading configuration: %v\n", s.Name, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return Healthcheck(s.Common.HTTPAddr)
+		case "poison":
+			if err := poison.RunCLI(ctx, s.Common.Messaging, args[1:], stdout); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			return 0
+		default:
+			fmt.Fprintf(stderr, "%s: unknown subcommand %q (want none, healthcheck or poison)\n", s.Name, args[0])
+			return 2
+		}
+	}
+	opts, err := s.Options()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: reading configuration: %v\n", s.Name, err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: LogLevel()})).With("service", s.Name)
+	if err := s.Run(ctx, logger, opts...); err != nil {
+		logger.Error(s.Name+" service failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// Healthcheck asks the running service at addr for GET /healthz and returns the
+// exit code: 0 if it answered 200 within 2 s, 1 otherwise. A wildcard host
+// (empty, 0.0.0.0, ::) is asked on 127.0.0.1.
+func Healthcheck(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+// LogLevel reads LOG_LEVEL (debug, info, warn, error; default info, also for
+// an unknown value).
+func LogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// ParseOptions reads a struct F from the environment (its env tags) and
+// returns the one option wrap makes of it. The fault build's mains use it to
+// read their *_FAULT_* switches (service.Faults, service.WithFaults).
+func ParseOptions[F, O any](wrap func(F) O) ([]O, error) {
+	var f F
+	if err := env.Parse(&f); err != nil {
+		return nil, err
+	}
+	return []O{wrap(f)}, nil
+}
