@@ -21,6 +21,7 @@ package testenv
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -309,5 +310,31 @@ func CheckPruner(t *testing.T, db *sql.DB, table, column, index string, now time
 	}
 	if deleted, _, err := p.Prune(context.Background(), cutoff); err != nil || deleted != 0 {
 		t.Fatalf("a second Prune deleted %d (%v), want 0", deleted, err)
+	}
+}
+
+// CheckRowLock checks the contract both repositories' Update keep: the row lock
+// taken by one Update is held until it commits. hold runs an Update whose fn
+// calls inside() and then waits for release before changing the row; try runs a
+// second Update of the same row through a pool with innodb_lock_wait_timeout=1.
+// try must fail with a lock wait timeout (MariaDB error 1205) while hold is
+// inside, hold must then commit, and try must succeed after it: the caller
+// checks that try then read what hold wrote.
+func CheckRowLock(t testing.TB, hold func(inside func(), release <-chan struct{}) error, try func() error) {
+	t.Helper()
+	entered, release, holdDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() { holdDone <- hold(func() { close(entered) }, release) }()
+	<-entered
+	err := try()
+	close(release)
+	if err := <-holdDone; err != nil {
+		t.Fatalf("the first update failed: %v", err)
+	}
+	var myErr *mysql.MySQLError
+	if !errors.As(err, &myErr) || myErr.Number != 1205 {
+		t.Fatalf("an update while another held the row = %v; want a lock wait timeout (1205)", err)
+	}
+	if err := try(); err != nil {
+		t.Fatalf("an update after the first committed: %v", err)
 	}
 }
