@@ -338,3 +338,22 @@ func CheckRowLock(t testing.TB, hold func(inside func(), release <-chan struct{}
 		t.Fatalf("an update after the first committed: %v", err)
 	}
 }
+
+// RepoDeps returns what a repository under test needs: its own pool on dsn (like
+// another replica of the service; closed when the test ends) and an outbox with
+// the default configuration.
+func RepoDeps(t testing.TB, dsn string) (*sql.DB, *messaging.Outbox) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := messaging.OpenDB(ctx, dsn, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, outbox
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
@@ -22,15 +21,7 @@ import (
 // (like another replica of the service) opened with extra DSN parameters.
 func ordersRepo(t *testing.T, e *env, params string) *mariadb.Orders {
 	t.Helper()
-	db, err := messaging.OpenDB(ctxFor(t, 60*time.Second), e.dsn+params, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, outbox := testenv.RepoDeps(t, e.dsn+params)
 	return mariadb.NewOrders(db, outbox, "orders")
 }
 

@@ -47,17 +47,7 @@ func paymentsDB(t *testing.T) (*sql.DB, string) {
 // one replica of the service), opened with extra DSN parameters.
 func paymentsRepo(t *testing.T, dsn, params string) *mariadb.Payments {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := messaging.OpenDB(ctx, dsn+params, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, outbox := testenv.RepoDeps(t, dsn+params)
 	return mariadb.NewPayments(db, outbox, "payments")
 }
 
