@@ -272,7 +272,7 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 		closeErr = errors.New("stop: the clients did not close within the drain timeout")
 	}
 	err := errors.Join(append(errs, closeErr)...)
-	l.logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	l.logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
 	return err
 }
 
