@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,12 +17,13 @@ import (
 // ADR 22): requests crafted to make events Kafka can never take, mixed into the
 // normal load.
 //
-// Production bounds what a client can put into an event at the edge, so the
-// order service runs with the fault-build switch ORDER_FAULT_NO_EDGE_LIMITS
-// (it keeps any X-Request-ID as the correlation id), and both event topics get
-// max.message.bytes = 8 KiB: a crafted request with a 10 KiB X-Request-ID (under
-// the servers' 16 KiB header limit and the outbox's 16 KiB metadata bound) makes
-// an OrderPlaced the broker refuses with MESSAGE_TOO_LARGE.
+// The edge bounds what a client can put into an event (in every build), so the
+// order service runs with the fault-build switch
+// ORDER_FAULT_OVERSIZE_CORRELATION_PREFIX=crafted-: its forwarder adds 10 KiB
+// of metadata to an event whose correlation id starts with "crafted-" before
+// Kafka sees it, and both event topics get max.message.bytes = 8 KiB, so a
+// crafted request (X-Correlation-ID: crafted-N) makes an OrderPlaced the broker
+// itself refuses with MESSAGE_TOO_LARGE.
 //
 // Expected: every other order completes (the checker's usual invariants, with
 // nothing parked but the crafted orders' events, I9); each crafted order is
@@ -31,12 +31,12 @@ import (
 // payment timeout, unpaid, with its OrderCancelled parked behind its OrderPlaced.
 func oversizedInputScenario() scenario {
 	return scenario{name: "oversized-input", rate: 40, duration: 40 * time.Second,
-		stack:  harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_NO_EDGE_LIMITS=1", "ORDER_ADMIN_TOKEN=oversized"}},
+		stack:  harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_OVERSIZE_CORRELATION_PREFIX=" + craftedPrefix, "ORDER_ADMIN_TOKEN=oversized"}},
 		faults: oversizedTimeline}
 }
 
-// craftedRequestIDBytes is the size of a crafted X-Request-ID.
-const craftedRequestIDBytes = 10 << 10
+// craftedPrefix starts the correlation id of every crafted request.
+const craftedPrefix = "crafted-"
 
 func oversizedTimeline(f *faultRun) error {
 	from := time.Now()
@@ -53,7 +53,7 @@ func oversizedTimeline(f *faultRun) error {
 		}
 		f.s.Craft(id)
 		crafted = append(crafted, id)
-		f.record("crafted order "+id+" with a 10 KiB X-Request-ID", time.Now(), 0)
+		f.record("crafted order "+id+" (its events padded to over 8 KiB)", time.Now(), 0)
 	}
 	// The crafted orders settle only when the payment timeout (60 s) cancels
 	// them; wait for that (and for both of their events to be parked) before the
@@ -81,7 +81,7 @@ func oversizedTimeline(f *faultRun) error {
 	return nil
 }
 
-// placeCrafted posts an order whose X-Request-ID is craftedRequestIDBytes long
+// placeCrafted posts an order whose correlation id starts with craftedPrefix
 // and returns its id.
 func placeCrafted(s *harness.Stack, i int) (string, error) {
 	body, _ := json.Marshal(map[string]any{"customer_id": richCustomers[i%len(richCustomers)], "amount_cents": 500, "currency": "EUR"})
@@ -89,7 +89,7 @@ func placeCrafted(s *harness.Stack, i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("X-Request-ID", fmt.Sprintf("crafted-%d-", i)+strings.Repeat("x", craftedRequestIDBytes))
+	req.Header.Set("X-Correlation-ID", fmt.Sprintf("%s%d", craftedPrefix, i))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("crafted order: %w", err)
@@ -99,7 +99,7 @@ func placeCrafted(s *harness.Stack, i int) (string, error) {
 		ID string `json:"id"`
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("crafted order: status %d (the fault build must keep the long X-Request-ID)", resp.StatusCode)
+		return "", fmt.Errorf("crafted order: status %d", resp.StatusCode)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&o); err != nil {
 		return "", err

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // FaultConfig holds the fault-injection suite's switches: hooks that crash the
@@ -50,7 +52,17 @@ type FaultConfig struct {
 	// message has its effect again. Negative control, and end-to-end tests that
 	// isolate the aggregate-version check, only.
 	DisableInbox bool `env:"DISABLE_INBOX"`
+	// OversizeCorrelationPrefix makes the forwarder's Kafka publisher add
+	// OversizePaddingBytes of metadata to every event whose correlation id
+	// starts with it: an event the broker refuses as too large once the topic's
+	// max.message.bytes is below that (the oversized-input scenario, ADR 22).
+	// The edge bounds what a client can send, so this is how a test gets an
+	// unpublishable event to the forwarder; the refusal itself is Kafka's own.
+	OversizeCorrelationPrefix string `env:"OVERSIZE_CORRELATION_PREFIX"`
 }
+
+// OversizePaddingBytes is the metadata OversizeCorrelationPrefix adds.
+const OversizePaddingBytes = 10 << 10
 
 // WithFaults returns the Option that puts c's hooks and switches on an outbox
 // (its future forwarders) and the consumers (none if c is zero). It logs a
@@ -81,6 +93,15 @@ func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 	if c.RefuseMidBatch {
 		o.wrapOut = func(out message.Publisher) message.Publisher {
 			return &midBatchRefuser{Publisher: out, logger: logger}
+		}
+	}
+	if c.OversizeCorrelationPrefix != "" {
+		inner := o.wrapOut
+		o.wrapOut = func(out message.Publisher) message.Publisher {
+			if inner != nil {
+				out = inner(out)
+			}
+			return oversizer{Publisher: out, prefix: c.OversizeCorrelationPrefix}
 		}
 	}
 	if c.StockAck {
@@ -180,4 +201,26 @@ func (p *midBatchRefuser) refuse(tx wsql.Tx, id string) bool {
 		return true
 	}
 	return false
+}
+
+// oversizer pads the events whose correlation id starts with prefix (see
+// FaultConfig.OversizeCorrelationPrefix). It pads copies: the outbox row keeps
+// the event as it was written.
+type oversizer struct {
+	message.Publisher
+	prefix string
+}
+
+// Publish implements message.Publisher.
+func (p oversizer) Publish(topic string, msgs ...*message.Message) error {
+	out := make([]*message.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = m
+		if strings.HasPrefix(middleware.MessageCorrelationID(m), p.prefix) {
+			out[i] = m.Copy()
+			out[i].SetContext(m.Context())
+			out[i].Metadata.Set("fault_padding", strings.Repeat("x", OversizePaddingBytes))
+		}
+	}
+	return p.Publisher.Publish(topic, out...)
 }

@@ -34,8 +34,8 @@ type Service[O any] struct {
 	// Common points to the part of Config every service has: "healthcheck"
 	// asks its HTTPAddr, "poison" uses its Messaging.
 	Common *Common
-	// Options reads the wiring options (the fault build's, from *_FAULT_*
-	// variables; none in production).
+	// Options returns the options Run gets (a test build may read some from
+	// the environment; a production main returns none).
 	Options func() ([]O, error)
 	// Run runs the service until ctx ends.
 	Run func(ctx context.Context, logger *slog.Logger, opts ...O) error
@@ -121,15 +121,4 @@ func LogLevel() slog.Level {
 		return slog.LevelInfo
 	}
 	return l
-}
-
-// ParseOptions reads a struct F from the environment (its env tags) and
-// returns the one option wrap makes of it. The fault build's mains use it to
-// read their *_FAULT_* switches (service.Faults, service.WithFaults).
-func ParseOptions[F, O any](wrap func(F) O) ([]O, error) {
-	var f F
-	if err := env.Parse(&f); err != nil {
-		return nil, err
-	}
-	return []O{wrap(f)}, nil
 }

@@ -123,8 +123,6 @@ type Option func(*wiring)
 type wiring struct {
 	// messaging adjusts the outbox and the consumers.
 	messaging []messaging.Option
-	// unboundedRequestID: see orderhttp.Config.UnboundedRequestID.
-	unboundedRequestID bool
 }
 
 // Run starts the order service and blocks until ctx ends, then stops gracefully
@@ -211,9 +209,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	poisonTool := poison.New(m.Kafka, m.PoisonTopic, db)
 	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
-		RequestTimeout:     cfg.RequestTimeout,
-		Ready:              stop.Ready(db.PingContext),
-		UnboundedRequestID: w.unboundedRequestID,
+		RequestTimeout: cfg.RequestTimeout,
+		Ready:          stop.Ready(db.PingContext),
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 

@@ -51,10 +51,6 @@ type Config struct {
 	// Ready reports whether the service can serve (its database answers); /readyz
 	// returns 503 while it fails.
 	Ready func(ctx context.Context) error
-	// UnboundedRequestID keeps any non-empty client X-Request-ID, however long.
-	// Only the fault-injection build sets it (ORDER_FAULT_NO_EDGE_LIMITS, ADR 22),
-	// to get over-size events past the edge; production never does.
-	UnboundedRequestID bool
 }
 
 // NewServer returns the Echo instance serving the order API:
@@ -78,7 +74,7 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.Use(
 		middleware.Recover(),
-		requestID(cfg.UnboundedRequestID),
+		requestID,
 		withCorrelationID,
 		middleware.BodyLimit("64K"),
 		readDeadline(cfg.RequestTimeout),
@@ -123,18 +119,15 @@ const MaxRequestIDLength = 128
 // requestID sets the response's X-Request-ID: the client's if it matches
 // correlationRe, else a new random one. A bad id is replaced, not rejected: the
 // id is tracing context, not part of the order, and a client whose proxy adds a
-// long id should not lose its order (ADR 22). With unbounded (fault build only)
-// any non-empty client id is kept.
-func requestID(unbounded bool) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			id := c.Request().Header.Get(echo.HeaderXRequestID)
-			if !correlationRe.MatchString(id) && !(unbounded && id != "") {
-				id = newRequestID()
-			}
-			c.Response().Header().Set(echo.HeaderXRequestID, id)
-			return next(c)
+// long id should not lose its order (ADR 22).
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !correlationRe.MatchString(id) {
+			id = newRequestID()
 		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
 	}
 }
 
