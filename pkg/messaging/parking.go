@@ -333,6 +333,17 @@ func (o *Outbox) queryParked(ctx context.Context, db *stdsql.DB, full bool, wher
 // unfixable reason it is parked again, in place. Errors: ErrParkedNotFound,
 // ErrNotHead, ErrAlreadyReleased.
 func (o *Outbox) ReplayParked(ctx context.Context, db *stdsql.DB, id int64) (ParkedRow, error) {
+	return o.onHead(ctx, db, id, func(ctx context.Context, tx *stdsql.Tx, _ ParkedRow) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE outbox_parked SET replays = replays + 1 WHERE id = ?", id); err != nil {
+			return err
+		}
+		return o.release(ctx, wsql.TxFromStdSQL(tx), id)
+	})
+}
+
+// onHead runs fn, in one transaction, on the parked row id after locking it as
+// the head of its key (lockHead's errors), and returns the row.
+func (o *Outbox) onHead(ctx context.Context, db *stdsql.DB, id int64, fn func(ctx context.Context, tx *stdsql.Tx, r ParkedRow) error) (ParkedRow, error) {
 	var row ParkedRow
 	err := InTx(ctx, db, func(ctx context.Context, tx *stdsql.Tx) error {
 		r, err := o.lockHead(ctx, tx, id)
@@ -340,10 +351,7 @@ func (o *Outbox) ReplayParked(ctx context.Context, db *stdsql.DB, id int64) (Par
 			return err
 		}
 		row = r
-		if _, err := tx.ExecContext(ctx, "UPDATE outbox_parked SET replays = replays + 1 WHERE id = ?", id); err != nil {
-			return err
-		}
-		return o.release(ctx, wsql.TxFromStdSQL(tx), id)
+		return fn(ctx, tx, r)
 	})
 	return row, err
 }
@@ -373,13 +381,7 @@ func (o *Outbox) ReplayAllParked(ctx context.Context, db *stdsql.DB) ([]ParkedRo
 // key's next parked row, if any, is released into the outbox, and the rest
 // follow it in order. Errors: ErrParkedNotFound, ErrNotHead, ErrAlreadyReleased.
 func (o *Outbox) DiscardParked(ctx context.Context, db *stdsql.DB, id int64) (ParkedRow, error) {
-	var row ParkedRow
-	err := InTx(ctx, db, func(ctx context.Context, tx *stdsql.Tx) error {
-		r, err := o.lockHead(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		row = r
+	return o.onHead(ctx, db, id, func(ctx context.Context, tx *stdsql.Tx, r ParkedRow) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM outbox_parked WHERE id = ?", id); err != nil {
 			return err
 		}
@@ -390,7 +392,6 @@ func (o *Outbox) DiscardParked(ctx context.Context, db *stdsql.DB, id int64) (Pa
 		}
 		return o.release(ctx, wtx, next.id)
 	})
-	return row, err
 }
 
 // lockHead locks the parked rows of id's key and checks that id is its
