@@ -22,9 +22,15 @@ type Config struct {
 	ConsumerGroup string `env:"CONSUMER_GROUP"`
 	// PoisonTopic receives what the service's consumers give up on. Required.
 	PoisonTopic string `env:"POISON_TOPIC"`
-	// FailureMode is what the consumers do when a message's retries are spent:
-	// "poison" (default) or "block" (ADR 14).
+	// FailureMode is the failure strategy of the service's consumers: what they
+	// do when a message's retries are spent, one of FailureModes; default
+	// "poison" (ADR 14, 31).
 	FailureMode FailureMode `env:"FAILURE_MODE"`
+	// FailureModes gives single consumers another strategy than FailureMode,
+	// by consumer (handler) name, e.g.
+	// PAYMENT_FAILURE_MODES="payment.order-events:park-key". A name that is not
+	// a consumer of the service fails the start.
+	FailureModes map[string]FailureMode `env:"FAILURE_MODES"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -48,8 +54,11 @@ func (c Config) Validate() error {
 // validateConsumers reports every invalid field that Consumers use.
 func (c Config) validateConsumers() error {
 	var errs []error
-	if c.FailureMode != FailurePoison && c.FailureMode != FailureBlock {
-		errs = append(errs, fmt.Errorf("failure mode %q is neither %q nor %q", c.FailureMode, FailurePoison, FailureBlock))
+	errs = append(errs, c.FailureMode.Validate())
+	for name, m := range c.FailureModes {
+		if err := m.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("consumer %s: %w", name, err))
+		}
 	}
 	if c.ConsumerGroup == "" {
 		errs = append(errs, errors.New("consumer group is required"))

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
 // RetryConfig bounds the in-place retries of a failing handler: exponential
@@ -60,78 +56,4 @@ func (c RetryConfig) Validate() error {
 		return errors.New("retry: randomization factor must be in [0, 1)")
 	}
 	return nil
-}
-
-// FailureMode says what a consumer does with a message whose retries are spent.
-type FailureMode string
-
-// The failure modes (ADR 14).
-const (
-	// FailurePoison (the default): retry in place, then move the message to the
-	// poison topic and go on with the partition. Progress over order.
-	FailurePoison FailureMode = "poison"
-	// FailureBlock: never poison; retry, nack, get it again, retry..., holding the
-	// partition until the message succeeds (or a person intervenes). Order over
-	// progress.
-	FailureBlock FailureMode = "block"
-)
-
-// Middlewares returns the consumer middleware stack, outermost first:
-//
-//  1. Recoverer: a panic becomes an error (and is retried like one).
-//  2. CorrelationID: messages a handler returns keep the incoming correlation id.
-//  3. PoisonQueue: an error that reaches it sends the message to poisonTopic
-//     through poison and acknowledges the original, so one bad message does not
-//     stop its partition. Errors for which IsUnavailable is true are let through
-//     instead: the message is nacked and delivered again, because an outage is not
-//     the message's fault. The poisoned copy carries MetadataReasonCode, a public
-//     code for the error (ReasonCode), next to the full error text.
-//     Nor are errors for which IsInterrupted is true: a stop interrupted the
-//     work, which is never a reason to poison (ADR 24).
-//  4. interruptedByStop: an error returned after the message's context ended
-//     is marked as interrupted, whatever it says.
-//  5. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
-//     permanent errors (IsPermanent) and interrupted ones are not retried.
-//  6. Recoverer again, so that a panicking handler is retried and then poisoned
-//     like any failing one instead of being redelivered forever.
-//
-// With FailureBlock, step 3 is left out: every error is retried and nacked until
-// the message succeeds. The handler itself comes next, normally wrapped by
-// Inbox.Middleware.
-func Middlewares(mode FailureMode, poisonTopic string, poison message.Publisher, retry RetryConfig, logger watermill.LoggerAdapter) ([]message.HandlerMiddleware, error) {
-	if mode != FailurePoison && mode != FailureBlock {
-		return nil, fmt.Errorf("consumer: failure mode %q is neither %q nor %q", mode, FailurePoison, FailureBlock)
-	}
-	if poisonTopic == "" {
-		return nil, errors.New("consumer: poison topic is required")
-	}
-	retry = retry.Defaults()
-	if err := retry.Validate(); err != nil {
-		return nil, err
-	}
-	poisonMW, err := middleware.PoisonQueueWithFilter(poison, poisonTopic, func(err error) bool {
-		return !IsUnavailable(err) && !IsInterrupted(err)
-	})
-	if err != nil {
-		return nil, err
-	}
-	stack := []message.HandlerMiddleware{middleware.Recoverer, middleware.CorrelationID}
-	if mode == FailurePoison {
-		stack = append(stack, poisonMW, tagReasonCode)
-	}
-	return append(stack,
-		interruptedByStop,
-		countAttempts,
-		middleware.Retry{
-			MaxRetries:          max(retry.MaxRetries, 0),
-			InitialInterval:     retry.InitialInterval,
-			MaxInterval:         retry.MaxInterval,
-			Multiplier:          retry.Multiplier,
-			RandomizationFactor: retry.RandomizationFactor,
-			ResetContextOnRetry: true,
-			ShouldRetry:         func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) && !IsInterrupted(p.Err) },
-			Logger:              logger,
-		}.Middleware,
-		middleware.Recoverer,
-	), nil
 }

@@ -68,17 +68,28 @@ func (r *consumerRig) attemptsOf(id string) int {
 
 func newConsumerRig(t *testing.T, handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *consumerRig {
 	t.Helper()
+	return newConsumerRigWith(t, nil, handler, adjust)
+}
+
+// newConsumerRigWith is newConsumerRig with the consumers' config changed by
+// configure (e.g. another failure strategy) before they start.
+func newConsumerRigWith(t *testing.T, configure func(*messaging.Config), handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *consumerRig {
+	t.Helper()
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 2, "events", "poison")
 	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
-	run := startConsumers(t, messaging.Config{
+	cfg := messaging.Config{
 		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
 		Kafka:         kafka,
 		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 		ConsumerGroup: testenv.UniqueName(t, "group"),
 		PoisonTopic:   r.poisonTopic,
-	}, lifecycle.Config{}, r.topic, handler(r), adjust)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	run := startConsumers(t, cfg, lifecycle.Config{}, r.topic, handler(r), adjust)
 	r.consumers = run.consumers
 	t.Cleanup(func() {
 		run.cancel()

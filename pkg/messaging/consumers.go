@@ -3,7 +3,9 @@ package messaging
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,7 +53,7 @@ const consumersCloseTimeout = 3 * time.Second
 
 // NewConsumers returns the consumers of a service whose messaging config is c
 // (zero fields take their defaults): c.ConsumerGroup names the Kafka group and
-// scopes the inbox in db, c.FailureMode and c.Retry shape the stack, and what
+// scopes the inbox in db, c.FailureMode, c.FailureModes and c.Retry shape the stack, and what
 // the stack gives up on goes to c.PoisonTopic through poison (normally
 // KafkaConfig.NewPoisonPublisher). topics, if not nil, are ensured before the
 // first subscription. It fails on an invalid config (c.DB, c.Outbox and
@@ -162,13 +164,10 @@ func (cs *Consumers) router() (*message.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	stack, err := Middlewares(c.FailureMode, c.PoisonTopic, cs.poison, c.Retry, cs.wlog)
-	if err != nil {
-		return nil, err
-	}
-	projectionStack, err := Middlewares(FailureBlock, c.PoisonTopic, cs.poison, c.Retry, cs.wlog)
-	if err != nil {
-		return nil, err
+	for name := range c.FailureModes {
+		if !slices.ContainsFunc(cs.handlers, func(h consumer) bool { return h.name == name && !h.projection }) {
+			return nil, fmt.Errorf("consumer: failure mode given for %q, which is not a consumer of this service", name)
+		}
 	}
 	for _, h := range cs.handlers {
 		group := c.ConsumerGroup
@@ -179,14 +178,16 @@ func (cs *Consumers) router() (*message.Router, error) {
 		if err != nil {
 			return nil, err
 		}
+		stack, err := cs.stack(h)
+		if err != nil {
+			return nil, err
+		}
 		rh := router.AddConsumerHandler(h.name, h.topic, sub, h.handler)
 		rh.AddMiddleware(cs.drain.Middleware)
-		if h.projection {
-			rh.AddMiddleware(projectionStack...)
-			continue
-		}
 		rh.AddMiddleware(stack...)
-		rh.AddMiddleware(cs.inboxMiddleware)
+		if !h.projection {
+			rh.AddMiddleware(cs.inboxMiddleware)
+		}
 	}
 	return router, nil
 }
