@@ -3,7 +3,9 @@ package messaging_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -26,16 +28,26 @@ type parkRig struct {
 
 	mu      sync.Mutex
 	failing map[string]error
+	// outage: the first n attempts of a message id fail as if the database
+	// were unreachable.
+	outage map[string]int
 }
 
 func newParkRig(t *testing.T, adjust func(*messaging.Consumers)) *parkRig {
 	t.Helper()
-	p := &parkRig{failing: map[string]error{}}
+	p := &parkRig{failing: map[string]error{}, outage: map[string]int{}}
 	p.consumerRig = newConsumerRigWith(t, func(c *messaging.Config) {
 		c.FailureMode = messaging.FailureParkKey
 		c.ParkKey.PollInterval = 20 * time.Millisecond
 	}, func(r *consumerRig) message.NoPublishHandlerFunc {
 		return func(msg *message.Message) error {
+			n := r.attempt(msg)
+			p.mu.Lock()
+			down := n <= p.outage[msg.UUID]
+			p.mu.Unlock()
+			if down {
+				return fmt.Errorf("attempt %d: %w", n, driver.ErrBadConn)
+			}
 			if err := r.effect(msg); err != nil {
 				return err
 			}
@@ -317,6 +329,25 @@ func withLockWaitTimeout(t *testing.T, db *sql.DB, fn func(ctx context.Context) 
 	}
 	defer func() { _ = tx.Rollback() }()
 	return fn(messaging.ContextWithTx(ctx, tx))
+}
+
+// TestParkKeyOutageIsNotParked: a handler that fails because the database is
+// unreachable (for more attempts than one delivery's retries) is nacked and
+// delivered again, never parked; it then succeeds.
+func TestParkKeyOutageIsNotParked(t *testing.T) {
+	t.Parallel()
+	p := newParkRig(t, nil)
+	m := keyed("order-g")
+	p.mu.Lock()
+	p.outage[m.UUID] = 7 // one delivery makes 3 attempts: this spans three deliveries
+	p.mu.Unlock()
+	p.publish(t, m)
+	waitFor(t, "the message applied or parked", 60*time.Second, func() bool {
+		return p.effects(t, m.UUID) > 0 || p.queueOf(t, "order-g") != nil
+	})
+	if k := p.queueOf(t, "order-g"); k != nil {
+		t.Fatalf("an outage parked the key: %+v", k.Head)
+	}
 }
 
 // TestParkKeyConfig: the poll interval defaults to 1 s and must be positive.
