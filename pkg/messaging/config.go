@@ -31,6 +31,8 @@ type Config struct {
 	// PAYMENT_FAILURE_MODES="payment.order-events:park-key". A name that is not
 	// a consumer of the service fails the start.
 	FailureModes map[string]FailureMode `env:"FAILURE_MODES"`
+	// ParkKey configures the park-key failure mode (ADR 33).
+	ParkKey ParkKeyConfig `envPrefix:"PARK_KEY_"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -43,6 +45,7 @@ func (c Config) Defaults() Config {
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
 	c.Retention = c.Retention.Defaults()
+	c.ParkKey = c.ParkKey.Defaults()
 	return c
 }
 
@@ -66,7 +69,7 @@ func (c Config) validateConsumers() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they

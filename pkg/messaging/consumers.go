@@ -35,6 +35,7 @@ type Consumers struct {
 	inboxMiddleware message.HandlerMiddleware
 	handlers        []consumer
 	drain           *drain
+	parkKey         parkKeyState
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -130,6 +131,7 @@ func (cs *Consumers) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer cs.startKeyReleases(ctx)()
 	go func() {
 		select {
 		case <-cs.closing:

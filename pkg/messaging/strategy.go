@@ -24,10 +24,25 @@ const (
 	// the partition until the message succeeds or a person intervenes. Order
 	// over progress.
 	FailureBlock FailureMode = "block"
+	// FailureParkKey (ADR 33): a message given up on after its retries is
+	// parked, with its reason (public ReasonCode and full error), as the HEAD
+	// of its key (Kafka key, the order id) in a dead-letter table of the
+	// consumer's own database, and acknowledged; every later message of that
+	// key (same consumer group and handler) is parked behind it without running
+	// the handler, while other keys flow. Replaying the key (`poison keys
+	// replay`, a mark the running consumers' poller picks up every
+	// ParkKey.PollInterval) releases its queue in order through the inbox and
+	// the handler; a message that fails again stops the release and becomes the
+	// new head. Discarding the head lets the rest of the key flow. Failure
+	// modes: an error reading or writing the parked tables nacks the message
+	// (delivered again); an outage or a stop never parks (givesUpOn). A key's
+	// queue waits for an operator for as long as it takes: alert on
+	// `poison keys list`.
+	FailureParkKey FailureMode = "park-key"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureParkKey}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -83,6 +98,8 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 		}
 		stack = append(stack, poisonMW, tagReasonCode)
 	case FailureBlock:
+	case FailureParkKey:
+		stack = append(stack, cs.parkKeyStep(h))
 	default:
 		return nil, mode.Validate()
 	}

@@ -20,6 +20,7 @@ const Usage = `usage: <service> poison <command>
   replay --all         replay every message not replayed yet
   purge [--up-to N]    delete messages up to offset N (all without --up-to)
   parked ...           the outbox rows Kafka refused for good (see "poison parked")
+  keys ...             keys parked by a park-key consumer (see "poison keys")
 The service's own environment (its DB DSN, Kafka brokers and poison topic) says where.`
 
 // RunCLI runs a poison subcommand (args after "poison") for the service whose
@@ -54,6 +55,8 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 	switch args[0] {
 	case "parked":
 		return runParkedCLI(ctx, tool, args[1:], out)
+	case "keys":
+		return runKeysCLI(ctx, tool, args[1:], out)
 	case "list":
 		list, err := tool.List(ctx)
 		if err != nil {

@@ -22,6 +22,10 @@ import (
 //	POST "/parked/:id/replay"   replay the head of a key (its later rows follow); 409 if not the head
 //	POST "/parked/replay"    replay the head of every key
 //	POST "/parked/:id/discard"  give up the head of a key; its next row is released
+//	GET  "/keys"             keys parked by park-key consumers (ADR 33), with their heads
+//	GET  "/keys/:key"        one key's queue, head first, with payloads (?handler=NAME if ambiguous)
+//	POST "/keys/:key/replay"   202: the running consumers release the key in order
+//	POST "/keys/:key/discard"  give up the key's head; the messages behind it are released
 //
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
@@ -43,6 +47,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		},
 	}))
 	parkedRoutes(g, tool)
+	keyRoutes(g, tool)
 	g.GET("", func(c echo.Context) error {
 		list, err := tool.List(c.Request().Context())
 		if err != nil {

@@ -1,0 +1,385 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/cenkalti/backoff/v5"
+)
+
+// ParkKeyConfig configures the park-key failure mode (FailureParkKey, ADR 33).
+type ParkKeyConfig struct {
+	// PollInterval is how often running consumers look for replay requests of
+	// parked keys (marks the poison tooling leaves in the database, possibly from
+	// another process). Default 1 s.
+	PollInterval time.Duration `env:"POLL_INTERVAL"`
+}
+
+// Defaults returns c with zero fields set to their defaults.
+func (c ParkKeyConfig) Defaults() ParkKeyConfig {
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c ParkKeyConfig) Validate() error {
+	if c.PollInterval <= 0 {
+		return errors.New("park-key: poll interval must be positive")
+	}
+	return nil
+}
+
+// keyQueues is the parked-key store of one consumer (consumer group and
+// handler) in the consumer's own database: tables consumer_parked_keys (one
+// row per parked key, also the key's lock) and consumer_parked_messages.
+type keyQueues struct {
+	db                    *sql.DB
+	group, handler, topic string
+}
+
+// parkedKey returns the key a message is parked under: its Kafka key
+// (MetadataKey, the order id), or, for a message without one, its own id (a
+// keyless message forms a queue of its own and holds back nothing else).
+func parkedKey(msg *message.Message) string {
+	if k := msg.Metadata.Get(MetadataKey); k != "" {
+		return k
+	}
+	return msg.UUID
+}
+
+// lockKey reads the key's row FOR UPDATE: the lock the park check, parking a
+// head and every release step take, so that none of them interleaves with
+// another on the same key. parked is false when the key has no row (then
+// nothing is locked: only the consumer of the key's partition creates rows).
+func (q keyQueues) lockKey(ctx context.Context, tx *sql.Tx, key string) (parked, replayRequested bool, err error) {
+	err = tx.QueryRowContext(ctx, "SELECT replay_requested_at IS NOT NULL FROM consumer_parked_keys WHERE consumer_group = ? AND handler = ? AND partition_key = ? FOR UPDATE",
+		q.group, q.handler, key).Scan(&replayRequested)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("park-key: locking key %s: %w", key, err)
+	}
+	return true, replayRequested, nil
+}
+
+// insert parks msg in the key's queue (after every message already there). A
+// message already parked (redelivered by Kafka) keeps its place.
+func (q keyQueues) insert(ctx context.Context, tx *sql.Tx, key string, msg *message.Message, code, errText string, failures int) error {
+	meta, err := json.Marshal(msg.Metadata)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO consumer_parked_messages
+		(consumer_group, handler, partition_key, message_id, topic, payload, metadata, reason_code, error, failures)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`,
+		q.group, q.handler, key, msg.UUID, q.topic, []byte(msg.Payload), string(meta), code, errText, failures)
+	if err != nil {
+		return fmt.Errorf("park-key: parking message %s of key %s: %w", msg.UUID, key, err)
+	}
+	return nil
+}
+
+// parkBehindIfParked parks msg behind its key's head if the key is parked, and
+// reports whether it did. It waits for a release step of the key in progress
+// (the key's lock), so a message never joins a queue that a release is
+// emptying: it sees the queue either before the step (and is released after
+// the messages already there) or after the release deleted it (and runs).
+func (q keyQueues) parkBehindIfParked(ctx context.Context, msg *message.Message) (parked bool, err error) {
+	key := parkedKey(msg)
+	err = InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+		var lockErr error
+		if parked, _, lockErr = q.lockKey(ctx, tx, key); lockErr != nil || !parked {
+			return lockErr
+		}
+		return q.insert(ctx, tx, key, msg, ParkedBehind, "an earlier message of key "+key+" is parked", 0)
+	})
+	return parked, err
+}
+
+// parkHead parks msg, which failed with cause, as the head of its key: it
+// creates the key's row (taking its lock) and stores msg with its reason.
+func (q keyQueues) parkHead(ctx context.Context, msg *message.Message, cause error) error {
+	key := parkedKey(msg)
+	return InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES (?, ?, ?)
+			ON DUPLICATE KEY UPDATE replay_requested_at = NULL`, q.group, q.handler, key); err != nil {
+			return fmt.Errorf("park-key: parking key %s: %w", key, err)
+		}
+		return q.insert(ctx, tx, key, msg, ReasonCode(cause), cause.Error(), 1)
+	})
+}
+
+// parkKeyStep is FailureParkKey's step for consumer h: a message of a parked
+// key is parked behind it without running the rest of the stack; a message the
+// stack gives up on (givesUpOn) is parked as its key's head. Both are then
+// acknowledged. An error reading or writing the parked tables is returned (the
+// message is nacked and delivered again), and so is an error the strategy does
+// not give up on.
+func (cs *Consumers) parkKeyStep(h consumer) message.HandlerMiddleware {
+	q := cs.keyQueues(h)
+	return func(next message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			behind, err := q.parkBehindIfParked(ctx, msg)
+			if err != nil {
+				return nil, err
+			}
+			if behind {
+				cs.logger.Warn("message parked behind its key's head", "handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg))
+				return nil, nil
+			}
+			out, err := next(msg)
+			if err == nil || !givesUpOn(err) {
+				return out, err
+			}
+			if perr := q.parkHead(ctx, msg, err); perr != nil {
+				return nil, errors.Join(err, perr)
+			}
+			cs.logger.Error("message parked as the head of its key: later messages of the key wait behind it; see `poison keys list`",
+				"handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg), "reason_code", ReasonCode(err), "err", err)
+			return nil, nil
+		}
+	}
+}
+
+func (cs *Consumers) keyQueues(h consumer) keyQueues {
+	return keyQueues{db: cs.inbox.DB, group: cs.config.ConsumerGroup, handler: h.name, topic: h.topic}
+}
+
+// parkKeyState is what Consumers keep for FailureParkKey.
+type parkKeyState struct {
+	// beforeCommit, if not nil, runs inside every release step's transaction
+	// after its writes (emptied: the step deleted the key's row). Only this
+	// package's tests set it, to hold a release while it holds the key's lock.
+	beforeCommit func(key string, emptied bool)
+}
+
+// startKeyReleases starts the poller that carries out replay requests of
+// parked keys for the consumers in FailureParkKey mode (none: it does
+// nothing), and returns the function that stops it and waits for it. A release
+// step in progress when it stops is rolled back whole.
+func (cs *Consumers) startKeyReleases(ctx context.Context) (stop func()) {
+	byName := map[string]consumer{}
+	for _, h := range cs.handlers {
+		if !h.projection && cs.config.modeOf(h.name) == FailureParkKey {
+			byName[h.name] = h
+		}
+	}
+	if len(byName) == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(cs.config.ParkKey.PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-cs.closing:
+				return
+			case <-t.C:
+			}
+			if err := cs.releaseRequested(ctx, byName); err != nil && ctx.Err() == nil {
+				cs.logger.Warn("park-key: looking for replay requests", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+// releaseRequested releases every key of the consumers in byName whose replay
+// was requested.
+func (cs *Consumers) releaseRequested(ctx context.Context, byName map[string]consumer) error {
+	rows, err := cs.inbox.DB.QueryContext(ctx, `SELECT handler, partition_key FROM consumer_parked_keys
+		WHERE consumer_group = ? AND replay_requested_at IS NOT NULL ORDER BY replay_requested_at`, cs.config.ConsumerGroup)
+	if err != nil {
+		return err
+	}
+	type req struct{ handler, key string }
+	var reqs []req
+	for rows.Next() {
+		var r req
+		if err := rows.Scan(&r.handler, &r.key); err != nil {
+			rows.Close()
+			return err
+		}
+		reqs = append(reqs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		h, ok := byName[r.handler]
+		if !ok {
+			continue // another mode now, or another service's handler
+		}
+		if err := cs.releaseKey(ctx, h, r.key); err != nil && ctx.Err() == nil {
+			cs.logger.Warn("park-key: release interrupted; it is tried again", "handler", h.name, "partition_key", r.key, "err", err)
+		}
+	}
+	return nil
+}
+
+// stepFailed wraps a handler's error in a release step.
+type stepFailed struct{ err error }
+
+func (e stepFailed) Error() string { return e.err.Error() }
+func (e stepFailed) Unwrap() error { return e.err }
+
+// releaseKey releases a parked key of consumer h, in order: each step runs the
+// key's head through the inbox and h's handler in one transaction that holds
+// the key's lock, then deletes it; the step that resolves the last message
+// deletes the key's row. A handler that fails (after the Retry settings'
+// attempts) stops the release: its message stays the key's head with its new
+// reason, and the replay request is cleared. An outage or a stop also stops
+// it, but keeps the request, so the poller tries again; releaseKey returns
+// that kind of error.
+func (cs *Consumers) releaseKey(ctx context.Context, h consumer, key string) error {
+	q := cs.keyQueues(h)
+	run := cs.inboxMiddleware(middleware.Recoverer(func(msg *message.Message) ([]*message.Message, error) {
+		return nil, h.handler(msg)
+	}))
+	for {
+		more, err := cs.releaseStepWithRetries(ctx, q, key, run)
+		var failed stepFailed
+		switch {
+		case err == nil && more:
+			continue
+		case err == nil:
+			return nil
+		case errors.As(err, &failed) && givesUpOn(failed.err):
+			return cs.reparkHead(ctx, q, key, failed.err)
+		default:
+			return err
+		}
+	}
+}
+
+// releaseStepWithRetries runs one release step, tried again like a consumer's
+// handler (RetryConfig, a fresh transaction each time) while the handler fails
+// with an error that is neither permanent nor interrupted. more reports that
+// the key still has parked messages to release.
+func (cs *Consumers) releaseStepWithRetries(ctx context.Context, q keyQueues, key string, run message.HandlerFunc) (more bool, err error) {
+	r := cs.config.Retry
+	b := &backoff.ExponentialBackOff{InitialInterval: r.InitialInterval, MaxInterval: r.MaxInterval,
+		Multiplier: r.Multiplier, RandomizationFactor: r.RandomizationFactor}
+	b.Reset()
+	for attempt := 0; ; attempt++ {
+		more, err := cs.releaseStep(ctx, q, key, run)
+		var failed stepFailed
+		if err == nil || !errors.As(err, &failed) || IsPermanent(err) || IsInterrupted(err) || attempt >= max(r.MaxRetries, 0) {
+			return more, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(b.NextBackOff()):
+		}
+	}
+}
+
+// releaseStep processes the head of a parked key in one transaction that holds
+// the key's lock, if the key's replay is requested. more reports that parked
+// messages of the key remain after it; when none remain the step deleted the
+// key's row.
+func (cs *Consumers) releaseStep(ctx context.Context, q keyQueues, key string, run message.HandlerFunc) (more bool, err error) {
+	var released string
+	err = InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+		parked, requested, err := q.lockKey(ctx, tx, key)
+		if err != nil || !parked || !requested {
+			return err
+		}
+		head, err := q.head(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		if head != nil {
+			head.SetContext(ContextWithTx(ctx, tx))
+			if _, err := run(head); err != nil {
+				return stepFailed{err}
+			}
+			if _, err := tx.ExecContext(ctx, "DELETE FROM consumer_parked_messages WHERE consumer_group = ? AND handler = ? AND message_id = ?",
+				q.group, q.handler, head.UUID); err != nil {
+				return err
+			}
+			released = head.UUID
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS(SELECT 1 FROM consumer_parked_messages WHERE consumer_group = ? AND handler = ? AND partition_key = ?)",
+			q.group, q.handler, key).Scan(&more); err != nil {
+			return err
+		}
+		if !more {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM consumer_parked_keys WHERE consumer_group = ? AND handler = ? AND partition_key = ?",
+				q.group, q.handler, key); err != nil {
+				return err
+			}
+		}
+		if hook := cs.parkKey.beforeCommit; hook != nil {
+			hook(key, !more)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if released != "" {
+		cs.logger.Info("parked message released", "handler", q.handler, "message_id", released, "partition_key", key, "key_released", !more)
+	}
+	return more, nil
+}
+
+// head returns the first parked message of key as a message (nil if none).
+func (q keyQueues) head(ctx context.Context, tx *sql.Tx, key string) (*message.Message, error) {
+	var id, meta string
+	var payload []byte
+	err := tx.QueryRowContext(ctx, `SELECT message_id, payload, metadata FROM consumer_parked_messages
+		WHERE consumer_group = ? AND handler = ? AND partition_key = ? ORDER BY id LIMIT 1`, q.group, q.handler, key).Scan(&id, &payload, &meta)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("park-key: reading the head of key %s: %w", key, err)
+	}
+	msg := message.NewMessage(id, payload)
+	if err := json.Unmarshal([]byte(meta), &msg.Metadata); err != nil {
+		return nil, fmt.Errorf("park-key: metadata of parked message %s: %w", id, err)
+	}
+	return msg, nil
+}
+
+// reparkHead records that the key's head failed again with cause during a
+// release: its new reason, one more failure, and the replay request cleared.
+func (cs *Consumers) reparkHead(ctx context.Context, q keyQueues, key string, cause error) error {
+	return InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+		if _, _, err := q.lockKey(ctx, tx, key); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE consumer_parked_messages SET reason_code = ?, error = ?, failures = failures + 1
+			WHERE consumer_group = ? AND handler = ? AND partition_key = ? ORDER BY id LIMIT 1`,
+			ReasonCode(cause), cause.Error(), q.group, q.handler, key); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE consumer_parked_keys SET replay_requested_at = NULL WHERE consumer_group = ? AND handler = ? AND partition_key = ?",
+			q.group, q.handler, key); err != nil {
+			return err
+		}
+		cs.logger.Error("parked key's release stopped: a message failed again and is the key's new head",
+			"handler", q.handler, "partition_key", key, "reason_code", ReasonCode(cause), "err", cause)
+		return nil
+	})
+}

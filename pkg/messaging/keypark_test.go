@@ -1,0 +1,364 @@
+package messaging_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// parkRig is a consumer in park-key mode whose handler writes an effect and
+// fails for the message ids in failing.
+type parkRig struct {
+	*consumerRig
+	keys messaging.ParkedKeys
+
+	mu      sync.Mutex
+	failing map[string]error
+	// outage: the first n attempts of a message id fail as if the database
+	// were unreachable.
+	outage map[string]int
+}
+
+func newParkRig(t *testing.T, adjust func(*messaging.Consumers)) *parkRig {
+	t.Helper()
+	p := &parkRig{failing: map[string]error{}, outage: map[string]int{}}
+	p.consumerRig = newConsumerRigWith(t, func(c *messaging.Config) {
+		c.FailureMode = messaging.FailureParkKey
+		c.ParkKey.PollInterval = 20 * time.Millisecond
+	}, func(r *consumerRig) message.NoPublishHandlerFunc {
+		return func(msg *message.Message) error {
+			n := r.attempt(msg)
+			p.mu.Lock()
+			down := n <= p.outage[msg.UUID]
+			p.mu.Unlock()
+			if down {
+				return fmt.Errorf("attempt %d: %w", n, driver.ErrBadConn)
+			}
+			if err := r.effect(msg); err != nil {
+				return err
+			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.failing[msg.UUID]
+		}
+	}, adjust)
+	p.keys = messaging.ParkedKeys{DB: p.db}
+	return p
+}
+
+// fail makes the handler fail on id with err (nil: heal it).
+func (p *parkRig) fail(id string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failing[id] = err
+}
+
+// keyed returns a message with a new id and the Kafka key key.
+func keyed(key string) *message.Message {
+	m := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	m.Metadata.Set(events.MetadataKey, key)
+	return m
+}
+
+// queueOf returns the parked queue of key (nil if the key is not parked).
+func (p *parkRig) queueOf(t *testing.T, key string) *messaging.ParkedKey {
+	t.Helper()
+	k, err := p.keys.Get(context.Background(), key, "")
+	if errors.Is(err, messaging.ErrKeyNotParked) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k
+}
+
+// waitQueue waits until key's queue holds exactly ids, in that order.
+func (p *parkRig) waitQueue(t *testing.T, key string, ids ...string) *messaging.ParkedKey {
+	t.Helper()
+	var k *messaging.ParkedKey
+	waitFor(t, "key "+key+" parked with "+strings.Join(ids, ", "), 60*time.Second, func() bool {
+		k = p.queueOf(t, key)
+		return k != nil && slices.Equal(queueIDs(k), ids)
+	})
+	return k
+}
+
+func queueIDs(k *messaging.ParkedKey) []string {
+	var ids []string
+	for _, m := range k.Queue {
+		ids = append(ids, m.MessageID)
+	}
+	return ids
+}
+
+// effectOrder returns the ids among ids that have an effect, in effect order.
+func (p *parkRig) effectOrder(t *testing.T, ids ...string) []string {
+	t.Helper()
+	rows, err := p.db.Query("SELECT message_id FROM effects ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(ids, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (p *parkRig) replay(t *testing.T, key string) {
+	t.Helper()
+	if _, err := p.keys.Replay(context.Background(), key, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replayAll replays key, waits until it is released, and checks that the
+// effects of ids happened in that order.
+func (p *parkRig) replayAll(t *testing.T, key string, ids ...string) {
+	t.Helper()
+	p.replay(t, key)
+	waitFor(t, "key "+key+" released", 60*time.Second, func() bool { return p.queueOf(t, key) == nil })
+	if got := p.effectOrder(t, ids...); !slices.Equal(got, ids) {
+		t.Fatalf("effects after the release of %s = %v, want %v (head, then the messages behind it)", key, got, ids)
+	}
+}
+
+// TestParkKeyParksTheKeyAndReleasesItInOrder: a message that keeps failing is
+// parked as its key's head with its reason; the later messages of its key are
+// parked behind it (no effect) while another key flows; replaying the key runs
+// the head, then the followers, in order. Without the park-behind check the
+// followers run before the head.
+func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
+	t.Parallel()
+	p := newParkRig(t, nil)
+	h, f1, other, f2 := keyed("order-a"), keyed("order-a"), keyed("order-b"), keyed("order-a")
+	p.fail(h.UUID, errors.New("boom: the handler cannot take "+h.UUID))
+	p.publish(t, h, f1, other, f2)
+
+	waitEffect(t, p.consumerRig, other.UUID)
+	// Wait until the last message of the key was either parked or applied, so
+	// that a follower running ahead of its parked head shows as an effect.
+	waitFor(t, "the last message of key order-a parked or applied", 60*time.Second, func() bool {
+		k := p.queueOf(t, "order-a")
+		return (k != nil && slices.Contains(queueIDs(k), f2.UUID)) || p.effects(t, f2.UUID) > 0
+	})
+	if got := p.effectOrder(t, h.UUID, f1.UUID, f2.UUID); len(got) != 0 {
+		t.Fatalf("effects of the parked key before its release: %v, want none", got)
+	}
+	k := p.waitQueue(t, "order-a", h.UUID, f1.UUID, f2.UUID)
+	if head := k.Queue[0]; head.ReasonCode != messaging.ReasonHandlerFailed || !strings.Contains(head.Error, "boom") || head.Failures != 1 {
+		t.Fatalf("head = %+v, want reason handler_failed with the full error, 1 failure", head)
+	}
+	for _, m := range k.Queue[1:] {
+		if m.ReasonCode != messaging.ParkedBehind {
+			t.Fatalf("follower %s parked with reason %q, want %q", m.MessageID, m.ReasonCode, messaging.ParkedBehind)
+		}
+	}
+
+	p.fail(h.UUID, nil)
+	p.replayAll(t, "order-a", h.UUID, f1.UUID, f2.UUID)
+	for _, id := range []string{h.UUID, f1.UUID, f2.UUID} {
+		if ok, err := p.consumers.Inbox().Processed(context.Background(), id); err != nil || !ok {
+			t.Fatalf("inbox has not recorded released message %s (%v)", id, err)
+		}
+	}
+	later := keyed("order-a")
+	p.publish(t, later)
+	waitEffect(t, p.consumerRig, later.UUID) // the key flows again
+}
+
+// TestParkKeyFollowerThatFailsAgainBecomesTheHead: during a release, a
+// follower that fails stops it and becomes the key's head with its new reason;
+// the message behind it stays parked until the next replay.
+func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
+	t.Parallel()
+	p := newParkRig(t, nil)
+	h, f1, f2 := keyed("order-c"), keyed("order-c"), keyed("order-c")
+	p.fail(h.UUID, messaging.Permanent(errors.New("head broken")))
+	p.fail(f1.UUID, messaging.PermanentCode("follower_broken", errors.New("follower broken")))
+	p.publish(t, h, f1, f2)
+	p.waitQueue(t, "order-c", h.UUID, f1.UUID, f2.UUID)
+
+	p.fail(h.UUID, nil)
+	p.replay(t, "order-c")
+	var k *messaging.ParkedKey
+	waitFor(t, "the release stopped at the follower", 60*time.Second, func() bool {
+		k = p.queueOf(t, "order-c")
+		return k != nil && !k.ReplayRequested
+	})
+	if got := queueIDs(k); !slices.Equal(got, []string{f1.UUID, f2.UUID}) {
+		t.Fatalf("queue after the stopped release = %v, want the follower as head, then the one behind it", got)
+	}
+	if head := k.Queue[0]; head.ReasonCode != "follower_broken" || head.Error != "follower broken" || head.Failures != 1 {
+		t.Fatalf("new head = %+v, want reason follower_broken, its error, 1 failure", head)
+	}
+	if got := p.effectOrder(t, h.UUID, f1.UUID, f2.UUID); !slices.Equal(got, []string{h.UUID}) {
+		t.Fatalf("effects = %v, want only the old head's", got)
+	}
+
+	p.fail(f1.UUID, nil)
+	p.replayAll(t, "order-c", h.UUID, f1.UUID, f2.UUID)
+}
+
+// TestParkKeyDiscardLetsTheRestFlow: discarding the head gives its message up
+// (no effect) and releases the messages behind it; discarding a lone head
+// unparks the key.
+func TestParkKeyDiscardLetsTheRestFlow(t *testing.T) {
+	t.Parallel()
+	p := newParkRig(t, nil)
+	h, f1, lone := keyed("order-d"), keyed("order-d"), keyed("order-e")
+	p.fail(h.UUID, messaging.Permanent(errors.New("garbage")))
+	p.fail(lone.UUID, messaging.Permanent(errors.New("garbage too")))
+	p.publish(t, h, f1, lone)
+	p.waitQueue(t, "order-d", h.UUID, f1.UUID)
+	p.waitQueue(t, "order-e", lone.UUID)
+
+	got, err := p.keys.Discard(context.Background(), "order-d", "")
+	if err != nil || got.MessageID != h.UUID {
+		t.Fatalf("discard = %+v, %v; want the head %s", got, err, h.UUID)
+	}
+	if k := p.queueOf(t, "order-d"); k != nil && !k.ReplayRequested {
+		t.Fatalf("after discarding the head, key order-d = %+v: its follower is neither released nor to be released", k)
+	}
+	waitEffect(t, p.consumerRig, f1.UUID)
+	waitFor(t, "key order-d released", 60*time.Second, func() bool { return p.queueOf(t, "order-d") == nil })
+	if n := p.effects(t, h.UUID); n != 0 {
+		t.Fatalf("the discarded head has %d effects, want 0", n)
+	}
+
+	if _, err := p.keys.Discard(context.Background(), "order-e", ""); err != nil {
+		t.Fatal(err)
+	}
+	if k := p.queueOf(t, "order-e"); k != nil {
+		t.Fatalf("a key whose only message was discarded is still parked: %+v", k)
+	}
+	if _, err := p.keys.Discard(context.Background(), "order-e", ""); !errors.Is(err, messaging.ErrKeyNotParked) {
+		t.Fatalf("discarding an unparked key: %v, want ErrKeyNotParked", err)
+	}
+}
+
+// TestParkKeyMessageDuringReleaseComesAfterIt holds the release's last step
+// (it has deleted the key's row, not yet committed): the park check of a new
+// message of the key must wait for that lock (a probe with a 1 s lock wait
+// times out), and the new message, delivered meanwhile, is applied after the
+// released ones. Without the lock, the check would see the key still parked
+// and park the message behind a queue nobody releases any more.
+func TestParkKeyMessageDuringReleaseComesAfterIt(t *testing.T) {
+	t.Parallel()
+	inside, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	p := newParkRig(t, func(cs *messaging.Consumers) {
+		messaging.SetKeyReleaseHookForTest(cs, func(key string, emptied bool) {
+			if key == "order-f" && emptied {
+				once.Do(func() { close(inside); <-release })
+			}
+		})
+	})
+	h, f1 := keyed("order-f"), keyed("order-f")
+	p.fail(h.UUID, messaging.Permanent(errors.New("not yet")))
+	p.publish(t, h, f1)
+	p.waitQueue(t, "order-f", h.UUID, f1.UUID)
+	p.fail(h.UUID, nil)
+	p.replay(t, "order-f")
+	<-inside
+
+	probe := keyed("order-f")
+	err := withLockWaitTimeout(t, p.db, func(ctx context.Context) error {
+		parked, err := messaging.ParkBehindIfParkedForTest(ctx, p.consumers, "test", p.topic, probe)
+		if err == nil && parked {
+			return errors.New("the check parked the message behind a key whose release is committing")
+		}
+		return err
+	})
+	var myErr *mysql.MySQLError
+	if !errors.As(err, &myErr) || myErr.Number != 1205 {
+		close(release)
+		t.Fatalf("park check while a release holds the key = %v; want it to wait for the key's lock (1205)", err)
+	}
+	n := keyed("order-f")
+	p.publish(t, n)
+	close(release)
+
+	waitEffect(t, p.consumerRig, n.UUID)
+	if got, want := p.effectOrder(t, h.UUID, f1.UUID, n.UUID), []string{h.UUID, f1.UUID, n.UUID}; !slices.Equal(got, want) {
+		t.Fatalf("effects = %v, want the released ones, then the new message: %v", got, want)
+	}
+	if k := p.queueOf(t, "order-f"); k != nil {
+		t.Fatalf("key order-f still parked: %+v", k)
+	}
+}
+
+// withLockWaitTimeout runs fn in a transaction (carried by its context) on a
+// connection whose lock waits time out after 1 s, then rolls it back.
+func withLockWaitTimeout(t *testing.T, db *sql.DB, fn func(ctx context.Context) error) error {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(ctx, messaging.TxOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(messaging.ContextWithTx(ctx, tx))
+}
+
+// TestParkKeyOutageIsNotParked: a handler that fails because the database is
+// unreachable (for more attempts than one delivery's retries) is nacked and
+// delivered again, never parked; it then succeeds.
+func TestParkKeyOutageIsNotParked(t *testing.T) {
+	t.Parallel()
+	p := newParkRig(t, nil)
+	m := keyed("order-g")
+	p.mu.Lock()
+	p.outage[m.UUID] = 7 // one delivery makes 3 attempts: this spans three deliveries
+	p.mu.Unlock()
+	p.publish(t, m)
+	waitFor(t, "the message applied or parked", 60*time.Second, func() bool {
+		return p.effects(t, m.UUID) > 0 || p.queueOf(t, "order-g") != nil
+	})
+	if k := p.queueOf(t, "order-g"); k != nil {
+		t.Fatalf("an outage parked the key: %+v", k.Head)
+	}
+}
+
+// TestParkKeyConfig: the poll interval defaults to 1 s and must be positive.
+func TestParkKeyConfig(t *testing.T) {
+	if got := (messaging.ParkKeyConfig{}).Defaults().PollInterval; got != time.Second {
+		t.Fatalf("default poll interval = %v, want 1s", got)
+	}
+	if err := (messaging.ParkKeyConfig{PollInterval: -time.Second}).Validate(); err == nil {
+		t.Fatal("a negative poll interval passed validation")
+	}
+	if err := messaging.FailureParkKey.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,177 @@
+package poison
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// Parked keys of the service's consumers in the park-key failure mode (ADR
+// 33): a message a consumer gave up on heads its key's queue, the key's later
+// messages wait behind it. They live in the service's database
+// (consumer_parked_keys, consumer_parked_messages), not in Kafka.
+
+// KeysUsage describes the "poison keys" subcommands.
+const KeysUsage = `usage: <service> poison keys <command> [--handler NAME]
+  list                 parked keys: key, handler, messages, replay pending?, head's reason and error
+  show <key>           one key's queue in full (JSON, head first, with payloads)
+  replay <key>         ask the running consumers to release the key: head first, then the rest in order;
+                       a message that fails again stops the release and becomes the head
+  discard <key>        give the head up for good; the messages behind it are released in order
+--handler names the consumer when several have the same key parked.`
+
+// Keys returns the tool's view of the parked keys of its database.
+func (t *Tool) Keys() messaging.ParkedKeys { return messaging.ParkedKeys{DB: t.db} }
+
+func runKeysCLI(ctx context.Context, tool *Tool, args []string, out io.Writer) error {
+	var handler string
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--handler" {
+			if i+1 >= len(args) {
+				return fmt.Errorf("--handler needs a name\n%s", KeysUsage)
+			}
+			handler = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	if len(rest) == 0 {
+		return fmt.Errorf("%s", KeysUsage)
+	}
+	keys := tool.Keys()
+	key := func() (string, error) {
+		if len(rest) < 2 || rest[1] == "" {
+			return "", fmt.Errorf("missing key\n%s", KeysUsage)
+		}
+		return rest[1], nil
+	}
+	switch rest[0] {
+	case "list":
+		list, err := keys.List(ctx)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "PARKED AT\tKEY\tHANDLER\tMESSAGES\tREPLAY\tHEAD\tREASON\tERROR")
+		for _, k := range list {
+			replay := ""
+			if k.ReplayRequested {
+				replay = "pending"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", k.ParkedAt, k.Key, k.Handler, k.Messages, replay,
+				k.Head.MessageID, k.Head.ReasonCode, strings.ReplaceAll(k.Head.Error, "\n", " "))
+		}
+		fmt.Fprintf(w, "%d parked key(s)\n", len(list))
+		return w.Flush()
+	case "show":
+		k, err := key()
+		if err != nil {
+			return err
+		}
+		pk, err := keys.Get(ctx, k, handler)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pk)
+	case "replay":
+		k, err := key()
+		if err != nil {
+			return err
+		}
+		pk, err := keys.Replay(ctx, k, handler)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "replay of key %s (%s) requested: the running consumers release it, head first\n", pk.Key, pk.Handler)
+		return nil
+	case "discard":
+		k, err := key()
+		if err != nil {
+			return err
+		}
+		m, err := keys.Discard(ctx, k, handler)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "discarded the head of key %s (%s); the messages behind it, if any, are released\n", k, m.MessageID)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", rest[0], KeysUsage)
+	}
+}
+
+// keyRoutes mounts the parked-key endpoints on g (already behind the admin
+// token check). ?handler=NAME picks the consumer when several have the key.
+func keyRoutes(g *echo.Group, tool *Tool) {
+	keys := tool.Keys()
+	g.GET("/keys", func(c echo.Context) error {
+		list, err := keys.List(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		if list == nil {
+			list = []messaging.ParkedKey{}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"keys": list})
+	})
+	// on mounts an endpoint that applies op to the key in the path.
+	on := func(method, path string, status int, field string, op func(ctx context.Context, key, handler string) (any, error)) {
+		g.Add(method, path, func(c echo.Context) error {
+			k, err := keyParam(c)
+			if err != nil {
+				return err
+			}
+			res, err := op(c.Request().Context(), k, c.QueryParam("handler"))
+			if err != nil {
+				return keyErr(err)
+			}
+			if field != "" {
+				res = map[string]any{field: res}
+			}
+			return c.JSON(status, res)
+		})
+	}
+	on(http.MethodGet, "/keys/:key", http.StatusOK, "", func(ctx context.Context, key, handler string) (any, error) {
+		return keys.Get(ctx, key, handler)
+	})
+	on(http.MethodPost, "/keys/:key/replay", http.StatusAccepted, "replay_requested", func(ctx context.Context, key, handler string) (any, error) {
+		return keys.Replay(ctx, key, handler)
+	})
+	on(http.MethodPost, "/keys/:key/discard", http.StatusOK, "discarded", func(ctx context.Context, key, handler string) (any, error) {
+		return keys.Discard(ctx, key, handler)
+	})
+}
+
+func keyParam(c echo.Context) (string, error) {
+	k, err := url.PathUnescape(c.Param("key"))
+	if err != nil || k == "" {
+		return "", echo.NewHTTPError(http.StatusBadRequest, "key must be a non-empty, URL-escaped path segment")
+	}
+	return k, nil
+}
+
+// keyErr maps the parked-key errors: unknown key 404, ambiguous key or
+// pending replay 409.
+func keyErr(err error) error {
+	switch {
+	case errors.Is(err, messaging.ErrKeyNotParked):
+		return echo.NewHTTPError(http.StatusNotFound, err.Error())
+	case errors.Is(err, messaging.ErrAmbiguousKey), errors.Is(err, messaging.ErrReplayPending):
+		return echo.NewHTTPError(http.StatusConflict, err.Error())
+	}
+	return err
+}
