@@ -28,7 +28,7 @@ test: infra-up ## every test: unit, integration and fault suite, against real se
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-unit
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
-	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/
+	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
 	@$(MAKE) --no-print-directory e2e SCENARIO=
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)
