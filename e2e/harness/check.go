@@ -151,21 +151,30 @@ func (s *Stack) Check(h *History, cfg CheckConfig) *Report {
 	if cfg.Crafted == nil {
 		cfg.Crafted = s.craftedOrders()
 	}
-	accepted := h.AcceptedIDs()
-	deadline := time.Now().Add(cfg.RecoveryWindow)
-	for time.Now().Before(deadline) {
+	s.Settle(h.AcceptedIDs(), time.Now().Add(cfg.RecoveryWindow))
+	return Evaluate(h, s.Snapshot(), cfg)
+}
+
+// Settle waits until every order of accepted is terminal (read in the order
+// database) and then until the system has drained, or until deadline, and
+// reports whether it got there. Call it once nothing new enters the system.
+func (s *Stack) Settle(accepted []string, deadline time.Time) bool {
+	for {
 		if n, err := s.notTerminal(accepted); err == nil && n == 0 {
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	for time.Now().Before(deadline) {
-		if s.drained() {
-			break
+		if !time.Now().Before(deadline) {
+			return false
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return Evaluate(h, s.Snapshot(), cfg)
+	for !s.drained() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return true
 }
 
 // Snapshot is what the checker reads once the system has settled: both

@@ -26,11 +26,11 @@ func TestCompareStrategyEvents(t *testing.T) {
 			rec("a1", "A", 1, 0, 1), rec("a2", "A", 2, 0, 2), rec("a1-copy", "A", 1, 0, 3), // in order; a copy
 			rec("b1", "B", 1, 0, 4), rec("b2", "B", 2, 0, 5), // v1 poisoned, v2 processed
 			rec("c1", "C", 1, 0, 6), rec("c2", "C", 2, 0, 7), // v1 skipped (lost), v2 processed
-			rec("d1", "D", 1, 1, 9), // behind the committed offset: pending
+			rec("d1", "D", 1, 1, 9),                           // behind the committed offset: pending
 			rec("e1", "E", 1, 0, 8), rec("e2", "E", 2, 0, 10), // both parked
 			rec("f1", "F", 1, 0, 11), rec("f2", "F", 2, 0, 12), // v1 requeued, processed after v2
-			rec("g1", "G", 1, 0, 13), // requeued, still held
-			rec("x1", "x-1", 1, 0, 14), // injected garbage that decodes
+			rec("g1", "G", 1, 0, 13),                 // requeued, still held
+			rec("x1", "x-1", 1, 0, 14),               // injected garbage that decodes
 			{Partition: 0, Offset: 15, UUID: "junk"}, // injected garbage that does not
 		},
 		Injected:  map[string]bool{"x1": true, "junk": true},
