@@ -144,6 +144,13 @@ func TestStrategies(t *testing.T) {
 		t.Fatalf("no strategy named %q", only)
 	}
 	var rows []*harness.StrategyRow
+	defer func() {
+		table := make([]harness.StrategyRow, len(rows))
+		for i, r := range rows {
+			table[i] = *r
+		}
+		t.Logf("the comparison (build/e2e/strategies.json; docs/strategies.md: go run ./e2e/strategies-table):\n%s", harness.StrategiesTable(table))
+	}()
 	for _, st := range strategies() {
 		if only != "" && only != st.name {
 			continue
@@ -284,7 +291,7 @@ func runStrategy(t *testing.T, st strategy, seed uint64) *harness.StrategyRow {
 // judge fills Violations, Expected and Pass: what every strategy must keep,
 // then st's own promise and cost.
 func judge(row *harness.StrategyRow, st strategy) {
-	var broken, expected []string
+	broken, expected := []string{}, []string{}
 	must := func(ok bool, format string, args ...any) {
 		if !ok {
 			broken = append(broken, fmt.Sprintf(format, args...))
