@@ -10,7 +10,7 @@ export CI
 .PHONY: help run stop test test-unit cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: infra-up build ## install what is missing, start MariaDB x2, Kafka and both services
 	@$(RUN) start
@@ -28,7 +28,7 @@ test: infra-up ## every test: unit, integration and fault suite, against real se
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-unit
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
-	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/
+	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
 	@$(MAKE) --no-print-directory e2e SCENARIO=
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)
@@ -43,11 +43,11 @@ test-unit: ## only the tests that need no server (-short); proves they need none
 	CI=true ORDER_DB_ADDR=127.0.0.1:1 PAYMENT_DB_ADDR=127.0.0.1:1 KAFKA_BROKERS=127.0.0.1:1 \
 		go test $(GO_TEST_FLAGS) -short ./...
 
-e2e: infra-up ## the end-to-end tests and the fault suite (SCENARIO=name runs one scenario)
+e2e: infra-up ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 40m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=)'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=)|violations|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults|TestStrategies' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
@@ -61,8 +61,15 @@ infra-status: ## which servers run, with pid and port
 	@$(INFRA) status
 	@$(RUN) status
 
-demo: ## after `make run`: a small fault scenario, explained (SCENARIO=kill-kafka|duplicates|poison)
-	@go run ./e2e/demo $(or $(SCENARIO),kill-kafka)
+# A demo named after a failure strategy (block, skip, ..., or strategy-poison:
+# plain `poison` is the poison-queue demo) runs that strategy's part of the
+# comparison on the e2e servers, narrated, and prints its row of the table.
+demo: ## a fault scenario, explained: SCENARIO=kill-kafka|duplicates|poison after `make run`, or SCENARIO=<strategy> (docs/strategies.md)
+	@case "$(or $(SCENARIO),kill-kafka)" in \
+	kill-kafka|duplicates|poison) go run ./e2e/demo $(or $(SCENARIO),kill-kafka) ;; \
+	*) set -o pipefail; SCENARIO=$(patsubst strategy-%,%,$(SCENARIO)) go test -count=1 -timeout 10m -v -run 'TestStrategies$$' ./e2e/ 2>&1 \
+		| grep -vE '^(=== |    --- )' ;; \
+	esac
 
 demo-kill-kafka: ## after `make run`: Kafka killed while orders come in
 	@go run ./e2e/demo kill-kafka

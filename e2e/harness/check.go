@@ -151,21 +151,30 @@ func (s *Stack) Check(h *History, cfg CheckConfig) *Report {
 	if cfg.Crafted == nil {
 		cfg.Crafted = s.craftedOrders()
 	}
-	accepted := h.AcceptedIDs()
-	deadline := time.Now().Add(cfg.RecoveryWindow)
-	for time.Now().Before(deadline) {
+	s.Settle(h.AcceptedIDs(), time.Now().Add(cfg.RecoveryWindow))
+	return Evaluate(h, s.Snapshot(), cfg)
+}
+
+// Settle waits until every order of accepted is terminal (read in the order
+// database) and then until the system has drained, or until deadline, and
+// reports whether it got there. Call it once nothing new enters the system.
+func (s *Stack) Settle(accepted []string, deadline time.Time) bool {
+	for {
 		if n, err := s.notTerminal(accepted); err == nil && n == 0 {
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	for time.Now().Before(deadline) {
-		if s.drained() {
-			break
+		if !time.Now().Before(deadline) {
+			return false
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return Evaluate(h, s.Snapshot(), cfg)
+	for !s.drained() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return true
 }
 
 // Snapshot is what the checker reads once the system has settled: both
@@ -772,58 +781,69 @@ func (s *Stack) ReadAll(topic string) ([]*message.Message, error) { return ReadA
 // ReadAll returns every message of topic, from the oldest offset to the newest
 // at the time of the call, partition by partition.
 func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, error) {
+	unmarshaler := messaging.Marshaler(false)
+	var out []*message.Message
+	err := readTopic(kafka, topic, func(km *sarama.ConsumerMessage) error {
+		m, err := unmarshaler.Unmarshal(km)
+		if err == nil {
+			out = append(out, m)
+		}
+		return err
+	})
+	return out, err
+}
+
+// readTopic calls fn with every message of topic, from the oldest offset to the
+// newest at the time of the call, partition by partition; fn's error stops it.
+func readTopic(kafka messaging.KafkaConfig, topic string, fn func(*sarama.ConsumerMessage) error) error {
 	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer client.Close()
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer consumer.Close()
 	partitions, err := client.Partitions(topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	unmarshaler := messaging.Marshaler(false)
-	var out []*message.Message
 	for _, p := range partitions {
 		newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if newest <= oldest {
 			continue
 		}
 		pc, err := consumer.ConsumePartition(topic, p, oldest)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		timeout := time.After(30 * time.Second)
 	read:
 		for {
 			select {
 			case km := <-pc.Messages():
-				m, err := unmarshaler.Unmarshal(km)
-				if err != nil {
+				if err := fn(km); err != nil {
 					pc.Close()
-					return nil, err
+					return err
 				}
-				out = append(out, m)
 				if km.Offset >= newest-1 {
 					break read
 				}
 			case <-timeout:
 				pc.Close()
-				return nil, fmt.Errorf("reading %s/%d: timed out", topic, p)
+				return fmt.Errorf("reading %s/%d: timed out", topic, p)
 			}
 		}
 		pc.Close()
 	}
-	return out, nil
+	return nil
 }

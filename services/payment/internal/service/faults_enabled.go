@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -21,6 +22,9 @@ type Faults struct {
 	// OrderPlaced and a second charge. End-to-end tests of the inbox and the
 	// negative controls use it.
 	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
+	// Customers: placements of some customers fail permanently or for a while
+	// (the strategy comparison, ADR 37).
+	Customers CustomerFaults
 }
 
 // WithFaults returns the Option that applies f.
@@ -30,6 +34,17 @@ func WithFaults(f Faults) Option {
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
 			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }
+		}
+		if f.Customers.on() {
+			w.logger.Warn("FAULT INJECTION: placements of some customers fail", "permanent_prefix", f.Customers.PermanentPrefix,
+				"transient_prefix", f.Customers.TransientPrefix, "transient_for", f.Customers.TransientFor.String())
+			inner := w.payments
+			w.payments = func(p app.Payments) app.Payments {
+				if inner != nil {
+					p = inner(p)
+				}
+				return f.Customers.wrap(p, time.Now)
+			}
 		}
 	}
 }
