@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -35,6 +36,7 @@ type Consumers struct {
 	inboxMiddleware message.HandlerMiddleware
 	handlers        []consumer
 	drain           *drain
+	skipped         atomic.Int64 // messages FailureSkip acknowledged without their effect
 
 	closeOnce sync.Once
 	closing   chan struct{}
