@@ -3,6 +3,7 @@ package messaging
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Config is the messaging part of a service's configuration: its database (which
@@ -33,6 +34,14 @@ type Config struct {
 	FailureModes map[string]FailureMode `env:"FAILURE_MODES"`
 	// ParkKey configures the park-key failure mode (ADR 33).
 	ParkKey ParkKeyConfig `envPrefix:"PARK_KEY_"`
+	// HandlerTimeout bounds each attempt of a consumer's handler: past it the
+	// attempt's context ends and the attempt fails with ErrHandlerTimeout, which
+	// is retried and then given up on like any failure (reason code
+	// handler_timeout). Default 30 s; a negative value turns it off.
+	HandlerTimeout time.Duration `env:"HANDLER_TIMEOUT"`
+	// Throttle bounds how many messages each consumer takes per period (off by
+	// default).
+	Throttle ThrottleConfig `envPrefix:"THROTTLE_"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -46,6 +55,10 @@ func (c Config) Defaults() Config {
 	c.Retry = c.Retry.Defaults()
 	c.Retention = c.Retention.Defaults()
 	c.ParkKey = c.ParkKey.Defaults()
+	c.Throttle = c.Throttle.Defaults()
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = DefaultHandlerTimeout
+	}
 	return c
 }
 
@@ -69,7 +82,7 @@ func (c Config) validateConsumers() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate(), c.Throttle.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they

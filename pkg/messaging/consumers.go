@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -36,6 +37,7 @@ type Consumers struct {
 	handlers        []consumer
 	drain           *drain
 	parkKey         parkKeyState
+	skipped         atomic.Int64 // messages FailureSkip acknowledged without their effect
 
 	closeOnce sync.Once
 	closing   chan struct{}

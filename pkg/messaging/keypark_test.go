@@ -16,7 +16,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -67,12 +66,6 @@ func (p *parkRig) fail(id string, err error) {
 	p.failing[id] = err
 }
 
-// keyed returns a message with a new id and the Kafka key key.
-func keyed(key string) *message.Message {
-	m := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	m.Metadata.Set(events.MetadataKey, key)
-	return m
-}
 
 // queueOf returns the parked queue of key (nil if the key is not parked).
 func (p *parkRig) queueOf(t *testing.T, key string) *messaging.ParkedKey {
@@ -153,7 +146,7 @@ func (p *parkRig) replayAll(t *testing.T, key string, ids ...string) {
 func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
-	h, f1, other, f2 := keyed("order-a"), keyed("order-a"), keyed("order-b"), keyed("order-a")
+	h, f1, other, f2 := keyed(watermill.NewUUID(), "order-a"), keyed(watermill.NewUUID(), "order-a"), keyed(watermill.NewUUID(), "order-b"), keyed(watermill.NewUUID(), "order-a")
 	p.fail(h.UUID, errors.New("boom: the handler cannot take "+h.UUID))
 	p.publish(t, h, f1, other, f2)
 
@@ -184,7 +177,7 @@ func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
 			t.Fatalf("inbox has not recorded released message %s (%v)", id, err)
 		}
 	}
-	later := keyed("order-a")
+	later := keyed(watermill.NewUUID(), "order-a")
 	p.publish(t, later)
 	waitEffect(t, p.consumerRig, later.UUID) // the key flows again
 }
@@ -195,7 +188,7 @@ func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
 func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
-	h, f1, f2 := keyed("order-c"), keyed("order-c"), keyed("order-c")
+	h, f1, f2 := keyed(watermill.NewUUID(), "order-c"), keyed(watermill.NewUUID(), "order-c"), keyed(watermill.NewUUID(), "order-c")
 	p.fail(h.UUID, messaging.Permanent(errors.New("head broken")))
 	p.fail(f1.UUID, messaging.PermanentCode("follower_broken", errors.New("follower broken")))
 	p.publish(t, h, f1, f2)
@@ -228,7 +221,7 @@ func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
 func TestParkKeyDiscardLetsTheRestFlow(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
-	h, f1, lone := keyed("order-d"), keyed("order-d"), keyed("order-e")
+	h, f1, lone := keyed(watermill.NewUUID(), "order-d"), keyed(watermill.NewUUID(), "order-d"), keyed(watermill.NewUUID(), "order-e")
 	p.fail(h.UUID, messaging.Permanent(errors.New("garbage")))
 	p.fail(lone.UUID, messaging.Permanent(errors.New("garbage too")))
 	p.publish(t, h, f1, lone)
@@ -276,7 +269,7 @@ func TestParkKeyMessageDuringReleaseComesAfterIt(t *testing.T) {
 			}
 		})
 	})
-	h, f1 := keyed("order-f"), keyed("order-f")
+	h, f1 := keyed(watermill.NewUUID(), "order-f"), keyed(watermill.NewUUID(), "order-f")
 	p.fail(h.UUID, messaging.Permanent(errors.New("not yet")))
 	p.publish(t, h, f1)
 	p.waitQueue(t, "order-f", h.UUID, f1.UUID)
@@ -284,7 +277,7 @@ func TestParkKeyMessageDuringReleaseComesAfterIt(t *testing.T) {
 	p.replay(t, "order-f")
 	<-inside
 
-	probe := keyed("order-f")
+	probe := keyed(watermill.NewUUID(), "order-f")
 	err := withLockWaitTimeout(t, p.db, func(ctx context.Context) error {
 		parked, err := messaging.ParkBehindIfParkedForTest(ctx, p.consumers, "test", p.topic, probe)
 		if err == nil && parked {
@@ -297,7 +290,7 @@ func TestParkKeyMessageDuringReleaseComesAfterIt(t *testing.T) {
 		close(release)
 		t.Fatalf("park check while a release holds the key = %v; want it to wait for the key's lock (1205)", err)
 	}
-	n := keyed("order-f")
+	n := keyed(watermill.NewUUID(), "order-f")
 	p.publish(t, n)
 	close(release)
 
@@ -337,7 +330,7 @@ func withLockWaitTimeout(t *testing.T, db *sql.DB, fn func(ctx context.Context) 
 func TestParkKeyOutageIsNotParked(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
-	m := keyed("order-g")
+	m := keyed(watermill.NewUUID(), "order-g")
 	p.mu.Lock()
 	p.outage[m.UUID] = 7 // one delivery makes 3 attempts: this spans three deliveries
 	p.mu.Unlock()

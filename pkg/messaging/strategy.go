@@ -22,7 +22,12 @@ const (
 	FailurePoison FailureMode = "poison"
 	// FailureBlock: never give up; retry, nack, get it again, retry..., holding
 	// the partition until the message succeeds or a person intervenes. Order
-	// over progress.
+	// over progress. Permanent errors are retried with the same backoff as
+	// others (a round of Retry.MaxRetries+1 attempts per delivery, then a nack
+	// and a redelivery after the subscriber's 100 ms NackResendSleep): without
+	// it a permanent error would be tried once per delivery, ten times a second,
+	// forever. Messages behind the held one in its partition wait; other
+	// partitions flow. Only a fix (deploy, or moving the group's offset) ends it.
 	FailureBlock FailureMode = "block"
 	// FailureParkKey (ADR 33): a message given up on after its retries is
 	// parked, with its reason (public ReasonCode and full error), as the HEAD
@@ -39,10 +44,18 @@ const (
 	// queue waits for an operator for as long as it takes: alert on
 	// `poison keys list`.
 	FailureParkKey FailureMode = "park-key"
+	// FailureSkip ("log and skip"): retry in place, then log the message at
+	// ERROR with its full context (handler, topic, partition, offset, key,
+	// message id, event type, correlation id, attempts, reason code, error;
+	// attribute alert=message_skipped), count it (Consumers.Skipped) and
+	// acknowledge it. The message's effect is lost on purpose: pick it only for
+	// effects that can be lost or redone from the log. Outages and interrupted
+	// stops are never skipped: those messages come back.
+	FailureSkip FailureMode = "skip"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureParkKey}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureSkip, FailureParkKey}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -63,6 +76,7 @@ func (c Config) modeOf(name string) FailureMode {
 // stack returns the middleware of consumer h, outermost first (the drain comes
 // before it, the inbox after it):
 //
+//  0. Throttle (Config.Throttle, if on): the delivery waits for its tick.
 //  1. Recoverer: a panic becomes an error (and is retried like one).
 //  2. CorrelationID: messages a handler returns keep the incoming correlation id.
 //  3. The strategy's step, which decides the fate of a message whose retries
@@ -77,8 +91,11 @@ func (c Config) modeOf(name string) FailureMode {
 //  4. interruptedByStop: an error returned after the message's context ended
 //     is marked as interrupted, whatever it says.
 //  5. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
-//     permanent errors (IsPermanent) and interrupted ones are not retried.
-//  6. Recoverer again, so that a panicking handler is retried and then given up
+//     permanent errors (IsPermanent) and interrupted ones are not retried
+//     (FailureBlock retries permanent ones too, see block.go).
+//  6. The handler timeout (Config.HandlerTimeout): bounds each attempt; an
+//     attempt past it fails with ErrHandlerTimeout, an ordinary failure.
+//  7. Recoverer again, so that a panicking handler is retried and then given up
 //     on like any failing one instead of being redelivered forever.
 //
 // Projections always use FailureBlock: they accept every message, so only an
@@ -89,7 +106,8 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	if h.projection {
 		mode = FailureBlock
 	}
-	stack := []message.HandlerMiddleware{middleware.Recoverer, middleware.CorrelationID}
+	stack := append(c.Throttle.throttle(), middleware.Recoverer, middleware.CorrelationID)
+	retryable := retryableInPlace
 	switch mode {
 	case FailurePoison:
 		poisonMW, err := cs.poisonStep()
@@ -100,10 +118,14 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	case FailureBlock:
 	case FailureParkKey:
 		stack = append(stack, cs.parkKeyStep(h))
+		retryable = retryableWhenBlocking
+	case FailureSkip:
+		stack = append(stack, cs.skipStep)
 	default:
 		return nil, mode.Validate()
 	}
-	return append(stack, interruptedByStop, countAttempts, cs.retry(), middleware.Recoverer), nil
+	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable))
+	return append(append(stack, attemptTimeout(c.HandlerTimeout)...), middleware.Recoverer), nil
 }
 
 // givesUpOn reports whether a strategy may give up on a message that failed
@@ -115,9 +137,13 @@ func (cs *Consumers) poisonStep() (message.HandlerMiddleware, error) {
 	return middleware.PoisonQueueWithFilter(cs.poison, cs.config.PoisonTopic, givesUpOn)
 }
 
+// retryableInPlace says which errors the in-place retry retries: not permanent
+// ones, not interrupted ones.
+func retryableInPlace(err error) bool { return !IsPermanent(err) && !IsInterrupted(err) }
+
 // retry is the in-place retry: exponential backoff with jitter, bounded by
-// Retry.MaxRetries; permanent and interrupted errors are not retried.
-func (cs *Consumers) retry() message.HandlerMiddleware {
+// Retry.MaxRetries; errors for which retryable is false are not retried.
+func (cs *Consumers) retry(retryable func(error) bool) message.HandlerMiddleware {
 	r := cs.config.Retry
 	return middleware.Retry{
 		MaxRetries:          max(r.MaxRetries, 0),
@@ -126,7 +152,7 @@ func (cs *Consumers) retry() message.HandlerMiddleware {
 		Multiplier:          r.Multiplier,
 		RandomizationFactor: r.RandomizationFactor,
 		ResetContextOnRetry: true,
-		ShouldRetry:         func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) && !IsInterrupted(p.Err) },
+		ShouldRetry:         func(p middleware.RetryParams) bool { return retryable(p.Err) },
 		Logger:              cs.wlog,
 	}.Middleware
 }

@@ -58,7 +58,14 @@ type RecordRefundFailure struct {
 	AmountCents int64
 	Currency    string
 	Reason      string
+	// CorrelationID ties the report to the request that started the saga (for
+	// the alert line).
+	CorrelationID string
 }
+
+// AlertRefundFailed is the value of the "alert" attribute of the ERROR line
+// RecordRefundFailure writes: what an alert rule watches (README, operations).
+const AlertRefundFailed = "refund_failed"
 
 // ConfirmPayment confirms a PENDING order, only if the charge is the order's
 // amount and currency: a mismatch is apperr.CodeInvalid with reason
@@ -87,17 +94,27 @@ func (s *Service) RecordRefund(ctx context.Context, cmd RecordRefund) error {
 }
 
 // RecordRefundFailure marks a cancelled order paid, not refunded, with the
-// reason as its refund failure, and logs a warning: people have to settle it.
-// The rules of every payment report apply.
+// reason as its refund failure, and once that is stored logs an alert: an
+// ERROR line with alert=refund_failed, the order id, the correlation id, the
+// amount and the reason, because people have to settle it. A duplicate or
+// stale report changes nothing and logs no alert. The rules of every payment
+// report apply.
 func (s *Service) RecordRefundFailure(ctx context.Context, cmd RecordRefundFailure) error {
-	return s.applyReport(ctx, "record refund failure", cmd.OrderID, cmd.Version, func(o *domain.Order, now time.Time) error {
+	recorded := false
+	err := s.applyReport(ctx, "record refund failure", cmd.OrderID, cmd.Version, func(o *domain.Order, now time.Time) error {
+		recorded = false // a retried transaction starts again
 		if err := o.FailRefund(cmd.Version, cmd.Reason, now); err != nil {
 			return err
 		}
-		s.logger.WarnContext(ctx, "the payment service could not refund a cancelled order; settle it by hand",
-			"order_id", o.ID, "amount_cents", cmd.AmountCents, "currency", cmd.Currency, "reason", cmd.Reason)
+		recorded = true
 		return nil
 	})
+	if err == nil && recorded {
+		s.logger.ErrorContext(ctx, "the payment service could not refund a cancelled order; settle it by hand",
+			"alert", AlertRefundFailed, "order_id", cmd.OrderID, "correlation_id", cmd.CorrelationID,
+			"amount_cents", cmd.AmountCents, "currency", cmd.Currency, "reason", cmd.Reason)
+	}
+	return err
 }
 
 // applyReport runs change on the order under its row lock and maps the domain's

@@ -44,7 +44,7 @@ func PaymentEvents(uc PaymentReports) func(msg *message.Message) error {
 			return uc.RecordRefund(ctx, app.RecordRefund{OrderID: e.OrderID, Version: e.OrderVersion})
 		case events.PaymentRefundFailed:
 			return uc.RecordRefundFailure(ctx, app.RecordRefundFailure{OrderID: e.OrderID, Version: e.OrderVersion,
-				AmountCents: p.AmountCents, Currency: p.Currency, Reason: p.Reason})
+				AmountCents: p.AmountCents, Currency: p.Currency, Reason: p.Reason, CorrelationID: e.CorrelationID})
 		}
 		return inbound.Unhandled(e)
 	})

@@ -46,7 +46,7 @@ func (r *recorder) RecordRefundFailure(ctx context.Context, cmd app.RecordRefund
 // message encodes an event about order o-1 at version 3 with payload p.
 func encode(t *testing.T, p events.Payload) *message.Message {
 	t.Helper()
-	msg, err := events.Encode(events.Event{ID: "01a207bd-a5cb-79e0-b265-d52a9c102891", OrderID: "o-1", OrderVersion: 3,
+	msg, err := events.Encode(events.Event{ID: "01a207bd-a5cb-79e0-b265-d52a9c102891", OrderID: "o-1", OrderVersion: 3, CorrelationID: "req-7",
 		OccurredAt: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), Payload: p})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,8 @@ func TestPaymentEventsBecomeCommands(t *testing.T) {
 		{events.PaymentRefunded{AmountCents: 1250, Currency: "EUR"},
 			app.RecordRefund{OrderID: "o-1", Version: 3}},
 		{events.PaymentRefundFailed{AmountCents: 1250, Currency: "EUR", Reason: contract.ReasonAccountNotFound},
-			app.RecordRefundFailure{OrderID: "o-1", Version: 3, AmountCents: 1250, Currency: "EUR", Reason: contract.ReasonAccountNotFound}},
+			app.RecordRefundFailure{OrderID: "o-1", Version: 3, AmountCents: 1250, Currency: "EUR", Reason: contract.ReasonAccountNotFound,
+				CorrelationID: "req-7"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.payload.EventType()), func(t *testing.T) {

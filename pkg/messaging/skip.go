@@ -1,0 +1,69 @@
+package messaging
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+)
+
+// AlertMessageSkipped is the value of the "alert" attribute of the ERROR line
+// FailureSkip writes for each message it skips: what an alert rule matches.
+const AlertMessageSkipped = "message_skipped"
+
+// Skipped returns how many messages the consumers that run FailureSkip have
+// skipped since NewConsumers (acknowledged without their effect). It is a
+// plain counter, safe for concurrent use.
+func (cs *Consumers) Skipped() int64 { return cs.skipped.Load() }
+
+// skipStep is FailureSkip's step: a message whose retries are spent and on
+// whose error the stack may give up (givesUpOn) is logged at ERROR with all the
+// context a person needs to redo its effect, counted, and acknowledged. Any
+// other error (an outage, an interrupted stop) is returned unchanged, so the
+// message is nacked and delivered again.
+func (cs *Consumers) skipStep(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil || !givesUpOn(err) {
+			return out, err
+		}
+		cs.skipped.Add(1)
+		cs.logger.LogAttrs(context.Background(), slog.LevelError,
+			"consumer gave up on a message and skipped it: its effect is lost",
+			skipAttrs(msg, err)...)
+		return nil, nil
+	}
+}
+
+// skipAttrs describes a skipped message: where it came from, what it was, how
+// hard the consumer tried and why it failed.
+func skipAttrs(msg *message.Message, err error) []slog.Attr {
+	ctx := msg.Context()
+	attrs := []slog.Attr{
+		slog.String("alert", AlertMessageSkipped),
+		slog.String("handler", message.HandlerNameFromCtx(ctx)),
+		slog.String("topic", message.SubscribeTopicFromCtx(ctx)),
+	}
+	if partition, offset, _, ok := KafkaPosition(msg); ok {
+		attrs = append(attrs, slog.Int64("partition", int64(partition)), slog.Int64("offset", offset))
+	}
+	key := msg.Metadata.Get(MetadataKey)
+	if k, ok := kafka.MessageKeyFromCtx(ctx); ok && key == "" {
+		key = string(k)
+	}
+	attempts := 0
+	if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
+		attempts = *n
+	}
+	return append(attrs,
+		slog.String("key", key),
+		slog.String("message_id", msg.UUID),
+		slog.String("event_type", msg.Metadata.Get(MetadataEventType)),
+		slog.String("correlation_id", middleware.MessageCorrelationID(msg)),
+		slog.Int("attempts", attempts),
+		slog.String("reason_code", ReasonCode(err)),
+		slog.String("err", err.Error()),
+	)
+}

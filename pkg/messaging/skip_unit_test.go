@@ -1,0 +1,87 @@
+package messaging
+
+import (
+	"bytes"
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+)
+
+// TestSkipStep: a failure the stack may give up on is logged at ERROR with the
+// message's context, counted and acknowledged (nil); an outage or an
+// interrupted stop is handed back (the message comes again), uncounted.
+func TestSkipStep(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		err         error
+		wantSkipped bool
+		wantCode    string
+	}{
+		{"keeps failing", errors.New("constraint violated"), true, ReasonHandlerFailed},
+		{"permanent with a code", PermanentCode("unhandled_event_type", errors.New("order.shipped")), true, "unhandled_event_type"},
+		{"handler timeout", handlerTimeoutError{timeout: 1, err: context.DeadlineExceeded}, true, ReasonHandlerTimeout},
+		{"database unreachable", fmt.Errorf("insert: %w", driver.ErrBadConn), false, ""},
+		{"interrupted by a stop", ErrStopping, false, ""},
+		{"succeeds", nil, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			cs := &Consumers{logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+			msg := message.NewMessage("msg-1", nil)
+			msg.Metadata.Set(MetadataKey, "order-7")
+			msg.Metadata.Set(MetadataEventType, "payment.completed")
+			middleware.SetCorrelationID("corr-9", msg)
+			attempts := 3
+			msg.SetContext(context.WithValue(context.Background(), attemptsKey{}, &attempts))
+			_, err := cs.skipStep(func(*message.Message) ([]*message.Message, error) { return nil, tt.err })(msg)
+
+			if tt.err == nil || tt.wantSkipped {
+				if err != nil {
+					t.Fatalf("skip step returned %v, want nil (acknowledged)", err)
+				}
+			} else if !errors.Is(err, tt.err) {
+				t.Fatalf("skip step returned %v, want %v (nacked, delivered again)", err, tt.err)
+			}
+			wantCount := int64(0)
+			if tt.wantSkipped {
+				wantCount = 1
+			}
+			if got := cs.Skipped(); got != wantCount {
+				t.Fatalf("Skipped() = %d, want %d", got, wantCount)
+			}
+			if !tt.wantSkipped {
+				if logs.Len() != 0 {
+					t.Fatalf("logged %s, want nothing", logs.String())
+				}
+				return
+			}
+			var line map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("log %q: %v", logs.String(), err)
+			}
+			want := map[string]any{"level": "ERROR", "alert": AlertMessageSkipped, "key": "order-7", "message_id": "msg-1",
+				"event_type": "payment.completed", "correlation_id": "corr-9", "attempts": float64(3),
+				"reason_code": tt.wantCode, "err": tt.err.Error()}
+			for k, v := range want {
+				if line[k] != v {
+					t.Errorf("log attribute %s = %v, want %v (line %s)", k, line[k], v, logs.String())
+				}
+			}
+			for _, k := range []string{"handler", "topic"} {
+				if _, ok := line[k]; !ok {
+					t.Errorf("log has no %s attribute", k)
+				}
+			}
+		})
+	}
+}
