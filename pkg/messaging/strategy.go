@@ -116,9 +116,9 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 		}
 		stack = append(stack, poisonMW, tagReasonCode)
 	case FailureBlock:
+		retryable = retryableWhenBlocking
 	case FailureParkKey:
 		stack = append(stack, cs.parkKeyStep(h))
-		retryable = retryableWhenBlocking
 	case FailureSkip:
 		stack = append(stack, cs.skipStep)
 	default:
