@@ -16,7 +16,9 @@ const MetadataReasonCode = "reason_code"
 // The generic reason codes. Errors may name a more precise one (ReasonCode).
 const (
 	// ReasonInvalidEvent: the message is not a valid event of the contract
-	// (malformed, unknown type or version, breaks a rule, has no id).
+	// (malformed, unknown type, breaks a rule, has no id). A known type in a
+	// schema version the consumer does not decode has its own code,
+	// "unsupported_version" (events.ReasonUnsupportedVersion).
 	ReasonInvalidEvent = "invalid_event"
 	// ReasonHandlerFailed: the handler kept failing for another reason.
 	ReasonHandlerFailed = "handler_failed"

@@ -117,7 +117,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error
 		return Result{}, err
 	}
 	placed := s.event(o, now, cmd.CorrelationID, events.OrderPlaced{
-		CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
+		CustomerID: o.CustomerID, Amount: events.Money{MinorUnits: o.AmountCents, Currency: o.Currency},
 	})
 	if claim == nil {
 		if err := s.orders.Add(ctx, o, placed); err != nil {
