@@ -69,7 +69,9 @@ type Payload interface {
 type Event struct {
 	// ID is the event's unique id, equal to the Watermill message UUID.
 	ID string
-	// SchemaVersion is the payload's shape version; Encode fills in the current one.
+	// SchemaVersion is the schema version of the event on the wire. Decode sets
+	// the version it read (the payload has the newest shape whatever it was);
+	// Encode writes this version, or the type's DefaultWriteVersion if it is 0.
 	SchemaVersion int
 	// OrderID is the order the event is about and the Kafka message key.
 	OrderID string

@@ -37,8 +37,9 @@ func ValidReasonCode(s string) bool { return reasonCodeRe.MatchString(s) }
 // ReasonCode returns the public reason code of an error a consumer gives up on:
 // the code of the first error in err's chain with a `ReasonCode() string` method
 // (application errors, PermanentCode, a decoder's error such as
-// *events.DecodeError, which says ReasonInvalidEvent) if it is a valid code;
-// ReasonInvalidEvent for a message without id; ReasonHandlerFailed otherwise.
+// *events.DecodeError, which says ReasonInvalidEvent or "unsupported_version")
+// if it is a valid code; ReasonInvalidEvent for a message without id;
+// ReasonHandlerFailed otherwise.
 // It never returns error text.
 func ReasonCode(err error) string {
 	var c interface{ ReasonCode() string }
