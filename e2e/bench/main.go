@@ -403,7 +403,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 						return err
 					}
 					return events.Write(ctx, outbox, tx, "orders", events.Event{ID: watermill.NewUUID(), OrderID: id,
-						OrderVersion: 1, OccurredAt: now, Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 100, Currency: "EUR"}})
+						OrderVersion: 1, OccurredAt: now, Payload: events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}})
 				})
 				if err != nil {
 					errs <- err
@@ -870,7 +870,7 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 		msgs := make([]*message.Message, 0, n)
 		for i := range n {
 			m, err := events.Encode(events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(), OrderVersion: 1,
-				OccurredAt: time.Now(), Payload: events.OrderPlaced{CustomerID: customers[i%len(customers)], AmountCents: 100, Currency: "EUR"}})
+				OccurredAt: time.Now(), Payload: events.OrderPlaced{CustomerID: customers[i%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}})
 			if err != nil {
 				return err
 			}

@@ -37,7 +37,7 @@ func violations(r *Report, prefix string) []string {
 // must follow the first appearance of every lower version on its topic.
 func TestOrderingInvariant(t *testing.T) {
 	t.Parallel()
-	placed := events.OrderPlaced{CustomerID: "c-1", AmountCents: 100, Currency: "EUR"}
+	placed := events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}
 	cancelled := events.OrderCancelled{Reason: "cancelled_by_customer"}
 	injected := event(t, "x", 2, cancelled)
 	tests := []struct {

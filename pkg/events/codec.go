@@ -54,41 +54,21 @@ func (e *DecodeError) Unwrap() error { return e.Kind }
 // The messaging package recognises errors with this method.
 func (e *DecodeError) Permanent() bool { return true }
 
-// ReasonCode returns "invalid_event", the public reason code a consumer records
-// when it poisons a message that is not a valid event of the contract (the
-// poison queue and the order timeline show it). The messaging package
-// recognises errors with this method (messaging.ReasonCode).
-func (e *DecodeError) ReasonCode() string { return "invalid_event" }
+// ReasonCode returns the public reason code a consumer records when it poisons
+// a message that is not a valid event of the contract (the poison queue and the
+// order timeline show it): ReasonUnsupportedVersion for an event type this
+// build knows in other schema versions only, "invalid_event" for everything
+// else. The messaging package recognises errors with this method
+// (messaging.ReasonCode).
+func (e *DecodeError) ReasonCode() string {
+	if errors.Is(e.Kind, ErrUnsupportedVersion) {
+		return ReasonUnsupportedVersion
+	}
+	return "invalid_event"
+}
 
 func invalid(format string, args ...any) error {
 	return &DecodeError{Kind: ErrInvalid, Detail: fmt.Sprintf(format, args...)}
-}
-
-// payloadSpec says which payload type and schema version a Type has today.
-type payloadSpec struct {
-	version int
-	decode  func(data []byte) (Payload, error)
-}
-
-func spec[P Payload]() payloadSpec {
-	return payloadSpec{version: 1, decode: func(data []byte) (Payload, error) {
-		var p P
-		if err := strictUnmarshal(data, &p); err != nil {
-			return nil, err
-		}
-		return p, nil
-	}}
-}
-
-var payloads = map[Type]payloadSpec{
-	TypeOrderPlaced:      spec[OrderPlaced](),
-	TypeOrderCancelled:   spec[OrderCancelled](),
-	TypePaymentCompleted: spec[PaymentCompleted](),
-	TypePaymentFailed:    spec[PaymentFailed](),
-	TypePaymentRefunded:  spec[PaymentRefunded](),
-	// Added after the first release: a consumer built before it poisons these
-	// (ErrUnknownType), so the order service is deployed first (ADR 0027).
-	TypePaymentRefundFailed: spec[PaymentRefundFailed](),
 }
 
 // envelope is the JSON shape of every event payload on the wire.
@@ -103,15 +83,30 @@ type envelope struct {
 
 // Encode turns a valid event into a Watermill message: UUID = e.ID, the JSON
 // envelope as payload, and metadata with the type, the Kafka key (order id) and the
-// correlation id. It fails if the event does not pass Validate.
+// correlation id. The data is written in schema version e.SchemaVersion, or in
+// the type's DefaultWriteVersion if it is 0 (the in-memory payload, which has the
+// newest shape, is converted down to an older version). It fails with ErrInvalid
+// if the event does not pass Validate or its type is unknown, and with
+// ErrUnsupportedVersion if this build cannot write e.SchemaVersion.
 func Encode(e Event) (*message.Message, error) {
-	if e.SchemaVersion == 0 {
-		e.SchemaVersion = payloads[e.Type()].version
-	}
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
+	sc, ok := schemas[e.Type()]
+	if !ok {
+		return nil, invalid("event type %q is not one this build knows", e.Type())
+	}
+	if e.SchemaVersion == 0 {
+		e.SchemaVersion = sc.write
+	}
+	if e.SchemaVersion < 1 || e.SchemaVersion > sc.newest() {
+		return nil, &DecodeError{Kind: ErrUnsupportedVersion,
+			Detail: fmt.Sprintf("cannot write %s schema_version %d (supported: 1..%d)", e.Type(), e.SchemaVersion, sc.newest())}
+	}
 	data, err := json.Marshal(e.Payload)
+	if err == nil {
+		data, err = sc.downcast(e.SchemaVersion, data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s payload: %w", e.Type(), err)
 	}
@@ -135,28 +130,40 @@ func Encode(e Event) (*message.Message, error) {
 	return msg, nil
 }
 
-// Decode turns a message into an Event. It is strict: unknown fields, wrong types,
-// trailing bytes, unknown types or versions and contract violations are all
-// errors, of type *DecodeError, matching ErrMalformed, ErrUnknownType,
-// ErrUnsupportedVersion or ErrInvalid. A message without a UUID is invalid, since
-// nothing could deduplicate it.
-func Decode(msg *message.Message) (Event, error) {
+// Decode turns a message into an Event. It accepts every schema version of the
+// type from 1 to NewestVersion and upcasts older ones, so the payload always has
+// the newest shape; Event.SchemaVersion says which version was written. It is
+// strict: unknown fields, wrong types, trailing bytes, unknown types or versions
+// and contract violations are all errors, of type *DecodeError, matching
+// ErrMalformed, ErrUnknownType, ErrUnsupportedVersion or ErrInvalid. A message
+// without a UUID is invalid, since nothing could deduplicate it.
+func Decode(msg *message.Message) (Event, error) { return Decoder{}.Decode(msg) }
+
+// Decode is the package's Decode, with the versions d accepts.
+func (d Decoder) Decode(msg *message.Message) (Event, error) {
 	var env envelope
 	if err := strictUnmarshal(msg.Payload, &env); err != nil {
 		return Event{}, err
 	}
-	ps, ok := payloads[env.Type]
+	sc, ok := schemas[env.Type]
 	if !ok {
 		return Event{}, &DecodeError{Kind: ErrUnknownType, Detail: fmt.Sprintf("type %q", env.Type)}
 	}
-	if env.SchemaVersion != ps.version {
+	if env.SchemaVersion < 1 {
+		return Event{}, &DecodeError{Kind: ErrMalformed, Detail: fmt.Sprintf("schema_version %d is not a version (missing?)", env.SchemaVersion)}
+	}
+	if newest, ok := d.supports(env.Type, sc, env.SchemaVersion); !ok {
 		return Event{}, &DecodeError{Kind: ErrUnsupportedVersion,
-			Detail: fmt.Sprintf("%s schema_version %d (supported: %d)", env.Type, env.SchemaVersion, ps.version)}
+			Detail: fmt.Sprintf("%s schema_version %d (supported: 1..%d)", env.Type, env.SchemaVersion, newest)}
 	}
 	if len(env.Data) == 0 {
 		return Event{}, &DecodeError{Kind: ErrMalformed, Detail: "data is missing"}
 	}
-	p, err := ps.decode(env.Data)
+	data, err := sc.upcast(env.SchemaVersion, env.Data)
+	if err != nil {
+		return Event{}, err
+	}
+	p, err := sc.decode(data)
 	if err != nil {
 		return Event{}, err
 	}

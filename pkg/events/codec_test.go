@@ -17,14 +17,14 @@ func placed() events.Event {
 	return events.Event{
 		ID: "01a207bd-a5cb-79e0-b265-d52a9c102891", OrderID: "o-1", OrderVersion: 1,
 		OccurredAt: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), CorrelationID: "req-1",
-		Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 1250, Currency: "EUR"},
+		Payload: events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 1250, Currency: "EUR"}},
 	}
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	t.Parallel()
 	tests := []events.Payload{
-		events.OrderPlaced{CustomerID: "c-1", AmountCents: 1250, Currency: "EUR"},
+		events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 1250, Currency: "EUR"}},
 		events.OrderCancelled{Reason: "customer asked", Paid: true},
 		events.PaymentCompleted{CustomerID: "c-1", AmountCents: 1, Currency: "USD"},
 		events.PaymentFailed{Reason: contract.ReasonInsufficientFunds},
@@ -74,7 +74,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing data", "id-1", valid + `{}`, events.ErrMalformed},
 		{"missing data", "id-1", strings.Replace(valid, `,"data":{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`, ``, 1), events.ErrMalformed},
 		{"unknown type", "id-1", strings.Replace(valid, `order.placed`, `order.teleported`, 1), events.ErrUnknownType},
-		{"future schema version", "id-1", strings.Replace(valid, `"schema_version":1`, `"schema_version":2`, 1), events.ErrUnsupportedVersion},
+		{"future schema version", "id-1", strings.Replace(valid, `"schema_version":1`, `"schema_version":3`, 1), events.ErrUnsupportedVersion},
+		{"schema version zero", "id-1", strings.Replace(valid, `"schema_version":1`, `"schema_version":0`, 1), events.ErrMalformed},
+		{"version 1 data under version 2", "id-1", strings.Replace(valid, `"schema_version":1`, `"schema_version":2`, 1), events.ErrMalformed},
 		{"negative amount", "id-1", strings.Replace(valid, `1250`, `-5`, 1), events.ErrInvalid},
 		{"bad currency", "id-1", strings.Replace(valid, `EUR`, `euro`, 1), events.ErrInvalid},
 		{"version zero", "id-1", strings.Replace(valid, `"order_version":1`, `"order_version":0`, 1), events.ErrInvalid},
@@ -107,10 +109,12 @@ func TestEncodeRefusesInvalidEvents(t *testing.T) {
 	}{
 		{"no id", func(e *events.Event) { e.ID = "" }},
 		{"no payload", func(e *events.Event) { e.Payload = nil }},
-		{"zero amount", func(e *events.Event) { e.Payload = events.OrderPlaced{CustomerID: "c", Currency: "EUR"} }},
+		{"zero amount", func(e *events.Event) {
+			e.Payload = events.OrderPlaced{CustomerID: "c", Amount: events.Money{Currency: "EUR"}}
+		}},
 		{"empty refusal reason", func(e *events.Event) { e.Payload = events.PaymentFailed{} }},
 		{"amount over the contract's bound", func(e *events.Event) {
-			e.Payload = events.OrderPlaced{CustomerID: "c", AmountCents: contract.MaxAmountCents + 1, Currency: "EUR"}
+			e.Payload = events.OrderPlaced{CustomerID: "c", Amount: events.Money{MinorUnits: contract.MaxAmountCents + 1, Currency: "EUR"}}
 		}},
 	}
 	for _, tt := range tests {

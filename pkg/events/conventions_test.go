@@ -20,4 +20,7 @@ func TestMetadataFollowsMessaging(t *testing.T) {
 	if got := messaging.ReasonCode(&events.DecodeError{Kind: events.ErrMalformed}); got != messaging.ReasonInvalidEvent {
 		t.Errorf("ReasonCode(DecodeError) = %q, want %q", got, messaging.ReasonInvalidEvent)
 	}
+	if got := messaging.ReasonCode(&events.DecodeError{Kind: events.ErrUnsupportedVersion}); got != events.ReasonUnsupportedVersion || !messaging.ValidReasonCode(got) {
+		t.Errorf("ReasonCode(unsupported version) = %q, want the valid code %q", got, events.ReasonUnsupportedVersion)
+	}
 }

@@ -15,9 +15,14 @@
 // The correlation ID is not part of the payload: it travels in the message
 // metadata (Watermill's "correlation_id"), like any other tracing context.
 //
-// Changing a payload: add optional fields freely within a schema version only if
-// every consumer decodes them (decoding is strict: unknown fields are rejected),
-// otherwise add a new schema version and keep decoding the old one.
+// Changing a payload: decoding is strict (unknown fields are rejected), so any
+// change of a payload's JSON is a new schema version of its type. The payload
+// type always has the newest version's shape; each older version keeps a frozen
+// struct of its own and one upcaster to the next version, registered in the
+// schemas table (versions.go). Decode accepts every version from 1 to the
+// newest and upcasts step by step, so consumers see one type; Encode writes the
+// version the event names, or the type's default write version, which stays the
+// old one until every consumer reads the new one (ADR 0036).
 package events
 
 import (
@@ -64,7 +69,9 @@ type Payload interface {
 type Event struct {
 	// ID is the event's unique id, equal to the Watermill message UUID.
 	ID string
-	// SchemaVersion is the payload's shape version; Encode fills in the current one.
+	// SchemaVersion is the schema version of the event on the wire. Decode sets
+	// the version it read (the payload has the newest shape whatever it was);
+	// Encode writes this version, or the type's DefaultWriteVersion if it is 0.
 	SchemaVersion int
 	// OrderID is the order the event is about and the Kafka message key.
 	OrderID string
@@ -108,11 +115,14 @@ func (e Event) Validate() error {
 	return nil
 }
 
-// OrderPlaced says that an order was accepted and waits for payment.
+// OrderPlaced says that an order was accepted and waits for payment. Its
+// shape is schema version 2 (money as one object, ADR 0036); version 1 events
+// (flat amount_cents and currency) decode into it through the upcaster in
+// versions.go, so a consumer sees this one type whichever version was written.
 type OrderPlaced struct {
-	CustomerID  string `json:"customer_id"`
-	AmountCents int64  `json:"amount_cents"`
-	Currency    string `json:"currency"`
+	CustomerID string `json:"customer_id"`
+	// Amount is what the order costs, charged in one payment.
+	Amount Money `json:"amount"`
 }
 
 // EventType implements Payload.
@@ -120,7 +130,29 @@ func (OrderPlaced) EventType() Type { return TypeOrderPlaced }
 
 // Validate implements Payload.
 func (p OrderPlaced) Validate() error {
-	return errors.Join(validCustomer(p.CustomerID), validAmount(p.AmountCents), validCurrency(p.Currency))
+	return errors.Join(validCustomer(p.CustomerID), p.Amount.validate("amount"))
+}
+
+// Money is an amount in one currency, as the wire carries it from schema
+// version 2 on: the amount and its currency travel together, and the amount is
+// counted in the currency's minor units (cents for EUR, yen for JPY, fils for
+// BHD), whatever their number of decimals.
+type Money struct {
+	// MinorUnits is the amount in the currency's smallest unit, 1..contract.MaxAmountCents.
+	MinorUnits int64 `json:"minor_units"`
+	// Currency is an ISO 4217 code (three capital letters).
+	Currency string `json:"currency"`
+}
+
+// validate reports the first rule the amount breaks, naming the field as name.
+func (m Money) validate(name string) error {
+	if !contract.ValidAmount(m.MinorUnits) {
+		return fmt.Errorf("%s.minor_units %d is outside 1..%d", name, m.MinorUnits, int64(contract.MaxAmountCents))
+	}
+	if !contract.ValidCurrency(m.Currency) {
+		return fmt.Errorf("%s.currency %q is not three capital letters", name, m.Currency)
+	}
+	return nil
 }
 
 // OrderCancelled says that an order was cancelled. Paid tells whether the order

@@ -3,7 +3,10 @@
 // service's adapter turn the event into a typed application command, and maps
 // the command's error once for the consumer stack (package messaging):
 //
-//   - a message that does not decode is permanent, reason code invalid_event;
+//   - a message that does not decode is permanent, with the decoder's reason
+//     code: unsupported_version for a schema version this build does not
+//     decode (a producer moved before this consumer did: replay it from the
+//     poison queue after the upgrade, ADR 0036), invalid_event otherwise;
 //   - an event type the service does not consume is permanent, reason code
 //     unhandled_event_type;
 //   - an application error (package apperr) with code invalid, not found or
@@ -43,12 +46,13 @@ type Dispatch func(ctx context.Context, e events.Event) error
 // Handler returns the consumer handler of a service's inbound adapter: it
 // decodes msg (events.Decode), calls dispatch with the message's context and
 // maps the result with ConsumerError. A message that does not decode is a
-// permanent error with reason code invalid_event; dispatch is not called.
+// permanent error with the decoder's reason code (events.DecodeError.ReasonCode:
+// unsupported_version or invalid_event); dispatch is not called.
 func Handler(dispatch Dispatch) func(msg *message.Message) error {
 	return func(msg *message.Message) error {
 		e, err := events.Decode(msg)
 		if err != nil {
-			return messaging.PermanentCode(messaging.ReasonInvalidEvent, err)
+			return messaging.PermanentCode(messaging.ReasonCode(err), err)
 		}
 		return ConsumerError(dispatch(msg.Context(), e))
 	}

@@ -64,7 +64,8 @@ func TestConsumerError(t *testing.T) {
 }
 
 // TestHandler: a message that does not decode never reaches dispatch and is
-// permanent (invalid_event); one that decodes reaches it with the message's
+// permanent (invalid_event, or unsupported_version for a schema version this
+// build does not decode); one that decodes reaches it with the message's
 // context and the decoded event, and dispatch's error is mapped.
 func TestHandler(t *testing.T) {
 	t.Parallel()
@@ -79,6 +80,11 @@ func TestHandler(t *testing.T) {
 	bad := message.NewMessage("id-1", []byte("{"))
 	if err := h(bad); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != messaging.ReasonInvalidEvent || len(got) != 0 {
 		t.Fatalf("malformed: %v (reason %q), %d dispatched; want permanent invalid_event, none", err, messaging.ReasonCode(err), len(got))
+	}
+	future := message.NewMessage("id-9", []byte(`{"type":"payment.failed","schema_version":9,"order_id":"o-1","order_version":1,`+
+		`"occurred_at":"2026-11-23T09:00:00Z","data":{"reason":"x"}}`))
+	if err := h(future); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != events.ReasonUnsupportedVersion || len(got) != 0 {
+		t.Fatalf("future version: %v (reason %q), %d dispatched; want permanent unsupported_version, none", err, messaging.ReasonCode(err), len(got))
 	}
 	msg, err := events.Encode(events.Event{ID: "id-2", OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
 		Payload: events.PaymentFailed{Reason: "x"}})

@@ -255,7 +255,7 @@ func TestPoisonQueue(t *testing.T) {
 	t.Parallel()
 	validEvent := func(id string) *message.Message {
 		m, err := events.Encode(events.Event{ID: id, OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
-			Payload: events.OrderPlaced{CustomerID: "c-1", AmountCents: 1, Currency: "EUR"}})
+			Payload: events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 1, Currency: "EUR"}}})
 		if err != nil {
 			t.Fatal(err)
 		}

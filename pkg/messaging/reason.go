@@ -16,7 +16,9 @@ const MetadataReasonCode = "reason_code"
 // The generic reason codes. Errors may name a more precise one (ReasonCode).
 const (
 	// ReasonInvalidEvent: the message is not a valid event of the contract
-	// (malformed, unknown type or version, breaks a rule, has no id).
+	// (malformed, unknown type, breaks a rule, has no id). A known type in a
+	// schema version the consumer does not decode has its own code,
+	// "unsupported_version" (events.ReasonUnsupportedVersion).
 	ReasonInvalidEvent = "invalid_event"
 	// ReasonHandlerFailed: the handler kept failing for another reason.
 	ReasonHandlerFailed = "handler_failed"
@@ -35,8 +37,9 @@ func ValidReasonCode(s string) bool { return reasonCodeRe.MatchString(s) }
 // ReasonCode returns the public reason code of an error a consumer gives up on:
 // the code of the first error in err's chain with a `ReasonCode() string` method
 // (application errors, PermanentCode, a decoder's error such as
-// *events.DecodeError, which says ReasonInvalidEvent) if it is a valid code;
-// ReasonInvalidEvent for a message without id; ReasonHandlerFailed otherwise.
+// *events.DecodeError, which says ReasonInvalidEvent or "unsupported_version")
+// if it is a valid code; ReasonInvalidEvent for a message without id;
+// ReasonHandlerFailed otherwise.
 // It never returns error text.
 func ReasonCode(err error) string {
 	var c interface{ ReasonCode() string }

@@ -72,6 +72,11 @@ type Service struct {
 	// KeyTTL is how long an idempotency key is remembered (DefaultKeyTTL unless
 	// the caller sets it before use).
 	KeyTTL time.Duration
+	// EventVersions is the schema version the service writes per event type
+	// (events.Versions; a type not in it is written in its default write
+	// version). Set it before use; move a type to a new version only once every
+	// consumer decodes it (ADR 0036).
+	EventVersions events.Versions
 }
 
 // New returns a Service storing orders in orders and reading timelines from timeline.
@@ -117,7 +122,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Result, error
 		return Result{}, err
 	}
 	placed := s.event(o, now, cmd.CorrelationID, events.OrderPlaced{
-		CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
+		CustomerID: o.CustomerID, Amount: events.Money{MinorUnits: o.AmountCents, Currency: o.Currency},
 	})
 	if claim == nil {
 		if err := s.orders.Add(ctx, o, placed); err != nil {
@@ -224,7 +229,7 @@ func (s *Service) CancelStalePending(ctx context.Context, timeout time.Duration,
 // event wraps a payload produced for order o's current version.
 func (s *Service) event(o *domain.Order, now time.Time, correlationID string, p events.Payload) events.Event {
 	return events.Event{
-		ID: NewID(), OrderID: o.ID, OrderVersion: o.Version, OccurredAt: now,
-		CorrelationID: correlationID, Payload: p,
+		ID: NewID(), SchemaVersion: s.EventVersions.Of(p.EventType()), OrderID: o.ID, OrderVersion: o.Version,
+		OccurredAt: now, CorrelationID: correlationID, Payload: p,
 	}
 }

@@ -152,7 +152,7 @@ func TestPlaceOrder(t *testing.T) {
 			t.Fatalf("outbox holds %d events, want 1", len(orders.outbox))
 		}
 		e := orders.outbox[0]
-		want := events.OrderPlaced{CustomerID: "c-1", AmountCents: contract.MaxAmountCents, Currency: "EUR"}
+		want := events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: contract.MaxAmountCents, Currency: "EUR"}}
 		if e.Payload != want || e.OrderID != o.ID || e.OrderVersion != 1 || e.CorrelationID != "req-1" || e.Validate() != nil {
 			t.Fatalf("event %+v, want a valid OrderPlaced %+v for %s v1 correlated req-1", e, want, o.ID)
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/servicemain/configtest"
@@ -33,6 +34,8 @@ func TestConfigValidation(t *testing.T) {
 		configtest.Case[Config]{Name: "no cleanup interval", Mutate: func(c *Config) { c.IdempotencyCleanupInterval = 0 }, WantErr: "ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"},
 		configtest.Case[Config]{Name: "cleanup batch too large", Mutate: func(c *Config) { c.IdempotencyCleanupBatch = 100000 }, WantErr: "ORDER_IDEMPOTENCY_CLEANUP_BATCH"},
 		configtest.Case[Config]{Name: "request timeout not below write timeout", Mutate: func(c *Config) { c.HTTP.WriteTimeout = c.RequestTimeout }, WantErr: "ORDER_HTTP_WRITE_TIMEOUT"},
+		configtest.Case[Config]{Name: "event version of an unknown type", Mutate: func(c *Config) { c.EventVersions = events.Versions{"order.shipped": 1} }, WantErr: "ORDER_EVENT_VERSIONS"},
+		configtest.Case[Config]{Name: "event version this build cannot write", Mutate: func(c *Config) { c.EventVersions = events.Versions{events.TypeOrderPlaced: 3} }, WantErr: "ORDER_EVENT_VERSIONS"},
 		configtest.Case[Config]{Name: "header limit too small", Mutate: func(c *Config) { c.HTTP.MaxHeaderBytes = 1024 }, WantErr: "max header bytes"},
 		configtest.Case[Config]{Name: "header timeout above read timeout", Mutate: func(c *Config) { c.HTTP.ReadHeaderTimeout, c.HTTP.ReadTimeout = 9*time.Second, 8*time.Second }, WantErr: "read header timeout"},
 	)

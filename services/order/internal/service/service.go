@@ -62,6 +62,14 @@ type Config struct {
 	// TimelineMaxAge: order timeline entries older than this are deleted (in
 	// batches, by the retention job, ADR 0025). Default 30 days.
 	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
+	// EventVersions is the schema version the service writes per event type,
+	// e.g. ORDER_EVENT_VERSIONS="order.placed:2"; a type not named is written
+	// in its default write version (events.DefaultWriteVersion: 1 for every
+	// type today). Name a new version only once every consumer of the type
+	// decodes it: a consumer that does not poisons it (unsupported_version), and
+	// a replay after its upgrade completes it (ADR 0036). Unknown types and
+	// versions this build cannot write fail the start.
+	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
 }
 
 // DefaultConfig is what `make run` needs: the API on 127.0.0.1:8080, the saga's
@@ -107,6 +115,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
+	}
+	if err := c.EventVersions.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ORDER_EVENT_VERSIONS: %w", err))
 	}
 	httpCfg := c.HTTP.Defaults()
 	if c.RequestTimeout >= httpCfg.WriteTimeout {
@@ -178,6 +189,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The application, and what calls it from Kafka.
 	svc := app.New(mariadb.NewOrders(db, outbox, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
+	svc.EventVersions = cfg.EventVersions
 	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
 	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {

@@ -46,7 +46,7 @@ func newService(t *testing.T) (*app.Service, *sql.DB) {
 
 func placed(orderID string) events.Event {
 	return events.Event{ID: watermill.NewUUID(), OrderID: orderID, OrderVersion: 1, OccurredAt: time.Now(),
-		Payload: events.OrderPlaced{CustomerID: "alice", AmountCents: 700, Currency: "EUR"}}
+		Payload: events.OrderPlaced{CustomerID: "alice", Amount: events.Money{MinorUnits: 700, Currency: "EUR"}}}
 }
 
 func cancelled(orderID string, version int) events.Event {

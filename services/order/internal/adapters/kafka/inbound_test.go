@@ -115,7 +115,7 @@ func TestPaymentEventsErrors(t *testing.T) {
 				`"order_version":0,"occurred_at":"2026-11-23T09:00:00Z","data":{"reason":"x"}}`))
 		}, nil, 0, true, messaging.ReasonInvalidEvent},
 		{"an order event", func(t *testing.T) *message.Message {
-			return encode(t, events.OrderPlaced{CustomerID: "c-1", AmountCents: 1, Currency: "EUR"})
+			return encode(t, events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 1, Currency: "EUR"}})
 		}, nil, 0, true, inbound.ReasonUnhandledEventType},
 		{"unknown order", func(t *testing.T) *message.Message { return encode(t, completed) },
 			&apperr.Error{Code: apperr.CodeNotFound, Reason: app.ReasonUnknownOrder}, 1, true, app.ReasonUnknownOrder},

@@ -36,7 +36,7 @@ func OrderEvents(uc OrderReports) func(msg *message.Message) error {
 		switch p := e.Payload.(type) {
 		case events.OrderPlaced:
 			return uc.PlacePayment(ctx, app.PlacePayment{OrderID: e.OrderID, Version: e.OrderVersion,
-				CustomerID: p.CustomerID, AmountCents: p.AmountCents, Currency: p.Currency, CorrelationID: e.CorrelationID})
+				CustomerID: p.CustomerID, AmountCents: p.Amount.MinorUnits, Currency: p.Amount.Currency, CorrelationID: e.CorrelationID})
 		case events.OrderCancelled:
 			return uc.CancelPayment(ctx, app.CancelPayment{OrderID: e.OrderID, Version: e.OrderVersion,
 				CorrelationID: e.CorrelationID})

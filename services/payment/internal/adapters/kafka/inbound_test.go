@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -35,7 +36,14 @@ func (c *commands) CancelPayment(_ context.Context, cmd app.CancelPayment) error
 
 func orderMessage(t *testing.T, version int, p events.Payload) *message.Message {
 	t.Helper()
-	msg, err := events.Encode(events.Event{ID: "01a207bd-a5cb-79e0-b265-d52a9c102899", OrderID: "o-7", OrderVersion: version,
+	return orderMessageV(t, 0, version, p)
+}
+
+// orderMessageV is orderMessage written in the given schema version (0: the
+// default write version).
+func orderMessageV(t *testing.T, schemaVersion, version int, p events.Payload) *message.Message {
+	t.Helper()
+	msg, err := events.Encode(events.Event{ID: "01a207bd-a5cb-79e0-b265-d52a9c102899", SchemaVersion: schemaVersion, OrderID: "o-7", OrderVersion: version,
 		OccurredAt: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), CorrelationID: "req-7", Payload: p})
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +53,12 @@ func orderMessage(t *testing.T, version int, p events.Payload) *message.Message 
 
 // TestOrderEvents: OrderPlaced becomes PlacePayment and OrderCancelled
 // CancelPayment, with the order, its version and the correlation id (the
-// payment's answers carry it on); a message that does not decode and a payment
+// payment's answers carry it on), whichever schema version OrderPlaced was
+// written in; a message that does not decode and a payment
 // event are permanent and run nothing; an unavailable database is retried.
 func TestOrderEvents(t *testing.T) {
 	t.Parallel()
-	placed := events.OrderPlaced{CustomerID: "c-1", AmountCents: 700, Currency: "EUR"}
+	placed := events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 700, Currency: "EUR"}}
 	tests := []struct {
 		name          string
 		msg           func(t *testing.T) *message.Message
@@ -60,6 +69,13 @@ func TestOrderEvents(t *testing.T) {
 	}{
 		{name: "placed", msg: func(t *testing.T) *message.Message { return orderMessage(t, 1, placed) },
 			want: app.PlacePayment{OrderID: "o-7", Version: 1, CustomerID: "c-1", AmountCents: 700, Currency: "EUR", CorrelationID: "req-7"}},
+		{name: "placed, schema version 2", msg: func(t *testing.T) *message.Message { return orderMessageV(t, 2, 1, placed) },
+			want: app.PlacePayment{OrderID: "o-7", Version: 1, CustomerID: "c-1", AmountCents: 700, Currency: "EUR", CorrelationID: "req-7"}},
+		{name: "placed, a schema version this build does not know", msg: func(t *testing.T) *message.Message {
+			m := orderMessageV(t, 2, 1, placed)
+			m.Payload = bytes.Replace(m.Payload, []byte(`"schema_version":2`), []byte(`"schema_version":3`), 1)
+			return m
+		}, wantPermanent: true, wantReason: events.ReasonUnsupportedVersion},
 		{name: "cancelled", msg: func(t *testing.T) *message.Message {
 			return orderMessage(t, 2, events.OrderCancelled{Reason: "payment_timeout"})
 		}, want: app.CancelPayment{OrderID: "o-7", Version: 2, CorrelationID: "req-7"}},
