@@ -35,6 +35,8 @@ type Consumers struct {
 	inboxMiddleware message.HandlerMiddleware
 	handlers        []consumer
 	drain           *drain
+	// gates hold the messages of stopped and paused consumers (ADR 35).
+	gates gates
 
 	closeOnce sync.Once
 	closing   chan struct{}

@@ -11,3 +11,7 @@ func DisableInboxForTest(cs *Consumers) {
 // DisableParkingForTest turns parking off on o (ADR 22), for the negative
 // control that shows an unpublishable row blocking the outbox.
 func DisableParkingForTest(o *Outbox) { o.noParking = true }
+
+// HeldForTest is how many messages of consumer name wait at its gate
+// (FailureStop, FailurePause).
+func HeldForTest(cs *Consumers, name string) int { return int(cs.gates.of(name).held.Load()) }

@@ -24,10 +24,19 @@ const (
 	// the partition until the message succeeds or a person intervenes. Order
 	// over progress.
 	FailureBlock FailureMode = "block"
+	// FailureStop: retry in place like poison, then give up on the whole
+	// consumer: the failing message is not acknowledged, every partition of the
+	// consumer holds its next message unprocessed, Consumers.Health (the
+	// service's /healthz and /readyz) fails naming the consumer, the message and
+	// the reason, so that an orchestrator restarts the process or an operator
+	// looks. After a restart the message comes again; if it still fails, the
+	// consumer stops again. Outages and stops never stop it (givesUpOn); a
+	// graceful stop releases the held messages unacknowledged (ADR 35).
+	FailureStop FailureMode = "stop"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureStop}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -83,6 +92,8 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 		}
 		stack = append(stack, poisonMW, tagReasonCode)
 	case FailureBlock:
+	case FailureStop:
+		stack = append(stack, cs.stopStep(h.name))
 	default:
 		return nil, mode.Validate()
 	}

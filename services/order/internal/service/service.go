@@ -210,7 +210,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
 		RequestTimeout: cfg.RequestTimeout,
-		Ready:          stop.Ready(db.PingContext),
+		Ready: stop.Ready(func(ctx context.Context) error {
+			return errors.Join(consumers.Health(), db.PingContext(ctx))
+		}),
+		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 
