@@ -1,6 +1,10 @@
 package messaging
 
-import "github.com/ThreeDotsLabs/watermill/message"
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
 
 // DisableInboxForTest makes cs run without the inbox, for this package's
 // negative controls. It exists only in test binaries.
@@ -15,3 +19,6 @@ func DisableParkingForTest(o *Outbox) { o.noParking = true }
 // HeldForTest is how many messages of consumer name wait at its gate
 // (FailureStop, FailurePause).
 func HeldForTest(cs *Consumers, name string) int { return int(cs.gates.of(name).held.Load()) }
+
+// SetPauseProbeForTest replaces the database ping that paused consumers probe.
+func SetPauseProbeForTest(cs *Consumers, probe func(context.Context) error) { cs.gates.probe = probe }

@@ -33,10 +33,18 @@ const (
 	// consumer stops again. Outages and stops never stop it (givesUpOn); a
 	// graceful stop releases the held messages unacknowledged (ADR 35).
 	FailureStop FailureMode = "stop"
+	// FailurePause: on an outage (IsUnavailable: the database down) the
+	// consumer pauses instead of retrying each message: every partition holds
+	// its message unacknowledged at a gate, one prober pings the database with
+	// backoff (Config.Pause), and when it answers the held messages are
+	// handled again, in order. Outages are not retried in place. Any other
+	// failure is retried and poisoned as with FailurePoison. A graceful stop
+	// releases the held messages unacknowledged (ADR 35).
+	FailurePause FailureMode = "pause"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureStop}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureStop, FailurePause}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -94,10 +102,16 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	case FailureBlock:
 	case FailureStop:
 		stack = append(stack, cs.stopStep(h.name))
+	case FailurePause:
+		poisonMW, err := cs.poisonStep()
+		if err != nil {
+			return nil, err
+		}
+		stack = append(stack, poisonMW, tagReasonCode, cs.pauseStep(h.name))
 	default:
 		return nil, mode.Validate()
 	}
-	return append(stack, interruptedByStop, countAttempts, cs.retry(), middleware.Recoverer), nil
+	return append(stack, interruptedByStop, countAttempts, cs.retry(mode), middleware.Recoverer), nil
 }
 
 // givesUpOn reports whether a strategy may give up on a message that failed
@@ -110,8 +124,9 @@ func (cs *Consumers) poisonStep() (message.HandlerMiddleware, error) {
 }
 
 // retry is the in-place retry: exponential backoff with jitter, bounded by
-// Retry.MaxRetries; permanent and interrupted errors are not retried.
-func (cs *Consumers) retry() message.HandlerMiddleware {
+// Retry.MaxRetries; permanent and interrupted errors are not retried, nor
+// outages under FailurePause (it pauses instead).
+func (cs *Consumers) retry(mode FailureMode) message.HandlerMiddleware {
 	r := cs.config.Retry
 	return middleware.Retry{
 		MaxRetries:          max(r.MaxRetries, 0),
@@ -120,7 +135,9 @@ func (cs *Consumers) retry() message.HandlerMiddleware {
 		Multiplier:          r.Multiplier,
 		RandomizationFactor: r.RandomizationFactor,
 		ResetContextOnRetry: true,
-		ShouldRetry:         func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) && !IsInterrupted(p.Err) },
-		Logger:              cs.wlog,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !IsPermanent(p.Err) && !IsInterrupted(p.Err) && !(mode == FailurePause && IsUnavailable(p.Err))
+		},
+		Logger: cs.wlog,
 	}.Middleware
 }
