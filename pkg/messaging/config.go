@@ -17,6 +17,9 @@ type Config struct {
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
 	// Pause configures FailurePause's prober (ADR 35).
 	Pause PauseConfig `envPrefix:"PAUSE_"`
+	// Breaker configures the circuit breakers of the consumers and the
+	// forwarder (ADR 35); off by default.
+	Breaker BreakerConfig `envPrefix:"BREAKER_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).
 	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
@@ -45,6 +48,7 @@ func (c Config) Defaults() Config {
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
 	c.Pause = c.Pause.Defaults()
+	c.Breaker = c.Breaker.Defaults()
 	c.Retention = c.Retention.Defaults()
 	return c
 }
@@ -69,7 +73,7 @@ func (c Config) validateConsumers() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.Pause.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.Pause.Validate(), c.Breaker.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they

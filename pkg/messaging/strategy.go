@@ -111,7 +111,9 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	default:
 		return nil, mode.Validate()
 	}
-	return append(stack, interruptedByStop, countAttempts, cs.retry(mode), middleware.Recoverer), nil
+	stack = append(stack, interruptedByStop, countAttempts, cs.retry(mode))
+	stack = append(stack, cs.breakerStep(h.name)...) // ADR 35; nothing when disabled
+	return append(stack, middleware.Recoverer), nil
 }
 
 // givesUpOn reports whether a strategy may give up on a message that failed

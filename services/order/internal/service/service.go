@@ -163,6 +163,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	}
 	outbox.SetTopics(topics.Created) // a refusal of one of them as unknown parks the row (ADR 22)
+	outbox.SetBreaker(m.Breaker)     // fail fast while Kafka keeps refusing (ADR 35)
 	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
 	if err != nil {
 		return err

@@ -125,6 +125,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		adjust(outbox, consumers)
 	}
 	outbox.SetTopics(topics.Created)
+	outbox.SetBreaker(m.Breaker) // fail fast while Kafka keeps refusing (ADR 35)
 	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
 	if err != nil {
 		return err
