@@ -16,6 +16,11 @@ type Config struct {
 	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
 	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// Pause configures FailurePause's prober (ADR 35).
+	Pause PauseConfig `envPrefix:"PAUSE_"`
+	// Breaker configures the circuit breakers of the consumers and the
+	// forwarder (ADR 35); off by default.
+	Breaker BreakerConfig `envPrefix:"BREAKER_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).
 	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
@@ -53,6 +58,8 @@ func (c Config) Defaults() Config {
 	c.Kafka = c.Kafka.Defaults()
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
+	c.Pause = c.Pause.Defaults()
+	c.Breaker = c.Breaker.Defaults()
 	c.Retention = c.Retention.Defaults()
 	c.ParkKey = c.ParkKey.Defaults()
 	c.Throttle = c.Throttle.Defaults()
@@ -82,7 +89,8 @@ func (c Config) validateConsumers() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate(), c.Throttle.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate(), c.Throttle.Validate(),
+		c.Pause.Validate(), c.Breaker.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they

@@ -75,17 +75,7 @@ func newConsumerRig(t *testing.T, handler func(r *consumerRig) message.NoPublish
 // configure (e.g. another failure strategy) before they start.
 func newConsumerRigWith(t *testing.T, configure func(*messaging.Config), handler func(r *consumerRig) message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *consumerRig {
 	t.Helper()
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 2, "events", "poison")
-	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
-	cfg := messaging.Config{
-		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
-		Kafka:         kafka,
-		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
-		ConsumerGroup: testenv.UniqueName(t, "group"),
-		PoisonTopic:   r.poisonTopic,
-	}
+	r, cfg := newRigConfig(t)
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -98,6 +88,24 @@ func newConsumerRigWith(t *testing.T, configure func(*messaging.Config), handler
 		}
 	})
 	return r
+}
+
+// newRigConfig makes a fresh topic (2 partitions), poison topic, database and
+// consumer group, and returns the rig (not running yet) and the consumers'
+// config for them.
+func newRigConfig(t *testing.T) (*consumerRig, messaging.Config) {
+	t.Helper()
+	kafka := testenv.Kafka(t)
+	topics := testenv.Topics(t, kafka, 2, "events", "poison")
+	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
+	return r, messaging.Config{
+		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
+		Kafka:         kafka,
+		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
+		ConsumerGroup: testenv.UniqueName(t, "group"),
+		PoisonTopic:   r.poisonTopic,
+	}
 }
 
 // running is one run of consumers wired as a service wires them: the

@@ -38,6 +38,8 @@ type Consumers struct {
 	drain           *drain
 	parkKey         parkKeyState
 	skipped         atomic.Int64 // messages FailureSkip acknowledged without their effect
+	// gates hold the messages of stopped and paused consumers (ADR 35).
+	gates gates
 
 	closeOnce sync.Once
 	closing   chan struct{}

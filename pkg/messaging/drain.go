@@ -67,6 +67,8 @@ func interruptedByStop(h message.HandlerFunc) message.HandlerFunc {
 type drain struct {
 	mu       sync.Mutex
 	stopping bool
+	// stopped closes when the stop begins (messages held at a gate leave).
+	stopped  chan struct{}
 	inflight sync.WaitGroup
 
 	// abandonCtx ends when the drain time is up (cause errAbandoned).
@@ -76,7 +78,7 @@ type drain struct {
 
 func newDrain() *drain {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	return &drain{abandonCtx: ctx, abandon: cancel}
+	return &drain{abandonCtx: ctx, abandon: cancel, stopped: make(chan struct{})}
 }
 
 // enter admits one handler run unless the stop began.
@@ -111,6 +113,9 @@ func (d *drain) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // with cause errAbandoned) and reports that it had to.
 func (d *drain) stop(deadline time.Time) (abandoned bool) {
 	d.mu.Lock()
+	if !d.stopping {
+		close(d.stopped)
+	}
 	d.stopping = true
 	d.mu.Unlock()
 	done := make(chan struct{})

@@ -39,14 +39,19 @@ func IsPermanent(err error) bool {
 // message's fault: the consumer stack retries it and, when the retries are spent,
 // leaves the message in place to be delivered again rather than poisoning it.
 // A cancelled context is not an outage: it is a stop interrupting the work, which
-// IsInterrupted recognises; the consumer stack never poisons for either.
+// IsInterrupted recognises; the consumer stack never poisons for either. An
+// error with an `Unavailable() bool` method that returns true (an open circuit
+// breaker, ADR 35) counts as unavailable too.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
 	var netErr net.Error
 	var myErr *mysql.MySQLError
+	var marked interface{ Unavailable() bool }
 	switch {
+	case errors.As(err, &marked) && marked.Unavailable(): // e.g. an open circuit breaker
+		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),

@@ -1,6 +1,10 @@
 package messaging
 
-import "github.com/ThreeDotsLabs/watermill/message"
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
 
 // DisableInboxForTest makes cs run without the inbox, for this package's
 // negative controls. It exists only in test binaries.
@@ -11,3 +15,10 @@ func DisableInboxForTest(cs *Consumers) {
 // DisableParkingForTest turns parking off on o (ADR 22), for the negative
 // control that shows an unpublishable row blocking the outbox.
 func DisableParkingForTest(o *Outbox) { o.noParking = true }
+
+// HeldForTest is how many messages of consumer name wait at its gate
+// (FailureStop, FailurePause).
+func HeldForTest(cs *Consumers, name string) int { return int(cs.gates.of(name).held.Load()) }
+
+// SetPauseProbeForTest replaces the database ping that paused consumers probe.
+func SetPauseProbeForTest(cs *Consumers, probe func(context.Context) error) { cs.gates.probe = probe }

@@ -66,7 +66,6 @@ func (p *parkRig) fail(id string, err error) {
 	p.failing[id] = err
 }
 
-
 // queueOf returns the parked queue of key (nil if the key is not parked).
 func (p *parkRig) queueOf(t *testing.T, key string) *messaging.ParkedKey {
 	t.Helper()

@@ -115,7 +115,9 @@ type Outbox struct {
 	// publisher (set by the fault build only, ADR 21).
 	forwarderMiddlewares []message.HandlerMiddleware
 	wrapOut              func(message.Publisher) message.Publisher
-	stats                ForwarderStats
+	// breaker guards the forwarder's Kafka publisher when enabled (ADR 35).
+	breaker BreakerConfig
+	stats   ForwarderStats
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -211,6 +213,9 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	}
 	if o.wrapOut != nil {
 		out = o.wrapOut(out)
+	}
+	if o.breaker.Enabled {
+		out = newBreakerPublisher(o.breaker, out, logger)
 	}
 	if !o.noParking {
 		out = &parker{out: out, topicCreated: o.topicCreated, outbox: o, logger: logger, stats: &o.stats}

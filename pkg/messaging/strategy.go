@@ -52,10 +52,27 @@ const (
 	// effects that can be lost or redone from the log. Outages and interrupted
 	// stops are never skipped: those messages come back.
 	FailureSkip FailureMode = "skip"
+	// FailureStop: retry in place like poison, then give up on the whole
+	// consumer: the failing message is not acknowledged, every partition of the
+	// consumer holds its next message unprocessed, Consumers.Health (the
+	// service's /healthz and /readyz) fails naming the consumer, the message and
+	// the reason, so that an orchestrator restarts the process or an operator
+	// looks. After a restart the message comes again; if it still fails, the
+	// consumer stops again. Outages and stops never stop it (givesUpOn); a
+	// graceful stop releases the held messages unacknowledged (ADR 35).
+	FailureStop FailureMode = "stop"
+	// FailurePause: on an outage (IsUnavailable: the database down) the
+	// consumer pauses instead of retrying each message: every partition holds
+	// its message unacknowledged at a gate, one prober pings the database with
+	// backoff (Config.Pause), and when it answers the held messages are
+	// handled again, in order. Outages are not retried in place. Any other
+	// failure is retried and poisoned as with FailurePoison. A graceful stop
+	// releases the held messages unacknowledged (ADR 35).
+	FailurePause FailureMode = "pause"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureSkip, FailureParkKey}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureSkip, FailureStop, FailureParkKey, FailurePause}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -121,11 +138,22 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 		stack = append(stack, cs.parkKeyStep(h))
 	case FailureSkip:
 		stack = append(stack, cs.skipStep)
+	case FailureStop:
+		stack = append(stack, cs.stopStep(h.name))
+	case FailurePause:
+		poisonMW, err := cs.poisonStep()
+		if err != nil {
+			return nil, err
+		}
+		stack = append(stack, poisonMW, tagReasonCode, cs.pauseStep(h.name))
+		retryable = retryableWhenPausing
 	default:
 		return nil, mode.Validate()
 	}
 	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable))
-	return append(append(stack, attemptTimeout(c.HandlerTimeout)...), middleware.Recoverer), nil
+	stack = append(stack, attemptTimeout(c.HandlerTimeout)...)
+	stack = append(stack, cs.breakerStep(h.name)...) // ADR 35; nothing when disabled
+	return append(stack, middleware.Recoverer), nil
 }
 
 // givesUpOn reports whether a strategy may give up on a message that failed
@@ -140,6 +168,10 @@ func (cs *Consumers) poisonStep() (message.HandlerMiddleware, error) {
 // retryableInPlace says which errors the in-place retry retries: not permanent
 // ones, not interrupted ones.
 func retryableInPlace(err error) bool { return !IsPermanent(err) && !IsInterrupted(err) }
+
+// retryableWhenPausing is FailurePause's rule: as retryableInPlace, but an
+// outage is not retried in place either (the consumer pauses instead).
+func retryableWhenPausing(err error) bool { return retryableInPlace(err) && !IsUnavailable(err) }
 
 // retry is the in-place retry: exponential backoff with jitter, bounded by
 // Retry.MaxRetries; errors for which retryable is false are not retried.

@@ -174,6 +174,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	}
 	outbox.SetTopics(topics.Created) // a refusal of one of them as unknown parks the row (ADR 22)
+	outbox.SetBreaker(m.Breaker)     // fail fast while Kafka keeps refusing (ADR 35)
 	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
 	if err != nil {
 		return err
@@ -222,7 +223,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	defer poisonTool.Close()
 	api := orderhttp.NewServer(svc, orderhttp.Config{
 		RequestTimeout: cfg.RequestTimeout,
-		Ready:          stop.Ready(db.PingContext),
+		Ready: stop.Ready(func(ctx context.Context) error {
+			return errors.Join(consumers.Health(), db.PingContext(ctx))
+		}),
+		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 

@@ -125,6 +125,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		adjust(outbox, consumers)
 	}
 	outbox.SetTopics(topics.Created)
+	outbox.SetBreaker(m.Breaker) // fail fast while Kafka keeps refusing (ADR 35)
 	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
 	if err != nil {
 		return err
@@ -134,12 +135,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	jobs := messaging.NewJobs(logger)
 	m.Retention.RetainMessagingTables(jobs, db)
 
-	// Health, readiness (failing from the moment the stop begins) and the
+	// Health (failing while a consumer gave up, ADR 35), readiness (also
+	// failing from the moment the stop begins) and the
 	// poison admin endpoints.
 	stop := lifecycle.New(cfg.Stop, logger)
 	poisonTool := poison.New(m.Kafka, m.PoisonTopic, db)
 	defer poisonTool.Close()
-	api := paymenthttp.NewServer(stop.Ready(db.PingContext), logger)
+	api := paymenthttp.NewServer(stop.Ready(func(ctx context.Context) error {
+		return errors.Join(consumers.Health(), db.PingContext(ctx))
+	}), consumers.HealthCheck, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 
 	// Run everything until ctx ends, then stop in ADR 24's order.

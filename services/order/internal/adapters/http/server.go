@@ -51,6 +51,10 @@ type Config struct {
 	// Ready reports whether the service can serve (its database answers); /readyz
 	// returns 503 while it fails.
 	Ready func(ctx context.Context) error
+	// Alive is the liveness check (normally Consumers.Health): /healthz returns
+	// 503 while it fails, with its error text as the problem's detail, so that
+	// text must be safe to show. Nil: always alive.
+	Alive func(ctx context.Context) error
 }
 
 // NewServer returns the Echo instance serving the order API:
@@ -66,7 +70,7 @@ type Config struct {
 //	GET  /orders/{id}             read one order            200, 404, 503
 //	GET  /orders/{id}/timeline    the saga's messages       200, 404, 503
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
-//	GET  /healthz                 the process is alive      200
+//	GET  /healthz                 the process is alive      200, 503 (a consumer gave up)
 //	GET  /readyz                  the database answers      200, 503 (also while stopping)
 func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
@@ -86,10 +90,17 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.GET("/orders/:id", h.getOrder)
 	e.GET("/orders/:id/timeline", h.timeline)
 	e.GET("/orders", h.listOrders)
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/healthz", func(c echo.Context) error {
+		if cfg.Alive != nil {
+			if err := cfg.Alive(c.Request().Context()); err != nil {
+				return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order service is not alive: " + err.Error(), Err: err}
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := cfg.Ready(c.Request().Context()); err != nil {
-			return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order service is stopping or its database does not answer", Err: err}
+			return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order service is stopping, one of its consumers gave up, or its database does not answer", Err: err}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})

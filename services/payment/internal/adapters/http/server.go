@@ -18,18 +18,29 @@ import (
 
 // NewServer returns the Echo instance serving:
 //
-//	GET /healthz   the process is alive        200
+//	GET /healthz   the process is alive        200, 503 (a consumer gave up)
 //	GET /readyz    the database answers        200, 503 (also while stopping)
-func NewServer(ready func(ctx context.Context) error, logger *slog.Logger) *echo.Echo {
+//
+// alive is the liveness check (normally Consumers.Health): while it fails,
+// /healthz answers 503 with its error text as the problem's detail, so that
+// text must be safe to show (nil: always alive).
+func NewServer(ready, alive func(ctx context.Context) error, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = problem.Handler(logger, problem.Config{})
 	e.Use(middleware.Recover())
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/healthz", func(c echo.Context) error {
+		if alive != nil {
+			if err := alive(c.Request().Context()); err != nil {
+				return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the payment service is not alive: " + err.Error(), Err: err}
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := ready(c.Request().Context()); err != nil {
 			return &apperr.Error{Code: apperr.CodeUnavailable,
-				Message: "the payment service is stopping or its database does not answer", Err: err}
+				Message: "the payment service is stopping, one of its consumers gave up, or its database does not answer", Err: err}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
