@@ -15,6 +15,8 @@ type Config struct {
 	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
 	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	// Requeue shapes FailureRequeue and every consumer's delayed path (ADR 32).
+	Requeue RequeueConfig `envPrefix:"REQUEUE_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).
 	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
@@ -42,6 +44,7 @@ func (c Config) Defaults() Config {
 	c.Kafka = c.Kafka.Defaults()
 	c.Outbox = c.Outbox.Defaults()
 	c.Retry = c.Retry.Defaults()
+	c.Requeue = c.Requeue.Defaults()
 	c.Retention = c.Retention.Defaults()
 	return c
 }
@@ -66,7 +69,7 @@ func (c Config) validateConsumers() error {
 	if c.PoisonTopic == "" {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
-	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate())...)
+	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.Requeue.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they
