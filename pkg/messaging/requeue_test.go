@@ -209,7 +209,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.waitProcessed(t, bad.UUID)
+	waitEffect(t, a, bad.UUID)
 	waitFor(t, "both replays consumed", 60*time.Second, func() bool { return a.requeued(t, bad.UUID) == 0 })
 	if got := a.effects(t, bad.UUID); got != 1 {
 		t.Fatalf("group A: effects of the message replayed twice = %d, want 1", got)
