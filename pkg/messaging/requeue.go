@@ -195,7 +195,9 @@ func Redeliver(ctx context.Context, tx *stdsql.Tx, group, handler, fromTopic str
 // whose in-place retries are spent with an error a strategy may give up on
 // (givesUpOn) that is not permanent is stored on the consumer's delayed path
 // with its requeue count plus one, due after RequeueConfig.Delay, and then
-// acknowledged (so the partition moves on only once the message is stored). A
+// acknowledged (so the partition moves on only once the message is stored; on
+// the delayed path the copy is written in the transaction that deletes the row
+// being handled). A
 // message requeued MaxRequeues times already fails with an error saying so and
 // wrapping the last one: the poison step poisons it. A permanent error is
 // passed on at once (requeuing cannot fix it). If storing fails, the storing
@@ -220,7 +222,13 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 			m.Metadata.Set(MetadataRequeueHandler, h.name)
 			d := c.Delay(n + 1)
 			delay.Message(m, delay.For(d))
-			pub, perr := requeuePublisher(wsql.BeginnerFromStdSQL(cs.inbox.DB), cs.config.ConsumerGroup)
+			// On the delayed path the copy joins the polling transaction, which
+			// deletes the row being handled when it commits: both or neither.
+			var exec wsql.ContextExecutor = wsql.BeginnerFromStdSQL(cs.inbox.DB)
+			if tx, ok := wsql.TxFromContext(msg.Context()); ok {
+				exec = tx
+			}
+			pub, perr := requeuePublisher(exec, cs.config.ConsumerGroup)
 			if perr == nil {
 				perr = pub.Publish(h.name, m)
 			}
