@@ -260,7 +260,8 @@ func (d *demo) poison() error {
 		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Reason))
 	}
 	say("\nA person fixes the cause and runs `build/bin/payment poison replay <offset>`: the message goes back")
-	say("to its topic with the same id, so replaying twice is harmless. See docs/adr/0010 and 0015.")
+	say("to the payment consumer alone (its delayed path in the payment DB, not the shared topic) with the")
+	say("same id, so replaying twice is harmless. See docs/adr/0010, 0015 and 0032.")
 	return nil
 }
 

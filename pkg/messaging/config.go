@@ -21,6 +21,8 @@ type Config struct {
 	// Breaker configures the circuit breakers of the consumers and the
 	// forwarder (ADR 35); off by default.
 	Breaker BreakerConfig `envPrefix:"BREAKER_"`
+	// Requeue shapes FailureRequeue and every consumer's delayed path (ADR 32).
+	Requeue RequeueConfig `envPrefix:"REQUEUE_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).
 	Retention RetentionConfig `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the inbox.
@@ -60,6 +62,7 @@ func (c Config) Defaults() Config {
 	c.Retry = c.Retry.Defaults()
 	c.Pause = c.Pause.Defaults()
 	c.Breaker = c.Breaker.Defaults()
+	c.Requeue = c.Requeue.Defaults()
 	c.Retention = c.Retention.Defaults()
 	c.ParkKey = c.ParkKey.Defaults()
 	c.Throttle = c.Throttle.Defaults()
@@ -90,7 +93,7 @@ func (c Config) validateConsumers() error {
 		errs = append(errs, errors.New("poison topic is required"))
 	}
 	return errors.Join(append(errs, c.Kafka.Validate(), c.Retry.Validate(), c.ParkKey.Validate(), c.Throttle.Validate(),
-		c.Pause.Validate(), c.Breaker.Validate())...)
+		c.Pause.Validate(), c.Breaker.Validate(), c.Requeue.Validate())...)
 }
 
 // Option adjusts an Outbox and the Consumers of the same service before they

@@ -70,7 +70,7 @@ func NewConsumers(c Config, db *sql.DB, poison message.Publisher, topics *Topics
 	}
 	cs := &Consumers{
 		config:  c,
-		poison:  poison,
+		poison:  poisonOrigin{Publisher: poison, group: c.ConsumerGroup},
 		topics:  topics,
 		logger:  logger,
 		wlog:    watermill.NewSlogLogger(logger),
@@ -193,6 +193,10 @@ func (cs *Consumers) router() (*message.Router, error) {
 		rh.AddMiddleware(stack...)
 		if !h.projection {
 			rh.AddMiddleware(cs.inboxMiddleware)
+			mws := append([]message.HandlerMiddleware{cs.drain.Middleware}, append(stack, cs.inboxMiddleware)...)
+			if err := cs.addRequeueHandler(router, h, mws); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return router, nil

@@ -69,10 +69,21 @@ const (
 	// failure is retried and poisoned as with FailurePoison. A graceful stop
 	// releases the held messages unacknowledged (ADR 35).
 	FailurePause FailureMode = "pause"
+	// FailureRequeue: retry in place, then store the message on the consumer's
+	// delayed path (a table in the service's own database, ADR 32) and go on
+	// with the partition; the consumer gets it again after a growing delay
+	// (REQUEUE_INITIAL_DELAY, ×REQUEUE_MULTIPLIER, up to REQUEUE_MAX_DELAY),
+	// through its whole stack, and only this consumer group sees it. After
+	// REQUEUE_MAX_REQUEUES requeues it is poisoned, with a reason that says so
+	// and the last error. Permanent errors are poisoned at once; outages and
+	// stops are never requeued (the message is nacked). If the message cannot
+	// be stored, an outage nacks it and any other failure poisons it. Progress
+	// over order, with automatic recovery from bugs that heal within the delays.
+	FailureRequeue FailureMode = "requeue"
 )
 
 // FailureModes lists every failure strategy a consumer can be given.
-var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureSkip, FailureStop, FailureParkKey, FailurePause}
+var FailureModes = []FailureMode{FailurePoison, FailureBlock, FailureSkip, FailureStop, FailureRequeue, FailureParkKey, FailurePause}
 
 // Validate reports whether m is one of FailureModes.
 func (m FailureMode) Validate() error {
@@ -147,6 +158,12 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 		}
 		stack = append(stack, poisonMW, tagReasonCode, cs.pauseStep(h.name))
 		retryable = retryableWhenPausing
+	case FailureRequeue:
+		poisonMW, err := cs.poisonStep()
+		if err != nil {
+			return nil, err
+		}
+		stack = append(stack, poisonMW, tagReasonCode, cs.requeueStep(h))
 	default:
 		return nil, mode.Validate()
 	}

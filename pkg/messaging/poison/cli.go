@@ -16,9 +16,10 @@ import (
 const Usage = `usage: <service> poison <command>
   list                 the poisoned messages: offset, time, id, from topic, reason, replays
   show <offset>        one message in full (JSON)
-  replay <offset>      send it back to the topic it came from
+  replay <offset>      send it back to the consumer (and consumer group) that poisoned it
   replay --all         replay every message not replayed yet
   purge [--up-to N]    delete messages up to offset N (all without --up-to)
+  purge --replayed     delete the replayed messages up to the first one not replayed
   parked ...           the outbox rows Kafka refused for good (see "poison parked")
   keys ...             keys parked by a park-key consumer (see "poison keys")
 The service's own environment (its DB DSN, Kafka brokers and poison topic) says where.`
@@ -96,10 +97,15 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "replayed offset %d (%s) to %s\n", e.Offset, e.ID, e.FromTopic)
+		fmt.Fprintf(out, "replayed offset %d (%s) to %s (from %s)\n", e.Offset, e.ID, e.Handler, e.FromTopic)
 		return nil
 	case "purge":
 		upTo := int64(-1)
+		if len(args) > 1 && args[1] == "--replayed" {
+			n, err := tool.PurgeReplayed(ctx)
+			fmt.Fprintf(out, "purged %d replayed message(s)\n", n)
+			return err
+		}
 		if len(args) > 1 {
 			if args[1] != "--up-to" {
 				return fmt.Errorf("unknown flag %q\n%s", args[1], Usage)

@@ -1,8 +1,10 @@
 // Package poison is the tooling for a service's poison topic: list what was
-// poisoned and why, show one message, replay one or all of them to the topic they
-// came from, and purge. Replaying is safe to repeat: a replayed message keeps its
-// id, so the consumer's inbox drops it if it was processed meanwhile, and the
-// consumer's version check ignores it if it is stale.
+// poisoned and why, show one message, replay one or all of them to the consumer
+// that poisoned them, and purge. A replay goes to that consumer's delayed path
+// in the service's database (messaging.Redeliver), so only its consumer group
+// sees it again (ADR 32). Replaying is safe to repeat: a replayed message keeps
+// its id, so the consumer's inbox drops it if it was processed meanwhile, and
+// the consumer's version check ignores it if it is stale.
 //
 // It is used by each service's "poison" subcommand and by its admin HTTP
 // endpoints (Routes). See ADR 15.
@@ -39,9 +41,13 @@ type Entry struct {
 	// ReasonCode is the public code of that error (messaging.ReasonCode), the one
 	// the order timeline shows; empty for messages poisoned before codes existed.
 	ReasonCode string `json:"reason_code,omitempty"`
-	// FromTopic is the topic the message was consumed from, where Replay sends it.
+	// FromTopic is the topic the message was consumed from.
 	FromTopic string `json:"from_topic"`
-	Handler   string `json:"handler"`
+	// Handler is the consumer that poisoned it, where Replay sends it.
+	Handler string `json:"handler"`
+	// Group is the consumer group of Handler (empty for messages poisoned
+	// before per-group replays: Replay sends those to FromTopic).
+	Group     string `json:"group,omitempty"`
 	EventType string `json:"event_type,omitempty"`
 	OrderID   string `json:"order_id,omitempty"`
 	// Payload is the message body as text (it may not be valid JSON: that can be
@@ -99,9 +105,15 @@ func (t *Tool) Get(ctx context.Context, offset int64) (Entry, error) {
 	return Entry{}, ErrNotFound
 }
 
-// Replay publishes the message at offset again to the topic it came from, with
-// its id, payload and original metadata, marked with replayed_at, and records the
-// replay. It returns ErrNotFound for an unknown offset.
+// Replay sends the message at offset again to the consumer that poisoned it,
+// with its id, payload and original metadata, marked with replayed_at, and
+// records the replay in poison_replays. It writes the message on that
+// consumer's delayed path (messaging.Redeliver), due at once, in the same
+// transaction as the record: only that consumer group gets it, through its
+// inbox. A message that does not name its consumer group (poisoned before
+// per-group replays) is published to the topic it came from instead, where
+// every group of the topic sees it. It returns ErrNotFound for an unknown
+// offset.
 func (t *Tool) Replay(ctx context.Context, offset int64) (Entry, error) {
 	e, err := t.Get(ctx, offset)
 	if err != nil {
@@ -137,19 +149,53 @@ func (t *Tool) replay(ctx context.Context, e Entry) error {
 	for k, v := range e.Metadata {
 		switch k {
 		case middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
-			middleware.PoisonedSubscriberKey, messaging.MetadataReplayedAt:
+			middleware.PoisonedSubscriberKey, messaging.MetadataReplayedAt, messaging.MetadataPoisonedGroup:
 		default:
 			msg.Metadata.Set(k, v)
 		}
 	}
 	now := time.Now().UTC()
 	msg.Metadata.Set(messaging.MetadataReplayedAt, now.Format(time.RFC3339Nano))
-	if err := t.out.Publish(e.FromTopic, msg); err != nil {
-		return fmt.Errorf("replaying offset %d to %s: %w", e.Offset, e.FromTopic, err)
+	record := func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO poison_replays (poison_topic, poison_offset, message_id, replayed_at) VALUES (?, ?, ?, ?)",
+			t.topic, e.Offset, e.ID, now)
+		return err
 	}
-	_, err := t.db.ExecContext(ctx, "INSERT INTO poison_replays (poison_topic, poison_offset, message_id, replayed_at) VALUES (?, ?, ?, ?)",
-		t.topic, e.Offset, e.ID, now)
-	return err
+	if e.Group == "" || e.Handler == "" {
+		if err := t.out.Publish(e.FromTopic, msg); err != nil {
+			return fmt.Errorf("replaying offset %d to %s: %w", e.Offset, e.FromTopic, err)
+		}
+		return messaging.InTx(ctx, t.db, record)
+	}
+	return messaging.InTx(ctx, t.db, func(ctx context.Context, tx *sql.Tx) error {
+		if err := messaging.Redeliver(ctx, tx, e.Group, e.Handler, e.FromTopic, msg); err != nil {
+			return fmt.Errorf("replaying offset %d to consumer %s of group %s: %w", e.Offset, e.Handler, e.Group, err)
+		}
+		return record(ctx, tx)
+	})
+}
+
+// PurgeReplayed deletes the messages of the poison topic that were replayed,
+// from the oldest up to the first one that was not (Kafka can only delete a
+// prefix), and returns how many went: the poison topic's cleanup that never
+// loses a message nobody looked at. A message whose replay record was pruned
+// (ADR 25) counts as not replayed.
+func (t *Tool) PurgeReplayed(ctx context.Context) (int64, error) {
+	list, err := t.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	upTo := int64(-1)
+	for _, e := range list {
+		if len(e.Replays) == 0 {
+			break
+		}
+		upTo = e.Offset
+	}
+	if upTo < 0 {
+		return 0, nil
+	}
+	return t.Purge(ctx, upTo)
 }
 
 // Purge deletes the messages of the poison topic up to and including offset (all
@@ -238,6 +284,7 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 				ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
 				FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
 				Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
+				Group:      m.Metadata.Get(messaging.MetadataPoisonedGroup),
 				EventType:  m.Metadata.Get(messaging.MetadataEventType),
 				OrderID:    m.Metadata.Get(messaging.MetadataKey),
 				Payload:    string(m.Payload), Metadata: m.Metadata,
