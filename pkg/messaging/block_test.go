@@ -90,7 +90,7 @@ func TestBlockHoldsThePartition(t *testing.T) {
 
 			healed.Store(true)
 			waitEffect(t, r, behind)
-			if got := effectOrder(t, r); fmt.Sprint(got) != fmt.Sprint([]string{other, held, behind}) &&
+			if got := r.effectOrder(t); fmt.Sprint(got) != fmt.Sprint([]string{other, held, behind}) &&
 				fmt.Sprint(got) != fmt.Sprint([]string{held, other, behind}) {
 				t.Fatalf("effects in order %v, want held %s before behind %s, each once", got, held, behind)
 			}
@@ -127,26 +127,4 @@ func keyed(id, key string) *message.Message {
 	m := msgWithID(id)
 	m.Metadata.Set(events.MetadataKey, key)
 	return m
-}
-
-// effectOrder returns the message ids of the effects in the order they were written.
-func effectOrder(t *testing.T, r *consumerRig) []string {
-	t.Helper()
-	rows, err := r.db.Query("SELECT message_id FROM effects ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return ids
 }

@@ -3,7 +3,6 @@ package poison
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,7 +136,7 @@ func keyRoutes(g *echo.Group, tool *Tool) {
 			}
 			res, err := op(c.Request().Context(), k, c.QueryParam("handler"))
 			if err != nil {
-				return keyErr(err)
+				return adminErr(err)
 			}
 			if field != "" {
 				res = map[string]any{field: res}
@@ -162,16 +161,4 @@ func keyParam(c echo.Context) (string, error) {
 		return "", echo.NewHTTPError(http.StatusBadRequest, "key must be a non-empty, URL-escaped path segment")
 	}
 	return k, nil
-}
-
-// keyErr maps the parked-key errors: unknown key 404, ambiguous key or
-// pending replay 409.
-func keyErr(err error) error {
-	switch {
-	case errors.Is(err, messaging.ErrKeyNotParked):
-		return echo.NewHTTPError(http.StatusNotFound, err.Error())
-	case errors.Is(err, messaging.ErrAmbiguousKey), errors.Is(err, messaging.ErrReplayPending):
-		return echo.NewHTTPError(http.StatusConflict, err.Error())
-	}
-	return err
 }

@@ -3,14 +3,10 @@ package poison_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -50,21 +46,7 @@ func TestParkedKeyTooling(t *testing.T) {
 
 	tool := poison.New(messaging.KafkaConfig{}, "order.poison", db)
 	defer tool.Close()
-	e := echo.New()
-	poison.Routes(e.Group("/admin/poison"), tool, "secret")
-	call := func(method, path string, out any) int {
-		t.Helper()
-		req := httptest.NewRequest(method, path, nil)
-		req.Header.Set("Authorization", "Bearer secret")
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if out != nil && rec.Code < 300 {
-			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
-				t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)
-			}
-		}
-		return rec.Code
-	}
+	call := adminClient(t, tool)
 	var list struct{ Keys []messaging.ParkedKey }
 	if code := call(http.MethodGet, "/admin/poison/keys", &list); code != http.StatusOK || len(list.Keys) != 3 {
 		t.Fatalf("list: %d %+v", code, list.Keys)

@@ -159,14 +159,14 @@ func parkedRoutes(g *echo.Group, tool *Tool) {
 		}
 		r, err := tool.ParkedRow(c.Request().Context(), id)
 		if err != nil {
-			return parkedErr(err)
+			return adminErr(err)
 		}
 		return c.JSON(http.StatusOK, r)
 	})
 	g.POST("/parked/replay", func(c echo.Context) error {
 		done, err := tool.ReplayAllParked(c.Request().Context())
 		if err != nil {
-			return parkedErr(err)
+			return adminErr(err)
 		}
 		if done == nil {
 			done = []messaging.ParkedRow{}
@@ -180,7 +180,7 @@ func parkedRoutes(g *echo.Group, tool *Tool) {
 		}
 		r, err := tool.ReplayParked(c.Request().Context(), id)
 		if err != nil {
-			return parkedErr(err)
+			return adminErr(err)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": []messaging.ParkedRow{r}})
 	})
@@ -191,7 +191,7 @@ func parkedRoutes(g *echo.Group, tool *Tool) {
 		}
 		r, err := tool.DiscardParked(c.Request().Context(), id)
 		if err != nil {
-			return parkedErr(err)
+			return adminErr(err)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"discarded": r})
 	})
@@ -205,13 +205,16 @@ func parkedID(c echo.Context) (int64, error) {
 	return n, nil
 }
 
-// parkedErr maps the parked-row errors: unknown id 404, not the head or
-// already replayed 409.
-func parkedErr(err error) error {
+// adminErr maps the errors of the parked outbox rows and parked keys to HTTP:
+// an unknown row or key 404; a row that is not its key's head or was already
+// replayed, an ambiguous key or a pending replay 409; anything else stays as
+// it is (a 500 from Echo's error handler).
+func adminErr(err error) error {
 	switch {
-	case errors.Is(err, messaging.ErrParkedNotFound):
+	case errors.Is(err, messaging.ErrParkedNotFound), errors.Is(err, messaging.ErrKeyNotParked):
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
-	case errors.Is(err, messaging.ErrNotHead), errors.Is(err, messaging.ErrAlreadyReleased):
+	case errors.Is(err, messaging.ErrNotHead), errors.Is(err, messaging.ErrAlreadyReleased),
+		errors.Is(err, messaging.ErrAmbiguousKey), errors.Is(err, messaging.ErrReplayPending):
 		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	}
 	return err

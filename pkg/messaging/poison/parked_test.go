@@ -32,21 +32,7 @@ func TestParkedRowEndpoints(t *testing.T) {
 	}
 	tool := poison.New(messaging.KafkaConfig{}, "order.poison", db)
 	defer tool.Close()
-	e := echo.New()
-	poison.Routes(e.Group("/admin/poison"), tool, "secret")
-	call := func(method, path string, out any) int {
-		t.Helper()
-		req := httptest.NewRequest(method, path, nil)
-		req.Header.Set("Authorization", "Bearer secret")
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if out != nil {
-			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
-				t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)
-			}
-		}
-		return rec.Code
-	}
+	call := adminClient(t, tool)
 	var list struct{ Parked []messaging.ParkedRow }
 	if code := call(http.MethodGet, "/admin/poison/parked", &list); code != http.StatusOK || len(list.Parked) != 2 || !list.Parked[0].Head || list.Parked[1].Head {
 		t.Fatalf("list: %d %+v", code, list.Parked)
@@ -67,5 +53,27 @@ func TestParkedRowEndpoints(t *testing.T) {
 	}
 	if code := call(http.MethodGet, "/admin/poison/parked/999999", nil); code != http.StatusNotFound {
 		t.Fatalf("unknown id: %d, want 404", code)
+	}
+}
+
+// adminClient returns a caller of the poison admin endpoints of tool (token
+// "secret"): it sends method to path, decodes a 2xx body into out (if not
+// nil) and returns the status code.
+func adminClient(t *testing.T, tool *poison.Tool) func(method, path string, out any) int {
+	t.Helper()
+	e := echo.New()
+	poison.Routes(e.Group("/admin/poison"), tool, "secret")
+	return func(method, path string, out any) int {
+		t.Helper()
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("Authorization", "Bearer secret")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if out != nil && rec.Code < 300 {
+			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+				t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)
+			}
+		}
+		return rec.Code
 	}
 }
