@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// unsafeName matches what may not appear in a stack's database and topic names.
+var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
+
 // newStack starts a fresh system for the test (own databases, topics, consumer
 // groups, service processes), seeds accounts, and tears it down at the end.
 func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
@@ -58,7 +62,9 @@ func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account
 	if infraErr != nil {
 		testenv.Missing(t, "the e2e servers", infraErr)
 	}
-	name := strings.ToLower(strings.NewReplacer("/", "_", "-", "_", " ", "_").Replace(t.Name()))
+	// Databases and topics are named after the test: only letters, digits and
+	// underscores are safe in both ("poison+breaker" is not a topic name).
+	name := unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "_")
 	if len(name) > 24 {
 		name = name[:24]
 	}

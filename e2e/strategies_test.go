@@ -49,11 +49,11 @@ func strategies() []strategy {
 	return []strategy{
 		{name: "poison", mode: messaging.FailurePoison, promise: keeps(noLoss)},
 		{name: "block", mode: messaging.FailureBlock, stalls: true, promise: keeps(noLoss, inOrder)},
-		{name: "skip", mode: "skip", cost: keeps(noLoss)},
-		{name: "stop", mode: "stop", orchestrated: true, stalls: true, promise: keeps(noLoss)},
-		{name: "requeue", mode: "requeue", promise: keeps(noLoss)},
-		{name: "park-key", mode: "park-key", promise: keeps(noLoss, inOrder)},
-		{name: "pause", mode: "pause", promise: keeps(noLoss)},
+		{name: "skip", mode: messaging.FailureSkip, cost: keeps(noLoss)},
+		{name: "stop", mode: messaging.FailureStop, orchestrated: true, stalls: true, promise: keeps(noLoss)},
+		{name: "requeue", mode: messaging.FailureRequeue, promise: keeps(noLoss)},
+		{name: "park-key", mode: messaging.FailureParkKey, promise: keeps(noLoss, inOrder)},
+		{name: "pause", mode: messaging.FailurePause, promise: keeps(noLoss)},
 		{name: "poison+breaker", mode: messaging.FailurePoison, env: []string{"PAYMENT_BREAKER_ENABLED=true"}, promise: keeps(noLoss)},
 	}
 }

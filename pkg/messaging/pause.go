@@ -15,7 +15,9 @@ type PauseConfig struct {
 	// ProbeMin is the wait before the first probe of a paused consumer's
 	// dependency (its database ping); each failed probe doubles it. Default 200 ms.
 	ProbeMin time.Duration `env:"PROBE_MIN"`
-	// ProbeMax caps the wait between probes; it also bounds each probe. Default 5 s.
+	// ProbeMax caps the wait between probes; it also bounds each probe. Default 1 s: a
+	// ping is cheap, and every second the consumer stays paused after its
+	// dependency is back adds to the delay of every held message.
 	ProbeMax time.Duration `env:"PROBE_MAX"`
 }
 
@@ -25,7 +27,7 @@ func (c PauseConfig) Defaults() PauseConfig {
 		c.ProbeMin = 200 * time.Millisecond
 	}
 	if c.ProbeMax == 0 {
-		c.ProbeMax = 5 * time.Second
+		c.ProbeMax = time.Second
 	}
 	return c
 }
