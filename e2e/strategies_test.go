@@ -111,8 +111,8 @@ const (
 	// comparePaymentTimeout cancels what is never paid; compareSettle bounds
 	// the wait after the load (more than the timeout, so a stalled partition's
 	// last order still ends).
-	comparePaymentTimeout = 40 * time.Second
-	compareSettle         = 45 * time.Second
+	comparePaymentTimeout = 60 * time.Second
+	compareSettle         = 65 * time.Second
 	cursedPrefix          = "cursed-"
 	flakyPrefix           = "flaky-"
 )
