@@ -294,6 +294,36 @@ func (c KafkaConfig) ensureTopics(topics []TopicSpec) error {
 			return fmt.Errorf("creating topic %s: %w", t.Name, err)
 		}
 	}
+	return topicsVisible(admin, topics)
+}
+
+// topicsVisible reports an error until every topic is in the broker's metadata
+// with a leader for each partition. Kafka answers CreateTopics once its
+// controller has committed the topic; a broker learns of it a moment later, and
+// until then a subscription, a produce or a config change for it fails with
+// "unknown topic or partition".
+func topicsVisible(admin sarama.ClusterAdmin, topics []TopicSpec) error {
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = t.Name
+	}
+	mds, err := admin.DescribeTopics(names)
+	if err != nil {
+		return err
+	}
+	for _, md := range mds {
+		if md.Err != sarama.ErrNoError {
+			return fmt.Errorf("topic %s is not visible yet: %w", md.Name, md.Err)
+		}
+		if len(md.Partitions) == 0 {
+			return fmt.Errorf("topic %s has no partitions yet", md.Name)
+		}
+		for _, p := range md.Partitions {
+			if p.Err != sarama.ErrNoError || p.Leader < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader yet (%v)", md.Name, p.ID, p.Err)
+			}
+		}
+	}
 	return nil
 }
 
