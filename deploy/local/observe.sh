@@ -9,8 +9,9 @@
 #             runs), wait for the first scrape and print each service's target state
 #   down      stop Prometheus (its data stays)
 #   status    up/down, pid, address
-#   check     promtool check rules + test rules on deploy/prometheus, and check config
-#             on both configurations (compose's and the generated local one). Installs
+#   check     promtool check rules + test rules on deploy/prometheus, check config on
+#             both configurations (compose's and the generated local one), and check
+#             rules on the Grafana dashboard's queries. Installs
 #             promtool if missing; if it is still missing, fails with CI=true and is
 #             skipped with a warning otherwise.
 #
@@ -172,6 +173,22 @@ cmd_check() {
   sed -e "s#/etc/prometheus/alerts.yml#$RULES#" "$SOURCE_CONFIG" >"$tmp/compose.yml"
   promtool check config "$tmp/local.yml"
   promtool check config "$tmp/compose.yml"
+  check_dashboard "$tmp/dashboard-rules.yml"
+}
+
+# check_dashboard <file>: every query of compose's Grafana dashboard must be valid
+# PromQL. Each becomes a recording rule in <file> (a JSON string is a valid YAML
+# double-quoted string) and promtool checks them.
+check_dashboard() {
+  local out=$1 dash=$repo/deploy/grafana/dashboards/onceflow.json n=0 expr
+  printf 'groups:\n  - name: dashboard\n    rules:\n' >"$out"
+  while IFS= read -r expr; do
+    n=$((n + 1))
+    printf '      - record: onceflow_dashboard:query_%d\n        expr: %s\n' "$n" "$expr" >>"$out"
+  done < <(grep -oE '"expr": "([^"\\]|\\.)*"' "$dash" | sed 's/^"expr": //')
+  [ "$n" -gt 0 ] || die "no queries found in $dash"
+  log "checking the $n queries of deploy/grafana/dashboards/onceflow.json"
+  promtool check rules "$out"
 }
 
 main() {
