@@ -129,9 +129,12 @@ cmd_up() {
     printf '  target %-8s %-20s %s\n' "$job" "$addr" "$st"
   done <<<"$state"
   grep -q down <<<"$state" && log "a service is down: is \`make run\` running? (Prometheus keeps scraping)"
+  # Debian's build has no React UI: its pages are the classic ones under /classic.
+  local ui=$URL
+  curl -fsS -o /dev/null "$URL/targets" 2>/dev/null || ui=$URL/classic
   cat <<TXT
 
-Prometheus: $URL   (targets: $URL/targets, alerts: $URL/alerts, rules: deploy/prometheus/alerts.yml)
+Prometheus: $ui/graph   (targets: $ui/targets, alerts: $ui/alerts, rules: deploy/prometheus/alerts.yml)
 Query it from the shell, for instance:
   curl -s '$URL/api/v1/query?query=onceflow_outbox_pending_rows'
   curl -s '$URL/api/v1/query' --data-urlencode 'query=sum by (outcome) (onceflow_saga_outcomes_total)'
