@@ -4,10 +4,11 @@ SHELL := /bin/bash
 
 INFRA := deploy/local/infra.sh
 RUN   := deploy/local/run.sh
+OBSERVE := deploy/local/observe.sh
 GO_TEST_FLAGS ?= -count=1
 export CI
 
-.PHONY: help run stop test test-unit cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison
+.PHONY: help run stop test test-unit test-alerts cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,6 +27,7 @@ test: infra-up ## every test: unit, integration and fault suite, against real se
 	go vet ./...
 	go vet -tags faults ./...
 	@$(MAKE) --no-print-directory cross
+	@$(MAKE) --no-print-directory test-alerts
 	@$(MAKE) --no-print-directory test-unit
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
 	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
@@ -43,6 +45,11 @@ test-unit: ## only the tests that need no server (-short); proves they need none
 	CI=true ORDER_DB_ADDR=127.0.0.1:1 PAYMENT_DB_ADDR=127.0.0.1:1 KAFKA_BROKERS=127.0.0.1:1 \
 		go test $(GO_TEST_FLAGS) -short ./...
 
+# promtool comes from Debian's prometheus package, installed if missing; with
+# CI=true a promtool still missing after that is a failure, not a skip.
+test-alerts: ## promtool check rules and test rules on deploy/prometheus (the alert rules' unit tests)
+	@$(OBSERVE) check
+
 e2e: infra-up ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
 ifeq ($(SCENARIO),)
 	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )'
@@ -53,13 +60,15 @@ endif
 infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
 	@$(INFRA) up
 
-infra-down: ## stop the servers (data stays in .local/)
+infra-down: ## stop the servers and the Prometheus of `make observe` (data stays in .local/)
 	@$(RUN) stop
+	@$(OBSERVE) down
 	@$(INFRA) down
 
 infra-status: ## which servers run, with pid and port
 	@$(INFRA) status
 	@$(RUN) status
+	@$(OBSERVE) status
 
 # A demo named after a failure strategy (block, skip, ..., or strategy-poison:
 # plain `poison` is the poison-queue demo) runs that strategy's part of the
@@ -79,6 +88,12 @@ demo-duplicates: ## after `make run`: one event delivered four times
 
 demo-poison: ## after `make run`: bad messages among good ones
 	@go run ./e2e/demo poison
+
+observe: ## after `make run`: a real Prometheus on 127.0.0.1:9090 scraping both services, with the alert rules
+	@$(OBSERVE) up
+
+observe-down: ## stop the Prometheus of `make observe` (its data stays in .local/prometheus)
+	@$(OBSERVE) down
 
 up: ## docker compose: start everything (needs a Docker engine)
 	docker compose -f deploy/compose/compose.yaml up --build -d

@@ -18,6 +18,7 @@ require (
 	github.com/pressly/goose/v3 v3.26.0
 	github.com/rs/zerolog v1.28.0
 	github.com/sony/gobreaker v1.0.0
+	go.yaml.in/yaml/v3 v3.0.6
 	gonum.org/v1/plot v0.15.2
 )
 
@@ -87,7 +88,6 @@ require (
 	go.opentelemetry.io/otel/metric v1.37.0 // indirect
 	go.opentelemetry.io/otel/trace v1.37.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.4 // indirect
 	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/image v0.24.0 // indirect

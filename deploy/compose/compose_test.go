@@ -29,8 +29,9 @@ func systemTopics() []messaging.TopicSpec {
 }
 
 // TestComposeFile: compose.yaml is valid for the Compose specification, has every
-// service the system needs with a healthcheck, starts them in a safe order, and
-// publishes the contract ports, each once.
+// service the system needs (and Prometheus and Grafana, ADR 40) with a
+// healthcheck, starts them in a safe order, and publishes the contract ports,
+// each once.
 func TestComposeFile(t *testing.T) {
 	t.Parallel()
 	p, err := compose.Load(context.Background())
@@ -53,6 +54,8 @@ func TestComposeFile(t *testing.T) {
 		{"payment-seed", "", false, map[string]string{"payment": "service_healthy"}, false},
 		{"order", "8080", true, map[string]string{"order-db": "service_healthy", "kafka": "service_healthy",
 			"kafka-init": "service_completed_successfully", "payment": "service_healthy"}, true},
+		{"prometheus", "9090", true, nil, false},
+		{"grafana", "3000", true, map[string]string{"prometheus": "service_healthy"}, false},
 	}
 	published := map[string]string{}
 	for _, tt := range tests {

@@ -42,15 +42,9 @@ KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
 KAFKA_VERSION=3.9.1
 SERVERS=(order-db payment-db kafka)
 
-log() { printf 'infra: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
-  else die "need root (or sudo) to run: $*"
-  fi
-}
+LOG_PREFIX=infra
+# shellcheck source=deploy/local/lib.sh
+. "$here/lib.sh"
 
 # ---------------------------------------------------------------- install
 
