@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 type receivedSpan struct {
 	service, name         string
 	traceID, id, parentID string
+	// events: each event's name and attributes, "name key=value ...".
+	events []string
 }
 
 func (s receivedSpan) String() string {
@@ -68,9 +72,20 @@ func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
+				var events []string
+				for _, ev := range sp.GetEvents() {
+					e := ev.GetName()
+					for _, kv := range ev.GetAttributes() {
+						e += " " + kv.GetKey() + "=" + kv.GetValue().GetStringValue()
+						if kv.GetValue().GetStringValue() == "" {
+							e += strconv.FormatInt(kv.GetValue().GetIntValue(), 10)
+						}
+					}
+					events = append(events, e)
+				}
 				r.spans = append(r.spans, receivedSpan{service: service, name: sp.GetName(),
 					traceID: hex.EncodeToString(sp.GetTraceId()), id: hex.EncodeToString(sp.GetSpanId()),
-					parentID: hex.EncodeToString(sp.GetParentSpanId())})
+					parentID: hex.EncodeToString(sp.GetParentSpanId()), events: events})
 			}
 		}
 	}
@@ -112,12 +127,50 @@ func (r *otlpReceiver) chain(hops []receivedSpan) (found []receivedSpan, missing
 	return found, ""
 }
 
+// givenUp looks for a span of service named name that has an event starting
+// with each of events, in a trace whose root is the order service's
+// POST /orders span, and returns the path from that span up to the root.
+func (r *otlpReceiver) givenUp(service, name string, events ...string) []receivedSpan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byID := map[string]receivedSpan{}
+	for _, sp := range r.spans {
+		byID[sp.id] = sp
+	}
+	for _, sp := range r.spans {
+		if sp.service != service || sp.name != name || !hasEvents(sp.events, events) {
+			continue
+		}
+		path := []receivedSpan{sp}
+		for cur := sp; cur.parentID != ""; {
+			parent, ok := byID[cur.parentID]
+			if !ok || parent.traceID != sp.traceID {
+				break
+			}
+			path, cur = append(path, parent), parent
+		}
+		if root := path[len(path)-1]; root.service == "order" && root.name == "POST /orders" && root.parentID == "" {
+			return path
+		}
+	}
+	return nil
+}
+
+func hasEvents(got, want []string) bool {
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			return false
+		}
+	}
+	return true
+}
+
 func (r *otlpReceiver) dump() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b strings.Builder
 	for _, sp := range r.spans {
-		b.WriteString("\n  " + sp.String())
+		b.WriteString("\n  " + sp.String() + " " + strings.Join(sp.events, "; "))
 	}
 	return b.String()
 }
@@ -128,7 +181,8 @@ func (r *otlpReceiver) dump() string {
 // outbox row), the payment consumer (from the Kafka headers), the payment
 // forwarder's publish (from its own outbox row), the order consumer. The
 // services are the real processes, exporting over OTLP/HTTP to a receiver in
-// this test (ADR 0039).
+// this test (ADR 0039). The payment consumer giving up on a message is an
+// event of its span, in the trace of the order that sent it.
 func TestOneTracePerOrder(t *testing.T) {
 	recv := &otlpReceiver{arrived: make(chan struct{}, 1)}
 	collector := httptest.NewServer(recv)
@@ -137,7 +191,8 @@ func TestOneTracePerOrder(t *testing.T) {
 	env := func(prefix string) []string {
 		return []string{prefix + "TRACING_EXPORTER=otlp", prefix + "TRACING_ENDPOINT=" + collector.URL, "OTEL_BSP_SCHEDULE_DELAY=100"}
 	}
-	s := newStack(t, harness.StackConfig{OrderEnv: env("ORDER_"), PaymentEnv: env("PAYMENT_")},
+	// PAYMENT_FAULT_PERMANENT_CUSTOMER_PREFIX: the payment of customer "bad" fails, permanently.
+	s := newStack(t, harness.StackConfig{OrderEnv: env("ORDER_"), PaymentEnv: append(env("PAYMENT_"), "PAYMENT_FAULT_PERMANENT_CUSTOMER_PREFIX=bad")},
 		harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"})
 	id := place(t, s, "rich", 1250, "EUR").ID
 	if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
@@ -160,13 +215,29 @@ func TestOneTracePerOrder(t *testing.T) {
 			for _, sp := range found {
 				t.Logf("%s", sp)
 			}
-			return
+			break
 		}
 		select {
 		case <-recv.arrived:
 		case <-deadline:
 			t.Fatalf("no single trace from POST /orders to the order consumer: found %d hop(s) %v, missing %s; received:%s",
 				len(found), found, missing, recv.dump())
+		}
+	}
+
+	place(t, s, "bad", 1250, "EUR") // its payment is poisoned after one attempt (a permanent error is not retried)
+	deadline = time.After(30 * time.Second)
+	for {
+		path := recv.givenUp("payment", "process payment.order-events",
+			"attempt failed onceflow.attempt=1 onceflow.reason_code=injected_fault", "poisoned onceflow.reason_code=injected_fault")
+		if path != nil {
+			t.Logf("%s %v", path[0], path[0].events)
+			return
+		}
+		select {
+		case <-recv.arrived:
+		case <-deadline:
+			t.Fatalf("no payment consumer span with the failed attempt and the poisoning in an order's trace; received:%s", recv.dump())
 		}
 	}
 }
