@@ -16,7 +16,7 @@ import (
 
 // Consumers run a service's Kafka consumers behind the consumer stack: a
 // router in which every handler is wrapped, outermost first, by the drain
-// (graceful stop, ADR 24), Middlewares (recover, correlation id, poison queue,
+// (graceful stop, ADR 24), a consumer span (ADR 0039), Middlewares (recover, correlation id, poison queue,
 // retry; ADR 10 and 14) and, for the service's own consumers, the Inbox
 // (ADR 5). Register handlers with Handle and Project, then Run; stop with
 // Drain, then Close (pkg/lifecycle does both in order).
@@ -189,11 +189,11 @@ func (cs *Consumers) router() (*message.Router, error) {
 			return nil, err
 		}
 		rh := router.AddConsumerHandler(h.name, h.topic, sub, h.handler)
-		rh.AddMiddleware(cs.drain.Middleware)
+		rh.AddMiddleware(cs.drain.Middleware, traceConsumer(h.name, group))
 		rh.AddMiddleware(stack...)
 		if !h.projection {
 			rh.AddMiddleware(cs.inboxMiddleware)
-			mws := append([]message.HandlerMiddleware{cs.drain.Middleware}, append(stack, cs.inboxMiddleware)...)
+			mws := append([]message.HandlerMiddleware{cs.drain.Middleware, traceConsumer(h.name, group)}, append(stack, cs.inboxMiddleware)...)
 			if err := cs.addRequeueHandler(router, h, mws); err != nil {
 				return nil, err
 			}

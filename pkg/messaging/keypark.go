@@ -135,7 +135,8 @@ func (cs *Consumers) parkKeyStep(h consumer) message.HandlerMiddleware {
 				return nil, err
 			}
 			if behind {
-				cs.logger.Warn("message parked behind its key's head", "handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg))
+				traceGivenUp(msg, "parked behind its key", "")
+				cs.logger.WarnContext(ctx, "message parked behind its key's head", "handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg))
 				return nil, nil
 			}
 			out, err := next(msg)
@@ -145,7 +146,8 @@ func (cs *Consumers) parkKeyStep(h consumer) message.HandlerMiddleware {
 			if perr := q.parkHead(ctx, msg, err); perr != nil {
 				return nil, errors.Join(err, perr)
 			}
-			cs.logger.Error("message parked as the head of its key: later messages of the key wait behind it; see `poison keys list`",
+			traceGivenUp(msg, "parked", ReasonCode(err))
+			cs.logger.ErrorContext(ctx, "message parked as the head of its key: later messages of the key wait behind it; see `poison keys list`",
 				"handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg), "reason_code", ReasonCode(err), "err", err)
 			return nil, nil
 		}

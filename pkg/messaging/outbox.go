@@ -139,7 +139,8 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 // rolls back: the state change and its events are one atomic write. The messages'
 // UUIDs and metadata survive the forwarder unchanged. Written while a consumer
 // handles a message, they also get that message's id and attempt count
-// (MetadataCausationID, MetadataCausationAttempts). An event over the size
+// (MetadataCausationID, MetadataCausationAttempts), and the trace context of
+// ctx, if it holds a span, as MetadataTraceparent (ADR 0039). An event over the size
 // bounds (MaxMetadataValueBytes, MaxMessageBytes) is refused with a Permanent
 // error wrapping ErrMessageTooLarge, and nothing is written.
 func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs ...*message.Message) error {
@@ -152,6 +153,7 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 		m.SetContext(ctx)
 	}
 	addCausation(ctx, msgs)
+	injectTrace(ctx, msgs) // the trace continues from here (ADR 0039)
 	for _, m := range msgs {
 		if err := checkSize(m); err != nil {
 			return err
@@ -223,6 +225,7 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	// Watermill's router cancels the subscription's context on Close, which
 	// would roll the polling transaction back mid-batch; detached, the
 	// subscriber is closed instead and commits what was forwarded.
+	out = tracingPublisher{Publisher: out} // a producer span per row (ADR 0039)
 	abandon, cancel := context.WithCancel(context.Background())
 	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: sub, abandon: abandon}, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,

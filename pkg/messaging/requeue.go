@@ -235,7 +235,8 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 			if perr != nil {
 				return nil, errors.Join(fmt.Errorf("requeue: storing message %s: %w", msg.UUID, perr), err)
 			}
-			cs.logger.Warn("consumer: message requeued", "handler", h.name, "message_id", msg.UUID,
+			traceGivenUp(msg, "requeued", ReasonCode(err))
+			cs.logger.WarnContext(msg.Context(), "consumer: message requeued", "handler", h.name, "message_id", msg.UUID,
 				"requeues", n+1, "max_requeues", c.MaxRequeues, "delay", d.String(), "err", err)
 			return nil, nil
 		}
@@ -276,6 +277,7 @@ type poisonOrigin struct {
 func (p poisonOrigin) Publish(topic string, msgs ...*message.Message) error {
 	for _, m := range msgs {
 		m.Metadata.Set(MetadataPoisonedGroup, p.group)
+		traceGivenUp(m, "poisoned", m.Metadata.Get(MetadataReasonCode))
 		if from := m.Metadata.Get(MetadataRequeueTopic); from != "" && m.Metadata.Get(middleware.PoisonedHandlerKey) != "" {
 			m.Metadata.Set(middleware.PoisonedTopicKey, from)
 			m.Metadata.Set(middleware.PoisonedHandlerKey, m.Metadata.Get(MetadataRequeueHandler))

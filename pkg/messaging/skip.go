@@ -1,7 +1,6 @@
 package messaging
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
@@ -30,7 +29,8 @@ func (cs *Consumers) skipStep(h message.HandlerFunc) message.HandlerFunc {
 			return out, err
 		}
 		cs.skipped.Add(1)
-		cs.logger.LogAttrs(context.Background(), slog.LevelError,
+		traceGivenUp(msg, "skipped", ReasonCode(err))
+		cs.logger.LogAttrs(msg.Context(), slog.LevelError,
 			"consumer gave up on a message and skipped it: its effect is lost",
 			skipAttrs(msg, err)...)
 		return nil, nil

@@ -89,8 +89,9 @@ func (cs *Consumers) stopConsumer(g *gate, msg *message.Message, err error) {
 		}
 	}
 	g.mu.Unlock()
+	traceGivenUp(msg, "stopped the consumer", ReasonCode(err))
 	if first {
-		cs.logger.Error("consumer gave up and stopped consuming: liveness fails until the process restarts",
+		cs.logger.ErrorContext(msg.Context(), "consumer gave up and stopped consuming: liveness fails until the process restarts",
 			"consumer", g.name, "message_id", msg.UUID, "key", msg.Metadata.Get(MetadataKey),
 			"reason_code", ReasonCode(err), "err", err)
 	}

@@ -8,13 +8,14 @@ import (
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
 // Common is the configuration every service has. A service embeds it in its
 // own Config under its variable prefix, e.g. `envPrefix:"ORDER_"`, which gives
 // ORDER_HTTP_ADDR, ORDER_HTTP_*, ORDER_ADMIN_TOKEN, ORDER_DB_*, ORDER_KAFKA_*,
 // ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*, ORDER_CONSUMER_GROUP,
-// ORDER_POISON_TOPIC, ORDER_FAILURE_MODE and ORDER_STOP_*.
+// ORDER_POISON_TOPIC, ORDER_FAILURE_MODE, ORDER_STOP_* and ORDER_TRACING_*.
 type Common struct {
 	// HTTPAddr is where the service's HTTP server listens (host:port).
 	HTTPAddr string `env:"HTTP_ADDR"`
@@ -31,6 +32,10 @@ type Common struct {
 	// Stop: the graceful stop's STOP_DRAIN_TIMEOUT and STOP_UNREADY_DELAY (see
 	// lifecycle.Config).
 	Stop lifecycle.Config `envPrefix:"STOP_"`
+	// Tracing: TRACING_EXPORTER (none or otlp), TRACING_ENDPOINT and
+	// TRACING_SAMPLE_RATIO (see tracing.Config; ADR 0039). Main installs it
+	// before Run, so a service only starts spans.
+	Tracing tracing.Config `envPrefix:"TRACING_"`
 }
 
 // Validate reports every invalid field (defaults applied), naming the
@@ -40,5 +45,5 @@ func (c Common) Validate(prefix string) error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("%sHTTP_ADDR %q: %w", prefix, c.HTTPAddr, err))
 	}
-	return errors.Join(append(errs, c.HTTP.Defaults().Validate(), c.Messaging.Defaults().Validate(), c.Stop.Defaults().Validate())...)
+	return errors.Join(append(errs, c.HTTP.Defaults().Validate(), c.Messaging.Defaults().Validate(), c.Stop.Defaults().Validate(), c.Tracing.Validate())...)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
 // Service describes one service command to Main. O is the service's wiring
@@ -46,7 +47,9 @@ type Service[O any] struct {
 //
 //   - no argument: run the service until SIGTERM or SIGINT, then stop it
 //     gracefully (Run returns); logs are JSON on stderr at LOG_LEVEL (debug,
-//     info, warn, error; default info).
+//     info, warn, error; default info), with trace_id and span_id on lines
+//     logged in a span; spans are exported as <Common>.Tracing (and the
+//     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup, ADR 0039).
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
 //   - "poison ...": the poison queue tooling (poison.RunCLI: list, show,
@@ -82,7 +85,19 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: reading configuration: %v\n", s.Name, err)
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: LogLevel()})).With("service", s.Name)
+	logger := slog.New(tracing.LogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: LogLevel()}))).With("service", s.Name)
+	shutdownTracing, err := tracing.Setup(ctx, s.Common.Tracing.FromStandardEnv(os.Getenv), s.Name)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: tracing: %v\n", s.Name, err)
+		return 2
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(ctx); err != nil {
+			logger.Warn("flushing the last spans", "err", err)
+		}
+	}()
 	if err := s.Run(ctx, logger, opts...); err != nil {
 		logger.Error(s.Name+" service failed", "err", err)
 		return 1

@@ -24,6 +24,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/tracing"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -77,6 +78,7 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.Use(
+		tracing.Echo("/healthz", "/readyz"), // a server span per request (ADR 0039)
 		middleware.Recover(),
 		requestID,
 		withCorrelationID,
