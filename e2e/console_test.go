@@ -86,8 +86,12 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v\npage text:\n%s", what, err, text)
 		}
 	}
-	shot := func(name string) {
+	shot := func(name, scrollTo string) {
 		t.Helper()
+		scroll := fmt.Sprintf(`(document.querySelector(%q).scrollIntoView(), true)`, scrollTo)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](scroll)); err != nil {
+			t.Fatalf("scroll: %v", err)
+		}
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatalf("screenshot: %v", err)
@@ -121,28 +125,13 @@ func TestConsoleInBrowser(t *testing.T) {
 			fmt.Sprintf(`document.querySelector('#recent-orders tr[data-id=%q][data-status="CONFIRMED"]') !== null`, id), 60*time.Second)
 	}
 	// Its timeline, across both services, from a click on the order.
-	until("timeline of "+ids[0], fmt.Sprintf(`(document.querySelector('#recent-orders tr[data-id=%q] td.id').click(),
-		document.querySelector('#timeline tr[data-type="payment.completed"]') !== null)`, ids[0]), 30*time.Second)
-	shot("console-orders.png")
-
-	// 2. Kafka down: the order outbox's backlog rises on the page.
-	restartKafka := killKafka(t)
-	const waiting = 8
-	for range waiting {
-		ids = append(ids, place(t, s, "rich", 990, "EUR").ID)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#recent-orders tr[data-id=%q] td.id`, ids[0])))); err != nil {
+		t.Fatal(err)
 	}
-	until("the backlog rises", pending+" >= "+strconv.Itoa(waiting), 60*time.Second)
-	shot("console-backlog.png")
+	until("timeline of "+ids[0], `document.querySelector('#timeline tr[data-type="payment.completed"]') !== null`, 30*time.Second)
+	shot("console-orders.png", "header")
 
-	// 3. Kafka back: the backlog drains, the waiting orders complete.
-	restartKafka()
-	until("the backlog drains", pending+" === 0", 120*time.Second)
-	for _, id := range ids[len(ids)-waiting:] {
-		until("order "+id+" CONFIRMED after the outage",
-			fmt.Sprintf(`document.querySelector('#recent-orders tr[data-id=%q][data-status="CONFIRMED"]') !== null`, id), 120*time.Second)
-	}
-
-	// 4. A bad message for each service, poisoned, then replayed from the page.
+	// 2. A bad message for each service, poisoned, then replayed from the page.
 	pub := s.Kafka.NewPublisher(watermill.NopLogger{})
 	defer pub.Close()
 	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments} {
@@ -163,7 +152,24 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		until(svc+" poisoned message replayed from the page",
-			`[...`+rows+`].some((r) => r.dataset.replays === "1")`, 60*time.Second)
+			`(document.getElementById("poison-`+svc+`-load").click(), [...`+rows+`].some((r) => r.dataset.replays === "1"))`, 60*time.Second)
 	}
-	shot("console-poison.png")
+	shot("console-poison.png", "#poison-order")
+
+	// 3. Kafka down: the order outbox's backlog rises on the page.
+	restartKafka := killKafka(t)
+	const waiting = 8
+	for range waiting {
+		ids = append(ids, place(t, s, "rich", 990, "EUR").ID)
+	}
+	until("the backlog rises", pending+" >= "+strconv.Itoa(waiting), 60*time.Second)
+	shot("console-backlog.png", "header")
+
+	// 4. Kafka back: the backlog drains, the waiting orders complete.
+	restartKafka()
+	until("the backlog drains", pending+" === 0", 120*time.Second)
+	for _, id := range ids[len(ids)-waiting:] {
+		until("order "+id+" CONFIRMED after the outage",
+			fmt.Sprintf(`document.querySelector('#recent-orders tr[data-id=%q][data-status="CONFIRMED"]') !== null`, id), 120*time.Second)
+	}
 }

@@ -146,7 +146,10 @@ async function admin(service, method, path) {
 async function loadPoison(service) {
   const errId = "poison-" + service + "-error";
   setText(errId, "");
-  const body = $("poison-" + service).tBodies[0];
+  const table = $("poison-" + service);
+  if (table.dataset.loading === "1") return; // one listing at a time: each reads the poison topic
+  table.dataset.loading = "1";
+  const body = table.tBodies[0];
   try {
     const data = await admin(service, "GET", "");
     body.replaceChildren();
@@ -167,6 +170,8 @@ async function loadPoison(service) {
     }
   } catch (e) {
     setText(errId, e.message);
+  } finally {
+    delete table.dataset.loading;
   }
 }
 
