@@ -68,6 +68,9 @@ func browserFor(t *testing.T, bin string) context.Context {
 // the page (the payment one through the console's proxy). With
 // ONCEFLOW_UPDATE_SCREENSHOTS=1 it writes the README's screenshots into docs/img/.
 func TestConsoleInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
 	bin := chromium(t)
 	const token = "console-e2e-token"
 	s := newStack(t, harness.StackConfig{
