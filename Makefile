@@ -8,7 +8,7 @@ OBSERVE := deploy/local/observe.sh
 GO_TEST_FLAGS ?= -count=1
 export CI
 
-.PHONY: help run stop test test-unit test-alerts cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down
+.PHONY: help run stop test test-unit test-alerts cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -50,12 +50,15 @@ test-unit: ## only the tests that need no server (-short); proves they need none
 test-alerts: ## promtool check rules and test rules on deploy/prometheus (the alert rules' unit tests)
 	@$(OBSERVE) check
 
-e2e: infra-up ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+e2e: infra-up browser ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
 ifeq ($(SCENARIO),)
 	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )'
 else
 	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults|TestStrategies' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
+
+browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
+	@deploy/local/chromium.sh >/dev/null
 
 infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
 	@$(INFRA) up
@@ -80,7 +83,7 @@ demo: ## a fault scenario, explained: SCENARIO=kill-kafka|duplicates|poison afte
 		| grep -vE '^(=== |    --- )' ;; \
 	esac
 
-demo-kill-kafka: ## after `make run`: Kafka killed while orders come in
+demo-kill-kafka: ## after `make run`: Kafka killed while orders come in (watch http://127.0.0.1:8080/console)
 	@go run ./e2e/demo kill-kafka
 
 demo-duplicates: ## after `make run`: one event delivered four times

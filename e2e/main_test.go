@@ -91,3 +91,25 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// killKafka kill -9s the e2e broker and returns what starts it again; if the
+// test ends first, the broker is started at cleanup.
+func killKafka(t *testing.T) (restart func()) {
+	t.Helper()
+	if err := infra.Kill(harness.Kafka); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			_ = infra.Start(harness.Kafka)
+		}
+	})
+	return func() {
+		t.Helper()
+		if err := infra.Start(harness.Kafka); err != nil {
+			t.Fatal(err)
+		}
+		restarted = true
+	}
+}

@@ -189,15 +189,7 @@ func TestBadEventsArePoisoned(t *testing.T) {
 // that every order completes.
 func TestOrdersAcceptedWhileKafkaIsDown(t *testing.T) {
 	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "rich", BalanceCents: 1_000_000, Currency: "EUR"})
-	if err := infra.Kill(harness.Kafka); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	t.Cleanup(func() {
-		if !restarted {
-			_ = infra.Start(harness.Kafka)
-		}
-	})
+	restartKafka := killKafka(t)
 	var ids []string
 	for range 20 {
 		ids = append(ids, place(t, s, "rich", 100, "EUR").ID)
@@ -211,10 +203,7 @@ func TestOrdersAcceptedWhileKafkaIsDown(t *testing.T) {
 	if _, o, err := s.GetOrder(ctxFor(t, 5*time.Second), ids[0]); err != nil || o.Status != "PENDING" {
 		t.Fatalf("with Kafka down the first order is %q (%v), want PENDING", o.Status, err)
 	}
-	if err := infra.Start(harness.Kafka); err != nil {
-		t.Fatal(err)
-	}
-	restarted = true
+	restartKafka()
 	for id, o := range terminal(t, s, ids...) {
 		if o.Status != "CONFIRMED" {
 			t.Errorf("order %s is %s, want CONFIRMED", id, o.Status)

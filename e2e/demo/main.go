@@ -138,6 +138,7 @@ func (d *demo) count(db *sql.DB, query string, args ...any) int {
 
 func (d *demo) killKafka() error {
 	say("== Kafka goes down while orders keep coming ==\n")
+	say("Watch it live: open %s/console in a browser (the order outbox backlog rises, then drains).\n", api)
 	say("1. kill -9 the Kafka broker: no shutdown, no flush, like a crashed machine's process.")
 	if err := d.infra.Kill(harness.Kafka); err != nil {
 		return err

@@ -209,6 +209,12 @@ func (s *Stack) addService(kind string, n int) error {
 // Start starts every service process (payment first, so that accounts can be
 // seeded before orders arrive).
 func (s *Stack) Start() error {
+	if len(s.Payments) > 0 {
+		// The order service's console reads the first payment replica (ADR 0041).
+		for _, o := range s.Orders {
+			o.Env = append(o.Env, "ORDER_CONSOLE_PAYMENT_URL=http://"+s.Payments[0].HTTPAddr)
+		}
+	}
 	for _, svc := range append(append([]*Service{}, s.Payments...), s.Orders...) {
 		if err := svc.Start(); err != nil {
 			return err

@@ -36,6 +36,7 @@ func TestConfigValidation(t *testing.T) {
 		configtest.Case[Config]{Name: "request timeout not below write timeout", Mutate: func(c *Config) { c.HTTP.WriteTimeout = c.RequestTimeout }, WantErr: "ORDER_HTTP_WRITE_TIMEOUT"},
 		configtest.Case[Config]{Name: "event version of an unknown type", Mutate: func(c *Config) { c.EventVersions = events.Versions{"order.shipped": 1} }, WantErr: "ORDER_EVENT_VERSIONS"},
 		configtest.Case[Config]{Name: "event version this build cannot write", Mutate: func(c *Config) { c.EventVersions = events.Versions{events.TypeOrderPlaced: 3} }, WantErr: "ORDER_EVENT_VERSIONS"},
+		configtest.Case[Config]{Name: "console payment URL not http", Mutate: func(c *Config) { c.ConsolePaymentURL = "payment:8081" }, WantErr: "ORDER_CONSOLE_PAYMENT_URL"},
 		configtest.Case[Config]{Name: "header limit too small", Mutate: func(c *Config) { c.HTTP.MaxHeaderBytes = 1024 }, WantErr: "max header bytes"},
 		configtest.Case[Config]{Name: "header timeout above read timeout", Mutate: func(c *Config) { c.HTTP.ReadHeaderTimeout, c.HTTP.ReadTimeout = 9*time.Second, 8*time.Second }, WantErr: "read header timeout"},
 	)

@@ -19,6 +19,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -70,6 +71,11 @@ type Config struct {
 	// a replay after its upgrade completes it (ADR 0036). Unknown types and
 	// versions this build cannot write fail the start.
 	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
+	// ConsolePaymentURL is the payment service's base URL as this service
+	// reaches it (default http://127.0.0.1:8081): the console (GET /console,
+	// ADR 0041) reads its /metrics and proxies its /admin/poison endpoints.
+	// Empty: the console shows the payment service as not configured.
+	ConsolePaymentURL string `env:"ORDER_CONSOLE_PAYMENT_URL"`
 }
 
 // DefaultConfig is what `make run` needs: the API on 127.0.0.1:8080, the saga's
@@ -92,6 +98,7 @@ func DefaultConfig() Config {
 		PaymentsTopic:              events.TopicPayments,
 		PaymentPoisonTopic:         events.TopicPaymentPoison,
 		TimelineMaxAge:             30 * 24 * time.Hour,
+		ConsolePaymentURL:          "http://127.0.0.1:8081",
 	}
 }
 
@@ -115,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrdersTopic == "" || c.PaymentsTopic == "" || c.PaymentPoisonTopic == "" {
 		errs = append(errs, errors.New("ORDER_TOPIC_ORDERS, ORDER_TOPIC_PAYMENTS and ORDER_TOPIC_PAYMENT_POISON are required"))
+	}
+	if err := console.ValidURL(c.ConsolePaymentURL); err != nil {
+		errs = append(errs, fmt.Errorf("ORDER_CONSOLE_PAYMENT_URL: %w", err))
 	}
 	if err := c.EventVersions.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ORDER_EVENT_VERSIONS: %w", err))
@@ -229,6 +239,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
 	}, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	// The live console: shows data to anyone who reaches the API; its actions
+	// are the admin endpoints above (and the payment service's, proxied).
+	if err := console.Routes(api, console.Config{
+		Source: &console.Scraper{
+			OrderMetricsURL:   "http://" + console.LocalAddr(cfg.HTTPAddr) + "/metrics",
+			PaymentMetricsURL: console.JoinURL(cfg.ConsolePaymentURL, "/metrics"),
+			Store:             mariadb.NewConsoleStats(db),
+		},
+		PaymentAdminURL: cfg.ConsolePaymentURL,
+	}, logger); err != nil {
+		return err
+	}
 
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{

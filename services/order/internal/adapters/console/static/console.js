@@ -1,0 +1,202 @@
+// The onceflow console (ADR 0041): renders the snapshots of /console/events
+// and calls the admin endpoints with the token typed in. Data goes into the
+// page only as text (textContent), never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const samples = []; // [order pending, payment pending] per snapshot, last 120
+const adminBase = { order: "/admin/poison", payment: "/console/payment/admin/poison" };
+
+function fmt(v, digits) {
+  if (v === null || v === undefined) return "–";
+  return Number(v).toFixed(digits || 0);
+}
+
+function setText(id, text) { $(id).textContent = text; }
+
+function setBadge(id, up, err) {
+  const el = $(id);
+  el.textContent = up ? "up" : "down";
+  el.className = "badge " + (up ? "up" : "down");
+  el.title = err || "";
+}
+
+function fillKV(id, obj) {
+  const ul = $(id);
+  ul.replaceChildren();
+  for (const k of Object.keys(obj || {}).sort()) {
+    const li = document.createElement("li");
+    li.textContent = (k || "(none)") + ": " + fmt(obj[k]);
+    li.dataset.key = k;
+    ul.append(li);
+  }
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function render(s) {
+  setBadge("order-status", s.order.up, s.order.error);
+  setBadge("payment-status", s.payment.up, s.payment.error);
+  setText("orders-per-second", fmt(s.orders_per_second, 1));
+  const outcomes = Object.assign({}, s.order.outcomes);
+  fillKV("outcomes", outcomes);
+  setText("outcomes-note", s.order.metrics ? "" : "(no saga metrics yet)");
+  setText("order-outbox-pending", fmt(s.order.outbox_pending));
+  setText("order-outbox-age", fmt(s.order.outbox_oldest_age_seconds));
+  setText("order-outbox-source", s.order.outbox_source ? "from " + s.order.outbox_source : "");
+  setText("payment-outbox-pending", s.payment.up ? fmt(s.payment.outbox_pending) : "down");
+  setText("payment-outbox-age", fmt(s.payment.outbox_oldest_age_seconds));
+  setText("order-lag", fmt(s.order.lag_total));
+  setText("payment-lag", s.payment.up ? fmt(s.payment.lag_total) : "down");
+  setText("order-retries", fmt(s.order.retries_total));
+  setText("payment-retries", s.payment.up ? fmt(s.payment.retries_total) : "down");
+  const poison = {};
+  for (const [k, v] of Object.entries(s.order.poison_by_reason || {})) poison["order " + k] = v;
+  for (const [k, v] of Object.entries(s.payment.poison_by_reason || {})) poison["payment " + k] = v;
+  fillKV("poison-reasons", poison);
+
+  const body = $("recent-orders").tBodies[0];
+  body.replaceChildren();
+  for (const o of s.recent_orders || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = o.id;
+    tr.dataset.status = o.status;
+    const id = cell(o.id, "id");
+    id.addEventListener("click", () => { $("timeline-id").value = o.id; showTimeline(o.id); });
+    const st = document.createElement("td");
+    st.className = "status";
+    const span = document.createElement("span");
+    span.className = "status-" + o.status;
+    span.textContent = o.status + (o.cancel_reason ? " (" + o.cancel_reason + ")" : "");
+    st.append(span);
+    tr.append(id, cell(o.customer_id), cell((o.amount_cents / 100).toFixed(2) + " " + o.currency), st,
+      cell(new Date(o.created_at).toLocaleTimeString()));
+    body.append(tr);
+  }
+  setText("errors", (s.errors || []).join(" · "));
+
+  samples.push([s.order.outbox_pending || 0, s.payment.outbox_pending || 0]);
+  while (samples.length > 120) samples.shift();
+  drawChart();
+}
+
+function drawChart() {
+  const c = $("backlog-chart");
+  const g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  const top = Math.max(10, ...samples.map((h) => Math.max(h[0], h[1])));
+  g.fillStyle = "#5a6275";
+  g.fillText("max " + top, 4, 12);
+  [["#1a56c4", 0], ["#e8a200", 1]].forEach(([color, i]) => {
+    g.strokeStyle = color;
+    g.lineWidth = 2;
+    g.beginPath();
+    samples.forEach((h, x) => {
+      const px = (x / 119) * (c.width - 1), py = c.height - 4 - (h[i] / top) * (c.height - 20);
+      if (x === 0) g.moveTo(px, py); else g.lineTo(px, py);
+    });
+    g.stroke();
+  });
+  g.fillStyle = "#1a56c4"; g.fillText("order outbox", c.width - 180, 12);
+  g.fillStyle = "#e8a200"; g.fillText("payment outbox", c.width - 95, 12);
+}
+
+function connect() {
+  const es = new EventSource("/console/events");
+  es.addEventListener("open", () => { setText("stream-status", "live"); $("stream-status").className = "badge up"; });
+  es.addEventListener("snapshot", (ev) => render(JSON.parse(ev.data)));
+  // EventSource reconnects by itself after each stream ends (ADR 0041).
+  es.addEventListener("error", () => { setText("stream-status", "reconnecting…"); $("stream-status").className = "badge"; });
+}
+
+async function showTimeline(id) {
+  setText("timeline-error", "");
+  const body = $("timeline").tBodies[0];
+  body.replaceChildren();
+  const r = await fetch("/orders/" + encodeURIComponent(id) + "/timeline");
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { setText("timeline-error", data.detail || data.title || ("HTTP " + r.status)); return; }
+  for (const e of data.entries || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.type = e.type;
+    tr.append(cell(new Date(e.at).toLocaleTimeString()), cell(e.topic), cell(e.type), cell(String(e.retries)),
+      cell(e.poisoned ? e.poisoned.reason_code : ""), cell(e.replayed_at || ""));
+    body.append(tr);
+  }
+}
+
+function token() {
+  const t = $("token").value.trim();
+  sessionStorage.setItem("onceflow-admin-token", t);
+  return t;
+}
+
+async function admin(service, method, path) {
+  const r = await fetch(adminBase[service] + path, { method, headers: { Authorization: "Bearer " + token() } });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.detail || data.title || data.message || ("HTTP " + r.status));
+  return data;
+}
+
+async function loadPoison(service) {
+  const errId = "poison-" + service + "-error";
+  setText(errId, "");
+  const table = $("poison-" + service);
+  if (table.dataset.loading === "1") return; // one listing at a time: each reads the poison topic
+  table.dataset.loading = "1";
+  const body = table.tBodies[0];
+  try {
+    const data = await admin(service, "GET", "");
+    body.replaceChildren();
+    for (const m of data.messages || []) {
+      const tr = document.createElement("tr");
+      tr.dataset.offset = m.offset;
+      tr.dataset.replays = (m.replays || []).length;
+      const actions = document.createElement("td");
+      actions.append(
+        button("inspect", async () => {
+          $("poison-detail").textContent = JSON.stringify(await admin(service, "GET", "/" + m.offset), null, 2);
+        }),
+        button("replay", async () => { await admin(service, "POST", "/" + m.offset + "/replay"); await loadPoison(service); }),
+        confirmButton("discard up to here", async () => { await admin(service, "POST", "/purge?up_to=" + m.offset); await loadPoison(service); }));
+      tr.append(cell(String(m.offset)), cell(m.reason_code || m.reason), cell(m.event_type || ""), cell(m.order_id || ""),
+        cell(String((m.replays || []).length)), actions);
+      body.append(tr);
+    }
+  } catch (e) {
+    setText(errId, e.message);
+  } finally {
+    delete table.dataset.loading;
+  }
+}
+
+function button(label, fn) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.className = "action-" + label.split(" ")[0];
+  b.addEventListener("click", () => fn().catch((e) => setText("poison-detail", "error: " + e.message)));
+  return b;
+}
+
+// confirmButton asks for a second click instead of a dialog.
+function confirmButton(label, fn) {
+  const b = button(label, async () => {
+    if (b.dataset.armed !== "1") { b.dataset.armed = "1"; b.textContent = "click again to discard"; return; }
+    await fn();
+  });
+  return b;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("token").value = sessionStorage.getItem("onceflow-admin-token") || "";
+  $("timeline-form").addEventListener("submit", (ev) => { ev.preventDefault(); showTimeline($("timeline-id").value.trim()); });
+  $("poison-order-load").addEventListener("click", () => loadPoison("order"));
+  $("poison-payment-load").addEventListener("click", () => loadPoison("payment"));
+  drawChart();
+  connect();
+});
