@@ -30,6 +30,7 @@ func (cs *Consumers) skipStep(h message.HandlerFunc) message.HandlerFunc {
 			return out, err
 		}
 		cs.skipped.Add(1)
+		cs.hooks.skipped()
 		cs.logger.LogAttrs(context.Background(), slog.LevelError,
 			"consumer gave up on a message and skipped it: its effect is lost",
 			skipAttrs(msg, err)...)

@@ -1,0 +1,91 @@
+package messaging_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// hookLog records what messaging.Hooks are told.
+type hookLog struct {
+	mu         sync.Mutex
+	retries    int
+	duplicates int
+	poisoned   map[string]int
+	routers    int
+}
+
+func (l *hookLog) hooks() messaging.Hooks {
+	return messaging.Hooks{
+		Retried:   func() { l.mu.Lock(); l.retries++; l.mu.Unlock() },
+		Duplicate: func() { l.mu.Lock(); l.duplicates++; l.mu.Unlock() },
+		Poisoned:  func(r string) { l.mu.Lock(); l.poisoned[r]++; l.mu.Unlock() },
+	}
+}
+
+// TestConsumerHooksReportWhatHappens: on one partition, a message that fails
+// twice and then succeeds (two retries), a message refused for good (poisoned
+// at once, with its reason code, no retry), a message delivered twice (one
+// duplicate) and a marker. The hooks must be told exactly that, and the
+// router hook must have seen the router.
+func TestConsumerHooksReportWhatHappens(t *testing.T) {
+	t.Parallel()
+	log := &hookLog{poisoned: map[string]int{}}
+	flaky, bad, dup, marker := watermill.NewUUID(), watermill.NewUUID(), watermill.NewUUID(), watermill.NewUUID()
+	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc {
+		return func(msg *message.Message) error {
+			switch {
+			case msg.UUID == bad:
+				return messaging.PermanentCode("bad_thing", errors.New("refused for good"))
+			case msg.UUID == flaky && r.attempt(msg) <= 2:
+				return errors.New("transient failure")
+			}
+			return r.effect(msg)
+		}
+	}, func(cs *messaging.Consumers) {
+		cs.SetHooks(log.hooks())
+		cs.OnRouter(func(*message.Router) { log.mu.Lock(); log.routers++; log.mu.Unlock() })
+	})
+	r.publish(t, msgWithID(flaky), msgWithID(bad), msgWithID(dup), msgWithID(dup), msgWithID(marker))
+	waitEffect(t, r, marker) // one key, one partition: everything before it was handled
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if log.retries != 2 || log.duplicates != 1 || len(log.poisoned) != 1 || log.poisoned["bad_thing"] != 1 || log.routers != 1 {
+		t.Fatalf("hooks told retries=%d duplicates=%d poisoned=%v routers=%d; want 2, 1, map[bad_thing:1], 1",
+			log.retries, log.duplicates, log.poisoned, log.routers)
+	}
+}
+
+// TestOutboxBacklogSamplesThePrimaryKey: an empty outbox is 0 rows, age 0;
+// rows written through Outbox.Publish are counted, and the oldest one's age is
+// measured by the database's clock.
+func TestOutboxBacklogSamplesThePrimaryKey(t *testing.T) {
+	t.Parallel()
+	db, _ := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := messaging.OutboxBacklog(context.Background(), db)
+	if err != nil || b != (messaging.Backlog{}) {
+		t.Fatalf("empty outbox: %+v, %v; want zero", b, err)
+	}
+	if _, err := db.Exec("INSERT INTO watermill_outbox (uuid, payload, metadata, created_at) VALUES ('a', '{}', '{}', CURRENT_TIMESTAMP - INTERVAL 30 SECOND), ('b', '{}', '{}', CURRENT_TIMESTAMP)"); err != nil {
+		t.Fatal(err)
+	}
+	b, err = messaging.OutboxBacklog(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Pending != 2 || b.OldestAge < 29*time.Second || b.OldestAge > 10*time.Minute || b.Parked != 0 {
+		t.Fatalf("backlog %+v; want 2 rows, the oldest about 30 s old, none parked", b)
+	}
+}
