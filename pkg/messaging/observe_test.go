@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -87,5 +88,33 @@ func TestOutboxBacklogSamplesThePrimaryKey(t *testing.T) {
 	}
 	if b.Pending != 2 || b.OldestAge < 29*time.Second || b.OldestAge > 10*time.Minute || b.Parked != 0 {
 		t.Fatalf("backlog %+v; want 2 rows, the oldest about 30 s old, none parked", b)
+	}
+}
+
+// TestLagReaderCountsWhatTheGroupHasNotCommitted: a group that has committed
+// nothing on a topic holding three messages lags by three (the committed case
+// is covered live by the services' metrics tests).
+func TestLagReaderCountsWhatTheGroupHasNotCommitted(t *testing.T) {
+	t.Parallel()
+	kafka := testenv.Kafka(t)
+	topic := testenv.Topics(t, kafka, 2, "lag")[0]
+	pub := kafka.NewPublisher(watermill.NopLogger{})
+	defer pub.Close()
+	for i := range 3 {
+		m := msgWithID(watermill.NewUUID())
+		m.Metadata.Set(messaging.MetadataKey, fmt.Sprint("key-", i))
+		if err := pub.Publish(topic, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lag := messaging.NewLagReader(kafka)
+	defer lag.Close()
+	sub := messaging.Subscription{Group: testenv.UniqueName(t, "lag"), Topic: topic}
+	lags, err := lag.Read([]messaging.Subscription{sub, sub}) // a repeated subscription is read once
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lags) != 2 || lags[0].Messages+lags[1].Messages != 3 {
+		t.Fatalf("lag %+v; want 2 partitions lagging by 3 messages in all", lags)
 	}
 }
