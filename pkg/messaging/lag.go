@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -18,14 +19,20 @@ type Lag struct {
 }
 
 // LagReader reads consumer groups' lag from Kafka over one long-lived client
-// (connections are kept between samples). Safe for concurrent use; Close it.
+// (connections are kept between samples). Safe for concurrent use (reads run
+// one at a time); Close it.
 type LagReader struct {
 	config KafkaConfig
 
-	mu     sync.Mutex
+	readMu sync.Mutex // one Read at a time
+	mu     sync.Mutex // guards the fields below; never held while talking to Kafka
 	client sarama.Client
 	admin  sarama.ClusterAdmin
+	closed bool
 }
+
+// errLagReaderClosed is returned by Read after Close.
+var errLagReaderClosed = errors.New("lag: reader closed")
 
 // NewLagReader returns a LagReader for the brokers of config. It connects on
 // the first Read, so Kafka being down when it is made is not an error.
@@ -37,19 +44,11 @@ func NewLagReader(config KafkaConfig) *LagReader { return &LagReader{config: con
 // for the high watermark (sarama asks each partition's leader). It fails if
 // Kafka does not answer; the connection is then rebuilt on the next Read.
 func (r *LagReader) Read(subs []Subscription) ([]Lag, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.client == nil || r.client.Closed() {
-		client, err := sarama.NewClient(r.config.Brokers, r.config.ConsumerConfig())
-		if err != nil {
-			return nil, fmt.Errorf("lag: connecting to kafka: %w", err)
-		}
-		admin, err := sarama.NewClusterAdminFromClient(client)
-		if err != nil {
-			_ = client.Close()
-			return nil, fmt.Errorf("lag: kafka admin: %w", err)
-		}
-		r.client, r.admin = client, admin
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	client, admin, err := r.conn()
+	if err != nil {
+		return nil, err
 	}
 	var lags []Lag
 	seen := map[Subscription]bool{}
@@ -58,9 +57,9 @@ func (r *LagReader) Read(subs []Subscription) ([]Lag, error) {
 			continue
 		}
 		seen[s] = true
-		l, err := r.read(s)
+		l, err := read(client, admin, s)
 		if err != nil {
-			r.reset()
+			r.reset(admin)
 			return nil, err
 		}
 		lags = append(lags, l...)
@@ -68,12 +67,47 @@ func (r *LagReader) Read(subs []Subscription) ([]Lag, error) {
 	return lags, nil
 }
 
-func (r *LagReader) read(s Subscription) ([]Lag, error) {
-	partitions, err := r.client.Partitions(s.Topic)
+// conn returns the kept connection, connecting first if there is none. The
+// connection is made without holding r.mu, so Close never waits for a broker
+// that does not answer (a graceful stop closes the reader, ADR 24).
+func (r *LagReader) conn() (sarama.Client, sarama.ClusterAdmin, error) {
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return nil, nil, errLagReaderClosed
+	case r.client != nil && !r.client.Closed():
+		client, admin := r.client, r.admin
+		r.mu.Unlock()
+		return client, admin, nil
+	}
+	r.mu.Unlock()
+	client, err := sarama.NewClient(r.config.Brokers, r.config.ConsumerConfig())
+	if err != nil {
+		return nil, nil, fmt.Errorf("lag: connecting to kafka: %w", err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, nil, fmt.Errorf("lag: kafka admin: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		_ = admin.Close() // closes the client too
+		return nil, nil, errLagReaderClosed
+	}
+	r.client, r.admin = client, admin
+	return client, admin, nil
+}
+
+// read returns the lag of each partition of s.Topic for s.Group.
+func read(client sarama.Client, admin sarama.ClusterAdmin, s Subscription) ([]Lag, error) {
+	partitions, err := client.Partitions(s.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("lag: partitions of %s: %w", s.Topic, err)
 	}
-	committed, err := r.admin.ListConsumerGroupOffsets(s.Group, map[string][]int32{s.Topic: partitions})
+	committed, err := admin.ListConsumerGroupOffsets(s.Group, map[string][]int32{s.Topic: partitions})
 	if err != nil {
 		return nil, fmt.Errorf("lag: offsets of group %s: %w", s.Group, err)
 	}
@@ -82,7 +116,7 @@ func (r *LagReader) read(s Subscription) ([]Lag, error) {
 	}
 	lags := make([]Lag, 0, len(partitions))
 	for _, p := range partitions {
-		high, err := r.client.GetOffset(s.Topic, p, sarama.OffsetNewest)
+		high, err := client.GetOffset(s.Topic, p, sarama.OffsetNewest)
 		if err != nil {
 			return nil, fmt.Errorf("lag: high watermark of %s/%d: %w", s.Topic, p, err)
 		}
@@ -91,7 +125,7 @@ func (r *LagReader) read(s Subscription) ([]Lag, error) {
 			from = b.Offset
 		}
 		if from < 0 { // nothing committed: the group starts at the oldest message (ConsumerConfig)
-			if from, err = r.client.GetOffset(s.Topic, p, sarama.OffsetOldest); err != nil {
+			if from, err = client.GetOffset(s.Topic, p, sarama.OffsetOldest); err != nil {
 				return nil, fmt.Errorf("lag: oldest offset of %s/%d: %w", s.Topic, p, err)
 			}
 		}
@@ -100,22 +134,28 @@ func (r *LagReader) read(s Subscription) ([]Lag, error) {
 	return lags, nil
 }
 
-// reset drops the connection after a failure.
-func (r *LagReader) reset() {
-	if r.admin != nil {
-		_ = r.admin.Close() // closes the client too
+// reset drops the connection admin after a failure (unless it was replaced
+// or closed meanwhile).
+func (r *LagReader) reset(admin sarama.ClusterAdmin) {
+	r.mu.Lock()
+	if r.admin != admin {
+		r.mu.Unlock()
+		return
 	}
 	r.client, r.admin = nil, nil
+	r.mu.Unlock()
+	_ = admin.Close() // closes the client too
 }
 
-// Close closes the connection, if any.
+// Close closes the connection, if any, without waiting for a Read in
+// progress (which then fails); later Reads fail.
 func (r *LagReader) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	var err error
-	if r.admin != nil {
-		err = r.admin.Close()
+	admin := r.admin
+	r.client, r.admin, r.closed = nil, nil, true
+	r.mu.Unlock()
+	if admin == nil {
+		return nil
 	}
-	r.client, r.admin = nil, nil
-	return err
+	return admin.Close()
 }
