@@ -1,12 +1,16 @@
 package metrics
 
 import (
+	"context"
+	"database/sql"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -108,5 +112,33 @@ func TestHTTPMetricsByRouteTemplate(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.httpDuration); got == 0 {
 		t.Error("no request duration was observed")
+	}
+}
+
+// A failing sample keeps the gauges' last values, counts the failure, and logs
+// once when the source starts failing (not at every interval).
+func TestSamplerKeepsLastValuesOnFailure(t *testing.T) {
+	db, err := sql.Open("mysql", "user:pw@tcp(127.0.0.1:1)/none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // every query now fails at once: "sql: database is closed"
+	m := New()
+	m.outboxPending.Set(7)
+	var logs strings.Builder
+	s := m.NewSampler(db, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 3 {
+		if err := s.Sample(context.Background()); err == nil {
+			t.Fatal("a sample of a closed database succeeded")
+		}
+	}
+	if got := testutil.ToFloat64(m.outboxPending); got != 7 {
+		t.Errorf("pending rows = %v after failed samples, want the last value 7", got)
+	}
+	if got := testutil.ToFloat64(m.sampleErrors.WithLabelValues("outbox")); got != 3 {
+		t.Errorf("sample errors{outbox} = %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "sampling failed"); n != 1 {
+		t.Errorf("logged the failure %d times, want once:\n%s", n, logs.String())
 	}
 }
