@@ -34,7 +34,25 @@ type cause struct {
 // survives Retry's context resets, which the inbox increments on each attempt.
 func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, new(int)))
+		ctx := context.WithValue(msg.Context(), attemptsKey{}, new(int))
+		msg.SetContext(context.WithValue(ctx, retriesKey{}, new(int)))
+		return h(msg)
+	}
+}
+
+// retriesKey holds the delivery's count of attempts that reached countRetries.
+type retriesKey struct{}
+
+// countRetries sits just inside Retry: each attempt of a delivery after its
+// first is a retry, told to Hooks.Retried.
+func (cs *Consumers) countRetries(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if n, ok := msg.Context().Value(retriesKey{}).(*int); ok {
+			if *n > 0 {
+				cs.hooks.retried()
+			}
+			*n++
+		}
 		return h(msg)
 	}
 }

@@ -40,6 +40,10 @@ type Consumers struct {
 	skipped         atomic.Int64 // messages FailureSkip acknowledged without their effect
 	// gates hold the messages of stopped and paused consumers (ADR 35).
 	gates gates
+	// hooks are told about retries, poisoned, duplicate and skipped messages
+	// (SetHooks); onRouter see the router before it runs (OnRouter).
+	hooks    Hooks
+	onRouter []func(*message.Router)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -70,7 +74,6 @@ func NewConsumers(c Config, db *sql.DB, poison message.Publisher, topics *Topics
 	}
 	cs := &Consumers{
 		config:  c,
-		poison:  poisonOrigin{Publisher: poison, group: c.ConsumerGroup},
 		topics:  topics,
 		logger:  logger,
 		wlog:    watermill.NewSlogLogger(logger),
@@ -78,6 +81,8 @@ func NewConsumers(c Config, db *sql.DB, poison message.Publisher, topics *Topics
 		drain:   newDrain(),
 		closing: make(chan struct{}),
 	}
+	cs.poison = poisonOrigin{Publisher: poison, group: c.ConsumerGroup, hooks: &cs.hooks}
+	cs.inbox.OnDuplicate = cs.hooks.duplicate
 	cs.inboxMiddleware = cs.inbox.Middleware
 	return cs, nil
 }
@@ -169,6 +174,9 @@ func (cs *Consumers) router() (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: consumersCloseTimeout}, cs.wlog)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range cs.onRouter {
+		f(router)
 	}
 	for name := range c.FailureModes {
 		if !slices.ContainsFunc(cs.handlers, func(h consumer) bool { return h.name == name && !h.projection }) {

@@ -35,6 +35,9 @@ type Inbox struct {
 	DB *sql.DB
 	// ConsumerGroup scopes the ids: two consumer groups may both process a message.
 	ConsumerGroup string
+	// OnDuplicate, if not nil, is called for each duplicate the inbox absorbs
+	// (after its transaction committed). It must be cheap and must not block.
+	OnDuplicate func()
 }
 
 // Middleware returns a router middleware that runs h inside a transaction carried
@@ -50,8 +53,10 @@ func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		ctx := msg.Context()
 		attempt := nextAttempt(ctx)
 		var produced []*message.Message
+		duplicate := false
 		err := InTx(ctx, i.DB, func(txCtx context.Context, tx *sql.Tx) error {
 			fresh, err := i.record(txCtx, tx, msg.UUID)
+			duplicate = err == nil && !fresh
 			if err != nil || !fresh {
 				return err
 			}
@@ -62,6 +67,9 @@ func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if duplicate && i.OnDuplicate != nil {
+			i.OnDuplicate()
 		}
 		return produced, nil
 	}

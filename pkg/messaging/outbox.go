@@ -118,6 +118,8 @@ type Outbox struct {
 	// breaker guards the forwarder's Kafka publisher when enabled (ADR 35).
 	breaker BreakerConfig
 	stats   ForwarderStats
+	// hooks are told what the forwarders forwarded (SetHooks); nil: nobody.
+	hooks *Hooks
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -215,6 +217,9 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	}
 	if o.wrapOut != nil {
 		out = o.wrapOut(out)
+	}
+	if o.hooks != nil {
+		out = countingPublisher{Publisher: out, hooks: o.hooks} // counts what Kafka acknowledged
 	}
 	if o.breaker.Enabled {
 		out = newBreakerPublisher(o.breaker, out, logger)

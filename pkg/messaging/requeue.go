@@ -271,6 +271,7 @@ func (cs *Consumers) addRequeueHandler(router *message.Router, h consumer, mws [
 type poisonOrigin struct {
 	message.Publisher
 	group string
+	hooks *Hooks // told about each message poisoned
 }
 
 // Publish implements message.Publisher.
@@ -283,5 +284,15 @@ func (p poisonOrigin) Publish(topic string, msgs ...*message.Message) error {
 			m.Metadata.Set(middleware.PoisonedHandlerKey, m.Metadata.Get(MetadataRequeueHandler))
 		}
 	}
-	return p.Publisher.Publish(topic, msgs...)
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		reason := m.Metadata.Get(MetadataReasonCode)
+		if !ValidReasonCode(reason) {
+			reason = ReasonUnclassified
+		}
+		p.hooks.poisoned(reason)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ func (cs *Consumers) skipStep(h message.HandlerFunc) message.HandlerFunc {
 		}
 		cs.skipped.Add(1)
 		traceGivenUp(msg, "skipped", ReasonCode(err))
+		cs.hooks.skipped()
 		cs.logger.LogAttrs(msg.Context(), slog.LevelError,
 			"consumer gave up on a message and skipped it: its effect is lost",
 			skipAttrs(msg, err)...)

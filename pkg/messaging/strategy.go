@@ -122,9 +122,12 @@ func (c Config) modeOf(name string) FailureMode {
 //     permanent errors (IsPermanent) and interrupted ones are not retried
 //     (FailureBlock retries permanent ones too, see block.go).
 //     Each failed attempt is an event of the delivery's span (traceAttempt, ADR 0039).
-//  6. The handler timeout (Config.HandlerTimeout): bounds each attempt; an
+//  6. countRetries: every attempt after a delivery's first is told to
+//     Hooks.Retried (Watermill's OnRetryHook is not used: it is called for
+//     failed attempts, the last one included, not for retries).
+//  7. The handler timeout (Config.HandlerTimeout): bounds each attempt; an
 //     attempt past it fails with ErrHandlerTimeout, an ordinary failure.
-//  7. Recoverer again, so that a panicking handler is retried and then given up
+//  8. Recoverer again, so that a panicking handler is retried and then given up
 //     on like any failing one instead of being redelivered forever.
 //
 // Projections always use FailureBlock: they accept every message, so only an
@@ -168,7 +171,7 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	default:
 		return nil, mode.Validate()
 	}
-	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable), traceAttempt)
+	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable), traceAttempt, cs.countRetries)
 	stack = append(stack, attemptTimeout(c.HandlerTimeout)...)
 	stack = append(stack, cs.breakerStep(h.name)...) // ADR 35; nothing when disabled
 	return append(stack, middleware.Recoverer), nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
@@ -15,7 +16,8 @@ import (
 // own Config under its variable prefix, e.g. `envPrefix:"ORDER_"`, which gives
 // ORDER_HTTP_ADDR, ORDER_HTTP_*, ORDER_ADMIN_TOKEN, ORDER_DB_*, ORDER_KAFKA_*,
 // ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*, ORDER_CONSUMER_GROUP,
-// ORDER_POISON_TOPIC, ORDER_FAILURE_MODE, ORDER_STOP_* and ORDER_TRACING_*.
+// ORDER_POISON_TOPIC, ORDER_FAILURE_MODE, ORDER_STOP_*, ORDER_TRACING_* and
+// ORDER_METRICS_SAMPLE_INTERVAL.
 type Common struct {
 	// HTTPAddr is where the service's HTTP server listens (host:port).
 	HTTPAddr string `env:"HTTP_ADDR"`
@@ -36,6 +38,22 @@ type Common struct {
 	// TRACING_SAMPLE_RATIO (see tracing.Config; ADR 0039). Main installs it
 	// before Run, so a service only starts spans.
 	Tracing tracing.Config `envPrefix:"TRACING_"`
+	// MetricsSampleInterval is how often the sampled gauges of GET /metrics
+	// (outbox backlog and age, parked rows, consumer lag) are refreshed
+	// (METRICS_SAMPLE_INTERVAL). Default 2 s; 100 ms..1 min. A scrape reads
+	// the last sample, so the gauges are at most this old.
+	MetricsSampleInterval time.Duration `env:"METRICS_SAMPLE_INTERVAL"`
+}
+
+// DefaultMetricsSampleInterval is MetricsSampleInterval's default.
+const DefaultMetricsSampleInterval = 2 * time.Second
+
+// SampleInterval returns MetricsSampleInterval, or its default if zero.
+func (c Common) SampleInterval() time.Duration {
+	if c.MetricsSampleInterval == 0 {
+		return DefaultMetricsSampleInterval
+	}
+	return c.MetricsSampleInterval
 }
 
 // Validate reports every invalid field (defaults applied), naming the
@@ -44,6 +62,9 @@ func (c Common) Validate(prefix string) error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("%sHTTP_ADDR %q: %w", prefix, c.HTTPAddr, err))
+	}
+	if d := c.SampleInterval(); d < 100*time.Millisecond || d > time.Minute {
+		errs = append(errs, fmt.Errorf("%sMETRICS_SAMPLE_INTERVAL %s: must be between 100ms and 1m", prefix, d))
 	}
 	return errors.Join(append(errs, c.HTTP.Defaults().Validate(), c.Messaging.Defaults().Validate(), c.Stop.Defaults().Validate(), c.Tracing.Validate())...)
 }

@@ -77,6 +77,9 @@ type Service struct {
 	// version). Set it before use; move a type to a new version only once every
 	// consumer decodes it (ADR 0036).
 	EventVersions events.Versions
+	// Outcomes, if not nil, is told each saga outcome once it committed
+	// (ADR 0038). Set it before use.
+	Outcomes Outcomes
 }
 
 // New returns a Service storing orders in orders and reading timelines from timeline.
@@ -170,16 +173,18 @@ func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, ide
 		return Result{}, err
 	}
 	var out *domain.Order
-	fn := func(o *domain.Order) ([]events.Event, error) {
+	var outcome string
+	fn := observed(func(o *domain.Order) ([]events.Event, error) {
 		out = o
 		return s.cancel(o, domain.ReasonCancelledByCustomer, correlationID), nil
-	}
+	}, &outcome)
 	var stored *StoredKey
 	if claim == nil {
 		err = s.orders.Update(ctx, id, fn)
 	} else {
 		stored, err = s.orders.UpdateOnce(ctx, *claim, id, fn)
 	}
+	s.tellOutcome(outcome, err)
 	if errors.Is(err, domain.ErrNotFound) {
 		return Result{}, notFound(id, err)
 	}
@@ -212,13 +217,15 @@ func (s *Service) CancelStalePending(ctx context.Context, timeout time.Duration,
 	}
 	cancelled := 0
 	for _, id := range ids {
-		err := s.orders.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
+		var outcome string
+		err := s.orders.Update(ctx, id, observed(func(o *domain.Order) ([]events.Event, error) {
 			if !o.PendingSince(cutoff) {
 				return nil, nil // paid, refused or cancelled meanwhile
 			}
 			cancelled++
 			return s.cancel(o, domain.ReasonPaymentTimeout, "payment-timeout:"+o.ID), nil
-		})
+		}, &outcome))
+		s.tellOutcome(outcome, err)
 		if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return cancelled, err
 		}

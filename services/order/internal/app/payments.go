@@ -120,9 +120,11 @@ func (s *Service) RecordRefundFailure(ctx context.Context, cmd RecordRefundFailu
 // applyReport runs change on the order under its row lock and maps the domain's
 // verdict to the rules of every payment report.
 func (s *Service) applyReport(ctx context.Context, what, orderID string, version int, change func(o *domain.Order, now time.Time) error) error {
-	err := s.orders.Update(ctx, orderID, func(o *domain.Order) ([]events.Event, error) {
+	var outcome string
+	err := s.orders.Update(ctx, orderID, observed(func(o *domain.Order) ([]events.Event, error) {
 		return nil, change(o, s.Now())
-	})
+	}, &outcome))
+	s.tellOutcome(outcome, err)
 	var te *domain.TransitionError
 	switch {
 	case errors.Is(err, domain.ErrStale):

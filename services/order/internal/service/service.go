@@ -18,6 +18,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
@@ -32,8 +33,8 @@ type Config struct {
 	// Common: where the order API listens (ORDER_HTTP_ADDR), its server limits
 	// (ORDER_HTTP_*), ORDER_ADMIN_TOKEN, the messaging parts (ORDER_DB_*,
 	// ORDER_KAFKA_*, ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*,
-	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC, ORDER_FAILURE_MODE) and the
-	// graceful stop (ORDER_STOP_*).
+	// ORDER_CONSUMER_GROUP, ORDER_POISON_TOPIC, ORDER_FAILURE_MODE), the
+	// graceful stop (ORDER_STOP_*) and ORDER_METRICS_SAMPLE_INTERVAL.
 	servicemain.Common `envPrefix:"ORDER_"`
 	// RequestTimeout bounds the work of one HTTP request, reading its body
 	// included. It must be less than ORDER_HTTP_WRITE_TIMEOUT.
@@ -175,7 +176,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		messaging.PoisonTopicSpec(m.PoisonTopic),
 		messaging.PoisonTopicSpec(cfg.PaymentPoisonTopic))
-	kafkaOut, poisonOut := m.Kafka.NewPublisher(wlog), m.Kafka.NewPoisonPublisher(wlog)
+	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	// measures the publishers, the consumers' router and handlers.
+	mx := metrics.New(app.SagaOutcomes...)
+	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 
 	// The outbox the repositories write to, the consumers (inbox + retry +
 	// poison queue) and the forwarder that relays the outbox to Kafka.
@@ -189,6 +193,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	if err != nil {
 		return err
 	}
+	outbox.SetHooks(mx.Hooks()) // forwarded rows
+	consumers.SetHooks(mx.Hooks())
+	consumers.OnRouter(mx.Router)
 	for _, adjust := range w.messaging {
 		adjust(outbox, consumers)
 	}
@@ -201,6 +208,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	svc := app.New(mariadb.NewOrders(db, outbox, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
+	svc.Outcomes = mx // onceflow_saga_outcomes_total
 	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
 	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
@@ -218,6 +226,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}
 		return err
 	})
+	// The gauges of /metrics that need a query (outbox, parked rows, lag).
+	lag := messaging.NewLagReader(m.Kafka)
+	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 	jobs.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
@@ -251,11 +262,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}, logger); err != nil {
 		return err
 	}
+	mx.Register(api) // GET /metrics, and HTTP metrics for every route
 
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
 		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
-		Clients: []io.Closer{kafkaOut, poisonOut, db},
+		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }

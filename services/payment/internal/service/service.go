@@ -17,6 +17,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
@@ -31,8 +32,8 @@ type Config struct {
 	// (PAYMENT_HTTP_ADDR), the server's limits (PAYMENT_HTTP_*),
 	// PAYMENT_ADMIN_TOKEN, the messaging parts (PAYMENT_DB_*, PAYMENT_KAFKA_*,
 	// PAYMENT_OUTBOX_*, PAYMENT_RETRY_*, PAYMENT_RETENTION_*,
-	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC, PAYMENT_FAILURE_MODE) and the
-	// graceful stop (PAYMENT_STOP_*).
+	// PAYMENT_CONSUMER_GROUP, PAYMENT_POISON_TOPIC, PAYMENT_FAILURE_MODE), the
+	// graceful stop (PAYMENT_STOP_*) and PAYMENT_METRICS_SAMPLE_INTERVAL.
 	servicemain.Common `envPrefix:"PAYMENT_"`
 	// OrdersTopic is what the service consumes; PaymentsTopic is where its events go.
 	OrdersTopic   string `env:"PAYMENT_TOPIC_ORDERS"`
@@ -115,12 +116,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		messaging.PoisonTopicSpec(m.PoisonTopic))
-	kafkaOut, poisonOut := m.Kafka.NewPublisher(wlog), m.Kafka.NewPoisonPublisher(wlog)
+	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	// measures the publishers, the consumers' router and handlers.
+	mx := metrics.New()
+	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
 	if err != nil {
 		return err
 	}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
+	outbox.SetHooks(mx.Hooks()) // forwarded rows
+	consumers.SetHooks(mx.Hooks())
+	consumers.OnRouter(mx.Router)
 	for _, adjust := range w.messaging {
 		adjust(outbox, consumers)
 	}
@@ -134,6 +141,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Periodic jobs: retention of the inbox and the poison replay records.
 	jobs := messaging.NewJobs(logger)
 	m.Retention.RetainMessagingTables(jobs, db)
+	// The gauges of /metrics that need a query (outbox, parked rows, lag).
+	lag := messaging.NewLagReader(m.Kafka)
+	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 
 	// Health (failing while a consumer gave up, ADR 35), readiness (also
 	// failing from the moment the stop begins) and the
@@ -145,11 +155,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return errors.Join(consumers.Health(), db.PingContext(ctx))
 	}), consumers.HealthCheck, logger)
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	mx.Register(api) // GET /metrics, and HTTP metrics for every route
 
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
 		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
-		Clients: []io.Closer{kafkaOut, poisonOut, db},
+		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }
