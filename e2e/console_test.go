@@ -15,12 +15,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
 // chromium returns the headless browser the console test drives: $CHROMIUM,
 // else chromium on the PATH (`make browser` installs Debian's). Missing, the
-// test skips, or fails under CI=true.
+// test fails under CI=true, like any missing server (testenv.Missing).
 func chromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM"); p != "" {
@@ -31,10 +32,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is missing (CI=true, so this fails instead of skipping); `make browser` installs it")
-	}
-	t.Skip("chromium is missing; `make browser` installs it")
+	testenv.Missing(t, "chromium (`make browser` installs it)", exec.ErrNotFound)
 	return ""
 }
 
