@@ -30,41 +30,44 @@ type cause struct {
 	attempts int
 }
 
-// countAttempts sits just outside Retry: it gives every delivery a counter that
-// survives Retry's context resets, which the inbox increments on each attempt.
+// countAttempts sits just outside Retry: it gives every delivery one attempt
+// counter that survives Retry's context resets; cs.attempt, just inside Retry,
+// advances it.
 func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		ctx := context.WithValue(msg.Context(), attemptsKey{}, new(int))
-		msg.SetContext(context.WithValue(ctx, retriesKey{}, new(int)))
+		msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, new(int)))
 		return h(msg)
 	}
 }
 
-// retriesKey holds the delivery's count of attempts that reached countRetries.
-type retriesKey struct{}
-
-// countRetries sits just inside Retry: each attempt of a delivery after its
-// first is a retry, told to Hooks.Retried.
-func (cs *Consumers) countRetries(h message.HandlerFunc) message.HandlerFunc {
+// attempt sits just inside Retry and numbers each attempt of a delivery (1 =
+// first try): an attempt after the first is a retry, told to Hooks.Retried
+// (Watermill's OnRetryHook is not used: it is called for failed attempts, the
+// last one included, not for retries), and a failed attempt is an event of
+// the delivery's span (ADR 0039). The inbox records the number as the
+// causation attempts of the events the handler writes.
+func (cs *Consumers) attempt(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if n, ok := msg.Context().Value(retriesKey{}).(*int); ok {
-			if *n > 0 {
+		if n, ok := msg.Context().Value(attemptsKey{}).(*int); ok {
+			if *n++; *n > 1 {
 				cs.hooks.retried()
 			}
-			*n++
 		}
-		return h(msg)
+		out, err := h(msg)
+		if err != nil {
+			traceFailedAttempt(msg, attemptOf(msg.Context()), err)
+		}
+		return out, err
 	}
 }
 
-// nextAttempt counts one more attempt of the message in ctx and returns its number.
-func nextAttempt(ctx context.Context) int {
-	n, ok := ctx.Value(attemptsKey{}).(*int)
-	if !ok {
-		return 1
+// attemptOf returns the number of the attempt of the message in ctx (1 if it
+// was not counted: a message outside the consumer stack).
+func attemptOf(ctx context.Context) int {
+	if n, ok := ctx.Value(attemptsKey{}).(*int); ok && *n > 0 {
+		return *n
 	}
-	*n++
-	return *n
+	return 1
 }
 
 func withCause(ctx context.Context, id string, attempts int) context.Context {

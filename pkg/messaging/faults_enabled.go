@@ -144,7 +144,7 @@ func crashEvery(n int) func() {
 // it writes still carry their cause.
 func passThroughInbox(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		msg.SetContext(withCause(msg.Context(), msg.UUID, nextAttempt(msg.Context())))
+		msg.SetContext(withCause(msg.Context(), msg.UUID, attemptOf(msg.Context())))
 		return h(msg)
 	}
 }

@@ -51,7 +51,7 @@ func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 			return nil, Permanent(ErrNoMessageID)
 		}
 		ctx := msg.Context()
-		attempt := nextAttempt(ctx)
+		attempt := attemptOf(ctx)
 		var produced []*message.Message
 		duplicate := false
 		err := InTx(ctx, i.DB, func(txCtx context.Context, tx *sql.Tx) error {

@@ -54,10 +54,7 @@ func skipAttrs(msg *message.Message, err error) []slog.Attr {
 	if k, ok := kafka.MessageKeyFromCtx(ctx); ok && key == "" {
 		key = string(k)
 	}
-	attempts := 0
-	if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
-		attempts = *n
-	}
+	attempts := attemptOf(ctx)
 	return append(attrs,
 		slog.String("key", key),
 		slog.String("message_id", msg.UUID),

@@ -121,10 +121,8 @@ func (c Config) modeOf(name string) FailureMode {
 //  5. Retry: up to Retry.MaxRetries retries with exponential backoff and jitter;
 //     permanent errors (IsPermanent) and interrupted ones are not retried
 //     (FailureBlock retries permanent ones too, see block.go).
-//     Each failed attempt is an event of the delivery's span (traceAttempt, ADR 0039).
-//  6. countRetries: every attempt after a delivery's first is told to
-//     Hooks.Retried (Watermill's OnRetryHook is not used: it is called for
-//     failed attempts, the last one included, not for retries).
+//  6. attempt: numbers each attempt of the delivery; a retry is told to
+//     Hooks.Retried, a failed attempt is an event of the delivery's span.
 //  7. The handler timeout (Config.HandlerTimeout): bounds each attempt; an
 //     attempt past it fails with ErrHandlerTimeout, an ordinary failure.
 //  8. Recoverer again, so that a panicking handler is retried and then given up
@@ -171,7 +169,7 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 	default:
 		return nil, mode.Validate()
 	}
-	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable), traceAttempt, cs.countRetries)
+	stack = append(stack, interruptedByStop, countAttempts, cs.retry(retryable), cs.attempt)
 	stack = append(stack, attemptTimeout(c.HandlerTimeout)...)
 	stack = append(stack, cs.breakerStep(h.name)...) // ADR 35; nothing when disabled
 	return append(stack, middleware.Recoverer), nil

@@ -95,8 +95,6 @@ func restoreMetadata(msg *message.Message, key, value string) {
 	msg.Metadata.Set(key, value)
 }
 
-type traceAttemptsKey struct{}
-
 // traceConsumer returns the outermost step of the consumer stack (after the
 // drain): a consumer span for each delivery of a message to handler name,
 // child of the producer context in the message's metadata, put in the
@@ -121,7 +119,7 @@ func traceConsumer(name, group string) message.HandlerMiddleware {
 			}
 			ctx, span := tracer.Start(ctx, "process "+name, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 			defer span.End()
-			msg.SetContext(context.WithValue(ctx, traceAttemptsKey{}, new(int)))
+			msg.SetContext(ctx)
 			out, err := h(msg)
 			if err != nil {
 				span.RecordError(err)
@@ -132,26 +130,11 @@ func traceConsumer(name, group string) message.HandlerMiddleware {
 	}
 }
 
-// traceAttempt sits just inside the in-place retry: each failed attempt of a
-// delivery is an "attempt failed" event of its consumer span, with the
-// attempt's number (1 = first try) and the error's reason code.
-func traceAttempt(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		n, _ := msg.Context().Value(traceAttemptsKey{}).(*int)
-		if n != nil {
-			*n++
-		}
-		out, err := h(msg)
-		if err != nil {
-			attempt := 0
-			if n != nil {
-				attempt = *n
-			}
-			trace.SpanFromContext(msg.Context()).AddEvent("attempt failed", trace.WithAttributes(
-				attribute.Int("onceflow.attempt", attempt), attribute.String("onceflow.reason_code", ReasonCode(err))))
-		}
-		return out, err
-	}
+// traceFailedAttempt records on msg's consumer span that attempt (1 = first
+// try) failed with err, with the error's reason code.
+func traceFailedAttempt(msg *message.Message, attempt int, err error) {
+	trace.SpanFromContext(msg.Context()).AddEvent("attempt failed", trace.WithAttributes(
+		attribute.Int("onceflow.attempt", attempt), attribute.String("onceflow.reason_code", ReasonCode(err))))
 }
 
 // traceGivenUp records on msg's consumer span that the stack gave up on the

@@ -116,7 +116,7 @@ func TestTraceConsumer(t *testing.T) {
 			return nil, poisonOrigin{Publisher: publishFunc(func(string, ...*message.Message) error { return nil }), group: "g"}.Publish("poison", msg)
 		}
 	}
-	if _, err := traceConsumer("payment.order-events", "g")(retryThenPoison(traceAttempt(handler)))(msg); err != nil {
+	if _, err := traceConsumer("payment.order-events", "g")(countAttempts(retryThenPoison((&Consumers{}).attempt(handler))))(msg); err != nil {
 		t.Fatal(err)
 	}
 
