@@ -10,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -105,6 +106,10 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		}
 	}
 	el := time.Since(t0)
+	// an empty outbox must mean every event reached the topic
+	if n, err := testenv.MessageCount(kafka, topic); err != nil || n < forwarderEvents {
+		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
+	}
 	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
 		Rate: round(forwarderEvents/el.Seconds(), 0), FirstSec: round(first.Seconds(), 2)}
 	say("  %d events in %.2f s (first forwarded after %.2f s): %.0f/s", forwarderEvents, el.Seconds(), first.Seconds(), r.Forwarder.Rate)
