@@ -53,6 +53,7 @@ func search(ctx context.Context, lo, hi float64, try func(context.Context, float
 	}
 	floor := lo / 8
 	lo, hi = math.Round(lo), math.Round(hi)
+	hiFailed := false // hi is a rate that already failed: no need to try it again
 	for {
 		ok, err := step(lo)
 		if err != nil {
@@ -61,12 +62,12 @@ func search(ctx context.Context, lo, hi float64, try func(context.Context, float
 		if ok {
 			break
 		}
-		hi, lo = lo, math.Round(lo/2)
+		hi, lo, hiFailed = lo, math.Round(lo/2), true
 		if lo < floor || lo < 1 {
 			return 0, nil
 		}
 	}
-	for {
+	for !hiFailed {
 		ok, err := step(hi)
 		if err != nil {
 			return lo, err
