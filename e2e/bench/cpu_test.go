@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // A /proc/<pid>/stat line of a process whose name holds a space and a ')';
@@ -40,5 +42,23 @@ func TestCPUSplit(t *testing.T) {
 	}
 	if z := cpuSplit(a, b, 0, 100, 2); z.TotalMs != 0 || len(z.PerOrderMs) != 0 {
 		t.Errorf("no orders: %+v, want zeros", z)
+	}
+}
+
+// TestOrderMessagingConfig: the forwarder phase runs with the order service's
+// messaging defaults, and -service-env's ORDER_* settings change them as they
+// change the service (the payment service's do not).
+func TestOrderMessagingConfig(t *testing.T) {
+	t.Parallel()
+	def, err := orderMessagingConfig(nil)
+	if err != nil || def.Outbox != (messaging.Config{}).Defaults().Outbox {
+		t.Fatalf("defaults: %+v, %v", def.Outbox, err)
+	}
+	cfg, err := orderMessagingConfig([]string{"ORDER_OUTBOX_BATCH_SIZE=7", "PAYMENT_OUTBOX_BATCH_SIZE=9"})
+	if err != nil || cfg.Outbox.BatchSize != 7 {
+		t.Errorf("batch size %d, %v; want 7", cfg.Outbox.BatchSize, err)
+	}
+	if _, err := orderMessagingConfig([]string{"ORDER_OUTBOX_BATCH_SIZE=x"}); err == nil {
+		t.Error("a bad setting was accepted")
 	}
 }

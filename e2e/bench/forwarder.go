@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
@@ -29,12 +30,16 @@ const (
 // forwarder measures the services' forwarder alone: forwarderEvents
 // order-shaped events written through messaging.Outbox.Publish into a fresh
 // database on the order MariaDB, with nothing consuming their topic and no
-// saga running; then the forwarder, built as the services build it (their
-// default messaging configuration, Outbox.NewForwarder over
-// KafkaConfig.NewPublisher), runs in this process until the outbox is empty.
+// saga running; then the forwarder, built as the services build it (the order
+// service's messaging configuration, with -service-env: orderMessagingConfig;
+// Outbox.NewForwarder over KafkaConfig.NewPublisher), runs in this process
+// until the outbox is empty.
 func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	say("forwarder alone: %d events preloaded", forwarderEvents)
-	cfg := messaging.Config{}.Defaults() // what a service without OUTBOX_/BREAKER_ settings runs with
+	cfg, err := orderMessagingConfig(extraEnv())
+	if err != nil {
+		return err
+	}
 	kafka := cfg.Kafka
 	kafka.Brokers, kafka.ClientID = b.kafka.Brokers, "bench-forwarder"
 	db, err := freshDB(infra.OrderDBAddr(), "bench_forwarder")
@@ -114,6 +119,24 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		Rate: round(forwarderEvents/el.Seconds(), 0), FirstSec: round(first.Seconds(), 2)}
 	say("  %d events in %.2f s (first forwarded after %.2f s): %.0f/s", forwarderEvents, el.Seconds(), first.Seconds(), r.Forwarder.Rate)
 	return nil
+}
+
+// orderMessagingConfig is the order service's messaging configuration: the
+// defaults, with the ORDER_* settings of -service-env (e.g.
+// ORDER_OUTBOX_BATCH_SIZE=10) read as the service reads them. It fails on a
+// setting the service would refuse to parse.
+func orderMessagingConfig(settings []string) (messaging.Config, error) {
+	vars := map[string]string{}
+	for _, kv := range settings {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var cfg messaging.Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "ORDER_", Environment: vars}); err != nil {
+		return messaging.Config{}, fmt.Errorf("-service-env: %w", err)
+	}
+	return cfg.Defaults(), nil
 }
 
 // fillOutbox writes n OrderPlaced events for topic through outbox, forwarderBatch
