@@ -1,6 +1,8 @@
-// Command bench measures the whole saga (throughput, latency, forwarder drain,
-// a Kafka outage, consumer-stack overhead) against raw baselines measured in the
-// same run on the same servers, and writes build/bench/report.json, a table on
+// Command bench measures the whole saga (max sustained rate by bisection with
+// the CPU-ms per order of each process, latency, forwarder drain, a Kafka
+// outage, consumer-stack overhead) and the forwarder alone, against raw
+// baselines measured in the same run on the same servers, judges the goals of
+// issue 15 (ADR 0042), and writes build/bench/report.json, a table on
 // stdout and build/bench/outage-latency.png. `make bench` runs it; see
 // docs/benchmarks.md.
 //
