@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // TestSearch: against an oracle where a step passes iff rate <= x, search
@@ -101,6 +103,49 @@ func TestStepPasses(t *testing.T) {
 	} {
 		if got := stepPasses(tc.offered, tc.completed, tc.p99); got != tc.want {
 			t.Errorf("stepPasses(%v offered, %v completed, p99 %v) = %v, want %v", tc.offered, tc.completed, tc.p99, got, tc.want)
+		}
+	}
+}
+
+// TestJudgeStep: 10/s offered for 10 s (100 orders). Completions count only
+// terminal orders; a PENDING one counts in the p99 with its age, so two of 100
+// pending (98% completed) fail on the p99 although the completions pass.
+func TestJudgeStep(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	now := t0.Add(20 * time.Second)
+	build := func(n, pending int, latency time.Duration) ([]string, map[string][2]time.Time, map[string]string) {
+		var ids []string
+		times, status := map[string][2]time.Time{}, map[string]string{}
+		for i := range n {
+			id := fmt.Sprint("o", i)
+			ids = append(ids, id)
+			created := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+			times[id], status[id] = [2]time.Time{created, created.Add(latency)}, "CONFIRMED"
+			if i < pending {
+				times[id], status[id] = [2]time.Time{created, created}, "PENDING"
+			}
+		}
+		return ids, times, status
+	}
+	for _, tc := range []struct {
+		name           string
+		n, pending     int
+		latency        time.Duration
+		completed, p99 float64
+		backlog        int
+		passed         bool
+	}{
+		{"all done fast", 100, 0, 40 * time.Millisecond, 10, 40, 0, true},
+		{"one pending", 100, 1, 40 * time.Millisecond, 9.9, 40, 1, true},
+		{"two pending: p99 is the age of the younger", 100, 2, 40 * time.Millisecond, 9.8, 19900, 2, false},
+		{"all done, slow", 100, 0, 151 * time.Millisecond, 10, 151, 0, false},
+		{"intake short: 97 of 100 accepted", 97, 0, 40 * time.Millisecond, 9.7, 40, 0, false},
+	} {
+		ids, times, status := build(tc.n, tc.pending, tc.latency)
+		st := judgeStep(10, 10*time.Second, ids, times, status, now)
+		if st.Completed != tc.completed || st.P99Ms != tc.p99 || st.Backlog != tc.backlog || st.Passed != tc.passed || st.Accepted != tc.n {
+			t.Errorf("%s: %+v; want completed %v/s, p99 %v ms, backlog %d, passed %v", tc.name, st, tc.completed, tc.p99, tc.backlog, tc.passed)
 		}
 	}
 }

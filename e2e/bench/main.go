@@ -596,11 +596,19 @@ func stepResult(ctx context.Context, s *harness.Stack, rate float64, d time.Dura
 	if err != nil {
 		return Step{}, err
 	}
-	now := time.Now()
+	return judgeStep(rate, d, h.AcceptedIDs(), times, status, time.Now()), nil
+}
+
+// judgeStep is stepResult's verdict on a step that offered rate for d, from
+// the step's accepted orders, every order's created/updated times and status,
+// read at now: an accepted order not PENDING is completed; the p99 is over all
+// accepted orders, one still PENDING counting with its age at now (so more than
+// 1% of them pending fails the p99 on its own) and one not found with 0.
+func judgeStep(rate float64, d time.Duration, accepted []string, times map[string][2]time.Time, status map[string]string, now time.Time) Step {
 	st := Step{Rate: rate, StepSec: d.Seconds()}
 	var lats []float64
 	completed := 0
-	for _, id := range h.AcceptedIDs() {
+	for _, id := range accepted {
 		st.Accepted++
 		t, known := times[id]
 		switch {
@@ -619,7 +627,7 @@ func stepResult(ctx context.Context, s *harness.Stack, rate float64, d time.Dura
 	st.Completed = round(float64(completed)/d.Seconds(), 1)
 	st.P99Ms = round(percentile(lats, 0.99), 1)
 	st.Passed = stepPasses(rate, st.Completed, st.P99Ms)
-	return st, nil
+	return st
 }
 
 // warmUp runs a few orders end to end, so that the first measured step does not
