@@ -171,6 +171,9 @@ func (b *bench) phases() ([]phase, error) {
 			return nil, fmt.Errorf("-phases: unknown phase %q (known: %s)", name, strings.Join(names, ","))
 		}
 	}
+	if *repeats < 1 || *consumerRuns < 1 || *stepDur <= 0 {
+		return nil, fmt.Errorf("-repeats and -consumer-runs must be at least 1 and -step positive")
+	}
 	if *deadlines != "" {
 		for _, kv := range strings.Split(*deadlines, ",") {
 			name, value, _ := strings.Cut(kv, "=")
