@@ -1,6 +1,8 @@
-// Command bench measures the whole saga (throughput, latency, forwarder drain,
-// a Kafka outage, consumer-stack overhead) against raw baselines measured in the
-// same run on the same servers, and writes build/bench/report.json, a table on
+// Command bench measures the whole saga (max sustained rate by bisection with
+// the CPU-ms per order of each process, latency, forwarder drain, a Kafka
+// outage, consumer-stack overhead) and the forwarder alone, against raw
+// baselines measured in the same run on the same servers, judges the goals of
+// issue 15 (ADR 0042), and writes build/bench/report.json, a table on
 // stdout and build/bench/outage-latency.png. `make bench` runs it; see
 // docs/benchmarks.md.
 //
@@ -53,11 +55,14 @@ var (
 )
 
 var (
-	phasesFlag = flag.String("phases", "baselines,saga,latency,drain,outage,consumer", "comma-separated phases to run; the others are reported as skipped")
-	maxRate    = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run or fails")
-	svcEnv     = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
-	failPhase  = flag.String("fail-phase", "", "make a phase fail at its start, to see how the report shows it: NAME (it returns an error) or NAME:hang (it blocks, ignoring its deadline)")
-	deadlines  = flag.String("deadline", "", "comma-separated NAME=DURATION overrides of phase deadlines (e.g. consumer=30s, with -fail-phase consumer:hang)")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,drain,outage,consumer", "comma-separated phases to run; the others are reported as skipped")
+	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
+	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
+	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
+	maxRate      = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run or fails")
+	svcEnv       = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
+	failPhase    = flag.String("fail-phase", "", "make a phase fail at its start, to see how the report shows it: NAME (it returns an error) or NAME:hang (it blocks, ignoring its deadline)")
+	deadlines    = flag.String("deadline", "", "comma-separated NAME=DURATION overrides of phase deadlines (e.g. consumer=30s, with -fail-phase consumer:hang)")
 )
 
 // grace is how long after its deadline a phase is still waited for (it may be
@@ -89,7 +94,7 @@ func run() int {
 		return 1
 	}
 	r := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), K: K}
-	r.Throughput.MaxSustained, r.Throughput.MaxSustainedOffered = *maxRate, *maxRate
+	r.Throughput.MaxSustained = *maxRate
 	selected := strings.Split(*phasesFlag, ",")
 	ok := runPhases(r, ps, func(name string) bool { return slices.Contains(selected, name) }, grace,
 		func(context.Context) error {
@@ -136,9 +141,13 @@ func (b *bench) phases() ([]phase, error) {
 		// ~30 s: 8 s of commits, ~17 s of produce baselines; as the first phase it
 		// also starts the servers (up to a minute or two on a cold machine).
 		{"baselines", 6 * time.Minute, b.baselines},
-		// 2–4 min: a stack and its warm-up, 12 s steps until one is not sustained
-		// (at most 14), each followed by up to 60 s of draining, then up to 120 s.
-		{"saga", 20 * time.Minute, b.onSagaStack(throughput)},
+		// ~1 min: 20,000 events into a fresh outbox (a few seconds), then the
+		// services' forwarder alone until it is empty (~15 s at ~1,300/s).
+		{"forwarder", 6 * time.Minute, b.forwarder},
+		// ~10 min: a stack and its warm-up, then 3 searches of 30 s steps (each
+		// followed by up to 60 s of draining): ~7 steps for the first, ~3 for each
+		// of the others (ADR 0042).
+		{"saga", 25 * time.Minute, b.onSagaStack(throughput)},
 		// ~1 min: 20 s of load, up to 60 s of draining (and a new stack if the saga
 		// phase did not leave one).
 		{"latency", 6 * time.Minute, b.onSagaStack(latency)},
@@ -148,8 +157,9 @@ func (b *bench) phases() ([]phase, error) {
 		// ~4 min: a new stack, 120 s of load around a 60 s outage, up to 120 s of
 		// draining.
 		{"outage", 12 * time.Minute, b.outage},
-		// 1–2 min: building the payment service's test binary, per mode a preload
-		// (up to 3 attempts) and a BenchmarkConsumer run of at most consumerTimeout.
+		// 2–3 min: building the payment service's test binary, then 5 runs per
+		// mode, each a preload (up to 3 attempts) and a BenchmarkConsumer run of
+		// at most consumerTimeout (a few seconds here).
 		{"consumer", 15 * time.Minute, b.consumer},
 	}
 	names := make([]string, len(ps))
@@ -160,6 +170,9 @@ func (b *bench) phases() ([]phase, error) {
 		if !slices.Contains(names, name) {
 			return nil, fmt.Errorf("-phases: unknown phase %q (known: %s)", name, strings.Join(names, ","))
 		}
+	}
+	if *repeats < 1 || *consumerRuns < 1 || *stepDur <= 0 {
+		return nil, fmt.Errorf("-repeats and -consumer-runs must be at least 1 and -step positive")
 	}
 	if *deadlines != "" {
 		for _, kv := range strings.Split(*deadlines, ",") {
@@ -572,32 +585,52 @@ func orderTimes(ctx context.Context, s *harness.Stack) (map[string][2]time.Time,
 	return times, status, rows.Err()
 }
 
-// stepResult judges one load step: sustained if intake kept up, the server-side
-// p99 stayed under a second, and (almost) nothing was left behind 3 s after.
+// settle is how long after a step its orders may still complete and count.
+const settle = 3 * time.Second
+
+// stepResult judges one load step of d at rate (stepPasses), settle after its
+// end: the step's accepted orders that are terminal count as completed, and its
+// p99 is over every accepted order, one still PENDING counting with its age.
 func stepResult(ctx context.Context, s *harness.Stack, rate float64, d time.Duration, h *harness.History) (Step, error) {
-	if err := sleep(ctx, 3*time.Second); err != nil {
+	if err := sleep(ctx, settle); err != nil {
 		return Step{}, err
 	}
 	times, status, err := orderTimes(ctx, s)
 	if err != nil {
 		return Step{}, err
 	}
-	st := Step{Rate: rate}
+	return judgeStep(rate, d, h.AcceptedIDs(), times, status, time.Now()), nil
+}
+
+// judgeStep is stepResult's verdict on a step that offered rate for d, from
+// the step's accepted orders, every order's created/updated times and status,
+// read at now: an accepted order not PENDING is completed; the p99 is over all
+// accepted orders, one still PENDING counting with its age at now (so more than
+// 1% of them pending fails the p99 on its own) and one not found with 0.
+func judgeStep(rate float64, d time.Duration, accepted []string, times map[string][2]time.Time, status map[string]string, now time.Time) Step {
+	st := Step{Rate: rate, StepSec: d.Seconds()}
 	var lats []float64
-	for _, id := range h.AcceptedIDs() {
+	completed := 0
+	for _, id := range accepted {
 		st.Accepted++
-		if status[id] == "PENDING" {
+		t, known := times[id]
+		switch {
+		case !known: // accepted, not visible: count it as just created
 			st.Backlog++
-			continue
+			lats = append(lats, 0)
+		case status[id] == "PENDING":
+			st.Backlog++
+			lats = append(lats, now.Sub(t[0]).Seconds()*1000)
+		default:
+			completed++
+			lats = append(lats, t[1].Sub(t[0]).Seconds()*1000)
 		}
-		lats = append(lats, times[id][1].Sub(times[id][0]).Seconds()*1000)
 	}
-	st.Completed = round(float64(len(lats))/d.Seconds(), 1)
+	st.completed = completed
+	st.Completed = round(float64(completed)/d.Seconds(), 1)
 	st.P99Ms = round(percentile(lats, 0.99), 1)
-	sent := len(h.Requests)
-	st.Sustained = sent > 0 && float64(st.Accepted) >= 0.99*float64(sent) && st.P99Ms < 1000 &&
-		float64(st.Backlog) <= 0.01*float64(st.Accepted)
-	return st, nil
+	st.Passed = stepPasses(rate, st.Completed, st.P99Ms)
+	return st
 }
 
 // warmUp runs a few orders end to end, so that the first measured step does not
@@ -631,34 +664,96 @@ func waitDrained(ctx context.Context, s *harness.Stack, limit time.Duration) {
 	}
 }
 
+// throughput searches the max sustained rate *repeats times (search, ADR
+// 0042): the first from [50, 100] (doubling until a step fails, then
+// bisecting), the others from narrowBracket around the first result. The
+// result is the median; the CPU split is that of the passing step at the
+// highest rate in the repeat whose result is the median.
 func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
-	say("saga throughput, stepped open-model load")
-	d := 12 * time.Second
-	for _, rate := range []float64{25, 50, 100, 150, 200, 250, 300, 350, 400, 500, 600, 700, 800, 1000} {
-		h := load(ctx, s, rate, d)
-		st, err := stepResult(ctx, s, rate, d, h)
+	say("saga throughput: bisection, %s steps, %d repeats", *stepDur, *repeats)
+	var results []float64
+	for i := range *repeats {
+		lo, hi := 50.0, 100.0
+		if i > 0 {
+			lo, hi = narrowBracket(results[0])
+		}
+		rp := Repeat{BracketLo: lo, BracketHi: hi}
+		res, err := search(ctx, lo, hi, func(ctx context.Context, rate float64) (bool, error) {
+			st, err := runStep(ctx, s, rate, *stepDur)
+			if err != nil {
+				return false, err
+			}
+			say("  repeat %d: %4.0f/s offered: %6.1f/s completed, p99 %7.1f ms, backlog %d, passed %v",
+				i+1, rate, st.Completed, st.P99Ms, st.Backlog, st.Passed)
+			rp.Steps = append(rp.Steps, st)
+			waitDrained(ctx, s, 60*time.Second)
+			return st.Passed, ctx.Err()
+		})
+		rp.Result = res
+		r.Throughput.Repeats = append(r.Throughput.Repeats, rp)
 		if err != nil {
 			return err
 		}
-		say("  %4.0f/s offered: %6.1f/s completed, p99 %7.1f ms, backlog %d, sustained %v", rate, st.Completed, st.P99Ms, st.Backlog, st.Sustained)
-		r.Throughput.Steps = append(r.Throughput.Steps, st)
-		if !st.Sustained {
-			break
+		if res == 0 {
+			return fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
 		}
-		r.Throughput.MaxSustained = st.Completed
-		r.Throughput.MaxSustainedOffered = rate
-		waitDrained(ctx, s, 60*time.Second)
+		say("  repeat %d: max sustained %.0f/s", i+1, res)
+		results = append(results, res)
 	}
-	waitDrained(ctx, s, 120*time.Second)
-	if len(r.Throughput.Steps) == 0 || !r.Throughput.Steps[0].Sustained {
-		return fmt.Errorf("not even the lowest step was sustained")
-	}
+	r.Throughput.MaxSustained = median(results)
+	r.CPU = cpuAtMax(r.Throughput.Repeats, r.Throughput.MaxSustained)
 	return ctx.Err()
 }
 
+// cpuAtMax is the CPU split of the passing step at the highest rate of the
+// repeat whose result is closest to the median m (the median itself for an odd
+// number of repeats).
+func cpuAtMax(rs []Repeat, m float64) CPU {
+	var best CPU
+	bestDist := -1.0
+	for _, rp := range rs {
+		if d := abs(rp.Result - m); bestDist < 0 || d < bestDist {
+			for _, st := range rp.Steps {
+				if st.Passed && st.Rate == rp.Result {
+					best, bestDist = st.cpu, d
+				}
+			}
+		}
+	}
+	return best
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// runStep offers rate for d, judges the step (stepResult) and measures the CPU
+// each process used from the step's start to its judgement.
+func runStep(ctx context.Context, s *harness.Stack, rate float64, d time.Duration) (Step, error) {
+	before, err := sampleCPU(s)
+	if err != nil {
+		return Step{}, err
+	}
+	h := load(ctx, s, rate, d)
+	st, err := stepResult(ctx, s, rate, d, h)
+	if err != nil {
+		return Step{}, err
+	}
+	after, err := sampleCPU(s)
+	if err != nil {
+		return Step{}, err
+	}
+	st.cpu = cpuSplit(before, after, st.completed, clockTicks, numCPU)
+	st.cpu.Rate = rate
+	return st, nil
+}
+
 func latency(ctx context.Context, s *harness.Stack, r *Report) error {
-	rate := r.Throughput.MaxSustainedOffered / 2
-	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustainedOffered)
+	rate := r.Throughput.MaxSustained / 2
+	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustained)
 	d := 20 * time.Second
 	h := load(ctx, s, rate, d)
 	if err := sleep(ctx, 3*time.Second); err != nil {
@@ -759,7 +854,7 @@ send:
 // middle. If ctx ends while Kafka is down, Kafka is left stopped: the next
 // phase starts it (infra.Up).
 func outage(ctx context.Context, s *harness.Stack, r *Report) error {
-	rate := max(5, r.Throughput.MaxSustainedOffered*0.3)
+	rate := max(5, r.Throughput.MaxSustained*0.3)
 	before, down, after := 15*time.Second, 60*time.Second, 45*time.Second
 	var killedAt, backAt time.Time
 	faultErr := make(chan error, 1)
@@ -855,7 +950,7 @@ func normalAfter(pts []point, back, baseP99 float64) float64 {
 const consumerTimeout = 4 * time.Minute
 
 func (b *bench) consumer(ctx context.Context, r *Report) error {
-	say("consumer stack vs bare loop")
+	say("consumer stack vs bare loop, %d alternating runs per mode", *consumerRuns)
 	const n = 3000
 	// BenchmarkConsumer lives next to the code it measures, in the payment
 	// service's test files (ADR 30): build that package's test binary.
@@ -865,47 +960,58 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the consumer benchmark: %w\n%s", err, out)
 	}
-	rates := map[string]float64{}
-	for _, mode := range []string{"bare", "stack"} {
-		msgs := make([]*message.Message, 0, n)
-		for i := range n {
-			m, err := events.Encode(events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(), OrderVersion: 1,
-				OccurredAt: time.Now(), Payload: events.OrderPlaced{CustomerID: customers[i%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}})
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, m)
-		}
-		topic, err := preload(ctx, b.kafka, "bench-consumer-"+mode, msgs)
+	rates := map[string][]float64{}
+	c := Consumer{Events: n}
+	for i := range 2 * *consumerRuns {
+		mode := []string{"bare", "stack"}[i%2] // alternating: a drift of the machine hits both
+		rate, err := consumerRun(ctx, bin, b.kafka, mode, n)
 		if err != nil {
-			return err
+			return fmt.Errorf("run %d (%s): %w", i+1, mode, err)
 		}
-		say("  %s: %d events in %s, each once (read back)", mode, n, topic)
-		dbName := "bench_consumer_" + mode
-		db, err := freshDB(infra.PaymentDBAddr(), dbName)
-		if err != nil {
-			return err
-		}
-		db.Close()
-		cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", "^BenchmarkConsumer$", "-test.benchtime", "1x",
-			"-test.timeout", (consumerTimeout + time.Minute).String(),
-			"-bench.mode", mode, "-bench.brokers", infra.KafkaAddr(),
-			"-bench.dsn", testenv.DSN(infra.PaymentDBAddr(), dbName), "-bench.topic", topic, "-bench.n", fmt.Sprint(n),
-			"-bench.timeout", consumerTimeout.String())
-		cmd.WaitDelay = 5 * time.Second
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("consumer benchmark %s: %w: %s", mode, err, strings.TrimSpace(string(out)))
-		}
-		rate, err := benchMetric(out, "BenchmarkConsumer", "events/s")
-		if err != nil {
-			return fmt.Errorf("consumer benchmark %s: %w", mode, err)
-		}
-		rates[mode] = round(rate, 0)
-		say("  %s: %.0f events/s", mode, rate)
+		rates[mode] = append(rates[mode], rate)
+		c.Runs = append(c.Runs, ConsumerRun{Mode: mode, Rate: round(rate, 0)})
+		say("  run %d, %s: %.0f events/s", i+1, mode, rate)
 	}
-	r.Consumer = Consumer{Events: n, StackRate: rates["stack"], BareRate: rates["bare"]}
+	c.StackRate, c.BareRate = round(median(rates["stack"]), 0), round(median(rates["bare"]), 0)
+	r.Consumer = c
 	return nil
+}
+
+// consumerRun preloads n OrderPlaced events into a fresh topic (exactly once,
+// see preload) and runs BenchmarkConsumer (bin) in mode on them, with a fresh
+// database; it returns the events/s the benchmark reports.
+func consumerRun(ctx context.Context, bin string, kafka messaging.KafkaConfig, mode string, n int) (float64, error) {
+	msgs := make([]*message.Message, 0, n)
+	for i := range n {
+		m, err := events.Encode(events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(), OrderVersion: 1,
+			OccurredAt: time.Now(), Payload: events.OrderPlaced{CustomerID: customers[i%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}})
+		if err != nil {
+			return 0, err
+		}
+		msgs = append(msgs, m)
+	}
+	topic, err := preload(ctx, kafka, "bench-consumer-"+mode, msgs)
+	if err != nil {
+		return 0, err
+	}
+	defer deleteTopic(kafka, topic)
+	dbName := "bench_consumer_" + mode
+	db, err := freshDB(infra.PaymentDBAddr(), dbName)
+	if err != nil {
+		return 0, err
+	}
+	db.Close()
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^$", "-test.bench", "^BenchmarkConsumer$", "-test.benchtime", "1x",
+		"-test.timeout", (consumerTimeout + time.Minute).String(),
+		"-bench.mode", mode, "-bench.brokers", infra.KafkaAddr(),
+		"-bench.dsn", testenv.DSN(infra.PaymentDBAddr(), dbName), "-bench.topic", topic, "-bench.n", fmt.Sprint(n),
+		"-bench.timeout", consumerTimeout.String())
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("consumer benchmark %s: %w: %s", mode, err, strings.TrimSpace(string(out)))
+	}
+	return benchMetric(out, "BenchmarkConsumer", "events/s")
 }
 
 // benchMetric returns the value of metric unit in the result line of benchmark

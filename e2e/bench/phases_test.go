@@ -117,20 +117,21 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 		met    bool
 		note   string
 	}{
-		{"outage ok", []PhaseResult{{Name: "outage", Status: statusOK}}, "Kafka outage: intake errors", true, ""},
-		{"outage failed", []PhaseResult{{Name: "outage", Status: statusFailed, Error: "x"}}, "Kafka outage: intake errors", false, "phase outage failed"},
-		{"outage skipped", []PhaseResult{{Name: "outage", Status: statusSkipped}}, "Kafka outage: intake errors", false, "phase outage skipped"},
-		{"outage absent", nil, "Kafka outage: intake errors", false, "phase outage did not run"},
-		{"reference goal, drain failed", []PhaseResult{{Name: "baselines", Status: statusOK}, {Name: "drain", Status: statusFailed}},
-			"forwarder drain / raw sync produce rate (for reference)", false, "phase drain failed"},
-		{"both phases ok", []PhaseResult{{Name: "baselines", Status: statusOK}, {Name: "drain", Status: statusOK}},
-			"forwarder drain / raw sync produce rate (for reference)", true, ""},
-		{"consumer failed", []PhaseResult{{Name: "consumer", Status: statusFailed}}, "consumer stack / bare loop", false, "phase consumer failed"},
+		{"outage ok", []PhaseResult{{Name: "outage", Status: statusOK}}, goalOutageDrained, true, ""},
+		{"outage failed", []PhaseResult{{Name: "outage", Status: statusFailed, Error: "x"}}, goalOutageDrained, false, "phase outage failed"},
+		{"outage skipped", []PhaseResult{{Name: "outage", Status: statusSkipped}}, goalOutageDrained, false, "phase outage skipped"},
+		{"outage absent", nil, goalOutageDrained, false, "phase outage did not run"},
+		{"drain ok, saga failed", []PhaseResult{{Name: "saga", Status: statusFailed}, {Name: "drain", Status: statusOK}},
+			goalDrainVsSaga, false, "phase saga failed"},
+		{"drain and saga ok", []PhaseResult{{Name: "saga", Status: statusOK}, {Name: "drain", Status: statusOK}},
+			goalDrainVsSaga, true, ""},
+		{"forwarder failed", []PhaseResult{{Name: "forwarder", Status: statusFailed}}, goalForwarderAlone, false, "phase forwarder failed"},
+		{"consumer failed", []PhaseResult{{Name: "consumer", Status: statusFailed}}, goalConsumerVsBare, false, "phase consumer failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// all zeros: "intake errors 0" would be met if nobody looked at the phase
-			r := &Report{K: K, Phases: tt.phases, Baselines: Baselines{ProduceSync: 1000}, Drain: Drain{Rate: 100}}
+			// all zeros: "drained after 0 s" would be met if nobody looked at the phase
+			r := &Report{K: K, Phases: tt.phases, Throughput: Throughput{MaxSustained: 100}, Drain: Drain{Rate: 400}}
 			r.evaluate()
 			g := findGoal(t, r, tt.goal)
 			if g.Met != tt.met || !strings.Contains(g.Note, tt.note) || (tt.note == "") != (g.Note == "") {
@@ -140,6 +141,44 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 				t.Errorf("goal %q not measured but has value %v", g.Name, g.Value)
 			}
 		})
+	}
+}
+
+// TestGoals: report.json's goals are exactly the eight names, in order,
+// with their targets, and each is judged against its target.
+func TestGoals(t *testing.T) {
+	t.Parallel()
+	var phases []PhaseResult
+	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer"} {
+		phases = append(phases, PhaseResult{Name: p, Status: statusOK})
+	}
+	r := &Report{K: K, Phases: phases,
+		Baselines:  Baselines{CommitRate: 2500},              // R_c/K = 500
+		Throughput: Throughput{MaxSustained: 300},            // 0.6: met
+		Forwarder:  Forwarder{Rate: 4999},                    // not met
+		Drain:      Drain{Rate: 900},                         // 3.0: met
+		Latency:    Latency{ServerP50: 15.1, ServerP99: 100}, // not met, met
+		Outage:     Outage{DrainedAfterSec: 20, NormalAfterSec: -1},
+		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
+	}
+	r.evaluate()
+	want := []Goal{
+		{Name: "saga_vs_commit_bound", Target: ">= 0.6 (stretch 0.8)", Value: 0.6, Met: true},
+		{Name: "forwarder_alone_events_per_s", Target: ">= 5000", Value: 4999},
+		{Name: "drain_vs_saga_rate", Target: ">= 3", Value: 3, Met: true},
+		{Name: "latency_p50_ms", Target: "<= 15", Value: 15.1},
+		{Name: "latency_p99_ms", Target: "<= 100", Value: 100, Met: true},
+		{Name: "outage_backlog_drained_s", Target: "<= 20", Value: 20, Met: true},
+		{Name: "outage_latency_normal_s", Target: "<= 30", Value: -1, Note: "-1: not back to normal before the load ended"},
+		{Name: "consumer_stack_vs_bare", Target: ">= 0.8", Value: 0.79},
+	}
+	if len(r.Goals) != len(want) {
+		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)
+	}
+	for i, w := range want {
+		if r.Goals[i] != w {
+			t.Errorf("goal %d = %+v, want %+v", i, r.Goals[i], w)
+		}
 	}
 }
 

@@ -86,6 +86,18 @@ func (i *Infra) Run(args ...string) error {
 	return nil
 }
 
+// PID returns the process id of server (OrderDB, PaymentDB, Kafka) from
+// infra.sh's pid file, the file Kill uses. It fails if there is no pid file
+// (the server was never started or was stopped) or it holds no number; it does
+// not check that the process is alive.
+func (i *Infra) PID(server string) (int, error) {
+	data, err := os.ReadFile(filepath.Join(i.Dir, server, server+".pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
+
 // Up installs what is missing and starts every server that is not running.
 func (i *Infra) Up() error { return i.Run("up") }
 

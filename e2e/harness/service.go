@@ -49,6 +49,16 @@ type Service struct {
 	done chan struct{}
 }
 
+// PID returns the running process's id, or 0 if it is not running.
+func (s *Service) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Start starts the process and waits up to 60 s until GET /readyz answers 200.
 func (s *Service) Start() error {
 	s.mu.Lock()

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/caarlos0/env/v11"
+
+	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+const (
+	// forwarderEvents is how many events the forwarder phase preloads.
+	forwarderEvents = 20_000
+	// forwarderBatch is how many of them one preload transaction writes.
+	forwarderBatch = 500
+	// forwarderLimit bounds the wait for an empty outbox (20,000 events at the
+	// ~150/s of the slowest forwarder we measured under load would take longer;
+	// alone it has done ~1,300/s).
+	forwarderLimit = 4 * time.Minute
+)
+
+// forwarder measures the services' forwarder alone: forwarderEvents
+// order-shaped events written through messaging.Outbox.Publish into a fresh
+// database on the order MariaDB, with nothing consuming their topic and no
+// saga running; then the forwarder, built as the services build it (the order
+// service's messaging configuration, with -service-env: orderMessagingConfig;
+// Outbox.NewForwarder over KafkaConfig.NewPublisher), runs in this process
+// until the outbox is empty.
+func (b *bench) forwarder(ctx context.Context, r *Report) error {
+	say("forwarder alone: %d events preloaded", forwarderEvents)
+	cfg, err := orderMessagingConfig(extraEnv())
+	if err != nil {
+		return err
+	}
+	kafka := cfg.Kafka
+	kafka.Brokers, kafka.ClientID = b.kafka.Brokers, "bench-forwarder"
+	db, err := freshDB(infra.OrderDBAddr(), "bench_forwarder")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := messaging.Migrate(ctx, db, nil, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
+	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
+	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+		return err
+	}
+	defer deleteTopic(kafka, topic)
+	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
+		return err
+	}
+	outbox, err := messaging.NewOutbox(cfg.Outbox)
+	if err != nil {
+		return err
+	}
+	outbox.SetBreaker(cfg.Breaker)
+	if err := fillOutbox(ctx, db, outbox, topic, forwarderEvents); err != nil {
+		return fmt.Errorf("preloading the outbox: %w", err)
+	}
+	rows, err := outbox.Pending(ctx, db)
+	if err != nil {
+		return err
+	}
+	if rows != forwarderEvents {
+		return fmt.Errorf("outbox holds %d rows after the preload, want %d", rows, forwarderEvents)
+	}
+
+	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
+	out := kafka.NewPublisher(wlog)
+	defer out.Close()
+	fwd, err := outbox.NewForwarder(db, out, wlog)
+	if err != nil {
+		return err
+	}
+	runErr := make(chan error, 1)
+	t0 := time.Now()
+	go func() { runErr <- fwd.Run(context.Background()) }()
+	defer func() {
+		_ = fwd.Close()
+		fwd.Abandon()
+		<-runErr
+	}()
+	var first time.Duration
+	for rows > 0 {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("outbox not empty: %d rows left: %w", rows, err)
+		}
+		select {
+		case err := <-runErr:
+			runErr <- err // for the deferred stop
+			return fmt.Errorf("forwarder stopped with %d rows left: %v", rows, err)
+		default:
+		}
+		if rows, err = outbox.Pending(ctx, db); err != nil {
+			return err
+		}
+		if first == 0 && rows < forwarderEvents {
+			first = time.Since(t0)
+		}
+		if time.Since(t0) > forwarderLimit {
+			return fmt.Errorf("outbox not empty after %s: %d rows left", forwarderLimit, rows)
+		}
+	}
+	el := time.Since(t0)
+	// an empty outbox must mean every event reached the topic
+	if n, err := testenv.MessageCount(kafka, topic); err != nil || n < forwarderEvents {
+		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
+	}
+	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
+		Rate: round(forwarderEvents/el.Seconds(), 0), FirstSec: round(first.Seconds(), 2)}
+	say("  %d events in %.2f s (first forwarded after %.2f s): %.0f/s", forwarderEvents, el.Seconds(), first.Seconds(), r.Forwarder.Rate)
+	return nil
+}
+
+// orderMessagingConfig is the order service's messaging configuration: the
+// defaults, with the ORDER_* settings of -service-env (e.g.
+// ORDER_OUTBOX_BATCH_SIZE=10) read as the service reads them. It fails on a
+// setting the service would refuse to parse.
+func orderMessagingConfig(settings []string) (messaging.Config, error) {
+	vars := map[string]string{}
+	for _, kv := range settings {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	var cfg messaging.Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "ORDER_", Environment: vars}); err != nil {
+		return messaging.Config{}, fmt.Errorf("-service-env: %w", err)
+	}
+	return cfg.Defaults(), nil
+}
+
+// fillOutbox writes n OrderPlaced events for topic through outbox, forwarderBatch
+// per transaction.
+func fillOutbox(ctx context.Context, db *sql.DB, outbox *messaging.Outbox, topic string, n int) error {
+	for done := 0; done < n; {
+		k := min(forwarderBatch, n-done)
+		err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+			for i := range k {
+				if err := events.Write(ctx, outbox, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
+					OrderVersion: 1, OccurredAt: time.Now().UTC(), Payload: events.OrderPlaced{
+						CustomerID: customers[(done+i)%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
