@@ -225,7 +225,12 @@ const forwarderCloseTimeout = 3 * time.Second
 // are parked behind it, so that no single row blocks the outbox and no event
 // overtakes an earlier one of its key (ADR 22).
 // A crash between out's acknowledgement and the delete publishes that row again:
-// consumers deduplicate. It fails only if Watermill refuses the configuration.
+// consumers deduplicate. When the outbox is empty the forwarder waits for a
+// commit of this process that wrote rows to it (Publish in InTx) or, at most,
+// the poll interval; Close ends that wait at once (ADR 43). db's transactions
+// are READ COMMITTED either way: at the session's level on a pool of OpenDB,
+// asked for explicitly on any other. It fails only if Watermill refuses the
+// configuration.
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
 	polling := o.schema
