@@ -3,10 +3,12 @@ package messaging
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"weak"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/go-sql-driver/mysql"
@@ -76,8 +78,11 @@ func RedactDSN(dsn string) string {
 // the server answers or ctx ends. It forces the settings the outbox and the
 // repositories rely on: parseTime, UTC, client-side parameter interpolation (one
 // round trip per statement) and short dial/read/write timeouts, so that a dead
-// server surfaces as an error within seconds instead of a hang. The pool keeps up
-// to maxOpen connections.
+// server surfaces as an error within seconds instead of a hang. Every session
+// it opens is READ COMMITTED (ADR 0004), set once per connection, so that InTx
+// and the forwarder begin their transactions without a `SET TRANSACTION
+// ISOLATION LEVEL` round trip each (ADR 0043). The pool keeps up to maxOpen
+// connections.
 func OpenDB(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
 	c, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -97,7 +102,8 @@ func OpenDB(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database connector: %w", err)
 	}
-	db := sql.OpenDB(connector)
+	db := sql.OpenDB(readCommittedConnector{connector})
+	readCommittedPools.Store(weak.Make(db), struct{}{})
 	db.SetMaxOpenConns(maxOpen)
 	db.SetMaxIdleConns(maxOpen)
 	db.SetConnMaxLifetime(30 * time.Minute)
@@ -110,8 +116,39 @@ func OpenDB(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
 		return struct{}{}, db.PingContext(pingCtx)
 	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
 	if err != nil {
+		readCommittedPools.Delete(weak.Make(db))
 		db.Close()
 		return nil, fmt.Errorf("database %s at %s does not answer: %w", c.DBName, c.Addr, err)
 	}
 	return db, nil
+}
+
+// sessionReadCommitted makes a session's default isolation READ COMMITTED. The
+// statement (not a DSN system variable) is the same on every MariaDB and MySQL
+// version: the variable is tx_isolation up to MariaDB 11.0 and
+// transaction_isolation from 11.1 (and MySQL 8), where tx_isolation is
+// deprecated or gone.
+const sessionReadCommitted = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+// readCommittedConnector opens connections whose session is READ COMMITTED: one
+// statement per new connection instead of one per transaction.
+type readCommittedConnector struct{ driver.Connector }
+
+// Connect implements driver.Connector. A connection whose session cannot be set
+// is closed and the error returned (database/sql retries or reports it).
+func (c readCommittedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("database driver connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, sessionReadCommitted, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("setting the session READ COMMITTED: %w", err)
+	}
+	return conn, nil
 }

@@ -5,15 +5,18 @@
 //   - Database (db.go, tx.go, migrate.go): OpenDB, OpenAndMigrate, Migrate (the
 //     outbox, inbox and parking tables, then the service's own), InTx with
 //     ContextWithTx (repositories join a transaction a caller or the inbox
-//     began), RedactDSN.
+//     began), RedactDSN. OpenDB's sessions are READ COMMITTED, so InTx needs
+//     no SET per transaction (ADR 43).
 //   - Kafka (kafka.go, topics.go): KafkaConfig's safe producer and consumer
 //     settings, NewPublisher (keyed by MetadataKey, acks=all, idempotent,
 //     connecting lazily), NewPoisonPublisher, NewSubscriber (waits for Kafka),
 //     EnsureTopics, and Topics, which creates a service's topics once Kafka
 //     answers.
-//   - Outbox (outbox.go, parking.go, limits.go): Outbox.Publish writes events
-//     in the caller's transaction; Outbox.NewForwarder relays them to Kafka,
-//     parks rows Kafka can never take (ADR 22) and stops cleanly.
+//   - Outbox (outbox.go, parking.go, limits.go, wake.go): Outbox.Publish writes
+//     events in the caller's transaction, whose commit (InTx) wakes the
+//     forwarders; Outbox.NewForwarder relays them to Kafka, polls as a
+//     fallback (ADR 43), parks rows Kafka can never take (ADR 22) and stops
+//     cleanly.
 //   - Consumer stack (consumer.go, errors.go, reason.go, drain.go): Middlewares
 //     (recoverer, correlation id, poison queue, retry; ADR 10 and 14), the
 //     error kinds (Permanent, IsUnavailable, IsInterrupted), public reason codes,

@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"context"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -22,3 +23,15 @@ func HeldForTest(cs *Consumers, name string) int { return int(cs.gates.of(name).
 
 // SetPauseProbeForTest replaces the database ping that paused consumers probe.
 func SetPauseProbeForTest(cs *Consumers, probe func(context.Context) error) { cs.gates.probe = probe }
+
+// WakesForTest is how many idle waits o's forwarders began, and how many of
+// them a commit's wake ended.
+func WakesForTest(o *Outbox) (waits, woken int64) { return o.wakers.counts() }
+
+// WakeProbeForTest registers with o a forwarder's wake that no forwarder
+// consumes, and returns how many wakes it holds (0 or 1, never more).
+func WakeProbeForTest(o *Outbox) (pending func() int) {
+	b := newWakeBackoff(time.Hour, time.Second)
+	o.wakers.add(b)
+	return func() int { return len(b.wake) }
+}

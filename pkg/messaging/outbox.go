@@ -23,8 +23,11 @@ type OutboxConfig struct {
 	// Larger batches commit less often; a batch is forwarded in order and stops at
 	// the first row Kafka does not acknowledge. Default 10.
 	BatchSize int `env:"BATCH_SIZE"`
-	// PollInterval is the wait between polls when the outbox is empty; it bounds
-	// the latency the outbox adds to each event. Default 20 ms.
+	// PollInterval is the fallback wait between polls when the outbox is empty.
+	// A transaction of this process that wrote outbox rows (InTx) wakes the
+	// forwarder when it commits, so the interval bounds only the latency of rows
+	// nothing woke it for: written by another replica or process, or left at a
+	// restart. Default 100 ms (ADR 0043).
 	PollInterval time.Duration `env:"POLL_INTERVAL"`
 	// ResendInterval is the wait before retrying a row Kafka refused. Default 500 ms.
 	ResendInterval time.Duration `env:"RESEND_INTERVAL"`
@@ -40,7 +43,7 @@ func (c OutboxConfig) Defaults() OutboxConfig {
 		c.BatchSize = 10
 	}
 	if c.PollInterval == 0 {
-		c.PollInterval = 20 * time.Millisecond
+		c.PollInterval = 100 * time.Millisecond
 	}
 	if c.ResendInterval == 0 {
 		c.ResendInterval = 500 * time.Millisecond
@@ -65,7 +68,13 @@ func (c OutboxConfig) Validate() error {
 // schema is watermill-sql v4's MySQLQueueSchema (one row per message, deleted
 // when forwarded; no offsets watermark that could skip a late-committing row) with
 // READ COMMITTED polling. See ADR 0003 for why both.
-type schema struct{ wsql.MySQLQueueSchema }
+type schema struct {
+	wsql.MySQLQueueSchema
+	// sessionLevel: the forwarder's pool is READ COMMITTED per session
+	// (SessionReadCommitted), so polls begin at the default level, without a
+	// SET round trip each (ADR 0043).
+	sessionLevel bool
+}
 
 // SubscribeIsolationLevel is READ COMMITTED instead of the adapter's SERIALIZABLE.
 // SERIALIZABLE exists to protect the offsets watermark of the default schema; the
@@ -73,7 +82,13 @@ type schema struct{ wsql.MySQLQueueSchema }
 // takes next-key locks up to the end of the table, so while Kafka is down and the
 // forwarder holds its batch, every business INSERT into the outbox waits (we
 // measured seconds); under READ COMMITTED it locks only the rows it returns.
-func (schema) SubscribeIsolationLevel() stdsql.IsolationLevel { return stdsql.LevelReadCommitted }
+// With sessionLevel it is the session's default, READ COMMITTED all the same.
+func (s schema) SubscribeIsolationLevel() stdsql.IsolationLevel {
+	if s.sessionLevel {
+		return stdsql.LevelDefault
+	}
+	return stdsql.LevelReadCommitted
+}
 
 // offsets is MySQLQueueOffsetsAdapter{DeleteOnAck: true} that deletes only the
 // rows that were acknowledged. watermill-sql v4.1.2's subscriber passes every row
@@ -120,6 +135,8 @@ type Outbox struct {
 	stats   ForwarderStats
 	// hooks are told what the forwarders forwarded (SetHooks); nil: nobody.
 	hooks *Hooks
+	// wakers wake this outbox's forwarders after a commit that wrote rows.
+	wakers wakers
 }
 
 // NewOutbox returns an Outbox for config (zero fields take their defaults). It
@@ -131,7 +148,7 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 	}
 	return &Outbox{
 		config:         config,
-		schema:         schema{wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
+		schema:         schema{MySQLQueueSchema: wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
 		offsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
 	}, nil
 }
@@ -144,7 +161,9 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 // (MetadataCausationID, MetadataCausationAttempts), and the trace context of
 // ctx, if it holds a span, as MetadataTraceparent (ADR 0039). An event over the size
 // bounds (MaxMetadataValueBytes, MaxMessageBytes) is refused with a Permanent
-// error wrapping ErrMessageTooLarge, and nothing is written.
+// error wrapping ErrMessageTooLarge, and nothing is written. When tx is InTx's
+// (ctx carries it), its commit wakes this outbox's forwarders (ADR 0043);
+// otherwise they find the rows at their next fallback poll.
 func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs ...*message.Message) error {
 	sqlPub, err := wsql.NewPublisher(wsql.TxFromStdSQL(tx), wsql.PublisherConfig{SchemaAdapter: o.schema}, nil)
 	if err != nil {
@@ -164,8 +183,13 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 	if err := pub.Publish(topic, msgs...); err != nil {
 		return fmt.Errorf("writing %d event(s) to the outbox: %w", len(msgs), err)
 	}
+	o.wakeOnCommit(ctx)
 	return nil
 }
+
+// wakeOnCommit makes the commit of the InTx transaction ctx carries wake this
+// outbox's forwarders; a rollback wakes nobody.
+func (o *Outbox) wakeOnCommit(ctx context.Context) { onCommit(ctx, o, o.wakers.signal) }
 
 // SetTopics tells the forwarders built afterwards which topics the service
 // creates (Topics.Created): Kafka refusing one of those as unknown, once they
@@ -201,16 +225,25 @@ const forwarderCloseTimeout = 3 * time.Second
 // are parked behind it, so that no single row blocks the outbox and no event
 // overtakes an earlier one of its key (ADR 22).
 // A crash between out's acknowledgement and the delete publishes that row again:
-// consumers deduplicate. It fails only if Watermill refuses the configuration.
+// consumers deduplicate. When the outbox is empty the forwarder waits for a
+// commit of this process that wrote rows to it (Publish in InTx) or, at most,
+// the poll interval; Close ends that wait at once (ADR 43). db's transactions
+// are READ COMMITTED either way: at the session's level on a pool of OpenDB,
+// asked for explicitly on any other. It fails only if Watermill refuses the
+// configuration.
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
+	polling := o.schema
+	polling.sessionLevel = SessionReadCommitted(db)
+	backoff := newWakeBackoff(o.config.PollInterval, time.Second)
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
-		SchemaAdapter:  o.schema,
+		SchemaAdapter:  polling,
 		OffsetsAdapter: o.offsetsAdapter,
 		PollInterval:   o.config.PollInterval,
 		ResendInterval: o.config.ResendInterval,
 		RetryInterval:  time.Second,
 		AckDeadline:    &ackDeadline,
+		BackoffManager: backoff, // waits for a commit's wake or the poll interval
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("outbox subscriber: %w", err)
@@ -232,7 +265,7 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	// subscriber is closed instead and commits what was forwarded.
 	out = tracingPublisher{Publisher: out} // a producer span per row (ADR 0039)
 	abandon, cancel := context.WithCancel(context.Background())
-	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: sub, abandon: abandon}, out, logger, forwarder.Config{
+	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: wakingSubscriber{Subscriber: sub, backoff: backoff}, abandon: abandon}, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,
 		Middlewares:    append(middlewares, o.forwarderMiddlewares...),
 		CloseTimeout:   forwarderCloseTimeout,
@@ -241,6 +274,7 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 		cancel()
 		return nil, fmt.Errorf("forwarder: %w", err)
 	}
+	o.wakers.add(backoff)
 	return &Forwarder{Forwarder: fwd, abandon: cancel}, nil
 }
 

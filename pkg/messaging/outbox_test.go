@@ -62,11 +62,18 @@ func (r *recorder) count(id string) int {
 
 func migrated(t *testing.T) *sql.DB {
 	t.Helper()
-	db := testenv.NewDB(t, testenv.OrderDBAddr)
+	db, _ := migratedWithDSN(t)
+	return db
+}
+
+// migratedWithDSN is migrated that also returns the database's DSN.
+func migratedWithDSN(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	return db
+	return db, dsn
 }
 
 // outboxSetup is one way of writing to and forwarding from an outbox.
@@ -424,19 +431,30 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 // orders) must not wait for it. The inserting session gets a 1 s lock wait
 // timeout: under our READ COMMITTED polling the insert takes no lock the
 // forwarder holds; the SERIALIZABLE polling of the stock schema (negative
-// control) makes it time out.
+// control) makes it time out. Ours is checked on a plain pool (the poll asks
+// for READ COMMITTED) and on a pool of OpenDB (the poll takes the session's
+// level, READ COMMITTED; ADR 0043).
 func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 	tests := []struct {
 		name        string
 		schema      wsql.SchemaAdapter
+		openDB      bool
 		wantTimeout bool
 	}{
-		{"read committed polling (ours)", nil, false},
-		{"serializable polling of the stock schema (negative control)", wsql.MySQLQueueSchema{SubscribeBatchSize: 100}, true},
+		{"read committed polling (ours)", nil, false, false},
+		{"read committed sessions of OpenDB (ours)", nil, true, false},
+		{"serializable polling of the stock schema (negative control)", wsql.MySQLQueueSchema{SubscribeBatchSize: 100}, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := migrated(t)
+			db, dsn := migratedWithDSN(t)
+			if tt.openDB {
+				var err error
+				if db, err = messaging.OpenDB(context.Background(), dsn, 8); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+			}
 			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 100, AckDeadline: time.Minute})
 			if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))

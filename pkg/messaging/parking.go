@@ -453,6 +453,8 @@ func (o *Outbox) release(ctx context.Context, tx wsql.Tx, id int64) error {
 	if err := forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: OutboxTopic}).Publish(topic, m); err != nil {
 		return fmt.Errorf("re-inserting parked row %d into the outbox: %w", id, err)
 	}
+	o.wakeOnCommit(ctx) // a replay or discard (InTx); in the polling transaction, nothing to wake
+
 	_, err = tx.ExecContext(ctx, "UPDATE outbox_parked SET released_at = CURRENT_TIMESTAMP(6) WHERE id = ?", id)
 	return err
 }

@@ -125,7 +125,7 @@ type requeueSchema struct {
 func requeueTableName(string) string { return "`" + RequeueTable + "`" }
 
 func newRequeueSchema(group string) requeueSchema {
-	return requeueSchema{group: group, schema: schema{wsql.MySQLQueueSchema{
+	return requeueSchema{group: group, schema: schema{MySQLQueueSchema: wsql.MySQLQueueSchema{
 		SubscribeBatchSize:        1,
 		GenerateMessagesTableName: requeueTableName,
 		GenerateWhereClause: func(p wsql.GenerateWhereClauseParams) (string, []any) {
@@ -249,8 +249,10 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 // h behind the same middleware as h's Kafka handler, inbox included. Every
 // consumer has one, whatever its strategy.
 func (cs *Consumers) addRequeueHandler(router *message.Router, h consumer, mws []message.HandlerMiddleware) error {
+	schema := newRequeueSchema(cs.config.ConsumerGroup)
+	schema.sessionLevel = SessionReadCommitted(cs.inbox.DB) // no SET per poll (ADR 0043)
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(cs.inbox.DB), wsql.SubscriberConfig{
-		SchemaAdapter:  newRequeueSchema(cs.config.ConsumerGroup),
+		SchemaAdapter:  schema,
 		OffsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true, GenerateMessagesTableName: requeueTableName}},
 		PollInterval:   cs.config.Requeue.PollInterval,
 		ResendInterval: time.Second,

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
+	"weak"
 )
 
 type txKey struct{}
@@ -26,19 +28,89 @@ func TxFromContext(ctx context.Context) (*sql.Tx, bool) {
 // TxOptions is the isolation every service transaction uses: READ COMMITTED plus
 // explicit row locks (SELECT ... FOR UPDATE) on the aggregate being changed. It
 // takes no gap locks, so concurrent inserts (new orders, outbox rows) never wait
-// for each other (ADR 0004).
+// for each other (ADR 0004). InTx passes it only to a pool not opened by OpenDB:
+// OpenDB's sessions are READ COMMITTED already, and asking for the level
+// explicitly costs a `SET TRANSACTION ISOLATION LEVEL` round trip per
+// transaction (ADR 0043).
 var TxOptions = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+
+// sessionTxOptions begins a transaction at the session's level: READ COMMITTED
+// on a pool of OpenDB.
+var sessionTxOptions = &sql.TxOptions{Isolation: sql.LevelDefault}
+
+// readCommittedPools are the pools OpenDB opened: every session of theirs is
+// READ COMMITTED (readCommittedConnector). Weak keys: a pool closed and
+// dropped is not kept alive.
+var readCommittedPools sync.Map // weak.Pointer[sql.DB] -> struct{}
+
+// txOptionsFor is the options InTx begins a transaction of db with: READ
+// COMMITTED either way, without a SET round trip when the session has it.
+func txOptionsFor(db *sql.DB) *sql.TxOptions {
+	if SessionReadCommitted(db) {
+		return sessionTxOptions
+	}
+	return TxOptions
+}
+
+// SessionReadCommitted reports whether every session of db is READ COMMITTED by
+// construction (db was opened by OpenDB), so that a transaction begun at the
+// default level is READ COMMITTED.
+func SessionReadCommitted(db *sql.DB) bool {
+	_, ok := readCommittedPools.Load(weak.Make(db))
+	return ok
+}
+
+type commitHooksKey struct{}
+
+// commitHooks are what runs after InTx committed a transaction: one function per
+// key (an Outbox that the transaction wrote to wakes its forwarders once).
+type commitHooks struct {
+	mu    sync.Mutex
+	keys  []any
+	hooks []func()
+}
+
+// onCommit registers fn, once per key, to run after the transaction ctx carries
+// commits (InTx's transactions only). It reports false when ctx carries no
+// transaction of InTx: nobody will run fn.
+func onCommit(ctx context.Context, key any, fn func()) bool {
+	h, ok := ctx.Value(commitHooksKey{}).(*commitHooks)
+	if !ok {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range h.keys {
+		if k == key {
+			return true
+		}
+	}
+	h.keys, h.hooks = append(h.keys, key), append(h.hooks, fn)
+	return true
+}
+
+func (h *commitHooks) run() {
+	h.mu.Lock()
+	hooks := h.hooks
+	h.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
+}
 
 // InTx runs fn in a transaction. If ctx already carries one (ContextWithTx), fn
 // joins it and InTx neither commits nor rolls back: the owner does. Otherwise InTx
-// begins a transaction with TxOptions, passes fn a context that carries it,
+// begins a READ COMMITTED transaction (TxOptions, or the session's level on a
+// pool of OpenDB), passes fn a context that carries it,
 // commits if fn returns nil and rolls back if fn returns an error or panics.
+// After a successful commit it runs what the transaction's writers registered
+// (an Outbox written to wakes its forwarders); a rollback runs nothing.
 // The error is fn's, or the begin/commit error.
 func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	if tx, ok := TxFromContext(ctx); ok {
 		return fn(ctx, tx)
 	}
-	tx, err := db.BeginTx(ctx, TxOptions)
+	tx, err := db.BeginTx(ctx, txOptionsFor(db))
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -53,11 +125,13 @@ func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.
 			}
 		}
 	}()
-	if err = fn(ContextWithTx(ctx, tx), tx); err != nil {
+	hooks := &commitHooks{}
+	if err = fn(ContextWithTx(context.WithValue(ctx, commitHooksKey{}, hooks), tx), tx); err != nil {
 		return err
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	hooks.run()
 	return nil
 }

@@ -23,14 +23,16 @@ import (
 
 // Payments is the repository port.
 type Payments interface {
-	// Update loads, with row locks, the order's payment (empty if none) and the
-	// account of the payment's customer, or of customerID for a new payment (nil
-	// if there is no such account); calls fn; and if fn returns nil stores the
-	// payment, the account, the payment's new ledger movements and the events fn
-	// returns, in one transaction (joining the one ctx carries, if any). fn's error
-	// aborts everything and is returned unchanged; storage failures are
-	// apperr.CodeUnavailable (the database cannot be reached) or internal.
-	Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error
+	// Update loads, with a row lock, the order's payment (empty if none); calls
+	// fn with it and the funds of the payment's customer, or of customerID for a
+	// new payment (funds of nobody if customerID is empty: no account, no
+	// debit); and if fn returns nil stores the payment, the debit or the
+	// account's changed balance, the payment's new ledger movements and the
+	// events fn returns, in one transaction (joining the one ctx carries, if
+	// any). fn's error aborts everything and is returned unchanged; storage
+	// failures, fn's through funds included, are apperr.CodeUnavailable (the
+	// database cannot be reached) or internal.
+	Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error
 }
 
 // Service implements the use cases.
@@ -76,13 +78,17 @@ type CancelPayment struct {
 // duplicate can never charge twice. Errors: apperr.CodeUnavailable,
 // apperr.CodeInternal.
 func (s *Service) PlacePayment(ctx context.Context, cmd PlacePayment) error {
-	return s.payments.Update(ctx, cmd.OrderID, cmd.CustomerID, func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+	return s.payments.Update(ctx, cmd.OrderID, cmd.CustomerID, func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
 		if !s.fresh(ctx, "place", cmd.OrderID, cmd.Version, p) {
 			return nil, nil
 		}
 		now := s.Now()
 		var out events.Payload
-		if p.Place(cmd.Version, cmd.CustomerID, cmd.AmountCents, cmd.Currency, a, now) {
+		charged, err := p.Charge(cmd.Version, cmd.CustomerID, cmd.AmountCents, cmd.Currency, f, now)
+		if err != nil {
+			return nil, err
+		}
+		if charged {
 			out = events.PaymentCompleted{CustomerID: cmd.CustomerID, AmountCents: cmd.AmountCents, Currency: cmd.Currency}
 		} else {
 			out = events.PaymentFailed{Reason: p.Reason}
@@ -98,9 +104,13 @@ func (s *Service) PlacePayment(ctx context.Context, cmd PlacePayment) error {
 // payment has acted on is ignored and returns nil. Errors:
 // apperr.CodeUnavailable, apperr.CodeInternal.
 func (s *Service) CancelPayment(ctx context.Context, cmd CancelPayment) error {
-	return s.payments.Update(ctx, cmd.OrderID, "", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+	return s.payments.Update(ctx, cmd.OrderID, "", func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
 		if !s.fresh(ctx, "cancel", cmd.OrderID, cmd.Version, p) {
 			return nil, nil
+		}
+		a, err := f.Account() // a refund is rare: read and lock, then write the balance
+		if err != nil {
+			return nil, err
 		}
 		now := s.Now()
 		out := p.Cancel(cmd.Version, a, now)

@@ -16,6 +16,19 @@ type Account struct {
 	Currency     string
 }
 
+// Funds is a customer's account as a payment reaches it, inside the payment's
+// transaction; the repository implements it (ADR 0043).
+type Funds interface {
+	// DebitIfEnough takes amountCents from the account, in one conditional
+	// write, exactly when Place would charge it: the account exists, is in
+	// currency and holds at least amountCents. It reports whether it did; false
+	// changes nothing. Errors are the storage's.
+	DebitIfEnough(amountCents int64, currency string) (bool, error)
+	// Account returns the account under its row lock, nil if there is none. A
+	// change of its BalanceCents is stored with the payment.
+	Account() (*Account, error)
+}
+
 // PaymentStatus is where an order's payment stands.
 type PaymentStatus string
 
@@ -82,17 +95,35 @@ func (p *Payment) IsNewer(orderVersion int) bool {
 	return p.Status == StatusNone || orderVersion > p.OrderVersion
 }
 
+// Charge is Place on the customer's funds: one conditional debit when the
+// charge goes through (the common case), and only when it does not, the account
+// is read and Place decides, on it, why it refuses (or charges after all, if
+// money arrived in between; the changed balance is then stored). Errors are
+// funds' and leave the payment as it was.
+func (p *Payment) Charge(orderVersion int, customerID string, amountCents int64, currency string, funds Funds, now time.Time) (charged bool, err error) {
+	debited, err := funds.DebitIfEnough(amountCents, currency)
+	if err != nil {
+		return false, err
+	}
+	if debited {
+		p.placed(orderVersion, customerID, amountCents, currency, now)
+		p.charged(amountCents)
+		return true, nil
+	}
+	acct, err := funds.Account()
+	if err != nil {
+		return false, err
+	}
+	return p.Place(orderVersion, customerID, amountCents, currency, acct, now), nil
+}
+
 // Place acts on an order placed at orderVersion: it charges acct (nil if the
 // customer has no account) the amount when the account exists, is in the order's
 // currency and holds enough; otherwise it refuses with a reason. It reports
 // whether it charged. Place does not check IsNewer: the use case does first
 // and ignores an event that is not newer (services/payment/internal/app).
 func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, currency string, acct *Account, now time.Time) (charged bool) {
-	if p.CreatedAt.IsZero() {
-		p.CreatedAt = now
-	}
-	p.CustomerID, p.AmountCents, p.Currency = customerID, amountCents, currency
-	p.OrderVersion, p.UpdatedAt = orderVersion, now
+	p.placed(orderVersion, customerID, amountCents, currency, now)
 	switch {
 	case acct == nil:
 		p.refuse(contract.ReasonUnknownCustomer)
@@ -102,12 +133,26 @@ func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, 
 		p.refuse(contract.ReasonInsufficientFunds)
 	default:
 		acct.BalanceCents -= amountCents
-		p.Status, p.Reason = StatusCharged, ""
-		p.ChargedCents += amountCents
-		p.movements = append(p.movements, Movement{Kind: MovementCharge, AmountCents: amountCents})
+		p.charged(amountCents)
 		return true
 	}
 	return false
+}
+
+// placed records the order's placement at orderVersion.
+func (p *Payment) placed(orderVersion int, customerID string, amountCents int64, currency string, now time.Time) {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = now
+	}
+	p.CustomerID, p.AmountCents, p.Currency = customerID, amountCents, currency
+	p.OrderVersion, p.UpdatedAt = orderVersion, now
+}
+
+// charged records a charge of amountCents (the account was debited).
+func (p *Payment) charged(amountCents int64) {
+	p.Status, p.Reason = StatusCharged, ""
+	p.ChargedCents += amountCents
+	p.movements = append(p.movements, Movement{Kind: MovementCharge, AmountCents: amountCents})
 }
 
 // CancelOutcome is what Cancel did about the money.

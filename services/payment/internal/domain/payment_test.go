@@ -120,3 +120,59 @@ func TestCancelWithoutAccount(t *testing.T) {
 		t.Fatalf("a later cancellation did %+v, want nothing", again)
 	}
 }
+
+// fakeFunds is domain.Funds on an account in memory, debiting by the rule the
+// repository's conditional UPDATE states; refuseDebit makes DebitIfEnough
+// refuse regardless (money arrived after the refused debit).
+type fakeFunds struct {
+	acct        *domain.Account
+	refuseDebit bool
+	reads       int
+}
+
+func (f *fakeFunds) DebitIfEnough(amount int64, currency string) (bool, error) {
+	if f.refuseDebit || f.acct == nil || f.acct.Currency != currency || f.acct.BalanceCents < amount {
+		return false, nil
+	}
+	f.acct.BalanceCents -= amount
+	return true, nil
+}
+
+func (f *fakeFunds) Account() (*domain.Account, error) { f.reads++; return f.acct, nil }
+
+// TestChargeMatchesPlace: Charge through funds decides like Place on the same
+// account; the account is read only when the debit is refused.
+func TestChargeMatchesPlace(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name        string
+		acct        *domain.Account
+		refuseDebit bool
+		wantCharged bool
+		wantReason  string
+		wantBalance int64
+		wantReads   int
+	}{
+		{"enough", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, false, true, "", 600, 0},
+		{"one cent short", &domain.Account{CustomerID: "c", BalanceCents: 399, Currency: "EUR"}, false, false, contract.ReasonInsufficientFunds, 399, 1},
+		{"other currency", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "USD"}, false, false, contract.ReasonCurrencyMismatch, 1000, 1},
+		{"no account", nil, false, false, contract.ReasonUnknownCustomer, 0, 1},
+		{"money arrived after the refused debit", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, true, true, "", 600, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := domain.NewPayment("o")
+			f := &fakeFunds{acct: tt.acct, refuseDebit: tt.refuseDebit}
+			charged, err := p.Charge(1, "c", 400, "EUR", f, now)
+			if err != nil || charged != tt.wantCharged || p.Reason != tt.wantReason || f.reads != tt.wantReads {
+				t.Fatalf("Charge = %v, %v, reason %q, %d reads; want %v, reason %q, %d reads", charged, err, p.Reason, f.reads, tt.wantCharged, tt.wantReason, tt.wantReads)
+			}
+			if tt.acct != nil && tt.acct.BalanceCents != tt.wantBalance {
+				t.Fatalf("balance %d, want %d", tt.acct.BalanceCents, tt.wantBalance)
+			}
+			if tt.wantCharged && (p.Status != domain.StatusCharged || p.ChargedCents != 400 || len(p.Movements()) != 1) {
+				t.Fatalf("charged payment %+v, want CHARGED 400 with one movement", p)
+			}
+		})
+	}
+}

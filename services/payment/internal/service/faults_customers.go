@@ -65,7 +65,7 @@ type faultyCustomers struct {
 // Update implements app.Payments. customerID is set only for a new payment
 // (PlacePayment); a cancellation passes "" and is never failed.
 func (r *faultyCustomers) Update(ctx context.Context, orderID, customerID string,
-	fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
+	fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error {
 	if customerID != "" {
 		if err := r.fault(orderID, customerID); err != nil {
 			return err

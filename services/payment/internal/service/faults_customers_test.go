@@ -18,7 +18,7 @@ import (
 // countingPayments is an app.Payments that counts the calls that reach it.
 type countingPayments struct{ calls int }
 
-func (c *countingPayments) Update(context.Context, string, string, func(*domain.Payment, *domain.Account) ([]events.Event, error)) error {
+func (c *countingPayments) Update(context.Context, string, string, func(*domain.Payment, domain.Funds) ([]events.Event, error)) error {
 	c.calls++
 	return nil
 }
@@ -35,7 +35,7 @@ func TestCustomerFaults(t *testing.T) {
 	clock := start
 	inner := &countingPayments{}
 	p := f.wrap(inner, func() time.Time { return clock })
-	noop := func(*domain.Payment, *domain.Account) ([]events.Event, error) { return nil, nil }
+	noop := func(*domain.Payment, domain.Funds) ([]events.Event, error) { return nil, nil }
 	tests := []struct {
 		name          string
 		at            time.Duration // since start

@@ -57,9 +57,9 @@ type forgetfulPayments struct{ app.Payments }
 
 // Update implements app.Payments.
 func (r forgetfulPayments) Update(ctx context.Context, orderID, customerID string,
-	fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
-	return r.Payments.Update(ctx, orderID, customerID, func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+	fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error {
+	return r.Payments.Update(ctx, orderID, customerID, func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
 		p.OrderVersion = 0
-		return fn(p, a)
+		return fn(p, f)
 	})
 }

@@ -42,11 +42,13 @@ const paymentColumns = "order_id, customer_id, amount_cents, currency, status, r
 
 // Update implements app.Payments. customerID may be empty when the caller does
 // not know it (a cancellation): then only an existing payment's account is
-// loaded. Locks are taken payment first, account second, in every transaction,
+// reached. The account is not read up front: a charge is one conditional UPDATE
+// (funds.DebitIfEnough), and only a refused charge or a refund reads it (ADR
+// 0043). Locks are taken payment first, account second, in every transaction,
 // so two orders of one customer never deadlock. An unreachable database is
-// apperr.CodeUnavailable (wrapping the driver's error); fn's error is returned
-// unchanged; any other failure is returned as it is (internal).
-func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, a *domain.Account) ([]events.Event, error)) error {
+// apperr.CodeUnavailable (wrapping the driver's error); fn's own error is
+// returned unchanged; any other failure is returned as it is (internal).
+func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error {
 	var fnErr error
 	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		p, err := loadPayment(ctx, tx, orderID)
@@ -57,19 +59,12 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 		if !isNew {
 			customerID = p.CustomerID
 		}
-		var a *domain.Account
-		if customerID != "" {
-			if a, err = loadAccount(ctx, tx, customerID); err != nil {
-				return err
-			}
-		}
-		var balance int64
-		if a != nil {
-			balance = a.BalanceCents
-		}
-		evts, err := fn(p, a)
+		f := &funds{ctx: ctx, tx: tx, customerID: customerID}
+		evts, err := fn(p, f)
 		if err != nil {
-			fnErr = err
+			if f.err == nil || !errors.Is(err, f.err) {
+				fnErr = err // fn's own decision, not a storage failure
+			}
 			return err
 		}
 		if p.Status == domain.StatusNone {
@@ -78,7 +73,7 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 		if err := savePayment(ctx, tx, p, isNew); err != nil {
 			return err
 		}
-		if a != nil && a.BalanceCents != balance {
+		if a := f.loaded; a != nil && a.BalanceCents != f.loadedBalance { // under the lock Account took
 			if _, err := tx.ExecContext(ctx, "UPDATE accounts SET balance_cents = ? WHERE customer_id = ?",
 				a.BalanceCents, a.CustomerID); err != nil {
 				return fmt.Errorf("update account %s: %w", a.CustomerID, err)
@@ -113,6 +108,58 @@ func loadPayment(ctx context.Context, tx *sql.Tx, orderID string) (*domain.Payme
 		return nil, fmt.Errorf("read payment of order %s: %w", orderID, err)
 	}
 	return p, nil
+}
+
+// funds implements domain.Funds on a customer's account inside the payment's
+// transaction.
+type funds struct {
+	ctx        context.Context
+	tx         *sql.Tx
+	customerID string // "": nobody (no account)
+	// loaded is the account Account read (nil: not read, or none), with its
+	// balance as read; Update stores a changed balance.
+	loaded        *domain.Account
+	loadedBalance int64
+	read          bool
+	// err is the last storage error, told apart from fn's own.
+	err error
+}
+
+// DebitIfEnough implements domain.Funds: one conditional UPDATE, which also
+// takes the account's row lock when it matches.
+func (f *funds) DebitIfEnough(amountCents int64, currency string) (bool, error) {
+	if f.customerID == "" {
+		return false, nil
+	}
+	res, err := f.tx.ExecContext(f.ctx, `UPDATE accounts SET balance_cents = balance_cents - ?
+		WHERE customer_id = ? AND currency = ? AND balance_cents >= ?`, amountCents, f.customerID, currency, amountCents)
+	if err != nil {
+		f.err = fmt.Errorf("debit account %s: %w", f.customerID, err)
+		return false, f.err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		f.err = fmt.Errorf("debit account %s: %w", f.customerID, err)
+		return false, f.err
+	}
+	return n == 1, nil
+}
+
+// Account implements domain.Funds.
+func (f *funds) Account() (*domain.Account, error) {
+	if f.read || f.customerID == "" {
+		return f.loaded, nil
+	}
+	a, err := loadAccount(f.ctx, f.tx, f.customerID)
+	if err != nil {
+		f.err = err
+		return nil, err
+	}
+	f.read, f.loaded = true, a
+	if a != nil {
+		f.loadedBalance = a.BalanceCents
+	}
+	return a, nil
 }
 
 func loadAccount(ctx context.Context, tx *sql.Tx, customerID string) (*domain.Account, error) {

@@ -58,8 +58,10 @@ func completed(orderID string) events.Event {
 }
 
 // charge is an Update fn that charges 700 cents for order version 1.
-func charge(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-	p.Place(1, "alice", 700, "EUR", a, time.Now().UTC().Truncate(time.Microsecond))
+func charge(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
+	if _, err := p.Charge(1, "alice", 700, "EUR", f, time.Now().UTC().Truncate(time.Microsecond)); err != nil {
+		return nil, err
+	}
 	return []events.Event{completed(p.OrderID)}, nil
 }
 
@@ -106,8 +108,8 @@ func TestPaymentsUpdateContract(t *testing.T) {
 		db, dsn := paymentsDB(t)
 		id := watermill.NewUUID()
 		refused := errors.New("refused by fn")
-		err := paymentsRepo(t, dsn, "").Update(ctx, id, "alice", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-			evts, _ := charge(p, a)
+		err := paymentsRepo(t, dsn, "").Update(ctx, id, "alice", func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
+			evts, _ := charge(p, f)
 			return evts, refused
 		})
 		if err != refused {
@@ -123,9 +125,11 @@ func TestPaymentsUpdateContract(t *testing.T) {
 		id := watermill.NewUUID()
 		var gotPayment *domain.Payment
 		var gotAccount *domain.Account
-		err := paymentsRepo(t, dsn, "").Update(ctx, id, "nobody", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
-			gotPayment, gotAccount = p, a
-			return nil, nil
+		err := paymentsRepo(t, dsn, "").Update(ctx, id, "nobody", func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
+			gotPayment = p
+			var err error
+			gotAccount, err = f.Account()
+			return nil, err
 		})
 		if err != nil || gotPayment == nil || gotPayment.OrderID != id || gotPayment.Status != domain.StatusNone || gotAccount != nil {
 			t.Fatalf("Update = %v, fn got %+v and %+v; want an empty payment of the order and no account", err, gotPayment, gotAccount)
@@ -158,14 +162,18 @@ func TestPaymentsUpdateHoldsTheRowLock(t *testing.T) {
 	}
 	var seen domain.PaymentStatus
 	testenv.CheckRowLock(t, func(inside func(), release <-chan struct{}) error {
-		return first.Update(ctx, id, "", func(p *domain.Payment, a *domain.Account) ([]events.Event, error) {
+		return first.Update(ctx, id, "", func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
+			a, err := f.Account()
+			if err != nil {
+				return nil, err
+			}
 			inside()
 			<-release
 			p.Cancel(2, a, time.Now().UTC().Truncate(time.Microsecond)) // no account: REFUND_FAILED
 			return nil, nil
 		})
 	}, func() error {
-		return second.Update(ctx, id, "", func(p *domain.Payment, _ *domain.Account) ([]events.Event, error) {
+		return second.Update(ctx, id, "", func(p *domain.Payment, _ domain.Funds) ([]events.Event, error) {
 			seen = p.Status
 			return nil, nil
 		})

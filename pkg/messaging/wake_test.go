@@ -1,0 +1,197 @@
+package messaging_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/messaging"
+)
+
+// TestCommitWakesTheForwarder (integration): a forwarder whose fallback poll is
+// 10 minutes forwards a row as soon as the transaction that wrote it commits,
+// because the commit wakes it. Speed is not asserted: the forwarder must report
+// a wait that a wake ended, and the row must arrive while the fallback cannot
+// have fired (the test's own limit, 60 s, is far below 10 min).
+func TestCommitWakesTheForwarder(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newRecorder()
+	f, err := ob.NewForwarder(db, out, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runForwarder(t, f.Forwarder)
+	waitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := messaging.WakesForTest(ob); return waits > 0 })
+
+	msgs := writeOutbox(t, db, ob, 1)
+	waitFor(t, "the committed row to be forwarded", time.Minute, func() bool { return out.count(msgs[0].UUID) == 1 })
+	if _, woken := messaging.WakesForTest(ob); woken < 1 {
+		t.Fatalf("the row was forwarded but no wait was ended by a wake (woken=%d)", woken)
+	}
+}
+
+// TestForwarderCloseDoesNotWaitForTheFallbackPoll (integration): closing an idle
+// forwarder whose fallback poll is an hour ends its wait: Close returns without
+// hitting the router's close timeout (which would return an error).
+func TestForwarderCloseDoesNotWaitForTheFallbackPoll(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ob.NewForwarder(db, newRecorder(), watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	<-f.Running()
+	waitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := messaging.WakesForTest(ob); return waits > 0 })
+	if err := f.Close(); err != nil {
+		t.Fatalf("Close of an idle forwarder = %v, want nil (its fallback wait must end on close)", err)
+	}
+	<-done
+}
+
+// TestOnlyCommitsWake (integration, database only): which transactions wake the
+// outbox's forwarders. A probe stands for a forwarder that is busy (it holds at
+// most one pending wake).
+func TestOnlyCommitsWake(t *testing.T) {
+	t.Parallel()
+	refused := errors.New("refused")
+	tests := []struct {
+		name     string
+		write    func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error
+		wantWake int
+	}{
+		{"InTx commits outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			return messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
+			})
+		}, 1},
+		{"InTx rolls back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+				if err := ob.Publish(ctx, tx, "orders", newMsg(1)); err != nil {
+					return err
+				}
+				return refused
+			})
+			if !errors.Is(err, refused) {
+				return err
+			}
+			return nil
+		}, 0},
+		{"InTx commits without outbox rows", func(ctx context.Context, db *sql.DB, _ *messaging.Outbox) error {
+			return messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "SELECT 1")
+				return err
+			})
+		}, 0},
+		{"the inbox commits a handler's outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
+				tx, _ := messaging.TxFromContext(m.Context())
+				return nil, ob.Publish(m.Context(), tx, "orders", newMsg(1))
+			})
+			m := newMsg(0)
+			m.SetContext(ctx)
+			_, err := h(m)
+			return err
+		}, 1},
+		{"the inbox rolls a failing handler back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
+				tx, _ := messaging.TxFromContext(m.Context())
+				if err := ob.Publish(m.Context(), tx, "orders", newMsg(1)); err != nil {
+					return nil, err
+				}
+				return nil, refused
+			})
+			m := newMsg(0)
+			m.SetContext(ctx)
+			if _, err := h(m); !errors.Is(err, refused) {
+				return err
+			}
+			return nil
+		}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := migrated(t)
+			ob, err := messaging.NewOutbox(messaging.OutboxConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending := messaging.WakeProbeForTest(ob)
+			if err := tt.write(context.Background(), db, ob); err != nil {
+				t.Fatal(err)
+			}
+			if got := pending(); got != tt.wantWake {
+				t.Fatalf("pending wakes after the write: %d, want %d", got, tt.wantWake)
+			}
+		})
+	}
+}
+
+// TestOpenDBSessionsAreReadCommitted (integration): every session of a pool
+// opened by OpenDB is READ COMMITTED, and InTx on it sends no `SET TRANSACTION
+// ISOLATION LEVEL` (Com_set_option does not move); on a plain pool (negative
+// control) InTx sends one per transaction to get the same isolation.
+func TestOpenDBSessionsAreReadCommitted(t *testing.T) {
+	t.Parallel()
+	plain, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	ctx := context.Background()
+	opened, err := messaging.OpenDB(ctx, dsn, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	plain.SetMaxOpenConns(1)
+
+	var level string
+	if err := opened.QueryRowContext(ctx, "SELECT @@SESSION.tx_isolation").Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "READ-COMMITTED" {
+		t.Fatalf("an OpenDB session is %s, want READ-COMMITTED", level)
+	}
+	for _, tt := range []struct {
+		name    string
+		db      *sql.DB
+		wantSet int
+	}{{"OpenDB pool", opened, 0}, {"plain pool (negative control)", plain, 3}} {
+		setOptions := func() (n int) {
+			t.Helper()
+			var name string
+			if err := tt.db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_set_option'").Scan(&name, &n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := setOptions()
+		for range 3 {
+			if err := messaging.InTx(ctx, tt.db, func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "SELECT 1")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := setOptions() - before; got != tt.wantSet {
+			t.Errorf("%s: %d SET statements for 3 transactions, want %d", tt.name, got, tt.wantSet)
+		}
+	}
+}
