@@ -31,7 +31,8 @@ type FaultConfig struct {
 	// CrashAfterPublish kills the process (SIGKILL) each time its forwarder has
 	// published this many events since start: right after Kafka acknowledged the
 	// last one and before its outbox row is deleted, so the row is published again
-	// after the restart.
+	// after the restart (batch relay: after the batch holding it was
+	// acknowledged, before the commit that deletes the batch's rows).
 	CrashAfterPublish int `env:"CRASH_AFTER_PUBLISH"`
 	// CrashAfterCommit kills the process each time its consumer has processed this
 	// many messages since start: right after the inbox transaction committed and
@@ -85,7 +86,16 @@ func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 	}
 	logger := cs.logger
 	logger.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
-	if c.CrashAfterPublish > 0 {
+	if c.CrashAfterPublish > 0 && o.config.Relay == RelayBatch {
+		// The batch relay publishes at its commit: crash between Kafka's
+		// acknowledgement of the batch and the commit that deletes its rows.
+		crash := crashEvery(c.CrashAfterPublish)
+		o.afterBatchAck = func(n int) {
+			for range n {
+				crash()
+			}
+		}
+	} else if c.CrashAfterPublish > 0 {
 		crash := crashEvery(c.CrashAfterPublish)
 		o.forwarderMiddlewares = append(o.forwarderMiddlewares, func(h message.HandlerFunc) message.HandlerFunc {
 			return func(msg *message.Message) ([]*message.Message, error) {

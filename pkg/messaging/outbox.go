@@ -135,6 +135,9 @@ type Outbox struct {
 	// batch is acknowledged (fault build only, ADR 21 and 44).
 	wrapSend  func(func([]batchItem) []error) func([]batchItem) []error
 	noBarrier bool
+	// afterBatchAck runs after Kafka acknowledged a batch of n messages and
+	// before its rows' deletion commits (fault build only).
+	afterBatchAck func(n int)
 	// breaker guards the forwarder's Kafka publisher when enabled (ADR 35).
 	breaker BreakerConfig
 	stats   ForwarderStats

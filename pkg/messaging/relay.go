@@ -77,6 +77,9 @@ type batchRelay struct {
 	// noBarrier commits before the batch is acknowledged (fault build's
 	// negative control only, ADR 21): refused messages' rows are deleted.
 	noBarrier bool
+	// afterAck, if set, runs between the acknowledgement and the commit (fault
+	// build's crash hook).
+	afterAck func(n int)
 	// single makes the next polling transaction publish one message per
 	// produce, so that the parker sees which message Kafka can never take (a
 	// broker refuses a partition's whole record batch for one bad record).
@@ -198,6 +201,9 @@ func (t *batchTx) Commit() error {
 		time.Sleep(t.relay.resend)
 		return errors.Join(err, rbErr)
 	}
+	if t.relay.afterAck != nil {
+		t.relay.afterAck(len(t.items))
+	}
 	return t.Tx.Commit()
 }
 
@@ -245,7 +251,7 @@ func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAda
 		send = o.wrapSend(send)
 	}
 	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
-		resend: o.config.ResendInterval, logger: logger, noBarrier: o.noBarrier}
+		resend: o.config.ResendInterval, logger: logger, noBarrier: o.noBarrier, afterAck: o.afterBatchAck}
 	if o.breaker.Enabled {
 		r.cb = newBreakerPublisher(o.breaker, out, logger).cb
 	}
