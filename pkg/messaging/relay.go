@@ -91,7 +91,7 @@ type batchRelay struct {
 func (r *batchRelay) flush(items []batchItem) error {
 	var errs []error
 	run := func() (any, error) {
-		errs = r.send(items)
+		errs = sendInWaves(r.send, items)
 		return nil, firstRetryable(errs)
 	}
 	if r.cb != nil {
@@ -123,6 +123,53 @@ func (r *batchRelay) flush(items []batchItem) error {
 		r.single.Store(true)
 	}
 	return fmt.Errorf("kafka refused %d of %d message(s) of the batch: %w", failed, len(items), first)
+}
+
+// sendInWaves sends items with one batch produce per wave: wave k holds the
+// k-th message of each Kafka key, in item order, and is sent only once Kafka
+// acknowledged every message of the waves before it. So no message reaches
+// Kafka before an earlier message of its key was acknowledged, whatever the
+// producer does inside one batch (it may split a partition's messages over
+// several requests, and a later request can succeed where an earlier one
+// failed). Most batches hold one message per key: one wave.
+func sendInWaves(send func([]batchItem) []error, items []batchItem) []error {
+	wave := make([]int, len(items)) // wave of each item
+	seen := map[string]int{}
+	waves := 1
+	for i, it := range items {
+		key := it.msg.Metadata.Get(MetadataKey)
+		wave[i] = seen[key]
+		seen[key]++
+		waves = max(waves, wave[i]+1)
+	}
+	if waves == 1 {
+		return send(items)
+	}
+	for w := range waves {
+		var idx []int
+		var batch []batchItem
+		for i := range items {
+			if wave[i] == w {
+				idx = append(idx, i)
+				batch = append(batch, items[i])
+			}
+		}
+		werrs := send(batch)
+		if werrs == nil {
+			continue
+		}
+		errs := make([]error, len(items))
+		for j, i := range idx {
+			errs[i] = werrs[j]
+		}
+		for i := range items {
+			if wave[i] > w {
+				errs[i] = errNotSent
+			}
+		}
+		return errs
+	}
+	return nil
 }
 
 // firstRetryable is the error the breaker judges: the first refusal that
