@@ -175,7 +175,7 @@ func TestBatchRelayRefusalKeepsTheWholeBatch(t *testing.T) {
 // oversized row is parked and the others are forwarded (ADR 22, 44).
 func TestBatchRelayParksOnlyTheUnpublishableRow(t *testing.T) {
 	t.Parallel()
-	e := newParkingEnv(t, true)
+	e := newParkingEnv(t, true, messaging.RelayBatch)
 	var others []string
 	for i := range 3 {
 		others = append(others, e.write(t, fmt.Sprintf("order-a%d", i), 10))
