@@ -265,8 +265,9 @@ func (f *faultRun) supervise(ctx context.Context) {
 func scenarios() []scenario {
 	return []scenario{
 		// The order forwarder also refuses a row in the middle of a batch until its
-		// ack deadline (FAULT_REFUSE_MID_BATCH): the cut a kill only sometimes
-		// lands on happens in every run.
+		// ack deadline (FAULT_REFUSE_MID_BATCH; with the batch relay, Kafka's
+		// answer to a batch produce refuses one message of it, ADR 44): the cut a
+		// kill only sometimes lands on happens in every run.
 		{name: "kill-kafka", rate: 30, duration: 52 * time.Second,
 			stack: harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_REFUSE_MID_BATCH=1"}}, faults: func(f *faultRun) error {
 				f.sleepUntil(5 * time.Second)

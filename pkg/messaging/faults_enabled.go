@@ -31,7 +31,8 @@ type FaultConfig struct {
 	// CrashAfterPublish kills the process (SIGKILL) each time its forwarder has
 	// published this many events since start: right after Kafka acknowledged the
 	// last one and before its outbox row is deleted, so the row is published again
-	// after the restart.
+	// after the restart (batch relay: after the batch holding it was
+	// acknowledged, before the commit that deletes the batch's rows).
 	CrashAfterPublish int `env:"CRASH_AFTER_PUBLISH"`
 	// CrashAfterCommit kills the process each time its consumer has processed this
 	// many messages since start: right after the inbox transaction committed and
@@ -42,8 +43,15 @@ type FaultConfig struct {
 	// transaction (a row in the middle of a batch), and keep refusing it until that
 	// delivery's ack deadline has passed: what a Kafka outage that begins in the
 	// middle of a batch does, caused on purpose instead of hoping a kill lands
-	// there. It fires as soon as a batch holds two rows (any backlog).
+	// there. It fires as soon as a batch holds two rows (any backlog). With the
+	// batch relay (ADR 44) the refusal is Kafka's answer to the batch produce
+	// instead: once per process, the second message of the first batch of two
+	// or more is refused and the others are acknowledged.
 	RefuseMidBatch bool `env:"REFUSE_MID_BATCH"`
+	// BatchNoBarrier makes the batch relay commit its polling transaction (and
+	// so delete the rows) before the batch produce, without looking at Kafka's
+	// answer. Negative control only (ADR 44): a refused message is lost.
+	BatchNoBarrier bool `env:"BATCH_NO_BARRIER"`
 	// StockAck makes the forwarder use watermill-sql v4.1.2's own
 	// MySQLQueueOffsetsAdapter{DeleteOnAck: true}, which deletes the rows of a
 	// batch behind one Kafka refused (ADR 3). Negative control only: it loses events.
@@ -78,7 +86,16 @@ func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 	}
 	logger := cs.logger
 	logger.Warn("FAULT INJECTION: this process runs with test-only fault switches", "faults", c)
-	if c.CrashAfterPublish > 0 {
+	if c.CrashAfterPublish > 0 && o.config.Relay == RelayBatch {
+		// The batch relay publishes at its commit: crash between Kafka's
+		// acknowledgement of the batch and the commit that deletes its rows.
+		crash := crashEvery(c.CrashAfterPublish)
+		o.afterBatchAck = func(n int) {
+			for range n {
+				crash()
+			}
+		}
+	} else if c.CrashAfterPublish > 0 {
 		crash := crashEvery(c.CrashAfterPublish)
 		o.forwarderMiddlewares = append(o.forwarderMiddlewares, func(h message.HandlerFunc) message.HandlerFunc {
 			return func(msg *message.Message) ([]*message.Message, error) {
@@ -90,10 +107,15 @@ func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 			}
 		})
 	}
-	if c.RefuseMidBatch {
+	if c.RefuseMidBatch && o.config.Relay == RelayBatch {
+		o.wrapSend = refuseInBatch(logger)
+	} else if c.RefuseMidBatch {
 		o.wrapOut = func(out message.Publisher) message.Publisher {
 			return &midBatchRefuser{Publisher: out, logger: logger}
 		}
+	}
+	if c.BatchNoBarrier {
+		o.noBarrier = true
 	}
 	if c.OversizeCorrelationPrefix != "" {
 		inner := o.wrapOut
@@ -201,6 +223,30 @@ func (p *midBatchRefuser) refuse(tx wsql.Tx, id string) bool {
 		return true
 	}
 	return false
+}
+
+// refuseInBatch is RefuseMidBatch for the batch relay: the first batch of two
+// or more messages is sent without its second message, which is reported
+// refused, as Kafka reports a message it did not take in a batch produce.
+func refuseInBatch(logger *slog.Logger) func(func([]batchItem) []error) func([]batchItem) []error {
+	var fired atomic.Bool
+	return func(send func([]batchItem) []error) func([]batchItem) []error {
+		return func(items []batchItem) []error {
+			if len(items) < 2 || !fired.CompareAndSwap(false, true) {
+				return send(items)
+			}
+			logger.Warn("FAULT INJECTION: Kafka refuses a message in the middle of a batch produce", "message_id", items[1].msg.UUID)
+			rest := append(append([]batchItem{}, items[:1]...), items[2:]...)
+			restErrs := send(rest)
+			errs := make([]error, len(items))
+			errs[1] = errRefusedMidBatch
+			if restErrs != nil {
+				errs[0] = restErrs[0]
+				copy(errs[2:], restErrs[1:])
+			}
+			return errs
+		}
+	}
 }
 
 // oversizer pads the events whose correlation id starts with prefix (see

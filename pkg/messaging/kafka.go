@@ -137,13 +137,16 @@ func (c KafkaConfig) NewPoisonPublisher(logger watermill.LoggerAdapter) message.
 }
 
 func (c KafkaConfig) newLazyPublisher(requireKey bool, logger watermill.LoggerAdapter) message.Publisher {
+	marshaler := Marshaler(requireKey)
 	return &lazyPublisher{newPublisher: func() (message.Publisher, error) {
 		return kafka.NewPublisher(kafka.PublisherConfig{
 			Brokers:               c.Brokers,
-			Marshaler:             Marshaler(requireKey),
+			Marshaler:             marshaler,
 			OverwriteSaramaConfig: c.ProducerConfig(),
 		}, logger)
-	}}
+	}, newProducer: func() (sarama.SyncProducer, error) {
+		return sarama.NewSyncProducer(c.Brokers, c.ProducerConfig())
+	}, marshaler: marshaler}
 }
 
 // NewSubscriber returns a Kafka consumer-group subscriber whose Subscribe waits,
@@ -168,26 +171,41 @@ func (c KafkaConfig) NewSubscriber(consumerGroup string, logger watermill.Logger
 // lazyPublisher creates its publisher on the first Publish that can reach Kafka.
 type lazyPublisher struct {
 	newPublisher func() (message.Publisher, error)
+	// newProducer and marshaler serve the batch relay (sendBatch).
+	newProducer func() (sarama.SyncProducer, error)
+	marshaler   kafka.Marshaler
 
-	mu     sync.Mutex
-	pub    message.Publisher
-	closed bool
+	mu       sync.Mutex
+	pub      message.Publisher
+	producer sarama.SyncProducer
+	closed   bool
+}
+
+// getProducer returns the batch relay's producer, connecting on first use.
+func (p *lazyPublisher) getProducer() (sarama.SyncProducer, error) {
+	return lazyGet(p, &p.producer, p.newProducer)
 }
 
 func (p *lazyPublisher) get() (message.Publisher, error) {
+	return lazyGet(p, &p.pub, p.newPublisher)
+}
+
+// lazyGet returns *slot, made with mk on first use, unless p is closed.
+func lazyGet[T comparable](p *lazyPublisher, slot *T, mk func() (T, error)) (T, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var zero T
 	if p.closed {
-		return nil, errors.New("kafka publisher closed")
+		return zero, errors.New("kafka publisher closed")
 	}
-	if p.pub == nil {
-		pub, err := p.newPublisher()
+	if *slot == zero {
+		v, err := mk()
 		if err != nil {
-			return nil, fmt.Errorf("connecting to kafka: %w", err)
+			return zero, fmt.Errorf("connecting to kafka: %w", err)
 		}
-		p.pub = pub
+		*slot = v
 	}
-	return p.pub, nil
+	return *slot, nil
 }
 
 // Publish implements message.Publisher.
@@ -203,11 +221,18 @@ func (p *lazyPublisher) Publish(topic string, msgs ...*message.Message) error {
 func (p *lazyPublisher) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.closed = true
-	if p.pub == nil {
+	if p.closed { // the forwarder and the service both close it
 		return nil
 	}
-	return p.pub.Close()
+	p.closed = true
+	var errs []error
+	if p.producer != nil {
+		errs = append(errs, p.producer.Close())
+	}
+	if p.pub != nil {
+		errs = append(errs, p.pub.Close())
+	}
+	return errors.Join(errs...)
 }
 
 type retryingSubscriber struct {

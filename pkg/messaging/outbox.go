@@ -20,8 +20,10 @@ const OutboxTopic = "outbox"
 // OutboxConfig configures how the forwarder reads a service's outbox table.
 type OutboxConfig struct {
 	// BatchSize is how many rows one polling transaction locks and forwards.
-	// Larger batches commit less often; a batch is forwarded in order and stops at
-	// the first row Kafka does not acknowledge. Default 10.
+	// Larger batches commit less often. With the single relay a batch is
+	// forwarded in order and stops at the first row Kafka does not acknowledge;
+	// with the batch relay it is one produce request. Default 100 for the batch
+	// relay, 10 for the single relay.
 	BatchSize int `env:"BATCH_SIZE"`
 	// PollInterval is the fallback wait between polls when the outbox is empty.
 	// A transaction of this process that wrote outbox rows (InTx) wakes the
@@ -35,12 +37,24 @@ type OutboxConfig struct {
 	// (during a Kafka outage) before it gives up, commits what was forwarded and
 	// polls again. Default 10 s.
 	AckDeadline time.Duration `env:"ACK_DEADLINE"`
+	// Relay is how rows reach Kafka (ADR 44): RelayBatch ("batch", default) sends
+	// the rows of one polling transaction with one synchronous batch produce
+	// when it commits, and deletes them only if Kafka acknowledged all of them
+	// (else the whole batch is sent again); RelaySingle ("single") publishes one
+	// row per produce round trip before acknowledging it.
+	Relay string `env:"RELAY"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
 func (c OutboxConfig) Defaults() OutboxConfig {
+	if c.Relay == "" {
+		c.Relay = RelayBatch
+	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 10
+		if c.Relay == RelayBatch {
+			c.BatchSize = 100
+		}
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 100 * time.Millisecond
@@ -59,6 +73,8 @@ func (c OutboxConfig) Validate() error {
 	switch {
 	case c.BatchSize < 1 || c.BatchSize > 1000:
 		return fmt.Errorf("outbox batch size %d is outside 1..1000", c.BatchSize)
+	case c.Relay != RelayBatch && c.Relay != RelaySingle:
+		return fmt.Errorf("outbox relay %q is neither %q nor %q", c.Relay, RelayBatch, RelaySingle)
 	case c.PollInterval <= 0, c.ResendInterval <= 0, c.AckDeadline <= 0:
 		return errors.New("outbox poll interval, resend interval and ack deadline must be positive")
 	}
@@ -130,6 +146,13 @@ type Outbox struct {
 	// publisher (set by the fault build only, ADR 21).
 	forwarderMiddlewares []message.HandlerMiddleware
 	wrapOut              func(message.Publisher) message.Publisher
+	// wrapSend wraps the batch relay's send, and noBarrier commits before the
+	// batch is acknowledged (fault build only, ADR 21 and 44).
+	wrapSend  func(func([]batchItem) []error) func([]batchItem) []error
+	noBarrier bool
+	// afterBatchAck runs after Kafka acknowledged a batch of n messages and
+	// before its rows' deletion commits (fault build only).
+	afterBatchAck func(n int)
 	// breaker guards the forwarder's Kafka publisher when enabled (ADR 35).
 	breaker BreakerConfig
 	stats   ForwarderStats
@@ -236,7 +259,16 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	polling := o.schema
 	polling.sessionLevel = SessionReadCommitted(db)
 	backoff := newWakeBackoff(o.config.PollInterval, time.Second)
-	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(db), wsql.SubscriberConfig{
+	var beginner wsql.Beginner = wsql.BeginnerFromStdSQL(db)
+	var relay *batchRelay
+	if o.config.Relay == RelayBatch {
+		// The commit barrier (ADR 44): the polling transaction's Commit sends the
+		// collected batch and commits only if Kafka took all of it.
+		relay = o.newBatchRelay(out, logger)
+		beginner = batchBeginner{Beginner: beginner, relay: relay}
+		out = batchCollector{relay: relay}
+	}
+	sub, err := wsql.NewSubscriber(beginner, wsql.SubscriberConfig{
 		SchemaAdapter:  polling,
 		OffsetsAdapter: o.offsetsAdapter,
 		PollInterval:   o.config.PollInterval,
@@ -251,10 +283,10 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	if o.wrapOut != nil {
 		out = o.wrapOut(out)
 	}
-	if o.hooks != nil {
+	if o.hooks != nil && relay == nil { // the batch relay counts at its commit
 		out = countingPublisher{Publisher: out, hooks: o.hooks} // counts what Kafka acknowledged
 	}
-	if o.breaker.Enabled {
+	if o.breaker.Enabled && relay == nil { // the batch relay's breaker guards its send
 		out = newBreakerPublisher(o.breaker, out, logger)
 	}
 	if !o.noParking {

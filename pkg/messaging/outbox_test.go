@@ -297,7 +297,9 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 		return f
 	}
 	oursFwd := func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
-		ob, err := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 5, PollInterval: 10 * time.Millisecond,
+		// The single relay: the batch relay sends a refused batch again whole
+		// (TestBatchRelayRefusalKeepsTheWholeBatch).
+		ob, err := messaging.NewOutbox(messaging.OutboxConfig{Relay: messaging.RelaySingle, BatchSize: 5, PollInterval: 10 * time.Millisecond,
 			ResendInterval: 20 * time.Millisecond, AckDeadline: ackDeadline})
 		if err != nil {
 			t.Fatal(err)

@@ -47,8 +47,8 @@ type parkingEnv struct {
 // newParkingEnv makes a fresh database, a one-partition topic whose records may
 // not exceed 8 KiB (max.message.bytes: a 10 KiB event is a record Kafka refuses
 // for good, MESSAGE_TOO_LARGE), and an outbox; parking false turns parking off.
-// start runs its forwarder.
-func newParkingEnv(t *testing.T, parking bool) *parkingEnv {
+// start runs its forwarder. relay, if given, is the OutboxConfig.Relay.
+func newParkingEnv(t *testing.T, parking bool, relay ...string) *parkingEnv {
 	t.Helper()
 	kcfg := testenv.Kafka(t)
 	db := migrated(t)
@@ -63,8 +63,12 @@ func newParkingEnv(t *testing.T, parking bool) *parkingEnv {
 		t.Fatal(err)
 	}
 	admin.Close()
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 10, PollInterval: 10 * time.Millisecond,
-		ResendInterval: 20 * time.Millisecond, AckDeadline: time.Second})
+	cfg := messaging.OutboxConfig{BatchSize: 10, PollInterval: 10 * time.Millisecond,
+		ResendInterval: 20 * time.Millisecond, AckDeadline: time.Second}
+	if len(relay) > 0 {
+		cfg.Relay = relay[0]
+	}
+	ob, err := messaging.NewOutbox(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,14 +132,25 @@ func (m *Metrics) SagaOutcome(outcome string) { m.sagaOutcomes.WithLabelValues(o
 func (m *Metrics) Router(r *message.Router) { m.watermill.AddPrometheusRouterMetrics(r) }
 
 // Publisher wraps pub with Watermill's publisher metrics (publish time by
-// topic and outcome). On a registration failure it returns pub unchanged.
+// topic and outcome). On a registration failure it returns pub unchanged. The
+// result's Unwrap returns pub, so that the outbox's batch relay can still use
+// pub's batch produce (it bypasses the publish-time metric; ADR 44).
 func (m *Metrics) Publisher(pub message.Publisher) message.Publisher {
 	d, err := m.watermill.DecoratePublisher(pub)
 	if err != nil {
 		return pub
 	}
-	return d
+	return decorated{Publisher: d, inner: pub}
 }
+
+// decorated is a metrics-decorated publisher that can be unwrapped.
+type decorated struct {
+	message.Publisher
+	inner message.Publisher
+}
+
+// Unwrap returns the publisher without the metrics.
+func (d decorated) Unwrap() message.Publisher { return d.inner }
 
 // Handler serves the registry in Prometheus' text format (or OpenMetrics, if
 // the scraper asks). Errors collecting are served as HTTP 500.

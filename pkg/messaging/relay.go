@@ -1,0 +1,350 @@
+package messaging
+
+import (
+	"context"
+	stdsql "database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/sony/gobreaker"
+)
+
+// Relay modes of the forwarder (OutboxConfig.Relay; ADR 44).
+const (
+	// RelayBatch collects the rows of one polling transaction and sends them to
+	// Kafka with one synchronous batch produce when that transaction commits;
+	// the rows are deleted only if Kafka acknowledged every message, else the
+	// transaction rolls back and the whole batch is sent again.
+	RelayBatch = "batch"
+	// RelaySingle publishes each row synchronously, one produce round trip per
+	// event, before the forwarder acknowledges it (Watermill's own behaviour).
+	RelaySingle = "single"
+)
+
+// batchItem is one message waiting for its polling transaction's commit.
+type batchItem struct {
+	topic string
+	msg   *message.Message
+}
+
+// errNotSent marks the messages of a batch that were not tried because an
+// earlier one was refused (the sequential fallback).
+var errNotSent = errors.New("not sent: an earlier message of the batch was refused")
+
+// batchSender is implemented by this package's Kafka publishers
+// (KafkaConfig.NewPublisher): sendBatch sends every item with one synchronous
+// batch produce and returns nil if Kafka acknowledged all of them, else one
+// error per item (nil for those acknowledged).
+type batchSender interface {
+	sendBatch(items []batchItem) []error
+}
+
+// sequentialSend is the batch send of a publisher that cannot batch (tests'
+// wrappers, fault wrappers): each item in turn, stopping at the first refusal.
+func sequentialSend(out message.Publisher) func([]batchItem) []error {
+	return func(items []batchItem) []error {
+		for i, it := range items {
+			if err := out.Publish(it.topic, it.msg); err != nil {
+				errs := make([]error, len(items))
+				errs[i] = err
+				for j := i + 1; j < len(items); j++ {
+					errs[j] = errNotSent
+				}
+				return errs
+			}
+		}
+		return nil
+	}
+}
+
+// batchRelay is the commit barrier of the batch relay: it owns the send, the
+// forwarded count, the breaker and the switch back to one message per produce
+// after a refusal that retrying cannot fix.
+type batchRelay struct {
+	out          message.Publisher
+	send         func([]batchItem) []error
+	hooks        *Hooks
+	cb           *gobreaker.CircuitBreaker // nil: no breaker
+	topicCreated func(topic string) bool
+	resend       time.Duration
+	logger       watermill.LoggerAdapter
+	// noBarrier commits before the batch is acknowledged (fault build's
+	// negative control only, ADR 21): refused messages' rows are deleted.
+	noBarrier bool
+	// afterAck, if set, runs between the acknowledgement and the commit (fault
+	// build's crash hook).
+	afterAck func(n int)
+	// single makes the next polling transaction publish one message per
+	// produce, so that the parker sees which message Kafka can never take (a
+	// broker refuses a partition's whole record batch for one bad record).
+	single atomic.Bool
+}
+
+// flush sends items and reports whether every one was acknowledged; only then
+// are they counted as forwarded.
+func (r *batchRelay) flush(items []batchItem) error {
+	var errs []error
+	run := func() (any, error) {
+		errs = sendInWaves(r.send, items)
+		return nil, firstRetryable(errs)
+	}
+	if r.cb != nil {
+		if _, err := r.cb.Execute(run); err != nil && errs == nil {
+			return markOpen(err) // open breaker: nothing was sent
+		}
+	} else {
+		_, _ = run()
+	}
+	if errs == nil {
+		r.hooks.forwarded(len(items))
+		return nil
+	}
+	failed, unfixable := 0, false
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		failed++
+		if first == nil || errors.Is(first, errNotSent) {
+			first = err
+		}
+		if UnfixableReason(err, items[i].topic, r.topicCreated) != "" {
+			unfixable = true
+		}
+	}
+	if unfixable {
+		r.single.Store(true)
+	}
+	return fmt.Errorf("kafka refused %d of %d message(s) of the batch: %w", failed, len(items), first)
+}
+
+// sendInWaves sends items with one batch produce per wave: wave k holds the
+// k-th message of each Kafka key, in item order, and is sent only once Kafka
+// acknowledged every message of the waves before it. So no message reaches
+// Kafka before an earlier message of its key was acknowledged, whatever the
+// producer does inside one batch (it may split a partition's messages over
+// several requests, and a later request can succeed where an earlier one
+// failed). Most batches hold one message per key: one wave.
+func sendInWaves(send func([]batchItem) []error, items []batchItem) []error {
+	wave := make([]int, len(items)) // wave of each item
+	seen := map[string]int{}
+	waves := 1
+	for i, it := range items {
+		key := it.msg.Metadata.Get(MetadataKey)
+		wave[i] = seen[key]
+		seen[key]++
+		waves = max(waves, wave[i]+1)
+	}
+	if waves == 1 {
+		return send(items)
+	}
+	for w := range waves {
+		var idx []int
+		var batch []batchItem
+		for i := range items {
+			if wave[i] == w {
+				idx = append(idx, i)
+				batch = append(batch, items[i])
+			}
+		}
+		werrs := send(batch)
+		if werrs == nil {
+			continue
+		}
+		errs := make([]error, len(items))
+		for j, i := range idx {
+			errs[i] = werrs[j]
+		}
+		for i := range items {
+			if wave[i] > w {
+				errs[i] = errNotSent
+			}
+		}
+		return errs
+	}
+	return nil
+}
+
+// firstRetryable is the error the breaker judges: the first refusal that
+// retrying may fix, else the first error (which the breaker does not count).
+func firstRetryable(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil || errors.Is(err, errNotSent) {
+			continue
+		}
+		if UnfixableReason(err, "", nil) == "" {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// batchBeginner begins the outbox subscriber's polling transactions as batchTx.
+type batchBeginner struct {
+	wsql.Beginner
+	relay *batchRelay
+}
+
+// BeginTx implements wsql.Beginner.
+func (b batchBeginner) BeginTx(ctx context.Context, opts *stdsql.TxOptions) (wsql.Tx, error) {
+	tx, err := b.Beginner.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &batchTx{Tx: tx, relay: b.relay, single: b.relay.single.Swap(false)}, nil
+}
+
+// batchTx is one polling transaction of the batch relay: the messages of its
+// rows are collected (batchCollector) and sent when it commits.
+type batchTx struct {
+	wsql.Tx
+	relay *batchRelay
+	// single: this transaction publishes each message at once (batchRelay.single).
+	single bool
+	items  []batchItem
+	index  map[string]int // message UUID -> position in items
+}
+
+func (t *batchTx) add(topic string, m *message.Message) {
+	if t.index == nil {
+		t.index = map[string]int{}
+	}
+	if i, ok := t.index[m.UUID]; ok { // a row re-delivered after a Nack
+		t.items[i] = batchItem{topic, m}
+		return
+	}
+	t.index[m.UUID] = len(t.items)
+	t.items = append(t.items, batchItem{topic, m})
+}
+
+// Commit sends the collected messages with one batch produce and commits (the
+// subscriber's ack query has deleted their rows) only if Kafka acknowledged
+// every one; otherwise it rolls back, so the rows stay and the whole batch is
+// sent again by a later poll (consumers deduplicate the messages Kafka had
+// taken), after waiting OutboxConfig.ResendInterval.
+func (t *batchTx) Commit() error {
+	if len(t.items) == 0 {
+		return t.Tx.Commit()
+	}
+	if t.relay.noBarrier {
+		err := t.Tx.Commit()
+		_ = t.relay.flush(t.items)
+		return err
+	}
+	if err := t.relay.flush(t.items); err != nil {
+		rbErr := t.Tx.Rollback()
+		t.relay.logger.Info("kafka did not acknowledge the whole batch; its rows stay in the outbox", watermill.LogFields{"rows": len(t.items), "err": err.Error()})
+		time.Sleep(t.relay.resend)
+		return errors.Join(err, rbErr)
+	}
+	if t.relay.afterAck != nil {
+		t.relay.afterAck(len(t.items))
+	}
+	return t.Tx.Commit()
+}
+
+// batchCollector is the bottom of the batch relay's publisher chain: it hands
+// each message to its polling transaction (returning nil at once), or, in a
+// transaction that publishes one message per produce, sends it now.
+type batchCollector struct{ relay *batchRelay }
+
+// Publish implements message.Publisher.
+func (c batchCollector) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		tx, _ := wsql.TxFromContext(m.Context())
+		if bt, ok := tx.(*batchTx); ok && !bt.single {
+			bt.add(topic, m)
+			continue
+		}
+		if err := c.relay.flush([]batchItem{{topic, m}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements message.Publisher.
+func (c batchCollector) Close() error { return c.relay.out.Close() }
+
+// newBatchRelay builds the relay sending to out: with one batch produce if out
+// is this package's Kafka publisher (possibly behind wrappers that have an
+// Unwrap() message.Publisher method, such as pkg/metrics'), else one message
+// after another.
+func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAdapter) *batchRelay {
+	send := sequentialSend(out)
+	for p := out; p != nil; {
+		if bs, ok := p.(batchSender); ok {
+			send = bs.sendBatch
+			break
+		}
+		u, ok := p.(interface{ Unwrap() message.Publisher })
+		if !ok {
+			break
+		}
+		p = u.Unwrap()
+	}
+	if o.wrapSend != nil {
+		send = o.wrapSend(send)
+	}
+	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
+		resend: o.config.ResendInterval, logger: logger, noBarrier: o.noBarrier, afterAck: o.afterBatchAck}
+	if o.breaker.Enabled {
+		r.cb = newBreakerPublisher(o.breaker, out, logger).cb
+	}
+	return r
+}
+
+// sendBatch implements batchSender with one sarama SyncProducer.SendMessages
+// (acks=all, idempotent: ProducerConfig), created on first use.
+func (p *lazyPublisher) sendBatch(items []batchItem) []error {
+	errs := make([]error, len(items))
+	all := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	prod, err := p.getProducer()
+	if err != nil {
+		return all(err)
+	}
+	pms := make([]*sarama.ProducerMessage, len(items))
+	for i, it := range items {
+		pm, err := p.marshaler.Marshal(it.topic, it.msg)
+		if err != nil {
+			errs[i] = err
+			return errs
+		}
+		pm.Metadata = i
+		pms[i] = pm
+	}
+	err = prod.SendMessages(pms)
+	if err == nil {
+		return nil
+	}
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) {
+		return all(err)
+	}
+	mapped := false
+	for _, pe := range perrs {
+		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(errs) && pe.Err != nil {
+			errs[i], mapped = pe.Err, true
+		}
+	}
+	if !mapped {
+		return all(err)
+	}
+	return errs
+}
