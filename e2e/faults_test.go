@@ -574,9 +574,13 @@ func TestFaults(t *testing.T) {
 //   - duplicates with the payment service's inbox and version check off: the
 //     scenario re-publishes OrderPlaced events of charged orders, so it must
 //     double-charge;
-//   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3): the
-//     scenario makes Kafka refuse a row in the middle of a batch until the ack
-//     deadline, so the stock adapter must delete rows that never reached Kafka;
+//   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3) and the
+//     single relay: the scenario makes Kafka refuse a row in the middle of a
+//     batch until the ack deadline, so the stock adapter must delete rows that
+//     never reached Kafka;
+//   - kill-kafka with the batch relay (ADR 44) committing before Kafka's answer:
+//     the scenario makes Kafka refuse one message of a batch produce, so its row
+//     is deleted although the event never reached Kafka;
 //   - client-retries with a load that sends no Idempotency-Key: the proxy cuts
 //     every Nth answer after the server answered, so the retry must create a
 //     second order.
@@ -597,15 +601,19 @@ func TestFaultsNegativeControl(t *testing.T) {
 	}{
 		{"duplicates", nil, []string{"PAYMENT_FAULT_DISABLE_INBOX=1", "PAYMENT_FAULT_DISABLE_VERSION_CHECK=1"},
 			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }},
-		{"kill-kafka", []string{"ORDER_FAULT_STOCK_ACK=1"}, nil,
+		// The stock adapter's hazard is the single relay's: Watermill's subscriber
+		// stops at the refused row and the adapter deletes the rows behind it.
+		{"kill-kafka", []string{"ORDER_FAULT_STOCK_ACK=1", "ORDER_OUTBOX_RELAY=single"}, nil,
 			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
+		{"kill-kafka", []string{"ORDER_FAULT_BATCH_NO_BARRIER=1"}, nil,
+			"batch relay without its commit barrier", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
 		{"client-retries", nil, nil, "no idempotency keys", func(r *harness.Report) int { return r.Extra }},
 	}
 	for _, tt := range tests {
 		if only := os.Getenv("SCENARIO"); only != "" && only != tt.scenario {
 			continue
 		}
-		t.Run(tt.scenario, func(t *testing.T) {
+		t.Run(tt.scenario+" ("+tt.label+")", func(t *testing.T) {
 			sc := byName[tt.scenario]
 			sc.name = fmt.Sprintf("%s (negative control: %s)", sc.name, tt.label)
 			sc.stack.OrderEnv = append(append([]string{}, sc.stack.OrderEnv...), tt.orderEnv...)
