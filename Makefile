@@ -104,6 +104,6 @@ up: ## docker compose: start everything (needs a Docker engine)
 down: ## docker compose: stop everything
 	docker compose -f deploy/compose/compose.yaml down
 
-bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead; goals of issue 15 (about 20–25 min)
+bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, judged against eight named goals (about 15 min)
 	@$(INFRA) install
 	go run ./e2e/bench
