@@ -578,7 +578,7 @@ func TestFaults(t *testing.T) {
 //     single relay: the scenario makes Kafka refuse a row in the middle of a
 //     batch until the ack deadline, so the stock adapter must delete rows that
 //     never reached Kafka;
-//   - kill-kafka with the batch relay (ADR 44) committing before Kafka's answer:
+//   - kill-kafka with the batch relay (ADR 44) told that Kafka took every batch:
 //     the scenario makes Kafka refuse one message of a batch produce, so its row
 //     is deleted although the event never reached Kafka;
 //   - client-retries with a load that sends no Idempotency-Key: the proxy cuts

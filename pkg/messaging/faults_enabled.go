@@ -48,9 +48,10 @@ type FaultConfig struct {
 	// instead: once per process, the second message of the first batch of two
 	// or more is refused and the others are acknowledged.
 	RefuseMidBatch bool `env:"REFUSE_MID_BATCH"`
-	// BatchNoBarrier makes the batch relay commit its polling transaction (and
-	// so delete the rows) before the batch produce, without looking at Kafka's
-	// answer. Negative control only (ADR 44): a refused message is lost.
+	// BatchNoBarrier makes the batch relay's send report every batch as
+	// acknowledged whatever Kafka answered, so the polling transaction commits
+	// (deleting the rows) although Kafka refused some of its messages. Negative
+	// control only (ADR 44): a refused message is lost.
 	BatchNoBarrier bool `env:"BATCH_NO_BARRIER"`
 	// StockAck makes the forwarder use watermill-sql v4.1.2's own
 	// MySQLQueueOffsetsAdapter{DeleteOnAck: true}, which deletes the rows of a
@@ -115,7 +116,20 @@ func (c FaultConfig) install(o *Outbox, cs *Consumers) {
 		}
 	}
 	if c.BatchNoBarrier {
-		o.noBarrier = true
+		// The barrier stays in the product; the fault build defeats it from
+		// outside by telling it Kafka took every batch, whatever Kafka answered.
+		inner := o.wrapSend
+		o.wrapSend = func(send func([]batchItem) []error) func([]batchItem) []error {
+			if inner != nil {
+				send = inner(send)
+			}
+			return func(items []batchItem) []error {
+				if errs := send(items); errs != nil {
+					logger.Warn("FAULT INJECTION: the batch relay is told Kafka took a batch it refused", "messages", len(items))
+				}
+				return nil
+			}
+		}
 	}
 	if c.OversizeCorrelationPrefix != "" {
 		inner := o.wrapOut

@@ -146,10 +146,8 @@ type Outbox struct {
 	// publisher (set by the fault build only, ADR 21).
 	forwarderMiddlewares []message.HandlerMiddleware
 	wrapOut              func(message.Publisher) message.Publisher
-	// wrapSend wraps the batch relay's send, and noBarrier commits before the
-	// batch is acknowledged (fault build only, ADR 21 and 44).
-	wrapSend  func(func([]batchItem) []error) func([]batchItem) []error
-	noBarrier bool
+	// wrapSend wraps the batch relay's send (fault build only, ADR 21 and 44).
+	wrapSend func(func([]batchItem) []error) func([]batchItem) []error
 	// afterBatchAck runs after Kafka acknowledged a batch of n messages and
 	// before its rows' deletion commits (fault build only).
 	afterBatchAck func(n int)

@@ -74,9 +74,6 @@ type batchRelay struct {
 	topicCreated func(topic string) bool
 	resend       time.Duration
 	logger       watermill.LoggerAdapter
-	// noBarrier commits before the batch is acknowledged (fault build's
-	// negative control only, ADR 21): refused messages' rows are deleted.
-	noBarrier bool
 	// afterAck, if set, runs between the acknowledgement and the commit (fault
 	// build's crash hook).
 	afterAck func(n int)
@@ -237,11 +234,6 @@ func (t *batchTx) Commit() error {
 	if len(t.items) == 0 {
 		return t.Tx.Commit()
 	}
-	if t.relay.noBarrier {
-		err := t.Tx.Commit()
-		_ = t.relay.flush(t.items)
-		return err
-	}
 	if err := t.relay.flush(t.items); err != nil {
 		rbErr := t.Tx.Rollback()
 		t.relay.logger.Info("kafka did not acknowledge the whole batch; its rows stay in the outbox", watermill.LogFields{"rows": len(t.items), "err": err.Error()})
@@ -298,7 +290,7 @@ func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAda
 		send = o.wrapSend(send)
 	}
 	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
-		resend: o.config.ResendInterval, logger: logger, noBarrier: o.noBarrier, afterAck: o.afterBatchAck}
+		resend: o.config.ResendInterval, logger: logger, afterAck: o.afterBatchAck}
 	if o.breaker.Enabled {
 		r.cb = newBreakerPublisher(o.breaker, out, logger).cb
 	}
