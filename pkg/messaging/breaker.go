@@ -117,8 +117,15 @@ type breakerPublisher struct {
 }
 
 func newBreakerPublisher(c BreakerConfig, out message.Publisher, logger watermill.LoggerAdapter) *breakerPublisher {
+	return &breakerPublisher{out: out, cb: forwarderBreaker(c, logger)}
+}
+
+// forwarderBreaker is the circuit breaker of a forwarder's sends to Kafka: it
+// counts only refusals that retrying may fix (an outage), not a message Kafka
+// can never take.
+func forwarderBreaker(c BreakerConfig, logger watermill.LoggerAdapter) *gobreaker.CircuitBreaker {
 	retryable := func(err error) bool { return UnfixableReason(err, "", nil) == "" }
-	return &breakerPublisher{out: out, cb: gobreaker.NewCircuitBreaker(c.settings("forwarder publisher", retryable, logger))}
+	return gobreaker.NewCircuitBreaker(c.settings("forwarder publisher", retryable, logger))
 }
 
 // Publish implements message.Publisher.

@@ -292,7 +292,7 @@ func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAda
 	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
 		resend: o.config.ResendInterval, logger: logger, afterAck: o.afterBatchAck}
 	if o.breaker.Enabled {
-		r.cb = newBreakerPublisher(o.breaker, out, logger).cb
+		r.cb = forwarderBreaker(o.breaker, logger)
 	}
 	return r
 }
@@ -314,7 +314,8 @@ func (p *lazyPublisher) sendBatch(items []batchItem) []error {
 	pms := make([]*sarama.ProducerMessage, len(items))
 	for i, it := range items {
 		pm, err := p.marshaler.Marshal(it.topic, it.msg)
-		if err != nil {
+		if err != nil { // nothing is sent
+			all(errNotSent)
 			errs[i] = err
 			return errs
 		}

@@ -1,12 +1,12 @@
 package messaging
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -15,10 +15,14 @@ import (
 // found nothing it waits, inside HandleError, until a transaction that wrote
 // outbox rows committed in this process (wake), the fallback poll interval
 // passed, or the forwarder is closing, and then lets the subscriber poll at
-// once. Errors keep watermill's default: a deadlock polls again at once, any
-// other error waits the retry interval (ADR 0043).
+// once. Errors and polls that found rows go to watermill's default manager: a
+// deadlock polls again at once, any other error waits the retry interval
+// (ADR 0043).
 type wakeBackoff struct {
-	poll, retry time.Duration
+	poll time.Duration
+	// errors is watermill-sql's default BackoffManager, for everything but an
+	// empty poll.
+	errors wsql.BackoffManager
 	// wake holds at most one pending signal: a commit while the forwarder is
 	// busy polling is not lost, and many commits make one poll.
 	wake chan struct{}
@@ -30,21 +34,14 @@ type wakeBackoff struct {
 }
 
 func newWakeBackoff(poll, retry time.Duration) *wakeBackoff {
-	return &wakeBackoff{poll: poll, retry: retry, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &wakeBackoff{poll: poll, errors: wsql.NewDefaultBackoffManager(poll, retry),
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // HandleError implements wsql.BackoffManager.
 func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
-	if err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "deadlock") {
-			logger.Debug("Deadlock while polling the outbox, polling again", watermill.LogFields{"err": err.Error()})
-			return 0
-		}
-		logger.Error("Error polling the outbox", err, watermill.LogFields{"wait_time": b.retry})
-		return b.retry
-	}
-	if !noMsg {
-		return 0
+	if err != nil || !noMsg {
+		return b.errors.HandleError(logger, noMsg, err)
 	}
 	b.waits.Add(1)
 	timer := time.NewTimer(b.poll)
