@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +27,30 @@ var (
 	infraErr             error
 	orderBin, paymentBin string
 	buildDir             = filepath.Join(harness.RepoRoot(), "build", "e2e")
+
+	// The strategy comparison's own servers (ADR 0050), started by the first
+	// test that needs them: TestStrategies runs beside TestFaults, and each
+	// kills only its own servers.
+	strategiesInfra     *harness.Infra
+	strategiesInfraErr  error
+	strategiesInfraOnce sync.Once
 )
+
+// strategiesServers starts the comparison's servers once and returns them.
+func strategiesServers(t *testing.T) *harness.Infra {
+	t.Helper()
+	strategiesInfraOnce.Do(func() {
+		strategiesInfra = harness.StrategiesInfra()
+		start := time.Now()
+		if strategiesInfraErr = strategiesInfra.Up(); strategiesInfraErr == nil {
+			t.Logf("the strategy comparison's servers are up in %s", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if strategiesInfraErr != nil {
+		testenv.Missing(t, "the strategy comparison's servers", strategiesInfraErr)
+	}
+	return strategiesInfra
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -43,8 +67,13 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	if infra != nil && infraErr == nil && os.Getenv("ONCEFLOW_E2E_KEEP_INFRA") != "1" {
-		_ = infra.Down()
+	if os.Getenv("ONCEFLOW_E2E_KEEP_INFRA") != "1" {
+		if infra != nil && infraErr == nil {
+			_ = infra.Down()
+		}
+		if strategiesInfra != nil {
+			_ = strategiesInfra.Down()
+		}
 	}
 	os.Exit(code)
 }
@@ -52,8 +81,9 @@ func TestMain(m *testing.M) {
 // unsafeName matches what may not appear in a stack's database and topic names.
 var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
 
-// newStack starts a fresh system for the test (own databases, topics, consumer
-// groups, service processes), seeds accounts, and tears it down at the end.
+// newStack starts a fresh system for the test on the e2e servers (own
+// databases, topics, consumer groups, service processes), seeds accounts, and
+// tears it down at the end.
 func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
 	t.Helper()
 	if testing.Short() {
@@ -62,6 +92,12 @@ func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account
 	if infraErr != nil {
 		testenv.Missing(t, "the e2e servers", infraErr)
 	}
+	return newStackOn(t, infra, cfg, accounts...)
+}
+
+// newStackOn is newStack on the servers of on.
+func newStackOn(t *testing.T, on *harness.Infra, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
+	t.Helper()
 	// Databases and topics are named after the test: only letters, digits and
 	// underscores are safe in both ("poison+breaker" is not a topic name).
 	name := unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "_")
@@ -71,7 +107,7 @@ func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account
 	cfg.Name = name + "_" + strings.ToLower(watermill.NewShortUUID()[:6])
 	cfg.OrderBin, cfg.PaymentBin = orderBin, paymentBin
 	cfg.LogDir = filepath.Join(buildDir, "logs")
-	s, err := harness.NewStack(infra, cfg)
+	s, err := harness.NewStack(on, cfg)
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}

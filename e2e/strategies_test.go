@@ -137,6 +137,9 @@ func TestStrategies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("strategy comparison: skipped with -short")
 	}
+	// Beside TestFaults, on its own servers (ADR 0050): the load of both is a
+	// fraction of the machine, and together they take the time of the longer.
+	t.Parallel()
 	seed := suiteSeed(t)
 	t.Logf("seed %d (replay with ONCEFLOW_E2E_SEED=%d)", seed, seed)
 	only := os.Getenv("SCENARIO")
@@ -228,7 +231,10 @@ func runStrategy(t *testing.T, st strategy, seed uint64) *harness.StrategyRow {
 			"PAYMENT_FAULT_TRANSIENT_FOR=30s",
 		}, st.env...),
 	}
-	s := newStack(t, cfg, compareAccounts()...)
+	if testing.Short() {
+		t.Skip("strategy comparison: skipped with -short")
+	}
+	s := newStackOn(t, strategiesServers(t), cfg, compareAccounts()...)
 	initial, err := s.TotalMoney()
 	if err != nil {
 		t.Fatal(err)

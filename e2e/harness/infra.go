@@ -58,6 +58,16 @@ func E2EInfra() *Infra {
 	}
 }
 
+// StrategiesInfra is the strategy comparison's own set of servers (ADR 0050):
+// separate ports and data from E2EInfra, so that the comparison can run beside
+// the fault suite, each killing only its own servers.
+func StrategiesInfra() *Infra {
+	return &Infra{
+		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra-strategies"),
+		OrderDBPort: 14307, PaymentDBPort: 14308, KafkaPort: 20092, KafkaControllerPort: 20093,
+	}
+}
+
 // OrderDBAddr, PaymentDBAddr and KafkaAddr are the servers' host:port.
 func (i *Infra) OrderDBAddr() string   { return "127.0.0.1:" + strconv.Itoa(i.OrderDBPort) }
 func (i *Infra) PaymentDBAddr() string { return "127.0.0.1:" + strconv.Itoa(i.PaymentDBPort) }

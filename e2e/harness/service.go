@@ -193,12 +193,29 @@ func (s *Service) Running() bool {
 	}
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// FreeAddr returns a loopback address with a port that was free a moment ago
+// and that it never returned before in this process.
 func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut[addr] {
+			handedOut[addr] = true
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
+
+// handedOut holds every address FreeAddr returned: stacks started at the same
+// time (the fault suite beside the strategy comparison) never get the same port
+// from the kernel's reuse of a port just closed.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[string]bool{}
+)
