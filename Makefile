@@ -98,11 +98,12 @@ observe: ## after `make run`: a real Prometheus on 127.0.0.1:9090 scraping both 
 observe-down: ## stop the Prometheus of `make observe` (its data stays in .local/prometheus)
 	@$(OBSERVE) down
 
-up: ## docker compose: start everything (needs a Docker engine)
-	docker compose -f deploy/compose/compose.yaml up --build -d
+up: ## docker compose: start everything (needs a Docker engine; KAFKA_NODES=3: the three-node Kafka cluster)
+	$(if $(filter-out 1 3,$(or $(KAFKA_NODES),1)),$(error KAFKA_NODES must be 1 or 3, not "$(KAFKA_NODES)"))
+	docker compose -f deploy/compose/compose.yaml $(if $(filter 3,$(KAFKA_NODES)),--profile cluster) up --build -d
 
-down: ## docker compose: stop everything
-	docker compose -f deploy/compose/compose.yaml down
+down: ## docker compose: stop everything (either Kafka profile)
+	docker compose -f deploy/compose/compose.yaml --profile single --profile cluster down
 
 bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, judged against eight named goals (about 15 min)
 	@$(INFRA) install

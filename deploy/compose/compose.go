@@ -5,10 +5,14 @@ package compose
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 )
@@ -19,17 +23,66 @@ func File() string {
 	return filepath.Join(filepath.Dir(file), "compose.yaml")
 }
 
+// DotEnv is the path of the .env file next to compose.yaml, which docker compose
+// reads for variables and for COMPOSE_PROFILES, the profiles it enables when no
+// --profile is given.
+func DotEnv() string { return filepath.Join(filepath.Dir(File()), ".env") }
+
+// DefaultProfiles returns the profiles a plain `docker compose up` enables: the
+// comma-separated COMPOSE_PROFILES of .env (none if the file or the variable is
+// absent). It fails if .env exists but cannot be read or parsed.
+func DefaultProfiles() ([]string, error) {
+	env, err := dotEnv()
+	if err != nil {
+		return nil, err
+	}
+	var profiles []string
+	for _, p := range strings.Split(env["COMPOSE_PROFILES"], ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			profiles = append(profiles, p)
+		}
+	}
+	return profiles, nil
+}
+
+func dotEnv() (map[string]string, error) {
+	env, err := dotenv.Read(DotEnv())
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	return env, err
+}
+
 // Load parses, interpolates, normalises and validates compose.yaml, as
-// `docker compose config` would, without any environment variable set.
-func Load(ctx context.Context) (*types.Project, error) {
+// `docker compose config` would with no variable set but those of .env: with
+// profiles enabled (like --profile; "*" enables all), or, if none is given, with
+// DefaultProfiles. Services of other profiles are in the project's
+// DisabledServices, and the services' optional (`required: false`) dependencies
+// on them are dropped, as `docker compose up` drops them. It fails if the file
+// does not load or validate, or if .env cannot be read.
+func Load(ctx context.Context, profiles ...string) (*types.Project, error) {
+	env, err := dotEnv()
+	if err != nil {
+		return nil, err
+	}
+	if len(profiles) == 0 {
+		if profiles, err = DefaultProfiles(); err != nil {
+			return nil, err
+		}
+	}
 	details, err := loader.LoadConfigFiles(ctx, []string{File()}, filepath.Dir(File()))
 	if err != nil {
 		return nil, err
 	}
-	details.Environment = types.Mapping{}
-	return loader.LoadWithContext(ctx, *details, func(o *loader.Options) {
+	details.Environment = types.Mapping(env)
+	p, err := loader.LoadWithContext(ctx, *details, func(o *loader.Options) {
 		o.SetProjectName("onceflow", true)
+		o.Profiles = profiles
 	})
+	if err != nil {
+		return nil, err
+	}
+	return p.WithoutUnresolvedOptionalDependencies(), nil
 }
 
 // EnvNames returns the names of the environment variables a configuration

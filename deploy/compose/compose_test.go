@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -211,4 +213,280 @@ func TestDockerBuildCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestComposeDefaultProfile: a plain `docker compose up` enables the profile
+// "single" (COMPOSE_PROFILES in .env), every Kafka node belongs to exactly one of
+// the profiles "single" and "cluster" (a node without a profile would run in
+// both), and the file also loads with every profile on (`make down`).
+func TestComposeDefaultProfile(t *testing.T) {
+	t.Parallel()
+	got, err := compose.DefaultProfiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "single" {
+		t.Fatalf(".env enables the profiles %v by default, want [single]", got)
+	}
+	p, err := compose.Load(context.Background(), "*")
+	if err != nil {
+		t.Fatalf("compose.yaml does not load with every profile: %v", err)
+	}
+	nodes := 0
+	for name, s := range p.Services {
+		if !isKafkaNode(s) {
+			if len(s.Profiles) != 0 {
+				t.Errorf("%s has the profiles %v: only Kafka nodes depend on the profile", name, s.Profiles)
+			}
+			continue
+		}
+		nodes++
+		if len(s.Profiles) != 1 || (s.Profiles[0] != "single" && s.Profiles[0] != "cluster") {
+			t.Errorf("Kafka node %s has the profiles %v, want exactly one of [single] and [cluster]", name, s.Profiles)
+		}
+	}
+	if nodes != 4 {
+		t.Errorf("%d Kafka nodes in all, want 4 (kafka, kafka-1..3)", nodes)
+	}
+}
+
+// TestComposeKafkaProfiles: with each profile, the Kafka nodes that run are
+// configured as one cluster (combined broker+controller nodes with unique ids, a
+// shared cluster id, the voters list naming exactly these nodes at their
+// controller ports, each node's replication settings, its own data volume, its own
+// host port that matches what it advertises), and the services and kafka-init
+// name only these nodes as brokers, reach all of them, and wait until they are
+// healthy.
+func TestComposeKafkaProfiles(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		profiles  []string // nil: the default of .env
+		nodes     []string
+		hostPorts []string
+		rf        string // default, offsets and transaction log replication factor
+		minISR    string // min.insync.replicas and the transaction log's
+	}{
+		{"default: one node", nil, []string{"kafka"}, []string{"9092"}, "1", "1"},
+		{"cluster", []string{"cluster"}, []string{"kafka-1", "kafka-2", "kafka-3"}, []string{"9092", "9093", "9094"}, "3", "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := compose.Load(context.Background(), tt.profiles...)
+			if err != nil {
+				t.Fatalf("compose.yaml does not load: %v", err)
+			}
+			var nodes []string
+			for name, s := range p.Services {
+				if isKafkaNode(s) {
+					nodes = append(nodes, name)
+				}
+			}
+			slices.Sort(nodes)
+			if !slices.Equal(nodes, tt.nodes) {
+				t.Fatalf("Kafka nodes %v, want %v", nodes, tt.nodes)
+			}
+			if rf, _ := strconv.Atoi(tt.rf); rf != len(nodes) {
+				t.Fatalf("test table: replication factor %s with %d nodes", tt.rf, len(nodes))
+			}
+			checkKafkaNodes(t, p, nodes, tt.rf, tt.minISR, tt.hostPorts)
+			checkBrokerClients(t, p, nodes)
+		})
+	}
+}
+
+// checkKafkaNodes checks the settings of each node and that they agree.
+func checkKafkaNodes(t *testing.T, p *types.Project, nodes []string, rf, minISR string, hostPorts []string) {
+	t.Helper()
+	ids := map[string]string{}         // node id -> service
+	clusterIDs := map[string]bool{}    // CLUSTER_ID values
+	voterLists := map[string]bool{}    // KAFKA_CONTROLLER_QUORUM_VOTERS values
+	dataVolumes := map[string]string{} // volume -> service
+	var published []string
+	for _, name := range nodes {
+		s := p.Services[name]
+		e := func(k string) string { return envValue(s, k) }
+		for k, want := range map[string]string{
+			"KAFKA_PROCESS_ROLES":                            "broker,controller",
+			"KAFKA_DEFAULT_REPLICATION_FACTOR":               rf,
+			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         rf,
+			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": rf,
+			"KAFKA_MIN_INSYNC_REPLICAS":                      minISR,
+			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            minISR,
+			"KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE":           "false",
+			"KAFKA_AUTO_CREATE_TOPICS_ENABLE":                "false",
+			"KAFKA_INTER_BROKER_LISTENER_NAME":               "INTERNAL",
+			"KAFKA_CONTROLLER_LISTENER_NAMES":                "CONTROLLER",
+		} {
+			if got := e(k); got != want {
+				t.Errorf("%s: %s=%q, want %q", name, k, got, want)
+			}
+		}
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 || s.HealthCheck.Disable {
+			t.Errorf("%s: no healthcheck", name)
+		}
+		id := e("KAFKA_NODE_ID")
+		if other, dup := ids[id]; dup || id == "" {
+			t.Errorf("%s: node id %q, also %s's", name, id, other)
+		}
+		ids[id] = name
+		clusterIDs[e("CLUSTER_ID")] = true
+		voterLists[e("KAFKA_CONTROLLER_QUORUM_VOTERS")] = true
+
+		listeners, advertised := listenerMap(t, name, e("KAFKA_LISTENERS")), listenerMap(t, name, e("KAFKA_ADVERTISED_LISTENERS"))
+		// Containers reach the node by a name that is the node's own.
+		internal := advertised["INTERNAL"]
+		if got := resolve(p, internal.host); !slices.Equal(got, []string{name}) || internal.port != listeners["INTERNAL"].port {
+			t.Errorf("%s: advertises INTERNAL %s:%s, which reaches %v port %s", name, internal.host, internal.port, got, listeners["INTERNAL"].port)
+		}
+		// The host reaches the node on its published port.
+		external := advertised["EXTERNAL"]
+		if len(s.Ports) != 1 {
+			t.Errorf("%s: publishes %d ports, want 1", name, len(s.Ports))
+		} else {
+			port := s.Ports[0]
+			published = append(published, port.Published)
+			if external.host != "127.0.0.1" || external.port != port.Published || strconv.Itoa(int(port.Target)) != listeners["EXTERNAL"].port {
+				t.Errorf("%s: advertises EXTERNAL %s:%s and listens on %s, but publishes %s -> %d", name,
+					external.host, external.port, listeners["EXTERNAL"].port, port.Published, port.Target)
+			}
+		}
+		// Its own data volume, where Kafka writes (the image's default is /tmp).
+		found := false
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeVolume && v.Target == e("KAFKA_LOG_DIRS") {
+				found = true
+				if other, dup := dataVolumes[v.Source]; dup {
+					t.Errorf("%s: data volume %s also %s's", name, v.Source, other)
+				}
+				dataVolumes[v.Source] = name
+			}
+		}
+		if !found {
+			t.Errorf("%s: KAFKA_LOG_DIRS=%q is not a mounted volume", name, e("KAFKA_LOG_DIRS"))
+		}
+	}
+	slices.Sort(published)
+	if !slices.Equal(published, hostPorts) {
+		t.Errorf("host ports %v, want %v", published, hostPorts)
+	}
+	if len(clusterIDs) != 1 {
+		t.Errorf("the nodes have different cluster ids: %v", clusterIDs)
+	}
+	if len(nodes) > 1 && (clusterIDs[""] || clusterIDs["5L6g3nShT-eMCtK--X86sw"]) {
+		t.Errorf("the cluster uses the apache/kafka image's default cluster id; set its own CLUSTER_ID")
+	}
+	if len(voterLists) != 1 {
+		t.Fatalf("the nodes have different quorum voters: %v", voterLists)
+	}
+	// The voters are exactly the nodes, each at its own name and controller port.
+	var voters string
+	for v := range voterLists {
+		voters = v
+	}
+	seen := map[string]bool{}
+	for _, voter := range strings.Split(voters, ",") {
+		id, addr, ok := strings.Cut(voter, "@")
+		host, port, ok2 := strings.Cut(addr, ":")
+		node, known := ids[id]
+		if !ok || !ok2 || !known || seen[id] {
+			t.Errorf("voter %q: not one of the nodes %v, or twice", voter, ids)
+			continue
+		}
+		seen[id] = true
+		ctrl := listenerMap(t, node, envValue(p.Services[node], "KAFKA_LISTENERS"))["CONTROLLER"]
+		if got := resolve(p, host); !slices.Equal(got, []string{node}) || port != ctrl.port {
+			t.Errorf("voter %q reaches %v port %s, want node %s's controller port %s", voter, got, port, node, ctrl.port)
+		}
+	}
+	if len(seen) != len(nodes) {
+		t.Errorf("voters %q: %d of the %d nodes", voters, len(seen), len(nodes))
+	}
+}
+
+// checkBrokerClients checks that both services and kafka-init bootstrap from
+// the nodes only, reach every node, and start after them.
+func checkBrokerClients(t *testing.T, p *types.Project, nodes []string) {
+	t.Helper()
+	clients := map[string]string{"order": "ORDER_KAFKA_BROKERS", "payment": "PAYMENT_KAFKA_BROKERS", "kafka-init": "BOOTSTRAP"}
+	for svc, variable := range clients {
+		s := p.Services[svc]
+		reached := map[string]bool{}
+		for _, broker := range strings.Split(envValue(s, variable), ",") {
+			host, port, _ := strings.Cut(broker, ":")
+			got := resolve(p, host)
+			if len(got) != 1 || !isKafkaNode(p.Services[got[0]]) {
+				t.Errorf("%s: %s names %q, which reaches %v, not one Kafka node", svc, variable, broker, got)
+				continue
+			}
+			if want := listenerMap(t, got[0], envValue(p.Services[got[0]], "KAFKA_LISTENERS"))["INTERNAL"].port; port != want {
+				t.Errorf("%s: %s names %q, but %s's INTERNAL port is %s", svc, variable, broker, got[0], want)
+			}
+			reached[got[0]] = true
+		}
+		if len(reached) != len(nodes) {
+			t.Errorf("%s: %s=%q reaches %v, want all of %v", svc, variable, envValue(s, variable), reached, nodes)
+		}
+		for _, node := range nodes {
+			if got := s.DependsOn[node].Condition; got != "service_healthy" {
+				t.Errorf("%s: depends_on %s: condition %q, want service_healthy", svc, node, got)
+			}
+		}
+		if svc != "kafka-init" && s.DependsOn["kafka-init"].Condition != "service_completed_successfully" {
+			t.Errorf("%s does not wait for kafka-init", svc)
+		}
+	}
+	// Topics take the nodes' default.replication.factor (checked above).
+	if script := strings.Join(p.Services["kafka-init"].Command, " "); strings.Contains(script, "--replication-factor") {
+		t.Errorf("kafka-init sets a replication factor; it must take the brokers' default.replication.factor")
+	}
+}
+
+// isKafkaNode reports whether s runs a Kafka broker (not a one-shot step).
+func isKafkaNode(s types.ServiceConfig) bool {
+	return strings.HasPrefix(s.Image, "apache/kafka:") && envValue(s, "KAFKA_PROCESS_ROLES") != ""
+}
+
+// envValue is the value compose gives variable k in s ("" if unset).
+func envValue(s types.ServiceConfig, k string) string {
+	if v := s.Environment[k]; v != nil {
+		return *v
+	}
+	return ""
+}
+
+// resolve returns the enabled services that answer to host on the project's
+// network: by service name or network alias.
+func resolve(p *types.Project, host string) []string {
+	var out []string
+	for name, s := range p.Services {
+		answers := name == host
+		for _, n := range s.Networks {
+			answers = answers || (n != nil && slices.Contains(n.Aliases, host))
+		}
+		if answers {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+type hostPort struct{ host, port string }
+
+// listenerMap parses a Kafka listener list ("NAME://host:port,...").
+func listenerMap(t *testing.T, node, list string) map[string]hostPort {
+	t.Helper()
+	m := map[string]hostPort{}
+	for _, l := range strings.Split(list, ",") {
+		name, addr, ok := strings.Cut(l, "://")
+		i := strings.LastIndex(addr, ":")
+		if !ok || i < 0 {
+			t.Errorf("%s: listener %q is not NAME://host:port", node, l)
+			continue
+		}
+		m[name] = hostPort{addr[:i], addr[i+1:]}
+	}
+	return m
 }
