@@ -29,8 +29,8 @@
 # (deploy/dbusers/<server>.sql, ADR 0049), and the user onceflow/onceflow with
 # all privileges, grant option included: the development and test superuser
 # (the tests create their databases and those databases' users with it), never
-# a service's. The set-up runs on every start, also
-# of a server already running, so data dirs of earlier versions get the users.
+# a service's. The set-up runs on every start, also of a server already running,
+# so data dirs of earlier versions get the users.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
