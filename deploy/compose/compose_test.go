@@ -490,3 +490,46 @@ func listenerMap(t *testing.T, node, list string) map[string]hostPort {
 	}
 	return m
 }
+
+// TestComposeLeastPrivilege (ADR 0049): each database container creates its
+// service's users from deploy/dbusers on first start, and each service
+// migrates as the migration user and runs as the service user of its own
+// database; no container uses the test superuser onceflow.
+func TestComposeLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ db, service, prefix, schema string }{
+		{"order-db", "order", "ORDER_", "orders"},
+		{"payment-db", "payment", "PAYMENT_", "payments"},
+	}
+	for _, tt := range tests {
+		mounted := false
+		for _, v := range p.Services[tt.db].Volumes {
+			mounted = mounted || strings.HasSuffix(v.Source, "deploy/dbusers/"+tt.db+".sql") &&
+				strings.HasPrefix(v.Target, "/docker-entrypoint-initdb.d/")
+		}
+		if !mounted {
+			t.Errorf("%s does not run deploy/dbusers/%s.sql at its initialisation: %+v", tt.db, tt.db, p.Services[tt.db].Volumes)
+		}
+		env := p.Services[tt.service].Environment
+		for variable, user := range map[string]string{"DB_DSN": tt.schema + "_app", "DB_MIGRATE_DSN": tt.schema + "_migrate"} {
+			var v string
+			if p := env[tt.prefix+variable]; p != nil {
+				v = *p
+			}
+			if !strings.HasPrefix(v, user+":") || !strings.HasSuffix(v, "/"+tt.schema) {
+				t.Errorf("%s: %s%s = %q, want user %s on database %s", tt.service, tt.prefix, variable, v, user, tt.schema)
+			}
+		}
+	}
+	for name, s := range p.Services {
+		for k, v := range s.Environment {
+			if v != nil && strings.Contains(*v, "onceflow:") || k == "MARIADB_USER" {
+				t.Errorf("%s: %s uses the test superuser (or creates a user of its own)", name, k)
+			}
+		}
+	}
+}

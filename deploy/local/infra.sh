@@ -24,8 +24,13 @@
 #   KAFKA_PROXIED_PORT / KAFKA_PROXIED_ADVERTISED_PORT   optional second listener, for a TCP
 #                         proxy in front of the broker: the broker listens on the first port and
 #                         tells clients to connect to the second (where the proxy listens)
-# Every database server gets the user onceflow/onceflow (all privileges, dev only)
-# and its service's database: `orders` on order-db, `payments` on payment-db.
+# Every database server gets its service's database (`orders` on order-db,
+# `payments` on payment-db) with that service's migration and service users
+# (deploy/dbusers/<server>.sql, ADR 0049), and the user onceflow/onceflow with
+# all privileges, grant option included: the development and test superuser
+# (the tests create their databases and those databases' users with it), never
+# a service's. The set-up runs on every start, also of a server already running,
+# so data dirs of earlier versions get the users.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,8 +87,6 @@ port_of() {
   esac
 }
 
-db_name_of() { case "$1" in order-db) echo orders ;; payment-db) echo payments ;; esac; }
-
 pidfile_of() { echo "$INFRA_DIR/$1/$1.pid"; }
 
 # pid_of prints the pid of a live server process, or nothing.
@@ -127,7 +130,6 @@ start_db() {
     mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
       --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
       || die "$name: mariadb-install-db failed; see $dir/install.log"
-    touch "$dir/.needs-setup"
   fi
   port_open "$port" && die "$name: port $port is taken by another process"
   # innodb_flush_log_at_trx_commit=1: every commit is on disk before the client hears OK.
@@ -139,17 +141,21 @@ start_db() {
     </dev/null >>"$dir/$name.log" 2>&1 &
   echo $! >"$(pidfile_of "$name")"
   wait_for "$name" 60
-  if [ -f "$dir/.needs-setup" ]; then
-    local db
-    db=$(db_name_of "$name")
-    mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot <<SQL
-CREATE DATABASE IF NOT EXISTS \`$db\`;
+  setup_db "$name"
+}
+
+# setup_db creates (or keeps) the server's database and users; idempotent.
+setup_db() {
+  local name=$1 dir="$INFRA_DIR/$1"
+  rm -f "$dir/.needs-setup" # the marker of earlier versions, which set up only once
+  {
+    cat <<SQL
 CREATE USER IF NOT EXISTS 'onceflow'@'%' IDENTIFIED BY 'onceflow';
-GRANT ALL PRIVILEGES ON *.* TO 'onceflow'@'%';
-FLUSH PRIVILEGES;
+GRANT ALL PRIVILEGES ON *.* TO 'onceflow'@'%' WITH GRANT OPTION;
 SQL
-    rm -f "$dir/.needs-setup"
-  fi
+    cat "$repo/deploy/dbusers/$name.sql"
+  } | mariadb --no-defaults --connect-timeout=10 --socket="$dir/mysqld.sock" -uroot \
+    || die "$name: setting up its database and users failed"
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -232,7 +238,11 @@ start_kafka() {
 cmd_start() {
   local name=$1
   port_of "$name" >/dev/null
-  if [ -n "$(pid_of "$name")" ]; then log "$name already running (pid $(pid_of "$name"))"; return; fi
+  if [ -n "$(pid_of "$name")" ]; then
+    log "$name already running (pid $(pid_of "$name"))"
+    [ "$name" = kafka ] || setup_db "$name"
+    return
+  fi
   case "$name" in
     kafka) start_kafka ;;
     *) start_db "$name" ;;

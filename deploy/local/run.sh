@@ -9,8 +9,12 @@ mkdir -p "$dir"
 
 # Development settings, passed explicitly: the services have no compiled-in
 # database credentials (ADR 0026). Override them by exporting the variables.
-export ORDER_DB_DSN=${ORDER_DB_DSN:-onceflow:onceflow@tcp(127.0.0.1:3307)/orders}
-export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-onceflow:onceflow@tcp(127.0.0.1:3308)/payments}
+# Each service migrates as its migration user, then runs as its service user
+# (DML only; the users of deploy/dbusers, created by infra.sh, ADR 0049).
+export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/orders}
+export ORDER_DB_MIGRATE_DSN=${ORDER_DB_MIGRATE_DSN:-orders_migrate:orders_migrate@tcp(127.0.0.1:3307)/orders}
+export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments}
+export PAYMENT_DB_MIGRATE_DSN=${PAYMENT_DB_MIGRATE_DSN:-payments_migrate:payments_migrate@tcp(127.0.0.1:3308)/payments}
 
 pid_of() { local f="$dir/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; return 0; }
 
@@ -39,10 +43,10 @@ stop() {
 }
 
 # seed_demo loads the demo customers (deploy/demo/accounts.sql) into the payment
-# database, once the payment service has created its tables. Existing accounts
-# are left as they are.
+# database, once the payment service has created its tables, as the payment
+# service's user (INSERT IGNORE is DML). Existing accounts are left as they are.
 seed_demo() {
-  mariadb --no-defaults -h127.0.0.1 -P3308 -uonceflow -ponceflow payments <"$repo/deploy/demo/accounts.sql" \
+  mariadb --no-defaults -h127.0.0.1 -P3308 -upayments_app -ppayments_app payments <"$repo/deploy/demo/accounts.sql" \
     && echo "demo accounts c-1, c-2, c-3, c-poor present (deploy/demo/accounts.sql)"
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -47,15 +48,19 @@ type StackConfig struct {
 // Stack is the whole system on an Infra: fresh databases, topics and consumer
 // groups, and the service processes.
 type Stack struct {
-	Infra     *Infra
-	Config    StackConfig
-	Topics    Topics
-	Kafka     messaging.KafkaConfig
+	Infra  *Infra
+	Config StackConfig
+	Topics Topics
+	Kafka  messaging.KafkaConfig
+	// OrderDB and PaymentDB are pools as the test superuser, for the checks.
 	OrderDB   *sql.DB
 	PaymentDB *sql.DB
-	Orders    []*Service
-	Payments  []*Service
-	client    *http.Client
+	// orderUsers and paymentUsers: the services migrate as the migration user
+	// and run as the service user (DML only) of their database (ADR 0049).
+	orderUsers, paymentUsers dbusers.Users
+	Orders                   []*Service
+	Payments                 []*Service
+	client                   *http.Client
 
 	craftMu sync.Mutex
 	crafted map[string]bool
@@ -107,10 +112,10 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
 	var err error
-	if s.OrderDB, err = createDB(infra.OrderDBAddr(), "e2e_"+cfg.Name+"_orders"); err != nil {
+	if s.OrderDB, s.orderUsers, err = createDB(infra.OrderDBAddr(), "e2e_"+cfg.Name+"_orders"); err != nil {
 		return nil, err
 	}
-	if s.PaymentDB, err = createDB(infra.PaymentDBAddr(), "e2e_"+cfg.Name+"_payments"); err != nil {
+	if s.PaymentDB, s.paymentUsers, err = createDB(infra.PaymentDBAddr(), "e2e_"+cfg.Name+"_payments"); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -136,24 +141,32 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	return s, nil
 }
 
-func createDB(addr, name string) (*sql.DB, error) {
+// createDB creates database name (afresh) with its migration and service
+// users (testenv.CreateUsers) and returns a pool on it as the test superuser.
+func createDB(addr, name string) (*sql.DB, dbusers.Users, error) {
+	var users dbusers.Users
 	admin, err := sql.Open("mysql", testenv.DSN(addr, ""))
 	if err != nil {
-		return nil, err
+		return nil, users, err
 	}
 	defer admin.Close()
 	if _, err := admin.Exec("DROP DATABASE IF EXISTS `" + name + "`"); err != nil {
-		return nil, fmt.Errorf("database server %s: %w", addr, err)
+		return nil, users, fmt.Errorf("database server %s: %w", addr, err)
 	}
 	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
-		return nil, err
+		return nil, users, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if users, err = testenv.CreateUsers(ctx, admin, name); err != nil {
+		return nil, users, err
 	}
 	db, err := sql.Open("mysql", testenv.DSN(addr, name))
 	if err != nil {
-		return nil, err
+		return nil, users, err
 	}
 	db.SetMaxOpenConns(20)
-	return db, nil
+	return db, users, nil
 }
 
 func (s *Stack) addService(kind string, n int) error {
@@ -175,7 +188,8 @@ func (s *Stack) addService(kind string, n int) error {
 	case "order":
 		env = append(env,
 			"ORDER_HTTP_ADDR="+addr,
-			"ORDER_DB_DSN="+testenv.DSN(via(OrderDB, s.Infra.OrderDBAddr()), "e2e_"+s.Config.Name+"_orders"),
+			"ORDER_DB_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.App, s.orderUsers.AppPassword),
+			"ORDER_DB_MIGRATE_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.Migrate, s.orderUsers.MigratePassword),
 			"ORDER_KAFKA_BROKERS="+kafka,
 			"ORDER_KAFKA_CLIENT_ID="+name,
 			"ORDER_KAFKA_INSTANCE_ID="+name,
@@ -190,7 +204,8 @@ func (s *Stack) addService(kind string, n int) error {
 	case "payment":
 		env = append(env,
 			"PAYMENT_HTTP_ADDR="+addr,
-			"PAYMENT_DB_DSN="+testenv.DSN(via(PaymentDB, s.Infra.PaymentDBAddr()), "e2e_"+s.Config.Name+"_payments"),
+			"PAYMENT_DB_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.App, s.paymentUsers.AppPassword),
+			"PAYMENT_DB_MIGRATE_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.Migrate, s.paymentUsers.MigratePassword),
 			"PAYMENT_KAFKA_BROKERS="+kafka,
 			"PAYMENT_KAFKA_CLIENT_ID="+name,
 			"PAYMENT_KAFKA_INSTANCE_ID="+name,

@@ -4,7 +4,10 @@
 //
 // Addresses come from the environment, with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
-// KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow).
+// KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
+// the development and test superuser of deploy/local/infra.sh, which creates
+// each test's database; the code under test connects as that database's own
+// service user, ADR 0049).
 //
 // With -short every test that needs a server is skipped before anything is
 // dialled: `go test -short ./...` needs no MariaDB and no Kafka. Otherwise a
@@ -23,6 +26,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
@@ -34,6 +39,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -97,17 +103,42 @@ func UniqueName(t testing.TB, prefix string) string {
 	return fmt.Sprintf("%s_%s_%s", prefix, strings.Trim(name, "_"), strings.ToLower(watermill.NewShortUUID()[:8]))
 }
 
-// NewDB creates an empty database on the server at addr, returns a pool connected
-// to it and drops the database when the test ends.
+// NewDB creates an empty database on the server at addr, returns a pool
+// connected to it as the development superuser (for the test's own set-up,
+// migrations included) and drops the database when the test ends. Code under
+// test should get a Database's DSN instead (NewDatabase).
 func NewDB(t testing.TB, addr string) *sql.DB {
 	t.Helper()
-	db, _ := NewDatabase(t, addr)
-	return db
+	return NewDatabase(t, addr).Admin
 }
 
-// NewDatabase is NewDB that also returns the database's DSN, for a service or
-// messaging part under test to open on its own.
-func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
+// Database is a fresh database of one test and the three users that reach it
+// (ADR 0049): the test's superuser, and the migration and service users a
+// deployment has, made from deploy/dbusers' statements for this database.
+type Database struct {
+	// Name is the database's name.
+	Name string
+	// Admin is a pool as the development superuser (DB_USER), for the test's
+	// own set-up and checks. Closed when the test ends.
+	Admin *sql.DB
+	// DSN is the service user's (SELECT, INSERT, UPDATE, DELETE on Name, no
+	// DDL): what the code under test connects with.
+	DSN string
+	// MigrateDSN is the migration user's (every privilege on Name alone).
+	MigrateDSN string
+}
+
+// DBConfig returns the database configuration of a service or messaging part
+// under test on d: the service user's DSN, the migration user's, and a 10 s
+// start-up timeout.
+func (d Database) DBConfig() messaging.DBConfig {
+	return messaging.DBConfig{DSN: d.DSN, MigrateDSN: d.MigrateDSN, StartupTimeout: 10 * time.Second}
+}
+
+// NewDatabase creates an empty database on the server at addr with its
+// migration and service users (deploy/dbusers), and drops them all when the
+// test ends.
+func NewDatabase(t testing.TB, addr string) Database {
 	t.Helper()
 	NeedsServers(t, "MariaDB at "+addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -124,8 +155,11 @@ func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	dsn := DSN(addr, name)
-	db, err := sql.Open("mysql", dsn)
+	users, err := CreateUsers(ctx, admin, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", DSN(addr, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,10 +170,67 @@ func NewDatabase(t testing.TB, addr string) (*sql.DB, string) {
 		a, err := sql.Open("mysql", DSN(addr, ""))
 		if err == nil {
 			_, _ = a.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+			for _, s := range dbusers.DropStatements(users) {
+				_, _ = a.Exec(s)
+			}
 			a.Close()
 		}
 	})
-	return db, dsn
+	return Database{Name: name, Admin: db,
+		DSN:        UserDSN(addr, name, users.App, users.AppPassword),
+		MigrateDSN: UserDSN(addr, name, users.Migrate, users.MigratePassword)}
+}
+
+// Migrate brings d up to date as its migration user, as a service's start-up
+// does (messaging.OpenAndMigrate with MigrateDSN): the messaging tables, then
+// serviceMigrations (a service's embedded migrations, *.sql under a
+// "migrations" directory; nil for none).
+func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
+	t.Helper()
+	db, err := messaging.OpenAndMigrate(context.Background(), messaging.DBConfig{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
+		serviceMigrations, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
+	}
+	db.Close()
+}
+
+// Open returns a pool on d as its service user with the services' settings
+// (messaging.OpenDB), closed when the test ends.
+func (d Database) Open(t testing.TB, maxOpen int) *sql.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := messaging.OpenDB(ctx, d.DSN, maxOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// CreateUsers creates (or keeps) the migration and service users of database
+// name through admin, with the statements of deploy/dbusers (the same grants
+// as order-db.sql), and returns their credentials. The e2e harness uses it for
+// its databases too.
+func CreateUsers(ctx context.Context, admin *sql.DB, name string) (dbusers.Users, error) {
+	stmts, users, err := dbusers.Order.For(name)
+	if err != nil {
+		return users, err
+	}
+	for _, s := range stmts {
+		if _, err := admin.ExecContext(ctx, s); err != nil {
+			return users, fmt.Errorf("database users of %s: %s: %w", name, s, err)
+		}
+	}
+	return users, nil
+}
+
+// UserDSN is DSN as user with password instead of the development superuser.
+func UserDSN(addr, db, user, password string) string {
+	c, _ := mysql.ParseDSN(DSN(addr, db))
+	c.User, c.Passwd = user, password
+	return c.FormatDSN()
 }
 
 // Kafka returns the Kafka configuration of the test servers after checking that

@@ -97,10 +97,10 @@ func newRigConfig(t *testing.T) (*consumerRig, messaging.Config) {
 	t.Helper()
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 2, "events", "poison")
-	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}}
 	return r, messaging.Config{
-		DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
+		DB:            d.DBConfig(),
 		Kafka:         kafka,
 		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 		ConsumerGroup: testenv.UniqueName(t, "group"),

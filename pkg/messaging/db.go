@@ -21,6 +21,14 @@ type DBConfig struct {
 	// never fall back to development credentials (ADR 0026). It holds a secret:
 	// it is never logged or printed in full (RedactDSN).
 	DSN string `env:"DSN"`
+	// MigrateDSN is the DSN of the migration user (ADR 0049): OpenAndMigrate
+	// opens it once at start-up, runs the migrations and closes it, so that
+	// the service's own pool (DSN) needs no DDL privilege: SELECT, INSERT,
+	// UPDATE and DELETE on its schema are enough. It must name the same
+	// database as DSN. Empty: the migrations run as DSN's user, which then
+	// needs DDL while migrations are pending (with none pending, goose only
+	// reads its version tables). It holds a secret, like DSN.
+	MigrateDSN string `env:"MIGRATE_DSN"`
 	// MaxOpenConns bounds the connection pool. Default 32.
 	MaxOpenConns int `env:"MAX_OPEN_CONNS"`
 	// StartupTimeout bounds the wait for the database at start-up. Default 60 s.
@@ -50,6 +58,15 @@ func (c DBConfig) Validate() error {
 	}
 	if _, err := mysql.ParseDSN(c.DSN); err != nil {
 		return fmt.Errorf("db: DSN %s is not a valid go-sql-driver DSN (expected user:password@tcp(host:port)/database[?params])", RedactDSN(c.DSN))
+	}
+	if c.MigrateDSN != "" {
+		m, err := mysql.ParseDSN(c.MigrateDSN)
+		if err != nil {
+			return fmt.Errorf("db: migrate DSN %s is not a valid go-sql-driver DSN (expected user:password@tcp(host:port)/database[?params])", RedactDSN(c.MigrateDSN))
+		}
+		if d, _ := mysql.ParseDSN(c.DSN); m.DBName != d.DBName {
+			return fmt.Errorf("db: migrate DSN names database %q, DSN %q: they must be the same", m.DBName, d.DBName)
+		}
 	}
 	if c.MaxOpenConns < 1 || c.StartupTimeout <= 0 {
 		return errors.New("db: max open conns must be >= 1 and startup timeout positive")

@@ -14,18 +14,21 @@ import (
 func TestDBConfigNeverPrintsThePassword(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-Pa55"
+	const valid = "app:" + secret + "@tcp(db:3306)/orders"
 	tests := []struct {
-		name, dsn string
-		maxOpen   int
+		name, dsn, migrateDSN string
+		maxOpen               int
 	}{
-		{"unparsable DSN", "app:" + secret + "@tcp(db:3306/orders", 32},
-		{"bad parameter", "app:" + secret + "@tcp(db:3306)/orders?parseTime=maybe", 32},
-		{"password without user@host", "app:" + secret, 32},
-		{"valid DSN, other field invalid", "app:" + secret + "@tcp(db:3306)/orders", -1},
+		{"unparsable DSN", "app:" + secret + "@tcp(db:3306/orders", "", 32},
+		{"bad parameter", "app:" + secret + "@tcp(db:3306)/orders?parseTime=maybe", "", 32},
+		{"password without user@host", "app:" + secret, "", 32},
+		{"valid DSN, other field invalid", valid, "", -1},
+		{"unparsable migrate DSN", valid, "migrate:" + secret + "@tcp(db:3306/orders", 32},
+		{"migrate DSN on another database", valid, "migrate:" + secret + "@tcp(db:3306)/payments", 32},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := messaging.DBConfig{DSN: tt.dsn}.Defaults()
+			c := messaging.DBConfig{DSN: tt.dsn, MigrateDSN: tt.migrateDSN}.Defaults()
 			c.MaxOpenConns = tt.maxOpen
 			err := c.Validate()
 			if err == nil {
@@ -35,6 +38,9 @@ func TestDBConfigNeverPrintsThePassword(t *testing.T) {
 				t.Fatalf("the error shows the password: %v", err)
 			}
 		})
+	}
+	if err := (messaging.DBConfig{DSN: valid, MigrateDSN: "migrate:" + secret + "@tcp(db:3306)/orders"}).Defaults().Validate(); err != nil {
+		t.Fatalf("Validate() with both DSNs on one database = %v, want nil", err)
 	}
 	if err := (messaging.DBConfig{}).Defaults().Validate(); !errors.Is(err, messaging.ErrNoDSN) {
 		t.Fatalf("Validate() without a DSN = %v, want ErrNoDSN (no default DSN)", err)

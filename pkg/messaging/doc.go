@@ -6,7 +6,9 @@
 //     outbox, inbox and parking tables, then the service's own), InTx with
 //     ContextWithTx (repositories join a transaction a caller or the inbox
 //     began), RedactDSN. OpenDB's sessions are READ COMMITTED, so InTx needs
-//     no SET per transaction (ADR 43).
+//     no SET per transaction (ADR 43). OpenAndMigrate migrates as the
+//     migration user of DBConfig.MigrateDSN, then opens the service's pool as
+//     its DML-only user (ADR 49).
 //   - Kafka (kafka.go, topics.go): KafkaConfig's safe producer and consumer
 //     settings, NewPublisher (keyed by MetadataKey, acks=all, idempotent,
 //     connecting lazily), NewPoisonPublisher, NewSubscriber (waits for Kafka),

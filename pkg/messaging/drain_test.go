@@ -26,11 +26,11 @@ func newStopRig(t *testing.T, drain time.Duration) *stopRig {
 	t.Helper()
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 1, "events", "poison")
-	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	return &stopRig{
-		consumerRig: &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: db, attempts: map[string]int{}},
+		consumerRig: &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}},
 		config: messaging.Config{
-			DB:            messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second},
+			DB:            d.DBConfig(),
 			Kafka:         kafka,
 			Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 			ConsumerGroup: testenv.UniqueName(t, "group"),

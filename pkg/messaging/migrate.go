@@ -56,9 +56,12 @@ func Migrate(ctx context.Context, db *sql.DB, serviceFS fs.FS, logger *slog.Logg
 // OpenAndMigrate opens the database of c (OpenDB), waiting up to
 // c.StartupTimeout for it to answer, and brings it up to date with Migrate:
 // this package's tables, then the service's migrations from serviceMigrations
-// (*.sql files under a "migrations" directory; nil for none). It fails, closing
-// the pool, on an invalid config, an unreachable database or a failed
-// migration.
+// (*.sql files under a "migrations" directory; nil for none). With
+// c.MigrateDSN set, the migrations run on a pool of their own as that
+// (migration) user, closed before the service's pool on c.DSN is opened: the
+// service's user needs no DDL (ADR 0049). It fails, closing the pools, on an
+// invalid config, an unreachable database or a failed migration (a user
+// without the privilege fails with MariaDB's "command denied" error).
 func OpenAndMigrate(ctx context.Context, c DBConfig, serviceMigrations fs.FS, logger *slog.Logger) (*sql.DB, error) {
 	c = c.Defaults()
 	if err := c.Validate(); err != nil {
@@ -66,20 +69,34 @@ func OpenAndMigrate(ctx context.Context, c DBConfig, serviceMigrations fs.FS, lo
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.StartupTimeout)
 	defer cancel()
+	var migrations fs.FS
+	if serviceMigrations != nil {
+		var err error
+		if migrations, err = fs.Sub(serviceMigrations, "migrations"); err != nil {
+			return nil, err
+		}
+	}
+	if c.MigrateDSN != "" {
+		// goose holds one connection for its named lock and migrates on another.
+		mdb, err := OpenDB(ctx, c.MigrateDSN, 2)
+		if err != nil {
+			return nil, fmt.Errorf("migration user: %w", err)
+		}
+		err = Migrate(ctx, mdb, migrations, logger)
+		mdb.Close()
+		if err != nil {
+			return nil, fmt.Errorf("as the migration user: %w", err)
+		}
+	}
 	db, err := OpenDB(ctx, c.DSN, c.MaxOpenConns)
 	if err != nil {
 		return nil, err
 	}
-	var migrations fs.FS
-	if serviceMigrations != nil {
-		if migrations, err = fs.Sub(serviceMigrations, "migrations"); err != nil {
+	if c.MigrateDSN == "" {
+		if err := Migrate(ctx, db, migrations, logger); err != nil {
 			db.Close()
 			return nil, err
 		}
-	}
-	if err := Migrate(ctx, db, migrations, logger); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return db, nil
 }

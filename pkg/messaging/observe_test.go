@@ -71,7 +71,7 @@ func TestConsumerHooksReportWhatHappens(t *testing.T) {
 // measured by the database's clock.
 func TestOutboxBacklogSamplesThePrimaryKey(t *testing.T) {
 	t.Parallel()
-	db, _ := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	db := testenv.NewDB(t, testenv.OrderDBAddr)
 	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -69,11 +68,9 @@ func migrated(t *testing.T) *sql.DB {
 // migratedWithDSN is migrated that also returns the database's DSN.
 func migratedWithDSN(t *testing.T) (*sql.DB, string) {
 	t.Helper()
-	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db, dsn
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil) // as the migration user; the code under test gets the service user's DSN
+	return d.Admin, d.DSN
 }
 
 // outboxSetup is one way of writing to and forwarding from an outbox.

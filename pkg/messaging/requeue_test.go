@@ -174,10 +174,10 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 			}
 		}, nil)
 
-	dbB, dsnB := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	b := &consumerRig{kafka: kafka, topic: a.topic, db: dbB, attempts: map[string]int{}}
+	dB := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	b := &consumerRig{kafka: kafka, topic: a.topic, db: dB.Admin, attempts: map[string]int{}}
 	runB := startConsumers(t, messaging.Config{
-		DB:            messaging.DBConfig{DSN: dsnB, StartupTimeout: 10 * time.Second},
+		DB:            dB.DBConfig(),
 		Kafka:         kafka,
 		ConsumerGroup: testenv.UniqueName(t, "group-b"),
 		PoisonTopic:   poisonTopics[1],

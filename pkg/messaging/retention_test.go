@@ -1,10 +1,8 @@
 package messaging_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -32,10 +30,9 @@ func TestPrunerDeletesOldRowsInBatches(t *testing.T) {
 			return err
 		}},
 	}
-	db := testenv.NewDB(t, testenv.OrderDBAddr)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil)
+	db := d.Open(t, 100) // as the service user
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for _, tt := range tables {
 		t.Run(tt.table, func(t *testing.T) {

@@ -152,9 +152,9 @@ func TestOnlyCommitsWake(t *testing.T) {
 // control) InTx sends one per transaction to get the same isolation.
 func TestOpenDBSessionsAreReadCommitted(t *testing.T) {
 	t.Parallel()
-	plain, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	ctx := context.Background()
-	opened, err := messaging.OpenDB(ctx, dsn, 1)
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	plain, ctx := d.Admin, context.Background()
+	opened, err := messaging.OpenDB(ctx, d.DSN, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package poison_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,10 +19,9 @@ import (
 // unknown key is 404.
 func TestParkedKeyTooling(t *testing.T) {
 	t.Parallel()
-	db, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil)
+	db := d.Open(t, 4) // as the service user, like the service's admin endpoints
 	park := func(handler, key string, ids ...string) {
 		t.Helper()
 		if _, err := db.Exec("INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES ('g', ?, ?)", handler, key); err != nil {
@@ -77,7 +75,7 @@ func TestParkedKeyTooling(t *testing.T) {
 	// The CLI, on the same database: discarding the head of a key with a
 	// message behind it requests the release of that message.
 	park("h1", "order-3", "m-5", "m-6")
-	cfg := messaging.Config{DB: messaging.DBConfig{DSN: dsn}, PoisonTopic: "order.poison"}
+	cfg := messaging.Config{DB: messaging.DBConfig{DSN: d.DSN}, PoisonTopic: "order.poison"}
 	var out bytes.Buffer
 	if err := poison.RunCLI(context.Background(), cfg, []string{"keys", "discard", "order-3"}, &out); err != nil {
 		t.Fatal(err)

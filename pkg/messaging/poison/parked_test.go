@@ -1,9 +1,7 @@
 package poison_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,10 +18,9 @@ import (
 // another (409), and discarding the head releases the next row into the outbox.
 func TestParkedRowEndpoints(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t, testenv.OrderDBAddr)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil)
+	db := d.Open(t, 100) // as the service user
 	for _, id := range []string{"m-1", "m-2"} {
 		if _, err := db.Exec(`INSERT INTO outbox_parked (message_id, partition_key, topic, payload, metadata, reason, kafka_error)
 			VALUES (?, 'order-1', 'orders', '{}', '{"partition_key":"order-1","event_type":"order.placed"}', 'message_too_large', 'too large')`, id); err != nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/httpserver"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // startOrderService runs the order service in-process on a fresh database and
@@ -23,7 +22,7 @@ import (
 // answers 200. The test's cleanup stops it.
 func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpserver.Config) string {
 	t.Helper()
-	_, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 1, "orders", "payments", "order-poison", "payment-poison")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,7 +34,7 @@ func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpse
 	cfg := DefaultConfig()
 	cfg.HTTPAddr, cfg.RequestTimeout, cfg.HTTP = addr, requestTimeout, limits
 	cfg.OrdersTopic, cfg.PaymentsTopic, cfg.PaymentPoisonTopic = topics[0], topics[1], topics[3]
-	cfg.Messaging.DB = messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second}
+	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafka
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")

@@ -24,13 +24,13 @@ import (
 func TestMetricsShowTheSagaLive(t *testing.T) {
 	testenv.NeedsServers(t, "the order service's metrics")
 	t.Parallel()
-	_, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	kafka := testenv.Kafka(t)
 	topics := testenv.Topics(t, kafka, 1, "orders", "payments", "order-poison", "payment-poison")
 	cfg := DefaultConfig()
 	cfg.HTTPAddr = testenv.FreeAddr(t)
 	cfg.OrdersTopic, cfg.PaymentsTopic, cfg.PaymentPoisonTopic = topics[0], topics[1], topics[3]
-	cfg.Messaging.DB = messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second}
+	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafka
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")

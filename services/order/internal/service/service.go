@@ -164,7 +164,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		opt(&w)
 	}
 
-	// The database: the messaging tables (outbox, inbox), then the order tables.
+	// The database: the messaging tables (outbox, inbox), then the order tables,
+	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after); the
+	// service then works as its DML-only user (ORDER_DB_DSN, ADR 49).
 	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"testing"
@@ -26,14 +25,9 @@ import (
 // one customer who has 10,000 cents.
 func newService(t *testing.T) (*app.Service, *sql.DB) {
 	t.Helper()
-	db := testenv.NewDB(t, testenv.PaymentDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	d.Migrate(t, mariadb.Migrations)
+	db := d.Open(t, 100) // as the service user
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}

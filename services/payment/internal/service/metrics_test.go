@@ -10,7 +10,6 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestMetricsShowThePaymentsLive runs the payment service, delivers one
@@ -22,12 +21,13 @@ func TestMetricsShowThePaymentsLive(t *testing.T) {
 	testenv.NeedsServers(t, "the payment service's metrics")
 	t.Parallel()
 	kafkaCfg := testenv.Kafka(t)
-	db, dsn := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	db := d.Admin
 	topics := testenv.Topics(t, kafkaCfg, 1, "orders", "payments", "payment-poison")
 	cfg := DefaultConfig()
 	cfg.HTTPAddr = testenv.FreeAddr(t)
 	cfg.OrdersTopic, cfg.PaymentsTopic = topics[0], topics[1]
-	cfg.Messaging.DB = messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second}
+	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")

@@ -42,11 +42,12 @@ import (
 func TestOrderPlacedV2RolledOutTheWrongWayRound(t *testing.T) {
 	t.Parallel()
 	kafkaCfg := testenv.Kafka(t)
-	db, dsn := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	db := d.Admin
 	topics := testenv.Topics(t, kafkaCfg, 1, "orders", "payments", "payment-poison")
 	cfg := DefaultConfig()
 	cfg.OrdersTopic, cfg.PaymentsTopic = topics[0], topics[1]
-	cfg.Messaging.DB = messaging.DBConfig{DSN: dsn, StartupTimeout: 10 * time.Second}
+	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")

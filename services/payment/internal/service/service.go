@@ -93,7 +93,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
 
 	// The database: the messaging tables (outbox, inbox), then accounts,
-	// payments and the ledger.
+	// payments and the ledger, migrated as the migration user
+	// (PAYMENT_DB_MIGRATE_DSN, closed after); the service then works as its
+	// DML-only user (PAYMENT_DB_DSN, ADR 49).
 	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package http_test
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -28,14 +27,9 @@ import (
 func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
 	t.Parallel()
 	kcfg := testenv.Kafka(t)
-	db := testenv.NewDB(t, testenv.OrderDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, mariadb.Migrations)
+	db := d.Open(t, 100) // as the service user
 	topic := testenv.Topics(t, kcfg, 3, "orders")[0]
 	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: 10 * time.Millisecond})
 	if err != nil {

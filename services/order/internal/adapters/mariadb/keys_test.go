@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,32 +19,23 @@ import (
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
 
-// env is the order service's application on a fresh, migrated database.
+// env is the order service's application on a fresh, migrated database,
+// running as the service user (db, dsn); admin is the test superuser's pool,
+// for changes the service may not make (DDL).
 type env struct {
-	db  *sql.DB
-	dsn string
-	svc *app.Service
-	api http.Handler
+	db, admin *sql.DB
+	dsn       string
+	svc       *app.Service
+	api       http.Handler
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	_, dsn := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	db, err := messaging.OpenDB(ctx, dsn, 16) // the service's own settings
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, mariadb.Migrations)
+	db := d.Open(t, 16) // the service's own settings and user
+	dsn := d.DSN
 	logger := slog.New(slog.DiscardHandler)
-	if err := messaging.Migrate(ctx, db, migrations, logger); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	svc := app.New(mariadb.NewOrders(db, outbox, "orders"), nil, logger)
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: 30 * time.Second,
 		Ready: db.PingContext}, logger)
-	return &env{db: db, dsn: dsn, svc: svc, api: api}
+	return &env{db: db, admin: d.Admin, dsn: dsn, svc: svc, api: api}
 }
 
 func (e *env) count(t *testing.T, table string) int {
@@ -191,14 +181,14 @@ func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
 // an unknown order.
 func TestKeyRolledBackWithTheChange(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.db.Exec("RENAME TABLE watermill_outbox TO outbox_away"); err != nil {
+	if _, err := e.admin.Exec("RENAME TABLE watermill_outbox TO outbox_away"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := e.svc.PlaceOrder(ctxFor(t, 20*time.Second), placeCmd("key-1", 100))
 	if err == nil {
 		t.Fatal("placing an order without an outbox succeeded")
 	}
-	if _, err := e.db.Exec("RENAME TABLE outbox_away TO watermill_outbox"); err != nil {
+	if _, err := e.admin.Exec("RENAME TABLE outbox_away TO watermill_outbox"); err != nil {
 		t.Fatal(err)
 	}
 	e.wantCounts(t, 0, 0, 0)

@@ -3,13 +3,10 @@ package mariadb_test
 import (
 	"context"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
@@ -19,14 +16,9 @@ import (
 // index and keeps the young ones.
 func TestTimelinePruning(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t, testenv.OrderDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, mariadb.Migrations)
+	db := d.Open(t, 100) // as the service user
 	tl := mariadb.NewTimeline(db)
 	testenv.CheckPruner(t, db, "order_timeline", "kafka_time", "order_timeline_kafka_time", time.Now().UTC().Truncate(time.Microsecond),
 		func(i int, at time.Time) error {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"io/fs"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
@@ -29,14 +26,9 @@ import (
 // 10,000 EUR cents, and its DSN.
 func paymentsDB(t *testing.T) (*sql.DB, string) {
 	t.Helper()
-	db, dsn := testenv.NewDatabase(t, testenv.PaymentDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
+	d.Migrate(t, mariadb.Migrations)
+	db, dsn := d.Admin, d.DSN
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}
