@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 	if infra != nil && infraErr == nil && os.Getenv("ONCEFLOW_E2E_KEEP_INFRA") != "1" {
 		_ = infra.Down()
 	}
+	stopCluster()
 	os.Exit(code)
 }
 
@@ -55,6 +56,12 @@ var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
 // newStack starts a fresh system for the test (own databases, topics, consumer
 // groups, service processes), seeds accounts, and tears it down at the end.
 func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
+	t.Helper()
+	return newStackOn(t, infra, cfg, accounts...)
+}
+
+// newStackOn is newStack on the servers of on (the e2e servers or the cluster's).
+func newStackOn(t *testing.T, on *harness.Infra, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
@@ -71,7 +78,7 @@ func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account
 	cfg.Name = name + "_" + strings.ToLower(watermill.NewShortUUID()[:6])
 	cfg.OrderBin, cfg.PaymentBin = orderBin, paymentBin
 	cfg.LogDir = filepath.Join(buildDir, "logs")
-	s, err := harness.NewStack(infra, cfg)
+	s, err := harness.NewStack(on, cfg)
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
