@@ -569,7 +569,7 @@ func TestFaults(t *testing.T) {
 	only := os.Getenv("SCENARIO")
 	ran := 0
 	for _, sc := range scenarios() {
-		if only != "" && only != sc.name && (only != "cluster" || !sc.cluster) {
+		if only != "" && only != sc.name && (only != allClusterScenarios || !sc.cluster) {
 			continue
 		}
 		ran++

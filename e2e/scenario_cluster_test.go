@@ -22,6 +22,8 @@ import (
 const (
 	clusterRate        = 20
 	clusterMinAccepted = 600
+	// allClusterScenarios, as SCENARIO, selects the four cluster scenarios.
+	allClusterScenarios = "cluster"
 )
 
 var (

@@ -173,6 +173,9 @@ func TestStrategies(t *testing.T) {
 }
 
 func isScenario(name string) bool {
+	if name == allClusterScenarios {
+		return true
+	}
 	for _, sc := range scenarios() {
 		if sc.name == name {
 			return true
