@@ -15,6 +15,7 @@
 #   pause   <server>         SIGSTOP one server (it keeps its sockets but answers nothing)
 #   resume  <server>         SIGCONT a paused server
 #   pid     <server>         print the pid of a running server
+#   config  <kafka node>     print the server.properties the node starts with
 # Servers: order-db, payment-db, kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
 #
 # Environment (defaults in brackets):
@@ -289,10 +290,10 @@ cluster_id() {
 # finish starting, so they start in parallel and are waited for afterwards.
 launch_kafka() {
   local name=$1 dir="$INFRA_DIR/$1" java_cp="$KAFKA_LIBS/*" port s
-  [ -f "$KAFKA_LIBS/.complete" ] || die "Kafka jars are missing; run: $0 install"
   for s in "${OTHER_KAFKA_SERVERS[@]}"; do
     [ -z "$(pid_of "$s")" ] || die "$s is running (KAFKA_NODES=$([ "$s" = kafka ] && echo 1 || echo 3)); stop it first: $0 down"
   done
+  [ -f "$KAFKA_LIBS/.complete" ] || die "Kafka jars are missing; run: $0 install"
   mkdir -p "$dir"
   write_kafka_config "$name" "$dir"
   port=$(port_of "$name")
@@ -384,6 +385,17 @@ cmd_status() {
   done
 }
 
+# cmd_config prints the server.properties Kafka node $1 is started with.
+cmd_config() {
+  local tmp
+  known_server "$1"
+  is_kafka "$1" || die "$1 is not a Kafka node"
+  tmp=$(mktemp -d)
+  write_kafka_config "$1" "$tmp"
+  sed "s|$tmp|$INFRA_DIR/$1|g" "$tmp/server.properties"
+  rm -rf "$tmp"
+}
+
 main() {
   local cmd=${1:-}
   shift || true
@@ -398,7 +410,8 @@ main() {
     pause) cmd_signal STOP "${1:?server}" ;;
     resume) cmd_signal CONT "${1:?server}" ;;
     pid) pid_of "${1:?server}" ;;
-    *) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    config) cmd_config "${1:?server}" ;;
+    *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

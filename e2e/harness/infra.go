@@ -103,6 +103,13 @@ func (i *Infra) KafkaNode(id int32) string {
 // Run calls infra.sh with args (e.g. "kill", "kafka") and returns its combined
 // output in the error if it fails.
 func (i *Infra) Run(args ...string) error {
+	_, err := i.Output(args...)
+	return err
+}
+
+// Output calls infra.sh with args on i's directory, ports and Kafka mode and
+// returns its combined output; if it fails, the error holds the output too.
+func (i *Infra) Output(args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(RepoRoot(), "deploy", "local", "infra.sh"), args...)
 	cmd.Env = append(os.Environ(),
 		"ONCEFLOW_INFRA_DIR="+i.Dir,
@@ -119,9 +126,9 @@ func (i *Infra) Run(args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("infra.sh %s: %w\n%s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("infra.sh %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
-	return nil
+	return out.String(), nil
 }
 
 // PID returns the process id of server (OrderDB, PaymentDB, Kafka) from
