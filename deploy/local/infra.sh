@@ -298,6 +298,8 @@ launch_kafka() {
   write_kafka_config "$name" "$dir"
   port=$(port_of "$name")
   port_open "$port" && die "$name: port $port is taken by another process"
+  port=$(controller_port_of "$name")
+  port_open "$port" && die "$name: controller port $port is taken by another process (KAFKA_CONTROLLER_PORT)"
   if [ ! -f "$dir/data/meta.properties" ]; then
     log "$name: formatting storage in $dir/data"
     java -cp "$java_cp" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format \
