@@ -6,14 +6,17 @@ INFRA := deploy/local/infra.sh
 RUN   := deploy/local/run.sh
 OBSERVE := deploy/local/observe.sh
 GO_TEST_FLAGS ?= -count=1
-export CI
+# KAFKA_NODES=3 runs Kafka as a three-node cluster (ADR 0045) for run/infra-up;
+# infra.sh and run.sh read it from the environment.
+KAFKA_NODES ?= 1
+export CI KAFKA_NODES
 
 .PHONY: help run stop test test-unit test-alerts cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run: infra-up build ## install what is missing, start MariaDB x2, Kafka and both services
+run: infra-up build ## install what is missing, start MariaDB x2, Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
 	@$(RUN) start
 
 stop: ## stop both services (the servers keep running; see infra-down)
@@ -60,7 +63,7 @@ endif
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
 	@deploy/local/chromium.sh >/dev/null
 
-infra-up: ## install if missing, then start both MariaDB servers and Kafka (idempotent)
+infra-up: ## install if missing, then start both MariaDB servers and Kafka, KAFKA_NODES=1|3 (idempotent)
 	@$(INFRA) up
 
 infra-down: ## stop the servers and the Prometheus of `make observe` (data stays in .local/)

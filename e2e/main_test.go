@@ -75,6 +75,7 @@ func TestMain(m *testing.M) {
 			_ = strategiesInfra.Down()
 		}
 	}
+	stopCluster()
 	os.Exit(code)
 }
 
@@ -86,18 +87,21 @@ var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
 // tears it down at the end.
 func newStack(t *testing.T, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped with -short")
-	}
-	if infraErr != nil {
-		testenv.Missing(t, "the e2e servers", infraErr)
-	}
 	return newStackOn(t, infra, cfg, accounts...)
 }
 
-// newStackOn is newStack on the servers of on.
+// newStackOn is newStack on the servers of on (the e2e servers, the cluster's
+// or the strategy comparison's).
 func newStackOn(t *testing.T, on *harness.Infra, cfg harness.StackConfig, accounts ...harness.Account) *harness.Stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	// The services are built with the e2e servers: without them there is
+	// nothing to start on any servers.
+	if infraErr != nil {
+		testenv.Missing(t, "the e2e servers", infraErr)
+	}
 	// Databases and topics are named after the test: only letters, digits and
 	// underscores are safe in both ("poison+breaker" is not a topic name).
 	name := unsafeName.ReplaceAllString(strings.ToLower(t.Name()), "_")

@@ -176,6 +176,9 @@ func TestStrategies(t *testing.T) {
 }
 
 func isScenario(name string) bool {
+	if name == allClusterScenarios {
+		return true
+	}
 	for _, sc := range scenarios() {
 		if sc.name == name {
 			return true
@@ -239,7 +242,7 @@ func runStrategy(t *testing.T, st strategy, seed uint64) *harness.StrategyRow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &faultRun{t: t, s: s, rng: rand.New(rand.NewPCG(seed, 13)),
+	f := &faultRun{t: t, infra: s.Infra, s: s, rng: rand.New(rand.NewPCG(seed, 13)),
 		expectedPoison: map[string]bool{}, down: map[*harness.Service]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# Local infrastructure without Docker (ADR 0006): two MariaDB servers and one
-# Apache Kafka broker (KRaft, single node), each a plain process that can be
-# killed with `kill -9`, paused with SIGSTOP and started again on its own data.
+# Local infrastructure without Docker (ADR 0006): two MariaDB servers and Apache
+# Kafka (KRaft: one combined broker+controller node, or three with KAFKA_NODES=3,
+# ADR 0045), each a plain process that can be killed with `kill -9`, paused with
+# SIGSTOP and started again on its own data.
 #
-# Usage: deploy/local/infra.sh <command> [server]
+# Usage: deploy/local/infra.sh <command> [server...]
 #   install                  install what is missing (MariaDB via apt, Kafka jars via Maven)
 #   up                       install, then start every server that is not running (idempotent)
-#   down                     stop every server gracefully (idempotent)
+#   down                     stop every server gracefully, Kafka nodes of either mode (idempotent)
 #   status                   one line per server: up/down, pid, port
-#   start   <server>         start one server and wait until it accepts connections
-#   stop    <server>         stop one server gracefully (SIGTERM, then wait)
-#   kill    <server>         kill -9 one server (no clean shutdown)
+#   start   <server>...      start servers (in parallel) and wait until each accepts connections
+#   stop    <server>...      stop servers gracefully (SIGTERM to all, then wait)
+#   kill    <server>...      kill -9 servers (no clean shutdown)
 #   pause   <server>         SIGSTOP one server (it keeps its sockets but answers nothing)
 #   resume  <server>         SIGCONT a paused server
 #   pid     <server>         print the pid of a running server
-# Servers: order-db, payment-db, kafka.
+#   config  <kafka node>     print the server.properties the node starts with
+# Servers: order-db, payment-db, kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
 #
 # Environment (defaults in brackets):
 #   ONCEFLOW_INFRA_DIR    data, logs and pid files            [<repo>/.local/infra]
 #   ONCEFLOW_KAFKA_LIBS   the broker's jars                   [<repo>/.local/kafka-libs]
-#   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]
-#   KAFKA_HEAP            JVM heap flags                      [-Xms256m -Xmx512m]
-#   KAFKA_PROXIED_PORT / KAFKA_PROXIED_ADVERTISED_PORT   optional second listener, for a TCP
-#                         proxy in front of the broker: the broker listens on the first port and
+#   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]
+#   KAFKA_NODES [1]       1: one node `kafka`, clients on KAFKA_PORT, controller on KAFKA_CONTROLLER_PORT;
+#                         3: nodes kafka-1..3, clients on KAFKA_PORT, +1, +2 (9092, 9093, 9094),
+#                         controllers on KAFKA_CONTROLLER_PORT, +1, +2; replication factor 3,
+#                         min.insync.replicas=2, no unclean leader election
+#   KAFKA_PORT [9092]     KAFKA_CONTROLLER_PORT [9093; with KAFKA_NODES=3: KAFKA_PORT+100, i.e. 9192]
+#   KAFKA_HEAP            JVM heap flags, per node            [-Xms256m -Xmx512m; 3 nodes: -Xms128m -Xmx256m]
+#   KAFKA_PROXIED_PORT / KAFKA_PROXIED_ADVERTISED_PORT   optional second listener (one node only), for a
+#                         TCP proxy in front of the broker: the broker listens on the first port and
 #                         tells clients to connect to the second (where the proxy listens)
+# The two modes keep their data apart ($ONCEFLOW_INFRA_DIR/kafka vs kafka-1..3); only one runs at a time.
 # Every database server gets its service's database (`orders` on order-db,
 # `payments` on payment-db) with that service's migration and service users
 # (deploy/dbusers/<server>.sql, ADR 0049), and the user onceflow/onceflow with
@@ -39,17 +47,33 @@ INFRA_DIR=${ONCEFLOW_INFRA_DIR:-$repo/.local/infra}
 KAFKA_LIBS=${ONCEFLOW_KAFKA_LIBS:-$repo/.local/kafka-libs}
 ORDER_DB_PORT=${ORDER_DB_PORT:-3307}
 PAYMENT_DB_PORT=${PAYMENT_DB_PORT:-3308}
+KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
-KAFKA_HEAP=${KAFKA_HEAP:--Xms256m -Xmx512m}
 KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
 KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
 KAFKA_VERSION=3.9.1
-SERVERS=(order-db payment-db kafka)
 
 LOG_PREFIX=infra
 # shellcheck source=deploy/local/lib.sh
 . "$here/lib.sh"
+
+case "$KAFKA_NODES" in
+  1)
+    KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+    KAFKA_HEAP=${KAFKA_HEAP:--Xms256m -Xmx512m}
+    KAFKA_SERVERS=(kafka) OTHER_KAFKA_SERVERS=(kafka-1 kafka-2 kafka-3) ;;
+  3)
+    KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 100))}
+    KAFKA_HEAP=${KAFKA_HEAP:--Xms128m -Xmx256m}
+    KAFKA_SERVERS=(kafka-1 kafka-2 kafka-3) OTHER_KAFKA_SERVERS=(kafka)
+    # The client ports (KAFKA_PORT..+2) and controller ports must not overlap.
+    if [ $((KAFKA_CONTROLLER_PORT - KAFKA_PORT)) -gt -3 ] && [ $((KAFKA_CONTROLLER_PORT - KAFKA_PORT)) -lt 3 ]; then
+      die "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT overlaps the client ports $KAFKA_PORT-$((KAFKA_PORT + 2)) of KAFKA_NODES=3"
+    fi
+    [ -z "$KAFKA_PROXIED_PORT" ] || die "KAFKA_PROXIED_PORT is for the single node only (KAFKA_NODES=1)" ;;
+  *) die "KAFKA_NODES=$KAFKA_NODES: 1 or 3" ;;
+esac
+SERVERS=(order-db payment-db "${KAFKA_SERVERS[@]}")
 
 # ---------------------------------------------------------------- install
 
@@ -83,9 +107,34 @@ port_of() {
     order-db) echo "$ORDER_DB_PORT" ;;
     payment-db) echo "$PAYMENT_DB_PORT" ;;
     kafka) echo "$KAFKA_PORT" ;;
+    kafka-[123]) echo $((KAFKA_PORT + ${1#kafka-} - 1)) ;;
     *) die "unknown server '$1' (one of: ${SERVERS[*]})" ;;
   esac
 }
+
+# known_server dies unless $1 is a server of this mode (KAFKA_NODES).
+known_server() {
+  known_server_quiet "$1" && return 0
+  die "unknown server '$1' with KAFKA_NODES=$KAFKA_NODES (one of: ${SERVERS[*]})"
+}
+
+known_server_quiet() {
+  local s
+  for s in "${SERVERS[@]}"; do [ "$s" = "$1" ] && return 0; done
+  return 1
+}
+
+is_kafka() { case "$1" in kafka | kafka-[123]) return 0 ;; esac; return 1; }
+
+# controller_port_of prints a Kafka node's controller (KRaft quorum) port.
+controller_port_of() {
+  case "$1" in
+    kafka) echo "$KAFKA_CONTROLLER_PORT" ;;
+    kafka-[123]) echo $((KAFKA_CONTROLLER_PORT + ${1#kafka-} - 1)) ;;
+  esac
+}
+
+db_name_of() { case "$1" in order-db) echo orders ;; payment-db) echo payments ;; esac; }
 
 pidfile_of() { echo "$INFRA_DIR/$1/$1.pid"; }
 
@@ -106,9 +155,9 @@ wait_for() { # wait_for <server> <seconds>
   port=$(port_of "$name")
   while [ $SECONDS -lt $deadline ]; do
     [ -n "$(pid_of "$name")" ] || die "$name exited during start-up; see $INFRA_DIR/$name/$name.log"
-    if [ "$name" = kafka ]; then
+    if is_kafka "$name"; then
       # Only log lines written after this start count (the log is appended to across restarts).
-      port_open "$port" && tail -c "+$((KAFKA_LOG_OFFSET + 1))" "$INFRA_DIR/kafka/kafka.log" 2>/dev/null \
+      port_open "$port" && tail -c "+$(($(cat "$INFRA_DIR/$name/.log-offset") + 1))" "$INFRA_DIR/$name/$name.log" 2>/dev/null \
         | grep -q 'Kafka Server started' && return 0
     else
       mariadb-admin --no-defaults --socket="$INFRA_DIR/$name/mysqld.sock" -uroot ping >/dev/null 2>&1 \
@@ -160,19 +209,29 @@ SQL
 
 # ---------------------------------------------------------------- Kafka
 
+# write_kafka_config writes server.properties and log4j.properties of Kafka node
+# $1 (kafka, or kafka-1..3 of the cluster) into its directory $2.
 write_kafka_config() {
-  local dir=$1 listeners advertised
-  listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT"
-  advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  local name=$1 dir=$2 port cport listeners advertised node_id voters rf min_isr
+  port=$(port_of "$name")
+  cport=$(controller_port_of "$name")
+  listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  advertised="PLAINTEXT://127.0.0.1:$port"
   if [ -n "$KAFKA_PROXIED_PORT" ]; then
     listeners="$listeners,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT"
     advertised="$advertised,PROXIED://127.0.0.1:${KAFKA_PROXIED_ADVERTISED_PORT:?needs KAFKA_PROXIED_ADVERTISED_PORT}"
   fi
+  if [ "$name" = kafka ]; then
+    node_id=1 voters="1@127.0.0.1:$cport" rf=1 min_isr=1
+  else
+    node_id=${name#kafka-} rf=3 min_isr=2
+    voters="1@127.0.0.1:$KAFKA_CONTROLLER_PORT,2@127.0.0.1:$((KAFKA_CONTROLLER_PORT + 1)),3@127.0.0.1:$((KAFKA_CONTROLLER_PORT + 2))"
+  fi
   cat >"$dir/server.properties" <<PROPS
-# Single combined KRaft node (broker + controller), written by deploy/local/infra.sh.
+# Combined KRaft node (broker + controller) $name of $KAFKA_NODES, written by deploy/local/infra.sh.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=$listeners
 advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
@@ -182,12 +241,15 @@ log.dirs=$dir/data
 # Topics are created explicitly, with the partition counts in pkg/events.
 auto.create.topics.enable=false
 num.partitions=1
-# One node: every internal topic has one replica.
-offsets.topic.replication.factor=1
+# Replication (ADR 0045): one node has one replica of everything; three nodes keep
+# three, and a write with acks=all needs two in sync (one broker may be down).
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-min.insync.replicas=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
 # A new consumer group joins at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
 # After a kill -9 the controller keeps the dead incarnation registered until its session
@@ -201,7 +263,7 @@ PROPS
   cat >"$dir/log4j.properties" <<PROPS
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$dir/kafka.log
+log4j.appender.file.File=$dir/$name.log
 log4j.appender.file.Append=true
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
@@ -213,57 +275,101 @@ log4j.logger.kafka.coordinator=WARN
 PROPS
 }
 
-start_kafka() {
-  local dir="$INFRA_DIR/kafka" java_cp="$KAFKA_LIBS/*"
+# cluster_id prints the cluster id every node of this mode is formatted with: the
+# one in a node's existing meta.properties, else the one saved for the cluster,
+# else a new one (saved, so that the three `StorageTool format` calls share it).
+cluster_id() {
+  local java_cp="$KAFKA_LIBS/*" f s id=
+  f="$INFRA_DIR/kafka-cluster.id"
+  [ "$KAFKA_NODES" = 1 ] && f="$INFRA_DIR/kafka/cluster.id"
+  for s in "${KAFKA_SERVERS[@]}"; do
+    [ -f "$INFRA_DIR/$s/data/meta.properties" ] && id=$(sed -n 's/^cluster.id=//p' "$INFRA_DIR/$s/data/meta.properties") && break
+  done
+  [ -n "$id" ] || { [ -f "$f" ] && id=$(cat "$f"); }
+  [ -n "$id" ] || id=$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  [ -n "$id" ] || die "kafka: could not make a cluster id"
+  mkdir -p "$(dirname "$f")"
+  echo "$id" >"$f"
+  echo "$id"
+}
+
+# launch_kafka starts Kafka node $1 (formatting its storage first if new) and
+# returns without waiting: the nodes of a cluster need each other's quorum to
+# finish starting, so they start in parallel and are waited for afterwards.
+launch_kafka() {
+  local name=$1 dir="$INFRA_DIR/$1" java_cp="$KAFKA_LIBS/*" port s
+  for s in "${OTHER_KAFKA_SERVERS[@]}"; do
+    [ -z "$(pid_of "$s")" ] || die "$s is running (KAFKA_NODES=$([ "$s" = kafka ] && echo 1 || echo 3)); stop it first: $0 down"
+  done
   [ -f "$KAFKA_LIBS/.complete" ] || die "Kafka jars are missing; run: $0 install"
   mkdir -p "$dir"
-  write_kafka_config "$dir"
-  port_open "$KAFKA_PORT" && die "kafka: port $KAFKA_PORT is taken by another process"
+  write_kafka_config "$name" "$dir"
+  port=$(port_of "$name")
+  port_open "$port" && die "$name: port $port is taken by another process"
+  port=$(controller_port_of "$name")
+  port_open "$port" && die "$name: controller port $port is taken by another process (KAFKA_CONTROLLER_PORT)"
   if [ ! -f "$dir/data/meta.properties" ]; then
-    log "kafka: formatting storage in $dir/data"
+    log "$name: formatting storage in $dir/data"
     java -cp "$java_cp" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format \
-      -t "$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
-      -c "$dir/server.properties" >>"$dir/kafka.out" 2>&1 || die "kafka: storage format failed; see $dir/kafka.out"
+      -t "$(cluster_id)" -c "$dir/server.properties" >>"$dir/$name.out" 2>&1 \
+      || die "$name: storage format failed; see $dir/$name.out"
   fi
-  KAFKA_LOG_OFFSET=$(stat -c %s "$dir/kafka.log" 2>/dev/null || echo 0)
+  stat -c %s "$dir/$name.log" 2>/dev/null >"$dir/.log-offset" || echo 0 >"$dir/.log-offset"
+  # shellcheck disable=SC2086 # KAFKA_HEAP holds several flags
   setsid java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$java_cp" kafka.Kafka "$dir/server.properties" \
-    </dev/null >>"$dir/kafka.out" 2>&1 &
-  echo $! >"$(pidfile_of kafka)"
-  wait_for kafka 90
+    </dev/null >>"$dir/$name.out" 2>&1 &
+  echo $! >"$(pidfile_of "$name")"
 }
 
 # ---------------------------------------------------------------- commands
 
+# cmd_start starts the given servers that are not running: databases one after
+# the other, Kafka nodes all at once, then waits until each is ready.
 cmd_start() {
-  local name=$1
-  port_of "$name" >/dev/null
-  if [ -n "$(pid_of "$name")" ]; then
-    log "$name already running (pid $(pid_of "$name"))"
-    [ "$name" = kafka ] || setup_db "$name"
-    return
-  fi
-  case "$name" in
-    kafka) start_kafka ;;
-    *) start_db "$name" ;;
-  esac
-  log "$name up on 127.0.0.1:$(port_of "$name") (pid $(pid_of "$name"))"
+  local name started=()
+  for name in "$@"; do known_server "$name"; done
+  for name in "$@"; do
+    if [ -n "$(pid_of "$name")" ]; then
+      log "$name already running (pid $(pid_of "$name"))"
+      is_kafka "$name" || setup_db "$name"
+      continue
+    fi
+    if is_kafka "$name"; then launch_kafka "$name"; else start_db "$name"; fi
+    started+=("$name")
+  done
+  for name in "${started[@]}"; do
+    is_kafka "$name" && wait_for "$name" 90
+    log "$name up on 127.0.0.1:$(port_of "$name") (pid $(pid_of "$name"))"
+  done
+  return 0
 }
 
+# cmd_stop stops the given servers gracefully: SIGTERM to all of them at once,
+# then waits for each (30 s, then SIGKILL). The nodes of a cluster go down
+# together: one by one, the last ones would wait for a controller quorum that is
+# already gone.
 cmd_stop() {
-  local name=$1 pid
-  pid=$(pid_of "$name")
-  [ -n "$pid" ] || return 0
-  kill -CONT "$pid" 2>/dev/null || true
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then log "$name did not stop within 30 s; killing"; kill -9 "$pid" 2>/dev/null || true; fi
-  rm -f "$(pidfile_of "$name")"
-  log "$name stopped"
+  local name pid pids=() names=()
+  for name in "$@"; do
+    pid=$(pid_of "$name")
+    [ -n "$pid" ] || continue
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    pids+=("$pid") names+=("$name")
+  done
+  local i deadline=$((SECONDS + 30))
+  for i in "${!pids[@]}"; do
+    while kill -0 "${pids[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "${pids[$i]}" 2>/dev/null; then log "${names[$i]} did not stop within 30 s; killing"; kill -9 "${pids[$i]}" 2>/dev/null || true; fi
+    rm -f "$(pidfile_of "${names[$i]}")"
+    log "${names[$i]} stopped"
+  done
 }
 
 cmd_kill() {
   local name=$1 pid
+  [ $# -le 1 ] || { for name in "$@"; do cmd_kill "$name"; done; return; }
   pid=$(pid_of "$name")
   [ -n "$pid" ] || { log "$name is not running"; return 0; }
   kill -9 "$pid"
@@ -280,8 +386,11 @@ cmd_signal() { # cmd_signal <SIG> <server>
 
 cmd_status() {
   local name pid state
-  for name in "${SERVERS[@]}"; do
+  for name in "${SERVERS[@]}" "${OTHER_KAFKA_SERVERS[@]}"; do
     pid=$(pid_of "$name")
+    # The other mode's Kafka nodes are listed only when running (e.g. a cluster
+    # started with KAFKA_NODES=3, seen by a plain `make infra-status`).
+    if ! known_server_quiet "$name" && [ -z "$pid" ]; then continue; fi
     if [ -z "$pid" ]; then state=down
     elif [ "$(ps -o stat= -p "$pid" | cut -c1)" = T ]; then state=paused
     else state=up
@@ -290,21 +399,33 @@ cmd_status() {
   done
 }
 
+# cmd_config prints the server.properties Kafka node $1 is started with.
+cmd_config() {
+  local tmp
+  known_server "$1"
+  is_kafka "$1" || die "$1 is not a Kafka node"
+  tmp=$(mktemp -d)
+  write_kafka_config "$1" "$tmp"
+  sed "s|$tmp|$INFRA_DIR/$1|g" "$tmp/server.properties"
+  rm -rf "$tmp"
+}
+
 main() {
   local cmd=${1:-}
   shift || true
   case "$cmd" in
     install) cmd_install ;;
-    up) cmd_install; for s in "${SERVERS[@]}"; do cmd_start "$s"; done ;;
-    down) for s in kafka payment-db order-db; do cmd_stop "$s"; done ;;
+    up) cmd_install; cmd_start "${SERVERS[@]}" ;;
+    down) cmd_stop kafka kafka-1 kafka-2 kafka-3; cmd_stop payment-db; cmd_stop order-db ;;
     status) cmd_status ;;
-    start) cmd_start "${1:?server}" ;;
-    stop) cmd_stop "${1:?server}" ;;
-    kill) cmd_kill "${1:?server}" ;;
+    start) cmd_start "${@:?server}" ;;
+    stop) cmd_stop "${@:?server}" ;;
+    kill) cmd_kill "${@:?server}" ;;
     pause) cmd_signal STOP "${1:?server}" ;;
     resume) cmd_signal CONT "${1:?server}" ;;
     pid) pid_of "${1:?server}" ;;
-    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    config) cmd_config "${1:?server}" ;;
+    *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts and stops the two services of `make run` as background processes, with
-# their logs in .local/run/. Usage: deploy/local/run.sh start|stop|status
+# their logs in .local/run/. Usage: [KAFKA_NODES=3] deploy/local/run.sh start|stop|status
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -15,6 +15,15 @@ export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/or
 export ORDER_DB_MIGRATE_DSN=${ORDER_DB_MIGRATE_DSN:-orders_migrate:orders_migrate@tcp(127.0.0.1:3307)/orders}
 export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments}
 export PAYMENT_DB_MIGRATE_DSN=${PAYMENT_DB_MIGRATE_DSN:-payments_migrate:payments_migrate@tcp(127.0.0.1:3308)/payments}
+# The broker list: one node on 9092, or with KAFKA_NODES=3 the cluster of
+# `infra.sh` on 9092, 9093 and 9094 (ADR 0045).
+case "${KAFKA_NODES:-1}" in
+  1) brokers=127.0.0.1:9092 ;;
+  3) brokers=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 ;;
+  *) echo "KAFKA_NODES=${KAFKA_NODES}: 1 or 3"; exit 2 ;;
+esac
+export ORDER_KAFKA_BROKERS=${ORDER_KAFKA_BROKERS:-$brokers}
+export PAYMENT_KAFKA_BROKERS=${PAYMENT_KAFKA_BROKERS:-$brokers}
 
 pid_of() { local f="$dir/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; return 0; }
 

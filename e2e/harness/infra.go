@@ -22,11 +22,16 @@ const (
 	Kafka     = "kafka"
 )
 
-// Infra is one set of servers (two MariaDB, one Kafka) with its own data
-// directory and ports, driven through deploy/local/infra.sh.
+// Infra is one set of servers (two MariaDB, one Kafka node or a three-node
+// Kafka cluster) with its own data directory and ports, driven through
+// deploy/local/infra.sh.
 type Infra struct {
 	// Dir holds the servers' data, logs and pid files.
 	Dir string
+	// KafkaNodes is 1 (also when 0: the server Kafka) or 3 (the servers
+	// KafkaNode(1..3), clients on KafkaPort+0..2, controllers on
+	// KafkaControllerPort+0..2; ADR 0045).
+	KafkaNodes int
 	// Ports of the servers.
 	OrderDBPort, PaymentDBPort, KafkaPort, KafkaControllerPort int
 	// KafkaProxiedPort is the broker's second listener, which advertises
@@ -68,14 +73,53 @@ func StrategiesInfra() *Infra {
 	}
 }
 
-// OrderDBAddr, PaymentDBAddr and KafkaAddr are the servers' host:port.
+// ClusterInfra is the fault suite's three-node Kafka cluster with its own two
+// MariaDB servers, for the cluster scenarios (ADR 0045): ports and data apart
+// from E2EInfra's, so both can run at once.
+func ClusterInfra() *Infra {
+	return &Infra{
+		Dir: filepath.Join(RepoRoot(), "build", "e2e", "cluster"), KafkaNodes: 3,
+		OrderDBPort: 15307, PaymentDBPort: 15308, KafkaPort: 21092, KafkaControllerPort: 21192,
+	}
+}
+
+// OrderDBAddr, PaymentDBAddr and KafkaAddr are the servers' host:port
+// (KafkaAddr: the first Kafka node's).
 func (i *Infra) OrderDBAddr() string   { return "127.0.0.1:" + strconv.Itoa(i.OrderDBPort) }
 func (i *Infra) PaymentDBAddr() string { return "127.0.0.1:" + strconv.Itoa(i.PaymentDBPort) }
 func (i *Infra) KafkaAddr() string     { return "127.0.0.1:" + strconv.Itoa(i.KafkaPort) }
 
+// KafkaBrokers returns the client address of every Kafka node, in node order.
+func (i *Infra) KafkaBrokers() []string {
+	if i.KafkaNodes <= 1 {
+		return []string{i.KafkaAddr()}
+	}
+	addrs := make([]string, i.KafkaNodes)
+	for n := range addrs {
+		addrs[n] = "127.0.0.1:" + strconv.Itoa(i.KafkaPort+n)
+	}
+	return addrs
+}
+
+// KafkaNode is infra.sh's name of the cluster node with Kafka's node.id id
+// (kafka-1..3); on a single node it is Kafka.
+func (i *Infra) KafkaNode(id int32) string {
+	if i.KafkaNodes <= 1 {
+		return Kafka
+	}
+	return "kafka-" + strconv.Itoa(int(id))
+}
+
 // Run calls infra.sh with args (e.g. "kill", "kafka") and returns its combined
 // output in the error if it fails.
 func (i *Infra) Run(args ...string) error {
+	_, err := i.Output(args...)
+	return err
+}
+
+// Output calls infra.sh with args on i's directory, ports and Kafka mode and
+// returns its combined output; if it fails, the error holds the output too.
+func (i *Infra) Output(args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(RepoRoot(), "deploy", "local", "infra.sh"), args...)
 	cmd.Env = append(os.Environ(),
 		"ONCEFLOW_INFRA_DIR="+i.Dir,
@@ -83,6 +127,7 @@ func (i *Infra) Run(args ...string) error {
 		"PAYMENT_DB_PORT="+strconv.Itoa(i.PaymentDBPort),
 		"KAFKA_PORT="+strconv.Itoa(i.KafkaPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(i.KafkaControllerPort),
+		"KAFKA_NODES="+strconv.Itoa(max(i.KafkaNodes, 1)),
 	)
 	if i.KafkaProxiedPort != 0 {
 		cmd.Env = append(cmd.Env, "KAFKA_PROXIED_PORT="+strconv.Itoa(i.KafkaProxiedPort),
@@ -91,9 +136,9 @@ func (i *Infra) Run(args ...string) error {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("infra.sh %s: %w\n%s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("infra.sh %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
-	return nil
+	return out.String(), nil
 }
 
 // PID returns the process id of server (OrderDB, PaymentDB, Kafka) from
@@ -114,11 +159,18 @@ func (i *Infra) Up() error { return i.Run("up") }
 // Down stops every server gracefully.
 func (i *Infra) Down() error { return i.Run("down") }
 
-// Kill sends SIGKILL to a server and waits until it is gone.
-func (i *Infra) Kill(server string) error { return i.Run("kill", server) }
+// Kill sends SIGKILL to servers and waits until they are gone.
+func (i *Infra) Kill(servers ...string) error { return i.Run(append([]string{"kill"}, servers...)...) }
 
-// Start starts a stopped server and waits until it accepts connections.
-func (i *Infra) Start(server string) error { return i.Run("start", server) }
+// Start starts stopped servers (Kafka nodes in parallel: a cluster that lost
+// its quorum needs two back at once) and waits until each accepts connections.
+func (i *Infra) Start(servers ...string) error {
+	return i.Run(append([]string{"start"}, servers...)...)
+}
+
+// Stop stops a server gracefully (SIGTERM, a controlled shutdown for a Kafka
+// node) and waits until it is gone.
+func (i *Infra) Stop(server string) error { return i.Run("stop", server) }
 
 // Pause sends SIGSTOP to a server; Resume sends SIGCONT.
 func (i *Infra) Pause(server string) error  { return i.Run("pause", server) }

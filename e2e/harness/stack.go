@@ -104,7 +104,7 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	s := &Stack{
 		Infra:  infra,
 		Config: cfg,
-		Kafka:  messaging.KafkaConfig{Brokers: []string{infra.KafkaAddr()}, ClientID: "harness"}.Defaults(),
+		Kafka:  messaging.KafkaConfig{Brokers: infra.KafkaBrokers(), ClientID: "harness"}.Defaults(),
 		Topics: Topics{
 			Orders: cfg.Name + ".orders", Payments: cfg.Name + ".payments",
 			OrderPoison: cfg.Name + ".order.poison", PaymentPoison: cfg.Name + ".payment.poison",
@@ -182,7 +182,7 @@ func (s *Stack) addService(kind string, n int) error {
 		}
 		return addr
 	}
-	kafka := via(Kafka, s.Infra.KafkaAddr())
+	kafka := via(Kafka, strings.Join(s.Infra.KafkaBrokers(), ","))
 	var svc *Service
 	switch kind {
 	case "order":
