@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -222,7 +223,9 @@ func (s *Scraper) scrape(ctx context.Context, url string) (map[string]*dto.Metri
 // ParseMetrics parses the Prometheus text exposition format. It fails on text
 // that is not in that format.
 func ParseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
-	var p expfmt.TextParser
+	// The parser must be told which metric names are valid: the zero value
+	// panics on the first name (prometheus/common v0.66 and later).
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, fmt.Errorf("not Prometheus text format: %w", err)
