@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"testing"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // KafkaArgs returns a record a producer would send as the three arguments the
@@ -45,4 +49,28 @@ func KafkaRecord(topic string, value, key []byte, headers string) *sarama.Consum
 		}
 	}
 	return km
+}
+
+// KafkaSeed is the seed named name of msg as a producer here sends it to topic
+// (messaging.Marshaler: key from the partition_key metadata, metadata as
+// headers), in KafkaArgs's form. It fails t if msg cannot be marshaled.
+func KafkaSeed(t testing.TB, name, topic string, msg *message.Message) Seed {
+	t.Helper()
+	rec, err := messaging.Marshaler(false).Marshal(topic, msg)
+	if err != nil {
+		t.Fatalf("seed %s: %v", name, err)
+	}
+	value, key, headers, err := KafkaArgs(rec)
+	if err != nil {
+		t.Fatalf("seed %s: %v", name, err)
+	}
+	return Seed{Name: name, Args: []any{value, key, headers}}
+}
+
+// Consumed is the message a consumer here gets for the record KafkaRecord
+// builds (the subscribers' unmarshaler, messaging.Marshaler), and false if the
+// unmarshaler refuses it (the subscriber then logs it and runs nothing of ours).
+func Consumed(topic string, value, key []byte, headers string) (*message.Message, bool) {
+	msg, err := messaging.Marshaler(false).Unmarshal(KafkaRecord(topic, value, key, headers))
+	return msg, err == nil
 }

@@ -38,16 +38,7 @@ func kafkaSeeds(t testing.TB) []fuzzseed.Seed {
 			t.Fatal(err)
 		}
 		msg.Metadata.Set(messaging.MetadataTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-		rec, err := messaging.Marshaler(true).Marshal("orders", msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		value, key, headers, err := fuzzseed.KafkaArgs(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seeds = append(seeds, fuzzseed.Seed{Name: strings.ReplaceAll(string(p.EventType()), ".", "-"),
-			Args: []any{value, key, headers}})
+		seeds = append(seeds, fuzzseed.KafkaSeed(t, strings.ReplaceAll(string(p.EventType()), ".", "-"), "orders", msg))
 	}
 	return seeds
 }
@@ -66,18 +57,17 @@ func TestHandlerFuzzSeeds(t *testing.T) {
 // permanent error with a valid public reason code, without dispatch (so the
 // consumer stack poisons it at once instead of retrying it forever).
 func FuzzHandler(f *testing.F) {
-	unmarshaler := messaging.Marshaler(false)
 	f.Fuzz(func(t *testing.T, value, key []byte, headers string) {
-		msg, err := unmarshaler.Unmarshal(fuzzseed.KafkaRecord("orders", value, key, headers))
-		if err != nil {
-			return // the subscriber logs and nacks it; nothing of ours runs
+		msg, ok := fuzzseed.Consumed("orders", value, key, headers)
+		if !ok {
+			return // the subscriber logs it; nothing of ours runs
 		}
 		var got []events.Event
 		h := inbound.Handler(func(_ context.Context, e events.Event) error {
 			got = append(got, e)
 			return nil
 		})
-		err = h(msg)
+		err := h(msg)
 		switch {
 		case err != nil && len(got) > 0:
 			t.Fatalf("dispatched %+v and failed: %v", got, err)

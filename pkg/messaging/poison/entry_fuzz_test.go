@@ -36,15 +36,7 @@ func poisonSeeds(t testing.TB) []fuzzseed.Seed {
 		msg.Metadata.Set(middleware.PoisonedSubscriberKey, "kafka")
 		msg.Metadata.Set(messaging.MetadataPoisonedGroup, "order")
 		msg.Metadata.Set(messaging.MetadataReplayedAt, "2026-11-23T10:00:00Z")
-		rec, err := messaging.Marshaler(false).Marshal("order.poison", msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, k, headers, err := fuzzseed.KafkaArgs(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fuzzseed.Seed{Name: name, Args: []any{v, k, headers}}
+		return fuzzseed.KafkaSeed(t, name, "order.poison", msg)
 	}
 	return []fuzzseed.Seed{
 		poisoned("refused-event", "01a207bd-a5cb-79e0-b265-d52a9c102891", "o-1",

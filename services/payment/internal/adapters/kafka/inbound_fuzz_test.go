@@ -35,15 +35,7 @@ func orderEventSeeds(t testing.TB) []fuzzseed.Seed {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := messaging.Marshaler(true).Marshal("orders", msg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		value, key, headers, err := fuzzseed.KafkaArgs(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seeds = append(seeds, fuzzseed.Seed{Name: tt.name, Args: []any{value, key, headers}})
+		seeds = append(seeds, fuzzseed.KafkaSeed(t, tt.name, "orders", msg))
 	}
 	return seeds
 }
@@ -62,14 +54,13 @@ func TestOrderEventsFuzzSeeds(t *testing.T) {
 // OrderCancelled → CancelPayment), or nothing and a permanent error whose
 // reason code is invalid_event, unsupported_version or unhandled_event_type.
 func FuzzOrderEvents(f *testing.F) {
-	unmarshaler := messaging.Marshaler(false)
 	f.Fuzz(func(t *testing.T, value, key []byte, headers string) {
-		msg, err := unmarshaler.Unmarshal(fuzzseed.KafkaRecord("orders", value, key, headers))
-		if err != nil {
+		msg, ok := fuzzseed.Consumed("orders", value, key, headers)
+		if !ok {
 			return
 		}
 		c := commands{}
-		err = kafka.OrderEvents(&c)(msg)
+		err := kafka.OrderEvents(&c)(msg)
 		e, decodeErr := events.Decode(msg)
 
 		var want any
