@@ -9,9 +9,12 @@ GO_TEST_FLAGS ?= -count=1
 # KAFKA_NODES=3 runs Kafka as a three-node cluster (ADR 0045) for run/infra-up;
 # infra.sh and run.sh read it from the environment.
 KAFKA_NODES ?= 1
+# Fuzzing time per target: FUZZTIME for `make fuzz`, FUZZTIME_TEST inside `make test` (ADR 0048).
+FUZZTIME ?= 2m
+FUZZTIME_TEST ?= 4s
 export CI KAFKA_NODES
 
-.PHONY: help run stop test test-unit test-alerts cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser
+.PHONY: help run stop test test-unit test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,6 +35,7 @@ test: infra-up ## every test: unit, integration and fault suite, against real se
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-alerts
 	@$(MAKE) --no-print-directory test-unit
+	@FUZZTIME=$(FUZZTIME_TEST) deploy/local/fuzz.sh
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
 	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
 	@$(MAKE) --no-print-directory e2e SCENARIO=
@@ -47,6 +51,9 @@ cross: ## build everything for Windows and macOS, plain and -tags faults (the co
 test-unit: ## only the tests that need no server (-short); proves they need none
 	CI=true ORDER_DB_ADDR=127.0.0.1:1 PAYMENT_DB_ADDR=127.0.0.1:1 KAFKA_BROKERS=127.0.0.1:1 \
 		go test $(GO_TEST_FLAGS) -short ./...
+
+fuzz: ## every Go fuzz target, one after another, FUZZTIME each (default 2m; FUZZ_WORKERS=1 processes); needs no server
+	@FUZZTIME=$(FUZZTIME) deploy/local/fuzz.sh
 
 # promtool comes from Debian's prometheus package, installed if missing; with
 # CI=true a promtool still missing after that is a failure, not a skip.

@@ -23,11 +23,19 @@ const (
 	MetadataKey = "partition_key"
 )
 
+// MaxPayloadBytes bounds the payload Decode parses: 256 KiB, the bound the
+// outbox puts on every event it writes (messaging.MaxMessageBytes, payload and
+// metadata together; a test keeps the two equal). No producer of this contract
+// writes more, so a larger payload is refused as malformed before it is parsed:
+// a consumer's work and memory per message stay bounded whatever a message
+// claims.
+const MaxPayloadBytes = 256 << 10
+
 // Errors returned by Decode. Each means that redelivering the same bytes can
 // never succeed, so a consumer sends such a message to its poison queue at once.
 var (
 	// ErrMalformed: the payload is not a JSON envelope of this contract (bad JSON,
-	// wrong types, unknown fields, trailing data).
+	// wrong types, unknown fields, trailing data, over MaxPayloadBytes).
 	ErrMalformed = errors.New("malformed event")
 	// ErrUnknownType: the envelope's type is not one this package knows.
 	ErrUnknownType = errors.New("unknown event type")
@@ -133,14 +141,18 @@ func Encode(e Event) (*message.Message, error) {
 // Decode turns a message into an Event. It accepts every schema version of the
 // type from 1 to NewestVersion and upcasts older ones, so the payload always has
 // the newest shape; Event.SchemaVersion says which version was written. It is
-// strict: unknown fields, wrong types, trailing bytes, unknown types or versions
-// and contract violations are all errors, of type *DecodeError, matching
+// strict: a payload over MaxPayloadBytes, unknown fields, wrong types,
+// trailing bytes, unknown types or versions and contract violations are all errors, of type *DecodeError, matching
 // ErrMalformed, ErrUnknownType, ErrUnsupportedVersion or ErrInvalid. A message
 // without a UUID is invalid, since nothing could deduplicate it.
 func Decode(msg *message.Message) (Event, error) { return Decoder{}.Decode(msg) }
 
 // Decode is the package's Decode, with the versions d accepts.
 func (d Decoder) Decode(msg *message.Message) (Event, error) {
+	if len(msg.Payload) > MaxPayloadBytes {
+		return Event{}, &DecodeError{Kind: ErrMalformed,
+			Detail: fmt.Sprintf("payload of %d bytes is over the contract's %d", len(msg.Payload), MaxPayloadBytes)}
+	}
 	var env envelope
 	if err := strictUnmarshal(msg.Payload, &env); err != nil {
 		return Event{}, err

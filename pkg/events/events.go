@@ -94,8 +94,9 @@ func (e Event) Type() Type {
 	return e.Payload.EventType()
 }
 
-// Validate checks the envelope fields and the payload. It returns an error that
-// matches ErrInvalid.
+// Validate checks the envelope fields and the payload (an event that passes it
+// can be encoded: occurred_at lies in the years 1..9999 in UTC). It returns an
+// error that matches ErrInvalid.
 func (e Event) Validate() error {
 	switch {
 	case e.ID == "":
@@ -106,6 +107,10 @@ func (e Event) Validate() error {
 		return invalid("order_version %d is below 1", e.OrderVersion)
 	case e.OccurredAt.IsZero():
 		return invalid("occurred_at is missing")
+	case e.OccurredAt.UTC().Year() < 1 || e.OccurredAt.UTC().Year() > 9999:
+		// Encode writes the time in UTC, as RFC 3339, which has four-digit
+		// years: a time east of UTC in year 0 would decode but never encode.
+		return invalid("occurred_at %s is outside the years 1..9999 in UTC", e.OccurredAt.Format(time.RFC3339))
 	case e.Payload == nil:
 		return invalid("payload is missing")
 	}

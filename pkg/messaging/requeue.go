@@ -191,6 +191,18 @@ func Redeliver(ctx context.Context, tx *stdsql.Tx, group, handler, fromTopic str
 	return pub.Publish(handler, m)
 }
 
+// requeueCount is how many times msg went to the delayed path already, from
+// its MetadataRequeues: 0 if that is missing, not a number or negative (no step
+// here writes such a count; a producer's header must not buy a message more than
+// MaxRequeues requeues).
+func requeueCount(msg *message.Message) int {
+	n, err := strconv.Atoi(msg.Metadata.Get(MetadataRequeues))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // requeueStep is FailureRequeue's step, just inside the poison step: a message
 // whose in-place retries are spent with an error a strategy may give up on
 // (givesUpOn) that is not permanent is stored on the consumer's delayed path
@@ -211,7 +223,7 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 			if err == nil || !givesUpOn(err) || IsPermanent(err) {
 				return out, err
 			}
-			n, _ := strconv.Atoi(msg.Metadata.Get(MetadataRequeues))
+			n := requeueCount(msg)
 			if n >= c.MaxRequeues {
 				return nil, fmt.Errorf("requeued %d times (the bound), giving up: %w", n, err)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -145,17 +146,8 @@ func (t *Tool) replay(ctx context.Context, e Entry) error {
 	if e.FromTopic == "" {
 		return fmt.Errorf("message at offset %d does not say which topic it came from", e.Offset)
 	}
-	msg := message.NewMessage(e.ID, []byte(e.Payload))
-	for k, v := range e.Metadata {
-		switch k {
-		case middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
-			middleware.PoisonedSubscriberKey, messaging.MetadataReplayedAt, messaging.MetadataPoisonedGroup:
-		default:
-			msg.Metadata.Set(k, v)
-		}
-	}
 	now := time.Now().UTC()
-	msg.Metadata.Set(messaging.MetadataReplayedAt, now.Format(time.RFC3339Nano))
+	msg := replayMessage(e, now)
 	record := func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO poison_replays (poison_topic, poison_offset, message_id, replayed_at) VALUES (?, ?, ?, ?)",
 			t.topic, e.Offset, e.ID, now)
@@ -173,6 +165,23 @@ func (t *Tool) replay(ctx context.Context, e Entry) error {
 		}
 		return record(ctx, tx)
 	})
+}
+
+// replayMessage is the message a replay of e sends: e's id and payload, its
+// metadata without what the poison step added (and without an earlier
+// replay's mark), marked as replayed at now.
+func replayMessage(e Entry, now time.Time) *message.Message {
+	msg := message.NewMessage(e.ID, []byte(e.Payload))
+	for k, v := range e.Metadata {
+		switch k {
+		case middleware.ReasonForPoisonedKey, middleware.PoisonedTopicKey, middleware.PoisonedHandlerKey,
+			middleware.PoisonedSubscriberKey, messaging.MetadataReplayedAt, messaging.MetadataPoisonedGroup:
+		default:
+			msg.Metadata.Set(k, v)
+		}
+	}
+	msg.Metadata.Set(messaging.MetadataReplayedAt, now.Format(time.RFC3339Nano))
+	return msg
 }
 
 // PurgeReplayed deletes the messages of the poison topic that were replayed,
@@ -274,26 +283,37 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 		case <-time.After(30 * time.Second):
 			return nil, fmt.Errorf("reading %s: timed out", t.topic)
 		case km := <-pc.Messages():
-			m, err := unmarshaler.Unmarshal(km)
+			e, err := entryOf(unmarshaler, km)
 			if err != nil {
 				return nil, err
 			}
-			entries = append(entries, Entry{
-				Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
-				Reason:     m.Metadata.Get(middleware.ReasonForPoisonedKey),
-				ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
-				FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
-				Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
-				Group:      m.Metadata.Get(messaging.MetadataPoisonedGroup),
-				EventType:  m.Metadata.Get(messaging.MetadataEventType),
-				OrderID:    m.Metadata.Get(messaging.MetadataKey),
-				Payload:    string(m.Payload), Metadata: m.Metadata,
-			})
+			entries = append(entries, e)
 			if km.Offset >= newest-1 {
 				return entries, nil
 			}
 		}
 	}
+}
+
+// entryOf reads one record of the poison topic, as the poison step wrote it,
+// into an Entry (without its replays). Any bytes are accepted: a message may
+// have been poisoned because it was malformed. It fails only if u does.
+func entryOf(u kafka.Unmarshaler, km *sarama.ConsumerMessage) (Entry, error) {
+	m, err := u.Unmarshal(km)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{
+		Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
+		Reason:     m.Metadata.Get(middleware.ReasonForPoisonedKey),
+		ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
+		FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
+		Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
+		Group:      m.Metadata.Get(messaging.MetadataPoisonedGroup),
+		EventType:  m.Metadata.Get(messaging.MetadataEventType),
+		OrderID:    m.Metadata.Get(messaging.MetadataKey),
+		Payload:    string(m.Payload), Metadata: m.Metadata,
+	}, nil
 }
 
 func (t *Tool) replays(ctx context.Context) (map[int64][]time.Time, error) {

@@ -17,7 +17,10 @@ func NewTimeline(db *sql.DB) *Timeline { return &Timeline{db: db} }
 var _ app.Timeline = (*Timeline)(nil)
 
 // Record implements app.Timeline: the Kafka position is unique, so a message
-// delivered to the projection twice is recorded once.
+// delivered to the projection twice is recorded once. INSERT IGNORE also
+// stores a field longer than its column, or not UTF-8, cut to fit instead of
+// failing: the fields come from any message's headers, and a failed Record
+// would be retried forever (TestTimelineRecordsAnyHeaders).
 func (t *Timeline) Record(ctx context.Context, e app.TimelineEntry) error {
 	var reason any
 	var from string
