@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,7 @@ func TestAPISchemathesis(t *testing.T) {
 		PaymentEnv: []string{"PAYMENT_ADMIN_TOKEN=" + token},
 	}, harness.Account{CustomerID: "after-fuzz", BalanceCents: 1_000_000, Currency: "EUR"})
 	base := "http://" + s.Orders[0].HTTPAddr
+	servedDocument(t, base+"/openapi.json")
 
 	dir := filepath.Join(buildDir, "schemathesis", s.Config.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -224,6 +226,32 @@ func TestAPISchemathesis(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("after the run: order %s CONFIRMED, %d orders in the database, all settled; both outboxes empty, nothing parked or poisoned", o.ID, orders)
+}
+
+// servedDocument fails the test unless url answers 200 with a JSON OpenAPI
+// 3.x document (ADR 46): without it Schemathesis has nothing to test, and its
+// own error would hide the cause.
+func servedDocument(t *testing.T, url string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctxFor(t, 10*time.Second), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d, want 200 with the OpenAPI document (ADR 46)", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") || len(doc.Paths) == 0 {
+		t.Fatalf("GET %s: not an OpenAPI 3.x document with paths (openapi %q, %d paths, %v)", url, doc.OpenAPI, len(doc.Paths), err)
+	}
 }
 
 func assertZero(t *testing.T, row interface{ Scan(...any) error }, what string) {
