@@ -30,32 +30,36 @@ import (
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
 func Routes(g *echo.Group, tool *Tool, token string) {
-	g.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if token == "" {
 				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
 			}
 			return next(c)
 		}
-	})
-	g.Use(middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
+	}
+	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
 		Validator: func(key string, _ echo.Context) (bool, error) {
 			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
 		},
 		ErrorHandler: func(error, echo.Context) error {
 			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
 		},
-	}))
-	parkedRoutes(g, tool)
-	keyRoutes(g, tool)
-	g.GET("", func(c echo.Context) error {
+	})
+	// The middleware goes on each route, not on the group: Echo's Group.Use
+	// adds a catch-all route to the group, which answers 404 where a known
+	// path with another method must answer 405 (labstack/echo#1981).
+	r := guarded{g: g, mw: []echo.MiddlewareFunc{enabled, auth}}
+	parkedRoutes(r, tool)
+	keyRoutes(r, tool)
+	r.GET("", func(c echo.Context) error {
 		list, err := tool.List(c.Request().Context())
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"topic": tool.topic, "messages": nonNil(list)})
 	})
-	g.GET("/:offset", func(c echo.Context) error {
+	r.GET("/:offset", func(c echo.Context) error {
 		off, err := offsetParam(c)
 		if err != nil {
 			return err
@@ -66,7 +70,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		return c.JSON(http.StatusOK, e)
 	})
-	g.POST("/:offset/replay", func(c echo.Context) error {
+	r.POST("/:offset/replay", func(c echo.Context) error {
 		off, err := offsetParam(c)
 		if err != nil {
 			return err
@@ -77,17 +81,17 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": []Entry{e}})
 	})
-	g.POST("/replay", func(c echo.Context) error {
+	r.POST("/replay", func(c echo.Context) error {
 		done, err := tool.ReplayAll(c.Request().Context())
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": nonNil(done)})
 	})
-	g.POST("/purge", func(c echo.Context) error {
+	r.POST("/purge", func(c echo.Context) error {
 		upTo := int64(-1)
-		if v := c.QueryParam("up_to"); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
+		if c.QueryParams().Has("up_to") { // present but empty is not "all": ?up_to= must not purge everything
+			n, err := strconv.ParseInt(c.QueryParam("up_to"), 10, 64)
 			if err != nil || n < 0 {
 				return echo.NewHTTPError(http.StatusBadRequest, "up_to must be a non-negative offset")
 			}
@@ -114,6 +118,34 @@ func notFound(err error) error {
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
 	}
 	return err
+}
+
+// router is what the endpoint groups register their routes on: guarded.
+type router interface {
+	GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+	POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+	Add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+}
+
+// guarded registers routes on g with mw in front of each route's own middleware.
+type guarded struct {
+	g  *echo.Group
+	mw []echo.MiddlewareFunc
+}
+
+// Add registers a route behind the guard's middleware.
+func (r guarded) Add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.g.Add(method, path, h, append(append([]echo.MiddlewareFunc{}, r.mw...), m...)...)
+}
+
+// GET registers a GET route behind the guard's middleware.
+func (r guarded) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Add(http.MethodGet, path, h, m...)
+}
+
+// POST registers a POST route behind the guard's middleware.
+func (r guarded) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Add(http.MethodPost, path, h, m...)
 }
 
 func nonNil(l []Entry) []Entry {
