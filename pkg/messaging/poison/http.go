@@ -2,6 +2,7 @@ package poison
 
 import (
 	"crypto/subtle"
+	_ "embed"
 	"errors"
 	"net/http"
 	"strconv"
@@ -154,3 +155,10 @@ func nonNil(l []Entry) []Entry {
 	}
 	return l
 }
+
+// OpenAPI is the OpenAPI 3.1 fragment describing the endpoints of Routes under
+// /admin/poison; a service merges it into its document (apidoc.Build). It
+// refers to the service document's #/components/schemas/Problem.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
