@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -50,7 +51,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 	// The middleware goes on each route, not on the group: Echo's Group.Use
 	// adds a catch-all route to the group, which answers 404 where a known
 	// path with another method must answer 405 (labstack/echo#1981).
-	r := guarded{g: g, mw: []echo.MiddlewareFunc{enabled, auth}}
+	r := guarded{g: g, mw: []echo.MiddlewareFunc{staticFirst, enabled, auth}}
 	parkedRoutes(r, tool)
 	keyRoutes(r, tool)
 	r.GET("", func(c echo.Context) error {
@@ -119,6 +120,29 @@ func notFound(err error) error {
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
 	}
 	return err
+}
+
+// staticFirst answers 405 when a parameter route caught a path that is a
+// static route of another method: "GET /admin/poison/replay" reaches
+// "GET /:offset" with offset "replay", but the resource is POST /replay, so the
+// answer is 405 with its Allow header, not a 400 about an offset.
+func staticFirst(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !strings.Contains(c.Path(), ":") {
+			return next(c)
+		}
+		var allow []string
+		for _, route := range c.Echo().Routes() {
+			if route.Path == c.Request().URL.Path && route.Method != c.Request().Method {
+				allow = append(allow, route.Method)
+			}
+		}
+		if len(allow) == 0 {
+			return next(c)
+		}
+		c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+		return echo.ErrMethodNotAllowed
+	}
 }
 
 // router is what the endpoint groups register their routes on: guarded.

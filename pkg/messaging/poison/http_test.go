@@ -15,7 +15,9 @@ import (
 // without touching Kafka or the database (a zero Tool). Schemathesis found the
 // first and the last (ADR 47): a known path with another method is 405 with
 // its Allow header (the guard is per route, not Echo's group catch-all that
-// answered 404), and "?up_to=" with no value is a 400, not "purge everything".
+// answered 404), also where a parameter route would catch the path ("GET
+// /replay" is not the offset "replay"), and "?up_to=" with no value is a 400,
+// not "purge everything".
 func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -26,6 +28,10 @@ func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 		{"another method on a known path", http.MethodDelete, "/admin/poison", "secret", 405, "GET"},
 		{"another method, without a token", http.MethodPut, "/admin/poison/purge", "", 405, "POST"},
 		{"TRACE on a parked row", http.MethodTrace, "/admin/poison/parked/7", "secret", 405, "GET"},
+		{"GET on POST /replay, not an offset", http.MethodGet, "/admin/poison/replay", "secret", 405, "POST"},
+		{"GET on POST /purge, without a token", http.MethodGet, "/admin/poison/purge", "", 405, "POST"},
+		{"GET on POST /parked/replay, not a row id", http.MethodGet, "/admin/poison/parked/replay", "secret", 405, "POST"},
+		{"POST on GET /parked, not a row to replay", http.MethodPost, "/admin/poison/parked", "secret", 405, "GET"},
 		{"no token", http.MethodGet, "/admin/poison", "", 401, ""},
 		{"wrong token", http.MethodGet, "/admin/poison/keys", "nope", 401, ""},
 		{"unknown path", http.MethodGet, "/admin/poison/nothing/here", "secret", 404, ""},
