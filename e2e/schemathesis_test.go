@@ -41,7 +41,7 @@ var schemathesisChecks = []string{
 // raises them through the environment.
 type schemathesisRun struct {
 	// MaxExamples is Schemathesis' --max-examples: test cases per operation and phase
-	// (SCHEMATHESIS_MAX_EXAMPLES, default 100).
+	// (SCHEMATHESIS_MAX_EXAMPLES, default 150).
 	MaxExamples int
 	// Seed makes the generated data repeatable (SCHEMATHESIS_SEED, default 17;
 	// "random" lets Schemathesis pick one, which it prints).
@@ -54,7 +54,7 @@ type schemathesisRun struct {
 
 func schemathesisRunFromEnv(t *testing.T) schemathesisRun {
 	t.Helper()
-	r := schemathesisRun{MaxExamples: 100, Seed: "17", MinRequests: 2000}
+	r := schemathesisRun{MaxExamples: 150, Seed: "17", MinRequests: 2000}
 	for name, dst := range map[string]*int{"SCHEMATHESIS_MAX_EXAMPLES": &r.MaxExamples, "SCHEMATHESIS_MIN_REQUESTS": &r.MinRequests} {
 		if v := os.Getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
