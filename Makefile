@@ -14,7 +14,7 @@ FUZZTIME ?= 2m
 FUZZTIME_TEST ?= 4s
 export CI KAFKA_NODES
 
-.PHONY: help run stop test test-unit test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser
+.PHONY: help run stop test test-unit test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -60,15 +60,24 @@ fuzz: ## every Go fuzz target, one after another, FUZZTIME each (default 2m; FUZ
 test-alerts: ## promtool check rules and test rules on deploy/prometheus (the alert rules' unit tests)
 	@$(OBSERVE) check
 
-e2e: infra-up browser ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+e2e: infra-up browser schemathesis ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
 	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults|TestStrategies' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
 	@deploy/local/chromium.sh >/dev/null
+
+# Installs Schemathesis (PyPI, pinned) into .local/venv-schemathesis for
+# TestAPISchemathesis; a failed install fails only under CI=true (the test skips otherwise).
+schemathesis: ## install the API fuzzer Schemathesis if missing (ADR 0047)
+	@deploy/local/schemathesis.sh >/dev/null || [ "$$CI" != true ]
+
+fuzz-api: infra-up schemathesis ## Schemathesis against a live order service, longer than in make test: 1000 cases per operation and phase, a random seed (SCHEMATHESIS_MAX_EXAMPLES, SCHEMATHESIS_SEED)
+	@mkdir -p build; set -o pipefail; SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-1000} SCHEMATHESIS_SEED=$${SCHEMATHESIS_SEED:-random} \
+		go test -count=1 -timeout 90m -v -run 'TestAPISchemathesis$$' ./e2e/ 2>&1 | tee build/fuzz-api.log | grep -vE '^=== '
 
 infra-up: ## install if missing, then start both MariaDB servers and Kafka, KAFKA_NODES=1|3 (idempotent)
 	@$(INFRA) up

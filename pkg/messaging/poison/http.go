@@ -2,9 +2,11 @@ package poison
 
 import (
 	"crypto/subtle"
+	_ "embed"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -30,32 +32,36 @@ import (
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
 func Routes(g *echo.Group, tool *Tool, token string) {
-	g.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if token == "" {
 				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
 			}
 			return next(c)
 		}
-	})
-	g.Use(middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
+	}
+	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
 		Validator: func(key string, _ echo.Context) (bool, error) {
 			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
 		},
 		ErrorHandler: func(error, echo.Context) error {
 			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
 		},
-	}))
-	parkedRoutes(g, tool)
-	keyRoutes(g, tool)
-	g.GET("", func(c echo.Context) error {
+	})
+	// The middleware goes on each route, not on the group: Echo's Group.Use
+	// adds a catch-all route to the group, which answers 404 where a known
+	// path with another method must answer 405 (labstack/echo#1981).
+	r := guarded{g: g, mw: []echo.MiddlewareFunc{staticFirst, enabled, auth}}
+	parkedRoutes(r, tool)
+	keyRoutes(r, tool)
+	r.GET("", func(c echo.Context) error {
 		list, err := tool.List(c.Request().Context())
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"topic": tool.topic, "messages": nonNil(list)})
 	})
-	g.GET("/:offset", func(c echo.Context) error {
+	r.GET("/:offset", func(c echo.Context) error {
 		off, err := offsetParam(c)
 		if err != nil {
 			return err
@@ -66,7 +72,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		return c.JSON(http.StatusOK, e)
 	})
-	g.POST("/:offset/replay", func(c echo.Context) error {
+	r.POST("/:offset/replay", func(c echo.Context) error {
 		off, err := offsetParam(c)
 		if err != nil {
 			return err
@@ -77,17 +83,17 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": []Entry{e}})
 	})
-	g.POST("/replay", func(c echo.Context) error {
+	r.POST("/replay", func(c echo.Context) error {
 		done, err := tool.ReplayAll(c.Request().Context())
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": nonNil(done)})
 	})
-	g.POST("/purge", func(c echo.Context) error {
+	r.POST("/purge", func(c echo.Context) error {
 		upTo := int64(-1)
-		if v := c.QueryParam("up_to"); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
+		if c.QueryParams().Has("up_to") { // present but empty is not "all": ?up_to= must not purge everything
+			n, err := strconv.ParseInt(c.QueryParam("up_to"), 10, 64)
 			if err != nil || n < 0 {
 				return echo.NewHTTPError(http.StatusBadRequest, "up_to must be a non-negative offset")
 			}
@@ -116,9 +122,67 @@ func notFound(err error) error {
 	return err
 }
 
+// staticFirst answers 405 when a parameter route caught a path that is a
+// static route of another method: "GET /admin/poison/replay" reaches
+// "GET /:offset" with offset "replay", but the resource is POST /replay, so the
+// answer is 405 with its Allow header, not a 400 about an offset.
+func staticFirst(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !strings.Contains(c.Path(), ":") {
+			return next(c)
+		}
+		var allow []string
+		for _, route := range c.Echo().Routes() {
+			if route.Path == c.Request().URL.Path && route.Method != c.Request().Method {
+				allow = append(allow, route.Method)
+			}
+		}
+		if len(allow) == 0 {
+			return next(c)
+		}
+		c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+		return echo.ErrMethodNotAllowed
+	}
+}
+
+// router is what the endpoint groups register their routes on: guarded.
+type router interface {
+	GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+	POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+	Add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route
+}
+
+// guarded registers routes on g with mw in front of each route's own middleware.
+type guarded struct {
+	g  *echo.Group
+	mw []echo.MiddlewareFunc
+}
+
+// Add registers a route behind the guard's middleware.
+func (r guarded) Add(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.g.Add(method, path, h, append(append([]echo.MiddlewareFunc{}, r.mw...), m...)...)
+}
+
+// GET registers a GET route behind the guard's middleware.
+func (r guarded) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Add(http.MethodGet, path, h, m...)
+}
+
+// POST registers a POST route behind the guard's middleware.
+func (r guarded) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.Add(http.MethodPost, path, h, m...)
+}
+
 func nonNil(l []Entry) []Entry {
 	if l == nil {
 		return []Entry{}
 	}
 	return l
 }
+
+// OpenAPI is the OpenAPI 3.1 fragment describing the endpoints of Routes under
+// /admin/poison; a service merges it into its document (apidoc.Build). It
+// refers to the service document's #/components/schemas/Problem.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte

@@ -115,7 +115,7 @@ func runKeysCLI(ctx context.Context, tool *Tool, args []string, out io.Writer) e
 
 // keyRoutes mounts the parked-key endpoints on g (already behind the admin
 // token check). ?handler=NAME picks the consumer when several have the key.
-func keyRoutes(g *echo.Group, tool *Tool) {
+func keyRoutes(g router, tool *Tool) {
 	keys := tool.Keys()
 	g.GET("/keys", func(c echo.Context) error {
 		list, err := keys.List(c.Request().Context())

@@ -141,7 +141,7 @@ func runParkedCLI(ctx context.Context, tool *Tool, args []string, out io.Writer)
 
 // parkedRoutes mounts the parked-row endpoints on g (already behind the admin
 // token check).
-func parkedRoutes(g *echo.Group, tool *Tool) {
+func parkedRoutes(g router, tool *Tool) {
 	g.GET("/parked", func(c echo.Context) error {
 		list, err := tool.Parked(c.Request().Context())
 		if err != nil {

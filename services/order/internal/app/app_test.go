@@ -200,6 +200,23 @@ func TestUnknownOrder(t *testing.T) {
 	wantAppError(t, err, apperr.CodeInvalid, "")
 }
 
+// TestOrdersOfCustomerRejectsInvalidIDs: a customer id that NewOrder would
+// refuse is a 422, not an empty list: the document describes customer_id with
+// the same rule, and Schemathesis' negative_data_rejection check holds the
+// server to it (ADR 47).
+func TestOrdersOfCustomerRejectsInvalidIDs(t *testing.T) {
+	t.Parallel()
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	for _, id := range []string{"-c", "c 1", "ก ำกำ", strings.Repeat("c", 65)} {
+		_, err := svc.OrdersOfCustomer(ctx, id)
+		wantAppError(t, err, apperr.CodeInvalid, "")
+	}
+	if list, err := svc.OrdersOfCustomer(ctx, "c-1"); err != nil || len(list) != 0 {
+		t.Fatalf("a valid id without orders: %v, %v; want an empty list", list, err)
+	}
+}
+
 // TestPaymentReports: each typed command the Kafka adapter sends, from the
 // state it applies to, and the errors of reports that cannot apply.
 func TestPaymentReports(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/labstack/echo/v4"
+
+	"github.com/onceflow/onceflow/pkg/apidoc"
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
@@ -147,6 +150,32 @@ type wiring struct {
 	messaging []messaging.Option
 }
 
+// mountRoutes mounts on api, beside the order API's own routes, the poison
+// admin endpoints, the live console, GET /openapi.json and GET /metrics (with
+// HTTP metrics for every route). Run and the route-coverage test share it, so
+// the test sees the routes production serves. It fails if the OpenAPI
+// document does not build (apidoc.Serve) or the console's payment URL is invalid.
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
+	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	// The live console: shows data to anyone who reaches the API; its actions
+	// are the admin endpoints above (and the payment service's, proxied).
+	if err := console.Routes(api, console.Config{
+		Source: &console.Scraper{
+			OrderMetricsURL:   "http://" + console.LocalAddr(cfg.HTTPAddr) + "/metrics",
+			PaymentMetricsURL: console.JoinURL(cfg.ConsolePaymentURL, "/metrics"),
+			Store:             stats,
+		},
+		PaymentAdminURL: cfg.ConsolePaymentURL,
+	}, logger); err != nil {
+		return err
+	}
+	if err := apidoc.Serve(api, orderhttp.OpenAPI, poison.OpenAPI); err != nil {
+		return err
+	}
+	mx.Register(api) // GET /metrics, and HTTP metrics for every route
+	return nil
+}
+
 // Run starts the order service and blocks until ctx ends, then stops gracefully
 // within ORDER_STOP_DRAIN_TIMEOUT: /readyz answers 503, in-flight HTTP requests
 // and messages finish, the forwarder commits its batch (lifecycle.Run).
@@ -251,20 +280,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}),
 		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
 	}, logger)
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	// The live console: shows data to anyone who reaches the API; its actions
-	// are the admin endpoints above (and the payment service's, proxied).
-	if err := console.Routes(api, console.Config{
-		Source: &console.Scraper{
-			OrderMetricsURL:   "http://" + console.LocalAddr(cfg.HTTPAddr) + "/metrics",
-			PaymentMetricsURL: console.JoinURL(cfg.ConsolePaymentURL, "/metrics"),
-			Store:             mariadb.NewConsoleStats(db),
-		},
-		PaymentAdminURL: cfg.ConsolePaymentURL,
-	}, logger); err != nil {
+	if err := mountRoutes(api, cfg, poisonTool, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
 	}
-	mx.Register(api) // GET /metrics, and HTTP metrics for every route
 
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{

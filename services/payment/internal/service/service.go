@@ -12,7 +12,9 @@ import (
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/labstack/echo/v4"
 
+	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -74,6 +76,19 @@ type wiring struct {
 	messaging []messaging.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
+}
+
+// mountRoutes mounts on api, beside health and readiness, the poison admin
+// endpoints, GET /openapi.json and GET /metrics (with HTTP metrics for every
+// route). Run and the route-coverage test share it, so the test sees the
+// routes production serves. It fails if the OpenAPI document does not build.
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
+	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	if err := apidoc.Serve(api, paymenthttp.OpenAPI, poison.OpenAPI); err != nil {
+		return err
+	}
+	mx.Register(api) // GET /metrics, and HTTP metrics for every route
+	return nil
 }
 
 // Run starts the payment service and blocks until ctx ends, then stops
@@ -156,8 +171,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	api := paymenthttp.NewServer(stop.Ready(func(ctx context.Context) error {
 		return errors.Join(consumers.Health(), db.PingContext(ctx))
 	}), consumers.HealthCheck, logger)
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	mx.Register(api) // GET /metrics, and HTTP metrics for every route
+	if err := mountRoutes(api, cfg, poisonTool, mx); err != nil {
+		return err
+	}
 
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,13 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 // HeaderIdempotentReplayed is set to "true" on an answer that repeats the one
 // given to an earlier request with the same Idempotency-Key.
 const HeaderIdempotentReplayed = "Idempotent-Replayed"
+
+// OpenAPI is the OpenAPI 3.1 document of this API (YAML, ADR 0046), without the
+// poison admin endpoints the service mounts beside it (poison.OpenAPI): the
+// service merges both (apidoc.Build) and serves the result at /openapi.json.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // Config configures the HTTP API.
 type Config struct {

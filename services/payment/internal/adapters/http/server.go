@@ -6,6 +6,7 @@ package http
 
 import (
 	"context"
+	_ "embed"
 	"log/slog"
 	"net/http"
 
@@ -15,6 +16,14 @@ import (
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/problem"
 )
+
+// OpenAPI is the OpenAPI 3.1 document of this endpoint (YAML, ADR 0046),
+// without the poison admin endpoints the service mounts beside it
+// (poison.OpenAPI): the service merges both (apidoc.Build) and serves the
+// result at /openapi.json.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // NewServer returns the Echo instance serving:
 //
