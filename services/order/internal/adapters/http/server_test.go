@@ -157,9 +157,7 @@ func TestAPIResponses(t *testing.T) {
 			svc := app.New(repo, nil, slog.New(slog.DiscardHandler))
 			api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: time.Second,
 				Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
-			api.ServeHTTP(rec, req)
+			rec := serve(t, api, httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body)))
 
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
@@ -198,8 +196,7 @@ func TestReadinessReflectsTheDatabase(t *testing.T) {
 		}
 		api := orderhttp.NewServer(app.New(&memOrders{}, nil, slog.New(slog.DiscardHandler)),
 			orderhttp.Config{RequestTimeout: time.Second, Ready: ready}, slog.New(slog.DiscardHandler))
-		rec := httptest.NewRecorder()
-		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		rec := serve(t, api, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		want := map[bool]int{false: 200, true: 503}[down]
 		if rec.Code != want {
 			t.Errorf("database down=%v: /readyz = %d, want %d", down, rec.Code, want)
