@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -150,11 +151,16 @@ func (s *Service) Order(ctx context.Context, id string) (*domain.Order, error) {
 const MaxListed = 100
 
 // OrdersOfCustomer returns the customer's newest orders (at most MaxListed).
-// Errors: apperr.CodeInvalid for an empty customer id, CodeUnavailable, CodeInternal.
+// Errors: apperr.CodeInvalid for an empty customer id or one no order can have
+// (not contract.ValidID), CodeUnavailable, CodeInternal.
 func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*domain.Order, error) {
 	if customerID == "" {
 		return nil, &apperr.Error{Code: apperr.CodeInvalid, Message: "customer_id is required",
 			Fields: map[string]string{"customer_id": "is required"}}
+	}
+	if !contract.ValidID(customerID) {
+		return nil, &apperr.Error{Code: apperr.CodeInvalid, Message: "customer_id is not a valid customer id",
+			Fields: map[string]string{"customer_id": contract.IDRule}}
 	}
 	return s.orders.ListByCustomer(ctx, customerID, MaxListed)
 }

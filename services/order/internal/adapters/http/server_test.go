@@ -145,6 +145,7 @@ func TestAPIResponses(t *testing.T) {
 		{"database down on get", true, "GET", "/orders/o-1", ``, 503, "unavailable", ""},
 		{"list needs a customer", false, "GET", "/orders", ``, 422, "invalid-input", "customer_id"},
 		{"list", false, "GET", "/orders?customer_id=c-1", ``, 200, "", `"orders":[]`},
+		{"list with an impossible customer id", false, "GET", "/orders?customer_id=%21c%20x", ``, 422, "invalid-input", "customer_id"},
 		{"cancel", false, "POST", "/orders/o-1/cancel", ``, 200, "", `"status":"CANCELLED"`},
 		{"cancel unknown", false, "POST", "/orders/nope/cancel", ``, 404, "not-found", "nope"},
 		{"unknown route", false, "GET", "/nothing-here", ``, 404, "http-404", ""},
