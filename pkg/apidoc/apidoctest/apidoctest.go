@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -24,6 +25,8 @@ import (
 	"github.com/pb33f/libopenapi-validator/config"
 	vErrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+
+	"github.com/onceflow/onceflow/pkg/apidoc"
 )
 
 // Checker validates responses against one document.
@@ -75,6 +78,38 @@ func Load(doc []byte) (*Checker, error) {
 		}
 	}
 	return &Checker{v: v, ops: ops}, nil
+}
+
+// Once returns a function giving the Checker of the document apidoc.Build
+// makes of base and fragments (what a service serves), built on first use and
+// shared by every test of a package; it fails the calling test if the
+// document does not build or is not valid OpenAPI 3.1.
+func Once(base []byte, fragments ...[]byte) func(testing.TB) *Checker {
+	load := sync.OnceValues(func() (*Checker, error) {
+		doc, err := apidoc.Build(base, fragments...)
+		if err != nil {
+			return nil, err
+		}
+		return Load(doc)
+	})
+	return func(t testing.TB) *Checker {
+		t.Helper()
+		c, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// Serve runs req on h and returns the recorded response after reporting
+// (Response) every way it breaks the document.
+func (c *Checker) Serve(t testing.TB, h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	c.Recorded(t, req, rec)
+	return rec
 }
 
 // Served returns the document e serves at GET /openapi.json, failing t if it
