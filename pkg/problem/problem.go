@@ -5,6 +5,7 @@
 package problem
 
 import (
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,13 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apperr"
 )
+
+// OpenAPI is the OpenAPI 3.1 fragment defining #/components/schemas/Problem,
+// the schema of every error body; each service merges it into its document
+// (apidoc.Build).
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // ContentType is the media type of error responses (RFC 9457).
 const ContentType = "application/problem+json"
