@@ -110,6 +110,9 @@ func Handler(logger *slog.Logger, cfg Config) echo.HTTPErrorHandler {
 			if he.Code == http.StatusBadRequest {
 				k.Slug, k.Title = "malformed-request", "The request could not be read"
 			}
+			// Echo's 503 (a request that ran out of its time) may succeed on a
+			// retry like the application's: every 503 says when (Retry-After).
+			k.RetryAfter = he.Code == http.StatusServiceUnavailable
 		default:
 			k = kinds[apperr.CodeInternal]
 		}
