@@ -96,6 +96,7 @@ func TestSagaOutcomes(t *testing.T) {
 	if b := balance(t, s, "poor"); b != 100 {
 		t.Errorf("poor's balance = %d, want 100 (untouched)", b)
 	}
+	conformsToTheDocument(t, s, "rich", ids...)
 }
 
 // orderPlacedMessage finds the OrderPlaced message of an order in the orders topic.

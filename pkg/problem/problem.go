@@ -5,6 +5,7 @@
 package problem
 
 import (
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,13 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apperr"
 )
+
+// OpenAPI is the OpenAPI 3.1 fragment defining #/components/schemas/Problem,
+// the schema of every error body; each service merges it into its document
+// (apidoc.Build).
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // ContentType is the media type of error responses (RFC 9457).
 const ContentType = "application/problem+json"
@@ -102,6 +110,9 @@ func Handler(logger *slog.Logger, cfg Config) echo.HTTPErrorHandler {
 			if he.Code == http.StatusBadRequest {
 				k.Slug, k.Title = "malformed-request", "The request could not be read"
 			}
+			// Echo's 503 (a request that ran out of its time) may succeed on a
+			// retry like the application's: every 503 says when (Retry-After).
+			k.RetryAfter = he.Code == http.StatusServiceUnavailable
 		default:
 			k = kinds[apperr.CodeInternal]
 		}

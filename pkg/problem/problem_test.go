@@ -40,6 +40,7 @@ func TestHandler(t *testing.T) {
 			"something went wrong on our side; quote the correlation id when reporting it", false},
 		{"echo 404", echo.NewHTTPError(http.StatusNotFound, "no route"), http.StatusNotFound, "http-404", "no route", false},
 		{"echo 400", echo.NewHTTPError(http.StatusBadRequest, "broken JSON"), http.StatusBadRequest, "malformed-request", "broken JSON", false},
+		{"echo 503 (request timeout)", echo.NewHTTPError(http.StatusServiceUnavailable, "slow"), http.StatusServiceUnavailable, "http-503", "slow", true},
 	}
 	handler := problem.Handler(slog.New(slog.DiscardHandler), problem.Config{
 		Kinds:         map[apperr.Code]problem.Kind{own: {Status: http.StatusTeapot, Slug: "own", Title: "Own", RetryAfter: true}},

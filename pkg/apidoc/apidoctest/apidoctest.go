@@ -8,18 +8,25 @@ package apidoctest
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
+	vErrors "github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/helpers"
+
+	"github.com/onceflow/onceflow/pkg/apidoc"
 )
 
 // Checker validates responses against one document.
@@ -32,26 +39,37 @@ type Checker struct {
 // document (checked against the specification's schema).
 func New(t testing.TB, doc []byte) *Checker {
 	t.Helper()
+	c, err := Load(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Load is New for callers without a testing.TB (a sync.OnceValues shared by
+// the tests of a package): it returns what New would report.
+func Load(doc []byte) (*Checker, error) {
 	d, err := libopenapi.NewDocument(doc)
 	if err != nil {
-		t.Fatalf("openapi document: %v", err)
+		return nil, fmt.Errorf("openapi document: %w", err)
 	}
 	if v := d.GetVersion(); !strings.HasPrefix(v, "3.1") {
-		t.Fatalf("openapi document is version %q, want 3.1", v)
+		return nil, fmt.Errorf("openapi document is version %q, want 3.1", v)
 	}
 	v, errs := validator.NewValidator(d, config.WithFormatAssertions())
 	if len(errs) > 0 {
-		t.Fatalf("openapi document: %v", errs)
+		return nil, fmt.Errorf("openapi document: %v", errs)
 	}
 	if ok, verrs := v.ValidateDocument(); !ok {
+		var msgs []string
 		for _, e := range verrs {
-			t.Errorf("openapi document invalid: %s: %s", e.Message, e.Reason)
+			msgs = append(msgs, e.Message+": "+e.Reason)
 		}
-		t.FailNow()
+		return nil, fmt.Errorf("openapi document invalid:\n%s", strings.Join(msgs, "\n"))
 	}
 	model, err := d.BuildV3Model()
 	if err != nil {
-		t.Fatalf("openapi model: %v", err)
+		return nil, fmt.Errorf("openapi model: %w", err)
 	}
 	ops := map[string]bool{}
 	for path, item := range model.Model.Paths.PathItems.FromOldest() {
@@ -59,7 +77,39 @@ func New(t testing.TB, doc []byte) *Checker {
 			ops[strings.ToUpper(method)+" "+path] = true
 		}
 	}
-	return &Checker{v: v, ops: ops}
+	return &Checker{v: v, ops: ops}, nil
+}
+
+// Once returns a function giving the Checker of the document apidoc.Build
+// makes of base and fragments (what a service serves), built on first use and
+// shared by every test of a package; it fails the calling test if the
+// document does not build or is not valid OpenAPI 3.1.
+func Once(base []byte, fragments ...[]byte) func(testing.TB) *Checker {
+	load := sync.OnceValues(func() (*Checker, error) {
+		doc, err := apidoc.Build(base, fragments...)
+		if err != nil {
+			return nil, err
+		}
+		return Load(doc)
+	})
+	return func(t testing.TB) *Checker {
+		t.Helper()
+		c, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// Serve runs req on h and returns the recorded response after reporting
+// (Response) every way it breaks the document.
+func (c *Checker) Serve(t testing.TB, h http.Handler, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	c.Recorded(t, req, rec)
+	return rec
 }
 
 // Served returns the document e serves at GET /openapi.json, failing t if it
@@ -91,6 +141,12 @@ func (c *Checker) Response(t testing.TB, req *http.Request, res *http.Response) 
 	check := *res
 	check.Body = io.NopCloser(bytes.NewReader(body))
 	if ok, errs := c.v.ValidateHttpResponse(req, &check); !ok {
+		if unrouted(errs) && (res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusMethodNotAllowed) {
+			// No operation to check against: the server said so too. It must
+			// still answer with a problem.
+			checkProblem(t, req, res, body)
+			return
+		}
 		for _, e := range errs {
 			var details []string
 			for _, s := range e.SchemaValidationErrors {
@@ -99,6 +155,35 @@ func (c *Checker) Response(t testing.TB, req *http.Request, res *http.Response) 
 			t.Errorf("%s %s -> %d breaks the OpenAPI document: %s: %s %v\nbody: %.500s",
 				req.Method, req.URL.RequestURI(), res.StatusCode, e.Message, e.Reason, details, body)
 		}
+	}
+}
+
+// unrouted reports whether errs only say that the document has no operation
+// for the request.
+func unrouted(errs []*vErrors.ValidationError) bool {
+	for _, e := range errs {
+		if e.ValidationType != helpers.PathValidation ||
+			(e.ValidationSubType != helpers.ValidationMissing && e.ValidationSubType != helpers.ValidationMissingOperation) {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// checkProblem reports a response that is not an RFC 9457 problem with the
+// response's status.
+func checkProblem(t testing.TB, req *http.Request, res *http.Response, body []byte) {
+	t.Helper()
+	var p struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+	}
+	if ct := res.Header.Get(echo.HeaderContentType); ct != "application/problem+json" {
+		t.Errorf("%s %s -> %d: Content-Type %q, want application/problem+json", req.Method, req.URL.RequestURI(), res.StatusCode, ct)
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Type == "" || p.Title == "" || p.Status != res.StatusCode {
+		t.Errorf("%s %s -> %d: not a problem with that status: %.500s", req.Method, req.URL.RequestURI(), res.StatusCode, body)
 	}
 }
 

@@ -2,6 +2,7 @@ package poison_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,8 +11,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/problem"
 )
 
 // The admin endpoints list parked rows, refuse to replay a row that waits behind
@@ -53,19 +56,26 @@ func TestParkedRowEndpoints(t *testing.T) {
 	}
 }
 
+// adminDocument is the admin endpoints' OpenAPI fragment in a document of its
+// own, with the problem schema the services' documents give it.
+var adminDocument = apidoctest.Once([]byte("openapi: 3.1.0\ninfo: {title: poison admin, version: \"1\"}\npaths: {}\n"),
+	problem.OpenAPI, poison.OpenAPI)
+
 // adminClient returns a caller of the poison admin endpoints of tool (token
-// "secret"): it sends method to path, decodes a 2xx body into out (if not
-// nil) and returns the status code.
+// "secret"), with the services' problem+json error handler: it sends method to
+// path, fails the test if the answer breaks the endpoints' OpenAPI fragment
+// (ADR 0046), decodes a 2xx body into out (if not nil) and returns the status
+// code.
 func adminClient(t *testing.T, tool *poison.Tool) func(method, path string, out any) int {
 	t.Helper()
 	e := echo.New()
+	e.HTTPErrorHandler = problem.Handler(slog.New(slog.DiscardHandler), problem.Config{})
 	poison.Routes(e.Group("/admin/poison"), tool, "secret")
 	return func(method, path string, out any) int {
 		t.Helper()
 		req := httptest.NewRequest(method, path, nil)
 		req.Header.Set("Authorization", "Bearer secret")
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
+		rec := adminDocument(t).Serve(t, e, req)
 		if out != nil && rec.Code < 300 {
 			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
 				t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)

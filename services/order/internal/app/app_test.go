@@ -198,6 +198,8 @@ func TestUnknownOrder(t *testing.T) {
 	wantAppError(t, err, apperr.CodeNotFound, "")
 	_, err = svc.OrdersOfCustomer(ctx, "")
 	wantAppError(t, err, apperr.CodeInvalid, "")
+	_, err = svc.OrdersOfCustomer(ctx, "not a customer id")
+	wantAppError(t, err, apperr.CodeInvalid, "")
 }
 
 // TestOrdersOfCustomerRejectsInvalidIDs: a customer id that NewOrder would

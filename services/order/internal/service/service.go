@@ -22,6 +22,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
@@ -169,7 +170,7 @@ func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats cons
 	}, logger); err != nil {
 		return err
 	}
-	if err := apidoc.Serve(api, orderhttp.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route

@@ -20,6 +20,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
@@ -84,7 +85,7 @@ type wiring struct {
 // routes production serves. It fails if the OpenAPI document does not build.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	if err := apidoc.Serve(api, paymenthttp.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route

@@ -29,9 +29,7 @@ func send(t *testing.T, api http.Handler, method, path, body string, keys ...str
 	for _, k := range keys {
 		req.Header.Add(orderhttp.HeaderIdempotencyKey, k)
 	}
-	rec := httptest.NewRecorder()
-	api.ServeHTTP(rec, req)
-	return rec
+	return serve(t, api, req)
 }
 
 // wantProblem checks that rec is a problem+json answer of the given status and type.

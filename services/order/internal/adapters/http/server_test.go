@@ -138,6 +138,10 @@ func TestAPIResponses(t *testing.T) {
 		{"unknown field", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR","coupon":"x"}`, 400, "malformed-request", "coupon"},
 		{"wrong type", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":"12","currency":"EUR"}`, 400, "malformed-request", "amount_cents"},
 		{"two values", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}{}`, 400, "malformed-request", "more than one"},
+		{"null body", false, "POST", "/orders", `null`, 422, "invalid-input", "customer_id"},
+		{"array body", false, "POST", "/orders", `[]`, 400, "malformed-request", ""},
+		{"amount beyond int64", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":99999999999999999999,"currency":"EUR"}`, 400, "malformed-request", "amount_cents"},
+		{"fractional amount", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1.5,"currency":"EUR"}`, 400, "malformed-request", "amount_cents"},
 		{"too large", false, "POST", "/orders", `{"customer_id":"` + strings.Repeat("x", 70000) + `"}`, 413, "http-413", ""},
 		{"database down on place", true, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}`, 503, "unavailable", "try again"},
 		{"get", false, "GET", "/orders/o-1", ``, 200, "", `"id":"o-1"`},
@@ -146,6 +150,7 @@ func TestAPIResponses(t *testing.T) {
 		{"list needs a customer", false, "GET", "/orders", ``, 422, "invalid-input", "customer_id"},
 		{"list", false, "GET", "/orders?customer_id=c-1", ``, 200, "", `"orders":[]`},
 		{"list for an id no order can have", false, "GET", "/orders?customer_id=c%201", ``, 422, "invalid-input", "customer_id"},
+		{"list with an impossible customer id", false, "GET", "/orders?customer_id=%21c%20x", ``, 422, "invalid-input", "customer_id"},
 		{"cancel", false, "POST", "/orders/o-1/cancel", ``, 200, "", `"status":"CANCELLED"`},
 		{"cancel unknown", false, "POST", "/orders/nope/cancel", ``, 404, "not-found", "nope"},
 		{"unknown route", false, "GET", "/nothing-here", ``, 404, "http-404", ""},
@@ -158,9 +163,7 @@ func TestAPIResponses(t *testing.T) {
 			svc := app.New(repo, nil, slog.New(slog.DiscardHandler))
 			api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: time.Second,
 				Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
-			api.ServeHTTP(rec, req)
+			rec := serve(t, api, httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body)))
 
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
@@ -199,8 +202,7 @@ func TestReadinessReflectsTheDatabase(t *testing.T) {
 		}
 		api := orderhttp.NewServer(app.New(&memOrders{}, nil, slog.New(slog.DiscardHandler)),
 			orderhttp.Config{RequestTimeout: time.Second, Ready: ready}, slog.New(slog.DiscardHandler))
-		rec := httptest.NewRecorder()
-		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		rec := serve(t, api, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		want := map[bool]int{false: 200, true: 503}[down]
 		if rec.Code != want {
 			t.Errorf("database down=%v: /readyz = %d, want %d", down, rec.Code, want)

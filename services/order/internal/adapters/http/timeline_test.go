@@ -37,8 +37,7 @@ func TestTimelineJSON(t *testing.T) {
 	repo := &memOrders{orders: map[string]*domain.Order{"o-1": {ID: "o-1", Status: domain.StatusPending, Version: 1}}}
 	api := orderhttp.NewServer(app.New(repo, tl, slog.New(slog.DiscardHandler)), orderhttp.Config{RequestTimeout: time.Second,
 		Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
-	rec := httptest.NewRecorder()
-	api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/orders/o-1/timeline", nil))
+	rec := serve(t, api, httptest.NewRequest(http.MethodGet, "/orders/o-1/timeline", nil))
 	want := `{"entries":[` +
 		`{"topic":"orders","partition":2,"offset":7,"at":"2026-11-23T09:00:00Z","event_id":"e1","type":"order.placed",` +
 		`"correlation_id":"req-1","retries":1},` +

@@ -36,8 +36,7 @@ func TestReadiness(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			api := paymenthttp.NewServer(func(context.Context) error { return tt.ready }, nil, slog.New(slog.DiscardHandler))
-			rec := httptest.NewRecorder()
-			api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			rec := document(t).Serve(t, api, httptest.NewRequest(http.MethodGet, tt.path, nil))
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d", rec.Code, tt.wantStatus)
 			}
@@ -75,8 +74,7 @@ func TestLivenessNamesTheStoppedConsumer(t *testing.T) {
 			t.Parallel()
 			api := paymenthttp.NewServer(func(context.Context) error { return nil },
 				func(context.Context) error { return tt.alive }, slog.New(slog.DiscardHandler))
-			rec := httptest.NewRecorder()
-			api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			rec := document(t).Serve(t, api, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d", rec.Code, tt.wantStatus)
 			}
