@@ -23,6 +23,13 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${SCHEMATHESIS_VENV:-$root/.local/venv-schemathesis}
 stamp=$venv/.onceflow-schemathesis-$version
 
+# A virtual environment only works where it was made: its scripts start with
+# the path of its python. One made through another path (a moved or copied
+# checkout, a worktree's symlinked .local) is made again.
+if [ -x "$venv/bin/st" ] && ! head -n2 "$venv/bin/st" | grep -qF "$venv/bin/python"; then
+  log "$venv was made at another path; making it again"
+  rm -rf "$venv"
+fi
 if [ -f "$stamp" ] && [ -x "$venv/bin/st" ]; then
   echo "$venv/bin/st"
   exit 0
