@@ -14,19 +14,20 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // systemTopics is every topic the two services create at start (their
 // service.go), with its partition count and settings.
-func systemTopics() []messaging.TopicSpec {
-	return []messaging.TopicSpec{
+func systemTopics() []kafka.TopicSpec {
+	return []kafka.TopicSpec{
 		{Name: events.TopicOrders, Partitions: events.DefaultPartitions},
 		{Name: events.TopicPayments, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(events.TopicOrderPoison),
-		messaging.PoisonTopicSpec(events.TopicPaymentPoison),
+		kafka.PoisonTopicSpec(events.TopicOrderPoison),
+		kafka.PoisonTopicSpec(events.TopicPaymentPoison),
 	}
 }
 

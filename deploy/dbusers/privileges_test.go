@@ -14,6 +14,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // TestLeastPrivilege proves the grants of order-db.sql and payment-db.sql on a
@@ -118,15 +119,15 @@ func TestLeastPrivilege(t *testing.T) {
 	// pending (here all of them: a fresh database), accepted once they ran.
 	fresh := testenv.NewDatabase(t, addr)
 	logger := slog.New(slog.DiscardHandler)
-	cfg := messaging.DBConfig{DSN: fresh.DSN, StartupTimeout: 10 * time.Second}
-	if db, err := messaging.OpenAndMigrate(ctx, cfg, nil, logger); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
+	cfg := sqldb.Config{DSN: fresh.DSN, StartupTimeout: 10 * time.Second}
+	if db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, messaging.Migrations); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
 		if db != nil {
 			db.Close()
 		}
 		t.Fatalf("the service user migrated a fresh database: %v; want an access denied error", err)
 	}
 	fresh.Migrate(t, nil)
-	db, err := messaging.OpenAndMigrate(ctx, cfg, nil, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, messaging.Migrations)
 	if err != nil {
 		t.Fatalf("the service user on an up-to-date schema: %v", err)
 	}

@@ -13,7 +13,9 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 const (
@@ -39,28 +41,28 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
-	kafka := cfg.Kafka
-	kafka.Brokers, kafka.ClientID = b.kafka.Brokers, "bench-forwarder"
+	kc := cfg.Kafka
+	kc.Brokers, kc.ClientID = b.kafka.Brokers, "bench-forwarder"
 	fresh, err := freshDB(infra.OrderDBAddr(), "bench_forwarder")
 	if err != nil {
 		return err
 	}
 	fresh.Close()
 	// the services' pool: READ COMMITTED sessions, no SET per poll (ADR 43)
-	db, err := messaging.OpenDB(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
+	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := messaging.Migrate(ctx, db, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), messaging.Migrations); err != nil {
 		return err
 	}
 	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return err
 	}
-	defer deleteTopic(kafka, topic)
-	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
+	defer deleteTopic(kc, topic)
+	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return err
 	}
 	outbox, err := messaging.NewOutbox(cfg.Outbox)
@@ -80,7 +82,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	}
 
 	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
-	out := kafka.NewPublisher(wlog)
+	out := kc.NewPublisher(wlog)
 	defer out.Close()
 	fwd, err := outbox.NewForwarder(db, out, wlog)
 	if err != nil {
@@ -117,7 +119,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	}
 	el := time.Since(t0)
 	// an empty outbox must mean every event reached the topic
-	if n, err := testenv.MessageCount(kafka, topic); err != nil || n < forwarderEvents {
+	if n, err := testenv.MessageCount(kc, topic); err != nil || n < forwarderEvents {
 		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
 	}
 	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
@@ -149,7 +151,7 @@ func orderMessagingConfig(settings []string) (messaging.Config, error) {
 func fillOutbox(ctx context.Context, db *sql.DB, outbox *messaging.Outbox, topic string, n int) error {
 	for done := 0; done < n; {
 		k := min(forwarderBatch, n-done)
-		err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+		err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 			for i := range k {
 				if err := events.Write(ctx, outbox, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
 					OrderVersion: 1, OccurredAt: time.Now().UTC(), Payload: events.OrderPlaced{

@@ -37,7 +37,9 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // K is the number of durable MariaDB commits on an order's critical path: the
@@ -83,7 +85,7 @@ func say(format string, args ...any) {
 // be written, 2 for bad flags.
 func run() int {
 	start := time.Now()
-	b := &bench{kafka: messaging.KafkaConfig{Brokers: []string{infra.KafkaAddr()}, ClientID: "bench"}.Defaults()}
+	b := &bench{kafka: kafka.Config{Brokers: []string{infra.KafkaAddr()}, ClientID: "bench"}.Defaults()}
 	ps, err := b.phases()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -126,7 +128,7 @@ func run() int {
 // bench is what the phases share: Kafka's address, the service binaries (built
 // on first use) and the saga stack.
 type bench struct {
-	kafka  messaging.KafkaConfig
+	kafka  kafka.Config
 	stacks stacks
 
 	mu                   sync.Mutex
@@ -385,7 +387,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(concurrency)
-	if err := messaging.Migrate(ctx, db, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), messaging.Migrations); err != nil {
 		return 0, err
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,
@@ -409,7 +411,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				id := fmt.Sprintf("%d-%d-%s", w, i, watermill.NewShortUUID())
-				err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+				err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 					now := time.Now().UTC()
 					if _, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer_id, amount_cents, currency, status,
 						version, created_at, updated_at) VALUES (?, 'c-1', 100, 'EUR', 'PENDING', 1, ?, ?)`, id, now, now); err != nil {
@@ -455,19 +457,19 @@ func freshDB(addr, name string) (*sql.DB, error) {
 // kafkaBaselines measures the raw produce rate with the services' producer
 // settings, synchronously (one message at a time, like Watermill's publisher) and
 // asynchronously (batched), and the produce→consume p99 at a low rate.
-func kafkaBaselines(ctx context.Context, kafka messaging.KafkaConfig) (syncRate, asyncRate, p99ms float64, err error) {
+func kafkaBaselines(ctx context.Context, kc kafka.Config) (syncRate, asyncRate, p99ms float64, err error) {
 	topic := "bench-raw-" + strings.ToLower(watermill.NewShortUUID()[:6])
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return 0, 0, 0, err
 	}
-	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
+	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return 0, 0, 0, err
 	}
 	payload := make([]byte, 450) // about an event in its envelope with headers
 	msg := func(i int) *sarama.ProducerMessage {
 		return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.ByteEncoder(payload)}
 	}
-	syncP, err := sarama.NewSyncProducer(kafka.Brokers, kafka.ProducerConfig())
+	syncP, err := sarama.NewSyncProducer(kc.Brokers, kc.ProducerConfig())
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -484,7 +486,7 @@ func kafkaBaselines(ctx context.Context, kafka messaging.KafkaConfig) (syncRate,
 	syncRate = float64(n) / d.Seconds()
 
 	// produce→consume latency at 100 messages/s
-	consumer, err := sarama.NewConsumer(kafka.Brokers, kafka.ConsumerConfig())
+	consumer, err := sarama.NewConsumer(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -535,9 +537,9 @@ func kafkaBaselines(ctx context.Context, kafka messaging.KafkaConfig) (syncRate,
 	p99ms = percentile(lat, 0.99)
 	mu.Unlock()
 
-	cfg := kafka.ProducerConfig()
+	cfg := kc.ProducerConfig()
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
-	asyncP, err := sarama.NewAsyncProducer(kafka.Brokers, cfg)
+	asyncP, err := sarama.NewAsyncProducer(kc.Brokers, cfg)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -995,7 +997,7 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 // consumerRun preloads n OrderPlaced events into a fresh topic (exactly once,
 // see preload) and runs BenchmarkConsumer (bin) in mode on them, with a fresh
 // database; it returns the events/s the benchmark reports.
-func consumerRun(ctx context.Context, bin string, kafka messaging.KafkaConfig, mode string, n int) (float64, error) {
+func consumerRun(ctx context.Context, bin string, kc kafka.Config, mode string, n int) (float64, error) {
 	msgs := make([]*message.Message, 0, n)
 	for i := range n {
 		m, err := events.Encode(events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(), OrderVersion: 1,
@@ -1005,11 +1007,11 @@ func consumerRun(ctx context.Context, bin string, kafka messaging.KafkaConfig, m
 		}
 		msgs = append(msgs, m)
 	}
-	topic, err := preload(ctx, kafka, "bench-consumer-"+mode, msgs)
+	topic, err := preload(ctx, kc, "bench-consumer-"+mode, msgs)
 	if err != nil {
 		return 0, err
 	}
-	defer deleteTopic(kafka, topic)
+	defer deleteTopic(kc, topic)
 	dbName := "bench_consumer_" + mode
 	db, err := freshDB(infra.PaymentDBAddr(), dbName)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // Fault is one injected fault, for the report.
@@ -780,10 +780,10 @@ func (s *Stack) ReadAll(topic string) ([]*message.Message, error) { return ReadA
 
 // ReadAll returns every message of topic, from the oldest offset to the newest
 // at the time of the call, partition by partition.
-func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, error) {
-	unmarshaler := messaging.Marshaler(false)
+func ReadAll(kc kafka.Config, topic string) ([]*message.Message, error) {
+	unmarshaler := kafka.Marshaler(false)
 	var out []*message.Message
-	err := readTopic(kafka, topic, func(km *sarama.ConsumerMessage) error {
+	err := readTopic(kc, topic, func(km *sarama.ConsumerMessage) error {
 		m, err := unmarshaler.Unmarshal(km)
 		if err == nil {
 			out = append(out, m)
@@ -795,8 +795,8 @@ func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, err
 
 // readTopic calls fn with every message of topic, from the oldest offset to the
 // newest at the time of the call, partition by partition; fn's error stops it.
-func readTopic(kafka messaging.KafkaConfig, topic string, fn func(*sarama.ConsumerMessage) error) error {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
+func readTopic(kc kafka.Config, topic string, fn func(*sarama.ConsumerMessage) error) error {
+	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Getenv returns the environment variable key, or def when it is unset or empty.
@@ -131,8 +133,8 @@ type Database struct {
 // DBConfig returns the database configuration of a service or messaging part
 // under test on d: the service user's DSN, the migration user's, and a 10 s
 // start-up timeout.
-func (d Database) DBConfig() messaging.DBConfig {
-	return messaging.DBConfig{DSN: d.DSN, MigrateDSN: d.MigrateDSN, StartupTimeout: 10 * time.Second}
+func (d Database) DBConfig() sqldb.Config {
+	return sqldb.Config{DSN: d.DSN, MigrateDSN: d.MigrateDSN, StartupTimeout: 10 * time.Second}
 }
 
 // NewDatabase creates an empty database on the server at addr with its
@@ -182,13 +184,13 @@ func NewDatabase(t testing.TB, addr string) Database {
 }
 
 // Migrate brings d up to date as its migration user, as a service's start-up
-// does (messaging.OpenAndMigrate with MigrateDSN): the messaging tables, then
+// does (sqldb.OpenAndMigrate with MigrateDSN): the messaging tables, then
 // serviceMigrations (a service's embedded migrations, *.sql under a
 // "migrations" directory; nil for none).
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
-	db, err := messaging.OpenAndMigrate(context.Background(), messaging.DBConfig{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
-		serviceMigrations, slog.New(slog.DiscardHandler))
+	db, err := sqldb.OpenAndMigrate(context.Background(), sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
+		slog.New(slog.DiscardHandler), messaging.Migrations, messaging.ServiceMigrations(serviceMigrations))
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
@@ -196,12 +198,12 @@ func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 }
 
 // Open returns a pool on d as its service user with the services' settings
-// (messaging.OpenDB), closed when the test ends.
+// (sqldb.Open), closed when the test ends.
 func (d Database) Open(t testing.TB, maxOpen int) *sql.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := messaging.OpenDB(ctx, d.DSN, maxOpen)
+	db, err := sqldb.Open(ctx, d.DSN, maxOpen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +237,10 @@ func UserDSN(addr, db, user, password string) string {
 
 // Kafka returns the Kafka configuration of the test servers after checking that
 // a broker answers.
-func Kafka(t testing.TB) messaging.KafkaConfig {
+func Kafka(t testing.TB) kafka.Config {
 	t.Helper()
 	NeedsServers(t, "Kafka")
-	cfg := messaging.KafkaConfig{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
+	cfg := kafka.Config{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := cfg.EnsureTopics(ctx, nil); err != nil {
@@ -249,17 +251,17 @@ func Kafka(t testing.TB) messaging.KafkaConfig {
 
 // Topics creates a unique topic for each base name, with the given partitions,
 // and returns their names in the same order.
-func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases ...string) []string {
+func Topics(t testing.TB, kc kafka.Config, partitions int32, bases ...string) []string {
 	t.Helper()
 	names := make([]string, len(bases))
-	specs := make([]messaging.TopicSpec, len(bases))
+	specs := make([]kafka.TopicSpec, len(bases))
 	for i, b := range bases {
 		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
-		specs[i] = messaging.TopicSpec{Name: names[i], Partitions: partitions}
+		specs[i] = kafka.TopicSpec{Name: names[i], Partitions: partitions}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, specs); err != nil {
+	if err := kc.EnsureTopics(ctx, specs); err != nil {
 		t.Fatalf("creating topics %v: %v", names, err)
 	}
 	return names
@@ -267,7 +269,7 @@ func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases .
 
 // ReadTopic consumes topic from the oldest offset with a new consumer group until
 // it has n messages or timeout passes, and returns what it got (acknowledged).
-func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, timeout time.Duration) []*message.Message {
+func ReadTopic(t testing.TB, cfg kafka.Config, topic string, n int, timeout time.Duration) []*message.Message {
 	t.Helper()
 	sub, err := cfg.NewSubscriber(UniqueName(t, "reader"), watermill.NopLogger{})
 	if err != nil {
@@ -302,8 +304,8 @@ func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, tim
 // messages that should not come. Our producers are not transactional, so no
 // control records sit between the messages. It fails if Kafka or the topic
 // cannot be reached.
-func MessageCount(kafka messaging.KafkaConfig, topic string) (int64, error) {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
+func MessageCount(kc kafka.Config, topic string) (int64, error) {
+	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return 0, err
 	}
@@ -328,7 +330,7 @@ func MessageCount(kafka messaging.KafkaConfig, topic string) (int64, error) {
 }
 
 // TopicSize is MessageCount that fails the test when Kafka cannot say.
-func TopicSize(t testing.TB, cfg messaging.KafkaConfig, topic string) int64 {
+func TopicSize(t testing.TB, cfg kafka.Config, topic string) int64 {
 	t.Helper()
 	n, err := MessageCount(cfg, topic)
 	if err != nil {
@@ -437,7 +439,7 @@ func RepoDeps(t testing.TB, dsn string) (*sql.DB, *messaging.Outbox) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := messaging.OpenDB(ctx, dsn, 4)
+	db, err := sqldb.Open(ctx, dsn, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,10 @@ import (
 // Metadata keys set on every event message, next to Watermill's "correlation_id".
 const (
 	// MetadataType repeats the event type outside the payload, for logs and tools.
-	// Its value is messaging.MetadataEventType's (a test checks it).
+	// Its value is kafka.MetadataEventType's (a test checks it).
 	MetadataType = "event_type"
 	// MetadataKey holds the Kafka message key: the order id. Its value is
-	// messaging.MetadataKey's, which the Kafka publisher turns into the key (a
+	// kafka.MetadataKey's, which the Kafka publisher turns into the key (a
 	// test checks it).
 	MetadataKey = "partition_key"
 )
@@ -67,7 +67,7 @@ func (e *DecodeError) Permanent() bool { return true }
 // order timeline show it): ReasonUnsupportedVersion for an event type this
 // build knows in other schema versions only, "invalid_event" for everything
 // else. The messaging package recognises errors with this method
-// (messaging.ReasonCode).
+// (failure.ReasonCode).
 func (e *DecodeError) ReasonCode() string {
 	if errors.Is(e.Kind, ErrUnsupportedVersion) {
 		return ReasonUnsupportedVersion

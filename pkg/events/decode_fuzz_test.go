@@ -13,6 +13,7 @@ import (
 	"github.com/onceflow/onceflow/internal/fuzzseed"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -129,7 +130,7 @@ func checkDecodeError(t *testing.T, err error) {
 	if !known {
 		t.Fatalf("Decode error %v is of no known kind", err)
 	}
-	if code := messaging.ReasonCode(err); !messaging.ValidReasonCode(code) {
+	if code := failure.ReasonCode(err); !failure.ValidReasonCode(code) {
 		t.Fatalf("reason code %q of %v is not a valid public code", code, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -31,7 +32,7 @@ func TestBlockHoldsThePartition(t *testing.T) {
 		err  error
 	}{
 		{"transient error", errors.New("bug: constraint violated")},
-		{"permanent error", messaging.Permanent(errors.New("bug: unknown state"))},
+		{"permanent error", failure.Permanent(errors.New("bug: unknown state"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/breaker"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Config is the messaging part of a service's configuration: its database (which
@@ -12,15 +16,15 @@ import (
 // environment prefix, e.g. ORDER_DB_DSN, ORDER_KAFKA_BROKERS or
 // PAYMENT_OUTBOX_BATCH_SIZE. Zero fields take the defaults of each part.
 type Config struct {
-	DB     DBConfig     `envPrefix:"DB_"`
-	Kafka  KafkaConfig  `envPrefix:"KAFKA_"`
+	DB     sqldb.Config `envPrefix:"DB_"`
+	Kafka  kafka.Config `envPrefix:"KAFKA_"`
 	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
 	Retry  RetryConfig  `envPrefix:"RETRY_"`
 	// Pause configures FailurePause's prober (ADR 35).
 	Pause PauseConfig `envPrefix:"PAUSE_"`
 	// Breaker configures the circuit breakers of the consumers and the
 	// forwarder (ADR 35); off by default.
-	Breaker BreakerConfig `envPrefix:"BREAKER_"`
+	Breaker breaker.Config `envPrefix:"BREAKER_"`
 	// Requeue shapes FailureRequeue and every consumer's delayed path (ADR 32).
 	Requeue RequeueConfig `envPrefix:"REQUEUE_"`
 	// Retention bounds the inbox and the poison replay records (ADR 0025).

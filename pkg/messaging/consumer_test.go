@@ -20,8 +20,11 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // effectsMigrations gives the consumers under test a table its handler writes to.
@@ -35,7 +38,7 @@ DROP TABLE effects;
 // consumerRig is one Consumers consuming a fresh topic with a test handler, on a fresh
 // database and consumer group.
 type consumerRig struct {
-	kafka              messaging.KafkaConfig
+	kafka              kafka.Config
 	topic, poisonTopic string
 	db                 *sql.DB
 	consumers          *messaging.Consumers
@@ -47,7 +50,7 @@ type consumerRig struct {
 // effect is the handler's effect: one row in effects, written like a repository
 // does (joining the inbox's transaction when there is one).
 func (r *consumerRig) effect(msg *message.Message) error {
-	return messaging.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
+	return sqldb.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.UUID)
 		return err
 	})
@@ -95,13 +98,13 @@ func newConsumerRigWith(t *testing.T, configure func(*messaging.Config), handler
 // config for them.
 func newRigConfig(t *testing.T) (*consumerRig, messaging.Config) {
 	t.Helper()
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 2, "events", "poison")
+	kc := testenv.Kafka(t)
+	topics := testenv.Topics(t, kc, 2, "events", "poison")
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	r := &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}}
+	r := &consumerRig{kafka: kc, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}}
 	return r, messaging.Config{
 		DB:            d.DBConfig(),
-		Kafka:         kafka,
+		Kafka:         kc,
 		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 		ConsumerGroup: testenv.UniqueName(t, "group"),
 		PoisonTopic:   r.poisonTopic,
@@ -122,7 +125,7 @@ type running struct {
 func startConsumers(t *testing.T, cfg messaging.Config, stop lifecycle.Config, topic string, handler message.NoPublishHandlerFunc, adjust func(*messaging.Consumers)) *running {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	db, err := messaging.OpenAndMigrate(context.Background(), cfg.DB, effectsMigrations, logger)
+	db, err := sqldb.OpenAndMigrate(context.Background(), cfg.DB, logger, messaging.Migrations, messaging.ServiceMigrations(effectsMigrations))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +335,7 @@ func TestPoisonQueue(t *testing.T) {
 			if !strings.Contains(reason, tt.wantReason) {
 				t.Errorf("reason_poisoned = %q, want it to mention %q", reason, tt.wantReason)
 			}
-			if got := p.Metadata.Get(messaging.MetadataReasonCode); got != tt.wantCode {
+			if got := p.Metadata.Get(failure.MetadataReasonCode); got != tt.wantCode {
 				t.Errorf("reason_code = %q, want %q", got, tt.wantCode)
 			}
 			if got := p.Metadata.Get(middleware.PoisonedTopicKey); got != r.topic {

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -26,7 +29,7 @@ import (
 type Consumers struct {
 	config Config
 	poison message.Publisher
-	topics *Topics
+	topics *kafka.Topics
 	logger *slog.Logger
 	wlog   watermill.LoggerAdapter
 
@@ -67,7 +70,7 @@ const consumersCloseTimeout = 3 * time.Second
 // KafkaConfig.NewPoisonPublisher). topics, if not nil, are ensured before the
 // first subscription. It fails on an invalid config (c.DB, c.Outbox and
 // c.Retention are not used).
-func NewConsumers(c Config, db *sql.DB, poison message.Publisher, topics *Topics, logger *slog.Logger) (*Consumers, error) {
+func NewConsumers(c Config, db *sql.DB, poison message.Publisher, topics *kafka.Topics, logger *slog.Logger) (*Consumers, error) {
 	c = c.Defaults()
 	if err := c.validateConsumers(); err != nil {
 		return nil, err
@@ -197,11 +200,11 @@ func (cs *Consumers) router() (*message.Router, error) {
 			return nil, err
 		}
 		rh := router.AddConsumerHandler(h.name, h.topic, sub, h.handler)
-		rh.AddMiddleware(cs.drain.Middleware, traceConsumer(h.name, group))
+		rh.AddMiddleware(cs.drain.Middleware, msgtrace.Middleware(h.name, group))
 		rh.AddMiddleware(stack...)
 		if !h.projection {
 			rh.AddMiddleware(cs.inboxMiddleware)
-			mws := append([]message.HandlerMiddleware{cs.drain.Middleware, traceConsumer(h.name, group)}, append(stack, cs.inboxMiddleware)...)
+			mws := append([]message.HandlerMiddleware{cs.drain.Middleware, msgtrace.Middleware(h.name, group)}, append(stack, cs.inboxMiddleware)...)
 			if err := cs.addRequeueHandler(router, h, mws); err != nil {
 				return nil, err
 			}

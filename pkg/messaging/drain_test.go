@@ -12,6 +12,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // stopRig is a consumer that the test stops and starts again on the same
@@ -24,14 +25,14 @@ type stopRig struct {
 
 func newStopRig(t *testing.T, drain time.Duration) *stopRig {
 	t.Helper()
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 1, "events", "poison")
+	kc := testenv.Kafka(t)
+	topics := testenv.Topics(t, kc, 1, "events", "poison")
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	return &stopRig{
-		consumerRig: &consumerRig{kafka: kafka, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}},
+		consumerRig: &consumerRig{kafka: kc, topic: topics[0], poisonTopic: topics[1], db: d.Admin, attempts: map[string]int{}},
 		config: messaging.Config{
 			DB:            d.DBConfig(),
-			Kafka:         kafka,
+			Kafka:         kc,
 			Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 			ConsumerGroup: testenv.UniqueName(t, "group"),
 			PoisonTopic:   topics[1],
@@ -125,7 +126,7 @@ func TestStopAbandonsWorkPastTheDrainBound(t *testing.T) {
 	run := r.start(t, func(msg *message.Message) error {
 		if r.attempt(msg) == 1 {
 			// Write the effect, then hang until the stop gives up on us.
-			err := messaging.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
+			err := sqldb.InTx(msg.Context(), r.db, func(ctx context.Context, tx *sql.Tx) error {
 				if _, err := tx.ExecContext(ctx, "INSERT INTO effects (message_id) VALUES (?)", msg.UUID); err != nil {
 					return err
 				}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -26,7 +28,7 @@ func TestErrorsAfterCancellationAreInterrupted(t *testing.T) {
 		{"context canceled", false, fmt.Errorf("exec: %w", context.Canceled), true},
 		{"consumers stopping", false, ErrStopping, true},
 		{"plain failure while running", false, errors.New("lock wait timeout"), false},
-		{"permanent failure while running", false, Permanent(errors.New("bad")), false},
+		{"permanent failure while running", false, failure.Permanent(errors.New("bad")), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

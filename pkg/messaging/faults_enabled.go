@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/onceflow/onceflow/pkg/causation"
+
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -180,7 +182,7 @@ func crashEvery(n int) func() {
 // it writes still carry their cause.
 func passThroughInbox(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		msg.SetContext(withCause(msg.Context(), msg.UUID, attemptOf(msg.Context())))
+		msg.SetContext(causation.WithCause(msg.Context(), msg.UUID, causation.Attempt(msg.Context())))
 		return h(msg)
 	}
 }

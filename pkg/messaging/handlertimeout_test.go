@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -60,12 +62,12 @@ func TestHandlerTimeout(t *testing.T) {
 			if !tt.wantTimeout {
 				return
 			}
-			if IsUnavailable(err) || !givesUpOn(err) || !retryableInPlace(err) {
+			if failure.IsUnavailable(err) || !givesUpOn(err) || !retryableInPlace(err) {
 				t.Errorf("timeout %v: unavailable %v, gives up on %v, retried %v; want false, true, true",
-					err, IsUnavailable(err), givesUpOn(err), retryableInPlace(err))
+					err, failure.IsUnavailable(err), givesUpOn(err), retryableInPlace(err))
 			}
-			if got := ReasonCode(err); got != ReasonHandlerTimeout {
-				t.Errorf("ReasonCode = %q, want %q", got, ReasonHandlerTimeout)
+			if got := failure.ReasonCode(err); got != ReasonHandlerTimeout {
+				t.Errorf("failure.ReasonCode = %q, want %q", got, ReasonHandlerTimeout)
 			}
 		})
 	}

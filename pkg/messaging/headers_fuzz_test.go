@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // FuzzConsumedHeaders gives the consumer stack's own header reads any values:
-// the W3C trace context (traceConsumer's extractTrace) and the requeue count
+// the W3C trace context (msgtrace.Extract) and the requeue count
 // (the requeue step). The properties: no panic; a span context taken from the
 // headers is either invalid (ignored) or carries the traceparent's trace id;
 // the requeue count is never negative and is the header's number when that is
@@ -24,12 +26,12 @@ func FuzzConsumedHeaders(f *testing.F) {
 	f.Add("00-00000000000000000000000000000000-00f067aa0ba902b7-01", "", "-9223372036854775808")
 	f.Fuzz(func(t *testing.T, traceparent, tracestate, requeues string) {
 		msg := message.NewMessage("id-1", nil)
-		for k, v := range map[string]string{MetadataTraceparent: traceparent, MetadataTracestate: tracestate, MetadataRequeues: requeues} {
+		for k, v := range map[string]string{msgtrace.MetadataTraceparent: traceparent, msgtrace.MetadataTracestate: tracestate, MetadataRequeues: requeues} {
 			if v != "" {
 				msg.Metadata.Set(k, v)
 			}
 		}
-		sc := trace.SpanContextFromContext(extractTrace(context.Background(), msg))
+		sc := trace.SpanContextFromContext(msgtrace.Extract(context.Background(), msg))
 		if sc.IsValid() && !strings.Contains(strings.ToLower(traceparent), sc.TraceID().String()) {
 			t.Fatalf("span context %s from traceparent %q", sc.TraceID(), traceparent)
 		}

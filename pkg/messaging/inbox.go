@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/onceflow/onceflow/pkg/causation"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 )
@@ -48,19 +52,19 @@ type Inbox struct {
 func (i Inbox) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if msg.UUID == "" {
-			return nil, Permanent(ErrNoMessageID)
+			return nil, failure.PermanentCode(failure.ReasonInvalidEvent, ErrNoMessageID)
 		}
 		ctx := msg.Context()
-		attempt := attemptOf(ctx)
+		attempt := causation.Attempt(ctx)
 		var produced []*message.Message
 		duplicate := false
-		err := InTx(ctx, i.DB, func(txCtx context.Context, tx *sql.Tx) error {
+		err := sqldb.InTx(ctx, i.DB, func(txCtx context.Context, tx *sql.Tx) error {
 			fresh, err := i.record(txCtx, tx, msg.UUID)
 			duplicate = err == nil && !fresh
 			if err != nil || !fresh {
 				return err
 			}
-			msg.SetContext(withCause(txCtx, msg.UUID, attempt))
+			msg.SetContext(causation.WithCause(txCtx, msg.UUID, attempt))
 			defer msg.SetContext(ctx)
 			produced, err = h(msg)
 			return err

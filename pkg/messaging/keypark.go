@@ -9,6 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
@@ -50,7 +55,7 @@ type keyQueues struct {
 // (MetadataKey, the order id), or, for a message without one, its own id (a
 // keyless message forms a queue of its own and holds back nothing else).
 func parkedKey(msg *message.Message) string {
-	if k := msg.Metadata.Get(MetadataKey); k != "" {
+	if k := msg.Metadata.Get(kafka.MetadataKey); k != "" {
 		return k
 	}
 	return msg.UUID
@@ -96,7 +101,7 @@ func (q keyQueues) insert(ctx context.Context, tx *sql.Tx, key string, msg *mess
 // the messages already there) or after the release deleted it (and runs).
 func (q keyQueues) parkBehindIfParked(ctx context.Context, msg *message.Message) (parked bool, err error) {
 	key := parkedKey(msg)
-	err = InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+	err = sqldb.InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
 		var lockErr error
 		if parked, _, lockErr = q.lockKey(ctx, tx, key); lockErr != nil || !parked {
 			return lockErr
@@ -110,12 +115,12 @@ func (q keyQueues) parkBehindIfParked(ctx context.Context, msg *message.Message)
 // creates the key's row (taking its lock) and stores msg with its reason.
 func (q keyQueues) parkHead(ctx context.Context, msg *message.Message, cause error) error {
 	key := parkedKey(msg)
-	return InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+	return sqldb.InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES (?, ?, ?)
 			ON DUPLICATE KEY UPDATE replay_requested_at = NULL`, q.group, q.handler, key); err != nil {
 			return fmt.Errorf("park-key: parking key %s: %w", key, err)
 		}
-		return q.insert(ctx, tx, key, msg, ReasonCode(cause), cause.Error(), 1)
+		return q.insert(ctx, tx, key, msg, failure.ReasonCode(cause), cause.Error(), 1)
 	})
 }
 
@@ -135,7 +140,7 @@ func (cs *Consumers) parkKeyStep(h consumer) message.HandlerMiddleware {
 				return nil, err
 			}
 			if behind {
-				traceGivenUp(msg, "parked behind its key", "")
+				msgtrace.GivenUp(msg, "parked behind its key", "")
 				cs.logger.WarnContext(ctx, "message parked behind its key's head", "handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg))
 				return nil, nil
 			}
@@ -146,9 +151,9 @@ func (cs *Consumers) parkKeyStep(h consumer) message.HandlerMiddleware {
 			if perr := q.parkHead(ctx, msg, err); perr != nil {
 				return nil, errors.Join(err, perr)
 			}
-			traceGivenUp(msg, "parked", ReasonCode(err))
+			msgtrace.GivenUp(msg, "parked", failure.ReasonCode(err))
 			cs.logger.ErrorContext(ctx, "message parked as the head of its key: later messages of the key wait behind it; see `poison keys list`",
-				"handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg), "reason_code", ReasonCode(err), "err", err)
+				"handler", h.name, "message_id", msg.UUID, "partition_key", parkedKey(msg), "reason_code", failure.ReasonCode(err), "err", err)
 			return nil, nil
 		}
 	}
@@ -284,7 +289,7 @@ func (cs *Consumers) releaseStepWithRetries(ctx context.Context, q keyQueues, ke
 	for attempt := 0; ; attempt++ {
 		more, err := cs.releaseStep(ctx, q, key, run)
 		var failed stepFailed
-		if err == nil || !errors.As(err, &failed) || IsPermanent(err) || IsInterrupted(err) || attempt >= max(r.MaxRetries, 0) {
+		if err == nil || !errors.As(err, &failed) || failure.IsPermanent(err) || IsInterrupted(err) || attempt >= max(r.MaxRetries, 0) {
 			return more, err
 		}
 		select {
@@ -301,7 +306,7 @@ func (cs *Consumers) releaseStepWithRetries(ctx context.Context, q keyQueues, ke
 // key's row.
 func (cs *Consumers) releaseStep(ctx context.Context, q keyQueues, key string, run message.HandlerFunc) (more bool, err error) {
 	var released string
-	err = InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+	err = sqldb.InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
 		parked, requested, err := q.lockKey(ctx, tx, key)
 		if err != nil || !parked || !requested {
 			return err
@@ -311,7 +316,7 @@ func (cs *Consumers) releaseStep(ctx context.Context, q keyQueues, key string, r
 			return err
 		}
 		if head != nil {
-			head.SetContext(ContextWithTx(ctx, tx))
+			head.SetContext(sqldb.ContextWithTx(ctx, tx))
 			if _, err := run(head); err != nil {
 				return stepFailed{err}
 			}
@@ -367,13 +372,13 @@ func (q keyQueues) head(ctx context.Context, tx *sql.Tx, key string) (*message.M
 // reparkHead records that the key's head failed again with cause during a
 // release: its new reason, one more failure, and the replay request cleared.
 func (cs *Consumers) reparkHead(ctx context.Context, q keyQueues, key string, cause error) error {
-	return InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
+	return sqldb.InTx(ctx, q.db, func(ctx context.Context, tx *sql.Tx) error {
 		if _, _, err := q.lockKey(ctx, tx, key); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE consumer_parked_messages SET reason_code = ?, error = ?, failures = failures + 1
 			WHERE consumer_group = ? AND handler = ? AND partition_key = ? ORDER BY id LIMIT 1`,
-			ReasonCode(cause), cause.Error(), q.group, q.handler, key); err != nil {
+			failure.ReasonCode(cause), cause.Error(), q.group, q.handler, key); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE consumer_parked_keys SET replay_requested_at = NULL WHERE consumer_group = ? AND handler = ? AND partition_key = ?",
@@ -381,7 +386,7 @@ func (cs *Consumers) reparkHead(ctx context.Context, q keyQueues, key string, ca
 			return err
 		}
 		cs.logger.Error("parked key's release stopped: a message failed again and is the key's new head",
-			"handler", q.handler, "partition_key", key, "reason_code", ReasonCode(cause), "err", cause)
+			"handler", q.handler, "partition_key", key, "reason_code", failure.ReasonCode(cause), "err", cause)
 		return nil
 	})
 }

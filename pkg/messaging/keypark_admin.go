@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // ParkedKey is a key parked by a consumer in the park-key failure mode
@@ -133,7 +136,7 @@ func (p ParkedKeys) Get(ctx context.Context, key, handler string) (ParkedKey, er
 // Errors: ErrKeyNotParked, ErrAmbiguousKey.
 func (p ParkedKeys) Replay(ctx context.Context, key, handler string) (ParkedKey, error) {
 	var k ParkedKey
-	err := InTx(ctx, p.DB, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, p.DB, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if k, err = p.find(ctx, tx, true, key, handler); err != nil || k.ReplayRequested {
 			return err
@@ -154,7 +157,7 @@ func (p ParkedKeys) Replay(ctx context.Context, key, handler string) (ParkedKey,
 // ErrKeyNotParked, ErrAmbiguousKey, ErrReplayPending.
 func (p ParkedKeys) Discard(ctx context.Context, key, handler string) (ParkedMessage, error) {
 	var head ParkedMessage
-	err := InTx(ctx, p.DB, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, p.DB, func(ctx context.Context, tx *sql.Tx) error {
 		k, err := p.find(ctx, tx, true, key, handler)
 		if err != nil {
 			return err
@@ -242,7 +245,7 @@ func (p ParkedKeys) queue(ctx context.Context, q queryer, k ParkedKey, full bool
 		}
 		var md map[string]string
 		if err := json.Unmarshal([]byte(meta), &md); err == nil {
-			m.EventType = md[MetadataEventType]
+			m.EventType = md[kafka.MetadataEventType]
 		}
 		if full {
 			m.Payload, m.Metadata = string(payload), md

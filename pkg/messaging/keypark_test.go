@@ -16,7 +16,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // parkRig is a consumer in park-key mode whose handler writes an effect and
@@ -160,7 +162,7 @@ func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
 		t.Fatalf("effects of the parked key before its release: %v, want none", got)
 	}
 	k := p.waitQueue(t, "order-a", h.UUID, f1.UUID, f2.UUID)
-	if head := k.Queue[0]; head.ReasonCode != messaging.ReasonHandlerFailed || !strings.Contains(head.Error, "boom") || head.Failures != 1 {
+	if head := k.Queue[0]; head.ReasonCode != failure.ReasonHandlerFailed || !strings.Contains(head.Error, "boom") || head.Failures != 1 {
 		t.Fatalf("head = %+v, want reason handler_failed with the full error, 1 failure", head)
 	}
 	for _, m := range k.Queue[1:] {
@@ -188,8 +190,8 @@ func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
 	h, f1, f2 := keyed(watermill.NewUUID(), "order-c"), keyed(watermill.NewUUID(), "order-c"), keyed(watermill.NewUUID(), "order-c")
-	p.fail(h.UUID, messaging.Permanent(errors.New("head broken")))
-	p.fail(f1.UUID, messaging.PermanentCode("follower_broken", errors.New("follower broken")))
+	p.fail(h.UUID, failure.Permanent(errors.New("head broken")))
+	p.fail(f1.UUID, failure.PermanentCode("follower_broken", errors.New("follower broken")))
 	p.publish(t, h, f1, f2)
 	p.waitQueue(t, "order-c", h.UUID, f1.UUID, f2.UUID)
 
@@ -221,8 +223,8 @@ func TestParkKeyDiscardLetsTheRestFlow(t *testing.T) {
 	t.Parallel()
 	p := newParkRig(t, nil)
 	h, f1, lone := keyed(watermill.NewUUID(), "order-d"), keyed(watermill.NewUUID(), "order-d"), keyed(watermill.NewUUID(), "order-e")
-	p.fail(h.UUID, messaging.Permanent(errors.New("garbage")))
-	p.fail(lone.UUID, messaging.Permanent(errors.New("garbage too")))
+	p.fail(h.UUID, failure.Permanent(errors.New("garbage")))
+	p.fail(lone.UUID, failure.Permanent(errors.New("garbage too")))
 	p.publish(t, h, f1, lone)
 	p.waitQueue(t, "order-d", h.UUID, f1.UUID)
 	p.waitQueue(t, "order-e", lone.UUID)
@@ -269,7 +271,7 @@ func TestParkKeyMessageDuringReleaseComesAfterIt(t *testing.T) {
 		})
 	})
 	h, f1 := keyed(watermill.NewUUID(), "order-f"), keyed(watermill.NewUUID(), "order-f")
-	p.fail(h.UUID, messaging.Permanent(errors.New("not yet")))
+	p.fail(h.UUID, failure.Permanent(errors.New("not yet")))
 	p.publish(t, h, f1)
 	p.waitQueue(t, "order-f", h.UUID, f1.UUID)
 	p.fail(h.UUID, nil)
@@ -315,12 +317,12 @@ func withLockWaitTimeout(t *testing.T, db *sql.DB, fn func(ctx context.Context) 
 	if _, err := conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := conn.BeginTx(ctx, messaging.TxOptions)
+	tx, err := conn.BeginTx(ctx, sqldb.TxOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	return fn(messaging.ContextWithTx(ctx, tx))
+	return fn(sqldb.ContextWithTx(ctx, tx))
 }
 
 // TestParkKeyOutageIsNotParked: a handler that fails because the database is

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -36,13 +38,13 @@ func checkSize(m *message.Message) error {
 	total := len(m.Payload)
 	for k, v := range m.Metadata {
 		if len(v) > MaxMetadataValueBytes {
-			return Permanent(fmt.Errorf("%w: metadata %q of event %s has %d bytes (max %d)",
+			return failure.Permanent(fmt.Errorf("%w: metadata %q of event %s has %d bytes (max %d)",
 				ErrMessageTooLarge, k, m.UUID, len(v), MaxMetadataValueBytes))
 		}
 		total += len(k) + len(v)
 	}
 	if total > MaxMessageBytes {
-		return Permanent(fmt.Errorf("%w: event %s has %d bytes (max %d)", ErrMessageTooLarge, m.UUID, total, MaxMessageBytes))
+		return failure.Permanent(fmt.Errorf("%w: event %s has %d bytes (max %d)", ErrMessageTooLarge, m.UUID, total, MaxMessageBytes))
 	}
 	return nil
 }

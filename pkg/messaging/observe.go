@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -76,22 +78,17 @@ func (cs *Consumers) SetHooks(h Hooks) { cs.hooks = h }
 // before Run.
 func (cs *Consumers) OnRouter(f func(*message.Router)) { cs.onRouter = append(cs.onRouter, f) }
 
-// Subscription is one consumer group reading one topic.
-type Subscription struct {
-	Group, Topic string
-}
-
 // Subscriptions lists the consumer group and topic of every registered
 // consumer and projection (projections have their own group), in registration
 // order, including duplicates if a group reads a topic twice.
-func (cs *Consumers) Subscriptions() []Subscription {
-	subs := make([]Subscription, 0, len(cs.handlers))
+func (cs *Consumers) Subscriptions() []kafka.Subscription {
+	subs := make([]kafka.Subscription, 0, len(cs.handlers))
 	for _, h := range cs.handlers {
 		group := cs.config.ConsumerGroup
 		if h.projection {
 			group += "." + h.name
 		}
-		subs = append(subs, Subscription{Group: group, Topic: h.topic})
+		subs = append(subs, kafka.Subscription{Group: group, Topic: h.topic})
 	}
 	return subs
 }

@@ -13,7 +13,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // hookLog records what messaging.Hooks are told.
@@ -46,7 +49,7 @@ func TestConsumerHooksReportWhatHappens(t *testing.T) {
 		return func(msg *message.Message) error {
 			switch {
 			case msg.UUID == bad:
-				return messaging.PermanentCode("bad_thing", errors.New("refused for good"))
+				return failure.PermanentCode("bad_thing", errors.New("refused for good"))
 			case msg.UUID == flaky && r.attempt(msg) <= 2:
 				return errors.New("transient failure")
 			}
@@ -72,7 +75,7 @@ func TestConsumerHooksReportWhatHappens(t *testing.T) {
 func TestOutboxBacklogSamplesThePrimaryKey(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t, testenv.OrderDBAddr)
-	if err := messaging.Migrate(context.Background(), db, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), messaging.Migrations); err != nil {
 		t.Fatal(err)
 	}
 	b, err := messaging.OutboxBacklog(context.Background(), db)
@@ -96,21 +99,21 @@ func TestOutboxBacklogSamplesThePrimaryKey(t *testing.T) {
 // is covered live by the services' metrics tests).
 func TestLagReaderCountsWhatTheGroupHasNotCommitted(t *testing.T) {
 	t.Parallel()
-	kafka := testenv.Kafka(t)
-	topic := testenv.Topics(t, kafka, 2, "lag")[0]
-	pub := kafka.NewPublisher(watermill.NopLogger{})
+	kc := testenv.Kafka(t)
+	topic := testenv.Topics(t, kc, 2, "lag")[0]
+	pub := kc.NewPublisher(watermill.NopLogger{})
 	defer pub.Close()
 	for i := range 3 {
 		m := msgWithID(watermill.NewUUID())
-		m.Metadata.Set(messaging.MetadataKey, fmt.Sprint("key-", i))
+		m.Metadata.Set(kafka.MetadataKey, fmt.Sprint("key-", i))
 		if err := pub.Publish(topic, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	lag := messaging.NewLagReader(kafka)
+	lag := kafka.NewLagReader(kc)
 	defer lag.Close()
-	sub := messaging.Subscription{Group: testenv.UniqueName(t, "lag"), Topic: topic}
-	lags, err := lag.Read([]messaging.Subscription{sub, sub}) // a repeated subscription is read once
+	sub := kafka.Subscription{Group: testenv.UniqueName(t, "lag"), Topic: topic}
+	lags, err := lag.Read([]kafka.Subscription{sub, sub}) // a repeated subscription is read once
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/sqlqueue"
+
+	"github.com/onceflow/onceflow/pkg/breaker"
+	"github.com/onceflow/onceflow/pkg/causation"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
@@ -81,59 +88,14 @@ func (c OutboxConfig) Validate() error {
 	return nil
 }
 
-// schema is watermill-sql v4's MySQLQueueSchema (one row per message, deleted
-// when forwarded; no offsets watermark that could skip a late-committing row) with
-// READ COMMITTED polling. See ADR 0003 for why both.
-type schema struct {
-	wsql.MySQLQueueSchema
-	// sessionLevel: the forwarder's pool is READ COMMITTED per session
-	// (SessionReadCommitted), so polls begin at the default level, without a
-	// SET round trip each (ADR 0043).
-	sessionLevel bool
-}
-
-// SubscribeIsolationLevel is READ COMMITTED instead of the adapter's SERIALIZABLE.
-// SERIALIZABLE exists to protect the offsets watermark of the default schema; the
-// queue schema has none. Under SERIALIZABLE the polling SELECT ... FOR UPDATE
-// takes next-key locks up to the end of the table, so while Kafka is down and the
-// forwarder holds its batch, every business INSERT into the outbox waits (we
-// measured seconds); under READ COMMITTED it locks only the rows it returns.
-// With sessionLevel it is the session's default, READ COMMITTED all the same.
-func (s schema) SubscribeIsolationLevel() stdsql.IsolationLevel {
-	if s.sessionLevel {
-		return stdsql.LevelDefault
-	}
-	return stdsql.LevelReadCommitted
-}
-
-// offsets is MySQLQueueOffsetsAdapter{DeleteOnAck: true} that deletes only the
-// rows that were acknowledged. watermill-sql v4.1.2's subscriber passes every row
-// of the batch to AckMessageQuery even when it stopped early (Kafka down past the
-// ack deadline, or shutdown); the stock adapter then deletes rows that were never
-// forwarded. The subscriber processes rows in offset order and stops at the first
-// one not acked, so the acked rows are exactly those up to LastRow.
-type offsets struct{ wsql.MySQLQueueOffsetsAdapter }
-
-// AckMessageQuery implements wsql.OffsetsAdapter.
-func (a offsets) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query, error) {
-	acked := make([]wsql.Row, 0, len(params.Rows))
-	for _, r := range params.Rows {
-		if r.Offset <= params.LastRow.Offset {
-			acked = append(acked, r)
-		}
-	}
-	params.Rows = acked
-	return a.MySQLQueueOffsetsAdapter.AckMessageQuery(params)
-}
-
 // Outbox writes events into a service's outbox table inside the caller's
 // transaction (Publish) and builds the Forwarder that relays them to Kafka. It
 // is usable alone: a service that only publishes needs an Outbox, a Forwarder,
 // a Kafka publisher (KafkaConfig.NewPublisher) and the tables of Migrate.
 type Outbox struct {
 	config OutboxConfig
-	schema schema
-	// offsetsAdapter acknowledges forwarded rows: offsets (the fault build may
+	schema sqlqueue.ReadCommittedSchema
+	// offsetsAdapter acknowledges forwarded rows: sqlqueue.DeleteAckedOnly (the fault build may
 	// replace it; see ADR 21).
 	offsetsAdapter wsql.OffsetsAdapter
 	// noParking turns parking off (negative controls only, ADR 22): a row Kafka
@@ -152,7 +114,7 @@ type Outbox struct {
 	// before its rows' deletion commits (fault build only).
 	afterBatchAck func(n int)
 	// breaker guards the forwarder's Kafka publisher when enabled (ADR 35).
-	breaker BreakerConfig
+	breaker breaker.Config
 	stats   ForwarderStats
 	// hooks are told what the forwarders forwarded (SetHooks); nil: nobody.
 	hooks *Hooks
@@ -169,8 +131,8 @@ func NewOutbox(config OutboxConfig) (*Outbox, error) {
 	}
 	return &Outbox{
 		config:         config,
-		schema:         schema{MySQLQueueSchema: wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
-		offsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
+		schema:         sqlqueue.ReadCommittedSchema{MySQLQueueSchema: wsql.MySQLQueueSchema{SubscribeBatchSize: config.BatchSize}},
+		offsetsAdapter: sqlqueue.DeleteAckedOnly{MySQLQueueOffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}},
 	}, nil
 }
 
@@ -194,8 +156,8 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 	for _, m := range msgs {
 		m.SetContext(ctx)
 	}
-	addCausation(ctx, msgs)
-	injectTrace(ctx, msgs) // the trace continues from here (ADR 0039)
+	causation.Stamp(ctx, msgs)
+	msgtrace.Inject(ctx, msgs) // the trace continues from here (ADR 0039)
 	for _, m := range msgs {
 		if err := checkSize(m); err != nil {
 			return err
@@ -210,7 +172,7 @@ func (o *Outbox) Publish(ctx context.Context, tx *stdsql.Tx, topic string, msgs 
 
 // wakeOnCommit makes the commit of the InTx transaction ctx carries wake this
 // outbox's forwarders; a rollback wakes nobody.
-func (o *Outbox) wakeOnCommit(ctx context.Context) { onCommit(ctx, o, o.wakers.signal) }
+func (o *Outbox) wakeOnCommit(ctx context.Context) { sqldb.OnCommit(ctx, o, o.wakers.signal) }
 
 // SetTopics tells the forwarders built afterwards which topics the service
 // creates (Topics.Created): Kafka refusing one of those as unknown, once they
@@ -255,7 +217,7 @@ const forwarderCloseTimeout = 3 * time.Second
 func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger watermill.LoggerAdapter, middlewares ...message.HandlerMiddleware) (*Forwarder, error) {
 	ackDeadline := o.config.AckDeadline
 	polling := o.schema
-	polling.sessionLevel = SessionReadCommitted(db)
+	polling.SessionLevel = sqldb.SessionReadCommitted(db)
 	backoff := newWakeBackoff(o.config.PollInterval, time.Second)
 	var beginner wsql.Beginner = wsql.BeginnerFromStdSQL(db)
 	var relay *batchRelay
@@ -284,8 +246,8 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	if o.hooks != nil && relay == nil { // the batch relay counts at its commit
 		out = countingPublisher{Publisher: out, hooks: o.hooks} // counts what Kafka acknowledged
 	}
-	if o.breaker.Enabled && relay == nil { // the batch relay's breaker guards its send
-		out = newBreakerPublisher(o.breaker, out, logger)
+	if relay == nil { // the batch relay's breaker guards its send
+		out = breaker.Publisher(o.breaker, "forwarder publisher", out, retryableRefusal, logger)
 	}
 	if !o.noParking {
 		out = &parker{out: out, topicCreated: o.topicCreated, outbox: o, logger: logger, stats: &o.stats}
@@ -293,7 +255,7 @@ func (o *Outbox) NewForwarder(db *stdsql.DB, out message.Publisher, logger water
 	// Watermill's router cancels the subscription's context on Close, which
 	// would roll the polling transaction back mid-batch; detached, the
 	// subscriber is closed instead and commits what was forwarded.
-	out = tracingPublisher{Publisher: out} // a producer span per row (ADR 0039)
+	out = msgtrace.Publisher{Publisher: out} // a producer span per row (ADR 0039)
 	abandon, cancel := context.WithCancel(context.Background())
 	fwd, err := forwarder.NewForwarder(detachedSubscriber{Subscriber: wakingSubscriber{Subscriber: sub, backoff: backoff}, abandon: abandon}, out, logger, forwarder.Config{
 		ForwarderTopic: OutboxTopic,
@@ -317,3 +279,7 @@ func (o *Outbox) Pending(ctx context.Context, db *stdsql.DB) (int, error) {
 	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+o.schema.MessagesTable(OutboxTopic)).Scan(&n)
 	return n, err
 }
+
+// SetBreaker puts a circuit breaker configured by c around the Kafka publisher
+// of the forwarders built afterwards (nothing if c is not enabled; ADR 35).
+func (o *Outbox) SetBreaker(c breaker.Config) { o.breaker = c }

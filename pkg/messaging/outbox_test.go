@@ -21,6 +21,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // recorder is a message.Publisher standing in for Kafka: it counts every message
@@ -176,7 +177,7 @@ func writeOutbox(t *testing.T, db *sql.DB, ob *messaging.Outbox, n int) []*messa
 	for i := range msgs {
 		msgs[i] = newMsg(i)
 	}
-	if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+	if err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 		return ob.Publish(ctx, tx, "orders", msgs...)
 	}); err != nil {
 		t.Fatal(err)
@@ -209,7 +210,7 @@ func stress(t *testing.T, setup outboxSetup, writers, perWriter int, quiet time.
 			defer wg.Done()
 			for i := range perWriter {
 				msg := newMsg(w*perWriter + i)
-				err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+				err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 					return setup.publish(ctx, tx, msg)
 				})
 				if err != nil {
@@ -390,7 +391,7 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 			}
 			commit := func(msg *message.Message, offset int64) {
 				t.Helper()
-				err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+				err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 					if err := tt.setup.publish(ctx, tx, msg); err != nil {
 						return err
 					}
@@ -441,7 +442,7 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 		wantTimeout bool
 	}{
 		{"read committed polling (ours)", nil, false, false},
-		{"read committed sessions of OpenDB (ours)", nil, true, false},
+		{"read committed sessions of sqldb.Open (ours)", nil, true, false},
 		{"serializable polling of the stock schema (negative control)", wsql.MySQLQueueSchema{SubscribeBatchSize: 100}, false, true},
 	}
 	for _, tt := range tests {
@@ -449,13 +450,13 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 			db, dsn := migratedWithDSN(t)
 			if tt.openDB {
 				var err error
-				if db, err = messaging.OpenDB(context.Background(), dsn, 8); err != nil {
+				if db, err = sqldb.Open(context.Background(), dsn, 8); err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { db.Close() })
 			}
 			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 100, AckDeadline: time.Minute})
-			if err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+			if err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
 			}); err != nil {
 				t.Fatal(err)
@@ -496,7 +497,7 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 			if _, err := conn.ExecContext(context.Background(), "SET SESSION innodb_lock_wait_timeout = 1"); err != nil {
 				t.Fatal(err)
 			}
-			tx, err := conn.BeginTx(context.Background(), messaging.TxOptions)
+			tx, err := conn.BeginTx(context.Background(), sqldb.TxOptions)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,59 +9,20 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/IBM/sarama"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Reasons a row is parked (column outbox_parked.reason). See ADR 22.
-const (
-	// ParkedTooLarge: Kafka refused the record as too large (MESSAGE_TOO_LARGE,
-	// RECORD_LIST_TOO_LARGE, or sarama's own Producer.MaxMessageBytes check).
-	ParkedTooLarge = "message_too_large"
-	// ParkedInvalidRecord: the broker refused the record itself (CORRUPT_MESSAGE,
-	// INVALID_RECORD).
-	ParkedInvalidRecord = "invalid_record"
-	// ParkedInvalidTopic: the destination topic name is not a legal topic name.
-	ParkedInvalidTopic = "invalid_topic"
-	// ParkedUnknownTopic: the destination topic does not exist although the
-	// service's topics have been created (a topic the service does not own, or one
-	// deleted behind its back). Before the topics are created, unknown topic is a
-	// start-up condition and is retried.
-	ParkedUnknownTopic = "unknown_topic"
-	// ParkedBehind: nothing is wrong with the row itself; an earlier row of the
-	// same Kafka key is parked, and this one waits behind it so that the key's
-	// events keep their order.
-	ParkedBehind = "behind_parked"
-)
-
-// UnfixableReason classifies an error of the forwarder's Kafka publisher: the
-// parking reason if retrying the same record can never succeed, or "" if it may
-// (broker down, leader moving, timeouts, anything not listed: those keep the row
-// in the outbox and are retried, as before). topicCreated reports whether the
-// destination topic was created by this service, so that UNKNOWN_TOPIC_OR_PARTITION
-// is permanent only after that (nil: never).
-func UnfixableReason(err error, topic string, topicCreated func(topic string) bool) string {
-	var kerr sarama.KError
-	if !errors.As(err, &kerr) {
-		return ""
-	}
-	switch kerr {
-	case sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge:
-		return ParkedTooLarge
-	case sarama.ErrInvalidMessage, sarama.ErrInvalidRecord:
-		return ParkedInvalidRecord
-	case sarama.ErrInvalidTopic:
-		return ParkedInvalidTopic
-	case sarama.ErrUnknownTopicOrPartition:
-		if topicCreated != nil && topicCreated(topic) {
-			return ParkedUnknownTopic
-		}
-	}
-	return ""
-}
+// ParkedBehind is the reason of a row parked although nothing is wrong with
+// it: an earlier row of the same Kafka key is parked, and this one waits behind
+// it so that the key's events keep their order. The other reasons are Kafka's
+// refusals (kafka.Refused*).
+const ParkedBehind = "behind_parked"
 
 // ForwarderStats counts what a forwarder parked since the process started.
 type ForwarderStats struct {
@@ -116,7 +77,7 @@ func (p *parker) forward(topic string, m *message.Message) error {
 	if !ok {
 		return p.out.Publish(topic, m)
 	}
-	key := m.Metadata.Get(MetadataKey)
+	key := m.Metadata.Get(kafka.MetadataKey)
 	anyParked, err := p.mayHaveParked(ctx, tx)
 	if err != nil {
 		return err
@@ -134,7 +95,7 @@ func (p *parker) forward(topic string, m *message.Message) error {
 			if pubErr == nil {
 				return p.forwardedHead(ctx, tx, key, head)
 			}
-			reason := UnfixableReason(pubErr, topic, p.topicCreated)
+			reason := kafka.UnfixableReason(pubErr, topic, p.topicCreated)
 			if reason == "" {
 				return pubErr
 			}
@@ -150,7 +111,7 @@ func (p *parker) forward(topic string, m *message.Message) error {
 	if pubErr == nil {
 		return nil
 	}
-	reason := UnfixableReason(pubErr, topic, p.topicCreated)
+	reason := kafka.UnfixableReason(pubErr, topic, p.topicCreated)
 	if reason == "" {
 		return pubErr
 	}
@@ -208,7 +169,7 @@ func (p *parker) park(ctx context.Context, tx wsql.Tx, topic string, m *message.
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO outbox_parked (message_id, partition_key, topic, payload, metadata, reason, kafka_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		m.UUID, m.Metadata.Get(MetadataKey), topic, []byte(m.Payload), string(meta), reason, kafkaErr); err != nil {
+		m.UUID, m.Metadata.Get(kafka.MetadataKey), topic, []byte(m.Payload), string(meta), reason, kafkaErr); err != nil {
 		return fmt.Errorf("parking outbox row %s: %w", m.UUID, err)
 	}
 	p.mu.Lock()
@@ -216,7 +177,7 @@ func (p *parker) park(ctx context.Context, tx wsql.Tx, topic string, m *message.
 		p.any = true
 	}
 	p.mu.Unlock()
-	p.logPark(m, m.Metadata.Get(MetadataKey), reason, kafkaErr)
+	p.logPark(m, m.Metadata.Get(kafka.MetadataKey), reason, kafkaErr)
 	return nil
 }
 
@@ -316,7 +277,7 @@ func (o *Outbox) queryParked(ctx context.Context, db *stdsql.DB, full bool, wher
 		}
 		var md map[string]string
 		if err := json.Unmarshal([]byte(meta), &md); err == nil {
-			r.EventType = md[MetadataEventType]
+			r.EventType = md[kafka.MetadataEventType]
 		}
 		if full {
 			r.Payload, r.Metadata = string(payload), md
@@ -345,7 +306,7 @@ func (o *Outbox) ReplayParked(ctx context.Context, db *stdsql.DB, id int64) (Par
 // the head of its key (lockHead's errors), and returns the row.
 func (o *Outbox) onHead(ctx context.Context, db *stdsql.DB, id int64, fn func(ctx context.Context, tx *stdsql.Tx, r ParkedRow) error) (ParkedRow, error) {
 	var row ParkedRow
-	err := InTx(ctx, db, func(ctx context.Context, tx *stdsql.Tx) error {
+	err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *stdsql.Tx) error {
 		r, err := o.lockHead(ctx, tx, id)
 		if err != nil {
 			return err

@@ -15,7 +15,10 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // countingPublisher counts the forwarder's publish attempts and refusals.
@@ -38,7 +41,7 @@ func (p *countingPublisher) Publish(topic string, msgs ...*message.Message) erro
 
 type parkingEnv struct {
 	db    *sql.DB
-	kafka messaging.KafkaConfig
+	kafka kafka.Config
 	topic string
 	ob    *messaging.Outbox
 	out   *countingPublisher
@@ -94,7 +97,7 @@ func (e *parkingEnv) write(t *testing.T, key string, size int) string {
 	t.Helper()
 	m := message.NewMessage(watermill.NewUUID(), []byte(`"`+strings.Repeat("x", size)+`"`))
 	m.Metadata.Set(events.MetadataKey, key)
-	if err := messaging.InTx(context.Background(), e.db, func(ctx context.Context, tx *sql.Tx) error {
+	if err := sqldb.InTx(context.Background(), e.db, func(ctx context.Context, tx *sql.Tx) error {
 		return e.ob.Publish(ctx, tx, e.topic, m)
 	}); err != nil {
 		t.Fatal(err)
@@ -153,7 +156,7 @@ func TestOversizedRowIsParkedAndRowsBehindFlow(t *testing.T) {
 	e.start(t)
 	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
 	list := e.parked(t)
-	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != messaging.ParkedTooLarge || !list[0].Head {
+	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != kafka.RefusedTooLarge || !list[0].Head {
 		t.Fatalf("parked = %+v, want only %s as message_too_large head", list, big)
 	}
 	if !strings.Contains(list[0].KafkaError, "too large") {
@@ -274,10 +277,10 @@ func TestOutboxRefusesOversizedEvents(t *testing.T) {
 		}(),
 		"whole message": message.NewMessage(watermill.NewUUID(), make([]byte, messaging.MaxMessageBytes+1)),
 	} {
-		err := messaging.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+		err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 			return ob.Publish(ctx, tx, "orders", m)
 		})
-		if !errors.Is(err, messaging.ErrMessageTooLarge) || !messaging.IsPermanent(err) {
+		if !errors.Is(err, messaging.ErrMessageTooLarge) || !failure.IsPermanent(err) {
 			t.Errorf("%s: err = %v, want a permanent ErrMessageTooLarge", name, err)
 		}
 	}

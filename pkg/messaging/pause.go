@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -56,7 +58,7 @@ func (cs *Consumers) pauseStep(name string) message.HandlerMiddleware {
 					return nil, err
 				}
 				out, err := h(msg)
-				if err == nil || !IsUnavailable(err) || IsInterrupted(err) || msg.Context().Err() != nil {
+				if err == nil || !failure.IsUnavailable(err) || IsInterrupted(err) || msg.Context().Err() != nil {
 					return out, err
 				}
 				if g.close() {

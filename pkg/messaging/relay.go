@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/onceflow/onceflow/pkg/breaker"
+	"github.com/onceflow/onceflow/pkg/kafka"
+
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -34,15 +36,15 @@ type batchItem struct {
 }
 
 // errNotSent marks the messages of a batch that were not tried because an
-// earlier one was refused (the sequential fallback).
-var errNotSent = errors.New("not sent: an earlier message of the batch was refused")
+// earlier one was refused.
+var errNotSent = kafka.ErrNotSent
 
-// batchSender is implemented by this package's Kafka publishers
-// (KafkaConfig.NewPublisher): sendBatch sends every item with one synchronous
-// batch produce and returns nil if Kafka acknowledged all of them, else one
-// error per item (nil for those acknowledged).
-type batchSender interface {
-	sendBatch(items []batchItem) []error
+// BatchPublisher is a publisher that sends many messages with one request
+// (pkg/kafka's publishers): PublishBatch sends msgs[i] to topics[i] and
+// returns nil if every one was acknowledged, else one error per message (nil
+// for those acknowledged, kafka.ErrNotSent for those not tried).
+type BatchPublisher interface {
+	PublishBatch(topics []string, msgs []*message.Message) []error
 }
 
 // sequentialSend is the batch send of a publisher that cannot batch (tests'
@@ -93,7 +95,7 @@ func (r *batchRelay) flush(items []batchItem) error {
 	}
 	if r.cb != nil {
 		if _, err := r.cb.Execute(run); err != nil && errs == nil {
-			return markOpen(err) // open breaker: nothing was sent
+			return breaker.MarkOpen(err) // open breaker: nothing was sent
 		}
 	} else {
 		_, _ = run()
@@ -112,7 +114,7 @@ func (r *batchRelay) flush(items []batchItem) error {
 		if first == nil || errors.Is(first, errNotSent) {
 			first = err
 		}
-		if UnfixableReason(err, items[i].topic, r.topicCreated) != "" {
+		if kafka.UnfixableReason(err, items[i].topic, r.topicCreated) != "" {
 			unfixable = true
 		}
 	}
@@ -134,7 +136,7 @@ func sendInWaves(send func([]batchItem) []error, items []batchItem) []error {
 	seen := map[string]int{}
 	waves := 1
 	for i, it := range items {
-		key := it.msg.Metadata.Get(MetadataKey)
+		key := it.msg.Metadata.Get(kafka.MetadataKey)
 		wave[i] = seen[key]
 		seen[key]++
 		waves = max(waves, wave[i]+1)
@@ -177,7 +179,7 @@ func firstRetryable(errs []error) error {
 		if err == nil || errors.Is(err, errNotSent) {
 			continue
 		}
-		if UnfixableReason(err, "", nil) == "" {
+		if kafka.UnfixableReason(err, "", nil) == "" {
 			return err
 		}
 		if first == nil {
@@ -276,8 +278,14 @@ func (c batchCollector) Close() error { return c.relay.out.Close() }
 func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAdapter) *batchRelay {
 	send := sequentialSend(out)
 	for p := out; p != nil; {
-		if bs, ok := p.(batchSender); ok {
-			send = bs.sendBatch
+		if bp, ok := p.(BatchPublisher); ok {
+			send = func(items []batchItem) []error {
+				topics, msgs := make([]string, len(items)), make([]*message.Message, len(items))
+				for i, it := range items {
+					topics[i], msgs[i] = it.topic, it.msg
+				}
+				return bp.PublishBatch(topics, msgs)
+			}
 			break
 		}
 		u, ok := p.(interface{ Unwrap() message.Publisher })
@@ -292,52 +300,11 @@ func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAda
 	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
 		resend: o.config.ResendInterval, logger: logger, afterAck: o.afterBatchAck}
 	if o.breaker.Enabled {
-		r.cb = forwarderBreaker(o.breaker, logger)
+		r.cb = breaker.New(o.breaker, "forwarder publisher", retryableRefusal, logger)
 	}
 	return r
 }
 
-// sendBatch implements batchSender with one sarama SyncProducer.SendMessages
-// (acks=all, idempotent: ProducerConfig), created on first use.
-func (p *lazyPublisher) sendBatch(items []batchItem) []error {
-	errs := make([]error, len(items))
-	all := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
-	prod, err := p.getProducer()
-	if err != nil {
-		return all(err)
-	}
-	pms := make([]*sarama.ProducerMessage, len(items))
-	for i, it := range items {
-		pm, err := p.marshaler.Marshal(it.topic, it.msg)
-		if err != nil { // nothing is sent
-			all(errNotSent)
-			errs[i] = err
-			return errs
-		}
-		pm.Metadata = i
-		pms[i] = pm
-	}
-	err = prod.SendMessages(pms)
-	if err == nil {
-		return nil
-	}
-	var perrs sarama.ProducerErrors
-	if !errors.As(err, &perrs) {
-		return all(err)
-	}
-	mapped := false
-	for _, pe := range perrs {
-		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(errs) && pe.Err != nil {
-			errs[i], mapped = pe.Err, true
-		}
-	}
-	if !mapped {
-		return all(err)
-	}
-	return errs
-}
+// retryableRefusal says whether a refusal of Kafka may go away by retrying
+// (kafka.UnfixableReason says none): what the forwarder's breaker counts.
+func retryableRefusal(err error) bool { return kafka.UnfixableReason(err, "", nil) == "" }

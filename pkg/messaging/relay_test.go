@@ -15,14 +15,16 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // relayEnv is a fresh outbox database, a 3-partition topic and a batch-relay
 // outbox.
 type relayEnv struct {
 	db    *sql.DB
-	kafka messaging.KafkaConfig
+	kafka kafka.Config
 	topic string
 	ob    *messaging.Outbox
 }
@@ -53,7 +55,7 @@ func (e *relayEnv) writeVersions(t *testing.T, keys, versions int) []string {
 			msgs[k].Metadata.Set("version", strconv.Itoa(v))
 			ids = append(ids, msgs[k].UUID)
 		}
-		if err := messaging.InTx(context.Background(), e.db, func(ctx context.Context, tx *sql.Tx) error {
+		if err := sqldb.InTx(context.Background(), e.db, func(ctx context.Context, tx *sql.Tx) error {
 			return e.ob.Publish(ctx, tx, e.topic, msgs...)
 		}); err != nil {
 			t.Fatal(err)
@@ -187,7 +189,7 @@ func TestBatchRelayParksOnlyTheUnpublishableRow(t *testing.T) {
 	startRelay(t, e.ob, e.db, e.kafka.NewPublisher(watermill.NopLogger{})) // the real batch produce
 	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
 	list := e.parked(t)
-	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != messaging.ParkedTooLarge {
+	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != kafka.RefusedTooLarge {
 		t.Fatalf("parked = %+v, want only %s as message_too_large", list, big)
 	}
 	got := map[string]bool{}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -17,7 +19,7 @@ func TestSendInWavesKeepsALaterEventOfAKeyBehindARefusal(t *testing.T) {
 	for v := 1; v <= 3; v++ {
 		for _, key := range []string{"a", "b"} {
 			m := message.NewMessage(key+strconv.Itoa(v), nil)
-			m.Metadata.Set(MetadataKey, key)
+			m.Metadata.Set(kafka.MetadataKey, key)
 			items = append(items, batchItem{topic: "t", msg: m})
 		}
 	}

@@ -10,6 +10,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/sqlqueue"
+
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -118,14 +124,14 @@ func (c RequeueConfig) Delay(n int) time.Duration {
 // reading only the rows of one consumer group whose delay is over. The
 // "topic" is the consumer's handler name.
 type requeueSchema struct {
-	schema
+	sqlqueue.ReadCommittedSchema
 	group string
 }
 
 func requeueTableName(string) string { return "`" + RequeueTable + "`" }
 
 func newRequeueSchema(group string) requeueSchema {
-	return requeueSchema{group: group, schema: schema{MySQLQueueSchema: wsql.MySQLQueueSchema{
+	return requeueSchema{group: group, ReadCommittedSchema: sqlqueue.ReadCommittedSchema{MySQLQueueSchema: wsql.MySQLQueueSchema{
 		SubscribeBatchSize:        1,
 		GenerateMessagesTableName: requeueTableName,
 		GenerateWhereClause: func(p wsql.GenerateWhereClauseParams) (string, []any) {
@@ -220,7 +226,7 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 	return func(next message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := next(msg)
-			if err == nil || !givesUpOn(err) || IsPermanent(err) {
+			if err == nil || !givesUpOn(err) || failure.IsPermanent(err) {
 				return out, err
 			}
 			n := requeueCount(msg)
@@ -247,7 +253,7 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 			if perr != nil {
 				return nil, errors.Join(fmt.Errorf("requeue: storing message %s: %w", msg.UUID, perr), err)
 			}
-			traceGivenUp(msg, "requeued", ReasonCode(err))
+			msgtrace.GivenUp(msg, "requeued", failure.ReasonCode(err))
 			cs.logger.WarnContext(msg.Context(), "consumer: message requeued", "handler", h.name, "message_id", msg.UUID,
 				"requeues", n+1, "max_requeues", c.MaxRequeues, "delay", d.String(), "err", err)
 			return nil, nil
@@ -262,10 +268,10 @@ func (cs *Consumers) requeueStep(h consumer) message.HandlerMiddleware {
 // consumer has one, whatever its strategy.
 func (cs *Consumers) addRequeueHandler(router *message.Router, h consumer, mws []message.HandlerMiddleware) error {
 	schema := newRequeueSchema(cs.config.ConsumerGroup)
-	schema.sessionLevel = SessionReadCommitted(cs.inbox.DB) // no SET per poll (ADR 0043)
+	schema.SessionLevel = sqldb.SessionReadCommitted(cs.inbox.DB) // no SET per poll (ADR 0043)
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(cs.inbox.DB), wsql.SubscriberConfig{
 		SchemaAdapter:  schema,
-		OffsetsAdapter: offsets{wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true, GenerateMessagesTableName: requeueTableName}},
+		OffsetsAdapter: sqlqueue.DeleteAckedOnly{MySQLQueueOffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true, GenerateMessagesTableName: requeueTableName}},
 		PollInterval:   cs.config.Requeue.PollInterval,
 		ResendInterval: time.Second,
 		RetryInterval:  time.Second,
@@ -292,7 +298,7 @@ type poisonOrigin struct {
 func (p poisonOrigin) Publish(topic string, msgs ...*message.Message) error {
 	for _, m := range msgs {
 		m.Metadata.Set(MetadataPoisonedGroup, p.group)
-		traceGivenUp(m, "poisoned", m.Metadata.Get(MetadataReasonCode))
+		msgtrace.GivenUp(m, "poisoned", m.Metadata.Get(failure.MetadataReasonCode))
 		if from := m.Metadata.Get(MetadataRequeueTopic); from != "" && m.Metadata.Get(middleware.PoisonedHandlerKey) != "" {
 			m.Metadata.Set(middleware.PoisonedTopicKey, from)
 			m.Metadata.Set(middleware.PoisonedHandlerKey, m.Metadata.Get(MetadataRequeueHandler))
@@ -302,9 +308,9 @@ func (p poisonOrigin) Publish(topic string, msgs ...*message.Message) error {
 		return err
 	}
 	for _, m := range msgs {
-		reason := m.Metadata.Get(MetadataReasonCode)
-		if !ValidReasonCode(reason) {
-			reason = ReasonUnclassified
+		reason := m.Metadata.Get(failure.MetadataReasonCode)
+		if !failure.ValidReasonCode(reason) {
+			reason = failure.ReasonUnclassified
 		}
 		p.hooks.poisoned(reason)
 	}

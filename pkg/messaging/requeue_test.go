@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
@@ -142,8 +143,8 @@ func TestRequeueBoundThenPoison(t *testing.T) {
 	if v := p.Metadata.Get(messaging.MetadataPoisonedGroup); v == "" {
 		t.Error("poisoned message does not name its consumer group")
 	}
-	if v := p.Metadata.Get(messaging.MetadataReasonCode); v != messaging.ReasonHandlerFailed {
-		t.Errorf("reason_code = %q, want %q", v, messaging.ReasonHandlerFailed)
+	if v := p.Metadata.Get(failure.MetadataReasonCode); v != failure.ReasonHandlerFailed {
+		t.Errorf("reason_code = %q, want %q", v, failure.ReasonHandlerFailed)
 	}
 	// 3 attempts in place (MaxRetries 2) on each of the 1+maxRequeues deliveries.
 	if n := r.attemptsOf(bad.UUID); n != 3*(1+maxRequeues) {
@@ -162,23 +163,23 @@ func TestRequeueBoundThenPoison(t *testing.T) {
 func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	t.Parallel()
 	var healed atomic.Bool
-	kafka := testenv.Kafka(t)
-	poisonTopics := testenv.Topics(t, kafka, 1, "poison-a", "poison-b")
+	kc := testenv.Kafka(t)
+	poisonTopics := testenv.Topics(t, kc, 1, "poison-a", "poison-b")
 	a := newConsumerRigWith(t, func(c *messaging.Config) { c.PoisonTopic = poisonTopics[0] },
 		func(r *consumerRig) message.NoPublishHandlerFunc {
 			return func(msg *message.Message) error {
 				if msg.Metadata.Get("bug") != "" && !healed.Load() {
-					return messaging.Permanent(errors.New("cannot handle this yet"))
+					return failure.Permanent(errors.New("cannot handle this yet"))
 				}
 				return r.effect(msg)
 			}
 		}, nil)
 
 	dB := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	b := &consumerRig{kafka: kafka, topic: a.topic, db: dB.Admin, attempts: map[string]int{}}
+	b := &consumerRig{kafka: kc, topic: a.topic, db: dB.Admin, attempts: map[string]int{}}
 	runB := startConsumers(t, messaging.Config{
 		DB:            dB.DBConfig(),
-		Kafka:         kafka,
+		Kafka:         kc,
 		ConsumerGroup: testenv.UniqueName(t, "group-b"),
 		PoisonTopic:   poisonTopics[1],
 		Requeue:       messaging.RequeueConfig{PollInterval: 50 * time.Millisecond},
@@ -196,7 +197,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	waitEffect(t, a, marker.UUID)
 	waitEffect(t, b, marker.UUID)
 
-	tool := poison.New(kafka, poisonTopics[0], a.db)
+	tool := poison.New(kc, poisonTopics[0], a.db)
 	defer tool.Close()
 	ctx := context.Background()
 	list, err := tool.List(ctx)
@@ -228,7 +229,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	kept := msgWithID(watermill.NewUUID())
 	kept.Metadata.Set("bug", "yes")
 	a.publish(t, kept)
-	waitFor(t, "the second message poisoned", 60*time.Second, func() bool { return testenv.TopicSize(t, kafka, poisonTopics[0]) == 2 })
+	waitFor(t, "the second message poisoned", 60*time.Second, func() bool { return testenv.TopicSize(t, kc, poisonTopics[0]) == 2 })
 	n, err := tool.PurgeReplayed(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeReplayed = %d, %v; want 1", n, err)

@@ -3,7 +3,12 @@ package messaging
 import (
 	"log/slog"
 
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/causation"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
@@ -29,7 +34,7 @@ func (cs *Consumers) skipStep(h message.HandlerFunc) message.HandlerFunc {
 			return out, err
 		}
 		cs.skipped.Add(1)
-		traceGivenUp(msg, "skipped", ReasonCode(err))
+		msgtrace.GivenUp(msg, "skipped", failure.ReasonCode(err))
 		cs.hooks.skipped()
 		cs.logger.LogAttrs(msg.Context(), slog.LevelError,
 			"consumer gave up on a message and skipped it: its effect is lost",
@@ -47,21 +52,21 @@ func skipAttrs(msg *message.Message, err error) []slog.Attr {
 		slog.String("handler", message.HandlerNameFromCtx(ctx)),
 		slog.String("topic", message.SubscribeTopicFromCtx(ctx)),
 	}
-	if partition, offset, _, ok := KafkaPosition(msg); ok {
+	if partition, offset, _, ok := kafka.Position(msg); ok {
 		attrs = append(attrs, slog.Int64("partition", int64(partition)), slog.Int64("offset", offset))
 	}
-	key := msg.Metadata.Get(MetadataKey)
-	if k, ok := kafka.MessageKeyFromCtx(ctx); ok && key == "" {
+	key := msg.Metadata.Get(kafka.MetadataKey)
+	if k, ok := wkafka.MessageKeyFromCtx(ctx); ok && key == "" {
 		key = string(k)
 	}
-	attempts := attemptOf(ctx)
+	attempts := causation.Attempt(ctx)
 	return append(attrs,
 		slog.String("key", key),
 		slog.String("message_id", msg.UUID),
-		slog.String("event_type", msg.Metadata.Get(MetadataEventType)),
+		slog.String("event_type", msg.Metadata.Get(kafka.MetadataEventType)),
 		slog.String("correlation_id", middleware.MessageCorrelationID(msg)),
 		slog.Int("attempts", attempts),
-		slog.String("reason_code", ReasonCode(err)),
+		slog.String("reason_code", failure.ReasonCode(err)),
 		slog.String("err", err.Error()),
 	)
 }

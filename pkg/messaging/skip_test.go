@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -79,7 +80,7 @@ func TestHangingHandlerIsPoisonedAsTimeout(t *testing.T) {
 	if len(poisoned) != 1 || poisoned[0].UUID != hanging {
 		t.Fatalf("poison topic holds %d messages, want the hanging one", len(poisoned))
 	}
-	if got := poisoned[0].Metadata.Get(messaging.MetadataReasonCode); got != messaging.ReasonHandlerTimeout {
+	if got := poisoned[0].Metadata.Get(failure.MetadataReasonCode); got != messaging.ReasonHandlerTimeout {
 		t.Errorf("reason_code = %q, want %q", got, messaging.ReasonHandlerTimeout)
 	}
 	if reason := poisoned[0].Metadata.Get(middleware.ReasonForPoisonedKey); !strings.Contains(reason, "timeout") {

@@ -10,6 +10,10 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/causation"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
@@ -25,8 +29,8 @@ func TestSkipStep(t *testing.T) {
 		wantSkipped bool
 		wantCode    string
 	}{
-		{"keeps failing", errors.New("constraint violated"), true, ReasonHandlerFailed},
-		{"permanent with a code", PermanentCode("unhandled_event_type", errors.New("order.shipped")), true, "unhandled_event_type"},
+		{"keeps failing", errors.New("constraint violated"), true, failure.ReasonHandlerFailed},
+		{"permanent with a code", failure.PermanentCode("unhandled_event_type", errors.New("order.shipped")), true, "unhandled_event_type"},
 		{"handler timeout", handlerTimeoutError{timeout: 1, err: context.DeadlineExceeded}, true, ReasonHandlerTimeout},
 		{"database unreachable", fmt.Errorf("insert: %w", driver.ErrBadConn), false, ""},
 		{"interrupted by a stop", ErrStopping, false, ""},
@@ -38,11 +42,14 @@ func TestSkipStep(t *testing.T) {
 			var logs bytes.Buffer
 			cs := &Consumers{logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 			msg := message.NewMessage("msg-1", nil)
-			msg.Metadata.Set(MetadataKey, "order-7")
-			msg.Metadata.Set(MetadataEventType, "payment.completed")
+			msg.Metadata.Set(kafka.MetadataKey, "order-7")
+			msg.Metadata.Set(kafka.MetadataEventType, "payment.completed")
 			middleware.SetCorrelationID("corr-9", msg)
-			attempts := 3
-			msg.SetContext(context.WithValue(context.Background(), attemptsKey{}, &attempts))
+			ctx := causation.WithAttemptCounter(context.Background())
+			for range 3 {
+				causation.NextAttempt(ctx)
+			}
+			msg.SetContext(ctx)
 			_, err := cs.skipStep(func(*message.Message) ([]*message.Message, error) { return nil, tt.err })(msg)
 
 			if tt.err == nil || tt.wantSkipped {

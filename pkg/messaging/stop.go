@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -82,18 +86,18 @@ func (cs *Consumers) stopConsumer(g *gate, msg *message.Message, err error) {
 	g.mu.Lock()
 	first := g.stopped == nil
 	if first {
-		g.stopped = &ConsumerStoppedError{Consumer: g.name, MessageID: msg.UUID, Key: msg.Metadata.Get(MetadataKey),
-			ReasonCode: ReasonCode(err), Err: err, Since: time.Now()}
+		g.stopped = &ConsumerStoppedError{Consumer: g.name, MessageID: msg.UUID, Key: msg.Metadata.Get(kafka.MetadataKey),
+			ReasonCode: failure.ReasonCode(err), Err: err, Since: time.Now()}
 		if g.shut == nil {
 			g.shut = make(chan struct{})
 		}
 	}
 	g.mu.Unlock()
-	traceGivenUp(msg, "stopped the consumer", ReasonCode(err))
+	msgtrace.GivenUp(msg, "stopped the consumer", failure.ReasonCode(err))
 	if first {
 		cs.logger.ErrorContext(msg.Context(), "consumer gave up and stopped consuming: liveness fails until the process restarts",
-			"consumer", g.name, "message_id", msg.UUID, "key", msg.Metadata.Get(MetadataKey),
-			"reason_code", ReasonCode(err), "err", err)
+			"consumer", g.name, "message_id", msg.UUID, "key", msg.Metadata.Get(kafka.MetadataKey),
+			"reason_code", failure.ReasonCode(err), "err", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
@@ -79,8 +80,8 @@ func TestStopGivesUpTheWholeConsumer(t *testing.T) {
 	if err := first.consumers.Health(); !errors.As(err, &stopped) {
 		t.Fatalf("Health() = %v, want a *ConsumerStoppedError", err)
 	}
-	if stopped.Consumer != "test" || stopped.MessageID != bad.UUID || stopped.Key != keys[0] || stopped.ReasonCode != messaging.ReasonHandlerFailed {
-		t.Fatalf("stopped = %+v, want consumer test, message %s, key %s, reason %s", stopped, bad.UUID, keys[0], messaging.ReasonHandlerFailed)
+	if stopped.Consumer != "test" || stopped.MessageID != bad.UUID || stopped.Key != keys[0] || stopped.ReasonCode != failure.ReasonHandlerFailed {
+		t.Fatalf("stopped = %+v, want consumer test, message %s, key %s, reason %s", stopped, bad.UUID, keys[0], failure.ReasonHandlerFailed)
 	}
 
 	// Behind it: one message on its partition, two on the other.

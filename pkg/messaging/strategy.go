@@ -4,6 +4,11 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/onceflow/onceflow/pkg/breaker"
+	"github.com/onceflow/onceflow/pkg/causation"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
@@ -177,7 +182,7 @@ func (cs *Consumers) stack(h consumer) ([]message.HandlerMiddleware, error) {
 
 // givesUpOn reports whether a strategy may give up on a message that failed
 // with err: not for an outage nor for an interrupted stop.
-func givesUpOn(err error) bool { return !IsUnavailable(err) && !IsInterrupted(err) }
+func givesUpOn(err error) bool { return !failure.IsUnavailable(err) && !IsInterrupted(err) }
 
 // poisonStep is FailurePoison's step: Watermill's PoisonQueue, filtered by givesUpOn.
 func (cs *Consumers) poisonStep() (message.HandlerMiddleware, error) {
@@ -186,11 +191,13 @@ func (cs *Consumers) poisonStep() (message.HandlerMiddleware, error) {
 
 // retryableInPlace says which errors the in-place retry retries: not permanent
 // ones, not interrupted ones.
-func retryableInPlace(err error) bool { return !IsPermanent(err) && !IsInterrupted(err) }
+func retryableInPlace(err error) bool { return !failure.IsPermanent(err) && !IsInterrupted(err) }
 
 // retryableWhenPausing is FailurePause's rule: as retryableInPlace, but an
 // outage is not retried in place either (the consumer pauses instead).
-func retryableWhenPausing(err error) bool { return retryableInPlace(err) && !IsUnavailable(err) }
+func retryableWhenPausing(err error) bool {
+	return retryableInPlace(err) && !failure.IsUnavailable(err)
+}
 
 // retry is the in-place retry: exponential backoff with jitter, bounded by
 // Retry.MaxRetries; errors for which retryable is false are not retried.
@@ -206,4 +213,54 @@ func (cs *Consumers) retry(retryable func(error) bool) message.HandlerMiddleware
 		ShouldRetry:         func(p middleware.RetryParams) bool { return retryable(p.Err) },
 		Logger:              cs.wlog,
 	}.Middleware
+}
+
+// tagReasonCode sets failure.MetadataReasonCode on a message whose handler
+// failed with an error that the poison queue will take (not an outage), so
+// that the poisoned copy carries its public code.
+func tagReasonCode(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err != nil && !failure.IsUnavailable(err) {
+			msg.Metadata.Set(failure.MetadataReasonCode, failure.ReasonCode(err))
+		}
+		return out, err
+	}
+}
+
+// countAttempts sits just outside Retry: it gives every delivery one attempt
+// counter that survives Retry's context resets; cs.attempt, just inside Retry,
+// advances it.
+func countAttempts(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		msg.SetContext(causation.WithAttemptCounter(msg.Context()))
+		return h(msg)
+	}
+}
+
+// attempt sits just inside Retry and numbers each attempt of a delivery (1 =
+// first try): an attempt after the first is a retry, told to Hooks.Retried
+// (Watermill's OnRetryHook is not used: it is called for failed attempts, the
+// last one included, not for retries), and a failed attempt is an event of
+// the delivery's span. The inbox records the number as the causation attempts
+// of the events the handler writes.
+func (cs *Consumers) attempt(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if n, ok := causation.NextAttempt(msg.Context()); ok && n > 1 {
+			cs.hooks.retried()
+		}
+		out, err := h(msg)
+		if err != nil {
+			msgtrace.FailedAttempt(msg, causation.Attempt(msg.Context()), err)
+		}
+		return out, err
+	}
+}
+
+// breakerStep is the consumer's circuit breaker (nil when disabled): inside
+// Retry, around each attempt. Consecutive outages (IsUnavailable) open it;
+// while open, attempts fail at once with an error IsUnavailable recognises, so
+// no strategy gives up on the message.
+func (cs *Consumers) breakerStep(name string) []message.HandlerMiddleware {
+	return breaker.Middleware(cs.config.Breaker, "consumer "+name, failure.IsUnavailable, cs.wlog)
 }

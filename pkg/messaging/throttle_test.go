@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -24,7 +26,7 @@ func TestThrottle(t *testing.T) {
 	build := func(t *testing.T, throttle ThrottleConfig) []message.HandlerMiddleware {
 		t.Helper()
 		cs, err := NewConsumers(Config{ConsumerGroup: "g", PoisonTopic: "p", FailureMode: FailureBlock,
-			Kafka: KafkaConfig{Brokers: []string{"127.0.0.1:1"}}, Throttle: throttle},
+			Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, Throttle: throttle},
 			nil, nil, nil, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)

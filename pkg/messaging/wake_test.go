@@ -10,8 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // TestCommitWakesTheForwarder (integration): a forwarder whose fallback poll is
@@ -78,13 +78,13 @@ func TestOnlyCommitsWake(t *testing.T) {
 		write    func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error
 		wantWake int
 	}{
-		{"InTx commits outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
-			return messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+		{"sqldb.InTx commits outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			return sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
 			})
 		}, 1},
-		{"InTx rolls back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
-			err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+		{"sqldb.InTx rolls back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+			err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				if err := ob.Publish(ctx, tx, "orders", newMsg(1)); err != nil {
 					return err
 				}
@@ -95,15 +95,15 @@ func TestOnlyCommitsWake(t *testing.T) {
 			}
 			return nil
 		}, 0},
-		{"InTx commits without outbox rows", func(ctx context.Context, db *sql.DB, _ *messaging.Outbox) error {
-			return messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+		{"sqldb.InTx commits without outbox rows", func(ctx context.Context, db *sql.DB, _ *messaging.Outbox) error {
+			return sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, "SELECT 1")
 				return err
 			})
 		}, 0},
 		{"the inbox commits a handler's outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
 			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
-				tx, _ := messaging.TxFromContext(m.Context())
+				tx, _ := sqldb.TxFromContext(m.Context())
 				return nil, ob.Publish(m.Context(), tx, "orders", newMsg(1))
 			})
 			m := newMsg(0)
@@ -113,7 +113,7 @@ func TestOnlyCommitsWake(t *testing.T) {
 		}, 1},
 		{"the inbox rolls a failing handler back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
 			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
-				tx, _ := messaging.TxFromContext(m.Context())
+				tx, _ := sqldb.TxFromContext(m.Context())
 				if err := ob.Publish(m.Context(), tx, "orders", newMsg(1)); err != nil {
 					return nil, err
 				}
@@ -143,55 +143,5 @@ func TestOnlyCommitsWake(t *testing.T) {
 				t.Fatalf("pending wakes after the write: %d, want %d", got, tt.wantWake)
 			}
 		})
-	}
-}
-
-// TestOpenDBSessionsAreReadCommitted (integration): every session of a pool
-// opened by OpenDB is READ COMMITTED, and InTx on it sends no `SET TRANSACTION
-// ISOLATION LEVEL` (Com_set_option does not move); on a plain pool (negative
-// control) InTx sends one per transaction to get the same isolation.
-func TestOpenDBSessionsAreReadCommitted(t *testing.T) {
-	t.Parallel()
-	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	plain, ctx := d.Admin, context.Background()
-	opened, err := messaging.OpenDB(ctx, d.DSN, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer opened.Close()
-	plain.SetMaxOpenConns(1)
-
-	var level string
-	if err := opened.QueryRowContext(ctx, "SELECT @@SESSION.tx_isolation").Scan(&level); err != nil {
-		t.Fatal(err)
-	}
-	if level != "READ-COMMITTED" {
-		t.Fatalf("an OpenDB session is %s, want READ-COMMITTED", level)
-	}
-	for _, tt := range []struct {
-		name    string
-		db      *sql.DB
-		wantSet int
-	}{{"OpenDB pool", opened, 0}, {"plain pool (negative control)", plain, 3}} {
-		setOptions := func() (n int) {
-			t.Helper()
-			var name string
-			if err := tt.db.QueryRowContext(ctx, "SHOW SESSION STATUS LIKE 'Com_set_option'").Scan(&name, &n); err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-		before := setOptions()
-		for range 3 {
-			if err := messaging.InTx(ctx, tt.db, func(ctx context.Context, tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, "SELECT 1")
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := setOptions() - before; got != tt.wantSet {
-			t.Errorf("%s: %d SET statements for 3 transactions, want %d", tt.name, got, tt.wantSet)
-		}
 	}
 }

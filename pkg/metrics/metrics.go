@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -99,7 +101,7 @@ func New(sagaOutcomes ...string) *Metrics {
 	for _, o := range sagaOutcomes {
 		m.sagaOutcomes.WithLabelValues(o)
 	}
-	for _, r := range []string{messaging.ReasonInvalidEvent, messaging.ReasonHandlerFailed, messaging.ReasonHandlerTimeout} {
+	for _, r := range []string{failure.ReasonInvalidEvent, failure.ReasonHandlerFailed, messaging.ReasonHandlerTimeout} {
 		m.poisoned.WithLabelValues(r)
 	}
 	m.sampleErrors.WithLabelValues("outbox")
@@ -215,12 +217,12 @@ func knownMethod(m string) bool {
 
 // Sampler stores the gauges that need a query: the outbox backlog and parked
 // rows (messaging.OutboxBacklog, primary-key reads only) and consumer lag
-// (messaging.LagReader). Run Job on a timer (messaging.Jobs.Every).
+// (kafka.LagReader). Run Job on a timer (messaging.Jobs.Every).
 type Sampler struct {
 	m      *Metrics
 	db     *sql.DB
-	lag    *messaging.LagReader
-	subs   func() []messaging.Subscription
+	lag    *kafka.LagReader
+	subs   func() []kafka.Subscription
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -230,7 +232,7 @@ type Sampler struct {
 // NewSampler returns a sampler of db's outbox and, if lag is not nil, of the
 // lag of subs() (asked at each sample). logger gets one line when a source
 // starts failing and one when it recovers.
-func (m *Metrics) NewSampler(db *sql.DB, lag *messaging.LagReader, subs func() []messaging.Subscription, logger *slog.Logger) *Sampler {
+func (m *Metrics) NewSampler(db *sql.DB, lag *kafka.LagReader, subs func() []kafka.Subscription, logger *slog.Logger) *Sampler {
 	return &Sampler{m: m, db: db, lag: lag, subs: subs, logger: logger, failing: map[string]bool{}}
 }
 

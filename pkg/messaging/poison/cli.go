@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Usage describes the poison subcommand.
@@ -35,7 +36,7 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 	if err := cfg.DB.Validate(); err != nil {
 		return err
 	}
-	db, err := messaging.OpenDB(ctx, cfg.DB.DSN, 2)
+	db, err := sqldb.Open(ctx, cfg.DB.DSN, 2)
 	if err != nil {
 		return err
 	}

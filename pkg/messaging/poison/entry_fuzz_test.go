@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/internal/fuzzseed"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
@@ -25,12 +27,12 @@ func poisonSeeds(t testing.TB) []fuzzseed.Seed {
 	poisoned := func(name, id, key string, payload []byte) fuzzseed.Seed {
 		msg := message.NewMessage(id, payload)
 		if key != "" {
-			msg.Metadata.Set(messaging.MetadataKey, key)
-			msg.Metadata.Set(messaging.MetadataEventType, "payment.completed")
+			msg.Metadata.Set(kafka.MetadataKey, key)
+			msg.Metadata.Set(kafka.MetadataEventType, "payment.completed")
 			msg.Metadata.Set(middleware.CorrelationIDMetadataKey, "req-1")
 		}
 		msg.Metadata.Set(middleware.ReasonForPoisonedKey, "handler: unknown order o-1")
-		msg.Metadata.Set(messaging.MetadataReasonCode, "unknown_order")
+		msg.Metadata.Set(failure.MetadataReasonCode, "unknown_order")
 		msg.Metadata.Set(middleware.PoisonedTopicKey, "payments")
 		msg.Metadata.Set(middleware.PoisonedHandlerKey, "order-payments")
 		msg.Metadata.Set(middleware.PoisonedSubscriberKey, "kafka")
@@ -62,7 +64,7 @@ func TestPoisonEntryFuzzSeeds(t *testing.T) {
 // back unchanged (a replay sent to the topic it came from is the message that
 // was poisoned).
 func FuzzPoisonEntry(f *testing.F) {
-	u := messaging.Marshaler(false)
+	u := kafka.Marshaler(false)
 	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, value, key []byte, headers string) {
 		km := fuzzseed.KafkaRecord("order.poison", value, key, headers)

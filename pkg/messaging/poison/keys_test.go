@@ -8,8 +8,10 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // The parked-key endpoints and CLI: list and show a key's queue, replay marks
@@ -42,7 +44,7 @@ func TestParkedKeyTooling(t *testing.T) {
 	park("h1", "order-2", "m-3")
 	park("h2", "order-2", "m-4")
 
-	tool := poison.New(messaging.KafkaConfig{}, "order.poison", db)
+	tool := poison.New(kafka.Config{}, "order.poison", db)
 	defer tool.Close()
 	call := adminClient(t, tool)
 	var list struct{ Keys []messaging.ParkedKey }
@@ -75,7 +77,7 @@ func TestParkedKeyTooling(t *testing.T) {
 	// The CLI, on the same database: discarding the head of a key with a
 	// message behind it requests the release of that message.
 	park("h1", "order-3", "m-5", "m-6")
-	cfg := messaging.Config{DB: messaging.DBConfig{DSN: d.DSN}, PoisonTopic: "order.poison"}
+	cfg := messaging.Config{DB: sqldb.Config{DSN: d.DSN}, PoisonTopic: "order.poison"}
 	var out bytes.Buffer
 	if err := poison.RunCLI(context.Background(), cfg, []string{"keys", "discard", "order-3"}, &out); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/problem"
@@ -30,7 +31,7 @@ func TestParkedRowEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tool := poison.New(messaging.KafkaConfig{}, "order.poison", db)
+	tool := poison.New(kafka.Config{}, "order.poison", db)
 	defer tool.Close()
 	call := adminClient(t, tool)
 	var list struct{ Parked []messaging.ParkedRow }

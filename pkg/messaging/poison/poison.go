@@ -20,11 +20,14 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // ErrNotFound is returned for an offset that is not (or no longer) in the topic.
@@ -39,7 +42,7 @@ type Entry struct {
 	// Reason is the error that made the consumer give up, in full (admin only:
 	// it may hold SQL messages and other internals).
 	Reason string `json:"reason"`
-	// ReasonCode is the public code of that error (messaging.ReasonCode), the one
+	// ReasonCode is the public code of that error (failure.ReasonCode), the one
 	// the order timeline shows; empty for messages poisoned before codes existed.
 	ReasonCode string `json:"reason_code,omitempty"`
 	// FromTopic is the topic the message was consumed from.
@@ -61,7 +64,7 @@ type Entry struct {
 
 // Tool works on one poison topic.
 type Tool struct {
-	kafka messaging.KafkaConfig
+	kafka kafka.Config
 	topic string
 	db    *sql.DB
 	out   message.Publisher
@@ -69,7 +72,7 @@ type Tool struct {
 
 // New returns a Tool for the poison topic of a service whose database (with the
 // poison_replays table of messaging.Migrate) is db. Close it after use.
-func New(kafka messaging.KafkaConfig, topic string, db *sql.DB) *Tool {
+func New(kafka kafka.Config, topic string, db *sql.DB) *Tool {
 	return &Tool{kafka: kafka.Defaults(), topic: topic, db: db, out: kafka.NewPoisonPublisher(watermill.NopLogger{})}
 }
 
@@ -157,9 +160,9 @@ func (t *Tool) replay(ctx context.Context, e Entry) error {
 		if err := t.out.Publish(e.FromTopic, msg); err != nil {
 			return fmt.Errorf("replaying offset %d to %s: %w", e.Offset, e.FromTopic, err)
 		}
-		return messaging.InTx(ctx, t.db, record)
+		return sqldb.InTx(ctx, t.db, record)
 	}
-	return messaging.InTx(ctx, t.db, func(ctx context.Context, tx *sql.Tx) error {
+	return sqldb.InTx(ctx, t.db, func(ctx context.Context, tx *sql.Tx) error {
 		if err := messaging.Redeliver(ctx, tx, e.Group, e.Handler, e.FromTopic, msg); err != nil {
 			return fmt.Errorf("replaying offset %d to consumer %s of group %s: %w", e.Offset, e.Handler, e.Group, err)
 		}
@@ -274,7 +277,7 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 		return nil, err
 	}
 	defer pc.Close()
-	unmarshaler := messaging.Marshaler(false)
+	unmarshaler := kafka.Marshaler(false)
 	var entries []Entry
 	for {
 		select {
@@ -298,7 +301,7 @@ func (t *Tool) read(ctx context.Context) ([]Entry, error) {
 // entryOf reads one record of the poison topic, as the poison step wrote it,
 // into an Entry (without its replays). Any bytes are accepted: a message may
 // have been poisoned because it was malformed. It fails only if u does.
-func entryOf(u kafka.Unmarshaler, km *sarama.ConsumerMessage) (Entry, error) {
+func entryOf(u wkafka.Unmarshaler, km *sarama.ConsumerMessage) (Entry, error) {
 	m, err := u.Unmarshal(km)
 	if err != nil {
 		return Entry{}, err
@@ -306,12 +309,12 @@ func entryOf(u kafka.Unmarshaler, km *sarama.ConsumerMessage) (Entry, error) {
 	return Entry{
 		Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
 		Reason:     m.Metadata.Get(middleware.ReasonForPoisonedKey),
-		ReasonCode: m.Metadata.Get(messaging.MetadataReasonCode),
+		ReasonCode: m.Metadata.Get(failure.MetadataReasonCode),
 		FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
 		Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),
 		Group:      m.Metadata.Get(messaging.MetadataPoisonedGroup),
-		EventType:  m.Metadata.Get(messaging.MetadataEventType),
-		OrderID:    m.Metadata.Get(messaging.MetadataKey),
+		EventType:  m.Metadata.Get(kafka.MetadataEventType),
+		OrderID:    m.Metadata.Get(kafka.MetadataKey),
 		Payload:    string(m.Payload), Metadata: m.Metadata,
 	}, nil
 }

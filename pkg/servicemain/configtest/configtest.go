@@ -13,6 +13,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Config is what the checks need of a service's configuration.
@@ -93,7 +94,7 @@ func Validation[C Config](t *testing.T, valid func() C, m func(*C) *messaging.Co
 
 // NoCompiledInCredentials checks that the defaults hold no database DSN (so no
 // development password a production service could silently fall back to), and
-// that a service left without one fails validation with messaging.ErrNoDSN,
+// that a service left without one fails validation with sqldb.ErrNoDSN,
 // naming the variable to set.
 func NoCompiledInCredentials[C Config](t *testing.T, defaults C, m messaging.Config) {
 	t.Helper()
@@ -101,7 +102,7 @@ func NoCompiledInCredentials[C Config](t *testing.T, defaults C, m messaging.Con
 		t.Fatalf("the default configuration has the DSN %q compiled in, want none", m.DB.DSN)
 	}
 	err := defaults.Validate()
-	if !errors.Is(err, messaging.ErrNoDSN) || !strings.Contains(err.Error(), "_DB_DSN") {
-		t.Fatalf("Validate() without a DSN = %v, want messaging.ErrNoDSN naming the variable", err)
+	if !errors.Is(err, sqldb.ErrNoDSN) || !strings.Contains(err.Error(), "_DB_DSN") {
+		t.Fatalf("Validate() without a DSN = %v, want sqldb.ErrNoDSN naming the variable", err)
 	}
 }

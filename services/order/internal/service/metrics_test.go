@@ -25,13 +25,13 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 	testenv.NeedsServers(t, "the order service's metrics")
 	t.Parallel()
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 1, "orders", "payments", "order-poison", "payment-poison")
+	kc := testenv.Kafka(t)
+	topics := testenv.Topics(t, kc, 1, "orders", "payments", "order-poison", "payment-poison")
 	cfg := DefaultConfig()
 	cfg.HTTPAddr = testenv.FreeAddr(t)
 	cfg.OrdersTopic, cfg.PaymentsTopic, cfg.PaymentPoisonTopic = topics[0], topics[1], topics[3]
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
-	cfg.Messaging.Kafka = kafka
+	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")
 	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
@@ -60,7 +60,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub := kafka.NewPublisher(watermill.NopLogger{})
+		pub := kc.NewPublisher(watermill.NopLogger{})
 		defer pub.Close()
 		if err := pub.Publish(cfg.PaymentsTopic, m, m.Copy()); err != nil { // the same message twice
 			t.Fatal(err)

@@ -18,15 +18,17 @@ import (
 	"github.com/onceflow/onceflow/pkg/apidoc"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
-	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
+	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
@@ -197,17 +199,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The database: the messaging tables (outbox, inbox), then the order tables,
 	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after); the
 	// service then works as its DML-only user (ORDER_DB_DSN, ADR 49).
-	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
 	if err != nil {
 		return err
 	}
 	// Kafka: the topics this service creates (when Kafka answers), and the
 	// publishers of the forwarder and of the poison queue.
-	topics := messaging.NewTopics(m.Kafka, logger,
-		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(m.PoisonTopic),
-		messaging.PoisonTopicSpec(cfg.PaymentPoisonTopic))
+	topics := kafka.NewTopics(m.Kafka, logger,
+		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		kafka.PoisonTopicSpec(m.PoisonTopic),
+		kafka.PoisonTopicSpec(cfg.PaymentPoisonTopic))
 	// Metrics (ADR 0038): this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New(app.SagaOutcomes...)
@@ -241,8 +243,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
-	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
-	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
+	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafkaadapter.PaymentEvents(svc))
+	for _, p := range kafkaadapter.TimelineProjections(kafkaadapter.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
 		consumers.Project(p.Name, p.Topic, p.Handler)
 	}
@@ -259,7 +261,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	})
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
-	lag := messaging.NewLagReader(m.Kafka)
+	lag := kafka.NewLagReader(m.Kafka)
 	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 	jobs.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)

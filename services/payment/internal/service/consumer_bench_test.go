@@ -14,9 +14,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -70,12 +72,12 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 	start := time.Now()
 	logger := slog.New(slog.DiscardHandler)
 	cfg := messaging.Config{
-		DB:            messaging.DBConfig{DSN: dsn},
-		Kafka:         messaging.KafkaConfig{Brokers: brokers, ClientID: "consumerbench"},
+		DB:            sqldb.Config{DSN: dsn},
+		Kafka:         kafka.Config{Brokers: brokers, ClientID: "consumerbench"},
 		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
 		PoisonTopic:   topic + ".poison",
 	}
-	db, err := messaging.OpenAndMigrate(ctx, cfg.DB, mariadb.Migrations, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
 	if err != nil {
 		return 0, err
 	}
@@ -85,7 +87,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 	}
 	wlog := watermill.NewSlogLogger(logger)
 	kafkaOut, poisonOut := cfg.Kafka.NewPublisher(wlog), cfg.Kafka.NewPoisonPublisher(wlog)
-	topics := messaging.NewTopics(cfg.Kafka, logger, messaging.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
+	topics := kafka.NewTopics(cfg.Kafka, logger, kafka.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
 	consumers, err := messaging.NewConsumers(cfg, db, poisonOut, topics, logger)
 	if err != nil {
 		return 0, err
@@ -109,7 +111,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 			finished <- time.Now()
 		}
 	}
-	handler := kafka.OrderEvents(svc)
+	handler := kafkaadapter.OrderEvents(svc)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

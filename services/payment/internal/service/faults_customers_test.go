@@ -11,7 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
@@ -64,12 +64,12 @@ func TestCustomerFaults(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if messaging.IsPermanent(err) != tt.wantPermanent || messaging.IsUnavailable(err) {
+		if failure.IsPermanent(err) != tt.wantPermanent || failure.IsUnavailable(err) {
 			t.Fatalf("%s: permanent = %v, unavailable = %v, want permanent %v and never unavailable",
-				tt.name, messaging.IsPermanent(err), messaging.IsUnavailable(err), tt.wantPermanent)
+				tt.name, failure.IsPermanent(err), failure.IsUnavailable(err), tt.wantPermanent)
 		}
-		if tt.wantPermanent && messaging.ReasonCode(err) != ReasonInjectedFault {
-			t.Fatalf("%s: reason code %q, want %q", tt.name, messaging.ReasonCode(err), ReasonInjectedFault)
+		if tt.wantPermanent && failure.ReasonCode(err) != ReasonInjectedFault {
+			t.Fatalf("%s: reason code %q, want %q", tt.name, failure.ReasonCode(err), ReasonInjectedFault)
 		}
 		if !tt.wantPermanent && !errors.Is(err, ErrInjectedTransient) {
 			t.Fatalf("%s: %v is not ErrInjectedTransient", tt.name, err)

@@ -16,9 +16,11 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -83,7 +85,7 @@ func TestOrderPlacedV2RolledOutTheWrongWayRound(t *testing.T) {
 	if len(poisoned) != 1 || poisoned[0].UUID != v2.UUID {
 		t.Fatalf("poison topic: %d messages, want the v2 OrderPlaced %s", len(poisoned), v2.UUID)
 	}
-	if code := poisoned[0].Metadata.Get(messaging.MetadataReasonCode); code != events.ReasonUnsupportedVersion {
+	if code := poisoned[0].Metadata.Get(failure.MetadataReasonCode); code != events.ReasonUnsupportedVersion {
 		t.Fatalf("reason_code = %q, want %q", code, events.ReasonUnsupportedVersion)
 	}
 	old() // a graceful stop: the poisoned message's offset is committed
@@ -132,7 +134,7 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	m := cfg.Messaging.Defaults()
-	db, err := messaging.OpenAndMigrate(context.Background(), m.DB, mariadb.Migrations, logger)
+	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	v1Only := events.Decoder{MaxVersions: map[events.Type]int{events.TypeOrderPlaced: 1}}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, func(msg *message.Message) error {
 		if _, err := v1Only.Decode(msg); err != nil {
-			return messaging.PermanentCode(messaging.ReasonCode(err), err)
+			return failure.PermanentCode(failure.ReasonCode(err), err)
 		}
 		return handle(msg)
 	})

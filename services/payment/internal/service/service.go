@@ -16,14 +16,16 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
-	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
+	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -112,7 +114,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// payments and the ledger, migrated as the migration user
 	// (PAYMENT_DB_MIGRATE_DSN, closed after); the service then works as its
 	// DML-only user (PAYMENT_DB_DSN, ADR 49).
-	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
 	if err != nil {
 		return err
 	}
@@ -130,10 +132,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Kafka: the topics this service creates (when Kafka answers), the
 	// consumer of order events (inbox + retry + poison queue) and the
 	// forwarder that relays the outbox.
-	topics := messaging.NewTopics(m.Kafka, logger,
-		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(m.PoisonTopic))
+	topics := kafka.NewTopics(m.Kafka, logger,
+		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		kafka.PoisonTopicSpec(m.PoisonTopic))
 	// Metrics (ADR 0038): this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New()
@@ -142,7 +144,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	if err != nil {
 		return err
 	}
-	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
+	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
 	outbox.SetHooks(mx.Hooks()) // forwarded rows
 	consumers.SetHooks(mx.Hooks())
 	consumers.OnRouter(mx.Router)
@@ -160,7 +162,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	jobs := messaging.NewJobs(logger)
 	m.Retention.RetainMessagingTables(jobs, db)
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
-	lag := messaging.NewLagReader(m.Kafka)
+	lag := kafka.NewLagReader(m.Kafka)
 	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 
 	// Health (failing while a consumer gave up, ADR 35), readiness (also

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -134,7 +134,7 @@ func decodeResult(result sql.NullString) (*domain.Order, error) {
 // for a lock and holds its own only for these two statements.
 func (r *Orders) DeleteExpiredKeys(ctx context.Context, t time.Time, limit int) (int, error) {
 	deleted := 0
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT scope, idem_key FROM idempotency_keys WHERE expires_at <= ?
 			ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED`, t, limit)
 		if err != nil {

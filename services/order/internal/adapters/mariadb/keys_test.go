@@ -14,6 +14,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -146,12 +147,12 @@ func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
 		name := map[bool]string{true: "first commits", false: "first rolls back"}[commit]
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			tx, err := e.db.BeginTx(ctxFor(t, time.Minute), messaging.TxOptions)
+			tx, err := e.db.BeginTx(ctxFor(t, time.Minute), sqldb.TxOptions)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tx.Rollback()
-			held, err := e.svc.PlaceOrder(messaging.ContextWithTx(ctxFor(t, time.Minute), tx), placeCmd("key-1", 100))
+			held, err := e.svc.PlaceOrder(sqldb.ContextWithTx(ctxFor(t, time.Minute), tx), placeCmd("key-1", 100))
 			if err != nil || held.Replayed {
 				t.Fatalf("first request: %+v, %v", held, err)
 			}
@@ -273,7 +274,7 @@ func TestCleanupSkipsHeldKeys(t *testing.T) {
 		}
 	}
 	e.svc.Now = func() time.Time { return now }
-	tx, err := e.db.BeginTx(ctxFor(t, time.Minute), messaging.TxOptions)
+	tx, err := e.db.BeginTx(ctxFor(t, time.Minute), sqldb.TxOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

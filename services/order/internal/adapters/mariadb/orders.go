@@ -13,7 +13,9 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -55,7 +57,7 @@ func (r *Orders) AddOnce(ctx context.Context, key app.KeyClaim, o *domain.Order,
 // add stores o and evts, under key if not nil (see app.Orders.AddOnce).
 func (r *Orders) add(ctx context.Context, key *app.KeyClaim, o *domain.Order, evts []events.Event) (*app.StoredKey, error) {
 	var stored *app.StoredKey
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			var err error
 			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
@@ -91,7 +93,7 @@ func (r *Orders) UpdateOnce(ctx context.Context, key app.KeyClaim, id string, fn
 func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
 	var fnErr error
 	var stored *app.StoredKey
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			var err error
 			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
@@ -196,7 +198,7 @@ func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, domain.ErrNotFound), errors.Is(err, app.ErrKeyInFlight):
 		return err
-	case messaging.IsUnavailable(err):
+	case failure.IsUnavailable(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
 	case errors.Is(err, messaging.ErrMessageTooLarge):
 		// What the client sent makes an event over the outbox's bounds (ADR 22):

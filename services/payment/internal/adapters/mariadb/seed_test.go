@@ -11,6 +11,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
 
@@ -29,7 +30,7 @@ func TestMigrationsSeedNoAccounts(t *testing.T) {
 	}
 	migrate := func() {
 		t.Helper()
-		if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
+		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), messaging.Migrations, messaging.ServiceMigrations(migrations)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package messaging
+package kafka
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
 )
 
-// KafkaConfig says how to reach Kafka.
-type KafkaConfig struct {
+// Config says how to reach Kafka.
+type Config struct {
 	// Brokers are host:port addresses of bootstrap brokers. Default 127.0.0.1:9092.
 	Brokers []string `env:"BROKERS" envSeparator:","`
 	// ClientID names this process in the broker's logs and metrics. Default "onceflow".
@@ -29,7 +29,7 @@ type KafkaConfig struct {
 }
 
 // Defaults returns c with zero fields set to their defaults.
-func (c KafkaConfig) Defaults() KafkaConfig {
+func (c Config) Defaults() Config {
 	if len(c.Brokers) == 0 {
 		c.Brokers = []string{"127.0.0.1:9092"}
 	}
@@ -40,7 +40,7 @@ func (c KafkaConfig) Defaults() KafkaConfig {
 }
 
 // Validate reports the first invalid field.
-func (c KafkaConfig) Validate() error {
+func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("kafka: no brokers")
 	}
@@ -60,8 +60,8 @@ var kafkaVersion = sarama.V3_6_0_0
 // all in-sync replicas, idempotent (the broker drops a retried batch it already
 // wrote, so producer retries cannot duplicate or reorder), one request in flight
 // per broker, and key-hash partitioning.
-func (c KafkaConfig) ProducerConfig() *sarama.Config {
-	sc := kafka.DefaultSaramaSyncPublisherConfig()
+func (c Config) ProducerConfig() *sarama.Config {
+	sc := wkafka.DefaultSaramaSyncPublisherConfig()
 	sc.ClientID = c.ClientID
 	sc.Version = kafkaVersion
 	sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -81,8 +81,8 @@ func (c KafkaConfig) ProducerConfig() *sarama.Config {
 // Offsets of acknowledged messages are committed every second, so a crash replays
 // at most about a second of messages: at-least-once, made exactly-once in effect
 // by the Inbox.
-func (c KafkaConfig) ConsumerConfig() *sarama.Config {
-	sc := kafka.DefaultSaramaSubscriberConfig()
+func (c Config) ConsumerConfig() *sarama.Config {
+	sc := wkafka.DefaultSaramaSubscriberConfig()
 	sc.ClientID = c.ClientID
 	sc.Version = kafkaVersion
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -98,8 +98,8 @@ func (c KafkaConfig) ConsumerConfig() *sarama.Config {
 
 // MetadataKey is the metadata key whose value becomes a message's Kafka key:
 // every message with the same key goes to the same partition and is consumed in
-// the order it was produced. The outbox also parks rows per key (ADR 22). The
-// producers of messages set it (pkg/events sets it to the order id).
+// the order it was produced. The outbox keeps the order of each key's rows by
+// it. The producers of messages set it (pkg/events sets it to the order id).
 const MetadataKey = "partition_key"
 
 // MetadataEventType is the metadata key the tooling (parked rows, poison queue)
@@ -111,8 +111,8 @@ const MetadataEventType = "event_type"
 // message without a key is refused (unkeyed events would lose their per-order
 // ordering); without it, such a message is sent unkeyed, which the poison queue
 // needs for messages that arrived malformed.
-func Marshaler(requireKey bool) kafka.MarshalerUnmarshaler {
-	return kafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
+func Marshaler(requireKey bool) wkafka.MarshalerUnmarshaler {
+	return wkafka.NewWithPartitioningMarshaler(func(topic string, msg *message.Message) (string, error) {
 		key := msg.Metadata.Get(MetadataKey)
 		if key == "" && requireKey {
 			return "", fmt.Errorf("message %s for %s has no %q metadata", msg.UUID, topic, MetadataKey)
@@ -126,20 +126,20 @@ func Marshaler(requireKey bool) kafka.MarshalerUnmarshaler {
 // broker acknowledged every message with acks=all), and connecting on first use.
 // While Kafka is unreachable Publish fails, and a later call tries again; Watermill's
 // own constructor would instead fail once, at start-up.
-func (c KafkaConfig) NewPublisher(logger watermill.LoggerAdapter) message.Publisher {
+func (c Config) NewPublisher(logger watermill.LoggerAdapter) message.Publisher {
 	return c.newLazyPublisher(true, logger)
 }
 
 // NewPoisonPublisher is NewPublisher for poison queues: a message without a key
 // (it may have arrived malformed) is sent unkeyed instead of refused.
-func (c KafkaConfig) NewPoisonPublisher(logger watermill.LoggerAdapter) message.Publisher {
+func (c Config) NewPoisonPublisher(logger watermill.LoggerAdapter) message.Publisher {
 	return c.newLazyPublisher(false, logger)
 }
 
-func (c KafkaConfig) newLazyPublisher(requireKey bool, logger watermill.LoggerAdapter) message.Publisher {
+func (c Config) newLazyPublisher(requireKey bool, logger watermill.LoggerAdapter) message.Publisher {
 	marshaler := Marshaler(requireKey)
 	return &lazyPublisher{newPublisher: func() (message.Publisher, error) {
-		return kafka.NewPublisher(kafka.PublisherConfig{
+		return wkafka.NewPublisher(wkafka.PublisherConfig{
 			Brokers:               c.Brokers,
 			Marshaler:             marshaler,
 			OverwriteSaramaConfig: c.ProducerConfig(),
@@ -153,8 +153,8 @@ func (c KafkaConfig) newLazyPublisher(requireKey bool, logger watermill.LoggerAd
 // retrying with backoff, until Kafka is reachable or ctx ends. Watermill's own
 // Subscribe fails at once when no broker answers; once subscribed it reconnects
 // by itself.
-func (c KafkaConfig) NewSubscriber(consumerGroup string, logger watermill.LoggerAdapter) (message.Subscriber, error) {
-	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+func (c Config) NewSubscriber(consumerGroup string, logger watermill.LoggerAdapter) (message.Subscriber, error) {
+	sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 		Brokers:               c.Brokers,
 		Unmarshaler:           Marshaler(false),
 		OverwriteSaramaConfig: c.ConsumerConfig(),
@@ -171,9 +171,9 @@ func (c KafkaConfig) NewSubscriber(consumerGroup string, logger watermill.Logger
 // lazyPublisher creates its publisher on the first Publish that can reach Kafka.
 type lazyPublisher struct {
 	newPublisher func() (message.Publisher, error)
-	// newProducer and marshaler serve the batch relay (sendBatch).
+	// newProducer and marshaler serve PublishBatch.
 	newProducer func() (sarama.SyncProducer, error)
-	marshaler   kafka.Marshaler
+	marshaler   wkafka.Marshaler
 
 	mu       sync.Mutex
 	pub      message.Publisher
@@ -181,7 +181,7 @@ type lazyPublisher struct {
 	closed   bool
 }
 
-// getProducer returns the batch relay's producer, connecting on first use.
+// getProducer returns PublishBatch's producer, connecting on first use.
 func (p *lazyPublisher) getProducer() (sarama.SyncProducer, error) {
 	return lazyGet(p, &p.producer, p.newProducer)
 }
@@ -254,133 +254,110 @@ func (s retryingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan
 	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
 }
 
-// TopicSpec describes how a topic is created.
-type TopicSpec struct {
-	Name       string
-	Partitions int32
-	// Config holds topic-level settings (e.g. "retention.ms"), set when the topic
-	// is created and re-applied to an existing topic at each start.
-	Config map[string]string
-}
+// ErrNotSent is the error PublishBatch reports for the messages of a batch it
+// did not try to send because an earlier one could not be (a message that
+// does not marshal, e.g. one without a key).
+var ErrNotSent = errors.New("not sent: an earlier message of the batch was refused")
 
-// PoisonRetentionMs is the retention of poison topics: -1, unlimited. A
-// poisoned message is an unresolved problem; it leaves the topic only when a
-// person purges it (poison purge), never by silently expiring (ADR 0025).
-const PoisonRetentionMs = "-1"
-
-// PoisonTopicSpec is the spec of a poison topic: one partition (small, read by
-// people and tools) and unlimited retention (PoisonRetentionMs).
-func PoisonTopicSpec(name string) TopicSpec {
-	return TopicSpec{Name: name, Partitions: 1, Config: map[string]string{"retention.ms": PoisonRetentionMs}}
-}
-
-// EnsureTopics creates the given topics with their partition counts (replication
-// factor 1 on a single broker, else 3) and settings (TopicSpec.Config, e.g. the
-// poison topics' unlimited retention) if they do not exist yet. Existing topics
-// are left alone (see ApplyTopicConfigs). It retries until Kafka answers or ctx ends.
-func (c KafkaConfig) EnsureTopics(ctx context.Context, topics []TopicSpec) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 250 * time.Millisecond
-	b.MaxInterval = 5 * time.Second
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		return struct{}{}, c.ensureTopics(topics)
-	}, backoff.WithBackOff(b), backoff.WithMaxElapsedTime(0))
-	return err
-}
-
-func (c KafkaConfig) ensureTopics(topics []TopicSpec) error {
-	admin, err := sarama.NewClusterAdmin(c.Brokers, c.ProducerConfig())
+// PublishBatch sends msgs[i] to topics[i], every one with one synchronous
+// sarama SyncProducer.SendMessages (acks=all, idempotent: ProducerConfig),
+// created on first use. It returns nil if Kafka acknowledged all of them,
+// else one error per message: nil for each acknowledged, Kafka's refusal for
+// each refused, ErrNotSent for each not tried. The outbox's batch relay finds
+// it by this signature.
+func (p *lazyPublisher) PublishBatch(topics []string, msgs []*message.Message) []error {
+	errs := make([]error, len(msgs))
+	all := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	prod, err := p.getProducer()
 	if err != nil {
-		return err
+		return all(err)
 	}
-	defer admin.Close()
-	brokers, _, err := admin.DescribeCluster()
-	if err != nil {
-		return err
-	}
-	replication := int16(3)
-	if len(brokers) < 3 {
-		replication = 1
-	}
-	for _, t := range topics {
-		detail := &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: replication}
-		if len(t.Config) > 0 {
-			detail.ConfigEntries = map[string]*string{}
-			for k, v := range t.Config {
-				detail.ConfigEntries[k] = &v
-			}
+	pms := make([]*sarama.ProducerMessage, len(msgs))
+	for i, m := range msgs {
+		pm, err := p.marshaler.Marshal(topics[i], m)
+		if err != nil { // nothing is sent
+			all(ErrNotSent)
+			errs[i] = err
+			return errs
 		}
-		err := admin.CreateTopic(t.Name, detail, false)
-		var topicErr *sarama.TopicError
-		if errors.As(err, &topicErr) && topicErr.Err == sarama.ErrTopicAlreadyExists {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("creating topic %s: %w", t.Name, err)
+		pm.Metadata = i
+		pms[i] = pm
+	}
+	err = prod.SendMessages(pms)
+	if err == nil {
+		return nil
+	}
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) {
+		return all(err)
+	}
+	mapped := false
+	for _, pe := range perrs {
+		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(errs) && pe.Err != nil {
+			errs[i], mapped = pe.Err, true
 		}
 	}
-	return topicsVisible(admin, topics)
+	if !mapped {
+		return all(err)
+	}
+	return errs
 }
 
-// topicsVisible reports an error until every topic is in the broker's metadata
-// with a leader for each partition. Kafka answers CreateTopics once its
-// controller has committed the topic; a broker learns of it a moment later, and
-// until then a subscription, a produce or a config change for it fails with
-// "unknown topic or partition".
-func topicsVisible(admin sarama.ClusterAdmin, topics []TopicSpec) error {
-	names := make([]string, len(topics))
-	for i, t := range topics {
-		names[i] = t.Name
-	}
-	mds, err := admin.DescribeTopics(names)
-	if err != nil {
-		return err
-	}
-	for _, md := range mds {
-		if md.Err != sarama.ErrNoError {
-			return fmt.Errorf("topic %s is not visible yet: %w", md.Name, md.Err)
-		}
-		if len(md.Partitions) == 0 {
-			return fmt.Errorf("topic %s has no partitions yet", md.Name)
-		}
-		for _, p := range md.Partitions {
-			if p.Err != sarama.ErrNoError || p.Leader < 0 {
-				return fmt.Errorf("topic %s partition %d has no leader yet (%v)", md.Name, p.ID, p.Err)
-			}
-		}
-	}
-	return nil
+// Position returns where a consumed message sits in Kafka (partition,
+// offset) and the broker's timestamp; ok is false for a message that did not
+// come from Kafka.
+func Position(msg *message.Message) (partition int32, offset int64, at time.Time, ok bool) {
+	ctx := msg.Context()
+	partition, ok1 := wkafka.MessagePartitionFromCtx(ctx)
+	offset, ok2 := wkafka.MessagePartitionOffsetFromCtx(ctx)
+	at, _ = wkafka.MessageTimestampFromCtx(ctx)
+	return partition, offset, at, ok1 && ok2
 }
 
-// ApplyTopicConfigs sets each topic's Config on the existing topic (created
-// before the setting existed, or by hand), leaving its other settings alone.
-// It tries once and returns every failure; topics without Config are skipped.
-func (c KafkaConfig) ApplyTopicConfigs(topics []TopicSpec) error {
-	var errs []error
-	var admin sarama.ClusterAdmin
-	for _, t := range topics {
-		if len(t.Config) == 0 {
-			continue
-		}
-		if admin == nil {
-			a, err := sarama.NewClusterAdmin(c.Brokers, c.ProducerConfig())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			admin = a
-		}
-		if err := applyTopicConfig(admin, t); err != nil {
-			errs = append(errs, fmt.Errorf("setting %v on topic %s: %w", t.Config, t.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// Why Kafka refuses a record for good (UnfixableReason): sending the same
+// record again can never succeed.
+const (
+	// RefusedTooLarge: the record is too large (MESSAGE_TOO_LARGE,
+	// RECORD_LIST_TOO_LARGE, or sarama's own Producer.MaxMessageBytes check).
+	RefusedTooLarge = "message_too_large"
+	// RefusedInvalidRecord: the broker refused the record itself
+	// (CORRUPT_MESSAGE, INVALID_RECORD).
+	RefusedInvalidRecord = "invalid_record"
+	// RefusedInvalidTopic: the destination topic name is not a legal topic name.
+	RefusedInvalidTopic = "invalid_topic"
+	// RefusedUnknownTopic: the destination topic does not exist although it
+	// was created (a topic deleted behind the service's back, or one it does
+	// not own). Before the topics are created, unknown topic is a start-up
+	// condition and is retried.
+	RefusedUnknownTopic = "unknown_topic"
+)
 
-func applyTopicConfig(admin sarama.ClusterAdmin, t TopicSpec) error {
-	entries := map[string]sarama.IncrementalAlterConfigsEntry{}
-	for k, v := range t.Config {
-		entries[k] = sarama.IncrementalAlterConfigsEntry{Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}
+// UnfixableReason classifies an error of a Kafka publish: one of the Refused*
+// reasons if sending the same record again can never succeed, or "" if it may
+// (broker down, leader moving, timeouts, anything not listed). topicCreated
+// reports whether the destination topic is known to exist (Topics.Created), so
+// that UNKNOWN_TOPIC_OR_PARTITION counts only after that (nil: never).
+func UnfixableReason(err error, topic string, topicCreated func(topic string) bool) string {
+	var kerr sarama.KError
+	if !errors.As(err, &kerr) {
+		return ""
 	}
-	return admin.IncrementalAlterConfig(sarama.TopicResource, t.Name, entries, false)
+	switch kerr {
+	case sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge:
+		return RefusedTooLarge
+	case sarama.ErrInvalidMessage, sarama.ErrInvalidRecord:
+		return RefusedInvalidRecord
+	case sarama.ErrInvalidTopic:
+		return RefusedInvalidTopic
+	case sarama.ErrUnknownTopicOrPartition:
+		if topicCreated != nil && topicCreated(topic) {
+			return RefusedUnknownTopic
+		}
+	}
+	return ""
 }

@@ -1,4 +1,4 @@
-package messaging_test
+package kafka_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // TestPoisonTopicsNeverExpire (integration, real Kafka): a poison topic is
@@ -18,23 +18,23 @@ import (
 // silently expires.
 func TestPoisonTopicsNeverExpire(t *testing.T) {
 	t.Parallel()
-	kafka := testenv.Kafka(t)
+	kc := testenv.Kafka(t)
 	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{messaging.PoisonTopicSpec(created)}); err != nil {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{kafka.PoisonTopicSpec(created)}); err != nil {
 		t.Fatal(err)
 	}
-	existing := testenv.Topics(t, kafka, 1, "poison-old")[0] // created without settings
-	if got := retention(t, kafka.Brokers, existing); got == messaging.PoisonRetentionMs {
+	existing := testenv.Topics(t, kc, 1, "poison-old")[0] // created without settings
+	if got := retention(t, kc.Brokers, existing); got == kafka.PoisonRetentionMs {
 		t.Fatalf("a topic created without settings already has retention.ms=%s: the test proves nothing", got)
 	}
-	if err := kafka.ApplyTopicConfigs([]messaging.TopicSpec{messaging.PoisonTopicSpec(existing)}); err != nil {
+	if err := kc.ApplyTopicConfigs([]kafka.TopicSpec{kafka.PoisonTopicSpec(existing)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{created, existing} {
-		if got := retention(t, kafka.Brokers, topic); got != messaging.PoisonRetentionMs {
-			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, messaging.PoisonRetentionMs)
+		if got := retention(t, kc.Brokers, topic); got != kafka.PoisonRetentionMs {
+			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, kafka.PoisonRetentionMs)
 		}
 	}
 }

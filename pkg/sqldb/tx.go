@@ -1,4 +1,4 @@
-package messaging
+package sqldb
 
 import (
 	"context"
@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"weak"
 )
 
 type txKey struct{}
 
 // ContextWithTx returns a context that carries tx, so that code called with it
-// (a repository) joins the transaction instead of opening its own. The Inbox
-// middleware uses it to run a handler's writes in the transaction that records the
+// (a repository) joins the transaction instead of opening its own. The inbox
+// uses it to run a handler's writes in the transaction that records the
 // message as processed.
 func ContextWithTx(ctx context.Context, tx *sql.Tx) context.Context {
 	return context.WithValue(ctx, txKey{}, tx)
@@ -28,20 +27,15 @@ func TxFromContext(ctx context.Context) (*sql.Tx, bool) {
 // TxOptions is the isolation every service transaction uses: READ COMMITTED plus
 // explicit row locks (SELECT ... FOR UPDATE) on the aggregate being changed. It
 // takes no gap locks, so concurrent inserts (new orders, outbox rows) never wait
-// for each other (ADR 0004). InTx passes it only to a pool not opened by OpenDB:
-// OpenDB's sessions are READ COMMITTED already, and asking for the level
+// for each other (ADR 0004). InTx passes it only to a pool not opened by Open:
+// Open's sessions are READ COMMITTED already, and asking for the level
 // explicitly costs a `SET TRANSACTION ISOLATION LEVEL` round trip per
-// transaction (ADR 0043).
+// transaction.
 var TxOptions = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
 // sessionTxOptions begins a transaction at the session's level: READ COMMITTED
-// on a pool of OpenDB.
+// on a pool of Open.
 var sessionTxOptions = &sql.TxOptions{Isolation: sql.LevelDefault}
-
-// readCommittedPools are the pools OpenDB opened: every session of theirs is
-// READ COMMITTED (readCommittedConnector). Weak keys: a pool closed and
-// dropped is not kept alive.
-var readCommittedPools sync.Map // weak.Pointer[sql.DB] -> struct{}
 
 // txOptionsFor is the options InTx begins a transaction of db with: READ
 // COMMITTED either way, without a SET round trip when the session has it.
@@ -52,28 +46,20 @@ func txOptionsFor(db *sql.DB) *sql.TxOptions {
 	return TxOptions
 }
 
-// SessionReadCommitted reports whether every session of db is READ COMMITTED by
-// construction (db was opened by OpenDB), so that a transaction begun at the
-// default level is READ COMMITTED.
-func SessionReadCommitted(db *sql.DB) bool {
-	_, ok := readCommittedPools.Load(weak.Make(db))
-	return ok
-}
-
 type commitHooksKey struct{}
 
 // commitHooks are what runs after InTx committed a transaction: one function per
-// key (an Outbox that the transaction wrote to wakes its forwarders once).
+// key (an outbox that the transaction wrote to wakes its forwarders once).
 type commitHooks struct {
 	mu    sync.Mutex
 	keys  []any
 	hooks []func()
 }
 
-// onCommit registers fn, once per key, to run after the transaction ctx carries
-// commits (InTx's transactions only). It reports false when ctx carries no
-// transaction of InTx: nobody will run fn.
-func onCommit(ctx context.Context, key any, fn func()) bool {
+// OnCommit registers fn, once per key, to run after the transaction ctx carries
+// commits (InTx's transactions only; a rollback runs nothing). It reports false
+// when ctx carries no transaction of InTx: nobody will run fn.
+func OnCommit(ctx context.Context, key any, fn func()) bool {
 	h, ok := ctx.Value(commitHooksKey{}).(*commitHooks)
 	if !ok {
 		return false
@@ -101,10 +87,10 @@ func (h *commitHooks) run() {
 // InTx runs fn in a transaction. If ctx already carries one (ContextWithTx), fn
 // joins it and InTx neither commits nor rolls back: the owner does. Otherwise InTx
 // begins a READ COMMITTED transaction (TxOptions, or the session's level on a
-// pool of OpenDB), passes fn a context that carries it,
-// commits if fn returns nil and rolls back if fn returns an error or panics.
-// After a successful commit it runs what the transaction's writers registered
-// (an Outbox written to wakes its forwarders); a rollback runs nothing.
+// pool of Open), passes fn a context that carries it, commits if fn returns
+// nil and rolls back if fn returns an error or panics. After a successful
+// commit it runs what the transaction's writers registered with OnCommit (an
+// outbox written to wakes its forwarders); a rollback runs nothing.
 // The error is fn's, or the begin/commit error.
 func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	if tx, ok := TxFromContext(ctx); ok {

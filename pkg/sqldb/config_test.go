@@ -1,11 +1,11 @@
-package messaging_test
+package sqldb_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // TestDBConfigNeverPrintsThePassword: whatever is wrong with the database
@@ -28,7 +28,7 @@ func TestDBConfigNeverPrintsThePassword(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := messaging.DBConfig{DSN: tt.dsn, MigrateDSN: tt.migrateDSN}.Defaults()
+			c := sqldb.Config{DSN: tt.dsn, MigrateDSN: tt.migrateDSN}.Defaults()
 			c.MaxOpenConns = tt.maxOpen
 			err := c.Validate()
 			if err == nil {
@@ -39,10 +39,10 @@ func TestDBConfigNeverPrintsThePassword(t *testing.T) {
 			}
 		})
 	}
-	if err := (messaging.DBConfig{DSN: valid, MigrateDSN: "migrate:" + secret + "@tcp(db:3306)/orders"}).Defaults().Validate(); err != nil {
+	if err := (sqldb.Config{DSN: valid, MigrateDSN: "migrate:" + secret + "@tcp(db:3306)/orders"}).Defaults().Validate(); err != nil {
 		t.Fatalf("Validate() with both DSNs on one database = %v, want nil", err)
 	}
-	if err := (messaging.DBConfig{}).Defaults().Validate(); !errors.Is(err, messaging.ErrNoDSN) {
+	if err := (sqldb.Config{}).Defaults().Validate(); !errors.Is(err, sqldb.ErrNoDSN) {
 		t.Fatalf("Validate() without a DSN = %v, want ErrNoDSN (no default DSN)", err)
 	}
 }
@@ -56,7 +56,7 @@ func TestRedactDSN(t *testing.T) {
 		{"app:pw", "(6 characters, not shown)"},
 	}
 	for _, tt := range tests {
-		if got := messaging.RedactDSN(tt.in); got != tt.want {
+		if got := sqldb.RedactDSN(tt.in); got != tt.want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}

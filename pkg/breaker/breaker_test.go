@@ -1,4 +1,4 @@
-package messaging
+package breaker_test
 
 import (
 	"database/sql/driver"
@@ -11,6 +11,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/sony/gobreaker"
+
+	"github.com/onceflow/onceflow/pkg/breaker"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // breakerUnderTest calls through a breaker (a consumer's or the forwarder
@@ -20,12 +24,14 @@ type breakerUnderTest struct {
 	reached int
 }
 
-func consumerBreaker(c BreakerConfig) *breakerUnderTest {
+// retryable is what a forwarder's breaker counts: a refusal retrying may fix.
+func retryable(err error) bool { return kafka.UnfixableReason(err, "", nil) == "" }
+
+func consumerBreaker(c breaker.Config) *breakerUnderTest {
 	b := &breakerUnderTest{}
-	cs := &Consumers{config: Config{Breaker: c}, wlog: watermill.NopLogger{}}
 	var fail error
 	h := message.HandlerFunc(func(*message.Message) ([]*message.Message, error) { b.reached++; return nil, fail })
-	mws := cs.breakerStep("test")
+	mws := breaker.Middleware(c, "consumer test", failure.IsUnavailable, watermill.NopLogger{})
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}
@@ -41,28 +47,28 @@ type fakePublisher struct {
 func (p fakePublisher) Publish(string, ...*message.Message) error { *p.reached++; return *p.fail }
 func (p fakePublisher) Close() error                              { return nil }
 
-func publisherBreaker(c BreakerConfig) *breakerUnderTest {
+func publisherBreaker(c breaker.Config) *breakerUnderTest {
 	b := &breakerUnderTest{}
 	var fail error
-	pub := newBreakerPublisher(c, fakePublisher{reached: &b.reached, fail: &fail}, watermill.NopLogger{})
+	pub := breaker.Publisher(c, "forwarder publisher", fakePublisher{reached: &b.reached, fail: &fail}, retryable, watermill.NopLogger{})
 	b.call = func(f error) error { fail = f; return pub.Publish("t", message.NewMessage("m", nil)) }
 	return b
 }
 
 // TestBreakerOpensFailsFastHalfOpensCloses: both breakers open after
 // Failures consecutive failures of the kind they count, then fail at once with
-// an error IsUnavailable recognises (never poisoned; for the forwarder, not a
-// parking reason, so the row stays), let one probe through after OpenDuration
+// an error failure.IsUnavailable recognises (never poisoned; for the
+// forwarder, not a refusal that parks the row, so the row stays), let one probe through after OpenDuration
 // and close when it succeeds. Failures of the other kind never open them.
 func TestBreakerOpensFailsFastHalfOpensCloses(t *testing.T) {
 	t.Parallel()
-	c := BreakerConfig{Enabled: true, Failures: 3, OpenDuration: 20 * time.Millisecond, HalfOpenProbes: 1}
+	c := breaker.Config{Enabled: true, Failures: 3, OpenDuration: 20 * time.Millisecond, HalfOpenProbes: 1}
 	tests := []struct {
 		name            string
-		breaker         func(BreakerConfig) *breakerUnderTest
+		breaker         func(breaker.Config) *breakerUnderTest
 		counted, ignore error
 	}{
-		{"consumer", consumerBreaker, fmt.Errorf("begin: %w", driver.ErrBadConn), Permanent(errors.New("bad message"))},
+		{"consumer", consumerBreaker, fmt.Errorf("begin: %w", driver.ErrBadConn), failure.Permanent(errors.New("bad message"))},
 		{"forwarder publisher", publisherBreaker, sarama.ErrOutOfBrokers, sarama.ErrMessageSizeTooLarge},
 	}
 	for _, tt := range tests {
@@ -83,8 +89,8 @@ func TestBreakerOpensFailsFastHalfOpensCloses(t *testing.T) {
 			if b.reached != 3 || !errors.Is(err, gobreaker.ErrOpenState) {
 				t.Fatalf("after 3 failures: %d calls went through and the 4th returned %v, want 3 and an open breaker", b.reached, err)
 			}
-			if !IsUnavailable(err) || UnfixableReason(err, "t", nil) != "" {
-				t.Fatalf("open breaker's error %v: IsUnavailable %v, parking reason %q; want an outage, not parked", err, IsUnavailable(err), UnfixableReason(err, "t", nil))
+			if !failure.IsUnavailable(err) || kafka.UnfixableReason(err, "t", nil) != "" {
+				t.Fatalf("open breaker's error %v: IsUnavailable %v, unfixable reason %q; want an outage, not unfixable", err, failure.IsUnavailable(err), kafka.UnfixableReason(err, "t", nil))
 			}
 			// Half-open after OpenDuration: the first call goes through; it
 			// succeeds, the breaker closes.

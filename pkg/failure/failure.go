@@ -1,4 +1,4 @@
-package messaging
+package failure
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 )
 
 // Permanent marks err as one that retrying cannot fix (a malformed message, an
-// event for an order that does not exist, ...). The consumer stack sends a message
-// whose handler returns a permanent error to the poison queue at once.
+// event for an order that does not exist, ...). A consumer stack gives up on
+// a message whose handler returns a permanent error without retrying it.
 func Permanent(err error) error {
 	if err == nil {
 		return nil
@@ -27,8 +27,8 @@ func (e permanentError) Unwrap() error   { return e.err }
 func (e permanentError) Permanent() bool { return true }
 
 // IsPermanent reports whether the first error in err's chain that has a
-// Permanent() bool method returns true (Permanent, events.DecodeError and application errors
-// use this convention).
+// Permanent() bool method returns true (Permanent, PermanentCode and
+// events.DecodeError use this convention).
 func IsPermanent(err error) bool {
 	var p interface{ Permanent() bool }
 	return errors.As(err, &p) && p.Permanent()
@@ -36,12 +36,11 @@ func IsPermanent(err error) bool {
 
 // IsUnavailable reports whether err says that a server could not be reached (the
 // database or Kafka down, a connection reset, a timeout). Such an error is not the
-// message's fault: the consumer stack retries it and, when the retries are spent,
-// leaves the message in place to be delivered again rather than poisoning it.
-// A cancelled context is not an outage: it is a stop interrupting the work, which
-// IsInterrupted recognises; the consumer stack never poisons for either. An
-// error with an `Unavailable() bool` method that returns true (an open circuit
-// breaker, ADR 35) counts as unavailable too.
+// message's fault: a consumer stack retries it and, when the retries are spent,
+// leaves the message in place to be delivered again rather than giving up on it.
+// A cancelled context is not an outage: it is a shutdown interrupting the work.
+// An error with an `Unavailable() bool` method that returns true (an open
+// circuit breaker) counts as unavailable too.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -50,7 +49,7 @@ func IsUnavailable(err error) bool {
 	var myErr *mysql.MySQLError
 	var marked interface{ Unavailable() bool }
 	switch {
-	case errors.As(err, &marked) && marked.Unavailable(): // e.g. an open circuit breaker
+	case errors.As(err, &marked) && marked.Unavailable():
 		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
 		errors.Is(err, context.DeadlineExceeded),
@@ -62,7 +61,7 @@ func IsUnavailable(err error) bool {
 	case errors.As(err, &myErr):
 		// 1053 server shutdown in progress, 2006/2013 server gone away / lost
 		// connection. Deadlocks (1213) and lock wait timeouts (1205) are ordinary
-		// transient errors: retried, then poisoned if they persist.
+		// transient errors: retried, then given up on if they persist.
 		switch myErr.Number {
 		case 1053, 2006, 2013:
 			return true

@@ -1,4 +1,4 @@
-package messaging
+package kafka
 
 import (
 	"errors"
@@ -7,6 +7,11 @@ import (
 
 	"github.com/IBM/sarama"
 )
+
+// Subscription is one consumer group reading one topic.
+type Subscription struct {
+	Group, Topic string
+}
 
 // Lag is how many messages of one partition a consumer group has not
 // committed yet: the partition's high watermark minus the group's committed
@@ -22,7 +27,7 @@ type Lag struct {
 // (connections are kept between samples). Safe for concurrent use (reads run
 // one at a time); Close it.
 type LagReader struct {
-	config KafkaConfig
+	config Config
 
 	readMu sync.Mutex // one Read at a time
 	mu     sync.Mutex // guards the fields below; never held while talking to Kafka
@@ -36,7 +41,7 @@ var errLagReaderClosed = errors.New("lag: reader closed")
 
 // NewLagReader returns a LagReader for the brokers of config. It connects on
 // the first Read, so Kafka being down when it is made is not an error.
-func NewLagReader(config KafkaConfig) *LagReader { return &LagReader{config: config.Defaults()} }
+func NewLagReader(config Config) *LagReader { return &LagReader{config: config.Defaults()} }
 
 // Read returns the lag of every partition of every subscription. Per
 // subscription it costs one OffsetFetch request (the group's committed
