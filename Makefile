@@ -37,7 +37,7 @@ test: infra-up ## every test: unit, integration and fault suite, against real se
 	@$(MAKE) --no-print-directory test-unit
 	@FUZZTIME=$(FUZZTIME_TEST) deploy/local/fuzz.sh
 	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
-	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
+	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/outbox/ ./pkg/messaging/ ./services/payment/internal/service/
 	@$(MAKE) --no-print-directory e2e SCENARIO=
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)

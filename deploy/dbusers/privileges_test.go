@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -120,14 +121,14 @@ func TestLeastPrivilege(t *testing.T) {
 	fresh := testenv.NewDatabase(t, addr)
 	logger := slog.New(slog.DiscardHandler)
 	cfg := sqldb.Config{DSN: fresh.DSN, StartupTimeout: 10 * time.Second}
-	if db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, messaging.Migrations); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
+	if db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, servicemain.Migrations(nil)...); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
 		if db != nil {
 			db.Close()
 		}
 		t.Fatalf("the service user migrated a fresh database: %v; want an access denied error", err)
 	}
 	fresh.Migrate(t, nil)
-	db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, messaging.Migrations)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, servicemain.Migrations(nil)...)
 	if err != nil {
 		t.Fatalf("the service user on an up-to-date schema: %v", err)
 	}

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/caarlos0/env/v11"
 
@@ -29,11 +33,11 @@ const (
 )
 
 // forwarder measures the services' forwarder alone: forwarderEvents
-// order-shaped events written through messaging.Outbox.Publish into a fresh
+// order-shaped events written through outbox.Outbox.Publish into a fresh
 // database on the order MariaDB, with nothing consuming their topic and no
 // saga running; then the forwarder, built as the services build it (the order
 // service's messaging configuration, with -service-env: orderMessagingConfig;
-// Outbox.NewForwarder over KafkaConfig.NewPublisher), runs in this process
+// outbox.NewForwarder over kafka.Config.NewPublisher), runs in this process
 // until the outbox is empty.
 func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	say("forwarder alone: %d events preloaded", forwarderEvents)
@@ -54,7 +58,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		return err
 	}
 	defer db.Close()
-	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), messaging.Migrations); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicemain.Migrations(nil)...); err != nil {
 		return err
 	}
 	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
@@ -65,12 +69,8 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return err
 	}
-	outbox, err := messaging.NewOutbox(cfg.Outbox)
-	if err != nil {
-		return err
-	}
-	outbox.SetBreaker(cfg.Breaker)
-	if err := fillOutbox(ctx, db, outbox, topic, forwarderEvents); err != nil {
+	ob := outbox.New()
+	if err := fillOutbox(ctx, db, ob, topic, forwarderEvents); err != nil {
 		return fmt.Errorf("preloading the outbox: %w", err)
 	}
 	rows, err := outbox.Pending(ctx, db)
@@ -84,7 +84,13 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
 	out := kc.NewPublisher(wlog)
 	defer out.Close()
-	fwd, err := outbox.NewForwarder(db, out, wlog)
+	parked, err := parking.New(parking.Config{DB: db, Outbox: ob, Logger: wlog})
+	if err != nil {
+		return err
+	}
+	fc := cfg.Outbox
+	fc.DB, fc.Publisher, fc.Logger, fc.Outbox, fc.Breaker, fc.Parking = db, out, wlog, ob, cfg.Breaker, parked.Publisher
+	fwd, err := outbox.NewForwarder(fc)
 	if err != nil {
 		return err
 	}
@@ -148,12 +154,12 @@ func orderMessagingConfig(settings []string) (messaging.Config, error) {
 
 // fillOutbox writes n OrderPlaced events for topic through outbox, forwarderBatch
 // per transaction.
-func fillOutbox(ctx context.Context, db *sql.DB, outbox *messaging.Outbox, topic string, n int) error {
+func fillOutbox(ctx context.Context, db *sql.DB, ob *outbox.Outbox, topic string, n int) error {
 	for done := 0; done < n; {
 		k := min(forwarderBatch, n-done)
 		err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 			for i := range k {
-				if err := events.Write(ctx, outbox, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
+				if err := events.Write(ctx, ob, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
 					OrderVersion: 1, OccurredAt: time.Now().UTC(), Payload: events.OrderPlaced{
 						CustomerID: customers[(done+i)%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}}); err != nil {
 					return err

@@ -30,6 +30,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -38,7 +41,6 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -387,7 +389,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(concurrency)
-	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), messaging.Migrations); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicemain.Migrations(nil)...); err != nil {
 		return 0, err
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,
@@ -397,10 +399,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 		updated_at TIMESTAMP(6) NOT NULL, KEY (customer_id, created_at), KEY (status, created_at))`); err != nil {
 		return 0, err
 	}
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		return 0, err
-	}
+	ob := outbox.New()
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -417,7 +416,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 						version, created_at, updated_at) VALUES (?, 'c-1', 100, 'EUR', 'PENDING', 1, ?, ?)`, id, now, now); err != nil {
 						return err
 					}
-					return events.Write(ctx, outbox, tx, "orders", events.Event{ID: watermill.NewUUID(), OrderID: id,
+					return events.Write(ctx, ob, tx, "orders", events.Event{ID: watermill.NewUUID(), OrderID: id,
 						OrderVersion: 1, OccurredAt: now, Payload: events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}})
 				})
 				if err != nil {

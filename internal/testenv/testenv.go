@@ -34,6 +34,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -190,7 +193,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
 	db, err := sqldb.OpenAndMigrate(context.Background(), sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
-		slog.New(slog.DiscardHandler), messaging.Migrations, messaging.ServiceMigrations(serviceMigrations))
+		slog.New(slog.DiscardHandler), servicemain.Migrations(serviceMigrations)...)
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
@@ -435,7 +438,7 @@ func CheckRowLock(t testing.TB, hold func(inside func(), release <-chan struct{}
 // RepoDeps returns what a repository under test needs: its own pool on dsn (like
 // another replica of the service; closed when the test ends) and an outbox with
 // the default configuration.
-func RepoDeps(t testing.TB, dsn string) (*sql.DB, *messaging.Outbox) {
+func RepoDeps(t testing.TB, dsn string) (*sql.DB, *outbox.Outbox) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -444,9 +447,5 @@ func RepoDeps(t testing.TB, dsn string) (*sql.DB, *messaging.Outbox) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db, outbox
+	return db, outbox.New()
 }

@@ -24,7 +24,7 @@ const (
 )
 
 // MaxPayloadBytes bounds the payload Decode parses: 256 KiB, the bound the
-// outbox puts on every event it writes (messaging.MaxMessageBytes, payload and
+// outbox puts on every event it writes (outbox.MaxMessageBytes, payload and
 // metadata together; a test keeps the two equal). No producer of this contract
 // writes more, so a larger payload is refused as malformed before it is parsed:
 // a consumer's work and memory per message stay bounded whatever a message

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -14,7 +16,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // seedPayloads is one payload of every event type, as the services write them.
@@ -143,9 +144,9 @@ func checkDecodeError(t *testing.T, err error) {
 // in bytes (runtime.MemStats), not timed. Not parallel: nothing else allocates
 // while it measures.
 func TestDecodeBoundsWork(t *testing.T) {
-	if events.MaxPayloadBytes != messaging.MaxMessageBytes {
-		t.Fatalf("events.MaxPayloadBytes = %d, messaging.MaxMessageBytes = %d: the decoder would refuse what the outbox writes, or parse more",
-			events.MaxPayloadBytes, messaging.MaxMessageBytes)
+	if events.MaxPayloadBytes != outbox.MaxMessageBytes {
+		t.Fatalf("events.MaxPayloadBytes = %d, outbox.MaxMessageBytes = %d: the decoder would refuse what the outbox writes, or parse more",
+			events.MaxPayloadBytes, outbox.MaxMessageBytes)
 	}
 	head := `{"type":"order.placed","schema_version":1,"order_id":"o-1","order_version":1,` +
 		`"occurred_at":"2026-11-23T09:00:00Z","data":{"customer_id":"`

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/breaker"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/sqldb"
@@ -16,10 +18,10 @@ import (
 // environment prefix, e.g. ORDER_DB_DSN, ORDER_KAFKA_BROKERS or
 // PAYMENT_OUTBOX_BATCH_SIZE. Zero fields take the defaults of each part.
 type Config struct {
-	DB     sqldb.Config `envPrefix:"DB_"`
-	Kafka  kafka.Config `envPrefix:"KAFKA_"`
-	Outbox OutboxConfig `envPrefix:"OUTBOX_"`
-	Retry  RetryConfig  `envPrefix:"RETRY_"`
+	DB     sqldb.Config  `envPrefix:"DB_"`
+	Kafka  kafka.Config  `envPrefix:"KAFKA_"`
+	Outbox outbox.Config `envPrefix:"OUTBOX_"`
+	Retry  RetryConfig   `envPrefix:"RETRY_"`
 	// Pause configures FailurePause's prober (ADR 35).
 	Pause PauseConfig `envPrefix:"PAUSE_"`
 	// Breaker configures the circuit breakers of the consumers and the
@@ -100,8 +102,7 @@ func (c Config) validateConsumers() error {
 		c.Pause.Validate(), c.Breaker.Validate(), c.Requeue.Validate())...)
 }
 
-// Option adjusts an Outbox and the Consumers of the same service before they
-// run (before Outbox.NewForwarder and Consumers.Run). Production code passes
-// none: the only ones are the fault-injection build's (WithFaults, compiled
-// only with -tags faults, ADR 21).
-type Option func(o *Outbox, cs *Consumers)
+// Option adjusts Consumers before they run. Production code passes none: the
+// only ones are the fault-injection build's (WithFaults, compiled only with
+// -tags faults, ADR 21).
+type Option func(cs *Consumers)

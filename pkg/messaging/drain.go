@@ -130,32 +130,3 @@ func (d *drain) stop(deadline time.Time) (abandoned bool) {
 		return true
 	}
 }
-
-// detachedSubscriber runs a subscription on a context detached from the one
-// Subscribe gets, ended only by abandon; when Subscribe's context ends, it
-// closes the subscriber instead. For the outbox's SQL subscriber this is the
-// difference between a clean and a cut last batch: closed, it stops handing out
-// rows, deletes those that were forwarded and commits; cancelled (what the
-// router does on Close), its polling transaction is rolled back mid-batch and
-// every forwarded row of the batch is published again after the restart.
-type detachedSubscriber struct {
-	message.Subscriber
-	abandon context.Context
-}
-
-// Subscribe implements message.Subscriber.
-func (s detachedSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stopAbandon := context.AfterFunc(s.abandon, cancel)
-	ch, err := s.Subscriber.Subscribe(subCtx, topic)
-	if err != nil {
-		stopAbandon()
-		cancel()
-		return nil, err
-	}
-	// Close is idempotent and returns at once when the router already closed the
-	// subscriber, so subCtx is not cancelled here: that would cut the closing
-	// batch. It ends with abandon.
-	context.AfterFunc(ctx, func() { _ = s.Subscriber.Close() })
-	return ch, nil
-}

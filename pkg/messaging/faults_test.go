@@ -12,17 +12,12 @@ import (
 )
 
 // TestFaultSwitchesReachTheParts (fault build only): WithFaults, applied as a
-// service applies its options (to its outbox and its consumers before they
-// run), switches the inbox off: a message delivered three times has three
-// effects.
+// service applies its options (to its consumers before they run), switches
+// the inbox off: a message delivered three times has three effects.
 func TestFaultSwitchesReachTheParts(t *testing.T) {
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := newConsumerRig(t, func(r *consumerRig) message.NoPublishHandlerFunc { return r.effect },
 		func(cs *messaging.Consumers) {
-			messaging.WithFaults(messaging.FaultConfig{DisableInbox: true})(outbox, cs)
+			messaging.WithFaults(messaging.FaultConfig{DisableInbox: true})(cs)
 		})
 	id, marker := watermill.NewUUID(), watermill.NewUUID()
 	r.publish(t, msgWithID(id), msgWithID(id), msgWithID(id), msgWithID(marker))

@@ -390,3 +390,7 @@ func (cs *Consumers) reparkHead(ctx context.Context, q keyQueues, key string, ca
 		return nil
 	})
 }
+
+// ParkedBehind is the reason code of a message parked behind its key's head:
+// nothing is wrong with it, an earlier message of its key is parked.
+const ParkedBehind = "behind_parked"

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/internal/testenv"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/go-sql-driver/mysql"
@@ -85,7 +87,7 @@ func (p *parkRig) queueOf(t *testing.T, key string) *messaging.ParkedKey {
 func (p *parkRig) waitQueue(t *testing.T, key string, ids ...string) *messaging.ParkedKey {
 	t.Helper()
 	var k *messaging.ParkedKey
-	waitFor(t, "key "+key+" parked with "+strings.Join(ids, ", "), 60*time.Second, func() bool {
+	testenv.WaitFor(t, "key "+key+" parked with "+strings.Join(ids, ", "), 60*time.Second, func() bool {
 		k = p.queueOf(t, key)
 		return k != nil && slices.Equal(queueIDs(k), ids)
 	})
@@ -133,7 +135,7 @@ func (p *parkRig) replay(t *testing.T, key string) {
 func (p *parkRig) replayAll(t *testing.T, key string, ids ...string) {
 	t.Helper()
 	p.replay(t, key)
-	waitFor(t, "key "+key+" released", 60*time.Second, func() bool { return p.queueOf(t, key) == nil })
+	testenv.WaitFor(t, "key "+key+" released", 60*time.Second, func() bool { return p.queueOf(t, key) == nil })
 	if got := p.effectOrder(t, ids...); !slices.Equal(got, ids) {
 		t.Fatalf("effects after the release of %s = %v, want %v (head, then the messages behind it)", key, got, ids)
 	}
@@ -154,7 +156,7 @@ func TestParkKeyParksTheKeyAndReleasesItInOrder(t *testing.T) {
 	waitEffect(t, p.consumerRig, other.UUID)
 	// Wait until the last message of the key was either parked or applied, so
 	// that a follower running ahead of its parked head shows as an effect.
-	waitFor(t, "the last message of key order-a parked or applied", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the last message of key order-a parked or applied", 60*time.Second, func() bool {
 		k := p.queueOf(t, "order-a")
 		return (k != nil && slices.Contains(queueIDs(k), f2.UUID)) || p.effects(t, f2.UUID) > 0
 	})
@@ -198,7 +200,7 @@ func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
 	p.fail(h.UUID, nil)
 	p.replay(t, "order-c")
 	var k *messaging.ParkedKey
-	waitFor(t, "the release stopped at the follower", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the release stopped at the follower", 60*time.Second, func() bool {
 		k = p.queueOf(t, "order-c")
 		return k != nil && !k.ReplayRequested
 	})
@@ -237,7 +239,7 @@ func TestParkKeyDiscardLetsTheRestFlow(t *testing.T) {
 		t.Fatalf("after discarding the head, key order-d = %+v: its follower is neither released nor to be released", k)
 	}
 	waitEffect(t, p.consumerRig, f1.UUID)
-	waitFor(t, "key order-d released", 60*time.Second, func() bool { return p.queueOf(t, "order-d") == nil })
+	testenv.WaitFor(t, "key order-d released", 60*time.Second, func() bool { return p.queueOf(t, "order-d") == nil })
 	if n := p.effects(t, h.UUID); n != 0 {
 		t.Fatalf("the discarded head has %d effects, want 0", n)
 	}
@@ -336,7 +338,7 @@ func TestParkKeyOutageIsNotParked(t *testing.T) {
 	p.outage[m.UUID] = 7 // one delivery makes 3 attempts: this spans three deliveries
 	p.mu.Unlock()
 	p.publish(t, m)
-	waitFor(t, "the message applied or parked", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the message applied or parked", 60*time.Second, func() bool {
 		return p.effects(t, m.UUID) > 0 || p.queueOf(t, "order-g") != nil
 	})
 	if k := p.queueOf(t, "order-g"); k != nil {

@@ -85,8 +85,8 @@ func TestPauseHoldsTheConsumerDuringAnOutage(t *testing.T) {
 			r.publish(t, sent...)
 
 			if tt.mode == messaging.FailurePause {
-				waitFor(t, "the prober to probe", 60*time.Second, func() bool { return o.probes.Load() >= tt.probes })
-				waitFor(t, "both partitions held", 60*time.Second, func() bool {
+				testenv.WaitFor(t, "the prober to probe", 60*time.Second, func() bool { return o.probes.Load() >= tt.probes })
+				testenv.WaitFor(t, "both partitions held", 60*time.Second, func() bool {
 					return messaging.HeldForTest(r.consumers, "test") == partitions
 				})
 				if n := o.attempts.Load(); n > tt.maxAttempts {
@@ -94,7 +94,7 @@ func TestPauseHoldsTheConsumerDuringAnOutage(t *testing.T) {
 				}
 				t.Logf("pause: %d handler attempts and %d probes during the outage", o.attempts.Load(), o.probes.Load())
 			} else {
-				waitFor(t, "the block consumer to retry", 60*time.Second, func() bool { return o.attempts.Load() >= tt.minAttempts })
+				testenv.WaitFor(t, "the block consumer to retry", 60*time.Second, func() bool { return o.attempts.Load() >= tt.minAttempts })
 				t.Logf("block: %d handler attempts during the outage (retries × redeliveries)", o.attempts.Load())
 			}
 			if n := testenv.TopicSize(t, r.kafka, r.poisonTopic); n != 0 {

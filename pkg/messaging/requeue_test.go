@@ -97,7 +97,7 @@ func TestRequeueIsNonBlockingAndHeals(t *testing.T) {
 	if r.effects(t, bad.UUID) != 0 {
 		t.Fatal("the failing message has an effect before the bug healed")
 	}
-	waitFor(t, "the failing message on the delayed path", 60*time.Second, func() bool { return r.requeued(t, bad.UUID) > 0 })
+	testenv.WaitFor(t, "the failing message on the delayed path", 60*time.Second, func() bool { return r.requeued(t, bad.UUID) > 0 })
 	healed.Store(true)
 	r.waitProcessed(t, bad.UUID)
 	if got := r.effects(t, bad.UUID); got != 1 {
@@ -150,7 +150,7 @@ func TestRequeueBoundThenPoison(t *testing.T) {
 	if n := r.attemptsOf(bad.UUID); n != 3*(1+maxRequeues) {
 		t.Errorf("attempts = %d, want %d", n, 3*(1+maxRequeues))
 	}
-	waitFor(t, "the delayed path emptied", 30*time.Second, func() bool { return r.requeued(t, bad.UUID) == 0 })
+	testenv.WaitFor(t, "the delayed path emptied", 30*time.Second, func() bool { return r.requeued(t, bad.UUID) == 0 })
 }
 
 // TestReplayReachesOnlyItsGroup: two consumer groups (each with its own
@@ -211,7 +211,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 		}
 	}
 	waitEffect(t, a, bad.UUID)
-	waitFor(t, "both replays consumed", 60*time.Second, func() bool { return a.requeued(t, bad.UUID) == 0 })
+	testenv.WaitFor(t, "both replays consumed", 60*time.Second, func() bool { return a.requeued(t, bad.UUID) == 0 })
 	if got := a.effects(t, bad.UUID); got != 1 {
 		t.Fatalf("group A: effects of the message replayed twice = %d, want 1", got)
 	}
@@ -229,7 +229,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	kept := msgWithID(watermill.NewUUID())
 	kept.Metadata.Set("bug", "yes")
 	a.publish(t, kept)
-	waitFor(t, "the second message poisoned", 60*time.Second, func() bool { return testenv.TopicSize(t, kc, poisonTopics[0]) == 2 })
+	testenv.WaitFor(t, "the second message poisoned", 60*time.Second, func() bool { return testenv.TopicSize(t, kc, poisonTopics[0]) == 2 })
 	n, err := tool.PurgeReplayed(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeReplayed = %d, %v; want 1", n, err)

@@ -75,7 +75,7 @@ func TestStopGivesUpTheWholeConsumer(t *testing.T) {
 	})
 
 	r.publish(t, bad)
-	waitFor(t, "the consumer to stop", 60*time.Second, func() bool { return first.consumers.Health() != nil })
+	testenv.WaitFor(t, "the consumer to stop", 60*time.Second, func() bool { return first.consumers.Health() != nil })
 	var stopped *messaging.ConsumerStoppedError
 	if err := first.consumers.Health(); !errors.As(err, &stopped) {
 		t.Fatalf("Health() = %v, want a *ConsumerStoppedError", err)
@@ -98,7 +98,7 @@ func TestStopGivesUpTheWholeConsumer(t *testing.T) {
 		}
 		return false
 	}
-	waitFor(t, "both partitions to hold a message at the gate", 60*time.Second,
+	testenv.WaitFor(t, "both partitions to hold a message at the gate", 60*time.Second,
 		func() bool { return messaging.HeldForTest(first.consumers, "test") == 2 || anyEffect() })
 	if anyEffect() {
 		t.Fatal("a message behind the stop was processed; want every partition held")

@@ -20,6 +20,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
@@ -111,11 +114,13 @@ func New(sagaOutcomes ...string) *Metrics {
 	return m
 }
 
+// Forwarded counts n outbox rows Kafka acknowledged (outbox.Config.OnForwarded).
+func (m *Metrics) Forwarded(n int) { m.forwarded.Add(float64(n)) }
+
 // Hooks returns the messaging hooks that feed the counters; give them to
-// Outbox.SetHooks and Consumers.SetHooks.
+// Consumers.SetHooks.
 func (m *Metrics) Hooks() messaging.Hooks {
 	return messaging.Hooks{
-		Forwarded: func(n int) { m.forwarded.Add(float64(n)) },
 		Retried:   m.retries.Inc,
 		Poisoned:  func(reason string) { m.poisoned.WithLabelValues(reason).Inc() },
 		Duplicate: m.duplicates.Inc,
@@ -216,7 +221,7 @@ func knownMethod(m string) bool {
 }
 
 // Sampler stores the gauges that need a query: the outbox backlog and parked
-// rows (messaging.OutboxBacklog, primary-key reads only) and consumer lag
+// rows (outbox.ReadBacklog and parking.Count, primary-key reads only) and consumer lag
 // (kafka.LagReader). Run Job on a timer (messaging.Jobs.Every).
 type Sampler struct {
 	m      *Metrics
@@ -241,12 +246,16 @@ func (m *Metrics) NewSampler(db *sql.DB, lag *kafka.LagReader, subs func() []kaf
 // onceflow_metrics_sample_errors_total{source} and its error is returned (the
 // other source is still sampled).
 func (s *Sampler) Sample(ctx context.Context) error {
-	b, err := messaging.OutboxBacklog(ctx, s.db)
+	b, err := outbox.ReadBacklog(ctx, s.db)
+	var parked int64
+	if err == nil {
+		parked, err = parking.Count(ctx, s.db)
+	}
 	outboxErr := s.note("outbox", err)
 	if err == nil {
 		s.m.outboxPending.Set(float64(b.Pending))
 		s.m.outboxOldestAge.Set(b.OldestAge.Seconds())
-		s.m.outboxParked.Set(float64(b.Parked))
+		s.m.outboxParked.Set(float64(parked))
 	}
 	if s.lag == nil || s.subs == nil {
 		return outboxErr

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -28,36 +31,38 @@ const ParkedUsage = `usage: <service> poison parked <command>
   replay --all         replay the head of every key
   discard <id>         give up the head of a key for good; the key's next row is released`
 
-func (t *Tool) parkedOutbox() *messaging.Outbox {
-	ob, _ := messaging.NewOutbox(messaging.OutboxConfig{}) // defaults are valid
-	return ob
+// parked is the parking of the service's outbox. Its own Outbox wakes no
+// forwarder: the service's forwarders find a replayed row at their next poll.
+func (t *Tool) parked() *parking.Parking {
+	p, _ := parking.New(parking.Config{DB: t.db, Outbox: outbox.New()}) // both given
+	return p
 }
 
 // Parked lists the parked outbox rows, in park order.
-func (t *Tool) Parked(ctx context.Context) ([]messaging.ParkedRow, error) {
-	return t.parkedOutbox().ListParked(ctx, t.db)
+func (t *Tool) Parked(ctx context.Context) ([]parking.Row, error) {
+	return t.parked().List(ctx)
 }
 
-// ParkedRow returns one parked row with its payload, or messaging.ErrParkedNotFound.
-func (t *Tool) ParkedRow(ctx context.Context, id int64) (messaging.ParkedRow, error) {
-	return t.parkedOutbox().GetParked(ctx, t.db, id)
+// ParkedRow returns one parked row with its payload, or parking.ErrNotFound.
+func (t *Tool) ParkedRow(ctx context.Context, id int64) (parking.Row, error) {
+	return t.parked().Get(ctx, id)
 }
 
 // ReplayParked replays the parked row id (the head of its key); see
-// messaging.Outbox.ReplayParked.
-func (t *Tool) ReplayParked(ctx context.Context, id int64) (messaging.ParkedRow, error) {
-	return t.parkedOutbox().ReplayParked(ctx, t.db, id)
+// parking.Parking.Replay.
+func (t *Tool) ReplayParked(ctx context.Context, id int64) (parking.Row, error) {
+	return t.parked().Replay(ctx, id)
 }
 
 // ReplayAllParked replays the head of every key with parked rows.
-func (t *Tool) ReplayAllParked(ctx context.Context) ([]messaging.ParkedRow, error) {
-	return t.parkedOutbox().ReplayAllParked(ctx, t.db)
+func (t *Tool) ReplayAllParked(ctx context.Context) ([]parking.Row, error) {
+	return t.parked().ReplayAll(ctx)
 }
 
 // DiscardParked discards the parked row id (the head of its key); see
-// messaging.Outbox.DiscardParked.
-func (t *Tool) DiscardParked(ctx context.Context, id int64) (messaging.ParkedRow, error) {
-	return t.parkedOutbox().DiscardParked(ctx, t.db, id)
+// parking.Parking.Discard.
+func (t *Tool) DiscardParked(ctx context.Context, id int64) (parking.Row, error) {
+	return t.parked().Discard(ctx, id)
 }
 
 func runParkedCLI(ctx context.Context, tool *Tool, args []string, out io.Writer) error {
@@ -90,7 +95,7 @@ func runParkedCLI(ctx context.Context, tool *Tool, args []string, out io.Writer)
 			case r.Head:
 				head = "head"
 			}
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.ID, r.ParkedAt, r.Key, head, r.EventType, r.Reason,
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.ID, r.ParkedAt, r.Key, head, r.EventType, r.Cause,
 				r.TimesParked, r.Replays, strings.ReplaceAll(r.KafkaError, "\n", " "))
 		}
 		fmt.Fprintf(w, "%d parked outbox row(s)\n", len(list))
@@ -148,7 +153,7 @@ func parkedRoutes(g router, tool *Tool) {
 			return err
 		}
 		if list == nil {
-			list = []messaging.ParkedRow{}
+			list = []parking.Row{}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"parked": list})
 	})
@@ -169,7 +174,7 @@ func parkedRoutes(g router, tool *Tool) {
 			return adminErr(err)
 		}
 		if done == nil {
-			done = []messaging.ParkedRow{}
+			done = []parking.Row{}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": done})
 	})
@@ -182,7 +187,7 @@ func parkedRoutes(g router, tool *Tool) {
 		if err != nil {
 			return adminErr(err)
 		}
-		return c.JSON(http.StatusOK, map[string]any{"replayed": []messaging.ParkedRow{r}})
+		return c.JSON(http.StatusOK, map[string]any{"replayed": []parking.Row{r}})
 	})
 	g.POST("/parked/:id/discard", func(c echo.Context) error {
 		id, err := parkedID(c)
@@ -211,9 +216,9 @@ func parkedID(c echo.Context) (int64, error) {
 // it is (a 500 from Echo's error handler).
 func adminErr(err error) error {
 	switch {
-	case errors.Is(err, messaging.ErrParkedNotFound), errors.Is(err, messaging.ErrKeyNotParked):
+	case errors.Is(err, parking.ErrNotFound), errors.Is(err, messaging.ErrKeyNotParked):
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
-	case errors.Is(err, messaging.ErrNotHead), errors.Is(err, messaging.ErrAlreadyReleased),
+	case errors.Is(err, parking.ErrNotHead), errors.Is(err, parking.ErrAlreadyReleased),
 		errors.Is(err, messaging.ErrAmbiguousKey), errors.Is(err, messaging.ErrReplayPending):
 		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	}

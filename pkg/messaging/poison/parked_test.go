@@ -8,12 +8,13 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/problem"
 )
@@ -34,7 +35,7 @@ func TestParkedRowEndpoints(t *testing.T) {
 	tool := poison.New(kafka.Config{}, "order.poison", db)
 	defer tool.Close()
 	call := adminClient(t, tool)
-	var list struct{ Parked []messaging.ParkedRow }
+	var list struct{ Parked []parking.Row }
 	if code := call(http.MethodGet, "/admin/poison/parked", &list); code != http.StatusOK || len(list.Parked) != 2 || !list.Parked[0].Head || list.Parked[1].Head {
 		t.Fatalf("list: %d %+v", code, list.Parked)
 	}

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
@@ -149,7 +151,9 @@ type Option func(*wiring)
 
 // wiring is what an Option may adjust.
 type wiring struct {
-	// messaging adjusts the outbox and the consumers.
+	logger *slog.Logger
+	// outbox adjusts the forwarder, messaging the consumers.
+	outbox    []outbox.Option
 	messaging []messaging.Option
 }
 
@@ -191,7 +195,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
-	var w wiring
+	w := wiring{logger: logger}
 	for _, opt := range opts {
 		opt(&w)
 	}
@@ -199,7 +203,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The database: the messaging tables (outbox, inbox), then the order tables,
 	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after); the
 	// service then works as its DML-only user (ORDER_DB_DSN, ADR 49).
-	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
+	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
@@ -215,31 +219,26 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	mx := metrics.New(app.SagaOutcomes...)
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 
-	// The outbox the repositories write to, the consumers (inbox + retry +
-	// poison queue) and the forwarder that relays the outbox to Kafka.
-	outbox, err := messaging.NewOutbox(m.Outbox)
+	// The outbox the repositories write to, the forwarder that relays it to
+	// Kafka (parking the rows Kafka can never take, ADR 22), and the consumers
+	// (inbox + retry + poison queue).
+	ob := outbox.New()
+	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}
-	outbox.SetTopics(topics.Created) // a refusal of one of them as unknown parks the row (ADR 22)
-	outbox.SetBreaker(m.Breaker)     // fail fast while Kafka keeps refusing (ADR 35)
 	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
 	if err != nil {
 		return err
 	}
-	outbox.SetHooks(mx.Hooks()) // forwarded rows
 	consumers.SetHooks(mx.Hooks())
 	consumers.OnRouter(mx.Router)
 	for _, adjust := range w.messaging {
-		adjust(outbox, consumers)
-	}
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
-	if err != nil {
-		return err
+		adjust(consumers)
 	}
 
 	// The application, and what calls it from Kafka.
-	svc := app.New(mariadb.NewOrders(db, outbox, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
+	svc := app.New(mariadb.NewOrders(db, ob, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total

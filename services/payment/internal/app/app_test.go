@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -31,11 +33,7 @@ func newService(t *testing.T) (*app.Service, *sql.DB) {
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app.New(mariadb.NewPayments(db, outbox, "payments"), slog.New(slog.DiscardHandler)), db
+	return app.New(mariadb.NewPayments(db, outbox.New(), "payments"), slog.New(slog.DiscardHandler)), db
 }
 
 func placed(orderID string) events.Event {

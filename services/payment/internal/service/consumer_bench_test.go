@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -77,14 +80,11 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
 		PoisonTopic:   topic + ".poison",
 	}
-	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
+	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return 0, err
 	}
-	outbox, err := messaging.NewOutbox(cfg.Outbox)
-	if err != nil {
-		return 0, err
-	}
+	ob := outbox.New()
 	wlog := watermill.NewSlogLogger(logger)
 	kafkaOut, poisonOut := cfg.Kafka.NewPublisher(wlog), cfg.Kafka.NewPoisonPublisher(wlog)
 	topics := kafka.NewTopics(cfg.Kafka, logger, kafka.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
@@ -92,7 +92,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 	if err != nil {
 		return 0, err
 	}
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	forwarder, err := servicemain.NewForwarder(cfg, db, ob, kafkaOut, topics, nil, wlog)
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +101,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 		SELECT CONCAT('bench-', seq), 1000000000000, 'EUR' FROM seq_0_to_499`); err != nil {
 		return 0, fmt.Errorf("seeding accounts: %w", err)
 	}
-	svc := app.New(mariadb.NewPayments(db, outbox, topic+".payments"), logger)
+	svc := app.New(mariadb.NewPayments(db, ob, topic+".payments"), logger)
 
 	var first atomic.Int64 // unix nanos of the first processed message
 	finished := make(chan time.Time, 1)

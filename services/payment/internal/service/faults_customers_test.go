@@ -92,3 +92,21 @@ func TestCustomerFaultsFromEnvironment(t *testing.T) {
 		t.Fatalf("parsed %+v, want %+v", f.Customers, want)
 	}
 }
+
+// TestFaultsFromEnvironment: every part's switches are read from the
+// PAYMENT_FAULT_* variables the fault suite sets, the forwarder's and the
+// consumers' alike.
+func TestFaultsFromEnvironment(t *testing.T) {
+	t.Setenv("PAYMENT_FAULT_CRASH_AFTER_PUBLISH", "7")
+	t.Setenv("PAYMENT_FAULT_STOCK_ACK", "true")
+	t.Setenv("PAYMENT_FAULT_CRASH_AFTER_COMMIT", "5")
+	t.Setenv("PAYMENT_FAULT_DISABLE_INBOX", "true")
+	t.Setenv("PAYMENT_FAULT_DISABLE_VERSION_CHECK", "true")
+	var f Faults
+	if err := env.Parse(&f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Outbox.CrashAfterPublish != 7 || !f.Outbox.StockAck || f.Consumers.CrashAfterCommit != 5 || !f.Consumers.DisableInbox || !f.DisableVersionCheck {
+		t.Fatalf("parsed %+v", f)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -15,8 +17,10 @@ import (
 // Faults are the payment service's fault-injection switches, compiled only with
 // `-tags faults` (ADR 21); main reads them from PAYMENT_FAULT_* variables.
 type Faults struct {
-	// Messaging: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._DISABLE_INBOX, ...
-	Messaging messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
+	// Outbox: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH, ...
+	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
+	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
+	Consumers messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
 	// DisableVersionCheck: the payment forgets which order version it acted on,
 	// so every event looks new and only the inbox stands between a redelivered
 	// OrderPlaced and a second charge. End-to-end tests of the inbox and the
@@ -30,7 +34,8 @@ type Faults struct {
 // WithFaults returns the Option that applies f.
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
-		w.messaging = append(w.messaging, messaging.WithFaults(f.Messaging))
+		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
+		w.messaging = append(w.messaging, messaging.WithFaults(f.Consumers))
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
 			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }

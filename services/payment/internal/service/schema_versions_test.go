@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -134,11 +137,7 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	m := cfg.Messaging.Defaults()
-	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
-	if err != nil {
-		t.Fatal(err)
-	}
-	outbox, err := messaging.NewOutbox(m.Outbox)
+	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +146,7 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := kafka.OrderEvents(app.New(mariadb.NewPayments(db, outbox, cfg.PaymentsTopic), logger))
+	handle := kafka.OrderEvents(app.New(mariadb.NewPayments(db, outbox.New(), cfg.PaymentsTopic), logger))
 	v1Only := events.Decoder{MaxVersions: map[events.Type]int{events.TypeOrderPlaced: 1}}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, func(msg *message.Message) error {
 		if _, err := v1Only.Decode(msg); err != nil {

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
@@ -75,7 +77,8 @@ type Option func(*wiring)
 // wiring is what an Option may adjust.
 type wiring struct {
 	logger *slog.Logger
-	// messaging adjusts the outbox and the consumers.
+	// outbox adjusts the forwarder, messaging the consumers.
+	outbox    []outbox.Option
 	messaging []messaging.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
@@ -114,16 +117,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// payments and the ledger, migrated as the migration user
 	// (PAYMENT_DB_MIGRATE_DSN, closed after); the service then works as its
 	// DML-only user (PAYMENT_DB_DSN, ADR 49).
-	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, messaging.Migrations, messaging.ServiceMigrations(mariadb.Migrations))
+	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
 	// The outbox the repository writes to, and the application.
-	outbox, err := messaging.NewOutbox(m.Outbox)
-	if err != nil {
-		return err
-	}
-	var payments app.Payments = mariadb.NewPayments(db, outbox, cfg.PaymentsTopic)
+	ob := outbox.New()
+	var payments app.Payments = mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
 	if w.payments != nil {
 		payments = w.payments(payments)
 	}
@@ -145,15 +145,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
-	outbox.SetHooks(mx.Hooks()) // forwarded rows
 	consumers.SetHooks(mx.Hooks())
 	consumers.OnRouter(mx.Router)
 	for _, adjust := range w.messaging {
-		adjust(outbox, consumers)
+		adjust(consumers)
 	}
-	outbox.SetTopics(topics.Created)
-	outbox.SetBreaker(m.Breaker) // fail fast while Kafka keeps refusing (ADR 35)
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	// The forwarder that relays the outbox to Kafka, parking the rows Kafka
+	// can never take (ADR 22).
+	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}

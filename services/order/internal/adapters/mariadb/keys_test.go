@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apperr"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -37,11 +38,7 @@ func newEnv(t *testing.T) *env {
 	db := d.Open(t, 16) // the service's own settings and user
 	dsn := d.DSN
 	logger := slog.New(slog.DiscardHandler)
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := app.New(mariadb.NewOrders(db, outbox, "orders"), nil, logger)
+	svc := app.New(mariadb.NewOrders(db, outbox.New(), "orders"), nil, logger)
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: 30 * time.Second,
 		Ready: db.PingContext}, logger)
 	return &env{db: db, admin: d.Admin, dsn: dsn, svc: svc, api: api}

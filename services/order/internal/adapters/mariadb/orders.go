@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
@@ -29,13 +30,13 @@ var Migrations embed.FS
 // Orders implements app.Orders.
 type Orders struct {
 	db     *sql.DB
-	outbox *messaging.Outbox
+	outbox *outbox.Outbox
 	// topic is the Kafka topic the order events go to.
 	topic string
 }
 
 // NewOrders returns a repository on db that writes events for topic into outbox.
-func NewOrders(db *sql.DB, outbox *messaging.Outbox, topic string) *Orders {
+func NewOrders(db *sql.DB, outbox *outbox.Outbox, topic string) *Orders {
 	return &Orders{db: db, outbox: outbox, topic: topic}
 }
 
@@ -200,7 +201,7 @@ func storeErr(err error) error {
 		return err
 	case failure.IsUnavailable(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
-	case errors.Is(err, messaging.ErrMessageTooLarge):
+	case errors.Is(err, outbox.ErrMessageTooLarge):
 		// What the client sent makes an event over the outbox's bounds (ADR 22):
 		// nothing was stored, and the same request can never succeed.
 		return &apperr.Error{Code: apperr.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}

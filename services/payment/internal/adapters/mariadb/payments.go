@@ -10,10 +10,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
@@ -28,13 +29,13 @@ var Migrations embed.FS
 // Payments implements app.Payments.
 type Payments struct {
 	db     *sql.DB
-	outbox *messaging.Outbox
+	outbox *outbox.Outbox
 	// topic is the Kafka topic the payment events go to.
 	topic string
 }
 
 // NewPayments returns a repository on db that writes events for topic into outbox.
-func NewPayments(db *sql.DB, outbox *messaging.Outbox, topic string) *Payments {
+func NewPayments(db *sql.DB, outbox *outbox.Outbox, topic string) *Payments {
 	return &Payments{db: db, outbox: outbox, topic: topic}
 }
 

@@ -2,15 +2,15 @@ package mariadb_test
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/servicemain"
+
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
@@ -24,13 +24,9 @@ import (
 func TestMigrationsSeedNoAccounts(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t, testenv.PaymentDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
 	migrate := func() {
 		t.Helper()
-		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), messaging.Migrations, messaging.ServiceMigrations(migrations)); err != nil {
+		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), servicemain.Migrations(mariadb.Migrations)...); err != nil {
 			t.Fatal(err)
 		}
 	}

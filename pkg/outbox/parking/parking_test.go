@@ -1,13 +1,16 @@
-package messaging_test
+package parking_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -15,9 +18,8 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -40,21 +42,25 @@ func (p *countingPublisher) Publish(topic string, msgs ...*message.Message) erro
 }
 
 type parkingEnv struct {
-	db    *sql.DB
-	kafka kafka.Config
-	topic string
-	ob    *messaging.Outbox
-	out   *countingPublisher
+	db     *sql.DB
+	kafka  kafka.Config
+	topic  string
+	ob     *outbox.Outbox
+	config outbox.Config // the forwarder's
+	parked *parking.Parking
+	out    *countingPublisher
 }
 
 // newParkingEnv makes a fresh database, a one-partition topic whose records may
 // not exceed 8 KiB (max.message.bytes: a 10 KiB event is a record Kafka refuses
 // for good, MESSAGE_TOO_LARGE), and an outbox; parking false turns parking off.
-// start runs its forwarder. relay, if given, is the OutboxConfig.Relay.
-func newParkingEnv(t *testing.T, parking bool, relay ...string) *parkingEnv {
+// start runs its forwarder. relay, if given, is the outbox.Config.Relay.
+func newParkingEnv(t *testing.T, withParking bool, relay ...string) *parkingEnv {
 	t.Helper()
 	kcfg := testenv.Kafka(t)
-	db := migrated(t)
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil) // as the migration user; the code under test gets the service user's DSN
+	db := d.Admin
 	topic := strings.ReplaceAll(testenv.UniqueName(t, "parked"), "_", "-")
 	admin, err := sarama.NewClusterAdmin(kcfg.Brokers, kcfg.ProducerConfig())
 	if err != nil {
@@ -66,30 +72,36 @@ func newParkingEnv(t *testing.T, parking bool, relay ...string) *parkingEnv {
 		t.Fatal(err)
 	}
 	admin.Close()
-	cfg := messaging.OutboxConfig{BatchSize: 10, PollInterval: 10 * time.Millisecond,
-		ResendInterval: 20 * time.Millisecond, AckDeadline: time.Second}
-	if len(relay) > 0 {
-		cfg.Relay = relay[0]
-	}
-	ob, err := messaging.NewOutbox(cfg)
+	ob := outbox.New()
+	parked, err := parking.New(parking.Config{DB: db, Outbox: ob})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !parking {
-		messaging.DisableParkingForTest(ob)
 	}
 	out := &countingPublisher{Publisher: kcfg.NewPublisher(watermill.NopLogger{})}
 	t.Cleanup(func() { _ = out.Close() })
-	return &parkingEnv{db: db, kafka: kcfg, topic: topic, ob: ob, out: out}
+	cfg := outbox.Config{BatchSize: 10, PollInterval: 10 * time.Millisecond, ResendInterval: 20 * time.Millisecond,
+		AckDeadline: time.Second, DB: db, Publisher: out, Outbox: ob}
+	if len(relay) > 0 {
+		cfg.Relay = relay[0]
+	}
+	if withParking {
+		cfg.Parking = parked.Publisher
+	}
+	return &parkingEnv{db: db, kafka: kcfg, topic: topic, ob: ob, config: cfg, parked: parked, out: out}
 }
 
-func (e *parkingEnv) start(t *testing.T) {
+// start runs the forwarder, publishing to out (the counting publisher if nil).
+func (e *parkingEnv) start(t *testing.T, out ...message.Publisher) {
 	t.Helper()
-	f, err := e.ob.NewForwarder(e.db, e.out, watermill.NopLogger{})
+	c := e.config
+	if len(out) > 0 {
+		c.Publisher = out[0]
+	}
+	f, err := outbox.NewForwarder(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runForwarder(t, f.Forwarder)
+	testenv.RunUntilCleanup(t, f.Forwarder)
 }
 
 // write commits one event of key with a payload of size bytes and returns its id.
@@ -105,9 +117,9 @@ func (e *parkingEnv) write(t *testing.T, key string, size int) string {
 	return m.UUID
 }
 
-func (e *parkingEnv) parked(t *testing.T) []messaging.ParkedRow {
+func (e *parkingEnv) list(t *testing.T) []parking.Row {
 	t.Helper()
-	list, err := e.ob.ListParked(context.Background(), e.db)
+	list, err := e.parked.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +128,7 @@ func (e *parkingEnv) parked(t *testing.T) []messaging.ParkedRow {
 
 func (e *parkingEnv) pending(t *testing.T) int {
 	t.Helper()
-	n, err := e.ob.Pending(context.Background(), e.db)
+	n, err := outbox.Pending(context.Background(), e.db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +145,7 @@ func (e *parkingEnv) inKafka(t *testing.T, n int) []string {
 	return ids
 }
 
-func parkedIDs(rows []messaging.ParkedRow) []string {
+func parkedIDs(rows []parking.Row) []string {
 	ids := make([]string, len(rows))
 	for i, r := range rows {
 		ids[i] = r.MessageID
@@ -154,9 +166,9 @@ func TestOversizedRowIsParkedAndRowsBehindFlow(t *testing.T) {
 		others = append(others, e.write(t, k, 10))
 	}
 	e.start(t)
-	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
-	list := e.parked(t)
-	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != kafka.RefusedTooLarge || !list[0].Head {
+	testenv.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
+	list := e.list(t)
+	if len(list) != 1 || list[0].MessageID != big || list[0].Cause != kafka.RefusedTooLarge || !list[0].Head {
 		t.Fatalf("parked = %+v, want only %s as message_too_large head", list, big)
 	}
 	if !strings.Contains(list[0].KafkaError, "too large") {
@@ -168,42 +180,42 @@ func TestOversizedRowIsParkedAndRowsBehindFlow(t *testing.T) {
 
 	behind := e.write(t, "order-big", 10) // small, but its key has a parked row
 	after := e.write(t, "order-4", 10)
-	waitFor(t, "the later row of the key to be parked", 30*time.Second, func() bool { return len(e.parked(t)) == 2 })
-	list = e.parked(t)
-	if got := parkedIDs(list); strings.Join(got, ",") != big+","+behind || list[1].Reason != messaging.ParkedBehind || list[1].Head {
+	testenv.WaitFor(t, "the later row of the key to be parked", 30*time.Second, func() bool { return len(e.list(t)) == 2 })
+	list = e.list(t)
+	if got := parkedIDs(list); strings.Join(got, ",") != big+","+behind || list[1].Cause != parking.Behind || list[1].Head {
 		t.Fatalf("parked = %+v, want %s then %s behind it", list, big, behind)
 	}
-	waitFor(t, "order-4 to reach Kafka", 30*time.Second, func() bool { return testenv.TopicSize(t, e.kafka, e.topic) == 4 })
+	testenv.WaitFor(t, "order-4 to reach Kafka", 30*time.Second, func() bool { return testenv.TopicSize(t, e.kafka, e.topic) == 4 })
 	if got := e.inKafka(t, 4); got[3] != after {
 		t.Fatalf("in Kafka %v, want %s last", got, after)
 	}
 
 	ctx := context.Background()
-	if _, err := e.ob.ReplayParked(ctx, e.db, list[1].ID); !errors.Is(err, messaging.ErrNotHead) {
+	if _, err := e.parked.Replay(ctx, list[1].ID); !errors.Is(err, parking.ErrNotHead) {
 		t.Fatalf("replaying the second row of a key: err = %v, want ErrNotHead", err)
 	}
-	if _, err := e.ob.ReplayParked(ctx, e.db, list[0].ID); err != nil {
+	if _, err := e.parked.Replay(ctx, list[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replayed head, still too large, to be parked again", 30*time.Second, func() bool {
-		l := e.parked(t)
+	testenv.WaitFor(t, "the replayed head, still too large, to be parked again", 30*time.Second, func() bool {
+		l := e.list(t)
 		return len(l) == 2 && l[0].TimesParked == 2 && !l[0].Released
 	})
-	if got := parkedIDs(e.parked(t)); strings.Join(got, ",") != big+","+behind {
+	if got := parkedIDs(e.list(t)); strings.Join(got, ",") != big+","+behind {
 		t.Fatalf("after the failed replay parked = %v, want the same order", got)
 	}
 
-	if _, err := e.ob.DiscardParked(ctx, e.db, list[0].ID); err != nil {
+	if _, err := e.parked.Discard(ctx, list[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the row behind the discarded one to be forwarded", 30*time.Second, func() bool {
-		return len(e.parked(t)) == 0 && e.pending(t) == 0
+	testenv.WaitFor(t, "the row behind the discarded one to be forwarded", 30*time.Second, func() bool {
+		return len(e.list(t)) == 0 && e.pending(t) == 0
 	})
 	if got := e.inKafka(t, 5); len(got) != 5 || got[4] != behind {
 		t.Fatalf("in Kafka %v, want %s last", got, behind)
 	}
-	if e.ob.Parked() != 3 {
-		t.Errorf("parked counter = %d, want 3 (oversized, behind, re-parked)", e.ob.Parked())
+	if e.parked.Parked() != 3 {
+		t.Errorf("parked counter = %d, want 3 (oversized, behind, re-parked)", e.parked.Parked())
 	}
 }
 
@@ -215,7 +227,7 @@ func TestReplayReleasesTheKeyInOrder(t *testing.T) {
 	e := newParkingEnv(t, true)
 	e.start(t)
 	want := []string{e.write(t, "order-k", 10<<10), e.write(t, "order-k", 10), e.write(t, "order-k", 20<<10), e.write(t, "order-k", 10)}
-	waitFor(t, "the key's four rows to be parked", 30*time.Second, func() bool { return len(e.parked(t)) == 4 })
+	testenv.WaitFor(t, "the key's four rows to be parked", 30*time.Second, func() bool { return len(e.list(t)) == 4 })
 
 	admin, err := sarama.NewClusterAdmin(e.kafka.Brokers, e.kafka.ProducerConfig())
 	if err != nil {
@@ -227,11 +239,11 @@ func TestReplayReleasesTheKeyInOrder(t *testing.T) {
 	}
 	admin.Close()
 
-	head := e.parked(t)[0]
-	if _, err := e.ob.ReplayParked(context.Background(), e.db, head.ID); err != nil {
+	head := e.list(t)[0]
+	if _, err := e.parked.Replay(context.Background(), head.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the key's rows to be forwarded", 60*time.Second, func() bool { return len(e.parked(t)) == 0 && e.pending(t) == 0 })
+	testenv.WaitFor(t, "the key's rows to be forwarded", 60*time.Second, func() bool { return len(e.list(t)) == 0 && e.pending(t) == 0 })
 	if got := e.inKafka(t, 4); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("in Kafka %v, want %v (park order)", got, want)
 	}
@@ -245,7 +257,7 @@ func TestWithoutParkingAnOversizedRowBlocksTheOutbox(t *testing.T) {
 	big := e.write(t, "order-big", 10<<10)
 	e.write(t, "order-1", 10)
 	e.start(t)
-	waitFor(t, "five refusals of the oversized row", 60*time.Second, func() bool { return e.out.refusals.Load() >= 5 })
+	testenv.WaitFor(t, "five refusals of the oversized row", 60*time.Second, func() bool { return e.out.refusals.Load() >= 5 })
 	if got, _ := e.out.lastRefused.Load().(string); got != big {
 		t.Fatalf("last refused %q, want %s", got, big)
 	}
@@ -255,36 +267,41 @@ func TestWithoutParkingAnOversizedRowBlocksTheOutbox(t *testing.T) {
 	if n := testenv.TopicSize(t, e.kafka, e.topic); n != 0 {
 		t.Fatalf("topic has %d messages, want 0: nothing passes the blocked row", n)
 	}
-	if rows := e.parked(t); len(rows) != 0 {
+	if rows := e.list(t); len(rows) != 0 {
 		t.Fatalf("parked %v with parking off", rows)
 	}
 }
 
-// Outbox.Publish refuses an event over the size bounds with a permanent error
-// and writes nothing.
-func TestOutboxRefusesOversizedEvents(t *testing.T) {
+// An oversized event in the middle of a batch on a one-partition topic makes
+// the broker refuse the partition's whole record batch; the relay then
+// publishes the next transaction one message per produce, so only the
+// oversized row is parked and the others are forwarded (ADR 22, 44).
+func TestBatchRelayParksOnlyTheUnpublishableRow(t *testing.T) {
 	t.Parallel()
-	db := migrated(t)
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
+	e := newParkingEnv(t, true, outbox.RelayBatch)
+	var others []string
+	for i := range 3 {
+		others = append(others, e.write(t, fmt.Sprintf("order-a%d", i), 10))
 	}
-	for name, m := range map[string]*message.Message{
-		"metadata value": func() *message.Message {
-			m := newMsg(1)
-			m.Metadata.Set("correlation_id", strings.Repeat("a", messaging.MaxMetadataValueBytes+1))
-			return m
-		}(),
-		"whole message": message.NewMessage(watermill.NewUUID(), make([]byte, messaging.MaxMessageBytes+1)),
-	} {
-		err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
-			return ob.Publish(ctx, tx, "orders", m)
-		})
-		if !errors.Is(err, messaging.ErrMessageTooLarge) || !failure.IsPermanent(err) {
-			t.Errorf("%s: err = %v, want a permanent ErrMessageTooLarge", name, err)
+	big := e.write(t, "order-big", 10<<10)
+	for i := range 3 {
+		others = append(others, e.write(t, fmt.Sprintf("order-b%d", i), 10))
+	}
+	kout := e.kafka.NewPublisher(watermill.NopLogger{})
+	t.Cleanup(func() { _ = kout.Close() })
+	e.start(t, kout) // the real batch produce
+	testenv.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
+	list := e.list(t)
+	if len(list) != 1 || list[0].MessageID != big || list[0].Cause != kafka.RefusedTooLarge {
+		t.Fatalf("parked = %+v, want only %s as message_too_large", list, big)
+	}
+	got := map[string]bool{}
+	for _, id := range e.inKafka(t, int(testenv.TopicSize(t, e.kafka, e.topic))) { // with the refused batch's duplicates
+		got[id] = true
+	}
+	for _, id := range others {
+		if !got[id] {
+			t.Errorf("event %s never reached Kafka", id)
 		}
-	}
-	if n, _ := ob.Pending(context.Background(), db); n != 0 {
-		t.Fatalf("%d rows written", n)
 	}
 }

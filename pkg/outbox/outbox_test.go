@@ -1,4 +1,4 @@
-package messaging_test
+package outbox_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,8 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -74,6 +76,31 @@ func migratedWithDSN(t *testing.T) (*sql.DB, string) {
 	return d.Admin, d.DSN
 }
 
+// testOutbox is an outbox and the forwarder settings the tests build its
+// forwarders with.
+type testOutbox struct {
+	*outbox.Outbox
+	config outbox.Config
+	opts   []outbox.Option
+}
+
+// newOutbox returns a testOutbox with forwarder settings c; it fails if c is
+// invalid.
+func newOutbox(c outbox.Config) (*testOutbox, error) {
+	if err := c.Defaults().Validate(); err != nil {
+		return nil, err
+	}
+	return &testOutbox{Outbox: outbox.New(), config: c}, nil
+}
+
+// NewForwarder returns a forwarder of o's settings reading db's outbox and
+// publishing to out, woken by o's commits.
+func (o *testOutbox) NewForwarder(db *sql.DB, out message.Publisher, logger watermill.LoggerAdapter) (*outbox.Forwarder, error) {
+	c := o.config
+	c.DB, c.Publisher, c.Logger, c.Outbox = db, out, logger, o.Outbox
+	return outbox.NewForwarder(c, o.opts...)
+}
+
 // outboxSetup is one way of writing to and forwarding from an outbox.
 type outboxSetup struct {
 	name string
@@ -85,15 +112,15 @@ type outboxSetup struct {
 	forwarder func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder
 }
 
-// ours is the setup the services use: messaging.Outbox.
+// ours is the setup the services use: package outbox.
 func ours(batch int) outboxSetup {
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: batch, PollInterval: 10 * time.Millisecond})
+	ob, err := newOutbox(outbox.Config{BatchSize: batch, PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		panic(err)
 	}
 	return outboxSetup{
 		name:  fmt.Sprintf("queue schema, batch %d (ours)", batch),
-		table: "watermill_" + messaging.OutboxTopic,
+		table: "watermill_" + outbox.Topic,
 		publish: func(ctx context.Context, tx *sql.Tx, msg *message.Message) error {
 			return ob.Publish(ctx, tx, "orders", msg)
 		},
@@ -148,30 +175,8 @@ func v3Default(batch int) outboxSetup {
 	}
 }
 
-func runForwarder(t *testing.T, f *forwarder.Forwarder) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.Run(ctx) }()
-	<-f.Running()
-	t.Cleanup(func() { _ = f.Close(); cancel(); <-done })
-}
-
-// waitFor polls cond until it holds, and fails the test if it does not within
-// limit: tests wait for what they can observe, never for a fixed time.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // writeOutbox commits n new messages to the outbox in one transaction.
-func writeOutbox(t *testing.T, db *sql.DB, ob *messaging.Outbox, n int) []*message.Message {
+func writeOutbox(t *testing.T, db *sql.DB, ob *testOutbox, n int) []*message.Message {
 	t.Helper()
 	msgs := make([]*message.Message, n)
 	for i := range msgs {
@@ -199,7 +204,7 @@ func stress(t *testing.T, setup outboxSetup, writers, perWriter int, quiet time.
 	db := migrated(t)
 	db.SetMaxOpenConns(writers + 10)
 	out := newRecorder()
-	runForwarder(t, setup.forwarder(t, db, out))
+	testenv.RunUntilCleanup(t, setup.forwarder(t, db, out))
 
 	ids := make([][]string, writers)
 	var wg sync.WaitGroup
@@ -288,7 +293,7 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: messaging.OutboxTopic})
+		f, err := forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: outbox.Topic})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +302,7 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 	oursFwd := func(t *testing.T, db *sql.DB, out message.Publisher) *forwarder.Forwarder {
 		// The single relay: the batch relay sends a refused batch again whole
 		// (TestBatchRelayRefusalKeepsTheWholeBatch).
-		ob, err := messaging.NewOutbox(messaging.OutboxConfig{Relay: messaging.RelaySingle, BatchSize: 5, PollInterval: 10 * time.Millisecond,
+		ob, err := newOutbox(outbox.Config{Relay: outbox.RelaySingle, BatchSize: 5, PollInterval: 10 * time.Millisecond,
 			ResendInterval: 20 * time.Millisecond, AckDeadline: ackDeadline})
 		if err != nil {
 			t.Fatal(err)
@@ -319,7 +324,7 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := migrated(t)
-			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{})
+			ob, _ := newOutbox(outbox.Config{})
 			msgs := writeOutbox(t, db, ob, 5) // one transaction: one batch
 			out := newRecorder()
 			refused := msgs[2].UUID
@@ -341,9 +346,9 @@ func TestForwarderDeletesOnlyForwardedRows(t *testing.T) {
 				}
 				return nil
 			}
-			runForwarder(t, tt.forwarder(t, db, out))
-			waitFor(t, "the outbox to be empty", 30*time.Second, func() bool {
-				n, err := ob.Pending(context.Background(), db)
+			testenv.RunUntilCleanup(t, tt.forwarder(t, db, out))
+			testenv.WaitFor(t, "the outbox to be empty", 30*time.Second, func() bool {
+				n, err := outbox.Pending(context.Background(), db)
 				return err == nil && n == 0
 			})
 			if out.refusals.Load() == 0 {
@@ -385,7 +390,7 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 		t.Run(tt.setup.name, func(t *testing.T) {
 			db := migrated(t)
 			out := newRecorder()
-			runForwarder(t, tt.setup.forwarder(t, db, out)) // creates v3's tables
+			testenv.RunUntilCleanup(t, tt.setup.forwarder(t, db, out)) // creates v3's tables
 			if _, err := db.Exec("ALTER TABLE `" + tt.setup.table + "` AUTO_INCREMENT = 1000"); err != nil {
 				t.Fatal(err)
 			}
@@ -415,10 +420,10 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 			}
 			high, late, marker := newMsg(1), newMsg(2), newMsg(3)
 			commit(high, 0) // offset 1000
-			waitFor(t, "the first row to be forwarded", 30*time.Second, func() bool { return out.count(high.UUID) == 1 })
+			testenv.WaitFor(t, "the first row to be forwarded", 30*time.Second, func() bool { return out.count(high.UUID) == 1 })
 			commit(late, 500)
 			commit(marker, 0) // offset 1002: forwarded after anything below it that the forwarder selects
-			waitFor(t, "the marker to be forwarded", 30*time.Second, func() bool { return out.count(marker.UUID) == 1 })
+			testenv.WaitFor(t, "the marker to be forwarded", 30*time.Second, func() bool { return out.count(marker.UUID) == 1 })
 			if got := out.count(late.UUID); got != tt.wantForward {
 				t.Fatalf("the row committed below the watermark was forwarded %d times, want %d", got, tt.wantForward)
 			}
@@ -455,7 +460,7 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 				}
 				t.Cleanup(func() { db.Close() })
 			}
-			ob, _ := messaging.NewOutbox(messaging.OutboxConfig{BatchSize: 100, AckDeadline: time.Minute})
+			ob, _ := newOutbox(outbox.Config{BatchSize: 100, AckDeadline: time.Minute})
 			if err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
 				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
 			}); err != nil {
@@ -480,14 +485,14 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if f, err = forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: messaging.OutboxTopic}); err != nil {
+				if f, err = forwarder.NewForwarder(sub, out, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: outbox.Topic}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			runForwarder(t, f)
+			testenv.RunUntilCleanup(t, f)
 			// A refusal happens inside the polling transaction, after its SELECT ...
 			// FOR UPDATE: from then on (ack deadline 1 min) it holds its batch.
-			waitFor(t, "the forwarder to hold its batch", 30*time.Second, func() bool { return out.refusals.Load() > 0 })
+			testenv.WaitFor(t, "the forwarder to hold its batch", 30*time.Second, func() bool { return out.refusals.Load() > 0 })
 
 			conn, err := db.Conn(context.Background())
 			if err != nil {
@@ -513,5 +518,31 @@ func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 				t.Fatalf("insert while the forwarder holds its batch: err=%v, want lock wait timeout: %v", err, tt.wantTimeout)
 			}
 		})
+	}
+}
+
+// Outbox.Publish refuses an event over the size bounds with a permanent error
+// and writes nothing.
+func TestOutboxRefusesOversizedEvents(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ob := outbox.New()
+	for name, m := range map[string]*message.Message{
+		"metadata value": func() *message.Message {
+			m := newMsg(1)
+			m.Metadata.Set("correlation_id", strings.Repeat("a", outbox.MaxMetadataValueBytes+1))
+			return m
+		}(),
+		"whole message": message.NewMessage(watermill.NewUUID(), make([]byte, outbox.MaxMessageBytes+1)),
+	} {
+		err := sqldb.InTx(context.Background(), db, func(ctx context.Context, tx *sql.Tx) error {
+			return ob.Publish(ctx, tx, "orders", m)
+		})
+		if !errors.Is(err, outbox.ErrMessageTooLarge) || !failure.IsPermanent(err) {
+			t.Errorf("%s: err = %v, want a permanent ErrMessageTooLarge", name, err)
+		}
+	}
+	if n, _ := outbox.Pending(context.Background(), db); n != 0 {
+		t.Fatalf("%d rows written", n)
 	}
 }

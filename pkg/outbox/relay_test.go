@@ -1,10 +1,9 @@
-package messaging_test
+package outbox_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -16,7 +15,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -26,14 +25,14 @@ type relayEnv struct {
 	db    *sql.DB
 	kafka kafka.Config
 	topic string
-	ob    *messaging.Outbox
+	ob    *testOutbox
 }
 
 func newRelayEnv(t *testing.T, batch int) *relayEnv {
 	t.Helper()
 	testenv.NeedsServers(t, "MariaDB and Kafka")
 	kcfg := testenv.Kafka(t)
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{Relay: messaging.RelayBatch, BatchSize: batch,
+	ob, err := newOutbox(outbox.Config{Relay: outbox.RelayBatch, BatchSize: batch,
 		PollInterval: 10 * time.Millisecond, ResendInterval: 20 * time.Millisecond, AckDeadline: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -66,18 +65,22 @@ func (e *relayEnv) writeVersions(t *testing.T, keys, versions int) []string {
 
 func (e *relayEnv) pending(t *testing.T) int {
 	t.Helper()
-	return (&parkingEnv{db: e.db, ob: e.ob}).pending(t)
+	n, err := outbox.Pending(context.Background(), e.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // startRelay runs ob's forwarder over db, publishing to out, until the test ends.
-func startRelay(t *testing.T, ob *messaging.Outbox, db *sql.DB, out message.Publisher) {
+func startRelay(t *testing.T, ob *testOutbox, db *sql.DB, out message.Publisher) {
 	t.Helper()
 	t.Cleanup(func() { _ = out.Close() })
 	f, err := ob.NewForwarder(db, out, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runForwarder(t, f.Forwarder)
+	testenv.RunUntilCleanup(t, f.Forwarder)
 }
 
 // checkKafka reads n messages and checks that every id is there and that, per
@@ -116,7 +119,7 @@ func TestBatchRelayForwardsEverything(t *testing.T) {
 	e := newRelayEnv(t, 100)
 	ids := e.writeVersions(t, 20, 15) // 300 rows: several batches
 	startRelay(t, e.ob, e.db, e.kafka.NewPublisher(watermill.NopLogger{}))
-	waitFor(t, "the outbox to drain", 60*time.Second, func() bool { return e.pending(t) == 0 })
+	testenv.WaitFor(t, "the outbox to drain", 60*time.Second, func() bool { return e.pending(t) == 0 })
 	e.checkKafka(t, len(ids), ids)
 }
 
@@ -158,7 +161,7 @@ func TestBatchRelayRefusalKeepsTheWholeBatch(t *testing.T) {
 	out := &refusingPublisher{Publisher: e.kafka.NewPublisher(watermill.NopLogger{}), victim: ids[9]}
 	out.refusing.Store(true)
 	startRelay(t, e.ob, e.db, out)
-	waitFor(t, "the batch to be refused twice", 30*time.Second, func() bool { return out.refusals.Load() >= 2 })
+	testenv.WaitFor(t, "the batch to be refused twice", 30*time.Second, func() bool { return out.refusals.Load() >= 2 })
 	// A second refusal means the first polling transaction ended: it rolled back.
 	if n := e.pending(t); n != len(ids) {
 		t.Fatalf("after a refusal mid-batch the outbox holds %d rows, want all %d", n, len(ids))
@@ -167,38 +170,6 @@ func TestBatchRelayRefusalKeepsTheWholeBatch(t *testing.T) {
 		t.Fatalf("only %d messages were sent before the refused one, want the 9 before it", out.sent.Load())
 	}
 	out.refusing.Store(false)
-	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
+	testenv.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
 	e.checkKafka(t, int(out.sent.Load()), ids)
-}
-
-// An oversized event in the middle of a batch on a one-partition topic makes
-// the broker refuse the partition's whole record batch; the relay then
-// publishes the next transaction one message per produce, so only the
-// oversized row is parked and the others are forwarded (ADR 22, 44).
-func TestBatchRelayParksOnlyTheUnpublishableRow(t *testing.T) {
-	t.Parallel()
-	e := newParkingEnv(t, true, messaging.RelayBatch)
-	var others []string
-	for i := range 3 {
-		others = append(others, e.write(t, fmt.Sprintf("order-a%d", i), 10))
-	}
-	big := e.write(t, "order-big", 10<<10)
-	for i := range 3 {
-		others = append(others, e.write(t, fmt.Sprintf("order-b%d", i), 10))
-	}
-	startRelay(t, e.ob, e.db, e.kafka.NewPublisher(watermill.NopLogger{})) // the real batch produce
-	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return e.pending(t) == 0 })
-	list := e.parked(t)
-	if len(list) != 1 || list[0].MessageID != big || list[0].Reason != kafka.RefusedTooLarge {
-		t.Fatalf("parked = %+v, want only %s as message_too_large", list, big)
-	}
-	got := map[string]bool{}
-	for _, id := range e.inKafka(t, int(testenv.TopicSize(t, e.kafka, e.topic))) { // with the refused batch's duplicates
-		got[id] = true
-	}
-	for _, id := range others {
-		if !got[id] {
-			t.Errorf("event %s never reached Kafka", id)
-		}
-	}
 }

@@ -1,16 +1,17 @@
 //go:build faults
 
-package messaging_test
+package outbox_test
 
 import (
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestBatchRelayBarrierFault (fault build only) is the batch relay's negative
@@ -32,14 +33,10 @@ func TestBatchRelayBarrierFault(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newRelayEnv(t, 100)
-			cs, err := messaging.NewConsumers(messaging.Config{ConsumerGroup: "g", PoisonTopic: "p"}, nil, nil, nil, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			messaging.WithFaults(messaging.FaultConfig{RefuseMidBatch: true, BatchNoBarrier: tt.noBarrier})(e.ob, cs)
+			e.ob.opts = append(e.ob.opts, outbox.WithFaults(outbox.Faults{RefuseMidBatch: true, BatchNoBarrier: tt.noBarrier}, slog.New(slog.DiscardHandler)))
 			ids := e.writeVersions(t, 10, 1) // one transaction, one batch
 			startRelay(t, e.ob, e.db, e.kafka.NewPublisher(watermill.NopLogger{}))
-			waitFor(t, "the outbox to drain and the batch to be sent", 30*time.Second, func() bool {
+			testenv.WaitFor(t, "the outbox to drain and the batch to be sent", 30*time.Second, func() bool {
 				return e.pending(t) == 0 && testenv.TopicSize(t, e.kafka, e.topic) >= int64(len(ids)-1)
 			})
 			seen := map[string]bool{}

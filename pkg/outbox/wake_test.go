@@ -1,4 +1,4 @@
-package messaging_test
+package outbox_test
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -22,7 +24,7 @@ import (
 func TestCommitWakesTheForwarder(t *testing.T) {
 	t.Parallel()
 	db := migrated(t)
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: 10 * time.Minute})
+	ob, err := newOutbox(outbox.Config{PollInterval: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,12 +33,12 @@ func TestCommitWakesTheForwarder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runForwarder(t, f.Forwarder)
-	waitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := messaging.WakesForTest(ob); return waits > 0 })
+	testenv.RunUntilCleanup(t, f.Forwarder)
+	testenv.WaitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := outbox.WakesForTest(ob.Outbox); return waits > 0 })
 
 	msgs := writeOutbox(t, db, ob, 1)
-	waitFor(t, "the committed row to be forwarded", time.Minute, func() bool { return out.count(msgs[0].UUID) == 1 })
-	if _, woken := messaging.WakesForTest(ob); woken < 1 {
+	testenv.WaitFor(t, "the committed row to be forwarded", time.Minute, func() bool { return out.count(msgs[0].UUID) == 1 })
+	if _, woken := outbox.WakesForTest(ob.Outbox); woken < 1 {
 		t.Fatalf("the row was forwarded but no wait was ended by a wake (woken=%d)", woken)
 	}
 }
@@ -47,7 +49,7 @@ func TestCommitWakesTheForwarder(t *testing.T) {
 func TestForwarderCloseDoesNotWaitForTheFallbackPoll(t *testing.T) {
 	t.Parallel()
 	db := migrated(t)
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: time.Hour})
+	ob, err := newOutbox(outbox.Config{PollInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +62,7 @@ func TestForwarderCloseDoesNotWaitForTheFallbackPoll(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
 	<-f.Running()
-	waitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := messaging.WakesForTest(ob); return waits > 0 })
+	testenv.WaitFor(t, "the forwarder to go idle", time.Minute, func() bool { waits, _ := outbox.WakesForTest(ob.Outbox); return waits > 0 })
 	if err := f.Close(); err != nil {
 		t.Fatalf("Close of an idle forwarder = %v, want nil (its fallback wait must end on close)", err)
 	}
@@ -75,15 +77,15 @@ func TestOnlyCommitsWake(t *testing.T) {
 	refused := errors.New("refused")
 	tests := []struct {
 		name     string
-		write    func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error
+		write    func(ctx context.Context, db *sql.DB, ob *testOutbox) error
 		wantWake int
 	}{
-		{"sqldb.InTx commits outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+		{"sqldb.InTx commits outbox rows", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
 			return sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				return ob.Publish(ctx, tx, "orders", newMsg(1), newMsg(2))
 			})
 		}, 1},
-		{"sqldb.InTx rolls back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+		{"sqldb.InTx rolls back", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
 			err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				if err := ob.Publish(ctx, tx, "orders", newMsg(1)); err != nil {
 					return err
@@ -95,13 +97,13 @@ func TestOnlyCommitsWake(t *testing.T) {
 			}
 			return nil
 		}, 0},
-		{"sqldb.InTx commits without outbox rows", func(ctx context.Context, db *sql.DB, _ *messaging.Outbox) error {
+		{"sqldb.InTx commits without outbox rows", func(ctx context.Context, db *sql.DB, _ *testOutbox) error {
 			return sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, "SELECT 1")
 				return err
 			})
 		}, 0},
-		{"the inbox commits a handler's outbox rows", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+		{"the inbox commits a handler's outbox rows", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
 			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
 				tx, _ := sqldb.TxFromContext(m.Context())
 				return nil, ob.Publish(m.Context(), tx, "orders", newMsg(1))
@@ -111,7 +113,7 @@ func TestOnlyCommitsWake(t *testing.T) {
 			_, err := h(m)
 			return err
 		}, 1},
-		{"the inbox rolls a failing handler back", func(ctx context.Context, db *sql.DB, ob *messaging.Outbox) error {
+		{"the inbox rolls a failing handler back", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
 			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
 				tx, _ := sqldb.TxFromContext(m.Context())
 				if err := ob.Publish(m.Context(), tx, "orders", newMsg(1)); err != nil {
@@ -131,11 +133,11 @@ func TestOnlyCommitsWake(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			db := migrated(t)
-			ob, err := messaging.NewOutbox(messaging.OutboxConfig{})
+			ob, err := newOutbox(outbox.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			pending := messaging.WakeProbeForTest(ob)
+			pending := outbox.WakeProbeForTest(ob.Outbox)
 			if err := tt.write(context.Background(), db, ob); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package messaging
+package outbox
 
 import (
 	"context"
@@ -15,18 +15,6 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/sony/gobreaker"
-)
-
-// Relay modes of the forwarder (OutboxConfig.Relay; ADR 44).
-const (
-	// RelayBatch collects the rows of one polling transaction and sends them to
-	// Kafka with one synchronous batch produce when that transaction commits;
-	// the rows are deleted only if Kafka acknowledged every message, else the
-	// transaction rolls back and the whole batch is sent again.
-	RelayBatch = "batch"
-	// RelaySingle publishes each row synchronously, one produce round trip per
-	// event, before the forwarder acknowledges it (Watermill's own behaviour).
-	RelaySingle = "single"
 )
 
 // batchItem is one message waiting for its polling transaction's commit.
@@ -47,9 +35,13 @@ type BatchPublisher interface {
 	PublishBatch(topics []string, msgs []*message.Message) []error
 }
 
+// sendFunc sends items with one batch produce and returns nil if every one
+// was acknowledged, else one error per item.
+type sendFunc func(items []batchItem) []error
+
 // sequentialSend is the batch send of a publisher that cannot batch (tests'
 // wrappers, fault wrappers): each item in turn, stopping at the first refusal.
-func sequentialSend(out message.Publisher) func([]batchItem) []error {
+func sequentialSend(out message.Publisher) sendFunc {
 	return func(items []batchItem) []error {
 		for i, it := range items {
 			if err := out.Publish(it.topic, it.msg); err != nil {
@@ -70,8 +62,8 @@ func sequentialSend(out message.Publisher) func([]batchItem) []error {
 // after a refusal that retrying cannot fix.
 type batchRelay struct {
 	out          message.Publisher
-	send         func([]batchItem) []error
-	hooks        *Hooks
+	send         sendFunc
+	onForwarded  func(n int)               // nil: nobody
 	cb           *gobreaker.CircuitBreaker // nil: no breaker
 	topicCreated func(topic string) bool
 	resend       time.Duration
@@ -101,7 +93,9 @@ func (r *batchRelay) flush(items []batchItem) error {
 		_, _ = run()
 	}
 	if errs == nil {
-		r.hooks.forwarded(len(items))
+		if r.onForwarded != nil {
+			r.onForwarded(len(items))
+		}
 		return nil
 	}
 	failed, unfixable := 0, false
@@ -131,7 +125,7 @@ func (r *batchRelay) flush(items []batchItem) error {
 // producer does inside one batch (it may split a partition's messages over
 // several requests, and a later request can succeed where an earlier one
 // failed). Most batches hold one message per key: one wave.
-func sendInWaves(send func([]batchItem) []error, items []batchItem) []error {
+func sendInWaves(send sendFunc, items []batchItem) []error {
 	wave := make([]int, len(items)) // wave of each item
 	seen := map[string]int{}
 	waves := 1
@@ -231,7 +225,7 @@ func (t *batchTx) add(topic string, m *message.Message) {
 // subscriber's ack query has deleted their rows) only if Kafka acknowledged
 // every one; otherwise it rolls back, so the rows stay and the whole batch is
 // sent again by a later poll (consumers deduplicate the messages Kafka had
-// taken), after waiting OutboxConfig.ResendInterval.
+// taken), after waiting Config.ResendInterval.
 func (t *batchTx) Commit() error {
 	if len(t.items) == 0 {
 		return t.Tx.Commit()
@@ -271,13 +265,13 @@ func (c batchCollector) Publish(topic string, msgs ...*message.Message) error {
 // Close implements message.Publisher.
 func (c batchCollector) Close() error { return c.relay.out.Close() }
 
-// newBatchRelay builds the relay sending to out: with one batch produce if out
-// is this package's Kafka publisher (possibly behind wrappers that have an
+// newBatchRelay builds the batch relay of c: with one batch produce if
+// c.Publisher is a BatchPublisher (possibly behind wrappers that have an
 // Unwrap() message.Publisher method, such as pkg/metrics'), else one message
 // after another.
-func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAdapter) *batchRelay {
-	send := sequentialSend(out)
-	for p := out; p != nil; {
+func newBatchRelay(c Config, o options) *batchRelay {
+	send := sequentialSend(c.Publisher)
+	for p := c.Publisher; p != nil; {
 		if bp, ok := p.(BatchPublisher); ok {
 			send = func(items []batchItem) []error {
 				topics, msgs := make([]string, len(items)), make([]*message.Message, len(items))
@@ -297,10 +291,10 @@ func (o *Outbox) newBatchRelay(out message.Publisher, logger watermill.LoggerAda
 	if o.wrapSend != nil {
 		send = o.wrapSend(send)
 	}
-	r := &batchRelay{out: out, send: send, hooks: o.hooks, topicCreated: o.topicCreated,
-		resend: o.config.ResendInterval, logger: logger, afterAck: o.afterBatchAck}
-	if o.breaker.Enabled {
-		r.cb = breaker.New(o.breaker, "forwarder publisher", retryableRefusal, logger)
+	r := &batchRelay{out: c.Publisher, send: send, onForwarded: c.OnForwarded, topicCreated: c.TopicCreated,
+		resend: c.ResendInterval, logger: c.Logger, afterAck: o.afterBatchAck}
+	if c.Breaker.Enabled {
+		r.cb = breaker.New(c.Breaker, "forwarder publisher", retryableRefusal, c.Logger)
 	}
 	return r
 }

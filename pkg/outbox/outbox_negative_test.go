@@ -1,6 +1,6 @@
 //go:build negativecontrol
 
-package messaging_test
+package outbox_test
 
 import (
 	"fmt"
