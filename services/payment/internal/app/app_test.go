@@ -22,12 +22,13 @@ import (
 )
 
 // newService returns the payment use cases on a fresh, migrated database with
-// one customer who has 10,000 cents.
-func newService(t *testing.T) (*app.Service, *sql.DB) {
+// one customer who has 10,000 cents, the service user's pool they use, and the
+// test superuser's (for what only an operator does).
+func newService(t *testing.T) (svc *app.Service, db, admin *sql.DB) {
 	t.Helper()
 	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
 	d.Migrate(t, mariadb.Migrations)
-	db := d.Open(t, 100) // as the service user
+	db = d.Open(t, 100) // as the service user
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func newService(t *testing.T) (*app.Service, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.New(mariadb.NewPayments(db, outbox, "payments"), slog.New(slog.DiscardHandler)), db
+	return app.New(mariadb.NewPayments(db, outbox, "payments"), slog.New(slog.DiscardHandler)), db, d.Admin
 }
 
 func placed(orderID string) events.Event { return placement(orderID, 1, 700) }
@@ -92,7 +93,7 @@ func TestArrivalOrders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, db := newService(t)
+			svc, db, _ := newService(t)
 			id := watermill.NewUUID()
 			for _, e := range tt.events(id) {
 				if err := deliver(context.Background(), svc, e); err != nil {
@@ -139,7 +140,7 @@ func TestPlacementOfAnOrderWithAPayment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, db := newService(t)
+			svc, db, _ := newService(t)
 			id := watermill.NewUUID()
 			for _, e := range tt.before(id) {
 				if err := deliver(context.Background(), svc, e); err != nil {
@@ -217,13 +218,13 @@ func equal(a, b []events.Type) bool {
 // REFUND_FAILED with its reason, no money moves, and PaymentRefundFailed (not
 // PaymentRefunded, and not silence) goes to the outbox in the same transaction.
 func TestRefundToAVanishedAccount(t *testing.T) {
-	svc, db := newService(t)
+	svc, db, admin := newService(t)
 	id := watermill.NewUUID()
 	ctx := context.Background()
 	if err := deliver(ctx, svc, placed(id)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil {
+	if _, err := admin.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil { // an operator closes the account
 		t.Fatal(err)
 	}
 	for range 2 { // the second cancellation is a duplicate
@@ -263,7 +264,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 // lets it through; the payment's per-order state (it already acted on that order
 // version) still ignores it: one charge, one PaymentCompleted.
 func TestReplayAfterTheDedupWindow(t *testing.T) {
-	svc, db := newService(t)
+	svc, db, _ := newService(t)
 	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
 	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 		return nil, kafka.OrderEvents(svc)(msg)
