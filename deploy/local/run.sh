@@ -10,7 +10,8 @@ mkdir -p "$dir"
 # Development settings, passed explicitly: the services have no compiled-in
 # database credentials (ADR 0026). Override them by exporting the variables.
 # Each service migrates as its migration user, then runs as its service user
-# (DML only; the users of deploy/dbusers, created by infra.sh, ADR 0049).
+# (the DML of deploy/dbusers/*-app.sql, table by table, granted by the migration
+# user at every start; the users are created by infra.sh, ADR 0049).
 export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/orders}
 export ORDER_DB_MIGRATE_DSN=${ORDER_DB_MIGRATE_DSN:-orders_migrate:orders_migrate@tcp(127.0.0.1:3307)/orders}
 export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments}

@@ -121,10 +121,15 @@ type Database struct {
 	// Admin is a pool as the development superuser (DB_USER), for the test's
 	// own set-up and checks. Closed when the test ends.
 	Admin *sql.DB
-	// DSN is the service user's (SELECT, INSERT, UPDATE, DELETE on Name, no
-	// DDL): what the code under test connects with.
+	// DSN is the service user's: what the code under test connects with. Until
+	// the database is migrated (Migrate, or a service's start with
+	// MigrateDSN) it may SELECT, INSERT, UPDATE and DELETE anything in Name, so
+	// that tests of the messaging package can run consumers on tables of their
+	// own; from then on it has a deployment's privileges, table by table
+	// (deploy/dbusers/*-app.sql).
 	DSN string
-	// MigrateDSN is the migration user's (every privilege on Name alone).
+	// MigrateDSN is the migration user's (every privilege on Name alone, with
+	// GRANT OPTION).
 	MigrateDSN string
 }
 
@@ -159,6 +164,10 @@ func NewDatabase(t testing.TB, addr string) Database {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := admin.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+
+		strings.ReplaceAll(name, "_", `\_`)+"`.* TO '"+users.App+"'@'%'"); err != nil { // until Migrate (see DSN)
+		t.Fatal(err)
+	}
 	db, err := sql.Open("mysql", DSN(addr, name))
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +193,10 @@ func NewDatabase(t testing.TB, addr string) Database {
 // Migrate brings d up to date as its migration user, as a service's start-up
 // does (messaging.OpenAndMigrate with MigrateDSN): the messaging tables, then
 // serviceMigrations (a service's embedded migrations, *.sql under a
-// "migrations" directory; nil for none).
+// "migrations" directory; nil for none). Then, as the migration user too, it
+// gives the service user a deployment's privileges on the tables d has (those
+// of deploy/dbusers/payment-app.sql if d has the payment tables, else of
+// order-app.sql), and no more.
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
 	db, err := messaging.OpenAndMigrate(context.Background(), messaging.DBConfig{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
@@ -192,7 +204,53 @@ func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
-	db.Close()
+	defer db.Close()
+	if err := grantApp(context.Background(), db, d.Name, d.DSN); err != nil {
+		t.Fatalf("granting the service user of %s its privileges: %v", d.Name, err)
+	}
+}
+
+// grantApp runs, through db (the migration user's pool on database name), the
+// grants of the service user of serviceDSN on the tables name has.
+func grantApp(ctx context.Context, db *sql.DB, name, serviceDSN string) error {
+	rows, err := db.QueryContext(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", name)
+	if err != nil {
+		return err
+	}
+	tables := map[string]bool{}
+	for rows.Next() {
+		var table string
+		if err := rows.Scan(&table); err != nil {
+			rows.Close()
+			return err
+		}
+		tables[table] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	tpl := dbusers.Order
+	if tables["payments"] {
+		tpl = dbusers.Payment
+	}
+	c, err := mysql.ParseDSN(serviceDSN)
+	if err != nil {
+		return err
+	}
+	grants, err := tpl.AppGrants(name, c.User)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if g.Table != "" && !tables[g.Table] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, g.SQL); err != nil {
+			return fmt.Errorf("%s: %w", g.SQL, err)
+		}
+	}
+	return nil
 }
 
 // Open returns a pool on d as its service user with the services' settings

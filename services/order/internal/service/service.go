@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 
 	"github.com/onceflow/onceflow/pkg/events"
@@ -195,9 +196,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// The database: the messaging tables (outbox, inbox), then the order tables,
-	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after); the
-	// service then works as its DML-only user (ORDER_DB_DSN, ADR 49).
-	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after), who
+	// then grants the service user its privileges, table by table
+	// (deploy/dbusers/order-app.sql); the service works as that user
+	// (ORDER_DB_DSN, ADR 49).
+	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return err
 	}

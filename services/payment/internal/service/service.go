@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
@@ -110,9 +111,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 
 	// The database: the messaging tables (outbox, inbox), then accounts,
 	// payments and the ledger, migrated as the migration user
-	// (PAYMENT_DB_MIGRATE_DSN, closed after); the service then works as its
-	// DML-only user (PAYMENT_DB_DSN, ADR 49).
-	db, err := messaging.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
+	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
+	// service works as that user (PAYMENT_DB_DSN, ADR 49).
+	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
 	if err != nil {
 		return err
 	}
