@@ -1,15 +1,18 @@
 package poison_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 )
 
@@ -46,7 +49,7 @@ func walk(t *testing.T, call func(method, path string, out any) int, method, pat
 
 // TestListPages: the pages of a poison topic of 10 messages (offsets 0 to 9;
 // 0, 3, 6 and 9 with reason code unknown_order), through the admin endpoints
-// as the console and the CLI page them, then replayed a page at a time.
+// and the CLI, then replayed a page at a time.
 func TestListPages(t *testing.T) {
 	t.Parallel()
 	kafka := testenv.Kafka(t)
@@ -79,16 +82,33 @@ func TestListPages(t *testing.T) {
 		})
 	}
 
-	// Replays go oldest first, a page at a time, and skip what was replayed.
-	replays := []struct{ name, query, want string }{
-		{"by reason", "limit=3&reason_code=unknown_order", "[0 3 6] [9]"},
-		{"the rest", "limit=4", "[1 2 4 5] [7 8]"},
-		{"nothing left", "", "[]"},
-	}
-	for _, tt := range replays {
-		if got := walk(t, call, http.MethodPost, "/admin/poison/replay?"+tt.query); got != tt.want {
-			t.Fatalf("replaying %s: pages %s, want %s", tt.name, got, tt.want)
+	// The CLI shows a page and the cursor of the next.
+	cfg := messaging.Config{DB: messaging.DBConfig{DSN: d.DSN}, Kafka: kafka, PoisonTopic: topic}
+	cli := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := poison.RunCLI(context.Background(), cfg, args, &out); err != nil {
+			t.Fatalf("poison %s: %v", strings.Join(args, " "), err)
 		}
+		return out.String()
+	}
+	if out := cli("list", "--limit", "2", "--cursor", "7", "--reason-code", "unknown_order"); !strings.Contains(out, "2 message(s) of "+topic+"; the next page: --cursor 2") {
+		t.Fatalf("poison list from cursor 7 by reason, 2 at most: want offsets 6 and 3, next cursor 2:\n%s", out)
+	}
+	if err := poison.RunCLI(context.Background(), cfg, []string{"list", "--limit", "0"}, io.Discard); err == nil {
+		t.Fatal("poison list --limit 0 was accepted")
+	}
+
+	// Replays go oldest first, a page at a time, and skip what was replayed;
+	// the CLI's replay --all goes through every page.
+	if got := walk(t, call, http.MethodPost, "/admin/poison/replay?limit=3&reason_code=unknown_order"); got != "[0 3 6] [9]" {
+		t.Fatalf("replaying by reason: pages %s, want [0 3 6] [9]", got)
+	}
+	if out := cli("replay", "--all"); out != "replayed 6 message(s)\n" {
+		t.Fatalf("poison replay --all: %q, want the 6 not replayed yet", out)
+	}
+	if got := walk(t, call, http.MethodPost, "/admin/poison/replay"); got != "[]" {
+		t.Fatalf("replaying again: pages %s, want nothing left", got)
 	}
 	var e poison.Entry
 	if code := call(http.MethodGet, "/admin/poison/9", &e); code != http.StatusOK || len(e.Replays) != 1 {
