@@ -44,6 +44,7 @@ func BenchmarkAdminCallsOnALargePoisonTopic(b *testing.B) {
 		{"replay one", http.MethodPost, "/admin/poison/" + middle + "/replay"},
 		{"list by reason", http.MethodGet, "/admin/poison?reason_code=unknown_order"},
 		{"list by an absent reason", http.MethodGet, "/admin/poison?reason_code=payment_mismatch"},
+		{"replay a page of 50", http.MethodPost, "/admin/poison/replay?limit=50"},
 	}
 	for _, c := range calls {
 		b.Run(c.name, func(b *testing.B) {
