@@ -199,7 +199,8 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	tool := poison.New(kafka, poisonTopics[0], a.db)
 	defer tool.Close()
 	ctx := context.Background()
-	list, err := tool.List(ctx)
+	page, err := tool.List(ctx, poison.Query{})
+	list := page.Entries
 	if err != nil || len(list) != 1 || list[0].ID != bad.UUID || list[0].Handler != "test" || list[0].Group == "" {
 		t.Fatalf("poison list = %+v, %v; want the bad message, from handler test, with its group", list, err)
 	}
@@ -233,8 +234,8 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeReplayed = %d, %v; want 1", n, err)
 	}
-	if list, err := tool.List(ctx); err != nil || len(list) != 1 || list[0].ID != kept.UUID {
-		t.Fatalf("after PurgeReplayed: %+v, %v; want only the message not replayed", list, err)
+	if page, err := tool.List(ctx, poison.Query{}); err != nil || len(page.Entries) != 1 || page.Entries[0].ID != kept.UUID {
+		t.Fatalf("after PurgeReplayed: %+v, %v; want only the message not replayed", page.Entries, err)
 	}
 	if n, err := tool.PurgeReplayed(ctx); err != nil || n != 0 {
 		t.Fatalf("second PurgeReplayed = %d, %v; want 0", n, err)
