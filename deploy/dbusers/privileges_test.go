@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -155,8 +154,8 @@ func paymentsDatabase(t *testing.T, addr string) (string, dbusers.Users) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, s := range append(dbusers.DropStatements(users), fmt.Sprintf("DROP DATABASE IF EXISTS `%s`", name)) {
-			_, _ = admin.Exec(s)
+		if err := testenv.DropDatabase(addr, users); err != nil {
+			t.Errorf("removing the test's database: %v", err)
 		}
 	})
 	for _, s := range stmts { // CREATE DATABASE IF NOT EXISTS first

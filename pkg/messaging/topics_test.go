@@ -2,7 +2,6 @@ package messaging_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 func TestPoisonTopicsNeverExpire(t *testing.T) {
 	t.Parallel()
 	kafka := testenv.Kafka(t)
-	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
+	created := testenv.TopicName(t, kafka, "poison-new")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{messaging.PoisonTopicSpec(created)}); err != nil {

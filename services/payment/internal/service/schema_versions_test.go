@@ -50,7 +50,7 @@ func TestOrderPlacedV2RolledOutTheWrongWayRound(t *testing.T) {
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
 	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	placed := func(order string, schemaVersion int) *message.Message {
