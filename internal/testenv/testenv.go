@@ -2,7 +2,8 @@
 // fresh database on one of the MariaDB servers, unique Kafka topics and consumer
 // group names, all removed when the test ends (cleanup.go).
 //
-// Addresses come from the environment, with the defaults of `make infra-up`:
+// Addresses come from the environment (`make test` points them at servers of
+// its own, ADR 0057), with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
 // the development and test superuser of deploy/local/infra.sh, which creates
