@@ -175,8 +175,8 @@ wait_for() { # wait_for <server> <seconds>
 start_db() {
   local name=$1 dir="$INFRA_DIR/$1" port
   port=$(port_of "$name")
-  # A temporary directory of its own: in the shared /tmp, another program's
-  # clean-up once deleted a temporary table of mariadb-install-db mid-way.
+  # A temporary directory of its own: in the shared /tmp, a temporary table of
+  # mariadb-install-db once vanished mid-way (Errcode 2 on its delete).
   mkdir -p "$dir/tmp"
   if [ ! -d "$dir/data/mysql" ]; then
     log "$name: initialising data dir $dir/data"

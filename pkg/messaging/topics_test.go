@@ -32,7 +32,14 @@ func TestPoisonTopicsNeverExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{created, existing} {
-		if got := retention(t, kafka.Brokers, topic); got != messaging.PoisonRetentionMs {
+		// The broker answers from its copy of the metadata, which follows the
+		// controller's a moment after the change is committed.
+		got := retention(t, kafka.Brokers, topic)
+		for deadline := time.Now().Add(10 * time.Second); got != messaging.PoisonRetentionMs && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			got = retention(t, kafka.Brokers, topic)
+		}
+		if got != messaging.PoisonRetentionMs {
 			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, messaging.PoisonRetentionMs)
 		}
 	}
