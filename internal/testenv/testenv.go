@@ -1,8 +1,9 @@
 // Package testenv gives integration tests the real servers they run against: a
-// fresh database on one of the MariaDB servers and unique Kafka topics, dropped or
-// left behind when the test ends.
+// fresh database on one of the MariaDB servers, unique Kafka topics and consumer
+// group names, all removed when the test ends (cleanup.go).
 //
-// Addresses come from the environment, with the defaults of `make infra-up`:
+// Addresses come from the environment (`make test` points them at servers of
+// its own, ADR 0057), with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
 // the development and test superuser of deploy/local/infra.sh, which creates
@@ -96,11 +97,16 @@ var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
 // UniqueName returns a name unique to this test run, made of prefix, the test's
 // name and random letters, safe as a database or topic name (at most 60 chars).
 func UniqueName(t testing.TB, prefix string) string {
+	return fmt.Sprintf("%s_%s_%s", prefix, testPart(t), strings.ToLower(watermill.NewShortUUID()[:8]))
+}
+
+// testPart is the part of UniqueName's names that comes from the test's name.
+func testPart(t testing.TB) string {
 	name := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
 	if len(name) > 30 {
 		name = name[len(name)-30:]
 	}
-	return fmt.Sprintf("%s_%s_%s", prefix, strings.Trim(name, "_"), strings.ToLower(watermill.NewShortUUID()[:8]))
+	return strings.Trim(name, "_")
 }
 
 // NewDB creates an empty database on the server at addr, returns a pool
@@ -157,11 +163,19 @@ func NewDatabase(t testing.TB, addr string) Database {
 		Missing(t, "MariaDB at "+addr, err)
 	}
 	name := UniqueName(t, "t")
+	_, users, err := dbusers.Order.For(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := DropDatabase(addr, users); err != nil {
+			t.Errorf("removing the test's database: %v", err)
+		}
+	})
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	users, err := CreateUsers(ctx, admin, name)
-	if err != nil {
+	if _, err := CreateUsers(ctx, admin, name); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+
@@ -174,17 +188,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 	}
 	db.SetMaxOpenConns(100)
 	db.SetMaxIdleConns(100)
-	t.Cleanup(func() {
-		db.Close()
-		a, err := sql.Open("mysql", DSN(addr, ""))
-		if err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-			for _, s := range dbusers.DropStatements(users) {
-				_, _ = a.Exec(s)
-			}
-			a.Close()
-		}
-	})
+	t.Cleanup(func() { db.Close() })
 	return Database{Name: name, Admin: db,
 		DSN:        UserDSN(addr, name, users.App, users.AppPassword),
 		MigrateDSN: UserDSN(addr, name, users.Migrate, users.MigratePassword)}
@@ -315,6 +319,7 @@ func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases .
 		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
 		specs[i] = messaging.TopicSpec{Name: names[i], Partitions: partitions}
 	}
+	t.Cleanup(func() { deleteTopics(t, kafka, names...) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := kafka.EnsureTopics(ctx, specs); err != nil {
@@ -323,14 +328,40 @@ func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases .
 	return names
 }
 
+// TopicName returns a unique topic name for a topic that the code under test
+// creates itself (with settings of its own, say); the topic is deleted when the
+// test ends, if it was created.
+func TopicName(t testing.TB, kafka messaging.KafkaConfig, base string) string {
+	t.Helper()
+	name := strings.ReplaceAll(UniqueName(t, base), "_", "-")
+	t.Cleanup(func() { deleteTopics(t, kafka, name) })
+	return name
+}
+
+// Group returns a unique consumer group name. When the test ends, the group is
+// deleted with every group named after it (name + "." + handler: the groups of
+// messaging.Consumers' projections). Call it before starting the consumers that
+// use it: cleanups run last-registered first, so theirs (which close them and
+// leave the group) run before the deletion. A group with members left is
+// reported as an error.
+func Group(t testing.TB, kafka messaging.KafkaConfig, base string) string {
+	t.Helper()
+	name := UniqueName(t, base)
+	t.Cleanup(func() { deleteGroups(t, kafka, name) })
+	return name
+}
+
 // ReadTopic consumes topic from the oldest offset with a new consumer group until
 // it has n messages or timeout passes, and returns what it got (acknowledged).
+// The group is deleted once its subscriber is closed.
 func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, timeout time.Duration) []*message.Message {
 	t.Helper()
-	sub, err := cfg.NewSubscriber(UniqueName(t, "reader"), watermill.NopLogger{})
+	group := UniqueName(t, "reader")
+	sub, err := cfg.NewSubscriber(group, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer deleteGroups(t, cfg, group) // deferred first: runs after sub.Close
 	defer sub.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

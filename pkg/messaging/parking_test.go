@@ -52,7 +52,7 @@ func newParkingEnv(t *testing.T, parking bool, relay ...string) *parkingEnv {
 	t.Helper()
 	kcfg := testenv.Kafka(t)
 	db := migrated(t)
-	topic := strings.ReplaceAll(testenv.UniqueName(t, "parked"), "_", "-")
+	topic := testenv.TopicName(t, kcfg, "parked")
 	admin, err := sarama.NewClusterAdmin(kcfg.Brokers, kcfg.ProducerConfig())
 	if err != nil {
 		t.Fatal(err)

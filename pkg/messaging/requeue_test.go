@@ -179,7 +179,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	runB := startConsumers(t, messaging.Config{
 		DB:            dB.DBConfig(),
 		Kafka:         kafka,
-		ConsumerGroup: testenv.UniqueName(t, "group-b"),
+		ConsumerGroup: testenv.Group(t, kafka, "group-b"),
 		PoisonTopic:   poisonTopics[1],
 		Requeue:       messaging.RequeueConfig{PollInterval: 50 * time.Millisecond},
 	}, lifecycle.Config{}, a.topic, b.effect, messaging.DisableInboxForTest)

@@ -37,7 +37,7 @@ func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpse
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafka
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafka, "order")
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

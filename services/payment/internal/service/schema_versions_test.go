@@ -162,7 +162,7 @@ func testConfig(t *testing.T, d testenv.Database) Config {
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
 	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	return cfg
