@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -250,5 +252,32 @@ func TestWebPagesOfOtherOriginsCannotActOrRead(t *testing.T) {
 				t.Errorf("the payment service received %d requests, want %d", paymentHits, tt.wantPayment)
 			}
 		})
+	}
+}
+
+// TestDocumentedCurlCommandsSendJSON: every curl command the README and `make
+// run` show that sends a body to a service (-d) also sends it as JSON; curl's
+// default type for -d is a form's, which the guard refuses with 415.
+func TestDocumentedCurlCommandsSendJSON(t *testing.T) {
+	t.Parallel()
+	sendsBody := regexp.MustCompile(`curl .*localhost:808[01]/.* (-d|--data[a-z-]*) `)
+	for _, doc := range []string{"../../../../README.md", "../../../../deploy/local/run.sh"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i, line := range strings.Split(string(text), "\n") {
+			if !sendsBody.MatchString(line) {
+				continue
+			}
+			n++
+			if !strings.Contains(line, "-H 'Content-Type: application/json'") {
+				t.Errorf("%s:%d sends a form, which the service refuses (415): %s", doc, i+1, strings.TrimSpace(line))
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s shows no curl command with a body: is the pattern stale?", doc)
+		}
 	}
 }
