@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caarlos0/env/v11"
+
 	"github.com/onceflow/onceflow/pkg/problem"
 )
 
@@ -149,6 +151,29 @@ func TestAllowedHostsValidate(t *testing.T) {
 		c := Config{AllowedHosts: tt.hosts}.Defaults()
 		if err := c.Validate(); (err != nil) != tt.wantErr {
 			t.Errorf("AllowedHosts %q: Validate() = %v, want error: %v", tt.hosts, err, tt.wantErr)
+		}
+	}
+}
+
+// TestAllowedHostsFromTheEnvironment: the variable is a comma-separated list,
+// spaces around the names allowed.
+func TestAllowedHostsFromTheEnvironment(t *testing.T) {
+	t.Setenv("ORDER_HTTP_ALLOWED_HOSTS", "localhost, order")
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Prefix: "ORDER_HTTP_"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Defaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := c.Guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for host, want := range map[string]int{"order:8080": 204, "localhost:8080": 204, "payment:8081": 421} {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %s with ORDER_HTTP_ALLOWED_HOSTS=%q: %d, want %d", host, "localhost, order", rec.Code, want)
 		}
 	}
 }
