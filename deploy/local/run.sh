@@ -70,11 +70,11 @@ case "${1:-}" in
 onceflow is running: order API on http://127.0.0.1:8080, payment service on :8081.
 
 Place an order (customer c-1 has 10,000.00 EUR):
-  curl -s -XPOST localhost:8080/orders -d '{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}'
+  curl -s -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}'
 Then read it (status CONFIRMED within about a second):
   curl -s localhost:8080/orders/<id>
 A customer who cannot pay (c-poor has 5.00 EUR) ends CANCELLED with a reason:
-  curl -s -XPOST localhost:8080/orders -d '{"customer_id":"c-poor","amount_cents":1250,"currency":"EUR"}'
+  curl -s -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-poor","amount_cents":1250,"currency":"EUR"}'
 All orders of a customer:
   curl -s 'localhost:8080/orders?customer_id=c-1'
 

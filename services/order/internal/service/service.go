@@ -19,6 +19,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/apidoc"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
@@ -171,7 +172,7 @@ func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats cons
 	}, logger); err != nil {
 		return err
 	}
-	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route

@@ -17,6 +17,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
@@ -86,7 +87,7 @@ type wiring struct {
 // routes production serves. It fails if the OpenAPI document does not build.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route

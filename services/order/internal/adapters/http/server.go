@@ -81,6 +81,9 @@ type Config struct {
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
 //	GET  /healthz                 the process is alive      200, 503 (a consumer gave up)
 //	GET  /readyz                  the database answers      200, 503 (also while stopping)
+//
+// The service serves it behind httpserver's guard (ADR 51), which answers 421,
+// 403 and 415 before a request reaches these routes.
 func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -386,9 +389,9 @@ func (h handlers) listOrders(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"orders": out})
 }
 
-// decodeStrict reads one JSON object into v, whatever the Content-Type (so that
-// `curl -d '{...}'` works), rejecting unknown fields, wrong types and trailing
-// data with a 400 that says what is wrong.
+// decodeStrict reads one JSON object into v, rejecting unknown fields, wrong
+// types and trailing data with a 400 that says what is wrong. The server's guard
+// (httpserver.Guard) has refused bodies not sent as application/json.
 func decodeStrict(body io.Reader, v any) error {
 	data, err := io.ReadAll(body)
 	if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -131,7 +131,7 @@ func TestAPIResponses(t *testing.T) {
 		wantInBody  string
 	}{
 		{"place", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`, 201, "", `"status":"PENDING"`},
-		{"place as curl -d sends it", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}` + "\n", 201, "", `"amount_cents":1`},
+		{"place with a trailing newline", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}` + "\n", 201, "", `"amount_cents":1`},
 		{"invalid fields", false, "POST", "/orders", `{"customer_id":"","amount_cents":0,"currency":"eur"}`, 422, "invalid-input", `"amount_cents":"must be`},
 		{"not json", false, "POST", "/orders", `customer_id=c-1`, 400, "malformed-request", "not a valid JSON object"},
 		{"empty body", false, "POST", "/orders", ``, 400, "malformed-request", "empty"},
