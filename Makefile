@@ -14,10 +14,25 @@ FUZZTIME ?= 2m
 FUZZTIME_TEST ?= 20000x
 export CI KAFKA_NODES
 
-.PHONY: help run stop test test-unit test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
+# The integration tests' own servers (ADR 0057): infra.sh on a data dir and
+# ports of their own, wiped at the start of every run, so that `make test`
+# never touches the servers of `make run` and every run starts clean. Always
+# one Kafka node (the fault suite runs the cluster).
+TEST_INFRA_DIR ?= $(CURDIR)/.local/test-infra
+TEST_ORDER_DB_PORT ?= 12307
+TEST_PAYMENT_DB_PORT ?= 12308
+TEST_KAFKA_PORT ?= 18092
+TEST_KAFKA_CONTROLLER_PORT ?= 18093
+TEST_INFRA := ONCEFLOW_INFRA_DIR=$(TEST_INFRA_DIR) ORDER_DB_PORT=$(TEST_ORDER_DB_PORT) PAYMENT_DB_PORT=$(TEST_PAYMENT_DB_PORT) \
+	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) KAFKA_NODES=1 $(INFRA)
+# What internal/testenv reads: the addresses of the servers above.
+TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=127.0.0.1:$(TEST_PAYMENT_DB_PORT) \
+	KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT)
+
+.PHONY: help run stop test test-unit test-integration test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 run: infra-up build ## install what is missing, start MariaDB x2, Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
 	@$(RUN) start
@@ -29,16 +44,25 @@ build: ## build both services into build/bin
 	go build -o build/bin/order ./services/order
 	go build -o build/bin/payment ./services/payment
 
-test: infra-up ## every test: unit, integration and fault suite, against real servers
+test: ## every test: unit, integration and fault suite, against real servers of their own (not those of `make run`)
 	go vet ./...
 	go vet -tags faults ./...
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-alerts
 	@$(MAKE) --no-print-directory test-unit
 	@FUZZTIME=$(FUZZTIME_TEST) deploy/local/fuzz.sh
-	go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
-	go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/outbox/ ./pkg/messaging/ ./services/payment/internal/service/
+	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory e2e SCENARIO=
+
+# The servers stay up when a test fails (to look at them; `make infra-down`
+# stops them) and are wiped by the next run.
+test-integration: ## every test outside e2e/ on fresh servers of their own (127.0.0.1:12307, 12308, 18092), stopped after
+	@$(TEST_INFRA) down
+	@rm -rf $(TEST_INFRA_DIR)
+	@$(TEST_INFRA) up
+	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
+	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/outbox/ ./pkg/messaging/ ./services/payment/internal/service/
+	@$(TEST_INFRA) down
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)
 	GOOS=windows go build ./...
@@ -60,7 +84,10 @@ fuzz: ## every Go fuzz target, one after another, FUZZTIME each (default 2m; FUZ
 test-alerts: ## promtool check rules and test rules on deploy/prometheus (the alert rules' unit tests)
 	@$(OBSERVE) check
 
-e2e: infra-up browser schemathesis ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+# The e2e package starts servers of its own (e2e/harness); it needs MariaDB and
+# Kafka's jars installed, not the servers of `make run`.
+e2e: browser schemathesis ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+	@$(INFRA) install
 ifeq ($(SCENARIO),)
 	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
@@ -75,22 +102,25 @@ browser: ## install Debian's chromium if missing (the console's browser test dri
 schemathesis: ## install the API fuzzer Schemathesis if missing (ADR 0047)
 	@deploy/local/schemathesis.sh >/dev/null || [ "$$CI" != true ]
 
-fuzz-api: infra-up schemathesis ## Schemathesis against a live order service, longer than in make test: 1000 cases per operation and phase, a random seed (SCHEMATHESIS_MAX_EXAMPLES, SCHEMATHESIS_SEED)
+fuzz-api: schemathesis ## Schemathesis against a live order service, longer than in make test: 1000 cases per operation and phase, a random seed (SCHEMATHESIS_MAX_EXAMPLES, SCHEMATHESIS_SEED)
+	@$(INFRA) install
 	@mkdir -p build; set -o pipefail; SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-1000} SCHEMATHESIS_SEED=$${SCHEMATHESIS_SEED:-random} \
 		go test -count=1 -timeout 90m -v -run 'TestAPISchemathesis$$' ./e2e/ 2>&1 | tee build/fuzz-api.log | grep -vE '^=== '
 
 infra-up: ## install if missing, then start both MariaDB servers and Kafka, KAFKA_NODES=1|3 (idempotent)
 	@$(INFRA) up
 
-infra-down: ## stop the servers and the Prometheus of `make observe` (data stays in .local/)
+infra-down: ## stop the servers, the Prometheus of `make observe` and any servers `make test` left running (data stays in .local/)
 	@$(RUN) stop
 	@$(OBSERVE) down
 	@$(INFRA) down
+	@$(TEST_INFRA) down
 
-infra-status: ## which servers run, with pid and port
+infra-status: ## which servers run, with pid and port (and make test's, while they run)
 	@$(INFRA) status
 	@$(RUN) status
 	@$(OBSERVE) status
+	@if $(TEST_INFRA) status | grep -qv ' down '; then echo "make test's servers ($(TEST_INFRA_DIR)):"; $(TEST_INFRA) status | sed 's/^/  /'; fi
 
 # A demo named after a failure strategy (block, skip, ..., or strategy-poison:
 # plain `poison` is the poison-queue demo) runs that strategy's part of the

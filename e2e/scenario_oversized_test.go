@@ -89,6 +89,7 @@ func placeCrafted(s *harness.Stack, i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Correlation-ID", fmt.Sprintf("%s%d", craftedPrefix, i))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

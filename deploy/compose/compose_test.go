@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
@@ -530,6 +534,61 @@ func TestComposeLeastPrivilege(t *testing.T) {
 		for k, v := range s.Environment {
 			if v != nil && strings.Contains(*v, "onceflow:") || k == "MARIADB_USER" {
 				t.Errorf("%s: %s uses the test superuser (or creates a user of its own)", name, k)
+			}
+		}
+	}
+}
+
+// TestComposeServicesAnswerTheirCallers: each service's *_HTTP_ALLOWED_HOSTS
+// admits every name it is called by (ADR 0051): localhost for the host's
+// browser and curl, the Prometheus target, and for the payment service the
+// order service's ORDER_CONSOLE_PAYMENT_URL. A name missing there would get
+// 421 from the service's guard.
+func TestComposeServicesAnswerTheirCallers(t *testing.T) {
+	t.Parallel()
+	p, err := compose.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(service, name string) string {
+		if v := p.Services[service].Environment[name]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	var prom promConfig
+	readYAML(t, "deploy/prometheus/prometheus.yml", &prom)
+	callers := map[string][]string{"order": {"localhost:8080"}, "payment": {"localhost:8081"}}
+	for _, sc := range prom.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			callers[sc.JobName] = append(callers[sc.JobName], st.Targets...)
+		}
+	}
+	console, err := url.Parse(env("order", "ORDER_CONSOLE_PAYMENT_URL"))
+	if err != nil || console.Host == "" {
+		t.Fatalf("ORDER_CONSOLE_PAYMENT_URL %q: %v", env("order", "ORDER_CONSOLE_PAYMENT_URL"), err)
+	}
+	callers["payment"] = append(callers["payment"], console.Host)
+
+	for svc, hosts := range callers {
+		variable := strings.ToUpper(svc) + "_HTTP_ALLOWED_HOSTS"
+		if env(svc, variable) == "" {
+			t.Errorf("compose does not set %s: the %s service answers only to localhost", variable, svc)
+			continue
+		}
+		cfg := httpserver.Config{AllowedHosts: strings.Split(env(svc, variable), ",")}.Defaults()
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s=%q: %v", variable, env(svc, variable), err)
+			continue
+		}
+		guarded := cfg.Guard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		for _, host := range hosts {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Host = host
+			rec := httptest.NewRecorder()
+			guarded.ServeHTTP(rec, req)
+			if rec.Code != http.StatusNoContent {
+				t.Errorf("%s answers Host %s with %d: add its name to compose's %s", svc, host, rec.Code, variable)
 			}
 		}
 	}

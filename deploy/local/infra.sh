@@ -32,6 +32,8 @@
 #                         TCP proxy in front of the broker: the broker listens on the first port and
 #                         tells clients to connect to the second (where the proxy listens)
 # The two modes keep their data apart ($ONCEFLOW_INFRA_DIR/kafka vs kafka-1..3); only one runs at a time.
+# Other sets of servers are this script with another directory and ports: `make test`'s
+# (.local/test-infra; 12307, 12308, 18092, ADR 0057) and the e2e harness's (e2e/harness/infra.go).
 # Every database server gets its service's database (`orders` on order-db,
 # `payments` on payment-db) with that service's migration and service users
 # (deploy/dbusers/<server>.sql, ADR 0049), and the user onceflow/onceflow with
@@ -173,16 +175,18 @@ wait_for() { # wait_for <server> <seconds>
 start_db() {
   local name=$1 dir="$INFRA_DIR/$1" port
   port=$(port_of "$name")
-  mkdir -p "$dir"
+  # A temporary directory of its own: in the shared /tmp, a temporary table of
+  # mariadb-install-db once vanished mid-way (Errcode 2 on its delete).
+  mkdir -p "$dir/tmp"
   if [ ! -d "$dir/data/mysql" ]; then
     log "$name: initialising data dir $dir/data"
-    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+    mariadb-install-db --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --user="$(id -un)" \
       --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 \
       || die "$name: mariadb-install-db failed; see $dir/install.log"
   fi
   port_open "$port" && die "$name: port $port is taken by another process"
   # innodb_flush_log_at_trx_commit=1: every commit is on disk before the client hears OK.
-  setsid "$(mariadbd_bin)" --no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" \
+  setsid "$(mariadbd_bin)" --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" \
     --port="$port" --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mysqld.pid" \
     --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=128M \
     --max-connections=400 --skip-name-resolve --character-set-server=utf8mb4 \
@@ -324,12 +328,15 @@ launch_kafka() {
 
 # ---------------------------------------------------------------- commands
 
-# cmd_start starts the given servers that are not running: databases one after
-# the other, Kafka nodes all at once, then waits until each is ready.
+# cmd_start starts the given servers that are not running: Kafka nodes all at
+# once and first (their JVMs start while the databases do), databases one after
+# the other, then waits until each is ready.
 cmd_start() {
-  local name started=()
+  local name started=() ordered=()
   for name in "$@"; do known_server "$name"; done
-  for name in "$@"; do
+  for name in "$@"; do is_kafka "$name" && ordered+=("$name"); done
+  for name in "$@"; do is_kafka "$name" || ordered+=("$name"); done
+  for name in "${ordered[@]}"; do
     if [ -n "$(pid_of "$name")" ]; then
       log "$name already running (pid $(pid_of "$name"))"
       is_kafka "$name" || setup_db "$name"
@@ -425,7 +432,7 @@ main() {
     resume) cmd_signal CONT "${1:?server}" ;;
     pid) pid_of "${1:?server}" ;;
     config) cmd_config "${1:?server}" ;;
-    *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    *) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 

@@ -10,7 +10,8 @@ mkdir -p "$dir"
 # Development settings, passed explicitly: the services have no compiled-in
 # database credentials (ADR 0026). Override them by exporting the variables.
 # Each service migrates as its migration user, then runs as its service user
-# (DML only; the users of deploy/dbusers, created by infra.sh, ADR 0049).
+# (the DML of deploy/dbusers/*-app.sql, table by table, granted by the migration
+# user at every start; the users are created by infra.sh, ADR 0049).
 export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/orders}
 export ORDER_DB_MIGRATE_DSN=${ORDER_DB_MIGRATE_DSN:-orders_migrate:orders_migrate@tcp(127.0.0.1:3307)/orders}
 export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments}
@@ -69,11 +70,11 @@ case "${1:-}" in
 onceflow is running: order API on http://127.0.0.1:8080, payment service on :8081.
 
 Place an order (customer c-1 has 10,000.00 EUR):
-  curl -s -XPOST localhost:8080/orders -d '{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}'
+  curl -s -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}'
 Then read it (status CONFIRMED within about a second):
   curl -s localhost:8080/orders/<id>
 A customer who cannot pay (c-poor has 5.00 EUR) ends CANCELLED with a reason:
-  curl -s -XPOST localhost:8080/orders -d '{"customer_id":"c-poor","amount_cents":1250,"currency":"EUR"}'
+  curl -s -XPOST localhost:8080/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-poor","amount_cents":1250,"currency":"EUR"}'
 All orders of a customer:
   curl -s 'localhost:8080/orders?customer_id=c-1'
 

@@ -251,13 +251,13 @@ func (d *demo) poison() error {
 	time.Sleep(time.Second)
 	tool := poison.New(d.kafka, events.TopicPaymentPoison, d.paymentDB)
 	defer tool.Close()
-	list, err := tool.List(d.ctx)
+	page, err := tool.List(d.ctx, poison.Query{Limit: 3})
 	if err != nil {
 		return err
 	}
 	say("3. The payment service moved each bad message to payment.poison at the first attempt (retrying")
 	say("   cannot fix it), with the reason, and went on. The newest entries of `payment poison list`:")
-	for _, e := range list[max(0, len(list)-3):] {
+	for _, e := range page.Entries {
 		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Reason))
 	}
 	say("\nA person fixes the cause and runs `build/bin/payment poison replay <offset>`: the message goes back")

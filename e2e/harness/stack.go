@@ -56,7 +56,8 @@ type Stack struct {
 	OrderDB   *sql.DB
 	PaymentDB *sql.DB
 	// orderUsers and paymentUsers: the services migrate as the migration user
-	// and run as the service user (DML only) of their database (ADR 0049).
+	// and run as the service user of their database, with the table grants the
+	// migration user gives it at start (ADR 0049).
 	orderUsers, paymentUsers dbusers.Users
 	Orders                   []*Service
 	Payments                 []*Service

@@ -1,8 +1,9 @@
 // Package testenv gives integration tests the real servers they run against: a
-// fresh database on one of the MariaDB servers and unique Kafka topics, dropped or
-// left behind when the test ends.
+// fresh database on one of the MariaDB servers, unique Kafka topics and consumer
+// group names, all removed when the test ends (cleanup.go).
 //
-// Addresses come from the environment, with the defaults of `make infra-up`:
+// Addresses come from the environment (`make test` points them at servers of
+// its own, ADR 0057), with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
 // the development and test superuser of deploy/local/infra.sh, which creates
@@ -101,11 +102,16 @@ var unsafeChars = regexp.MustCompile(`[^a-z0-9]+`)
 // UniqueName returns a name unique to this test run, made of prefix, the test's
 // name and random letters, safe as a database or topic name (at most 60 chars).
 func UniqueName(t testing.TB, prefix string) string {
+	return fmt.Sprintf("%s_%s_%s", prefix, testPart(t), strings.ToLower(watermill.NewShortUUID()[:8]))
+}
+
+// testPart is the part of UniqueName's names that comes from the test's name.
+func testPart(t testing.TB) string {
 	name := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
 	if len(name) > 30 {
 		name = name[len(name)-30:]
 	}
-	return fmt.Sprintf("%s_%s_%s", prefix, strings.Trim(name, "_"), strings.ToLower(watermill.NewShortUUID()[:8]))
+	return strings.Trim(name, "_")
 }
 
 // NewDB creates an empty database on the server at addr, returns a pool
@@ -126,10 +132,15 @@ type Database struct {
 	// Admin is a pool as the development superuser (DB_USER), for the test's
 	// own set-up and checks. Closed when the test ends.
 	Admin *sql.DB
-	// DSN is the service user's (SELECT, INSERT, UPDATE, DELETE on Name, no
-	// DDL): what the code under test connects with.
+	// DSN is the service user's: what the code under test connects with. Until
+	// the database is migrated (Migrate, or a service's start with
+	// MigrateDSN) it may SELECT, INSERT, UPDATE and DELETE anything in Name, so
+	// that tests of the messaging package can run consumers on tables of their
+	// own; from then on it has a deployment's privileges, table by table
+	// (deploy/dbusers/*-app.sql).
 	DSN string
-	// MigrateDSN is the migration user's (every privilege on Name alone).
+	// MigrateDSN is the migration user's (every privilege on Name alone, with
+	// GRANT OPTION).
 	MigrateDSN string
 }
 
@@ -157,11 +168,23 @@ func NewDatabase(t testing.TB, addr string) Database {
 		Missing(t, "MariaDB at "+addr, err)
 	}
 	name := UniqueName(t, "t")
+	_, users, err := dbusers.Order.For(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := DropDatabase(addr, users); err != nil {
+			t.Errorf("removing the test's database: %v", err)
+		}
+	})
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"`"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	users, err := CreateUsers(ctx, admin, name)
-	if err != nil {
+	if _, err := CreateUsers(ctx, admin, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ExecContext(ctx, "GRANT SELECT, INSERT, UPDATE, DELETE ON `"+
+		strings.ReplaceAll(name, "_", `\_`)+"`.* TO '"+users.App+"'@'%'"); err != nil { // until Migrate (see DSN)
 		t.Fatal(err)
 	}
 	db, err := sql.Open("mysql", DSN(addr, name))
@@ -170,17 +193,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 	}
 	db.SetMaxOpenConns(100)
 	db.SetMaxIdleConns(100)
-	t.Cleanup(func() {
-		db.Close()
-		a, err := sql.Open("mysql", DSN(addr, ""))
-		if err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-			for _, s := range dbusers.DropStatements(users) {
-				_, _ = a.Exec(s)
-			}
-			a.Close()
-		}
-	})
+	t.Cleanup(func() { db.Close() })
 	return Database{Name: name, Admin: db,
 		DSN:        UserDSN(addr, name, users.App, users.AppPassword),
 		MigrateDSN: UserDSN(addr, name, users.Migrate, users.MigratePassword)}
@@ -189,7 +202,10 @@ func NewDatabase(t testing.TB, addr string) Database {
 // Migrate brings d up to date as its migration user, as a service's start-up
 // does (sqldb.OpenAndMigrate with MigrateDSN): the messaging tables, then
 // serviceMigrations (a service's embedded migrations, *.sql under a
-// "migrations" directory; nil for none).
+// "migrations" directory; nil for none). Then, as the migration user too, it
+// gives the service user a deployment's privileges on the tables d has (those
+// of deploy/dbusers/payment-app.sql if d has the payment tables, else of
+// order-app.sql), and no more.
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
 	db, err := sqldb.OpenAndMigrate(context.Background(), sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
@@ -197,7 +213,53 @@ func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
-	db.Close()
+	defer db.Close()
+	if err := grantApp(context.Background(), db, d.Name, d.DSN); err != nil {
+		t.Fatalf("granting the service user of %s its privileges: %v", d.Name, err)
+	}
+}
+
+// grantApp runs, through db (the migration user's pool on database name), the
+// grants of the service user of serviceDSN on the tables name has.
+func grantApp(ctx context.Context, db *sql.DB, name, serviceDSN string) error {
+	rows, err := db.QueryContext(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", name)
+	if err != nil {
+		return err
+	}
+	tables := map[string]bool{}
+	for rows.Next() {
+		var table string
+		if err := rows.Scan(&table); err != nil {
+			rows.Close()
+			return err
+		}
+		tables[table] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	tpl := dbusers.Order
+	if tables["payments"] {
+		tpl = dbusers.Payment
+	}
+	c, err := mysql.ParseDSN(serviceDSN)
+	if err != nil {
+		return err
+	}
+	grants, err := tpl.AppGrants(name, c.User)
+	if err != nil {
+		return err
+	}
+	for _, g := range grants {
+		if g.Table != "" && !tables[g.Table] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, g.SQL); err != nil {
+			return fmt.Errorf("%s: %w", g.SQL, err)
+		}
+	}
+	return nil
 }
 
 // Open returns a pool on d as its service user with the services' settings
@@ -262,6 +324,7 @@ func Topics(t testing.TB, kc kafka.Config, partitions int32, bases ...string) []
 		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
 		specs[i] = kafka.TopicSpec{Name: names[i], Partitions: partitions}
 	}
+	t.Cleanup(func() { deleteTopics(t, kc, names...) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := kc.EnsureTopics(ctx, specs); err != nil {
@@ -270,14 +333,40 @@ func Topics(t testing.TB, kc kafka.Config, partitions int32, bases ...string) []
 	return names
 }
 
+// TopicName returns a unique topic name for a topic that the code under test
+// creates itself (with settings of its own, say); the topic is deleted when the
+// test ends, if it was created.
+func TopicName(t testing.TB, kc kafka.Config, base string) string {
+	t.Helper()
+	name := strings.ReplaceAll(UniqueName(t, base), "_", "-")
+	t.Cleanup(func() { deleteTopics(t, kc, name) })
+	return name
+}
+
+// Group returns a unique consumer group name. When the test ends, the group is
+// deleted with every group named after it (name + "." + handler: the groups of
+// messaging.Consumers' projections). Call it before starting the consumers that
+// use it: cleanups run last-registered first, so theirs (which close them and
+// leave the group) run before the deletion. A group with members left is
+// reported as an error.
+func Group(t testing.TB, kc kafka.Config, base string) string {
+	t.Helper()
+	name := UniqueName(t, base)
+	t.Cleanup(func() { deleteGroups(t, kc, name) })
+	return name
+}
+
 // ReadTopic consumes topic from the oldest offset with a new consumer group until
 // it has n messages or timeout passes, and returns what it got (acknowledged).
+// The group is deleted once its subscriber is closed.
 func ReadTopic(t testing.TB, cfg kafka.Config, topic string, n int, timeout time.Duration) []*message.Message {
 	t.Helper()
-	sub, err := cfg.NewSubscriber(UniqueName(t, "reader"), watermill.NopLogger{})
+	group := UniqueName(t, "reader")
+	sub, err := cfg.NewSubscriber(group, watermill.NopLogger{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer deleteGroups(t, cfg, group) // deferred first: runs after sub.Close
 	defer sub.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

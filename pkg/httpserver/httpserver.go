@@ -2,7 +2,9 @@
 // limits that keep slow and hostile clients from holding it (ADR 24): a client
 // that sends its request slowly, never reads the response, or keeps an idle
 // connection open is disconnected within a bound, and an oversized header block
-// is refused with 431 before it is buffered.
+// is refused with 431 before it is buffered. Every request passes the guard
+// first (Guard, ADR 0051), which makes requests from web pages of other
+// origins harmless.
 package httpserver
 
 import (
@@ -37,6 +39,12 @@ type Config struct {
 	// a larger one gets 431 Request Header Fields Too Large. Default 16384
 	// (16 KiB); 8 KiB..1 MiB.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES"`
+	// AllowedHosts are the names the server answers to in the Host header
+	// (comma-separated; port ignored, case-insensitive); an IP address is
+	// always accepted. A request for another name gets 421 (Guard). Default
+	// DefaultAllowedHosts (localhost); a deployment adds the names its clients
+	// use, e.g. compose's service names.
+	AllowedHosts []string `env:"ALLOWED_HOSTS"`
 }
 
 // Defaults returns c with zero fields set to their defaults.
@@ -56,6 +64,9 @@ func (c Config) Defaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = DefaultAllowedHosts
+	}
 	return c
 }
 
@@ -71,15 +82,15 @@ func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 8<<10 || c.MaxHeaderBytes > 1<<20 {
 		errs = append(errs, fmt.Errorf("http: max header bytes %d is outside 8192..1048576", c.MaxHeaderBytes))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, validateAllowedHosts(c.AllowedHosts))...)
 }
 
-// Server returns an http.Server for h with c's timeouts and limits (defaults
-// applied; c is assumed valid).
+// Server returns an http.Server for h, behind the guard (Guard), with c's
+// timeouts and limits (defaults applied; c is assumed valid).
 func (c Config) Server(h http.Handler) *http.Server {
 	c = c.Defaults()
 	return &http.Server{
-		Handler:           h,
+		Handler:           c.Guard(h),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,

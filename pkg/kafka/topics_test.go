@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 func TestPoisonTopicsNeverExpire(t *testing.T) {
 	t.Parallel()
 	kc := testenv.Kafka(t)
-	created := strings.ReplaceAll(testenv.UniqueName(t, "poison-new"), "_", "-")
+	created := testenv.TopicName(t, kc, "poison-new")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{kafka.PoisonTopicSpec(created)}); err != nil {
@@ -33,7 +32,14 @@ func TestPoisonTopicsNeverExpire(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{created, existing} {
-		if got := retention(t, kc.Brokers, topic); got != kafka.PoisonRetentionMs {
+		// The broker answers from its copy of the metadata, which follows the
+		// controller's a moment after the change is committed.
+		got := retention(t, kc.Brokers, topic)
+		for deadline := time.Now().Add(10 * time.Second); got != kafka.PoisonRetentionMs && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			got = retention(t, kc.Brokers, topic)
+		}
+		if got != kafka.PoisonRetentionMs {
 			t.Errorf("topic %s has retention.ms=%s, want %s", topic, got, kafka.PoisonRetentionMs)
 		}
 	}

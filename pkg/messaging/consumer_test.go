@@ -106,7 +106,7 @@ func newRigConfig(t *testing.T) (*consumerRig, messaging.Config) {
 		DB:            d.DBConfig(),
 		Kafka:         kc,
 		Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
-		ConsumerGroup: testenv.UniqueName(t, "group"),
+		ConsumerGroup: testenv.Group(t, kc, "group"),
 		PoisonTopic:   r.poisonTopic,
 	}
 }

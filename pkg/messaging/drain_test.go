@@ -34,7 +34,7 @@ func newStopRig(t *testing.T, drain time.Duration) *stopRig {
 			DB:            d.DBConfig(),
 			Kafka:         kc,
 			Retry:         messaging.RetryConfig{MaxRetries: 2, InitialInterval: 20 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
-			ConsumerGroup: testenv.UniqueName(t, "group"),
+			ConsumerGroup: testenv.Group(t, kc, "group"),
 			PoisonTopic:   topics[1],
 		},
 		stop: lifecycle.Config{DrainTimeout: drain},

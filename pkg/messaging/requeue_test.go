@@ -180,7 +180,7 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	runB := startConsumers(t, messaging.Config{
 		DB:            dB.DBConfig(),
 		Kafka:         kc,
-		ConsumerGroup: testenv.UniqueName(t, "group-b"),
+		ConsumerGroup: testenv.Group(t, kc, "group-b"),
 		PoisonTopic:   poisonTopics[1],
 		Requeue:       messaging.RequeueConfig{PollInterval: 50 * time.Millisecond},
 	}, lifecycle.Config{}, a.topic, b.effect, messaging.DisableInboxForTest)
@@ -200,7 +200,8 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	tool := poison.New(kc, poisonTopics[0], a.db)
 	defer tool.Close()
 	ctx := context.Background()
-	list, err := tool.List(ctx)
+	page, err := tool.List(ctx, poison.Query{})
+	list := page.Entries
 	if err != nil || len(list) != 1 || list[0].ID != bad.UUID || list[0].Handler != "test" || list[0].Group == "" {
 		t.Fatalf("poison list = %+v, %v; want the bad message, from handler test, with its group", list, err)
 	}
@@ -234,8 +235,8 @@ func TestReplayReachesOnlyItsGroup(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeReplayed = %d, %v; want 1", n, err)
 	}
-	if list, err := tool.List(ctx); err != nil || len(list) != 1 || list[0].ID != kept.UUID {
-		t.Fatalf("after PurgeReplayed: %+v, %v; want only the message not replayed", list, err)
+	if page, err := tool.List(ctx, poison.Query{}); err != nil || len(page.Entries) != 1 || page.Entries[0].ID != kept.UUID {
+		t.Fatalf("after PurgeReplayed: %+v, %v; want only the message not replayed", page.Entries, err)
 	}
 	if n, err := tool.PurgeReplayed(ctx); err != nil || n != 0 {
 		t.Fatalf("second PurgeReplayed = %d, %v; want 0", n, err)

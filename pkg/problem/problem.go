@@ -6,6 +6,7 @@ package problem
 
 import (
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -116,18 +117,32 @@ func Handler(logger *slog.Logger, cfg Config) echo.HTTPErrorHandler {
 		default:
 			k = kinds[apperr.CodeInternal]
 		}
-		p.Type, p.Title, p.Status = TypeBase+k.Slug, k.Title, k.Status
-		if k.RetryAfter {
-			c.Response().Header().Set("Retry-After", "1")
-		}
-		if p.Status >= 500 {
-			logger.ErrorContext(c.Request().Context(), "request failed", "status", p.Status,
+		if k.Status >= 500 {
+			logger.ErrorContext(c.Request().Context(), "request failed", "status", k.Status,
 				"path", c.Request().URL.Path, "correlation_id", p.CorrelationID, "err", err)
-			if p.Status == http.StatusInternalServerError {
+			if k.Status == http.StatusInternalServerError {
 				p.Detail = "something went wrong on our side; quote the correlation id when reporting it"
 			}
 		}
-		c.Response().Header().Set(echo.HeaderContentType, ContentType) // c.JSON keeps a set type
-		_ = c.JSON(p.Status, p)
+		write(c.Response(), k, p)
 	}
+}
+
+// Write answers r with the problem of kind k and detail. It is for handlers in
+// front of Echo (httpserver's guard), which refuse a request before Echo's
+// middlewares give it a correlation id; Handler renders Echo's errors the same way.
+func Write(w http.ResponseWriter, r *http.Request, k Kind, detail string) {
+	write(w, k, Problem{Detail: detail, Instance: r.URL.Path})
+}
+
+// write completes p with k's type, title and status and writes it.
+func write(w http.ResponseWriter, k Kind, p Problem) {
+	p.Type, p.Title, p.Status = TypeBase+k.Slug, k.Title, k.Status
+	body, _ := json.Marshal(p) // strings, a map of strings and an int: cannot fail
+	w.Header().Set("Content-Type", ContentType)
+	if k.RetryAfter {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(k.Status)
+	_, _ = w.Write(append(body, '\n'))
 }

@@ -21,9 +21,10 @@ import (
 type Common struct {
 	// HTTPAddr is where the service's HTTP server listens (host:port).
 	HTTPAddr string `env:"HTTP_ADDR"`
-	// HTTP: the server's timeouts and header limit (HTTP_READ_HEADER_TIMEOUT,
-	// HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT, HTTP_IDLE_TIMEOUT,
-	// HTTP_MAX_HEADER_BYTES; see httpserver.Config).
+	// HTTP: the server's timeouts, header limit and allowed host names
+	// (HTTP_READ_HEADER_TIMEOUT, HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT,
+	// HTTP_IDLE_TIMEOUT, HTTP_MAX_HEADER_BYTES, HTTP_ALLOWED_HOSTS; see
+	// httpserver.Config).
 	HTTP httpserver.Config `envPrefix:"HTTP_"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"ADMIN_TOKEN"`

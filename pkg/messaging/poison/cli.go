@@ -3,6 +3,7 @@ package poison
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,10 +16,14 @@ import (
 
 // Usage describes the poison subcommand.
 const Usage = `usage: <service> poison <command>
-  list                 the poisoned messages: offset, time, id, from topic, reason, replays
+  list [--limit N] [--cursor N] [--oldest-first] [--reason-code CODE]
+                       a page of the poisoned messages, newest first: offset, time, id,
+                       from topic, replays, reason; it ends with the --cursor of the next page
   show <offset>        one message in full (JSON)
   replay <offset>      send it back to the consumer (and consumer group) that poisoned it
-  replay --all         replay every message not replayed yet
+  replay --all [--reason-code CODE]
+                       replay every message not replayed yet (with that reason code), oldest
+                       first, a page at a time
   purge [--up-to N]    delete messages up to offset N (all without --up-to)
   purge --replayed     delete the replayed messages up to the first one not replayed
   parked ...           the outbox rows Kafka refused for good (see "poison parked")
@@ -60,17 +65,25 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 	case "keys":
 		return runKeysCLI(ctx, tool, args[1:], out)
 	case "list":
-		list, err := tool.List(ctx)
+		q, err := parseQuery(args[1:], false)
+		if err != nil {
+			return err
+		}
+		page, err := tool.List(ctx, q)
 		if err != nil {
 			return err
 		}
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "OFFSET\tPOISONED AT\tID\tFROM\tREPLAYS\tREASON")
-		for _, e := range list {
+		for _, e := range page.Entries {
 			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Offset, e.PoisonedAt.Format("2006-01-02 15:04:05"), e.ID,
 				e.FromTopic, len(e.Replays), strings.ReplaceAll(e.Reason, "\n", " "))
 		}
-		fmt.Fprintf(w, "%d message(s) in %s\n", len(list), cfg.PoisonTopic)
+		fmt.Fprintf(w, "%d message(s) of %s", len(page.Entries), cfg.PoisonTopic)
+		if page.Next != nil {
+			fmt.Fprintf(w, "; the next page: --cursor %d", *page.Next)
+		}
+		fmt.Fprintln(w)
 		return w.Flush()
 	case "show":
 		n, err := offset(1)
@@ -86,8 +99,12 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 		return enc.Encode(e)
 	case "replay":
 		if len(args) > 1 && args[1] == "--all" {
-			done, err := tool.ReplayAll(ctx)
-			fmt.Fprintf(out, "replayed %d message(s)\n", len(done))
+			q, err := parseQuery(args[2:], true)
+			if err != nil {
+				return err
+			}
+			replayed, err := replayAll(ctx, tool, q)
+			fmt.Fprintf(out, "replayed %d message(s)\n", replayed)
 			return err
 		}
 		n, err := offset(1)
@@ -120,5 +137,55 @@ func RunCLI(ctx context.Context, cfg messaging.Config, args []string, out io.Wri
 		return err
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], Usage)
+	}
+}
+
+// parseQuery reads the flags of "list" (all of them) or "replay --all"
+// (--reason-code only).
+func parseQuery(args []string, replay bool) (Query, error) {
+	fs := flag.NewFlagSet("poison", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	reason := fs.String("reason-code", "", "only the messages with this reason code")
+	var limit int
+	var cursor int64
+	var oldestFirst bool
+	if !replay {
+		fs.IntVar(&limit, "limit", DefaultLimit, "the most messages to show")
+		fs.Int64Var(&cursor, "cursor", 0, "the offset to start at (a previous page's next cursor)")
+		fs.BoolVar(&oldestFirst, "oldest-first", false, "go from the oldest message")
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return Query{}, fmt.Errorf("bad flags %q\n%s", args, Usage)
+	}
+	if !replay && (limit < 1 || limit > MaxLimit) {
+		return Query{}, fmt.Errorf("--limit must be between 1 and %d", MaxLimit)
+	}
+	q := Query{Limit: limit, Order: NewestFirst, ReasonCode: *reason}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "cursor" {
+			q.Cursor = &cursor
+		}
+	})
+	if q.Cursor != nil && cursor < 0 {
+		return Query{}, fmt.Errorf("--cursor must be a non-negative offset")
+	}
+	if oldestFirst {
+		q.Order = OldestFirst
+	}
+	return q, nil
+}
+
+// replayAll replays page after page (ReplayAll) until the end of the topic,
+// holding one page at a time, and returns how many it replayed.
+func replayAll(ctx context.Context, tool *Tool, q Query) (int, error) {
+	q.Limit = MaxLimit
+	replayed := 0
+	for {
+		page, err := tool.ReplayAll(ctx, q)
+		replayed += len(page.Entries)
+		if err != nil || page.Next == nil {
+			return replayed, err
+		}
+		q.Cursor = page.Next
 	}
 }

@@ -1,6 +1,7 @@
 package poison
 
 import (
+	"context"
 	"crypto/subtle"
 	_ "embed"
 	"errors"
@@ -14,10 +15,10 @@ import (
 
 // Routes mounts the admin endpoints on g (e.g. e.Group("/admin/poison")):
 //
-//	GET  ""                  list poisoned messages, oldest first
-//	GET  "/:offset"          one message
-//	POST "/:offset/replay"   send it back to the topic it came from
-//	POST "/replay"           replay every message not replayed yet
+//	GET  "?cursor=&limit=&order=&reason_code="  a page of poisoned messages, newest first by default
+//	GET  "/:offset"          one message; 410 if it was purged
+//	POST "/:offset/replay"   send it back to the consumer that poisoned it
+//	POST "/replay?cursor=&limit=&reason_code="  replay a page of the messages not replayed yet
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
 //	GET  "/parked"           parked outbox rows (ADR 22), in park order
 //	GET  "/parked/:id"       one parked row with payload and metadata
@@ -55,11 +56,15 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 	parkedRoutes(r, tool)
 	keyRoutes(r, tool)
 	r.GET("", func(c echo.Context) error {
-		list, err := tool.List(c.Request().Context())
+		q, err := queryParams(c, true)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, map[string]any{"topic": tool.topic, "messages": nonNil(list)})
+		page, err := tool.List(c.Request().Context(), q)
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(http.StatusOK, pageBody{Topic: tool.topic, Messages: nonNil(page.Entries), Next: page.Next})
 	})
 	r.GET("/:offset", func(c echo.Context) error {
 		off, err := offsetParam(c)
@@ -68,7 +73,7 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		e, err := tool.Get(c.Request().Context(), off)
 		if err != nil {
-			return notFound(err)
+			return httpError(err)
 		}
 		return c.JSON(http.StatusOK, e)
 	})
@@ -79,16 +84,20 @@ func Routes(g *echo.Group, tool *Tool, token string) {
 		}
 		e, err := tool.Replay(c.Request().Context(), off)
 		if err != nil {
-			return notFound(err)
+			return httpError(err)
 		}
-		return c.JSON(http.StatusOK, map[string]any{"replayed": []Entry{e}})
+		return c.JSON(http.StatusOK, replayedBody{Replayed: []Entry{e}})
 	})
 	r.POST("/replay", func(c echo.Context) error {
-		done, err := tool.ReplayAll(c.Request().Context())
+		q, err := queryParams(c, false)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, map[string]any{"replayed": nonNil(done)})
+		page, err := tool.ReplayAll(c.Request().Context(), q)
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(http.StatusOK, replayedBody{Replayed: nonNil(page.Entries), Next: page.Next})
 	})
 	r.POST("/purge", func(c echo.Context) error {
 		upTo := int64(-1)
@@ -115,9 +124,59 @@ func offsetParam(c echo.Context) (int64, error) {
 	return n, nil
 }
 
-func notFound(err error) error {
-	if errors.Is(err, ErrNotFound) {
+// pageBody is the answer to a listing.
+type pageBody struct {
+	Topic    string  `json:"topic"`
+	Messages []Entry `json:"messages"`
+	Next     *int64  `json:"next_cursor,omitempty"`
+}
+
+// replayedBody is the answer to a replay: the message, or a page of them.
+type replayedBody struct {
+	Replayed []Entry `json:"replayed"`
+	Next     *int64  `json:"next_cursor,omitempty"`
+}
+
+// queryParams reads the query of a listing (cursor, limit, order,
+// reason_code) or of a replay of a page (without order). A parameter that is
+// present must be valid: "?cursor=" is a 400, not "from the newest".
+func queryParams(c echo.Context, listing bool) (Query, error) {
+	params := c.QueryParams()
+	q := Query{ReasonCode: params.Get("reason_code")}
+	if params.Has("cursor") {
+		n, err := strconv.ParseInt(params.Get("cursor"), 10, 64)
+		if err != nil || n < 0 {
+			return Query{}, echo.NewHTTPError(http.StatusBadRequest, "cursor must be a non-negative offset")
+		}
+		q.Cursor = &n
+	}
+	if params.Has("limit") {
+		n, err := strconv.Atoi(params.Get("limit"))
+		if err != nil || n < 1 || n > MaxLimit {
+			return Query{}, echo.NewHTTPError(http.StatusBadRequest, "limit must be between 1 and "+strconv.Itoa(MaxLimit))
+		}
+		q.Limit = n
+	}
+	if listing && params.Has("order") {
+		q.Order = Order(params.Get("order"))
+		if q.Order != NewestFirst && q.Order != OldestFirst {
+			return Query{}, echo.NewHTTPError(http.StatusBadRequest, `order must be "newest" or "oldest"`)
+		}
+	}
+	return q, nil
+}
+
+// httpError turns the Tool's errors into problems: an offset not there is a
+// 404, one purged (also while it was read) a 410, a read that Kafka did not
+// serve in time a 503.
+func httpError(err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrGone):
+		return echo.NewHTTPError(http.StatusGone, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error()).SetInternal(err)
 	}
 	return err
 }

@@ -17,7 +17,7 @@ import (
 // its Allow header (the guard is per route, not Echo's group catch-all that
 // answered 404), also where a parameter route would catch the path ("GET
 // /replay" is not the offset "replay"), and "?up_to=" with no value is a 400,
-// not "purge everything".
+// not "purge everything"; nor is a listing's empty cursor "from the newest".
 func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -37,6 +37,12 @@ func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 		{"unknown path", http.MethodGet, "/admin/poison/nothing/here", "secret", 404, ""},
 		{"purge with an empty up_to", http.MethodPost, "/admin/poison/purge?up_to=", "secret", 400, ""},
 		{"purge with a negative up_to", http.MethodPost, "/admin/poison/purge?up_to=-1", "secret", 400, ""},
+		{"list with an empty cursor", http.MethodGet, "/admin/poison?cursor=", "secret", 400, ""},
+		{"list with a negative cursor", http.MethodGet, "/admin/poison?cursor=-1", "secret", 400, ""},
+		{"list with a limit of 0", http.MethodGet, "/admin/poison?limit=0", "secret", 400, ""},
+		{"list with a limit over 500", http.MethodGet, "/admin/poison?limit=501", "secret", 400, ""},
+		{"list in an unknown order", http.MethodGet, "/admin/poison?order=sideways", "secret", 400, ""},
+		{"replay a page with a bad limit", http.MethodPost, "/admin/poison/replay?limit=many", "secret", 400, ""},
 	}
 	e := echo.New()
 	poison.Routes(e.Group("/admin/poison"), new(poison.Tool), "secret")

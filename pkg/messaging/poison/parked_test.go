@@ -14,6 +14,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/problem"
@@ -59,9 +60,10 @@ func TestParkedRowEndpoints(t *testing.T) {
 }
 
 // adminDocument is the admin endpoints' OpenAPI fragment in a document of its
-// own, with the problem schema the services' documents give it.
+// own, with the problem schema and the guard's answers the services' documents
+// give it.
 var adminDocument = apidoctest.Once([]byte("openapi: 3.1.0\ninfo: {title: poison admin, version: \"1\"}\npaths: {}\n"),
-	problem.OpenAPI, poison.OpenAPI)
+	problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI)
 
 // adminClient returns a caller of the poison admin endpoints of tool (token
 // "secret"), with the services' problem+json error handler: it sends method to

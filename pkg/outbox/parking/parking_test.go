@@ -61,7 +61,7 @@ func newParkingEnv(t *testing.T, withParking bool, relay ...string) *parkingEnv 
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	d.Migrate(t, nil) // as the migration user; the code under test gets the service user's DSN
 	db := d.Admin
-	topic := strings.ReplaceAll(testenv.UniqueName(t, "parked"), "_", "-")
+	topic := testenv.TopicName(t, kcfg, "parked")
 	admin, err := sarama.NewClusterAdmin(kcfg.Brokers, kcfg.ProducerConfig())
 	if err != nil {
 		t.Fatal(err)

@@ -47,16 +47,17 @@ type Orders interface {
 	// AddOnce is Add guarded by an idempotency key, all in one transaction. It
 	// first claims the key: if no unexpired key (scope, key) is stored it inserts
 	// one, whose row lock marks the key in flight until the transaction ends, then
-	// stores o and evts and records o as the key's result, and returns (nil, nil).
+	// stores o and evts and records key.Render(o) as the key's answer, and returns
+	// (nil, nil).
 	// If the key is stored and unexpired it writes nothing and returns it. If
 	// another transaction holds the key it returns ErrKeyInFlight at once,
 	// without waiting. When the transaction fails, nothing of it (key included)
 	// remains.
 	AddOnce(ctx context.Context, key KeyClaim, o *domain.Order, evts ...events.Event) (*StoredKey, error)
 	// UpdateOnce is Update guarded by an idempotency key, with AddOnce's rules:
-	// the key is claimed before the order is locked, and the order as fn left it
-	// is recorded as the key's result (also when fn changed nothing). fn's error
-	// rolls the key back with everything else.
+	// the key is claimed before the order is locked, and the answer key.Render
+	// gives for the order as fn left it is recorded with the key (also when fn
+	// changed nothing). fn's error rolls the key back with everything else.
 	UpdateOnce(ctx context.Context, key KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*StoredKey, error)
 	// DeleteExpiredKeys deletes up to limit idempotency keys that expired at or
 	// before t, skipping any a transaction holds, and returns how many it deleted.
@@ -106,7 +107,7 @@ type PlaceOrder struct {
 // OrderPlaced event. When it returns nil the order is durable and its event will
 // reach Kafka, whatever crashes afterwards. With an idempotency key, a request
 // that repeats one that already took effect stores nothing and returns the
-// order that request created (Replayed). Errors: CodeInvalidKey, apperr.CodeInvalid
+// answer that request got (Replayed). Errors: CodeInvalidKey, apperr.CodeInvalid
 // (with Fields), CodeKeyReused (the key was used for another request),
 // CodeKeyInFlight (the first request with the key has not finished),
 // apperr.CodeUnavailable (database down: nothing was stored or, if the connection broke
@@ -170,8 +171,8 @@ func (s *Service) OrdersOfCustomer(ctx context.Context, customerID string) ([]*d
 // service (the order shows refunded: true once that is done). Both emit
 // OrderCancelled in the same transaction. Cancelling a CANCELLED order changes
 // nothing and returns it. With an idempotency key (idem not nil), a request that
-// repeats one that already took effect changes nothing and returns the order as
-// that request left it (Replayed). Errors: CodeInvalidKey, apperr.CodeNotFound,
+// repeats one that already took effect changes nothing and returns the answer
+// that request got (Replayed). Errors: CodeInvalidKey, apperr.CodeNotFound,
 // CodeKeyReused, CodeKeyInFlight, apperr.CodeUnavailable, CodeInternal.
 func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, idem *Idempotency) (Result, error) {
 	claim, err := s.claim(idem, s.Now())

@@ -14,7 +14,7 @@ import (
 // effect (a timeout, a broken connection, a 503 whose commit may have happened)
 // sends it again with the same Idempotency-Key. The key is stored in the same
 // transaction as the order change, so it exists exactly when the change does:
-// a retry of a request that took effect is answered from the stored result, one
+// a retry of a request that took effect is answered with the stored answer, one
 // of a request that did not take effect runs as new.
 
 // MaxKeyLength is the longest Idempotency-Key accepted.
@@ -42,6 +42,23 @@ type Idempotency struct {
 	// the HTTP adapter): the same key with another fingerprint is refused with
 	// CodeKeyReused.
 	Fingerprint string
+	// Render renders the answer the client gets for the order as the request
+	// leaves it. It must not be nil, and must give the same answer for the same
+	// order.
+	Render func(o *domain.Order) (Answer, error)
+}
+
+// Answer is what the client of a keyed request received, as the adapter that
+// served it rendered it. It is stored with the key, in the transaction of the
+// change, and every replay sends it unchanged: a replay is byte for byte the
+// original answer, whatever the order or the rendering became since. The
+// application never reads it.
+type Answer struct {
+	Status int
+	// Header holds the headers that belong to the answer (Content-Type,
+	// Location), not those of each response (Date, X-Correlation-ID).
+	Header map[string]string
+	Body   []byte
 }
 
 // KeyClaim is what a repository stores for an idempotency key, in the same
@@ -53,13 +70,15 @@ type KeyClaim struct {
 	CreatedAt time.Time
 	// ExpiresAt is when the key may be forgotten.
 	ExpiresAt time.Time
+	// Render renders the answer stored with the key (Idempotency.Render).
+	Render func(o *domain.Order) (Answer, error)
 }
 
 // StoredKey is a key some earlier request committed: its fingerprint and the
-// order as that request left it.
+// answer that request got.
 type StoredKey struct {
 	Fingerprint string
-	Result      *domain.Order
+	Answer      Answer
 }
 
 // ErrKeyInFlight is what a repository returns when another transaction holds
@@ -69,12 +88,13 @@ var ErrKeyInFlight = errors.New("idempotency key held by a request in flight")
 
 // Result is the outcome of a write that may be the replay of an earlier one.
 type Result struct {
-	// Order is the order as the request left it (for a replay: as the first
-	// request with the key left it, even if it changed since).
+	// Order is the order as the request left it; nil for a replay.
 	Order *domain.Order
 	// Replayed is true when nothing was done now because the same request with
-	// the same key had already taken effect.
+	// the same key had already taken effect; Answer is then the answer that
+	// request got, to be sent as it is.
 	Replayed bool
+	Answer   Answer
 }
 
 // claim turns a request's key into what the repository stores, or refuses a
@@ -87,12 +107,15 @@ func (s *Service) claim(idem *Idempotency, now time.Time) (*KeyClaim, error) {
 		return nil, &apperr.Error{Code: CodeInvalidKey,
 			Message: "Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : ~ -"}
 	}
+	if idem.Render == nil {
+		return nil, errors.New("idempotency key without a renderer for its answer")
+	}
 	return &KeyClaim{Scope: idem.Scope, Key: idem.Key, Fingerprint: idem.Fingerprint,
-		CreatedAt: now, ExpiresAt: now.Add(s.KeyTTL)}, nil
+		CreatedAt: now, ExpiresAt: now.Add(s.KeyTTL), Render: idem.Render}, nil
 }
 
 // settle decides what a keyed write's answer is, given what the repository
-// reported: the new order (stored == nil), a replay of the stored result (same
+// reported: the new order (stored == nil), a replay of the stored answer (same
 // fingerprint), CodeKeyReused (another request used the key) or CodeKeyInFlight.
 func settle(claim *KeyClaim, stored *StoredKey, fresh *domain.Order, err error) (Result, error) {
 	switch {
@@ -107,7 +130,7 @@ func settle(claim *KeyClaim, stored *StoredKey, fresh *domain.Order, err error) 
 		return Result{}, &apperr.Error{Code: CodeKeyReused,
 			Message: "this Idempotency-Key was used for a different request; use a new key for a new request"}
 	}
-	return Result{Order: stored.Result, Replayed: true}, nil
+	return Result{Replayed: true, Answer: stored.Answer}, nil
 }
 
 // DeleteExpiredKeys deletes idempotency keys that expired before now, in

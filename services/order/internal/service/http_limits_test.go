@@ -37,7 +37,7 @@ func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpse
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kc, "order")
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -116,7 +116,7 @@ func TestSlowClientsAreDisconnected(t *testing.T) {
 	never := make(chan struct{})
 
 	t.Run("slow headers", func(t *testing.T) {
-		took, _, err := trickle(addr, "POST /orders HTTP/1.1\r\n", "Host: x\r\nContent-Type: application/json\r\n\r\n", never)
+		took, _, err := trickle(addr, "POST /orders HTTP/1.1\r\n", "Host: localhost\r\nContent-Type: application/json\r\n\r\n", never)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestSlowClientsAreDisconnected(t *testing.T) {
 		}
 	})
 	t.Run("slow body", func(t *testing.T) {
-		head := fmt.Sprintf("POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(orderBody))
+		head := fmt.Sprintf("POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(orderBody))
 		took, status, err := trickle(addr, head, orderBody, never)
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +167,7 @@ func TestSlowClientsDoNotStopOrders(t *testing.T) {
 	addr := startOrderService(t, 2*time.Second, httpserver.Config{ReadHeaderTimeout: time.Second, ReadTimeout: 3 * time.Second})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	head := fmt.Sprintf("POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(orderBody))
+	head := fmt.Sprintf("POST /orders HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(orderBody))
 	for i := range 200 {
 		wg.Add(1)
 		go func() {
@@ -179,7 +179,7 @@ func TestSlowClientsDoNotStopOrders(t *testing.T) {
 				default:
 				}
 				if i%2 == 0 { // half trickle their headers, half their body
-					_, _, _ = trickle(addr, "POST /orders HTTP/1.1\r\n", "Host: x\r\n\r\n", stop)
+					_, _, _ = trickle(addr, "POST /orders HTTP/1.1\r\n", "Host: localhost\r\n\r\n", stop)
 				} else {
 					_, _, _ = trickle(addr, head, orderBody, stop)
 				}

@@ -33,7 +33,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "order")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kc, "order")
 	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.MetricsSampleInterval = 100 * time.Millisecond
 	cfg.Stop.DrainTimeout = 5 * time.Second

@@ -17,9 +17,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -27,7 +29,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
-	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
@@ -176,7 +177,7 @@ func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats cons
 	}, logger); err != nil {
 		return err
 	}
-	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route
@@ -201,9 +202,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// The database: the messaging tables (outbox, inbox), then the order tables,
-	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after); the
-	// service then works as its DML-only user (ORDER_DB_DSN, ADR 49).
-	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after), who
+	// then grants the service user its privileges, table by table
+	// (deploy/dbusers/order-app.sql); the service works as that user
+	// (ORDER_DB_DSN, ADR 49).
+	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
@@ -70,22 +72,36 @@ type CancelPayment struct {
 	CorrelationID string
 }
 
+// ReasonInconsistentEvent is the public reason (apperr.Error.Reason) of an
+// order event that does not fit the payment's history; the Kafka edge makes it
+// the poisoned message's reason code. The order service uses the same word.
+const ReasonInconsistentEvent = "inconsistent_event"
+
 // PlacePayment charges the customer (emitting PaymentCompleted) or refuses
 // (PaymentFailed with a reason: unknown customer, other currency, insufficient
-// funds), all in one transaction (the one ctx carries, if any). A report that is
-// not newer than what the payment has acted on (a duplicate, a replay, a
-// placement that arrives after the cancellation) is ignored and returns nil: a
-// duplicate can never charge twice. Errors: apperr.CodeUnavailable,
-// apperr.CodeInternal.
+// funds), all in one transaction (the one ctx carries, if any), and only for an
+// order whose payment nothing has happened to yet (domain.CheckPlacement): a
+// placement is an order's first event. A placement the payment already acted
+// on, or one older than what it acted on (a duplicate, a replay, a placement
+// that arrives after the cancellation), is stale: ignored and logged, it
+// returns nil. Any other placement of an order with a payment contradicts it
+// (another customer, amount or currency, or a newer version, which the order
+// service never sends): apperr.CodeConflict with reason ReasonInconsistentEvent,
+// so that the message is poisoned for a person to look at, and nothing is
+// charged. Other errors: apperr.CodeUnavailable, apperr.CodeInternal.
 func (s *Service) PlacePayment(ctx context.Context, cmd PlacePayment) error {
 	return s.payments.Update(ctx, cmd.OrderID, cmd.CustomerID, func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
-		if !s.fresh(ctx, "place", cmd.OrderID, cmd.Version, p) {
-			return nil, nil
-		}
 		now := s.Now()
 		var out events.Payload
 		charged, err := p.Charge(cmd.Version, cmd.CustomerID, cmd.AmountCents, cmd.Currency, f, now)
-		if err != nil {
+		switch {
+		case errors.Is(err, domain.ErrStale):
+			s.ignored(ctx, "place", cmd.OrderID, cmd.Version, p)
+			return nil, nil
+		case errors.Is(err, domain.ErrInconsistent):
+			return nil, &apperr.Error{Code: apperr.CodeConflict, Message: "the placement does not fit the order's payment; nothing was charged",
+				Reason: ReasonInconsistentEvent, Err: err}
+		case err != nil:
 			return nil, err
 		}
 		if charged {
@@ -135,9 +151,14 @@ func (s *Service) fresh(ctx context.Context, what, orderID string, orderVersion 
 	if p.IsNewer(orderVersion) {
 		return true
 	}
+	s.ignored(ctx, what, orderID, orderVersion, p)
+	return false
+}
+
+// ignored logs a stale report, which changes nothing.
+func (s *Service) ignored(ctx context.Context, what, orderID string, orderVersion int, p *domain.Payment) {
 	s.logger.InfoContext(ctx, "ignored a report that is not newer than the payment", "report", what,
 		"order_id", orderID, "report_order_version", orderVersion, "payment_order_version", p.OrderVersion)
-	return false
 }
 
 // reply is an event answering the order service's report about orderID at

@@ -17,6 +17,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -24,21 +25,25 @@ import (
 )
 
 // newService returns the payment use cases on a fresh, migrated database with
-// one customer who has 10,000 cents.
-func newService(t *testing.T) (*app.Service, *sql.DB) {
+// one customer who has 10,000 cents, the service user's pool they use, and the
+// test superuser's (for what only an operator does).
+func newService(t *testing.T) (svc *app.Service, db, admin *sql.DB) {
 	t.Helper()
 	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
 	d.Migrate(t, mariadb.Migrations)
-	db := d.Open(t, 100) // as the service user
+	db = d.Open(t, 100) // as the service user
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}
-	return app.New(mariadb.NewPayments(db, outbox.New(), "payments"), slog.New(slog.DiscardHandler)), db
+	return app.New(mariadb.NewPayments(db, outbox.New(), "payments"), slog.New(slog.DiscardHandler)), db, d.Admin
 }
 
-func placed(orderID string) events.Event {
-	return events.Event{ID: watermill.NewUUID(), OrderID: orderID, OrderVersion: 1, OccurredAt: time.Now(),
-		Payload: events.OrderPlaced{CustomerID: "alice", Amount: events.Money{MinorUnits: 700, Currency: "EUR"}}}
+func placed(orderID string) events.Event { return placement(orderID, 1, 700) }
+
+// placement is an OrderPlaced of alice's order at version, for amount EUR cents.
+func placement(orderID string, version int, amount int64) events.Event {
+	return events.Event{ID: watermill.NewUUID(), OrderID: orderID, OrderVersion: version, OccurredAt: time.Now(),
+		Payload: events.OrderPlaced{CustomerID: "alice", Amount: events.Money{MinorUnits: amount, Currency: "EUR"}}}
 }
 
 func cancelled(orderID string, version int) events.Event {
@@ -87,30 +92,92 @@ func TestArrivalOrders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, db := newService(t)
+			svc, db, _ := newService(t)
 			id := watermill.NewUUID()
 			for _, e := range tt.events(id) {
 				if err := deliver(context.Background(), svc, e); err != nil {
 					t.Fatalf("%s: %v", e.Type(), err)
 				}
 			}
-			var charged, refunded, balance int64
-			if err := db.QueryRow(`SELECT COALESCE(SUM(CASE kind WHEN 'charge' THEN amount_cents END), 0),
-				COALESCE(SUM(CASE kind WHEN 'refund' THEN amount_cents END), 0) FROM ledger WHERE order_id = ?`, id).
-				Scan(&charged, &refunded); err != nil {
-				t.Fatal(err)
+			wantMoney(t, db, id, tt.wantCharged, tt.wantRefund)
+			if got := outboxTypes(t, db); !equal(got, tt.wantEvents) {
+				t.Fatalf("events emitted %v, want %v", got, tt.wantEvents)
 			}
-			if err := db.QueryRow("SELECT balance_cents FROM accounts WHERE customer_id = 'alice'").Scan(&balance); err != nil {
-				t.Fatal(err)
+		})
+	}
+}
+
+// TestPlacementOfAnOrderWithAPayment: an OrderPlaced for an order whose payment
+// exists never charges. One the payment agrees with and that is not newer (a
+// duplicate with a new event id) is stale: acknowledged, nothing happens. One
+// that contradicts the payment, a newer version (a refunded order "placed
+// again") or another amount, is a permanent error with reason code
+// inconsistent_event, which the consumer poisons; nothing moves.
+func TestPlacementOfAnOrderWithAPayment(t *testing.T) {
+	refunded := func(id string) []events.Event { return []events.Event{placed(id), cancelled(id, 2)} }
+	charged := func(id string) []events.Event { return []events.Event{placed(id)} }
+	tests := []struct {
+		name         string
+		before       func(id string) []events.Event
+		version      int
+		amount       int64
+		wantCode     string // "": ignored as stale
+		wantCharged  int64
+		wantRefunded int64
+		wantEvents   []events.Type
+	}{
+		{"refunded order placed at a newer version", refunded, 3, 700, app.ReasonInconsistentEvent, 700, 700,
+			[]events.Type{events.TypePaymentCompleted, events.TypePaymentRefunded}},
+		{"charged order placed at a newer version", charged, 2, 700, app.ReasonInconsistentEvent, 700, 0,
+			[]events.Type{events.TypePaymentCompleted}},
+		{"charged order placed with another amount", charged, 1, 800, app.ReasonInconsistentEvent, 700, 0,
+			[]events.Type{events.TypePaymentCompleted}},
+		{"charged order placed again (a new event id)", charged, 1, 700, "", 700, 0,
+			[]events.Type{events.TypePaymentCompleted}},
+		{"refunded order placed again (a new event id)", refunded, 1, 700, "", 700, 700,
+			[]events.Type{events.TypePaymentCompleted, events.TypePaymentRefunded}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, db, _ := newService(t)
+			id := watermill.NewUUID()
+			for _, e := range tt.before(id) {
+				if err := deliver(context.Background(), svc, e); err != nil {
+					t.Fatalf("%s: %v", e.Type(), err)
+				}
 			}
-			if charged != tt.wantCharged || refunded != tt.wantRefund || balance != 10000-charged+refunded {
-				t.Fatalf("charged %d, refunded %d, balance %d; want %d, %d, %d", charged, refunded, balance,
-					tt.wantCharged, tt.wantRefund, 10000-tt.wantCharged+tt.wantRefund)
+			err := deliver(context.Background(), svc, placement(id, tt.version, tt.amount))
+			wantMoney(t, db, id, tt.wantCharged, tt.wantRefunded)
+			switch {
+			case tt.wantCode == "" && err != nil:
+				t.Fatalf("a stale placement: %v, want it acknowledged", err)
+			case tt.wantCode != "" && (!failure.IsPermanent(err) || failure.ReasonCode(err) != tt.wantCode):
+				t.Fatalf("error %v (permanent %v, reason code %q), want a permanent error with reason code %q",
+					err, failure.IsPermanent(err), failure.ReasonCode(err), tt.wantCode)
 			}
 			if got := outboxTypes(t, db); !equal(got, tt.wantEvents) {
 				t.Fatalf("events emitted %v, want %v", got, tt.wantEvents)
 			}
 		})
+	}
+}
+
+// wantMoney checks the ledger's charges and refunds of order id, and that
+// alice's balance (10,000 at first) moved by exactly them.
+func wantMoney(t *testing.T, db *sql.DB, id string, wantCharged, wantRefunded int64) {
+	t.Helper()
+	var charged, refunded, balance int64
+	if err := db.QueryRow(`SELECT COALESCE(SUM(CASE kind WHEN 'charge' THEN amount_cents END), 0),
+		COALESCE(SUM(CASE kind WHEN 'refund' THEN amount_cents END), 0) FROM ledger WHERE order_id = ?`, id).
+		Scan(&charged, &refunded); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT balance_cents FROM accounts WHERE customer_id = 'alice'").Scan(&balance); err != nil {
+		t.Fatal(err)
+	}
+	if charged != wantCharged || refunded != wantRefunded || balance != 10000-charged+refunded {
+		t.Fatalf("charged %d, refunded %d, balance %d; want %d, %d, %d", charged, refunded, balance,
+			wantCharged, wantRefunded, 10000-wantCharged+wantRefunded)
 	}
 }
 
@@ -150,13 +217,13 @@ func equal(a, b []events.Type) bool {
 // REFUND_FAILED with its reason, no money moves, and PaymentRefundFailed (not
 // PaymentRefunded, and not silence) goes to the outbox in the same transaction.
 func TestRefundToAVanishedAccount(t *testing.T) {
-	svc, db := newService(t)
+	svc, db, admin := newService(t)
 	id := watermill.NewUUID()
 	ctx := context.Background()
 	if err := deliver(ctx, svc, placed(id)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil {
+	if _, err := admin.Exec("DELETE FROM accounts WHERE customer_id = 'alice'"); err != nil { // an operator closes the account
 		t.Fatal(err)
 	}
 	for range 2 { // the second cancellation is a duplicate
@@ -196,7 +263,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 // lets it through; the payment's per-order state (it already acted on that order
 // version) still ignores it: one charge, one PaymentCompleted.
 func TestReplayAfterTheDedupWindow(t *testing.T) {
-	svc, db := newService(t)
+	svc, db, _ := newService(t)
 	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
 	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 		return nil, kafka.OrderEvents(svc)(msg)

@@ -4,6 +4,8 @@
 package domain
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/onceflow/onceflow/pkg/contract"
@@ -95,12 +97,47 @@ func (p *Payment) IsNewer(orderVersion int) bool {
 	return p.Status == StatusNone || orderVersion > p.OrderVersion
 }
 
+// ErrStale: a placement this payment has already acted on, or one older than
+// what it acted on: nothing to do.
+var ErrStale = errors.New("stale placement")
+
+// ErrInconsistent: an event that does not fit the payment's history.
+var ErrInconsistent = errors.New("event does not fit the payment")
+
+// CheckPlacement decides whether a placement (the order placed at orderVersion
+// by customerID for amountCents in currency) may be acted on. A placement is an
+// order's first event, so only a payment nothing has happened to yet may charge
+// or refuse: nil. Any other payment gives
+//   - ErrStale if the placement agrees with it and is not newer: a duplicate, or
+//     the late placement of an order cancelled first (ADR 18);
+//   - ErrInconsistent (wrapped, with the details) if it names another customer,
+//     amount or currency than the payment was placed with, or a version newer
+//     than the payment acted on, which the order service never sends (its
+//     placement is version 1, and every later event of the order is newer).
+func (p *Payment) CheckPlacement(orderVersion int, customerID string, amountCents int64, currency string) error {
+	switch {
+	case p.Status == StatusNone:
+		return nil
+	case p.CustomerID != "" && (customerID != p.CustomerID || amountCents != p.AmountCents || currency != p.Currency):
+		return fmt.Errorf("%w: placement of %d %s by %s, the payment was placed for %d %s by %s",
+			ErrInconsistent, amountCents, currency, customerID, p.AmountCents, p.Currency, p.CustomerID)
+	case orderVersion > p.OrderVersion:
+		return fmt.Errorf("%w: placement at order version %d, the payment (%s) acted on version %d already",
+			ErrInconsistent, orderVersion, p.Status, p.OrderVersion)
+	}
+	return ErrStale
+}
+
 // Charge is Place on the customer's funds: one conditional debit when the
 // charge goes through (the common case), and only when it does not, the account
 // is read and Place decides, on it, why it refuses (or charges after all, if
-// money arrived in between; the changed balance is then stored). Errors are
+// money arrived in between; the changed balance is then stored). A placement
+// CheckPlacement refuses returns its error before any debit. Other errors are
 // funds' and leave the payment as it was.
 func (p *Payment) Charge(orderVersion int, customerID string, amountCents int64, currency string, funds Funds, now time.Time) (charged bool, err error) {
+	if err := p.CheckPlacement(orderVersion, customerID, amountCents, currency); err != nil {
+		return false, err
+	}
 	debited, err := funds.DebitIfEnough(amountCents, currency)
 	if err != nil {
 		return false, err
@@ -114,15 +151,18 @@ func (p *Payment) Charge(orderVersion int, customerID string, amountCents int64,
 	if err != nil {
 		return false, err
 	}
-	return p.Place(orderVersion, customerID, amountCents, currency, acct, now), nil
+	return p.Place(orderVersion, customerID, amountCents, currency, acct, now)
 }
 
 // Place acts on an order placed at orderVersion: it charges acct (nil if the
 // customer has no account) the amount when the account exists, is in the order's
 // currency and holds enough; otherwise it refuses with a reason. It reports
-// whether it charged. Place does not check IsNewer: the use case does first
-// and ignores an event that is not newer (services/payment/internal/app).
-func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, currency string, acct *Account, now time.Time) (charged bool) {
+// whether it charged. A placement CheckPlacement refuses changes nothing and
+// returns its error (ErrStale or ErrInconsistent).
+func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, currency string, acct *Account, now time.Time) (charged bool, err error) {
+	if err := p.CheckPlacement(orderVersion, customerID, amountCents, currency); err != nil {
+		return false, err
+	}
 	p.placed(orderVersion, customerID, amountCents, currency, now)
 	switch {
 	case acct == nil:
@@ -134,9 +174,9 @@ func (p *Payment) Place(orderVersion int, customerID string, amountCents int64, 
 	default:
 		acct.BalanceCents -= amountCents
 		p.charged(amountCents)
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }
 
 // placed records the order's placement at orderVersion.
@@ -175,8 +215,8 @@ type CancelOutcome struct {
 //     that the caller tells the order service instead of pretending it refunded;
 //   - refused, cancelled, refunded or refund failed: nothing moves.
 //
-// A refund never exceeds what was charged. Like Place, Cancel does not check
-// IsNewer; the caller does.
+// A refund never exceeds what was charged. Cancel does not check IsNewer; the
+// caller does.
 func (p *Payment) Cancel(orderVersion int, acct *Account, now time.Time) CancelOutcome {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now

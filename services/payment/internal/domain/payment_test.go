@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -31,9 +32,9 @@ func TestPlaceChargesOrRefuses(t *testing.T) {
 			if !p.IsNewer(1) {
 				t.Fatal("an empty payment must accept version 1")
 			}
-			charged := p.Place(1, "c", tt.amount, "EUR", tt.acct, now)
-			if charged != tt.wantCharged || p.Reason != tt.wantReason {
-				t.Fatalf("Place = %v (reason %q), want %v (%q)", charged, p.Reason, tt.wantCharged, tt.wantReason)
+			charged, err := p.Place(1, "c", tt.amount, "EUR", tt.acct, now)
+			if err != nil || charged != tt.wantCharged || p.Reason != tt.wantReason {
+				t.Fatalf("Place = %v, %v (reason %q), want %v (%q)", charged, err, p.Reason, tt.wantCharged, tt.wantReason)
 			}
 			if tt.acct != nil && tt.acct.BalanceCents != tt.wantBalance {
 				t.Fatalf("balance = %d, want %d", tt.acct.BalanceCents, tt.wantBalance)
@@ -55,8 +56,8 @@ func TestPlaceChargesOrRefuses(t *testing.T) {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	charged := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 300, "EUR", a, now) }
-	refused := func(p *domain.Payment, a *domain.Account) { p.Place(1, "c", 5000, "EUR", a, now) }
+	charged := func(p *domain.Payment, a *domain.Account) { _, _ = p.Place(1, "c", 300, "EUR", a, now) }
+	refused := func(p *domain.Payment, a *domain.Account) { _, _ = p.Place(1, "c", 5000, "EUR", a, now) }
 	tests := []struct {
 		name         string
 		before       func(*domain.Payment, *domain.Account)
@@ -107,7 +108,9 @@ func TestCancelWithoutAccount(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	p := domain.NewPayment("o-1")
-	p.Place(1, "c", 300, "EUR", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, now)
+	if _, err := p.Place(1, "c", 300, "EUR", &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}, now); err != nil {
+		t.Fatal(err)
+	}
 	moves := len(p.Movements())
 	got := p.Cancel(2, nil, now)
 	want := domain.CancelOutcome{UnrefundedCents: 300, FailReason: contract.ReasonAccountNotFound}
@@ -172,6 +175,70 @@ func TestChargeMatchesPlace(t *testing.T) {
 			}
 			if tt.wantCharged && (p.Status != domain.StatusCharged || p.ChargedCents != 400 || len(p.Movements()) != 1) {
 				t.Fatalf("charged payment %+v, want CHARGED 400 with one movement", p)
+			}
+		})
+	}
+}
+
+// TestPlacementOnlyFromNoPayment: a placement charges or refuses only a payment
+// nothing has happened to. On any other payment it moves nothing and changes
+// nothing: it is stale when it agrees with the payment and is not newer (a
+// duplicate; the late placement of an order cancelled first), inconsistent
+// when it names another customer, amount or currency, or a newer version (a
+// refunded order placed "again" must never be charged again).
+func TestPlacementOnlyFromNoPayment(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	place := func(customer string, amount int64) func(*domain.Payment, *domain.Account) {
+		return func(p *domain.Payment, a *domain.Account) {
+			if _, err := p.Place(1, customer, amount, "EUR", a, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cancel := func(v int) func(*domain.Payment, *domain.Account) {
+		return func(p *domain.Payment, a *domain.Account) { p.Cancel(v, a, now) }
+	}
+	tests := []struct {
+		name     string
+		before   []func(*domain.Payment, *domain.Account)
+		version  int
+		customer string
+		amount   int64
+		currency string
+		want     error // nil: charged
+	}{
+		{"no payment yet", nil, 1, "c", 300, "EUR", nil},
+		{"duplicate of the charged placement", []func(*domain.Payment, *domain.Account){place("c", 300)}, 1, "c", 300, "EUR", domain.ErrStale},
+		{"duplicate of a refused placement", []func(*domain.Payment, *domain.Account){place("c", 5000)}, 1, "c", 5000, "EUR", domain.ErrStale},
+		{"placement after the order was cancelled first", []func(*domain.Payment, *domain.Account){cancel(2)}, 1, "c", 300, "EUR", domain.ErrStale},
+		{"refunded order placed again at a newer version", []func(*domain.Payment, *domain.Account){place("c", 300), cancel(2)}, 3, "c", 300, "EUR", domain.ErrInconsistent},
+		{"charged order placed again at a newer version", []func(*domain.Payment, *domain.Account){place("c", 300)}, 2, "c", 300, "EUR", domain.ErrInconsistent},
+		{"cancelled-first order placed at a newer version", []func(*domain.Payment, *domain.Account){cancel(2)}, 3, "c", 300, "EUR", domain.ErrInconsistent},
+		{"another amount", []func(*domain.Payment, *domain.Account){place("c", 300)}, 1, "c", 301, "EUR", domain.ErrInconsistent},
+		{"another customer", []func(*domain.Payment, *domain.Account){place("c", 300)}, 1, "d", 300, "EUR", domain.ErrInconsistent},
+		{"another currency", []func(*domain.Payment, *domain.Account){place("c", 300)}, 1, "c", 300, "USD", domain.ErrInconsistent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &domain.Account{CustomerID: "c", BalanceCents: 1000, Currency: "EUR"}
+			p := domain.NewPayment("o-1")
+			for _, do := range tt.before {
+				do(p, a)
+			}
+			before, balance, moves := *p, a.BalanceCents, len(p.Movements())
+			f := &fakeFunds{acct: a}
+			charged, err := p.Charge(tt.version, tt.customer, tt.amount, tt.currency, f, now.Add(time.Hour))
+			if !errors.Is(err, tt.want) || charged != (tt.want == nil) {
+				t.Fatalf("Charge = %v, %v; want charged %v, error %v", charged, err, tt.want == nil, tt.want)
+			}
+			if tt.want == nil {
+				return
+			}
+			if a.BalanceCents != balance || len(p.Movements()) != moves || p.Status != before.Status ||
+				p.OrderVersion != before.OrderVersion || p.ChargedCents != before.ChargedCents || !p.UpdatedAt.Equal(before.UpdatedAt) {
+				t.Fatalf("a refused placement changed the payment %+v to %+v, balance %d to %d, movements %d to %d",
+					before, *p, balance, a.BalanceCents, moves, len(p.Movements()))
 			}
 		})
 	}

@@ -21,10 +21,10 @@ type Faults struct {
 	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
 	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
 	Consumers messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
-	// DisableVersionCheck: the payment forgets which order version it acted on,
-	// so every event looks new and only the inbox stands between a redelivered
-	// OrderPlaced and a second charge. End-to-end tests of the inbox and the
-	// negative controls use it.
+	// DisableVersionCheck: the payment forgets which order version it acted on
+	// and, for a placement, that it was placed, so every event looks new and
+	// only the inbox stands between a redelivered OrderPlaced and a second
+	// charge. End-to-end tests of the inbox and the negative controls use it.
 	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
 	// Customers: placements of some customers fail permanently or for a while
 	// (the strategy comparison, ADR 37).
@@ -54,10 +54,12 @@ func WithFaults(f Faults) Option {
 	}
 }
 
-// forgetfulPayments switches the order-version check off from outside the
-// application: before each use case sees a payment, it forgets which order
-// version the payment acted on, so IsNewer is true for every event and a
-// redelivered OrderPlaced charges again unless the inbox stops it.
+// forgetfulPayments switches the payment's checks against acting twice off from
+// outside the application: before each use case sees a payment, it forgets
+// which order version the payment acted on (IsNewer is true for every event)
+// and, for a placement (the only use case that names the customer), that the
+// payment was placed (CheckPlacement lets it charge), so a redelivered
+// OrderPlaced charges again unless the inbox stops it.
 type forgetfulPayments struct{ app.Payments }
 
 // Update implements app.Payments.
@@ -65,6 +67,9 @@ func (r forgetfulPayments) Update(ctx context.Context, orderID, customerID strin
 	fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error {
 	return r.Payments.Update(ctx, orderID, customerID, func(p *domain.Payment, f domain.Funds) ([]events.Event, error) {
 		p.OrderVersion = 0
+		if customerID != "" {
+			p.Status = domain.StatusNone
+		}
 		return fn(p, f)
 	})
 }

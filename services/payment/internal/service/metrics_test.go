@@ -30,7 +30,7 @@ func TestMetricsShowThePaymentsLive(t *testing.T) {
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
 	cfg.MetricsSampleInterval = 100 * time.Millisecond
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	testenv.Background(t, "service.Run", func(ctx context.Context) error {

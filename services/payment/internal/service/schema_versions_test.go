@@ -46,18 +46,10 @@ import (
 // delivered again.
 func TestOrderPlacedV2RolledOutTheWrongWayRound(t *testing.T) {
 	t.Parallel()
-	kafkaCfg := testenv.Kafka(t)
 	d := testenv.NewDatabase(t, testenv.PaymentDBAddr)
 	db := d.Admin
-	topics := testenv.Topics(t, kafkaCfg, 1, "orders", "payments", "payment-poison")
-	cfg := DefaultConfig()
-	cfg.OrdersTopic, cfg.PaymentsTopic = topics[0], topics[1]
-	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
-	cfg.Messaging.Kafka = kafkaCfg
-	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.UniqueName(t, "payment")
-	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
-	cfg.Stop.DrainTimeout = 5 * time.Second
+	cfg := testConfig(t, d)
+	kafkaCfg := cfg.Messaging.Kafka
 	placed := func(order string, schemaVersion int) *message.Message {
 		t.Helper()
 		m, err := events.Encode(events.Event{ID: watermill.NewUUID(), SchemaVersion: schemaVersion, OrderID: order, OrderVersion: 1,
@@ -157,6 +149,24 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	return testenv.Background(t, "the v1-only consumer", func(ctx context.Context) error {
 		return lifecycle.New(cfg.Stop, logger).Run(ctx, lifecycle.Parts{Consumers: consumers, Clients: []io.Closer{poisonOut, db}})
 	})
+}
+
+// testConfig is the payment service's configuration on d and the test Kafka,
+// with topics of one partition and a consumer group of the test's own, one
+// quick retry before the poison queue.
+func testConfig(t *testing.T, d testenv.Database) Config {
+	t.Helper()
+	kafkaCfg := testenv.Kafka(t)
+	topics := testenv.Topics(t, kafkaCfg, 1, "orders", "payments", "payment-poison")
+	cfg := DefaultConfig()
+	cfg.OrdersTopic, cfg.PaymentsTopic = topics[0], topics[1]
+	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
+	cfg.Messaging.Kafka = kafkaCfg
+	cfg.Messaging.PoisonTopic = topics[2]
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
+	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	cfg.Stop.DrainTimeout = 5 * time.Second
+	return cfg
 }
 
 // runPayments runs the payment service (Run) with cfg on a free port until the

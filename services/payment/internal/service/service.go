@@ -16,8 +16,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/messaging"
@@ -25,7 +27,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicemain"
-	"github.com/onceflow/onceflow/pkg/sqldb"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -90,7 +91,7 @@ type wiring struct {
 // routes production serves. It fails if the OpenAPI document does not build.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
 	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route
@@ -115,9 +116,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 
 	// The database: the messaging tables (outbox, inbox), then accounts,
 	// payments and the ledger, migrated as the migration user
-	// (PAYMENT_DB_MIGRATE_DSN, closed after); the service then works as its
-	// DML-only user (PAYMENT_DB_DSN, ADR 49).
-	db, err := sqldb.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
+	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
+	// service works as that user (PAYMENT_DB_DSN, ADR 49).
+	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,9 @@ type Config struct {
 //	GET  /orders?customer_id=...  a customer's orders       200, 422, 503
 //	GET  /healthz                 the process is alive      200, 503 (a consumer gave up)
 //	GET  /readyz                  the database answers      200, 503 (also while stopping)
+//
+// The service serves it behind httpserver's guard (ADR 51), which answers 421,
+// 403 and 415 before a request reaches these routes.
 func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -255,7 +258,7 @@ func (h handlers) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	idem, err := idempotency(c, canonical)
+	idem, err := idempotency(c, canonical, placedAnswer)
 	if err != nil {
 		return err
 	}
@@ -266,12 +269,11 @@ func (h handlers) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.Order.ID)
-	return respond(c, http.StatusCreated, res)
+	return respond(c, res, placedAnswer)
 }
 
 func (h handlers) cancelOrder(c echo.Context) error {
-	idem, err := idempotency(c, nil) // the body is ignored, so it is no part of the request's identity
+	idem, err := idempotency(c, nil, cancelledAnswer) // the body is ignored, so it is no part of the request's identity
 	if err != nil {
 		return err
 	}
@@ -279,26 +281,59 @@ func (h handlers) cancelOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return respond(c, http.StatusOK, res)
+	return respond(c, res, cancelledAnswer)
 }
 
-// respond writes the order of res with status, marking a replay. A replay has
-// the status and body of the original answer: both are functions of the route
-// and of the order as the first request left it, which is what was stored.
-func respond(c echo.Context, status int, res app.Result) error {
+// placedAnswer and cancelledAnswer render the answers of the two POSTs (also
+// the ones stored with an Idempotency-Key): the order as JSON, the way c.JSON
+// writes it, with 201 and its Location, or with 200.
+func placedAnswer(o *domain.Order) (app.Answer, error) {
+	a, err := orderAnswer(http.StatusCreated, o)
+	a.Header[echo.HeaderLocation] = "/orders/" + o.ID
+	return a, err
+}
+
+func cancelledAnswer(o *domain.Order) (app.Answer, error) {
+	return orderAnswer(http.StatusOK, o)
+}
+
+func orderAnswer(status int, o *domain.Order) (app.Answer, error) {
+	var body bytes.Buffer
+	err := json.NewEncoder(&body).Encode(toResponse(o))
+	return app.Answer{Status: status, Header: map[string]string{echo.HeaderContentType: echo.MIMEApplicationJSON},
+		Body: body.Bytes()}, err
+}
+
+// respond writes the answer of a POST: a replay's stored answer as it is, with
+// Idempotent-Replayed: true, byte for byte the one the first request got;
+// otherwise render's answer for the order (the same function that rendered the
+// answer stored with a key).
+func respond(c echo.Context, res app.Result, render func(*domain.Order) (app.Answer, error)) error {
+	a := res.Answer
 	if res.Replayed {
 		c.Response().Header().Set(HeaderIdempotentReplayed, "true")
+	} else {
+		var err error
+		if a, err = render(res.Order); err != nil {
+			return err
+		}
 	}
-	return c.JSON(status, toResponse(res.Order))
+	for name, value := range a.Header {
+		c.Response().Header().Set(name, value)
+	}
+	c.Response().WriteHeader(a.Status)
+	_, err := c.Response().Write(a.Body)
+	return err
 }
 
 // idempotency reads the request's Idempotency-Key (nil if it has none) and
 // identifies the request: scope is the route ("POST /orders/:id/cancel"), the
 // fingerprint a SHA-256 of method, path and canonical body (the decoded body
-// encoded again, so whitespace and field order do not count). The key's syntax
+// encoded again, so whitespace and field order do not count); render renders
+// the answer stored with the key. The key's syntax
 // is checked by the application (a malformed key is a 400); two header fields
 // are refused here.
-func idempotency(c echo.Context, canonicalBody []byte) (*app.Idempotency, error) {
+func idempotency(c echo.Context, canonicalBody []byte, render func(*domain.Order) (app.Answer, error)) (*app.Idempotency, error) {
 	values := c.Request().Header.Values(HeaderIdempotencyKey)
 	switch len(values) {
 	case 0:
@@ -318,6 +353,7 @@ func idempotency(c echo.Context, canonicalBody []byte) (*app.Idempotency, error)
 		Key:         key,
 		Scope:       c.Request().Method + " " + c.Path(),
 		Fingerprint: hex.EncodeToString(h.Sum(nil)),
+		Render:      render,
 	}, nil
 }
 
@@ -353,9 +389,9 @@ func (h handlers) listOrders(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"orders": out})
 }
 
-// decodeStrict reads one JSON object into v, whatever the Content-Type (so that
-// `curl -d '{...}'` works), rejecting unknown fields, wrong types and trailing
-// data with a 400 that says what is wrong.
+// decodeStrict reads one JSON object into v, rejecting unknown fields, wrong
+// types and trailing data with a 400 that says what is wrong. The server's guard
+// (httpserver.Guard) has refused bodies not sent as application/json.
 func decodeStrict(body io.Reader, v any) error {
 	data, err := io.ReadAll(body)
 	if errors.Is(err, os.ErrDeadlineExceeded) {

@@ -41,12 +41,13 @@ func (m *memOrders) claim(k app.KeyClaim) (*app.StoredKey, error) {
 	return m.keys[id], nil
 }
 
-func (m *memOrders) record(k app.KeyClaim, o *domain.Order) {
+func (m *memOrders) record(k app.KeyClaim, o *domain.Order) error {
 	if m.keys == nil {
 		m.keys = map[string]*app.StoredKey{}
 	}
-	c := *o
-	m.keys[k.Scope+" "+k.Key] = &app.StoredKey{Fingerprint: k.Fingerprint, Result: &c}
+	a, err := k.Render(o)
+	m.keys[k.Scope+" "+k.Key] = &app.StoredKey{Fingerprint: k.Fingerprint, Answer: a}
+	return err
 }
 
 func (m *memOrders) AddOnce(ctx context.Context, k app.KeyClaim, o *domain.Order, evts ...events.Event) (*app.StoredKey, error) {
@@ -56,8 +57,7 @@ func (m *memOrders) AddOnce(ctx context.Context, k app.KeyClaim, o *domain.Order
 	if err := m.Add(ctx, o, evts...); err != nil {
 		return nil, err
 	}
-	m.record(k, o)
-	return nil, nil
+	return nil, m.record(k, o)
 }
 
 func (m *memOrders) UpdateOnce(ctx context.Context, k app.KeyClaim, id string, fn func(*domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
@@ -67,7 +67,7 @@ func (m *memOrders) UpdateOnce(ctx context.Context, k app.KeyClaim, id string, f
 	err := m.Update(ctx, id, func(o *domain.Order) ([]events.Event, error) {
 		evts, err := fn(o)
 		if err == nil {
-			m.record(k, o)
+			err = m.record(k, o)
 		}
 		return evts, err
 	})
@@ -131,7 +131,7 @@ func TestAPIResponses(t *testing.T) {
 		wantInBody  string
 	}{
 		{"place", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`, 201, "", `"status":"PENDING"`},
-		{"place as curl -d sends it", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}` + "\n", 201, "", `"amount_cents":1`},
+		{"place with a trailing newline", false, "POST", "/orders", `{"customer_id":"c-1","amount_cents":1,"currency":"EUR"}` + "\n", 201, "", `"amount_cents":1`},
 		{"invalid fields", false, "POST", "/orders", `{"customer_id":"","amount_cents":0,"currency":"eur"}`, 422, "invalid-input", `"amount_cents":"must be`},
 		{"not json", false, "POST", "/orders", `customer_id=c-1`, 400, "malformed-request", "not a valid JSON object"},
 		{"empty body", false, "POST", "/orders", ``, 400, "malformed-request", "empty"},

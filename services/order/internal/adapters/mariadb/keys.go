@@ -28,7 +28,7 @@ const (
 //     second request with the key sees it in flight until tx ends, and the row
 //     disappears with tx if tx rolls back. Returns (nil, nil).
 //   - duplicate key: a committed row exists. If it has not expired it is
-//     returned; an expired one (not cleaned up yet) is deleted and the insert is
+//     returned with its answer; an expired one (not cleaned up yet) is deleted and the insert is
 //     tried once more.
 //   - lock wait timeout: another transaction inserted (or is deleting) the row
 //     and has not ended: app.ErrKeyInFlight, at once.
@@ -50,21 +50,22 @@ func claimKey(ctx context.Context, tx *sql.Tx, key app.KeyClaim) (*app.StoredKey
 			return nil, fmt.Errorf("claim idempotency key: %w", err)
 		}
 		var fingerprint string
-		var result sql.NullString
+		var stored storedAnswer
 		var expires time.Time
-		err = tx.QueryRowContext(ctx, "SELECT fingerprint, result, expires_at FROM idempotency_keys WHERE scope = ? AND idem_key = ?",
-			key.Scope, key.Key).Scan(&fingerprint, &result, &expires)
+		err = tx.QueryRowContext(ctx, `SELECT fingerprint, expires_at, answer_status, answer_header, answer_body, result
+			FROM idempotency_keys WHERE scope = ? AND idem_key = ?`, key.Scope, key.Key).
+			Scan(&fingerprint, &expires, &stored.status, &stored.header, &stored.body, &stored.legacyResult)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			continue // expired and deleted since the insert failed: claim it anew
 		case err != nil:
 			return nil, fmt.Errorf("read idempotency key: %w", err)
 		case expires.After(key.CreatedAt):
-			o, err := decodeResult(result)
+			a, err := stored.answer(key.Render)
 			if err != nil {
 				return nil, err
 			}
-			return &app.StoredKey{Fingerprint: fingerprint, Result: o}, nil
+			return &app.StoredKey{Fingerprint: fingerprint, Answer: a}, nil
 		}
 		_, err = tx.ExecContext(ctx, `SET STATEMENT innodb_lock_wait_timeout=0 FOR
 			DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?`,
@@ -79,25 +80,56 @@ func claimKey(ctx context.Context, tx *sql.Tx, key app.KeyClaim) (*app.StoredKey
 	return nil, app.ErrKeyInFlight // taken and released twice meanwhile: busy, let the client retry
 }
 
-// recordKey stores o as the result of the key claimKey inserted in tx.
+// recordKey stores the answer key.Render gives for o with the key claimKey
+// inserted in tx.
 func recordKey(ctx context.Context, tx *sql.Tx, key app.KeyClaim, o *domain.Order) error {
-	data, err := json.Marshal(storedOrder{
-		ID: o.ID, CustomerID: o.CustomerID, AmountCents: o.AmountCents, Currency: o.Currency,
-		Status: string(o.Status), CancelReason: o.CancelReason, Paid: o.Paid, Refunded: o.Refunded,
-		Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
-	})
+	a, err := key.Render(o)
 	if err != nil {
-		return fmt.Errorf("encode idempotency result: %w", err)
+		return fmt.Errorf("render idempotency answer: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE idempotency_keys SET result = ? WHERE scope = ? AND idem_key = ?",
-		string(data), key.Scope, key.Key); err != nil {
-		return fmt.Errorf("record idempotency result: %w", err)
+	header, err := json.Marshal(a.Header)
+	if err != nil {
+		return fmt.Errorf("encode idempotency answer: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE idempotency_keys SET answer_status = ?, answer_header = ?, answer_body = ?
+		WHERE scope = ? AND idem_key = ?`, a.Status, string(header), a.Body, key.Scope, key.Key); err != nil {
+		return fmt.Errorf("record idempotency answer: %w", err)
 	}
 	return nil
 }
 
-// storedOrder is the JSON form of a key's result: the order as the request left it.
-type storedOrder struct {
+// storedAnswer is a committed key's answer as stored: status, headers (a JSON
+// object) and body; or, for a key stored before migration 00005, only
+// legacyResult, the order as its request left it (legacyOrder).
+type storedAnswer struct {
+	status       sql.NullInt16
+	header       sql.NullString
+	body         []byte
+	legacyResult sql.NullString
+}
+
+// answer returns the stored answer. A key from before migration 00005 has none:
+// its answer is rendered now from the order it stored, which is the original
+// unless that order had a refund failure (those rows lack it). Such keys are
+// gone one key TTL after the upgrade.
+func (s storedAnswer) answer(render func(*domain.Order) (app.Answer, error)) (app.Answer, error) {
+	if !s.status.Valid {
+		o, err := decodeLegacyResult(s.legacyResult)
+		if err != nil {
+			return app.Answer{}, err
+		}
+		return render(o)
+	}
+	a := app.Answer{Status: int(s.status.Int16), Body: s.body}
+	if err := json.Unmarshal([]byte(s.header.String), &a.Header); err != nil {
+		return app.Answer{}, fmt.Errorf("decode idempotency answer: %w", err)
+	}
+	return a, nil
+}
+
+// legacyOrder is the JSON of a key's result before migration 00005: the order
+// as the request left it.
+type legacyOrder struct {
 	ID           string    `json:"id"`
 	CustomerID   string    `json:"customer_id"`
 	AmountCents  int64     `json:"amount_cents"`
@@ -111,11 +143,11 @@ type storedOrder struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-func decodeResult(result sql.NullString) (*domain.Order, error) {
+func decodeLegacyResult(result sql.NullString) (*domain.Order, error) {
 	if !result.Valid {
-		return nil, errors.New("idempotency key committed without a result")
+		return nil, errors.New("idempotency key committed without an answer")
 	}
-	var s storedOrder
+	var s legacyOrder
 	dec := json.NewDecoder(strings.NewReader(result.String))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {

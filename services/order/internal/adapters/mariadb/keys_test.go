@@ -1,8 +1,10 @@
 package mariadb_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,10 +17,12 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
+	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
 // env is the order service's application on a fresh, migrated database,
@@ -82,7 +86,21 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 func placeCmd(key string, amount int64) app.PlaceOrder {
 	return app.PlaceOrder{CustomerID: "c-1", AmountCents: amount, Currency: "EUR",
-		Idempotency: &app.Idempotency{Key: key, Scope: "POST /orders", Fingerprint: strings.Repeat("f", 63) + string(rune('0'+amount%10))}}
+		Idempotency: &app.Idempotency{Key: key, Scope: "POST /orders", Fingerprint: strings.Repeat("f", 63) + string(rune('0'+amount%10)),
+			Render: idAnswer}}
+}
+
+// idAnswer is the answer the use-case tests store with a key: the order's id.
+func idAnswer(o *domain.Order) (app.Answer, error) {
+	return app.Answer{Status: http.StatusCreated, Header: map[string]string{"Location": "/orders/" + o.ID}, Body: []byte(o.ID)}, nil
+}
+
+// orderOf is the id of the order a keyed placement answered with.
+func orderOf(res app.Result) string {
+	if res.Replayed {
+		return string(res.Answer.Body)
+	}
+	return res.Order.ID
 }
 
 func wantCode(t *testing.T, err error, code apperr.Code) {
@@ -133,6 +151,96 @@ func TestIdempotentRetryOverHTTP(t *testing.T) {
 	e.wantCounts(t, 2, 3, 2) // one OrderCancelled
 }
 
+// TestReplayIsTheOriginalAnswer: a replay is byte for byte the answer the first
+// request with its key got (status, body, Content-Type, Location), also after
+// the order changed: for a placement, and for a cancellation whose answer shows
+// a refund failure (ADR 27: the order was paid, cancelled, and the payment
+// service could not refund it; the customer cancels once more).
+func TestReplayIsTheOriginalAnswer(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxFor(t, time.Minute)
+	placed := e.post(t, "/orders", `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`, "place-1")
+	id := strings.TrimPrefix(placed.Header().Get("Location"), "/orders/")
+	if placed.Code != http.StatusCreated || id == "" {
+		t.Fatalf("place: %d %v %s", placed.Code, placed.Header(), placed.Body)
+	}
+	if err := e.svc.ConfirmPayment(ctx, app.ConfirmPayment{OrderID: id, Version: 1, AmountCents: 1250, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := e.post(t, "/orders/"+id+"/cancel", "", ""); rec.Code != http.StatusOK {
+		t.Fatalf("cancel: %d %s", rec.Code, rec.Body)
+	}
+	if err := e.svc.RecordRefundFailure(ctx, app.RecordRefundFailure{OrderID: id, Version: 3, AmountCents: 1250,
+		Currency: "EUR", Reason: contract.ReasonAccountNotFound}); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := e.post(t, "/orders/"+id+"/cancel", "", "cancel-1")
+	if cancelled.Code != http.StatusOK || !strings.Contains(cancelled.Body.String(), `"refund_failure":"account_not_found"`) {
+		t.Fatalf("cancel after the refund failed: %d %s, want 200 with the refund failure", cancelled.Code, cancelled.Body)
+	}
+
+	for _, tt := range []struct {
+		name, path, key string
+		first           *httptest.ResponseRecorder
+	}{
+		{"placement", "/orders", "place-1", placed},
+		{"cancellation with a refund failure", "/orders/" + id + "/cancel", "cancel-1", cancelled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := ""
+			if tt.path == "/orders" {
+				body = `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`
+			}
+			wantReplayOf(t, tt.first, e.post(t, tt.path, body, tt.key))
+		})
+	}
+	e.wantCounts(t, 1, 2, 2) // OrderPlaced, OrderCancelled; two keys
+}
+
+// TestKeyFromBeforeAnswersReplays: a key stored before migration 00005 holds
+// only the order as its request left it (result), no answer: its replay is
+// rendered from that order, the same answer as the first one.
+func TestKeyFromBeforeAnswersReplays(t *testing.T) {
+	e := newEnv(t)
+	body := `{"customer_id":"c-1","amount_cents":1250,"currency":"EUR"}`
+	first := e.post(t, "/orders", body, "old-key")
+	if first.Code != http.StatusCreated {
+		t.Fatalf("place: %d %s", first.Code, first.Body)
+	}
+	var order map[string]any // the answer's fields are those of the old result, but cancel_reason
+	if err := json.Unmarshal(first.Body.Bytes(), &order); err != nil {
+		t.Fatal(err)
+	}
+	order["cancel_reason"] = ""
+	result, err := json.Marshal(order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.Exec(`UPDATE idempotency_keys SET result = ?, answer_status = NULL, answer_header = NULL,
+		answer_body = NULL WHERE idem_key = 'old-key'`, string(result)); err != nil {
+		t.Fatal(err)
+	}
+	wantReplayOf(t, first, e.post(t, "/orders", body, "old-key"))
+}
+
+// wantReplayOf checks that replay repeats first byte for byte (status, body,
+// Content-Type, Location) and is marked Idempotent-Replayed.
+func wantReplayOf(t *testing.T, first, replay *httptest.ResponseRecorder) {
+	t.Helper()
+	if replay.Code != first.Code || !bytes.Equal(replay.Body.Bytes(), first.Body.Bytes()) {
+		t.Fatalf("replay: %d %q\nfirst:  %d %q", replay.Code, replay.Body, first.Code, first.Body)
+	}
+	if first.Header().Get(orderhttp.HeaderIdempotentReplayed) != "" || replay.Header().Get(orderhttp.HeaderIdempotentReplayed) != "true" {
+		t.Fatalf("Idempotent-Replayed: first %q, replay %q; want none, then true",
+			first.Header().Get(orderhttp.HeaderIdempotentReplayed), replay.Header().Get(orderhttp.HeaderIdempotentReplayed))
+	}
+	for _, h := range []string{"Content-Type", "Location"} {
+		if replay.Header().Get(h) != first.Header().Get(h) {
+			t.Fatalf("replay's %s = %q, first's %q", h, replay.Header().Get(h), first.Header().Get(h))
+		}
+	}
+}
+
 // TestKeyInFlightIsRefusedAtOnce: while the transaction of the first request
 // with a key is open (held on purpose), a second request with the key gets
 // CodeKeyInFlight at once, without waiting for the lock (the context allows 20 s,
@@ -165,7 +273,7 @@ func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			retry, err := e.svc.PlaceOrder(ctxFor(t, 20*time.Second), placeCmd("key-1", 100))
-			if err != nil || retry.Replayed != commit || (retry.Order.ID == held.Order.ID) != commit {
+			if err != nil || retry.Replayed != commit || (orderOf(retry) == held.Order.ID) != commit {
 				t.Fatalf("retry after the first ended: %+v, %v; want replayed=%v of order %s", retry, err, commit, held.Order.ID)
 			}
 			e.wantCounts(t, 1, 1, 1)
@@ -197,7 +305,7 @@ func TestKeyRolledBackWithTheChange(t *testing.T) {
 	e.wantCounts(t, 1, 1, 1)
 
 	_, err = e.svc.CancelOrder(ctxFor(t, 20*time.Second), "no-such-order", "",
-		&app.Idempotency{Key: "key-2", Scope: "POST /orders/:id/cancel", Fingerprint: "x"})
+		&app.Idempotency{Key: "key-2", Scope: "POST /orders/:id/cancel", Fingerprint: "x", Render: idAnswer})
 	wantCode(t, err, apperr.CodeNotFound)
 	e.wantCounts(t, 1, 1, 1)
 }

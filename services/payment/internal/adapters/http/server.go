@@ -32,7 +32,9 @@ var OpenAPI []byte
 //
 // alive is the liveness check (normally Consumers.Health): while it fails,
 // /healthz answers 503 with its error text as the problem's detail, so that
-// text must be safe to show (nil: always alive).
+// text must be safe to show (nil: always alive). The service serves it behind
+// httpserver's guard (ADR 51), which answers 421, 403 and 415 before a request
+// reaches these routes.
 func NewServer(ready, alive func(ctx context.Context) error, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

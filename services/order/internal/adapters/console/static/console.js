@@ -143,16 +143,20 @@ async function admin(service, method, path) {
   return data;
 }
 
-async function loadPoison(service) {
+// loadPoison shows the newest page of a service's poison topic or, with more,
+// adds the next (older) page below it: each click reads one page of the topic
+// (ADR 0052), and the "older" button shows while there is a next page.
+async function loadPoison(service, more) {
   const errId = "poison-" + service + "-error";
   setText(errId, "");
   const table = $("poison-" + service);
-  if (table.dataset.loading === "1") return; // one listing at a time: each reads the poison topic
+  if (table.dataset.loading === "1") return; // one page at a time
+  if (more && table.dataset.next === undefined) return;
   table.dataset.loading = "1";
   const body = table.tBodies[0];
   try {
-    const data = await admin(service, "GET", "");
-    body.replaceChildren();
+    const data = await admin(service, "GET", more ? "?cursor=" + encodeURIComponent(table.dataset.next) : "");
+    if (!more) body.replaceChildren();
     for (const m of data.messages || []) {
       const tr = document.createElement("tr");
       tr.dataset.offset = m.offset;
@@ -168,6 +172,8 @@ async function loadPoison(service) {
         cell(String((m.replays || []).length)), actions);
       body.append(tr);
     }
+    if (data.next_cursor == null) delete table.dataset.next; else table.dataset.next = data.next_cursor;
+    $("poison-" + service + "-more").hidden = data.next_cursor == null;
   } catch (e) {
     setText(errId, e.message);
   } finally {
@@ -197,6 +203,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("timeline-form").addEventListener("submit", (ev) => { ev.preventDefault(); showTimeline($("timeline-id").value.trim()); });
   $("poison-order-load").addEventListener("click", () => loadPoison("order"));
   $("poison-payment-load").addEventListener("click", () => loadPoison("payment"));
+  $("poison-order-more").addEventListener("click", () => loadPoison("order", true));
+  $("poison-payment-more").addEventListener("click", () => loadPoison("payment", true));
   drawChart();
   connect();
 });
