@@ -8,17 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/outbox/parking"
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -58,7 +57,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		return err
 	}
 	defer db.Close()
-	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicemain.Migrations(nil)...); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicedb.Migrations(nil)...); err != nil {
 		return err
 	}
 	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
@@ -138,16 +137,16 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 // defaults, with the ORDER_* settings of -service-env (e.g.
 // ORDER_OUTBOX_BATCH_SIZE=10) read as the service reads them. It fails on a
 // setting the service would refuse to parse.
-func orderMessagingConfig(settings []string) (messaging.Config, error) {
+func orderMessagingConfig(settings []string) (servicemain.Messaging, error) {
 	vars := map[string]string{}
 	for _, kv := range settings {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			vars[k] = v
 		}
 	}
-	var cfg messaging.Config
+	var cfg servicemain.Messaging
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "ORDER_", Environment: vars}); err != nil {
-		return messaging.Config{}, fmt.Errorf("-service-env: %w", err)
+		return servicemain.Messaging{}, fmt.Errorf("-service-env: %w", err)
 	}
 	return cfg.Defaults(), nil
 }

@@ -30,9 +30,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -41,6 +38,8 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -389,7 +388,7 @@ func commitRate(ctx context.Context, concurrency int, d time.Duration) (float64,
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(concurrency)
-	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicemain.Migrations(nil)...); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicedb.Migrations(nil)...); err != nil {
 		return 0, err
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE orders (id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64) NOT NULL,

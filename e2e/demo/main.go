@@ -24,7 +24,7 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/poison"
 )
 
 const api = "http://127.0.0.1:8080"

@@ -9,14 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -66,15 +65,15 @@ func runRepresentativeTest(t *testing.T, kc kafka.Config) {
 		t.Fatal(err)
 	}
 
-	cfg := messaging.Config{Kafka: kc, ConsumerGroup: Group(t, kc, "group"), PoisonTopic: topics[1]}
-	db, err := sqldb.OpenAndMigrate(ctx, orders.DBConfig(), logger, servicemain.Migrations(nil)...)
+	cfg := servicemain.Messaging{Kafka: kc, ConsumerGroup: Group(t, kc, "group"), PoisonTopic: topics[1]}
+	db, err := sqldb.OpenAndMigrate(ctx, orders.DBConfig(), logger, servicedb.Migrations(nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	poison := kc.NewPoisonPublisher(watermill.NopLogger{})
 	t.Cleanup(func() { poison.Close() })
-	cs, err := messaging.NewConsumers(cfg, db, poison, nil, logger)
+	cs, err := servicemain.NewConsumers(cfg, db, poison, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

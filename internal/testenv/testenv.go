@@ -35,9 +35,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -45,7 +42,9 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/retention"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -209,7 +208,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
 	db, err := sqldb.OpenAndMigrate(context.Background(), sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
-		slog.New(slog.DiscardHandler), servicemain.Migrations(serviceMigrations)...)
+		slog.New(slog.DiscardHandler), servicedb.Migrations(serviceMigrations)...)
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
@@ -345,7 +344,7 @@ func TopicName(t testing.TB, kc kafka.Config, base string) string {
 
 // Group returns a unique consumer group name. When the test ends, the group is
 // deleted with every group named after it (name + "." + handler: the groups of
-// messaging.Consumers' projections). Call it before starting the consumers that
+// consumer.Consumers' projections). Call it before starting the consumers that
 // use it: cleanups run last-registered first, so theirs (which close them and
 // leave the group) run before the deletion. A group with members left is
 // reported as an error.
@@ -431,7 +430,7 @@ func TopicSize(t testing.TB, cfg kafka.Config, topic string) int64 {
 	return n
 }
 
-// CheckPruner checks messaging.Pruner on one table: insert(i, at) adds row i
+// CheckPruner checks retention.Pruner on one table: insert(i, at) adds row i
 // with time at. 25 rows are older than a day, 5 younger: the old
 // ones go, the young ones stay, no batch deletes more than its size (10), and a
 // batch's DELETE uses index (the time column's).
@@ -455,7 +454,7 @@ func CheckPruner(t *testing.T, db *sql.DB, table, column, index string, now time
 		return n
 	}
 	cutoff := now.Add(-24 * time.Hour)
-	p := messaging.Pruner{DB: db, Table: table, Column: column, BatchSize: batch}
+	p := retention.Pruner{DB: db, Table: table, Column: column, BatchSize: batch}
 
 	var key sql.NullString
 	rows, err := db.Query(fmt.Sprintf("EXPLAIN DELETE FROM `%s` WHERE `%s` < ? ORDER BY `%s` LIMIT %d", table, column, column, batch), cutoff)

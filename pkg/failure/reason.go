@@ -13,6 +13,14 @@ import (
 // tooling (CLI and admin endpoints).
 const MetadataReasonCode = "reason_code"
 
+// MetadataPoisonedGroup is the metadata key of the consumer group that
+// poisoned a message: a replay goes back to that group only.
+const MetadataPoisonedGroup = "poisoned_group"
+
+// MetadataReplayedAt is the metadata key that marks a message re-published
+// from a poison topic, with the time of the replay.
+const MetadataReplayedAt = "replayed_at"
+
 // The generic reason codes. Errors may name a more precise one (ReasonCode).
 const (
 	// ReasonInvalidEvent: the message is not a valid event of the contract

@@ -67,7 +67,7 @@ func (c Config) reserve() time.Duration { return min(c.DrainTimeout/4, 3*time.Se
 // context.Canceled.
 var ErrStopping = fmt.Errorf("lifecycle: the service is stopping: %w", context.Canceled)
 
-// Consumers is the message-consuming part (messaging.Consumers).
+// Consumers is the message-consuming part (consumer.Consumers).
 type Consumers interface {
 	// Run consumes until Close; it returns nil after Close, or the failure that
 	// ended it.
@@ -89,7 +89,7 @@ type Forwarder interface {
 	Abandon()
 }
 
-// Jobs runs periodic work until its context ends (messaging.Jobs).
+// Jobs runs periodic work until its context ends (jobs.Jobs).
 type Jobs interface{ Run(ctx context.Context) }
 
 // Parts are what Run runs. Nil parts are skipped.

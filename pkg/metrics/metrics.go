@@ -6,7 +6,7 @@
 // GET /metrics handler.
 //
 // Scrapes are cheap: counters are incremented where things happen (through
-// messaging.Hooks and the order application's outcome port) and gauges hold
+// consumer.Hooks and the order application's outcome port) and gauges hold
 // the last values the sampler stored; a scrape only reads memory.
 package metrics
 
@@ -20,9 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/outbox/parking"
-
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
@@ -30,9 +27,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
 )
 
 // Metrics holds one service's registry and collectors. Make it with New.
@@ -104,7 +103,7 @@ func New(sagaOutcomes ...string) *Metrics {
 	for _, o := range sagaOutcomes {
 		m.sagaOutcomes.WithLabelValues(o)
 	}
-	for _, r := range []string{failure.ReasonInvalidEvent, failure.ReasonHandlerFailed, messaging.ReasonHandlerTimeout} {
+	for _, r := range []string{failure.ReasonInvalidEvent, failure.ReasonHandlerFailed, consumer.ReasonHandlerTimeout} {
 		m.poisoned.WithLabelValues(r)
 	}
 	m.sampleErrors.WithLabelValues("outbox")
@@ -117,16 +116,19 @@ func New(sagaOutcomes ...string) *Metrics {
 // Forwarded counts n outbox rows Kafka acknowledged (outbox.Config.OnForwarded).
 func (m *Metrics) Forwarded(n int) { m.forwarded.Add(float64(n)) }
 
-// Hooks returns the messaging hooks that feed the counters; give them to
-// Consumers.SetHooks.
-func (m *Metrics) Hooks() messaging.Hooks {
-	return messaging.Hooks{
+// Hooks returns the consumer stack's hooks that feed the counters
+// (consumer.Config.Hooks).
+func (m *Metrics) Hooks() consumer.Hooks {
+	return consumer.Hooks{
 		Retried:   m.retries.Inc,
 		Poisoned:  func(reason string) { m.poisoned.WithLabelValues(reason).Inc() },
 		Duplicate: m.duplicates.Inc,
-		Skipped:   m.skipped.Inc,
 	}
 }
+
+// Skipped counts one message the skip strategy acknowledged without its
+// effect (skip.Config.OnSkipped).
+func (m *Metrics) Skipped() { m.skipped.Inc() }
 
 // SagaOutcome counts one order reaching outcome (the order application's
 // outcome port). outcome must come from a fixed set: it is a label value.
@@ -222,7 +224,7 @@ func knownMethod(m string) bool {
 
 // Sampler stores the gauges that need a query: the outbox backlog and parked
 // rows (outbox.ReadBacklog and parking.Count, primary-key reads only) and consumer lag
-// (kafka.LagReader). Run Job on a timer (messaging.Jobs.Every).
+// (kafka.LagReader). Run Job on a timer (jobs.Jobs.Every).
 type Sampler struct {
 	m      *Metrics
 	db     *sql.DB
@@ -268,7 +270,7 @@ func (s *Sampler) Sample(ctx context.Context) error {
 	return errors.Join(outboxErr, kafkaErr)
 }
 
-// Job is Sample for messaging.Jobs: it logs a source's failure once when it
+// Job is Sample for jobs.Jobs: it logs a source's failure once when it
 // starts and once when it ends (a Kafka outage would otherwise log every
 // interval) and never fails the job.
 func (s *Sampler) Job(ctx context.Context) error {

@@ -26,7 +26,7 @@ func TestHooksFeedTheCounters(t *testing.T) {
 	h.Poisoned("invalid_event")
 	h.Poisoned("invalid_event")
 	h.Duplicate()
-	h.Skipped()
+	m.Skipped()
 	m.SagaOutcome("confirmed")
 	for _, c := range []struct {
 		name string

@@ -7,37 +7,18 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/onceflow/onceflow/internal/spantest"
 	"github.com/onceflow/onceflow/pkg/msgtrace"
 )
-
-// recordSpans installs, for the test, a tracer provider that keeps every
-// ended span in memory.
-func recordSpans(t *testing.T) *tracetest.SpanRecorder {
-	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
-	return rec
-}
-
-// publishFunc is a message.Publisher made of a function.
-type publishFunc func(topic string, msgs ...*message.Message) error
-
-func (f publishFunc) Publish(topic string, msgs ...*message.Message) error { return f(topic, msgs...) }
-func (publishFunc) Close() error                                           { return nil }
 
 // TestTraceCrossesThePublisher: the context stored with an event (as
 // Outbox.Publish writes it) is the parent of the forwarder's publish span,
 // whose context goes to Kafka in the metadata; a refused publish puts the
 // stored context back, so the next attempt is again its child.
 func TestTraceCrossesThePublisher(t *testing.T) {
-	rec := recordSpans(t)
+	rec := spantest.Record(t)
 	ctx, request := otel.Tracer("test").Start(context.Background(), "POST /orders")
 	msg := message.NewMessage("m1", []byte("{}"))
 	msgtrace.Inject(ctx, []*message.Message{msg})
@@ -49,7 +30,7 @@ func TestTraceCrossesThePublisher(t *testing.T) {
 
 	var sent string
 	refuse := true
-	pub := msgtrace.Publisher{Publisher: publishFunc(func(_ string, msgs ...*message.Message) error {
+	pub := msgtrace.Publisher{Publisher: spantest.PublishFunc(func(_ string, msgs ...*message.Message) error {
 		if refuse {
 			return errors.New("kafka says no")
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/inbox"
 	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
@@ -104,17 +104,25 @@ func TestOnlyCommitsWake(t *testing.T) {
 			})
 		}, 0},
 		{"the inbox commits a handler's outbox rows", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
-			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
+			in, err := inbox.New(inbox.Config{DB: db, ConsumerGroup: "g"})
+			if err != nil {
+				return err
+			}
+			h := in.Middleware(func(m *message.Message) ([]*message.Message, error) {
 				tx, _ := sqldb.TxFromContext(m.Context())
 				return nil, ob.Publish(m.Context(), tx, "orders", newMsg(1))
 			})
 			m := newMsg(0)
 			m.SetContext(ctx)
-			_, err := h(m)
+			_, err = h(m)
 			return err
 		}, 1},
 		{"the inbox rolls a failing handler back", func(ctx context.Context, db *sql.DB, ob *testOutbox) error {
-			h := messaging.Inbox{DB: db, ConsumerGroup: "g"}.Middleware(func(m *message.Message) ([]*message.Message, error) {
+			in, err := inbox.New(inbox.Config{DB: db, ConsumerGroup: "g"})
+			if err != nil {
+				return err
+			}
+			h := in.Middleware(func(m *message.Message) ([]*message.Message, error) {
 				tx, _ := sqldb.TxFromContext(m.Context())
 				if err := ob.Publish(m.Context(), tx, "orders", newMsg(1)); err != nil {
 					return nil, err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
@@ -30,8 +29,8 @@ type Common struct {
 	AdminToken string `env:"ADMIN_TOKEN"`
 	// Messaging: DB_DSN, DB_MAX_OPEN_CONNS, DB_STARTUP_TIMEOUT, KAFKA_*,
 	// OUTBOX_*, RETRY_*, RETENTION_*, CONSUMER_GROUP, POISON_TOPIC, FAILURE_MODE
-	// (see messaging.Config).
-	Messaging messaging.Config
+	// (see servicemain.Messaging).
+	Messaging Messaging
 	// Stop: the graceful stop's STOP_DRAIN_TIMEOUT and STOP_UNREADY_DELAY (see
 	// lifecycle.Config).
 	Stop lifecycle.Config `envPrefix:"STOP_"`

@@ -18,7 +18,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisoncli"
 	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
@@ -52,7 +52,7 @@ type Service[O any] struct {
 //     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup, ADR 0039).
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
-//   - "poison ...": the poison queue tooling (poison.RunCLI: list, show,
+//   - "poison ...": the poison queue tooling (poisoncli.RunCLI: list, show,
 //     replay, purge, parked ...).
 func Main[O any](s Service[O]) {
 	os.Exit(s.main(os.Args[1:], os.Stdout, os.Stderr))
@@ -70,7 +70,9 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 		case "healthcheck":
 			return Healthcheck(s.Common.HTTPAddr)
 		case "poison":
-			if err := poison.RunCLI(ctx, s.Common.Messaging, args[1:], stdout); err != nil {
+			m := s.Common.Messaging
+			c := poisoncli.Config{DB: m.DB, Kafka: m.Kafka, PoisonTopic: m.PoisonTopic}
+			if err := poisoncli.RunCLI(ctx, c, args[1:], stdout); err != nil {
 				fmt.Fprintln(stderr, err)
 				return 1
 			}

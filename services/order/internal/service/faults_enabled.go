@@ -3,7 +3,7 @@
 package service
 
 import (
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/outbox"
 )
 
@@ -14,13 +14,13 @@ type Faults struct {
 	// ..._OVERSIZE_CORRELATION_PREFIX, ...
 	Outbox outbox.Faults `envPrefix:"ORDER_FAULT_"`
 	// Consumers: ORDER_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
-	Consumers messaging.FaultConfig `envPrefix:"ORDER_FAULT_"`
+	Consumers consumer.Faults `envPrefix:"ORDER_FAULT_"`
 }
 
 // WithFaults returns the Option that applies f.
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
 		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
-		w.messaging = append(w.messaging, messaging.WithFaults(f.Consumers))
+		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestMetricsShowTheSagaLive runs the order service, places an order, answers
@@ -34,7 +34,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.Group(t, kc, "order")
-	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	cfg.Messaging.Retry = consumer.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.MetricsSampleInterval = 100 * time.Millisecond
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	testenv.Background(t, "service.Run", func(ctx context.Context) error {

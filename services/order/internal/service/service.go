@@ -12,22 +12,23 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
-
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/jobs"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
@@ -96,7 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		Common: servicemain.Common{
 			HTTPAddr:  "127.0.0.1:8080",
-			Messaging: messaging.Config{ConsumerGroup: "order-service", PoisonTopic: events.TopicOrderPoison},
+			Messaging: servicemain.Messaging{ConsumerGroup: "order-service", PoisonTopic: events.TopicOrderPoison},
 		},
 		RequestTimeout:             5 * time.Second,
 		PaymentTimeout:             2 * time.Minute,
@@ -153,9 +154,9 @@ type Option func(*wiring)
 // wiring is what an Option may adjust.
 type wiring struct {
 	logger *slog.Logger
-	// outbox adjusts the forwarder, messaging the consumers.
-	outbox    []outbox.Option
-	messaging []messaging.Option
+	// outbox adjusts the forwarder, consumer the consumers.
+	outbox   []outbox.Option
+	consumer []consumer.Option
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
@@ -164,7 +165,7 @@ type wiring struct {
 // the test sees the routes production serves. It fails if the OpenAPI
 // document does not build (apidoc.Serve) or the console's payment URL is invalid.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	// The live console: shows data to anyone who reaches the API; its actions
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
@@ -177,7 +178,7 @@ func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats cons
 	}, logger); err != nil {
 		return err
 	}
-	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
+	if err := apidoc.Serve(api, orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route
@@ -206,7 +207,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// then grants the service user its privileges, table by table
 	// (deploy/dbusers/order-app.sql); the service works as that user
 	// (ORDER_DB_DSN, ADR 49).
-	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
@@ -230,14 +231,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	if err != nil {
 		return err
 	}
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, topics, mx, logger, w.consumer...)
 	if err != nil {
 		return err
-	}
-	consumers.SetHooks(mx.Hooks())
-	consumers.OnRouter(mx.Router)
-	for _, adjust := range w.messaging {
-		adjust(consumers)
 	}
 
 	// The application, and what calls it from Kafka.
@@ -252,10 +248,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// Periodic jobs: retention, payment timeouts, expired idempotency keys.
-	jobs := messaging.NewJobs(logger)
-	m.Retention.RetainMessagingTables(jobs, db)
-	m.Retention.Retain(jobs, db, "order_timeline", "kafka_time", cfg.TimelineMaxAge)
-	jobs.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
+	periodic := jobs.New(logger)
+	servicemain.RetainTables(m, periodic, db)
+	m.Retention.Retain(periodic, db, "order_timeline", "kafka_time", cfg.TimelineMaxAge)
+	periodic.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {
 			logger.Info("cancelled orders whose payment timed out", "count", n)
@@ -264,8 +260,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	})
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
 	lag := kafka.NewLagReader(m.Kafka)
-	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
-	jobs.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
+	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	periodic.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
 			logger.Info("deleted expired idempotency keys", "count", n)
@@ -292,7 +288,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
-		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Consumers: consumers, Forwarder: forwarder, Jobs: periodic,
 		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }

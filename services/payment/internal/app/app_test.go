@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -18,7 +16,9 @@ import (
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/inbox"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/retention"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -264,8 +264,11 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 // version) still ignores it: one charge, one PaymentCompleted.
 func TestReplayAfterTheDedupWindow(t *testing.T) {
 	svc, db, _ := newService(t)
-	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
-	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+	in, err := inbox.New(inbox.Config{DB: db, ConsumerGroup: "payment-service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := in.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 		return nil, kafka.OrderEvents(svc)(msg)
 	})
 	id := watermill.NewUUID()
@@ -282,11 +285,11 @@ func TestReplayAfterTheDedupWindow(t *testing.T) {
 		}
 	}
 	deliver()
-	pruner := messaging.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
+	pruner := retention.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
 	if n, _, err := pruner.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("pruned %d inbox rows (%v), want 1", n, err)
 	}
-	if seen, err := inbox.Processed(context.Background(), msg.UUID); err != nil || seen {
+	if seen, err := in.Processed(context.Background(), msg.UUID); err != nil || seen {
 		t.Fatalf("inbox still knows the message (%v, %v): the test would prove nothing", seen, err)
 	}
 	deliver() // after the window

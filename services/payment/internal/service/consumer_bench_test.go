@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -74,13 +73,13 @@ func BenchmarkConsumer(b *testing.B) {
 func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, topic string, n int, done *atomic.Int64) (float64, error) {
 	start := time.Now()
 	logger := slog.New(slog.DiscardHandler)
-	cfg := messaging.Config{
+	cfg := servicemain.Messaging{
 		DB:            sqldb.Config{DSN: dsn},
 		Kafka:         kafka.Config{Brokers: brokers, ClientID: "consumerbench"},
 		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
 		PoisonTopic:   topic + ".poison",
 	}
-	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return 0, err
 	}
@@ -88,7 +87,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 	wlog := watermill.NewSlogLogger(logger)
 	kafkaOut, poisonOut := cfg.Kafka.NewPublisher(wlog), cfg.Kafka.NewPoisonPublisher(wlog)
 	topics := kafka.NewTopics(cfg.Kafka, logger, kafka.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
-	consumers, err := messaging.NewConsumers(cfg, db, poisonOut, topics, logger)
+	consumers, err := servicemain.NewConsumers(cfg, db, poisonOut, topics, nil, logger)
 	if err != nil {
 		return 0, err
 	}

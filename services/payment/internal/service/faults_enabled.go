@@ -6,10 +6,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
@@ -20,7 +19,7 @@ type Faults struct {
 	// Outbox: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH, ...
 	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
 	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
-	Consumers messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
+	Consumers consumer.Faults `envPrefix:"PAYMENT_FAULT_"`
 	// DisableVersionCheck: the payment forgets which order version it acted on
 	// and, for a placement, that it was placed, so every event looks new and
 	// only the inbox stands between a redelivered OrderPlaced and a second
@@ -35,7 +34,7 @@ type Faults struct {
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
 		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
-		w.messaging = append(w.messaging, messaging.WithFaults(f.Consumers))
+		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
 			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }

@@ -11,18 +11,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -129,12 +129,12 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	m := cfg.Messaging.Defaults()
-	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	poisonOut := m.Kafka.NewPoisonPublisher(watermill.NopLogger{})
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, nil, logger)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func testConfig(t *testing.T, d testenv.Database) Config {
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
-	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	cfg.Messaging.Retry = consumer.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	return cfg
 }

@@ -11,21 +11,23 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/onceflow/onceflow/pkg/outbox"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/jobs"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
@@ -55,7 +57,7 @@ func DefaultConfig() Config {
 	return Config{
 		Common: servicemain.Common{
 			HTTPAddr:  "127.0.0.1:8081",
-			Messaging: messaging.Config{ConsumerGroup: "payment-service", PoisonTopic: events.TopicPaymentPoison},
+			Messaging: servicemain.Messaging{ConsumerGroup: "payment-service", PoisonTopic: events.TopicPaymentPoison},
 		},
 		OrdersTopic:   events.TopicOrders,
 		PaymentsTopic: events.TopicPayments,
@@ -78,9 +80,9 @@ type Option func(*wiring)
 // wiring is what an Option may adjust.
 type wiring struct {
 	logger *slog.Logger
-	// outbox adjusts the forwarder, messaging the consumers.
-	outbox    []outbox.Option
-	messaging []messaging.Option
+	// outbox adjusts the forwarder, consumer the consumers.
+	outbox   []outbox.Option
+	consumer []consumer.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
 }
@@ -90,8 +92,8 @@ type wiring struct {
 // route). Run and the route-coverage test share it, so the test sees the
 // routes production serves. It fails if the OpenAPI document does not build.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI); err != nil {
+	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	if err := apidoc.Serve(api, paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI); err != nil {
 		return err
 	}
 	mx.Register(api) // GET /metrics, and HTTP metrics for every route
@@ -119,7 +121,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
 	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
 	// service works as that user (PAYMENT_DB_DSN, ADR 49).
-	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicemain.Migrations(mariadb.Migrations)...)
+	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
@@ -142,16 +144,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New()
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, topics, mx, logger, w.consumer...)
 	if err != nil {
 		return err
 	}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
-	consumers.SetHooks(mx.Hooks())
-	consumers.OnRouter(mx.Router)
-	for _, adjust := range w.messaging {
-		adjust(consumers)
-	}
 	// The forwarder that relays the outbox to Kafka, parking the rows Kafka
 	// can never take (ADR 22).
 	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
@@ -160,11 +157,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// Periodic jobs: retention of the inbox and the poison replay records.
-	jobs := messaging.NewJobs(logger)
-	m.Retention.RetainMessagingTables(jobs, db)
+	periodic := jobs.New(logger)
+	servicemain.RetainTables(m, periodic, db)
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
 	lag := kafka.NewLagReader(m.Kafka)
-	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 
 	// Health (failing while a consumer gave up, ADR 35), readiness (also
 	// failing from the moment the stop begins) and the
@@ -182,7 +179,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
-		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Consumers: consumers, Forwarder: forwarder, Jobs: periodic,
 		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }

@@ -45,7 +45,7 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
 // OpenAPI is the OpenAPI 3.1 document of this API (YAML, ADR 0046), without the
-// poison admin endpoints the service mounts beside it (poison.OpenAPI): the
+// poison admin endpoints the service mounts beside it (poisonhttp.OpenAPI): the
 // service merges both (apidoc.Build) and serves the result at /openapi.json.
 //
 //go:embed openapi.yaml

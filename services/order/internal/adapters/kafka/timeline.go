@@ -16,7 +16,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/kafka"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
 
@@ -92,7 +91,7 @@ func TimelineProjection(uc TimelineRecorder, topic string, poison bool) func(msg
 			CorrelationID:    middleware.MessageCorrelationID(msg),
 			CausedBy:         msg.Metadata.Get(causation.MetadataCausationID),
 			CausedByAttempts: attempts,
-			ReplayedAt:       msg.Metadata.Get(messaging.MetadataReplayedAt),
+			ReplayedAt:       msg.Metadata.Get(failure.MetadataReplayedAt),
 		}
 		if poison {
 			// Only the public code: the error text (reason_poisoned) stays on the

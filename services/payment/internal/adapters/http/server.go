@@ -19,7 +19,7 @@ import (
 
 // OpenAPI is the OpenAPI 3.1 document of this endpoint (YAML, ADR 0046),
 // without the poison admin endpoints the service mounts beside it
-// (poison.OpenAPI): the service merges both (apidoc.Build) and serves the
+// (poisonhttp.OpenAPI): the service merges both (apidoc.Build) and serves the
 // result at /openapi.json.
 //
 //go:embed openapi.yaml

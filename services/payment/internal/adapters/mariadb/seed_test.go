@@ -8,9 +8,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/onceflow/onceflow/pkg/servicemain"
-
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
@@ -26,7 +25,7 @@ func TestMigrationsSeedNoAccounts(t *testing.T) {
 	db := testenv.NewDB(t, testenv.PaymentDBAddr)
 	migrate := func() {
 		t.Helper()
-		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), servicemain.Migrations(mariadb.Migrations)...); err != nil {
+		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), servicedb.Migrations(mariadb.Migrations)...); err != nil {
 			t.Fatal(err)
 		}
 	}
