@@ -5,7 +5,9 @@
 package servicemain
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,7 +58,7 @@ type Service[O any] struct {
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
 //   - "openapi": print the OpenAPI document the service serves at
-//     /openapi.json, without running it (code generators read it).
+//     /openapi.json (indented), without running it: code generators read it.
 //   - "poison ...": the poison queue tooling (poison.RunCLI: list, show,
 //     replay, purge, parked ...).
 func Main[O any](s Service[O]) {
@@ -76,11 +78,15 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 			return Healthcheck(s.Common.HTTPAddr)
 		case "openapi":
 			doc, err := s.OpenAPI()
+			var out bytes.Buffer
+			if err == nil {
+				err = json.Indent(&out, doc, "", "  ")
+			}
 			if err != nil {
 				fmt.Fprintf(stderr, "%s: openapi: %v\n", s.Name, err)
 				return 1
 			}
-			fmt.Fprintf(stdout, "%s\n", doc)
+			fmt.Fprintln(stdout, out.String())
 			return 0
 		case "poison":
 			if err := poison.RunCLI(ctx, s.Common.Messaging, args[1:], stdout); err != nil {

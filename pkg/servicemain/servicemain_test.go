@@ -58,7 +58,7 @@ func TestMainExitCodes(t *testing.T) {
 			if !strings.Contains(stderr.String(), tt.wantText) {
 				t.Fatalf("stderr = %q, want it to mention %q", stderr.String(), tt.wantText)
 			}
-			if tt.name == "openapi prints the document" && stdout.String() != `{"openapi":"3.1.0"}`+"\n" {
+			if tt.name == "openapi prints the document" && stdout.String() != "{\n  \"openapi\": \"3.1.0\"\n}\n" {
 				t.Fatalf("stdout = %q, want the document", stdout.String())
 			}
 			if tt.name == "runs with the environment" {
