@@ -43,7 +43,7 @@ type Service[O any] struct {
 	// Run runs the service until ctx ends.
 	Run func(ctx context.Context, logger *slog.Logger, opts ...O) error
 	// OpenAPI returns the document the service serves at /openapi.json, for
-	// the "openapi" subcommand.
+	// the "openapi" subcommand (nil: the subcommand fails).
 	OpenAPI func() ([]byte, error)
 }
 
@@ -77,6 +77,10 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 		case "healthcheck":
 			return Healthcheck(s.Common.HTTPAddr)
 		case "openapi":
+			if s.OpenAPI == nil {
+				fmt.Fprintf(stderr, "%s: openapi: this service has no OpenAPI document\n", s.Name)
+				return 2
+			}
 			doc, err := s.OpenAPI()
 			var out bytes.Buffer
 			if err == nil {
