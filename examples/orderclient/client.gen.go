@@ -56,6 +56,24 @@ func (e StatusStatus) Valid() bool {
 	}
 }
 
+// Defines values for ListPoisonedParamsOrder.
+const (
+	Newest ListPoisonedParamsOrder = "newest"
+	Oldest ListPoisonedParamsOrder = "oldest"
+)
+
+// Valid indicates whether the value is a known member of the ListPoisonedParamsOrder enum.
+func (e ListPoisonedParamsOrder) Valid() bool {
+	switch e {
+	case Newest:
+		return true
+	case Oldest:
+		return true
+	default:
+		return false
+	}
+}
+
 // CustomerID 1-64 letters, digits or . _ : - (starting with a letter or digit).
 type CustomerID = string
 
@@ -170,9 +188,14 @@ type PoisonEntry struct {
 	Replays    *[]time.Time `json:"replays"`
 }
 
+// PoisonNextCursor The cursor of the next page; absent when the page reached the end of the topic.
+type PoisonNextCursor = int64
+
 // PoisonReplayed defines model for PoisonReplayed.
 type PoisonReplayed struct {
-	Replayed []PoisonEntry `json:"replayed"`
+	// NextCursor The cursor of the next page; absent when the page reached the end of the topic.
+	NextCursor *PoisonNextCursor `json:"next_cursor,omitempty"`
+	Replayed   []PoisonEntry     `json:"replayed"`
 }
 
 // Problem An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
@@ -248,8 +271,17 @@ type ParkedKeyHandler = string
 // ParkedKeyName defines model for ParkedKeyName.
 type ParkedKeyName = string
 
+// PoisonCursor defines model for PoisonCursor.
+type PoisonCursor = int64
+
+// PoisonLimit defines model for PoisonLimit.
+type PoisonLimit = int
+
 // PoisonOffset defines model for PoisonOffset.
 type PoisonOffset = int64
+
+// PoisonReasonCode defines model for PoisonReasonCode.
+type PoisonReasonCode = string
 
 // XCorrelationID defines model for XCorrelationID.
 type XCorrelationID = string
@@ -262,6 +294,9 @@ type AdminBadRequest = Problem
 
 // AdminConflict An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type AdminConflict = Problem
+
+// AdminGone An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
+type AdminGone = Problem
 
 // AdminInternal An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type AdminInternal = Problem
@@ -281,6 +316,9 @@ type AdminUnavailable = Problem
 // BadRequest An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type BadRequest = Problem
 
+// CrossOriginRequest An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
+type CrossOriginRequest = Problem
+
 // Internal An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type Internal = Problem
 
@@ -289,6 +327,9 @@ type KeyInFlight = Problem
 
 // MethodNotAllowed An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type MethodNotAllowed = Problem
+
+// MisdirectedRequest An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
+type MisdirectedRequest = Problem
 
 // NotFound An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type NotFound = Problem
@@ -304,6 +345,27 @@ type Unavailable = Problem
 
 // Unprocessable An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type Unprocessable = Problem
+
+// UnsupportedMediaType An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
+type UnsupportedMediaType = Problem
+
+// ListPoisonedParams defines parameters for ListPoisoned.
+type ListPoisonedParams struct {
+	// Cursor The offset the page starts at, included: the next_cursor of the previous page. Without it, the newest message (newest first) or the oldest. An offset that was purged is no error: oldest first, the page starts at the oldest message left; newest first, it is empty.
+	Cursor *PoisonCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most messages in the page.
+	Limit *PoisonLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Order newest (the default) or oldest first.
+	Order *ListPoisonedParamsOrder `form:"order,omitempty" json:"order,omitempty"`
+
+	// ReasonCode Only the messages with this reason code (e.g. unknown_order).
+	ReasonCode *PoisonReasonCode `form:"reason_code,omitempty" json:"reason_code,omitempty"`
+}
+
+// ListPoisonedParamsOrder defines parameters for ListPoisoned.
+type ListPoisonedParamsOrder string
 
 // GetParkedKeyParams defines parameters for GetParkedKey.
 type GetParkedKeyParams struct {
@@ -327,6 +389,18 @@ type ReplayParkedKeyParams struct {
 type PurgePoisonedParams struct {
 	// UpTo The last offset to delete (inclusive); Kafka can only delete a prefix.
 	UpTo *int64 `form:"up_to,omitempty" json:"up_to,omitempty"`
+}
+
+// ReplayAllPoisonedParams defines parameters for ReplayAllPoisoned.
+type ReplayAllPoisonedParams struct {
+	// Cursor The offset the page starts at, included: the next_cursor of the previous page. Without it, the newest message (newest first) or the oldest. An offset that was purged is no error: oldest first, the page starts at the oldest message left; newest first, it is empty.
+	Cursor *PoisonCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most messages in the page.
+	Limit *PoisonLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ReasonCode Only the messages with this reason code (e.g. unknown_order).
+	ReasonCode *PoisonReasonCode `form:"reason_code,omitempty" json:"reason_code,omitempty"`
 }
 
 // ListOrdersParams defines parameters for ListOrders.
@@ -466,10 +540,12 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListPoisoned The poisoned messages, oldest first
+	// ListPoisoned A page of the poisoned messages, newest first by default
+	//
+	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
 	//
 	// Corresponds with GET /admin/poison (the `ListPoisoned` operationId).
-	ListPoisoned(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListPoisoned(ctx context.Context, params *ListPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListParkedKeys Keys parked by park-key consumers (ADR 33), with their heads
 	//
@@ -521,10 +597,12 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/poison/purge (the `PurgePoisoned` operationId).
 	PurgePoisoned(ctx context.Context, params *PurgePoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ReplayAllPoisoned Replay every message not replayed yet
+	// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first
+	//
+	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
 	//
 	// Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
-	ReplayAllPoisoned(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ReplayAllPoisoned(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPoisoned One poisoned message
 	//
@@ -601,11 +679,13 @@ type ClientInterface interface {
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListPoisoned The poisoned messages, oldest first
+// ListPoisoned A page of the poisoned messages, newest first by default
+//
+// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
 //
 // Corresponds with GET /admin/poison (the `ListPoisoned` operationId).
-func (c *Client) ListPoisoned(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListPoisonedRequest(c.Server)
+func (c *Client) ListPoisoned(ctx context.Context, params *ListPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPoisonedRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -766,11 +846,13 @@ func (c *Client) PurgePoisoned(ctx context.Context, params *PurgePoisonedParams,
 	return c.Client.Do(req)
 }
 
-// ReplayAllPoisoned Replay every message not replayed yet
+// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first
+//
+// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
 //
 // Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
-func (c *Client) ReplayAllPoisoned(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewReplayAllPoisonedRequest(c.Server)
+func (c *Client) ReplayAllPoisoned(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayAllPoisonedRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -976,7 +1058,7 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 }
 
 // NewListPoisonedRequest constructs an http.Request for the ListPoisoned method
-func NewListPoisonedRequest(server string) (*http.Request, error) {
+func NewListPoisonedRequest(server string, params *ListPoisonedParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -992,6 +1074,69 @@ func NewListPoisonedRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Order != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "order", *params.Order, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReasonCode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason_code", *params.ReasonCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -1423,7 +1568,7 @@ func NewPurgePoisonedRequest(server string, params *PurgePoisonedParams) (*http.
 }
 
 // NewReplayAllPoisonedRequest constructs an http.Request for the ReplayAllPoisoned method
-func NewReplayAllPoisonedRequest(server string) (*http.Request, error) {
+func NewReplayAllPoisonedRequest(server string, params *ReplayAllPoisonedParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1439,6 +1584,57 @@ func NewReplayAllPoisonedRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReasonCode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason_code", *params.ReasonCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
@@ -2013,12 +2209,14 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListPoisonedWithResponse The poisoned messages, oldest first
+	// ListPoisonedWithResponse A page of the poisoned messages, newest first by default
+	//
+	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /admin/poison (the `ListPoisoned` operationId).
-	ListPoisonedWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoisonedResponse, error)
+	ListPoisonedWithResponse(ctx context.Context, params *ListPoisonedParams, reqEditors ...RequestEditorFn) (*ListPoisonedResponse, error)
 
 	// ListParkedKeysWithResponse Keys parked by park-key consumers (ADR 33), with their heads
 	//
@@ -2090,12 +2288,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/poison/purge (the `PurgePoisoned` operationId).
 	PurgePoisonedWithResponse(ctx context.Context, params *PurgePoisonedParams, reqEditors ...RequestEditorFn) (*PurgePoisonedResponse, error)
 
-	// ReplayAllPoisonedWithResponse Replay every message not replayed yet
+	// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first
+	//
+	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
-	ReplayAllPoisonedWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReplayAllPoisonedResponse, error)
+	ReplayAllPoisonedWithResponse(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*ReplayAllPoisonedResponse, error)
 
 	// GetPoisonedWithResponse One poisoned message
 	//
@@ -2198,14 +2398,23 @@ type ListPoisonedResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *struct {
 		Messages []PoisonEntry `json:"messages"`
-		Topic    string        `json:"topic"`
+
+		// NextCursor The cursor of the next page; absent when the page reached the end of the topic.
+		NextCursor *PoisonNextCursor `json:"next_cursor,omitempty"`
+		Topic      string            `json:"topic"`
 	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2215,9 +2424,17 @@ type ListPoisonedResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListPoisonedResponse) GetJSON200() *struct {
 	Messages []PoisonEntry `json:"messages"`
-	Topic    string        `json:"topic"`
+
+	// NextCursor The cursor of the next page; absent when the page reached the end of the topic.
+	NextCursor *PoisonNextCursor `json:"next_cursor,omitempty"`
+	Topic      string            `json:"topic"`
 } {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListPoisonedResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -2233,6 +2450,16 @@ func (r ListPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ListPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ListPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2287,6 +2514,8 @@ type ListParkedKeysResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2313,6 +2542,11 @@ func (r ListParkedKeysResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ListParkedKeysResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListParkedKeysResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2369,6 +2603,8 @@ type GetParkedKeyResponse struct {
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2403,6 +2639,11 @@ func (r GetParkedKeyResponse) GetApplicationproblemJSON405() *AdminMethodNotAllo
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r GetParkedKeyResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetParkedKeyResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2455,12 +2696,18 @@ type DiscardParkedKeyResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2484,6 +2731,11 @@ func (r DiscardParkedKeyResponse) GetApplicationproblemJSON401() *AdminUnauthori
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DiscardParkedKeyResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r DiscardParkedKeyResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -2497,6 +2749,16 @@ func (r DiscardParkedKeyResponse) GetApplicationproblemJSON405() *AdminMethodNot
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r DiscardParkedKeyResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DiscardParkedKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DiscardParkedKeyResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2549,12 +2811,18 @@ type ReplayParkedKeyResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2578,6 +2846,11 @@ func (r ReplayParkedKeyResponse) GetApplicationproblemJSON401() *AdminUnauthoriz
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayParkedKeyResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReplayParkedKeyResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -2591,6 +2864,16 @@ func (r ReplayParkedKeyResponse) GetApplicationproblemJSON405() *AdminMethodNotA
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r ReplayParkedKeyResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayParkedKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReplayParkedKeyResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2645,6 +2928,8 @@ type ListParkedRowsResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2671,6 +2956,11 @@ func (r ListParkedRowsResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ListParkedRowsResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListParkedRowsResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2719,12 +3009,18 @@ type ReplayAllParkedRowsResponse struct {
 	JSON200 *ParkedReplayed
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2741,6 +3037,11 @@ func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON401() *AdminUnauth
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -2754,6 +3055,16 @@ func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON405() *AdminMethod
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReplayAllParkedRowsResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2808,6 +3119,8 @@ type GetParkedRowResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2837,6 +3150,11 @@ func (r GetParkedRowResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r GetParkedRowResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetParkedRowResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2889,12 +3207,18 @@ type DiscardParkedRowResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2918,6 +3242,11 @@ func (r DiscardParkedRowResponse) GetApplicationproblemJSON401() *AdminUnauthori
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DiscardParkedRowResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r DiscardParkedRowResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -2931,6 +3260,16 @@ func (r DiscardParkedRowResponse) GetApplicationproblemJSON405() *AdminMethodNot
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r DiscardParkedRowResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DiscardParkedRowResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DiscardParkedRowResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2981,12 +3320,18 @@ type ReplayParkedRowResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3008,6 +3353,11 @@ func (r ReplayParkedRowResponse) GetApplicationproblemJSON401() *AdminUnauthoriz
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayParkedRowResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReplayParkedRowResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -3021,6 +3371,16 @@ func (r ReplayParkedRowResponse) GetApplicationproblemJSON405() *AdminMethodNotA
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r ReplayParkedRowResponse) GetApplicationproblemJSON409() *AdminConflict {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayParkedRowResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReplayParkedRowResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3073,10 +3433,16 @@ type PurgePoisonedResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3100,6 +3466,11 @@ func (r PurgePoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorized
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PurgePoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r PurgePoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -3108,6 +3479,16 @@ func (r PurgePoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r PurgePoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PurgePoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r PurgePoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3154,12 +3535,22 @@ type ReplayAllPoisonedResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *PoisonReplayed
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3171,9 +3562,19 @@ func (r ReplayAllPoisonedResponse) GetJSON200() *PoisonReplayed {
 	return r.JSON200
 }
 
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -3184,6 +3585,21 @@ func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3238,6 +3654,10 @@ type GetPoisonedResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3267,6 +3687,16 @@ func (r GetPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r GetPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GetPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3317,10 +3747,18 @@ type ReplayPoisonedResponse struct {
 	ApplicationproblemJSON400 *AdminBadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3342,6 +3780,11 @@ func (r ReplayPoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorize
 	return r.ApplicationproblemJSON401
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ReplayPoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r ReplayPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 	return r.ApplicationproblemJSON404
@@ -3350,6 +3793,21 @@ func (r ReplayPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ReplayPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ReplayPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ReplayPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReplayPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3413,6 +3871,8 @@ type HealthzResponse struct {
 	JSON200 *Status
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3433,6 +3893,11 @@ func (r HealthzResponse) GetJSON200() *Status {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r HealthzResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r HealthzResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3484,6 +3949,8 @@ type MetricsResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *MetricsResponse405Headers
 }
@@ -3491,6 +3958,11 @@ type MetricsResponse struct {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r MetricsResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r MetricsResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetBody returns the raw response body bytes
@@ -3539,6 +4011,8 @@ type OpenapiResponse struct {
 	JSON200 *map[string]interface{}
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -3555,6 +4029,11 @@ func (r OpenapiResponse) GetJSON200() *map[string]interface{} {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r OpenapiResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r OpenapiResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3621,6 +4100,8 @@ type ListOrdersResponse struct {
 	}
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -3647,6 +4128,11 @@ func (r ListOrdersResponse) GetJSON200() *struct {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ListOrdersResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListOrdersResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -3734,6 +4220,8 @@ type PlaceOrderResponse struct {
 	JSON201 *Order
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
@@ -3742,6 +4230,10 @@ type PlaceOrderResponse struct {
 	ApplicationproblemJSON409 *KeyInFlight
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -3772,6 +4264,11 @@ func (r PlaceOrderResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PlaceOrderResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r PlaceOrderResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
@@ -3790,6 +4287,16 @@ func (r PlaceOrderResponse) GetApplicationproblemJSON409() *KeyInFlight {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r PlaceOrderResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PlaceOrderResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r PlaceOrderResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -3866,6 +4373,8 @@ type GetOrderResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3893,6 +4402,11 @@ func (r GetOrderResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r GetOrderResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetOrderResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3979,6 +4493,8 @@ type CancelOrderResponse struct {
 	JSON200 *Order
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
@@ -3987,6 +4503,10 @@ type CancelOrderResponse struct {
 	ApplicationproblemJSON409 *KeyInFlight
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -4019,6 +4539,11 @@ func (r CancelOrderResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
 }
 
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CancelOrderResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r CancelOrderResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
@@ -4037,6 +4562,16 @@ func (r CancelOrderResponse) GetApplicationproblemJSON409() *KeyInFlight {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r CancelOrderResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CancelOrderResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r CancelOrderResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -4113,6 +4648,8 @@ type GetOrderTimelineResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4140,6 +4677,11 @@ func (r GetOrderTimelineResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r GetOrderTimelineResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r GetOrderTimelineResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4203,6 +4745,8 @@ type ReadyzResponse struct {
 	JSON200 *Status
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4223,6 +4767,11 @@ func (r ReadyzResponse) GetJSON200() *Status {
 // GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
 func (r ReadyzResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
 	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ReadyzResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4264,13 +4813,15 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
-// ListPoisonedWithResponse The poisoned messages, oldest first
+// ListPoisonedWithResponse A page of the poisoned messages, newest first by default
+//
+// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /admin/poison (the `ListPoisoned` operationId).
-func (c *ClientWithResponses) ListPoisonedWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPoisonedResponse, error) {
-	rsp, err := c.ListPoisoned(ctx, reqEditors...)
+func (c *ClientWithResponses) ListPoisonedWithResponse(ctx context.Context, params *ListPoisonedParams, reqEditors ...RequestEditorFn) (*ListPoisonedResponse, error) {
+	rsp, err := c.ListPoisoned(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4407,13 +4958,15 @@ func (c *ClientWithResponses) PurgePoisonedWithResponse(ctx context.Context, par
 	return ParsePurgePoisonedResponse(rsp)
 }
 
-// ReplayAllPoisonedWithResponse Replay every message not replayed yet
+// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first
+//
+// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
-func (c *ClientWithResponses) ReplayAllPoisonedWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReplayAllPoisonedResponse, error) {
-	rsp, err := c.ReplayAllPoisoned(ctx, reqEditors...)
+func (c *ClientWithResponses) ReplayAllPoisonedWithResponse(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*ReplayAllPoisonedResponse, error) {
+	rsp, err := c.ReplayAllPoisoned(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4603,12 +5156,22 @@ func ParseListPoisonedResponse(rsp *http.Response) (*ListPoisonedResponse, error
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
 			Messages []PoisonEntry `json:"messages"`
-			Topic    string        `json:"topic"`
+
+			// NextCursor The cursor of the next page; absent when the page reached the end of the topic.
+			NextCursor *PoisonNextCursor `json:"next_cursor,omitempty"`
+			Topic      string            `json:"topic"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest AdminUnauthorized
@@ -4630,6 +5193,20 @@ func ParseListPoisonedResponse(rsp *http.Response) (*ListPoisonedResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -4693,6 +5270,13 @@ func ParseListParkedKeysResponse(rsp *http.Response) (*ListParkedKeysResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -4769,6 +5353,13 @@ func ParseGetParkedKeyResponse(rsp *http.Response) (*GetParkedKeyResponse, error
 		}
 		response.ApplicationproblemJSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4825,6 +5416,13 @@ func ParseDiscardParkedKeyResponse(rsp *http.Response) (*DiscardParkedKeyRespons
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4845,6 +5443,20 @@ func ParseDiscardParkedKeyResponse(rsp *http.Response) (*DiscardParkedKeyRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -4902,6 +5514,13 @@ func ParseReplayParkedKeyResponse(rsp *http.Response) (*ReplayParkedKeyResponse,
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4922,6 +5541,20 @@ func ParseReplayParkedKeyResponse(rsp *http.Response) (*ReplayParkedKeyResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -4986,6 +5619,13 @@ func ParseListParkedRowsResponse(rsp *http.Response) (*ListParkedRowsResponse, e
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5033,6 +5673,13 @@ func ParseReplayAllParkedRowsResponse(rsp *http.Response) (*ReplayAllParkedRowsR
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5053,6 +5700,20 @@ func ParseReplayAllParkedRowsResponse(rsp *http.Response) (*ReplayAllParkedRowsR
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5122,6 +5783,13 @@ func ParseGetParkedRowResponse(rsp *http.Response) (*GetParkedRowResponse, error
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5178,6 +5846,13 @@ func ParseDiscardParkedRowResponse(rsp *http.Response) (*DiscardParkedRowRespons
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5198,6 +5873,20 @@ func ParseDiscardParkedRowResponse(rsp *http.Response) (*DiscardParkedRowRespons
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5253,6 +5942,13 @@ func ParseReplayParkedRowResponse(rsp *http.Response) (*ReplayParkedRowResponse,
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5273,6 +5969,20 @@ func ParseReplayParkedRowResponse(rsp *http.Response) (*ReplayParkedRowResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5330,6 +6040,13 @@ func ParsePurgePoisonedResponse(rsp *http.Response) (*PurgePoisonedResponse, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5343,6 +6060,20 @@ func ParsePurgePoisonedResponse(rsp *http.Response) (*PurgePoisonedResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5384,12 +6115,26 @@ func ParseReplayAllPoisonedResponse(rsp *http.Response) (*ReplayAllPoisonedRespo
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest AdminUnauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
@@ -5404,6 +6149,27 @@ func ParseReplayAllPoisonedResponse(rsp *http.Response) (*ReplayAllPoisonedRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5473,6 +6239,20 @@ func ParseGetPoisonedResponse(rsp *http.Response) (*GetPoisonedResponse, error) 
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5527,6 +6307,13 @@ func ParseReplayPoisonedResponse(rsp *http.Response) (*ReplayPoisonedResponse, e
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest AdminNotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5540,6 +6327,27 @@ func ParseReplayPoisonedResponse(rsp *http.Response) (*ReplayPoisonedResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest AdminInternal
@@ -5587,6 +6395,13 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -5661,6 +6476,13 @@ func ParseMetricsResponse(rsp *http.Response) (*MetricsResponse, error) {
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	}
 
 	switch {
@@ -5706,6 +6528,13 @@ func ParseOpenapiResponse(rsp *http.Response) (*OpenapiResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -5771,6 +6600,13 @@ func ParseListOrdersResponse(rsp *http.Response) (*ListOrdersResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
@@ -5876,6 +6712,13 @@ func ParsePlaceOrderResponse(rsp *http.Response) (*PlaceOrderResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
 		var dest MethodNotAllowed
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5903,6 +6746,20 @@ func ParsePlaceOrderResponse(rsp *http.Response) (*PlaceOrderResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
@@ -6056,6 +6913,13 @@ func ParseGetOrderResponse(rsp *http.Response) (*GetOrderResponse, error) {
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6153,6 +7017,13 @@ func ParseCancelOrderResponse(rsp *http.Response) (*CancelOrderResponse, error) 
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6180,6 +7051,20 @@ func ParseCancelOrderResponse(rsp *http.Response) (*CancelOrderResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Unprocessable
@@ -6336,6 +7221,13 @@ func ParseGetOrderTimelineResponse(rsp *http.Response) (*GetOrderTimelineRespons
 		}
 		response.ApplicationproblemJSON405 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6432,6 +7324,13 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
