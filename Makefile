@@ -29,7 +29,7 @@ TEST_INFRA := ONCEFLOW_INFRA_DIR=$(TEST_INFRA_DIR) ORDER_DB_PORT=$(TEST_ORDER_DB
 TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=127.0.0.1:$(TEST_PAYMENT_DB_PORT) \
 	KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT)
 
-.PHONY: help run stop test test-unit test-integration test-alerts fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
+.PHONY: help run stop test test-unit test-integration test-alerts check-generated fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,7 @@ build: ## build both services into build/bin
 test: ## every test: unit, integration and fault suite, against real servers of their own (not those of `make run`)
 	go vet ./...
 	go vet -tags faults ./...
+	@$(MAKE) --no-print-directory check-generated
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-alerts
 	@$(MAKE) --no-print-directory test-unit
@@ -69,6 +70,18 @@ cross: ## build everything for Windows and macOS, plain and -tags faults (the co
 	GOOS=windows go build -tags faults ./...
 	GOOS=darwin go build ./...
 	GOOS=darwin go build -tags faults ./...
+
+# Runs the package's own go:generate lines in a copy beside it (the same depth,
+# so its relative paths hold; a leading _ keeps ./... out of it) and compares.
+check-generated: ## the committed examples/orderclient is what `go generate` makes from today's served OpenAPI document
+	@tmp=$$(mktemp -d examples/_orderclient-check.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+	cp examples/orderclient/generate.go examples/orderclient/oapi-codegen.yaml "$$tmp" && \
+	(cd "$$tmp" && go generate .) && \
+	for f in openapi.json client.gen.go; do \
+		diff -u "examples/orderclient/$$f" "$$tmp/$$f" >/dev/null || { \
+			diff -u "examples/orderclient/$$f" "$$tmp/$$f" | head -40; \
+			echo "examples/orderclient/$$f is not what go generate makes now: run go generate ./examples/orderclient and commit it"; exit 1; }; \
+	done
 
 # Every server address points nowhere and CI=true turns a missing server into a
 # failure: -short must need no MariaDB and no Kafka.

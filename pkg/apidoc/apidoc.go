@@ -48,18 +48,8 @@ func Build(base []byte, fragments ...[]byte) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// Serve builds the document (Build) and serves it on e at GET /openapi.json.
-// It fails, mounting nothing, if the document does not build.
-func Serve(e *echo.Echo, base []byte, fragments ...[]byte) error {
-	doc, err := Build(base, fragments...)
-	if err != nil {
-		return err
-	}
-	e.GET(Path, Handler(doc))
-	return nil
-}
-
-// Handler serves doc (the result of Build) as application/json.
+// Handler serves doc (the result of Build) as application/json; a service
+// mounts it at GET Path.
 func Handler(doc []byte) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		return c.JSONBlob(http.StatusOK, doc)

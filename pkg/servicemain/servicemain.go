@@ -5,7 +5,9 @@
 package servicemain
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +42,9 @@ type Service[O any] struct {
 	Options func() ([]O, error)
 	// Run runs the service until ctx ends.
 	Run func(ctx context.Context, logger *slog.Logger, opts ...O) error
+	// OpenAPI returns the document the service serves at /openapi.json, for
+	// the "openapi" subcommand (nil: the subcommand fails).
+	OpenAPI func() ([]byte, error)
 }
 
 // Main runs s as the process's command and exits: 2 when the configuration
@@ -52,6 +57,8 @@ type Service[O any] struct {
 //     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup, ADR 0039).
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
+//   - "openapi": print the OpenAPI document the service serves at
+//     /openapi.json (indented), without running it: code generators read it.
 //   - "poison ...": the poison queue tooling (poisoncli.RunCLI: list, show,
 //     replay, purge, parked ...).
 func Main[O any](s Service[O]) {
@@ -69,6 +76,22 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "healthcheck":
 			return Healthcheck(s.Common.HTTPAddr)
+		case "openapi":
+			if s.OpenAPI == nil {
+				fmt.Fprintf(stderr, "%s: openapi: this service has no OpenAPI document\n", s.Name)
+				return 2
+			}
+			doc, err := s.OpenAPI()
+			var out bytes.Buffer
+			if err == nil {
+				err = json.Indent(&out, doc, "", "  ")
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: openapi: %v\n", s.Name, err)
+				return 1
+			}
+			fmt.Fprintln(stdout, out.String())
+			return 0
 		case "poison":
 			m := s.Common.Messaging
 			c := poisoncli.Config{DB: m.DB, Kafka: m.Kafka, PoisonTopic: m.PoisonTopic}
@@ -78,7 +101,7 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 			}
 			return 0
 		default:
-			fmt.Fprintf(stderr, "%s: unknown subcommand %q (want none, healthcheck or poison)\n", s.Name, args[0])
+			fmt.Fprintf(stderr, "%s: unknown subcommand %q (want none, healthcheck, openapi or poison)\n", s.Name, args[0])
 			return 2
 		}
 	}

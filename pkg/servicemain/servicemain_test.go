@@ -33,6 +33,7 @@ func TestMainExitCodes(t *testing.T) {
 		{"bad test-build options", nil, nil, errors.New("bad switch"), nil, 2, "bad switch"},
 		{"service fails", nil, nil, nil, errors.New("db down"), 1, ""},
 		{"unknown subcommand", nil, []string{"serve"}, nil, nil, 2, "unknown subcommand"},
+		{"openapi prints the document", nil, []string{"openapi"}, nil, nil, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +49,7 @@ func TestMainExitCodes(t *testing.T) {
 					seen = cfg
 					return tt.run
 				},
+				OpenAPI: func() ([]byte, error) { return []byte(`{"openapi":"3.1.0"}`), nil },
 			}
 			var stdout, stderr bytes.Buffer
 			if got := s.main(tt.args, &stdout, &stderr); got != tt.want {
@@ -55,6 +57,9 @@ func TestMainExitCodes(t *testing.T) {
 			}
 			if !strings.Contains(stderr.String(), tt.wantText) {
 				t.Fatalf("stderr = %q, want it to mention %q", stderr.String(), tt.wantText)
+			}
+			if tt.name == "openapi prints the document" && stdout.String() != "{\n  \"openapi\": \"3.1.0\"\n}\n" {
+				t.Fatalf("stdout = %q, want the document", stdout.String())
 			}
 			if tt.name == "runs with the environment" {
 				if seen.HTTPAddr != "127.0.0.1:1" || seen.Messaging.DB.DSN == "" || seen.Stop.DrainTimeout != 7*time.Second || seen.Timeout != 3*time.Second {

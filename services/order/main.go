@@ -2,8 +2,8 @@
 // for order events, the consumer of payment events and the order timeline.
 // Configuration comes from environment variables only (see service.Config and
 // the README; the defaults fit `make run`); "order poison ..." runs the poison
-// queue tooling instead, and "order healthcheck" checks a running one
-// (servicemain.Main).
+// queue tooling instead, "order healthcheck" checks a running one, and "order
+// openapi" prints the OpenAPI document it serves (servicemain.Main).
 package main
 
 import (
@@ -19,5 +19,5 @@ func main() {
 	servicemain.Main(servicemain.Service[service.Option]{Name: "order", Config: &cfg, Common: &cfg.Common,
 		Options: options, Run: func(ctx context.Context, logger *slog.Logger, opts ...service.Option) error {
 			return service.Run(ctx, cfg, logger, opts...)
-		}})
+		}, OpenAPI: service.OpenAPI})
 }

@@ -3,8 +3,8 @@
 // endpoint for health, readiness and the poison admin endpoints. Configuration
 // comes from environment variables only (see service.Config and the README;
 // the defaults fit `make run`); "payment poison ..." runs the poison queue
-// tooling instead, and "payment healthcheck" checks a running one
-// (servicemain.Main).
+// tooling instead, "payment healthcheck" checks a running one, and "payment
+// openapi" prints the OpenAPI document it serves (servicemain.Main).
 package main
 
 import (
@@ -20,5 +20,6 @@ func main() {
 	run := func(ctx context.Context, logger *slog.Logger, opts ...service.Option) error {
 		return service.Run(ctx, cfg, logger, opts...)
 	}
-	servicemain.Main(servicemain.Service[service.Option]{Name: "payment", Config: &cfg, Common: &cfg.Common, Options: options, Run: run})
+	servicemain.Main(servicemain.Service[service.Option]{Name: "payment", Config: &cfg, Common: &cfg.Common, Options: options, Run: run,
+		OpenAPI: service.OpenAPI})
 }
