@@ -341,6 +341,76 @@ func TestParkKeyOutageIsNotParked(t *testing.T) {
 	}
 }
 
+// TestParkKeyConcurrentCreatorsMakeOneHead (issue 24, item 7): two paths
+// park messages of one key at once (the delayed path and the Kafka path, or
+// two consumers of a partition during a rebalance). While the first creator's
+// transaction holds the key's new row, the second creator and the park check
+// of a third message wait for it (a 1 s lock wait times out); once it
+// committed, the second creator finds the key parked and parks its message
+// behind the head, and the third message is parked behind them: the key has
+// one head, the first creator's message, and nothing of the key runs.
+func TestParkKeyConcurrentCreatorsMakeOneHead(t *testing.T) {
+	testenv.NeedsServers(t, "park-key on MariaDB")
+	t.Parallel()
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil)
+	db := d.Open(t, 4) // as the service user
+	c := consumer.Consumer{Name: "test", Topic: "events", Group: "g", DB: db, Logger: slog.New(slog.DiscardHandler)}
+	const key = "order-h"
+	first, second, third := consumertest.Keyed("m-1", key), consumertest.Keyed("m-2", key), consumertest.Keyed("m-3", key)
+	ctx := context.Background()
+
+	held, err := db.BeginTx(ctx, sqldb.TxOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = held.Rollback() }()
+	if head, err := parkkey.ParkHeadForTest(sqldb.ContextWithTx(ctx, held), c, first, errors.New("first path fails")); err != nil || !head {
+		t.Fatalf("first creator: head %v, %v; want the head", head, err)
+	}
+	for name, try := range map[string]func(ctx context.Context) error{
+		"second creator": func(ctx context.Context) error {
+			_, err := parkkey.ParkHeadForTest(ctx, c, second, errors.New("second path fails"))
+			return err
+		},
+		"park check": func(ctx context.Context) error {
+			_, err := parkkey.ParkBehindIfParkedForTest(ctx, c, third)
+			return err
+		},
+	} {
+		var myErr *mysql.MySQLError
+		if err := withLockWaitTimeout(t, d.Admin, try); !errors.As(err, &myErr) || myErr.Number != 1205 {
+			t.Fatalf("%s while the first creator holds the key = %v; want it to wait for the key's lock (1205)", name, err)
+		}
+	}
+	if err := held.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	if head, err := parkkey.ParkHeadForTest(ctx, c, second, errors.New("second path fails")); err != nil || head {
+		t.Fatalf("second creator after the first committed: head %v, %v; want parked behind the head", head, err)
+	}
+	if parked, err := parkkey.ParkBehindIfParkedForTest(ctx, c, third); err != nil || !parked {
+		t.Fatalf("park check after both: parked %v, %v; want parked behind", parked, err)
+	}
+	k, err := parkkey.Admin{DB: db}.Get(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heads []string
+	for _, m := range k.Queue {
+		if m.ReasonCode != parkkey.ReasonBehind {
+			heads = append(heads, m.MessageID)
+		}
+	}
+	if got := queueIDs(&k); !slices.Equal(got, []string{"m-1", "m-2", "m-3"}) || !slices.Equal(heads, []string{"m-1"}) {
+		t.Fatalf("queue %v with heads %v; want m-1, m-2, m-3 with one head, m-1", got, heads)
+	}
+	if !strings.Contains(k.Queue[1].Error, "second path fails") {
+		t.Errorf("the second creator's message keeps no trace of its own failure: %q", k.Queue[1].Error)
+	}
+}
+
 // TestParkKeyConfig: the poll interval defaults to 1 s and must be positive.
 func TestParkKeyConfig(t *testing.T) {
 	if got := (parkkey.Config{}).Defaults().PollInterval; got != time.Second {

@@ -143,6 +143,8 @@ func (r *Requeue) Steps(c consumer.Consumer) ([]message.HandlerMiddleware, error
 			delay.Message(m, delay.For(d))
 			// On the delayed path the copy joins the polling transaction, which
 			// deletes the row being handled when it commits: both or neither.
+			// The transaction lasts until this delivery ends (package delayed
+			// sets no ack deadline), so it cannot have committed already.
 			var exec wsql.ContextExecutor = wsql.BeginnerFromStdSQL(c.DB)
 			if tx, ok := wsql.TxFromContext(msg.Context()); ok {
 				exec = tx
