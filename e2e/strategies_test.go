@@ -20,7 +20,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/servicemain"
 )
 
-// strategy is one line of the comparison (ADR 37): how the payment service's
+// strategy is one line of the comparison: how the payment service's
 // consumer of order events is configured, and what this strategy promises on
 // top of what every strategy must keep.
 type strategy struct {
@@ -94,7 +94,7 @@ func isStrategy(name string) bool {
 	return false
 }
 
-// The comparison's timeline, from the start of the load (ADR 37).
+// The comparison's timeline, from the start of the load.
 const (
 	compareRate        = 25 // orders per second
 	compareLoad        = 42 * time.Second
@@ -137,7 +137,7 @@ func TestStrategies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("strategy comparison: skipped with -short")
 	}
-	// Beside TestFaults, on its own servers (ADR 0050): the load of both is a
+	// Beside TestFaults, on its own servers: the load of both is a
 	// fraction of the machine, and together they take the time of the longer.
 	t.Parallel()
 	seed := suiteSeed(t)

@@ -1,5 +1,5 @@
 // Package dbusers holds the database users of both services and their
-// privileges (ADR 0049): the SQL files order-db.sql and payment-db.sql, which
+// privileges: the SQL files order-db.sql and payment-db.sql, which
 // create the users and which deploy/local/infra.sh and compose run as root, and
 // order-app.sql and payment-app.sql, the service user's privileges table by
 // table, which the migration user grants after the migrations at every start

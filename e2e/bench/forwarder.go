@@ -51,7 +51,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		return err
 	}
 	fresh.Close()
-	// the services' pool: READ COMMITTED sessions, no SET per poll (ADR 43)
+	// the services' pool: READ COMMITTED sessions, no SET per poll
 	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
 	if err != nil {
 		return err

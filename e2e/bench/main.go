@@ -2,7 +2,7 @@
 // the CPU-ms per order of each process, latency, forwarder drain, a Kafka
 // outage, consumer-stack overhead) and the forwarder alone, against raw
 // baselines measured in the same run on the same servers, judges the goals of
-// issue 15 (ADR 0042), and writes build/bench/report.json, a table on
+// issue 15, and writes build/bench/report.json, a table on
 // stdout and build/bench/outage-latency.png. `make bench` runs it; see
 // docs/benchmarks.md.
 //
@@ -149,7 +149,7 @@ func (b *bench) phases() ([]phase, error) {
 		{"forwarder", 6 * time.Minute, b.forwarder},
 		// ~10 min: a stack and its warm-up, then 3 searches of 30 s steps (each
 		// followed by up to 60 s of draining): ~7 steps for the first, ~3 for each
-		// of the others (ADR 0042).
+		// of the others.
 		{"saga", 25 * time.Minute, b.onSagaStack(throughput)},
 		// ~1 min: 20 s of load, up to 60 s of draining (and a new stack if the saga
 		// phase did not leave one).
@@ -968,7 +968,7 @@ func (b *bench) consumer(ctx context.Context, r *Report) error {
 	say("consumer stack vs bare loop, %d alternating runs per mode", *consumerRuns)
 	const n = 3000
 	// BenchmarkConsumer lives next to the code it measures, in the payment
-	// service's test files (ADR 30): build that package's test binary.
+	// service's test files: build that package's test binary.
 	bin := filepath.Join(outDir, "bin", "payment-service.test")
 	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./services/payment/internal/service")
 	build.Dir = harness.RepoRoot()

@@ -73,7 +73,7 @@ type Report struct {
 	// LostEvents counts orders whose OrderPlaced never reached Kafka (part of I1:
 	// without it a payment timeout would turn a lost event into a cancellation).
 	LostEvents int `json:"lost_events"`
-	// Parked counts events parked in an outbox (ADR 22): Kafka refused them for
+	// Parked counts events parked in an outbox: Kafka refused them for
 	// good. They are accounted for, not lost; only crafted orders may have them.
 	Parked int `json:"parked"`
 	// Crafted counts the orders the scenario made on purpose outside the load
@@ -198,7 +198,7 @@ type Snapshot struct {
 	Events []TopicMessages
 	// Poisoned holds the messages of both poison topics.
 	Poisoned []TopicMessages
-	// Parked holds the parked outbox rows of both databases (ADR 22).
+	// Parked holds the parked outbox rows of both databases.
 	Parked []ParkedEvent
 	// Errors says what could not be read; each becomes a violation.
 	Errors []string
@@ -424,7 +424,7 @@ func (s *Stack) drained() bool {
 //	I8 extra orders: orders that exist although no request for them got a 201.
 //	   Reported; a violation with cfg.NoExtraOrders, or when there are more of
 //	   them than requests whose outcome the client could not know.
-//	I9 parked (ADR 22): an event parked in an outbox is accounted for, not lost;
+//	I9 parked: an event parked in an outbox is accounted for, not lost;
 //	   only crafted orders (cfg.Crafted) may have parked events, and each crafted
 //	   order ends CANCELLED by payment_timeout, unpaid, with its OrderPlaced
 //	   (message_too_large) and OrderCancelled (behind_parked) parked.

@@ -15,7 +15,7 @@ import (
 )
 
 // StrategyRow is one failure strategy's line of the comparison (e2e
-// TestStrategies, ADR 37): what the payment group did with the same load and
+// TestStrategies): what the payment group did with the same load and
 // the same faults, measured in the stores afterwards. build/e2e/strategies.json
 // is an array of them; docs/strategies.md shows them as a table.
 type StrategyRow struct {

@@ -57,7 +57,7 @@ type Stack struct {
 	PaymentDB *sql.DB
 	// orderUsers and paymentUsers: the services migrate as the migration user
 	// and run as the service user of their database, with the table grants the
-	// migration user gives it at start (ADR 0049).
+	// migration user gives it at start.
 	orderUsers, paymentUsers dbusers.Users
 	Orders                   []*Service
 	Payments                 []*Service
@@ -68,7 +68,7 @@ type Stack struct {
 }
 
 // Craft records orders a scenario made on purpose outside the load so that
-// their events cannot be published; Check expects them parked (I9, ADR 22).
+// their events cannot be published; Check expects them parked (I9).
 func (s *Stack) Craft(orderIDs ...string) {
 	s.craftMu.Lock()
 	defer s.craftMu.Unlock()
@@ -226,7 +226,7 @@ func (s *Stack) addService(kind string, n int) error {
 // seeded before orders arrive).
 func (s *Stack) Start() error {
 	if len(s.Payments) > 0 {
-		// The order service's console reads the first payment replica (ADR 0041).
+		// The order service's console reads the first payment replica.
 		for _, o := range s.Orders {
 			o.Env = append(o.Env, "ORDER_CONSOLE_PAYMENT_URL=http://"+s.Payments[0].HTTPAddr)
 		}
@@ -288,7 +288,7 @@ type OrderView struct {
 	CancelReason string `json:"cancel_reason"`
 	Paid         bool   `json:"paid"`
 	Refunded     bool   `json:"refunded"`
-	// RefundFailure says why a refund could not be made (ADR 27).
+	// RefundFailure says why a refund could not be made.
 	RefundFailure string `json:"refund_failure"`
 	Version       int    `json:"version"`
 }

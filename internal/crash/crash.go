@@ -1,7 +1,7 @@
 //go:build faults
 
 // Package crash kills the process on purpose, for the fault-injection build's
-// crash switches (ADR 21); it is compiled only with -tags faults.
+// crash switches; it is compiled only with -tags faults.
 package crash
 
 import (

@@ -14,7 +14,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
-// A test removes what it made on the servers (ADR 0057): its databases and
+// A test removes what it made on the servers: its databases and
 // their users (NewDatabase), its topics (Topics, TopicName) and its consumer
 // groups (Group, ReadTopic). A removal that fails is an error of the test:
 // what it left would show in every Kafka tool and lag view of the servers.

@@ -19,7 +19,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
-// TestIntegrationTestLeavesNothing (integration, real servers; ADR 0057) runs
+// TestIntegrationTestLeavesNothing (integration, real servers) runs
 // a representative integration test as a subtest: a database with its users on
 // each MariaDB server, a topic and a poison topic, consumers in their own group
 // with a projection (a second group), a reader group (ReadTopic) and a topic

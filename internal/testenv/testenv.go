@@ -3,12 +3,12 @@
 // group names, all removed when the test ends (cleanup.go).
 //
 // Addresses come from the environment (`make test` points them at servers of
-// its own, ADR 0057), with the defaults of `make infra-up`:
+// its own), with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
 // the development and test superuser of deploy/local/infra.sh, which creates
 // each test's database; the code under test connects as that database's own
-// service user, ADR 0049).
+// service user).
 //
 // With -short every test that needs a server is skipped before anything is
 // dialled: `go test -short ./...` needs no MariaDB and no Kafka. Otherwise a
@@ -122,8 +122,8 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 	return NewDatabase(t, addr).Admin
 }
 
-// Database is a fresh database of one test and the three users that reach it
-// (ADR 0049): the test's superuser, and the migration and service users a
+// Database is a fresh database of one test and the three users that reach it:
+// the test's superuser, and the migration and service users a
 // deployment has, made from deploy/dbusers' statements for this database.
 type Database struct {
 	// Name is the database's name.

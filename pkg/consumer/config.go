@@ -32,7 +32,7 @@ type Config struct {
 	// default).
 	Throttle ThrottleConfig
 	// Breaker puts a circuit breaker around each consumer's handler when
-	// enabled: consecutive outages open it (ADR 35).
+	// enabled: consecutive outages open it.
 	Breaker breaker.Config
 	// Delayed configures every consumer's delayed path (package delayed).
 	Delayed delayed.Config

@@ -20,7 +20,7 @@ import (
 
 // Consumers run a service's Kafka consumers behind the consumer stack: a
 // router in which every handler is wrapped, outermost first, by the drain
-// (graceful shutdown, ADR 24), a consumer span, the stack (recover,
+// (graceful shutdown), a consumer span, the stack (recover,
 // correlation id, the strategy's steps, retry, timeout, breaker; see stack)
 // and, for the service's own consumers, the inbox. Every consumer also gets a
 // second router handler, its delayed path (package delayed). Register

@@ -17,7 +17,7 @@ import (
 //
 // This file is compiled only with `-tags faults` (e2e/harness builds the
 // services that way; `make build`, `make run`, `make bench` and the Dockerfile
-// do not), so a production binary has none of them (ADR 21). A service reads
+// do not), so a production binary has none of them. A service reads
 // them from <SERVICE>_FAULT_* variables, e.g. PAYMENT_FAULT_DISABLE_INBOX.
 // Zero values are off.
 type Faults struct {

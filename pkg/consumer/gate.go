@@ -12,7 +12,7 @@ import (
 // subscriber; holding the one message in flight per partition has the same
 // effect (nothing behind it is fetched into the handler), and sarama keeps
 // heartbeating from its own goroutine meanwhile, so the consumer group session
-// stays alive (ADR 35). The zero value is an open gate.
+// stays alive. The zero value is an open gate.
 type Gate struct {
 	mu sync.Mutex
 	// shut is non-nil while the gate is shut; closing it opens the gate.

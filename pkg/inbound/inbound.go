@@ -6,7 +6,7 @@
 //   - a message that does not decode is permanent, with the decoder's reason
 //     code: unsupported_version for a schema version this build does not
 //     decode (a producer moved before this consumer did: replay it from the
-//     poison queue after the upgrade, ADR 0036), invalid_event otherwise;
+//     poison queue after the upgrade), invalid_event otherwise;
 //   - an event type the service does not consume is permanent, reason code
 //     unhandled_event_type;
 //   - an application error (package apperr) with code invalid, not found or

@@ -74,7 +74,7 @@ func (r *LagReader) Read(subs []Subscription) ([]Lag, error) {
 
 // conn returns the kept connection, connecting first if there is none. The
 // connection is made without holding r.mu, so Close never waits for a broker
-// that does not answer (a graceful stop closes the reader, ADR 24).
+// that does not answer (a graceful stop closes the reader).
 func (r *LagReader) conn() (sarama.Client, sarama.ClusterAdmin, error) {
 	r.mu.Lock()
 	switch {

@@ -40,7 +40,7 @@ func (t *Topics) Ensure(ctx context.Context) error {
 	}
 	t.created.Store(true)
 	// Topics created before their settings existed (the poison topics' unlimited
-	// retention, ADR 0025) get them now.
+	// retention) get them now.
 	if err := t.kafka.ApplyTopicConfigs(t.specs); err != nil {
 		t.logger.Warn("could not apply topic settings", "err", err)
 	}
@@ -63,7 +63,7 @@ type TopicSpec struct {
 
 // PoisonRetentionMs is the retention of poison topics: -1, unlimited. A
 // poisoned message is an unresolved problem; it leaves the topic only when a
-// person purges it (poison purge), never by silently expiring (ADR 0025).
+// person purges it (poison purge), never by silently expiring.
 const PoisonRetentionMs = "-1"
 
 // PoisonTopicSpec is the spec of a poison topic: one partition (small, read by

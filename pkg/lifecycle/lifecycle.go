@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Config bounds a graceful stop (ADR 24). A service nests it as
+// Config bounds a graceful stop. A service nests it as
 // <SERVICE>_STOP_*, e.g. ORDER_STOP_DRAIN_TIMEOUT.
 type Config struct {
 	// DrainTimeout bounds a whole stop, from the signal to the return of Run: the
@@ -135,7 +135,7 @@ func (l *Lifecycle) Ready(check func(ctx context.Context) error) func(ctx contex
 }
 
 // Run runs p until ctx ends or a part fails, then stops gracefully, in this
-// order (ADR 24):
+// order:
 //
 //  1. Ready fails with ErrStopping, the jobs stop, and the HTTP server keeps
 //     serving for UnreadyDelay.

@@ -1,4 +1,4 @@
-// Package metrics is the Prometheus adapter of the services (ADR 0038): one
+// Package metrics is the Prometheus adapter of the services: one
 // registry per service (never the global default, so that two services can run
 // in one test process), the onceflow_* collectors, Watermill's own metrics
 // component for handlers, publishers and subscribers, an Echo middleware for
@@ -143,7 +143,7 @@ func (m *Metrics) Router(r *message.Router) { m.watermill.AddPrometheusRouterMet
 // Publisher wraps pub with Watermill's publisher metrics (publish time by
 // topic and outcome). On a registration failure it returns pub unchanged. The
 // result's Unwrap returns pub, so that the outbox's batch relay can still use
-// pub's batch produce (it bypasses the publish-time metric; ADR 44).
+// pub's batch produce (it bypasses the publish-time metric).
 func (m *Metrics) Publisher(pub message.Publisher) message.Publisher {
 	d, err := m.watermill.DecoratePublisher(pub)
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 //
 // This file is compiled only with `-tags faults` (e2e/harness builds the
 // services that way; `make build`, `make run`, `make bench` and the Dockerfile
-// do not), so a production binary has none of them (ADR 21). A service reads
+// do not), so a production binary has none of them. A service reads
 // them from <SERVICE>_FAULT_* variables, e.g. ORDER_FAULT_CRASH_AFTER_PUBLISH.
 // Zero values are off.
 type Faults struct {
@@ -46,16 +46,16 @@ type Faults struct {
 	// BatchNoBarrier makes the batch relay's send report every batch as
 	// acknowledged whatever Kafka answered, so the polling transaction commits
 	// (deleting the rows) although Kafka refused some of its messages. Negative
-	// control only (ADR 44): a refused message is lost.
+	// control only: a refused message is lost.
 	BatchNoBarrier bool `env:"BATCH_NO_BARRIER"`
 	// StockAck makes the forwarder use watermill-sql v4.1.2's own
 	// MySQLQueueOffsetsAdapter{DeleteOnAck: true}, which deletes the rows of a
-	// batch behind one Kafka refused (ADR 3). Negative control only: it loses events.
+	// batch behind one Kafka refused. Negative control only: it loses events.
 	StockAck bool `env:"STOCK_ACK"`
 	// OversizeCorrelationPrefix makes the forwarder's Kafka publisher add
 	// OversizePaddingBytes of metadata to every event whose correlation id
 	// starts with it: an event the broker refuses as too large once the topic's
-	// max.message.bytes is below that (the oversized-input scenario, ADR 22).
+	// max.message.bytes is below that (the oversized-input scenario).
 	// The edge bounds what a client can send, so this is how a test gets an
 	// unpublishable event to the forwarder; the refusal itself is Kafka's own.
 	OversizeCorrelationPrefix string `env:"OVERSIZE_CORRELATION_PREFIX"`

@@ -40,7 +40,7 @@ type Config struct {
 	// (during a Kafka outage) before it gives up, commits what was forwarded and
 	// polls again. Default 10 s.
 	AckDeadline time.Duration `env:"ACK_DEADLINE"`
-	// Relay is how rows reach Kafka (ADR 44): RelayBatch ("batch", default) sends
+	// Relay is how rows reach Kafka: RelayBatch ("batch", default) sends
 	// the rows of one polling transaction with one synchronous batch produce
 	// when it commits, and deletes them only if Kafka acknowledged all of them
 	// (else the whole batch is sent again); RelaySingle ("single") publishes one
@@ -79,7 +79,7 @@ type Config struct {
 	Parking func(next message.Publisher) message.Publisher `env:"-"`
 }
 
-// Relay modes of the forwarder (Config.Relay; ADR 44).
+// Relay modes of the forwarder (Config.Relay).
 const (
 	// RelayBatch collects the rows of one polling transaction and sends them to
 	// Kafka with one synchronous batch produce when that transaction commits;
@@ -134,7 +134,7 @@ func (c Config) Validate() error {
 // Forwarder is Watermill's forwarder reading one outbox table, with a
 // graceful stop. Run it with Run (from the embedded forwarder); stop it with
 // Close, which lets the polling transaction finish its batch cleanly: the rows
-// Kafka acknowledged are deleted and the transaction commits (ADR 24).
+// Kafka acknowledged are deleted and the transaction commits.
 // Abandon, after Close had its time, rolls that transaction back instead
 // (those rows are published again after the restart; consumers deduplicate).
 type Forwarder struct {
@@ -150,7 +150,7 @@ func (f *Forwarder) Abandon() { f.abandon() }
 // forwarderCloseTimeout bounds how long Close waits for the row in flight.
 const forwarderCloseTimeout = 3 * time.Second
 
-// options are what the fault build's Options change (ADR 21); production
+// options are what the fault build's Options change; production
 // passes none.
 type options struct {
 	// relay is Config.Relay, for the options that depend on it.
@@ -204,7 +204,7 @@ func NewForwarder(c Config, opts ...Option) (*Forwarder, error) {
 	var beginner wsql.Beginner = wsql.BeginnerFromStdSQL(c.DB)
 	var relay *batchRelay
 	if c.Relay == RelayBatch {
-		// The commit barrier (ADR 44): the polling transaction's Commit sends the
+		// The commit barrier: the polling transaction's Commit sends the
 		// collected batch and commits only if Kafka took all of it.
 		relay = newBatchRelay(c, o)
 		beginner = batchBeginner{Beginner: beginner, relay: relay}

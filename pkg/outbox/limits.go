@@ -9,7 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Bounds on what Outbox.Publish writes (ADR 22). They are defence in depth: each
+// Bounds on what Outbox.Publish writes. They are defence in depth: each
 // service bounds what a client can put into an event at its edge (ids,
 // correlation ids, currencies); these bounds make sure that no row the forwarder
 // could never deliver is written even if an edge check is missing. Both are far

@@ -438,7 +438,7 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 // forwarder holds; the SERIALIZABLE polling of the stock schema (negative
 // control) makes it time out. Ours is checked on a plain pool (the poll asks
 // for READ COMMITTED) and on a pool of OpenDB (the poll takes the session's
-// level, READ COMMITTED; ADR 0043).
+// level, READ COMMITTED).
 func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 	tests := []struct {
 		name        string

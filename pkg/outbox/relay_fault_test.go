@@ -15,7 +15,7 @@ import (
 )
 
 // TestBatchRelayBarrierFault (fault build only) is the batch relay's negative
-// control (ADR 44): Kafka refuses one message in the middle of a batch produce
+// control: Kafka refuses one message in the middle of a batch produce
 // (FAULT_REFUSE_MID_BATCH) while the others are acknowledged. With the commit
 // barrier the polling transaction rolls back and the whole batch is sent
 // again: nothing lost. With the barrier switched off (FAULT_BATCH_NO_BARRIER)

@@ -16,8 +16,7 @@ import (
 // outbox rows committed in this process (wake), the fallback poll interval
 // passed, or the forwarder is closing, and then lets the subscriber poll at
 // once. Errors and polls that found rows go to watermill's default manager: a
-// deadlock polls again at once, any other error waits the retry interval
-// (ADR 0043).
+// deadlock polls again at once, any other error waits the retry interval.
 type wakeBackoff struct {
 	poll time.Duration
 	// errors is watermill-sql's default BackoffManager, for everything but an

@@ -14,7 +14,7 @@ import (
 
 // TestAdminRoutesAnswerBeforeTheTool: the answers the admin endpoints give
 // without touching Kafka or the database (a zero Tool). Schemathesis found the
-// first and the last (ADR 47): a known path with another method is 405 with
+// first and the last: a known path with another method is 405 with
 // its Allow header (the guard is per route, not Echo's group catch-all that
 // answered 404), also where a parameter route would catch the path ("GET
 // /replay" is not the offset "replay"), and "?up_to=" with no value is a 400,

@@ -67,8 +67,8 @@ var adminDocument = apidoctest.Once([]byte("openapi: 3.1.0\ninfo: {title: poison
 
 // adminClient returns a caller of the poison admin endpoints of tool (token
 // "secret"), with the services' problem+json error handler: it sends method to
-// path, fails the test if the answer breaks the endpoints' OpenAPI fragment
-// (ADR 0046), decodes a 2xx body into out (if not nil) and returns the status
+// path, fails the test if the answer breaks the endpoints' OpenAPI fragment,
+// decodes a 2xx body into out (if not nil) and returns the status
 // code.
 func adminClient(t *testing.T, tool *poison.Tool) func(method, path string, out any) int {
 	t.Helper()

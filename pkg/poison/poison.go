@@ -1,14 +1,3 @@
-// Package poison is the tooling for a service's poison topic: list what was
-// poisoned and why, a page at a time, show one message, replay one or a page
-// of them to the consumer that poisoned them, and purge. Every call reads a
-// bounded range of the topic by offset, never the whole topic (ADR 52). A
-// replay goes to that consumer's delayed path in the service's database
-// (delayed.Redeliver), so only its consumer group sees it again (ADR 32). Replaying is safe to repeat: a replayed message keeps
-// its id, so the consumer's inbox drops it if it was processed meanwhile, and
-// the consumer's version check ignores it if it is stale.
-//
-// It is used by each service's "poison" subcommand and by its admin HTTP
-// endpoints (Routes). See ADR 15.
 package poison
 
 import (
@@ -43,10 +32,10 @@ var ErrGone = errors.New("purged from the poison topic")
 // within ReadTimeout. It wraps context.DeadlineExceeded.
 var ErrTimeout = fmt.Errorf("the poison topic was not read in time: %w", context.DeadlineExceeded)
 
-// The bounds of one call. A poison topic never expires (ADR 25), so every read
+// The bounds of one call. A poison topic never expires, so every read
 // is bounded in records and in time: a call reads one range of the topic,
 // holds at most one page of messages, and answers within the services'
-// request timeout (5 s) whatever the topic's size (ADR 52).
+// request timeout (5 s) whatever the topic's size.
 const (
 	// DefaultLimit is a page's size when the query names none.
 	DefaultLimit = 50
@@ -366,7 +355,7 @@ func replayMessage(e Entry, now time.Time) *message.Message {
 // from the oldest up to the first one that was not (Kafka can only delete a
 // prefix), and returns how many went: the poison topic's cleanup that never
 // loses a message nobody looked at. A message whose replay record was pruned
-// (ADR 25) counts as not replayed. It reads the replay records only: offsets
+// counts as not replayed. It reads the replay records only: offsets
 // follow each other with no gap (the poison publisher is not transactional),
 // and a gap would only end the prefix early.
 func (t *Tool) PurgeReplayed(ctx context.Context) (int64, error) {

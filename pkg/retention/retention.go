@@ -1,12 +1,3 @@
-// Package retention deletes old rows of the tables the patterns fill (the
-// inbox, the poison replay records) and of any other table with a time
-// column, in small batches on a periodic job (ADR 0025), so that pruning never
-// holds locks for long.
-//
-// Guarantees: each DELETE is its own short transaction of at most BatchSize
-// rows, oldest first; what a run deleted stays deleted if a later batch
-// fails. Needs: a MariaDB table whose time column is indexed, and package
-// jobs. Fails: a failing run is logged and tried again at the next interval.
 package retention
 
 import (
@@ -31,7 +22,7 @@ type Config struct {
 	InboxMaxAge time.Duration `env:"INBOX_MAX_AGE"`
 	// PoisonReplaysMaxAge: records of poison replays (poison_replays) older than
 	// this are deleted; the poison tooling then lists such a message as not
-	// replayed (replaying it again is harmless, ADR 0025). Default 90 days.
+	// replayed (replaying it again is harmless). Default 90 days.
 	PoisonReplaysMaxAge time.Duration `env:"POISON_REPLAYS_MAX_AGE"`
 	// Interval is how often the pruning job runs. Default 1 h.
 	Interval time.Duration `env:"INTERVAL"`

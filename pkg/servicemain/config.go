@@ -35,7 +35,7 @@ type Common struct {
 	// lifecycle.Config).
 	Stop lifecycle.Config `envPrefix:"STOP_"`
 	// Tracing: TRACING_EXPORTER (none or otlp), TRACING_ENDPOINT and
-	// TRACING_SAMPLE_RATIO (see tracing.Config; ADR 0039). Main installs it
+	// TRACING_SAMPLE_RATIO (see tracing.Config). Main installs it
 	// before Run, so a service only starts spans.
 	Tracing tracing.Config `envPrefix:"TRACING_"`
 	// MetricsSampleInterval is how often the sampled gauges of GET /metrics

@@ -39,16 +39,16 @@ type Messaging struct {
 	Kafka  kafka.Config         `envPrefix:"KAFKA_"`
 	Outbox outbox.Config        `envPrefix:"OUTBOX_"`
 	Retry  consumer.RetryConfig `envPrefix:"RETRY_"`
-	// Pause configures the pause strategy's prober (ADR 35).
+	// Pause configures the pause strategy's prober.
 	Pause pause.Config `envPrefix:"PAUSE_"`
 	// Breaker configures the circuit breakers of the consumers and the
-	// forwarder (ADR 35); off by default.
+	// forwarder; off by default.
 	Breaker breaker.Config `envPrefix:"BREAKER_"`
 	// Requeue shapes the requeue strategy, and Delayed every consumer's
-	// delayed path (both REQUEUE_*, ADR 32).
+	// delayed path (both REQUEUE_*).
 	Requeue requeue.Config `envPrefix:"REQUEUE_"`
 	Delayed delayed.Config `envPrefix:"REQUEUE_"`
-	// Retention bounds the inbox and the poison replay records (ADR 0025).
+	// Retention bounds the inbox and the poison replay records.
 	Retention retention.Config `envPrefix:"RETENTION_"`
 	// ConsumerGroup is the service's Kafka consumer group; it also scopes the
 	// inbox. Required.
@@ -57,14 +57,14 @@ type Messaging struct {
 	PoisonTopic string `env:"POISON_TOPIC"`
 	// FailureMode is the failure strategy of the service's consumers: what they
 	// do when a message's retries are spent, one of strategies.Modes; default
-	// "poison" (ADR 14, 31).
+	// "poison".
 	FailureMode strategies.Mode `env:"FAILURE_MODE"`
 	// FailureModes gives single consumers another strategy than FailureMode,
 	// by consumer (handler) name, e.g.
 	// PAYMENT_FAILURE_MODES="payment.order-events:park-key". A name that is not
 	// a consumer of the service fails the start.
 	FailureModes map[string]strategies.Mode `env:"FAILURE_MODES"`
-	// ParkKey configures the park-key strategy (ADR 33).
+	// ParkKey configures the park-key strategy.
 	ParkKey parkkey.Config `envPrefix:"PARK_KEY_"`
 	// HandlerTimeout bounds each attempt of a consumer's handler
 	// (consumer.Config.HandlerTimeout). Default 30 s; a negative value turns
@@ -119,8 +119,8 @@ func (m Messaging) consumerConfig() consumer.Config {
 
 // NewForwarder returns a service's outbox forwarder: m.Outbox's settings,
 // reading the outbox of db and publishing to out, woken by ob's commits,
-// behind m.Breaker (fail fast while Kafka keeps refusing, ADR 35), with
-// parking (a refusal of one of topics as unknown parks the row, ADR 22), and
+// behind m.Breaker (fail fast while Kafka keeps refusing), with
+// parking (a refusal of one of topics as unknown parks the row), and
 // telling onForwarded (nil: nobody) what Kafka acknowledged.
 func NewForwarder(m Messaging, db *sql.DB, ob *outbox.Outbox, out message.Publisher, topics *kafka.Topics,
 	onForwarded func(n int), logger watermill.LoggerAdapter, opts ...outbox.Option) (*outbox.Forwarder, error) {

@@ -54,7 +54,7 @@ type Service[O any] struct {
 //     gracefully (Run returns); logs are JSON on stderr at LOG_LEVEL (debug,
 //     info, warn, error; default info), with trace_id and span_id on lines
 //     logged in a span; spans are exported as <Common>.Tracing (and the
-//     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup, ADR 0039).
+//     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup).
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
 //   - "openapi": print the OpenAPI document the service serves at

@@ -13,10 +13,10 @@ import (
 type Config struct {
 	// DSN is the go-sql-driver DSN, e.g. "user:pass@tcp(127.0.0.1:3307)/orders".
 	// Required, and deliberately without a default: a production service must
-	// never fall back to development credentials (ADR 0026). It holds a secret:
+	// never fall back to development credentials. It holds a secret:
 	// it is never logged or printed in full (RedactDSN).
 	DSN string `env:"DSN"`
-	// MigrateDSN is the DSN of the migration user (ADR 0049): OpenAndMigrate
+	// MigrateDSN is the DSN of the migration user: OpenAndMigrate
 	// opens it once at start-up, runs the migrations and closes it, so that
 	// the service's own pool (DSN) needs no DDL privilege: SELECT, INSERT,
 	// UPDATE and DELETE on its schema are enough. It must name the same

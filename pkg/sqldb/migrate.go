@@ -61,7 +61,7 @@ func Migrate(ctx context.Context, db *sql.DB, logger *slog.Logger, sets ...Migra
 // c.StartupTimeout for it to answer, and brings it up to date with Migrate.
 // With c.MigrateDSN set, the migrations run on a pool of their own as that
 // (migration) user, closed before the service's pool on c.DSN is opened: the
-// service's user needs no DDL (ADR 0049). It fails, closing the pools, on an
+// service's user needs no DDL. It fails, closing the pools, on an
 // invalid config, an unreachable database or a failed migration (a user
 // without the privilege fails with MariaDB's "command denied" error).
 func OpenAndMigrate(ctx context.Context, c Config, logger *slog.Logger, sets ...Migrations) (*sql.DB, error) {

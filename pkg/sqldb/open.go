@@ -18,9 +18,9 @@ import (
 // repositories rely on: parseTime, UTC, client-side parameter interpolation (one
 // round trip per statement) and short dial/read/write timeouts, so that a dead
 // server surfaces as an error within seconds instead of a hang. Every session
-// it opens is READ COMMITTED (ADR 0004), set once per connection, so that InTx
+// it opens is READ COMMITTED, set once per connection, so that InTx
 // and the forwarder begin their transactions without a `SET TRANSACTION
-// ISOLATION LEVEL` round trip each (ADR 0043). The pool keeps up to maxOpen
+// ISOLATION LEVEL` round trip each. The pool keeps up to maxOpen
 // connections.
 func Open(ctx context.Context, dsn string, maxOpen int) (*sql.DB, error) {
 	c, err := mysql.ParseDSN(dsn)

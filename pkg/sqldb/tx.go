@@ -27,7 +27,7 @@ func TxFromContext(ctx context.Context) (*sql.Tx, bool) {
 // TxOptions is the isolation every service transaction uses: READ COMMITTED plus
 // explicit row locks (SELECT ... FOR UPDATE) on the aggregate being changed. It
 // takes no gap locks, so concurrent inserts (new orders, outbox rows) never wait
-// for each other (ADR 0004). InTx passes it only to a pool not opened by Open:
+// for each other. InTx passes it only to a pool not opened by Open:
 // Open's sessions are READ COMMITTED already, and asking for the level
 // explicitly costs a `SET TRANSACTION ISOLATION LEVEL` round trip per
 // transaction.

@@ -41,7 +41,7 @@ type Config struct {
 	Logger watermill.LoggerAdapter
 }
 
-// Parking sets aside the outbox rows Kafka can never take (ADR 22), with the
+// Parking sets aside the outbox rows Kafka can never take, with the
 // later rows of their Kafka key behind them, and gives an operator their list
 // and the means to replay or discard them. Make it with New; give its
 // Publisher to the forwarder (outbox.Config.Parking).

@@ -275,7 +275,7 @@ func TestWithoutParkingAnOversizedRowBlocksTheOutbox(t *testing.T) {
 // An oversized event in the middle of a batch on a one-partition topic makes
 // the broker refuse the partition's whole record batch; the relay then
 // publishes the next transaction one message per produce, so only the
-// oversized row is parked and the others are forwarded (ADR 22, 44).
+// oversized row is parked and the others are forwarded.
 func TestBatchRelayParksOnlyTheUnpublishableRow(t *testing.T) {
 	t.Parallel()
 	e := newParkingEnv(t, true, outbox.RelayBatch)

@@ -12,7 +12,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/poison"
 )
 
-// Parked rows of the service's outbox (ADR 22): events Kafka refused for a
+// Parked rows of the service's outbox: events Kafka refused for a
 // reason retrying cannot fix, and later events of the same key parked behind
 // them. They live in the service's database (outbox_parked), not in Kafka.
 

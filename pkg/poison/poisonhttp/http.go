@@ -22,12 +22,12 @@ import (
 //	POST "/:offset/replay"   send it back to the consumer that poisoned it
 //	POST "/replay?cursor=&limit=&reason_code="  replay a page of the messages not replayed yet
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
-//	GET  "/parked"           parked outbox rows (ADR 22), in park order
+//	GET  "/parked"           parked outbox rows, in park order
 //	GET  "/parked/:id"       one parked row with payload and metadata
 //	POST "/parked/:id/replay"   replay the head of a key (its later rows follow); 409 if not the head
 //	POST "/parked/replay"    replay the head of every key
 //	POST "/parked/:id/discard"  give up the head of a key; its next row is released
-//	GET  "/keys"             keys parked by park-key consumers (ADR 33), with their heads
+//	GET  "/keys"             keys parked by park-key consumers, with their heads
 //	GET  "/keys/:key"        one key's queue, head first, with payloads (?handler=NAME if ambiguous)
 //	POST "/keys/:key/replay"   202: the running consumers release the key in order
 //	POST "/keys/:key/discard"  give up the key's head; the messages behind it are released

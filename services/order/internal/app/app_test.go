@@ -204,7 +204,7 @@ func TestUnknownOrder(t *testing.T) {
 // TestOrdersOfCustomerRejectsInvalidIDs: a customer id that NewOrder would
 // refuse is a 422, not an empty list: the document describes customer_id with
 // the same rule, and Schemathesis' negative_data_rejection check holds the
-// server to it (ADR 47).
+// server to it.
 func TestOrdersOfCustomerRejectsInvalidIDs(t *testing.T) {
 	t.Parallel()
 	svc, _, _ := newService(t)

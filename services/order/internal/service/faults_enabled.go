@@ -8,7 +8,7 @@ import (
 )
 
 // Faults are the order service's fault-injection switches, compiled only with
-// `-tags faults` (ADR 21); main reads them from ORDER_FAULT_* variables.
+// `-tags faults`; main reads them from ORDER_FAULT_* variables.
 type Faults struct {
 	// Outbox: ORDER_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH,
 	// ..._OVERSIZE_CORRELATION_PREFIX, ...

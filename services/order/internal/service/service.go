@@ -64,7 +64,7 @@ type Config struct {
 	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered after its
 	// request took effect: a retry within it is answered from the stored result,
 	// one after it runs as a new request. It must exceed the longest time a client
-	// keeps retrying (ADR 23). Between 1 minute and 30 days.
+	// keeps retrying. Between 1 minute and 30 days.
 	IdempotencyKeyTTL time.Duration `env:"ORDER_IDEMPOTENCY_KEY_TTL"`
 	// IdempotencyCleanupInterval is how often expired keys are deleted.
 	IdempotencyCleanupInterval time.Duration `env:"ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"`
@@ -72,14 +72,14 @@ type Config struct {
 	// (at most 10 such transactions per run); 1 to 10000.
 	IdempotencyCleanupBatch int `env:"ORDER_IDEMPOTENCY_CLEANUP_BATCH"`
 	// TimelineMaxAge: order timeline entries older than this are deleted (in
-	// batches, by the retention job, ADR 0025). Default 30 days.
+	// batches, by the retention job). Default 30 days.
 	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
 	// EventVersions is the schema version the service writes per event type,
 	// e.g. ORDER_EVENT_VERSIONS="order.placed:2"; a type not named is written
 	// in its default write version (events.DefaultWriteVersion: 1 for every
 	// type today). Name a new version only once every consumer of the type
 	// decodes it: a consumer that does not poisons it (unsupported_version), and
-	// a replay after its upgrade completes it (ADR 0036). Unknown types and
+	// a replay after its upgrade completes it. Unknown types and
 	// versions this build cannot write fail the start.
 	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
 	// ConsolePaymentURL is the payment service's base URL as this service
@@ -148,7 +148,7 @@ func (c Config) Validate() error {
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
-// fault-injection build's live in faults_enabled.go (ADR 21).
+// fault-injection build's live in faults_enabled.go.
 type Option func(*wiring)
 
 // wiring is what an Option may adjust.
@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after), who
 	// then grants the service user its privileges, table by table
 	// (deploy/dbusers/order-app.sql); the service works as that user
-	// (ORDER_DB_DSN, ADR 49).
+	// (ORDER_DB_DSN).
 	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
@@ -227,13 +227,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		kafka.PoisonTopicSpec(m.PoisonTopic),
 		kafka.PoisonTopicSpec(cfg.PaymentPoisonTopic))
-	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	// Metrics: this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New(app.SagaOutcomes...)
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 
 	// The outbox the repositories write to, the forwarder that relays it to
-	// Kafka (parking the rows Kafka can never take, ADR 22), and the consumers
+	// Kafka (parking the rows Kafka can never take), and the consumers
 	// (inbox + retry + poison queue).
 	ob := outbox.New()
 	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
@@ -288,7 +288,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		Ready: stop.Ready(func(ctx context.Context) error {
 			return errors.Join(consumers.Health(), db.PingContext(ctx))
 		}),
-		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
+		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
 	if err := mountRoutes(api, cfg, poisonTool, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err

@@ -258,7 +258,7 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 }
 
 // TestReplayAfterTheDedupWindow (integration, real MariaDB): a message handled
-// through the inbox, whose inbox row has been pruned (retention, ADR 0025), is
+// through the inbox, whose inbox row has been pruned (retention), is
 // delivered again (a poison replay weeks later). The inbox no longer knows it and
 // lets it through; the payment's per-order state (it already acted on that order
 // version) still ignores it: one charge, one PaymentCompleted.

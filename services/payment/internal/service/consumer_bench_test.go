@@ -46,7 +46,7 @@ var (
 //
 // It is a benchmark next to the code it measures, not a command: it needs the
 // service's internal packages, and is compiled only into this package's test
-// binary (ADR 30). `make bench` (e2e/bench, phase "consumer") preloads a topic,
+// binary. `make bench` (e2e/bench, phase "consumer") preloads a topic,
 // creates an empty database, builds the binary with `go test -c` and runs it once
 // per mode:
 //

@@ -26,7 +26,7 @@ const ReasonInjectedFault = "injected_fault"
 var ErrInjectedTransient = errors.New("injected transient fault (PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX)")
 
 // CustomerFaults makes the placement of some customers' orders fail, for the
-// strategy comparison (e2e TestStrategies, ADR 37): bad data and a transient bug
+// strategy comparison (e2e TestStrategies): bad data and a transient bug
 // that depend on the message, not on an outage. Zero values are off. Only the
 // OrderPlaced of such a customer fails (PlacePayment); later events of the same
 // order (OrderCancelled) are handled normally.

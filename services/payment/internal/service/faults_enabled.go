@@ -14,7 +14,7 @@ import (
 )
 
 // Faults are the payment service's fault-injection switches, compiled only with
-// `-tags faults` (ADR 21); main reads them from PAYMENT_FAULT_* variables.
+// `-tags faults`; main reads them from PAYMENT_FAULT_* variables.
 type Faults struct {
 	// Outbox: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH, ...
 	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
@@ -26,7 +26,7 @@ type Faults struct {
 	// charge. End-to-end tests of the inbox and the negative controls use it.
 	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
 	// Customers: placements of some customers fail permanently or for a while
-	// (the strategy comparison, ADR 37).
+	// (the strategy comparison).
 	Customers CustomerFaults
 }
 

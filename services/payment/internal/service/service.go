@@ -74,7 +74,7 @@ func (c Config) Validate() error {
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
-// fault-injection build's live in faults_enabled.go (ADR 21).
+// fault-injection build's live in faults_enabled.go.
 type Option func(*wiring)
 
 // wiring is what an Option may adjust.
@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// payments and the ledger, migrated as the migration user
 	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
 	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
-	// service works as that user (PAYMENT_DB_DSN, ADR 49).
+	// service works as that user (PAYMENT_DB_DSN).
 	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
 		kafka.PoisonTopicSpec(m.PoisonTopic))
-	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	// Metrics: this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New()
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
 	// The forwarder that relays the outbox to Kafka, parking the rows Kafka
-	// can never take (ADR 22).
+	// can never take.
 	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	lag := kafka.NewLagReader(m.Kafka)
 	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 
-	// Health (failing while a consumer gave up, ADR 35), readiness (also
+	// Health (failing while a consumer gave up), readiness (also
 	// failing from the moment the stop begins) and the
 	// poison admin endpoints.
 	stop := lifecycle.New(cfg.Stop, logger)

@@ -18,7 +18,7 @@ var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.Op
 
 // serve runs req on api and fails t if the response (status, headers, body)
 // breaks the OpenAPI document: every test of this package that talks to the
-// API goes through it (ADR 0046).
+// API goes through it.
 func serve(t *testing.T, api http.Handler, req *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	return document(t).Serve(t, api, req)

@@ -22,7 +22,7 @@ const (
 	errLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: with a 0 s wait, another transaction holds the key
 )
 
-// claimKey claims key inside tx (ADR 23). It inserts the key's row without
+// claimKey claims key inside tx. It inserts the key's row without
 // waiting for any lock (innodb_lock_wait_timeout=0 for that one statement):
 //   - the insert succeeds: the key is new; tx now holds the row's lock, so a
 //     second request with the key sees it in flight until tx ends, and the row

@@ -202,7 +202,7 @@ func storeErr(err error) error {
 	case failure.IsUnavailable(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
 	case errors.Is(err, outbox.ErrMessageTooLarge):
-		// What the client sent makes an event over the outbox's bounds (ADR 22):
+		// What the client sent makes an event over the outbox's bounds:
 		// nothing was stored, and the same request can never succeed.
 		return &apperr.Error{Code: apperr.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}
 	}

@@ -11,5 +11,5 @@ import (
 // document is the payment service's OpenAPI document as the service serves
 // it: this adapter's, with the poison admin endpoints. The tests of this
 // package send their requests through document(t).Serve, which validates
-// every response against it (ADR 0046).
+// every response against it.
 var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
