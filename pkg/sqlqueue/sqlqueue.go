@@ -7,7 +7,7 @@ import (
 )
 
 // ReadCommittedSchema is watermill-sql v4's MySQLQueueSchema polled at READ
-// COMMITTED instead of the adapter's SERIALIZABLE. SERIALIZABLE
+// COMMITTED instead of the adapter's SERIALIZABLE (ADR 3). SERIALIZABLE
 // protects the offsets watermark of the default schema, which the queue schema
 // does not have; under it the polling SELECT ... FOR UPDATE takes next-key
 // locks up to the end of the table, so while the poller holds its batch (Kafka
