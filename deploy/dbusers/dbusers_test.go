@@ -51,7 +51,7 @@ func TestFor(t *testing.T) {
 // TestAppGrants: each service user's privileges file gives, for any database
 // and user name, one grant per table to that user (tables named without their
 // database), then takes back the database-wide DML of earlier versions for that
-// database alone (GRANT's "_" escaped). Both files give the messaging tables
+// database alone (GRANT's "_" escaped). Both files give the patterns' tables
 // the same privileges. The ledger is append-only and goose's version tables
 // are read-only. A name that could break out of the SQL is refused.
 func TestAppGrants(t *testing.T) {

@@ -258,7 +258,7 @@ func (d *demo) poison() error {
 	say("3. The payment service moved each bad message to payment.poison at the first attempt (retrying")
 	say("   cannot fix it), with the reason, and went on. The newest entries of `payment poison list`:")
 	for _, e := range page.Entries {
-		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Reason))
+		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Error))
 	}
 	say("\nA person fixes the cause and runs `build/bin/payment poison replay <offset>`: the message goes back")
 	say("to the payment consumer alone (its delayed path in the payment DB, not the shared topic) with the")

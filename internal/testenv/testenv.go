@@ -134,7 +134,7 @@ type Database struct {
 	// DSN is the service user's: what the code under test connects with. Until
 	// the database is migrated (Migrate, or a service's start with
 	// MigrateDSN) it may SELECT, INSERT, UPDATE and DELETE anything in Name, so
-	// that tests of the messaging package can run consumers on tables of their
+	// that tests of the consumer stack can run consumers on tables of their
 	// own; from then on it has a deployment's privileges, table by table
 	// (deploy/dbusers/*-app.sql).
 	DSN string
@@ -143,7 +143,7 @@ type Database struct {
 	MigrateDSN string
 }
 
-// DBConfig returns the database configuration of a service or messaging part
+// DBConfig returns the database configuration of a service or of a pattern's package
 // under test on d: the service user's DSN, the migration user's, and a 10 s
 // start-up timeout.
 func (d Database) DBConfig() sqldb.Config {
@@ -199,7 +199,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 }
 
 // Migrate brings d up to date as its migration user, as a service's start-up
-// does (sqldb.OpenAndMigrate with MigrateDSN): the messaging tables, then
+// does (sqldb.OpenAndMigrate with MigrateDSN): the patterns' tables, then
 // serviceMigrations (a service's embedded migrations, *.sql under a
 // "migrations" directory; nil for none). Then, as the migration user too, it
 // gives the service user a deployment's privileges on the tables d has (those

@@ -188,7 +188,7 @@ func (cs *Consumers) Run(ctx context.Context) error {
 	select {
 	case <-cs.closing:
 		if err != nil {
-			cs.logger.Info("consumers stopped", "err", err)
+			cs.logger.Info("consumers closed", "err", err)
 		}
 		return nil
 	default:
@@ -276,7 +276,7 @@ func (cs *Consumers) router() (*message.Router, error) {
 // given up on, so Kafka delivers it again after the restart. Drain reports
 // whether it had to abandon any.
 func (cs *Consumers) Drain(deadline time.Time) (abandoned bool) {
-	return cs.drain.stop(deadline)
+	return cs.drain.shutDown(deadline)
 }
 
 // Close ends the subscriptions (committing the offsets of acknowledged

@@ -1,7 +1,7 @@
 // Package consumer is the consumer stack: Consumers run a service's Kafka
 // consumers behind Watermill middleware that decides, for each message, how
-// often it is tried and what happens when it keeps failing, and they stop
-// gracefully.
+// often it is tried and what happens when it keeps failing, and they shut
+// down gracefully.
 //
 // Read in this order: consumers.go (Consumers, Run, the router), stack.go
 // (the middleware, outermost first), strategy.go (Strategy: Poison and Block

@@ -46,7 +46,7 @@ var errAttemptTimedOut = errors.New("consumer: handler attempt timed out")
 // context ends after d with cause errAttemptTimedOut, and the attempt's error,
 // whatever it says, becomes a handlerTimeoutError. A handler only stops if it
 // honours its context (every database call does); the timeout cannot abandon
-// one that ignores it. A stop wins over the timeout: if the message's own
+// one that ignores it. A shutdown wins over the timeout: if the message's own
 // context (the drain's) ended too, the error is returned unchanged, for
 // interruptedByShutdown to mark. After the attempt the message gets its previous
 // context back. d <= 0 returns no middleware.

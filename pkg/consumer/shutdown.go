@@ -108,10 +108,10 @@ func (d *drain) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// stop refuses new handler runs and waits until the running ones return or
+// shutDown refuses new handler runs and waits until the running ones return or
 // until deadline; then it abandons those still running (their contexts end,
 // with cause errAbandoned) and reports that it had to.
-func (d *drain) stop(deadline time.Time) (abandoned bool) {
+func (d *drain) shutDown(deadline time.Time) (abandoned bool) {
 	d.mu.Lock()
 	if !d.draining {
 		close(d.shuttingDown)

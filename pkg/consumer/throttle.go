@@ -44,7 +44,7 @@ func (c ThrottleConfig) Validate() error {
 // middleware returns a fresh throttle middleware for one consumer (none if c is
 // off). It waits for its tick before the message enters the rest of the stack,
 // so the wait happens once per delivery, not per retry. The wait does not end
-// with a stop; it lasts at most Per/MaxMessages.
+// with a shutdown; it lasts at most Per/MaxMessages.
 func (c ThrottleConfig) middleware() []message.HandlerMiddleware {
 	if c.MaxMessages <= 0 {
 		return nil

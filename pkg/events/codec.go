@@ -59,14 +59,14 @@ func (e *DecodeError) Error() string { return e.Kind.Error() + ": " + e.Detail }
 func (e *DecodeError) Unwrap() error { return e.Kind }
 
 // Permanent reports true: retrying cannot fix a message that does not decode.
-// The messaging package recognises errors with this method.
+// The consumer stack recognises errors with this method (failure.IsPermanent).
 func (e *DecodeError) Permanent() bool { return true }
 
 // ReasonCode returns the public reason code a consumer records when it poisons
 // a message that is not a valid event of the contract (the poison queue and the
 // order timeline show it): ReasonUnsupportedVersion for an event type this
 // build knows in other schema versions only, "invalid_event" for everything
-// else. The messaging package recognises errors with this method
+// else. The consumer stack recognises errors with this method
 // (failure.ReasonCode).
 func (e *DecodeError) ReasonCode() string {
 	if errors.Is(e.Kind, ErrUnsupportedVersion) {

@@ -8,7 +8,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
-// TestMetadataFollowsMessaging: pkg/messaging does not import this package; it
+// TestMetadataFollowsMessaging: pkg/kafka and pkg/failure do not import this package; it
 // keys Kafka messages, parks outbox rows and shows poisoned messages by two
 // metadata keys of its own. The events must use the same ones.
 func TestMetadataFollowsMessaging(t *testing.T) {

@@ -117,7 +117,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // checkDecodeError fails t unless err is what consumers rely on: a permanent
-// *DecodeError of a known kind whose reason code the messaging package accepts.
+// *DecodeError of a known kind whose reason code package failure accepts.
 func checkDecodeError(t *testing.T, err error) {
 	t.Helper()
 	var de *events.DecodeError

@@ -1,7 +1,7 @@
 // Package inbound is what every service's Kafka inbound adapter shares: it
 // decodes a message into an event of the contract (package events), lets the
 // service's adapter turn the event into a typed application command, and maps
-// the command's error once for the consumer stack (package messaging):
+// the command's error once for the consumer stack (package consumer):
 //
 //   - a message that does not decode is permanent, with the decoder's reason
 //     code: unsupported_version for a schema version this build does not

@@ -3,8 +3,9 @@
 // gracefully, in the order ADR 24 defines, within one bound.
 //
 // It knows nothing of Kafka, SQL or Watermill: each part is a small interface
-// (Consumers, Forwarder, Jobs, io.Closer) that pkg/messaging's parts satisfy,
-// so a service that has no consumers, or no outbox, leaves that field nil.
+// (Consumers, Forwarder, Jobs, io.Closer) that the patterns' parts satisfy
+// (consumer.Consumers, outbox.Forwarder, jobs.Jobs), so a service that has no
+// consumers, or no outbox, leaves that field nil.
 package lifecycle
 
 import (
@@ -79,7 +80,7 @@ type Consumers interface {
 	Close() error
 }
 
-// Forwarder is the outbox relay (messaging.Forwarder).
+// Forwarder is the outbox relay (outbox.Forwarder).
 type Forwarder interface {
 	// Run relays until Close (or ctx ends).
 	Run(ctx context.Context) error

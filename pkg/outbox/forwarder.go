@@ -24,7 +24,7 @@ import (
 type Config struct {
 	// BatchSize is how many rows one polling transaction locks and forwards.
 	// Larger batches commit less often. With the single relay a batch is
-	// forwarded in order and stops at the first row Kafka does not acknowledge;
+	// forwarded in order and ends at the first row Kafka does not acknowledge;
 	// with the batch relay it is one produce request. Default 100 for the batch
 	// relay, 10 for the single relay.
 	BatchSize int `env:"BATCH_SIZE"`
@@ -132,7 +132,7 @@ func (c Config) Validate() error {
 }
 
 // Forwarder is Watermill's forwarder reading one outbox table, with a
-// graceful stop. Run it with Run (from the embedded forwarder); stop it with
+// graceful shutdown. Run it with Run (from the embedded forwarder); end it with
 // Close, which lets the polling transaction finish its batch cleanly: the rows
 // Kafka acknowledged are deleted and the transaction commits.
 // Abandon, after Close had its time, rolls that transaction back instead
@@ -143,8 +143,8 @@ type Forwarder struct {
 }
 
 // Abandon ends the polling transaction the forwarder still holds (it rolls
-// back). Call it after Close, when the stop's time is up; it is a no-op once
-// the forwarder stopped.
+// back). Call it after Close, when the shutdown's time is up; it is a no-op
+// once the forwarder ended.
 func (f *Forwarder) Abandon() { f.abandon() }
 
 // forwarderCloseTimeout bounds how long Close waits for the row in flight.

@@ -40,7 +40,7 @@ type BatchPublisher interface {
 type sendFunc func(items []batchItem) []error
 
 // sequentialSend is the batch send of a publisher that cannot batch (tests'
-// wrappers, fault wrappers): each item in turn, stopping at the first refusal.
+// wrappers, fault wrappers): each item in turn, up to the first refusal.
 func sequentialSend(out message.Publisher) sendFunc {
 	return func(items []batchItem) []error {
 		for i, it := range items {

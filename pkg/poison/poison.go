@@ -90,9 +90,9 @@ type Entry struct {
 	Offset     int64     `json:"offset"`
 	PoisonedAt time.Time `json:"poisoned_at"`
 	ID         string    `json:"id"`
-	// Reason is the error that made the consumer give up, in full (admin only:
+	// Error is the error that made the consumer give up, in full (admin only:
 	// it may hold SQL messages and other internals).
-	Reason string `json:"reason"`
+	Error string `json:"reason"`
 	// ReasonCode is the public code of that error (failure.ReasonCode), the one
 	// the order timeline shows; empty for messages poisoned before codes existed.
 	ReasonCode string `json:"reason_code,omitempty"`
@@ -122,7 +122,7 @@ type Tool struct {
 }
 
 // New returns a Tool for the poison topic of a service whose database (with the
-// poison_replays table of messaging.Migrate) is db. Close it after use.
+// poison_replays table of Migrations) is db. Close it after use.
 func New(kafka kafka.Config, topic string, db *sql.DB) *Tool {
 	return &Tool{kafka: kafka.Defaults(), topic: topic, db: db, out: kafka.NewPoisonPublisher(watermill.NopLogger{})}
 }
@@ -550,7 +550,7 @@ func entryOf(u wkafka.Unmarshaler, km *sarama.ConsumerMessage) (Entry, error) {
 	}
 	return Entry{
 		Offset: km.Offset, PoisonedAt: km.Timestamp.UTC(), ID: m.UUID,
-		Reason:     m.Metadata.Get(middleware.ReasonForPoisonedKey),
+		Error:      m.Metadata.Get(middleware.ReasonForPoisonedKey),
 		ReasonCode: m.Metadata.Get(failure.MetadataReasonCode),
 		FromTopic:  m.Metadata.Get(middleware.PoisonedTopicKey),
 		Handler:    m.Metadata.Get(middleware.PoisonedHandlerKey),

@@ -2,7 +2,7 @@
 // process's tracer provider and exporter from Config, traces HTTP requests
 // (Echo), and adds trace_id and span_id to log lines. The context of a trace
 // crosses the outbox and Kafka in the message metadata (W3C traceparent, see
-// pkg/messaging); this package only decides where spans go.
+// pkg/msgtrace); this package only decides where spans go.
 package tracing
 
 import (

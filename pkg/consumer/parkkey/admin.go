@@ -21,7 +21,7 @@ type ParkedKey struct {
 	Key      string `json:"key"`
 	ParkedAt string `json:"parked_at"`
 	// ReplayRequested is true from a replay request until the consumers have
-	// released the key (then the key is gone) or its release stopped on a
+	// released the key (then the key is gone) or its release ended on a
 	// failure.
 	ReplayRequested bool `json:"replay_requested"`
 	Replays         int  `json:"replays"`
@@ -48,7 +48,7 @@ type ParkedMessage struct {
 	Error    string `json:"error"`
 	ParkedAt string `json:"parked_at"`
 	// Failures counts how often the message failed for good (parked, and each
-	// release that stopped on it).
+	// release that ended on it).
 	Failures int               `json:"failures"`
 	Payload  string            `json:"payload,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -131,7 +131,7 @@ func (p Admin) Get(ctx context.Context, key, handler string) (ParkedKey, error) 
 
 // Replay requests the release of the parked key (of handler, if not empty):
 // the running consumers' poller runs its head, then each message behind it, in
-// order, through the inbox and the handler, and stops at a message that fails
+// order, through the inbox and the handler, and ends at a message that fails
 // again (the key's new head). Repeating a pending request changes nothing.
 // Errors: ErrKeyNotParked, ErrAmbiguousKey.
 func (p Admin) Replay(ctx context.Context, key, handler string) (ParkedKey, error) {

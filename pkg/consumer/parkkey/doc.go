@@ -6,7 +6,7 @@
 // behind it without running the handler, while other keys flow. Replaying the
 // key (Admin.Replay: a mark the running consumers' poller picks up every
 // Config.PollInterval) releases its queue in order through the inbox and the
-// handler; a message that fails again stops the release and becomes the new
+// handler; a message that fails again ends the release and becomes the new
 // head. Discarding the head (Admin.Discard) lets the rest of the key flow.
 //
 // Guarantees: a key has one head; the check "is this key parked?", parking a

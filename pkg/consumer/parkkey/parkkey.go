@@ -316,9 +316,9 @@ func (e stepFailed) Unwrap() error { return e.err }
 // key's head through the inbox and c's handler in one transaction that holds
 // the key's lock, then deletes it; the step that resolves the last message
 // deletes the key's row. A handler that fails (after the Retry settings'
-// attempts) stops the release: its message stays the key's head with its new
+// attempts) ends the release: its message stays the key's head with its new
 // reason code, and the replay request is cleared. An outage or a shutdown
-// also stops it, but keeps the request, so the poller tries again; releaseKey
+// also ends it, but keeps the request, so the poller tries again; releaseKey
 // returns that kind of error.
 func (p *ParkKey) releaseKey(ctx context.Context, c consumer.Consumer, key string) error {
 	q := queuesOf(c)
@@ -447,7 +447,7 @@ func reparkHead(ctx context.Context, c consumer.Consumer, q keyQueues, key strin
 			q.group, q.handler, key); err != nil {
 			return err
 		}
-		c.Logger.Error("parked key's release stopped: a message failed again and is the key's new head",
+		c.Logger.Error("parked key's release ended: a message failed again and is the key's new head",
 			"handler", q.handler, "partition_key", key, "reason_code", failure.ReasonCode(cause), "err", cause)
 		return nil
 	})

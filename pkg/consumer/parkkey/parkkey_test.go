@@ -195,7 +195,7 @@ func TestParkKeyFollowerThatFailsAgainBecomesTheHead(t *testing.T) {
 	p.fail(h.UUID, nil)
 	p.replay(t, "order-c")
 	var k *parkkey.ParkedKey
-	testenv.WaitFor(t, "the release stopped at the follower", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the release ended at the follower", 60*time.Second, func() bool {
 		k = p.queueOf(t, "order-c")
 		return k != nil && !k.ReplayRequested
 	})

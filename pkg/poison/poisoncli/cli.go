@@ -87,7 +87,7 @@ func RunCLI(ctx context.Context, cfg Config, args []string, out io.Writer) error
 		fmt.Fprintln(w, "OFFSET\tPOISONED AT\tID\tFROM\tREPLAYS\tREASON")
 		for _, e := range page.Entries {
 			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", e.Offset, e.PoisonedAt.Format("2006-01-02 15:04:05"), e.ID,
-				e.FromTopic, len(e.Replays), strings.ReplaceAll(e.Reason, "\n", " "))
+				e.FromTopic, len(e.Replays), strings.ReplaceAll(e.Error, "\n", " "))
 		}
 		fmt.Fprintf(w, "%d message(s) of %s", len(page.Entries), cfg.PoisonTopic)
 		if page.Next != nil {

@@ -75,7 +75,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 		{Name: "onceflow_outbox_forwarded_total", Min: 1}, // the OrderPlaced
 		{Name: "onceflow_outbox_parked_rows"},
 		{Name: "onceflow_consumer_lag_messages", Labels: []string{"topic", cfg.PaymentsTopic, "partition", "0", "group", cfg.Messaging.ConsumerGroup}},
-		{Name: "onceflow_handler_retries_total"}, // exact counts: pkg/messaging's TestConsumerHooksReportWhatHappens
+		{Name: "onceflow_handler_retries_total"}, // exact counts: pkg/consumer's TestConsumerHooksReportWhatHappens
 		{Name: "onceflow_poison_messages_total", Labels: []string{"reason", "unknown_order"}, Min: 1},
 		{Name: "onceflow_inbox_duplicates_total", Min: 1},
 		{Name: "onceflow_saga_outcomes_total", Labels: []string{"outcome", "confirmed"}, Min: 1},

@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		opt(&w)
 	}
 
-	// The database: the messaging tables (outbox, inbox), then the order tables,
+	// The database: the patterns' tables (outbox, inbox, ...), then the order tables,
 	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after), who
 	// then grants the service user its privileges, table by table
 	// (deploy/dbusers/order-app.sql); the service works as that user

@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
 
-	// The database: the messaging tables (outbox, inbox), then accounts,
+	// The database: the patterns' tables (outbox, inbox, ...), then accounts,
 	// payments and the ledger, migrated as the migration user
 	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
 	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
