@@ -1,7 +1,6 @@
 // The baselines phase: what the servers do without the services (MariaDB
 // commits of an order-shaped transaction, Kafka produce rates and latency).
 
-
 package main
 
 import (

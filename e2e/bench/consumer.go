@@ -1,6 +1,5 @@
 // The consumer phase: the consumer stack's overhead over a bare handler.
 
-
 package main
 
 import (

@@ -1,6 +1,5 @@
 // The drain phase: how fast the forwarder empties a preloaded outbox.
 
-
 package main
 
 import (

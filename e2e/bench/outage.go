@@ -1,7 +1,6 @@
 // The outage phase: load while Kafka is killed for a minute, and how long the
 // latency takes to come back.
 
-
 package main
 
 import (

@@ -1,7 +1,6 @@
 // The saga phases: the max sustained rate by bisection (throughput), and the
 // latency at a fraction of it.
 
-
 package main
 
 import (
