@@ -148,17 +148,19 @@ func (cs *Consumers) Run(ctx context.Context) error {
 		}
 		return nil
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (deferred later, run earlier): every goroutine Run starts has ended
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ensureCtx, cancelEnsure := context.WithCancel(ctx)
 	defer cancelEnsure()
-	go func() {
+	wg.Go(func() {
 		select {
 		case <-cs.closing:
 			cancelEnsure()
 		case <-ctx.Done():
 		}
-	}()
+	})
 	if cs.config.Topics != nil {
 		if err := cs.config.Topics.Ensure(ensureCtx); err != nil {
 			return nil // closed while Kafka was unreachable
@@ -169,7 +171,7 @@ func (cs *Consumers) Run(ctx context.Context) error {
 		return err
 	}
 	defer cs.runStrategies(ctx)()
-	go func() {
+	wg.Go(func() {
 		select {
 		case <-cs.closing:
 		case <-ctx.Done():
@@ -183,7 +185,7 @@ func (cs *Consumers) Run(ctx context.Context) error {
 		default: // still subscribing (Kafka unreachable): give up
 		}
 		cancel()
-	}()
+	})
 	err = router.Run(ctx)
 	select {
 	case <-cs.closing:

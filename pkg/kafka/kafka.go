@@ -52,9 +52,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// kafkaVersion is the protocol version sarama speaks: the newest it knows that
-// the 3.9 broker accepts (idempotence needs >= 0.11).
-var kafkaVersion = sarama.V3_6_0_0
+// protocolVersion is the protocol version sarama speaks: the newest it knows
+// that the 3.9 broker accepts (idempotence needs >= 0.11).
+func protocolVersion() sarama.KafkaVersion { return sarama.V3_6_0_0 }
 
 // ProducerConfig is the sarama configuration of every producer here: acks from
 // all in-sync replicas, idempotent (the broker drops a retried batch it already
@@ -63,7 +63,7 @@ var kafkaVersion = sarama.V3_6_0_0
 func (c Config) ProducerConfig() *sarama.Config {
 	sc := wkafka.DefaultSaramaSyncPublisherConfig()
 	sc.ClientID = c.ClientID
-	sc.Version = kafkaVersion
+	sc.Version = protocolVersion()
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Idempotent = true
 	sc.Net.MaxOpenRequests = 1
@@ -84,7 +84,7 @@ func (c Config) ProducerConfig() *sarama.Config {
 func (c Config) ConsumerConfig() *sarama.Config {
 	sc := wkafka.DefaultSaramaSubscriberConfig()
 	sc.ClientID = c.ClientID
-	sc.Version = kafkaVersion
+	sc.Version = protocolVersion()
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
