@@ -51,11 +51,14 @@ KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
 KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
-KAFKA_VERSION=3.9.1
 
 LOG_PREFIX=infra
 # shellcheck source=deploy/local/lib.sh
 . "$here/lib.sh"
+
+# The Kafka version is the one pom.xml fetches (ADR 0055).
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+[ -n "$KAFKA_VERSION" ] || die "no <kafka.version> in $here/pom.xml"
 
 case "$KAFKA_NODES" in
   1)
@@ -209,7 +212,7 @@ SQL
 
 # ---------------------------------------------------------------- Kafka
 
-# write_kafka_config writes server.properties and log4j.properties of Kafka node
+# write_kafka_config writes server.properties and log4j2.properties of Kafka node
 # $1 (kafka, or kafka-1..3 of the cluster) into its directory $2.
 write_kafka_config() {
   local name=$1 dir=$2 port cport listeners advertised node_id voters rf min_isr
@@ -250,6 +253,8 @@ offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=10
 transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$min_isr
 # A new consumer group joins at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
 # After a kill -9 the controller keeps the dead incarnation registered until its session
@@ -260,18 +265,26 @@ log.retention.hours=168
 # Load partition logs in parallel after an unclean shutdown (kill -9).
 num.recovery.threads.per.data.dir=2
 PROPS
-  cat >"$dir/log4j.properties" <<PROPS
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$dir/$name.log
-log4j.appender.file.Append=true
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.org.apache.kafka.storage=WARN
-log4j.logger.kafka.coordinator=WARN
+  # Log4j 2's properties format (Kafka 4 dropped Log4j 1 and its log4j.properties).
+  cat >"$dir/log4j2.properties" <<PROPS
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=$dir/$name.log
+appender.file.append=true
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=file
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.statechange.name=state.change.logger
+logger.statechange.level=WARN
+logger.cleaner.name=kafka.log.LogCleaner
+logger.cleaner.level=WARN
+logger.storage.name=org.apache.kafka.storage
+logger.storage.level=WARN
+logger.coordinator.name=kafka.coordinator
+logger.coordinator.level=WARN
 PROPS
 }
 
@@ -310,14 +323,14 @@ launch_kafka() {
   port_open "$port" && die "$name: controller port $port is taken by another process (KAFKA_CONTROLLER_PORT)"
   if [ ! -f "$dir/data/meta.properties" ]; then
     log "$name: formatting storage in $dir/data"
-    java -cp "$java_cp" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format \
+    java -cp "$java_cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
       -t "$(cluster_id)" -c "$dir/server.properties" >>"$dir/$name.out" 2>&1 \
       || die "$name: storage format failed; see $dir/$name.out"
   fi
   stat -c %s "$dir/$name.log" 2>/dev/null >"$dir/.log-offset" || echo 0 >"$dir/.log-offset"
   # shellcheck disable=SC2086 # KAFKA_HEAP holds several flags
   setsid java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$java_cp" kafka.Kafka "$dir/server.properties" \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$java_cp" kafka.Kafka "$dir/server.properties" \
     </dev/null >>"$dir/$name.out" 2>&1 &
   echo $! >"$(pidfile_of "$name")"
 }
