@@ -16,6 +16,7 @@
 #   resume  <server>         SIGCONT a paused server
 #   pid     <server>         print the pid of a running server
 #   config  <kafka node>     print the server.properties the node starts with
+#   ports                    one line per port the servers listen on: server, port, up|down
 # Servers: order-db, payment-db, kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
 #
 # Environment (defaults in brackets):
@@ -412,6 +413,19 @@ cmd_status() {
   done
 }
 
+# cmd_ports prints each port the servers of this mode listen on (a Kafka node's
+# client and controller ports), with whether the server is running; prereqs.sh
+# checks that the ports of the servers still to start are free.
+cmd_ports() {
+  local name state
+  for name in "${SERVERS[@]}"; do
+    state=down
+    [ -z "$(pid_of "$name")" ] || state=up
+    echo "$name $(port_of "$name") $state"
+    if is_kafka "$name"; then echo "$name $(controller_port_of "$name") $state"; fi
+  done
+}
+
 # cmd_config prints the server.properties Kafka node $1 is started with.
 cmd_config() {
   local tmp
@@ -438,7 +452,8 @@ main() {
     resume) cmd_signal CONT "${1:?server}" ;;
     pid) pid_of "${1:?server}" ;;
     config) cmd_config "${1:?server}" ;;
-    *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
+    ports) cmd_ports ;;
+    *) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }
 
