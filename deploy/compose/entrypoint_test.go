@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -215,5 +216,44 @@ func TestDockerIgnore(t *testing.T) {
 		if pat := ignored(top); pat != "" {
 			t.Errorf(".dockerignore pattern %q excludes %s, which the services' build needs", pat, top)
 		}
+	}
+}
+
+// TestMakeUpURLs: every address `make up` prints once compose is healthy is a
+// port that a compose service publishes on 127.0.0.1, and the five it promises
+// (API, console, Grafana, Prometheus, traces) are among them.
+func TestMakeUpURLs(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipe := regexp.MustCompile(`(?ms)^up:.*?\n\n`).Find(b)
+	if recipe == nil {
+		t.Fatal("no up: target in the Makefile")
+	}
+	p := loadProject(t)
+	published := map[string]string{} // host port -> service
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostIP == "127.0.0.1" {
+				published[port.Published] = name
+			}
+		}
+	}
+	shown := map[string]bool{} // services whose address make up prints
+	for _, m := range regexp.MustCompile(`http://127\.0\.0\.1:(\d+)\S*`).FindAllStringSubmatch(string(recipe), -1) {
+		if published[m[1]] == "" {
+			t.Errorf("make up prints %s, but no compose service publishes 127.0.0.1:%s", m[0], m[1])
+		}
+		shown[published[m[1]]] = true
+	}
+	for _, want := range []string{"order", "grafana", "prometheus", "jaeger"} {
+		if !shown[want] {
+			t.Errorf("make up prints no address of the %s service", want)
+		}
+	}
+	if !strings.Contains(string(recipe), "--wait") {
+		t.Error("make up does not wait for health (docker compose up --wait)")
 	}
 }
