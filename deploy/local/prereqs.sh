@@ -38,6 +38,7 @@ check_go() {
     return
   fi
   have=${have#go}
+  have=${have%% *} # "1.26.8 X:experiment" when built with a GOEXPERIMENT
   version_at_least "$have" "$want" || missing "Go $want or newer (go.mod): found $have. Take the tarball of https://go.dev/dl/"
 }
 
@@ -81,7 +82,7 @@ check_port() {
   if command -v ss >/dev/null 2>&1; then
     holder=$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/ (held by \1)/p' | head -1)
   fi
-  missing "port $port, which $who listens on, is taken$holder: stop that process first (another checkout's servers? `make infra-down` there)"
+  missing "port $port, which $who listens on, is taken$holder: stop that process first (another checkout's servers? run make infra-down there)"
 }
 
 check_ports() {
@@ -89,8 +90,9 @@ check_ports() {
   while read -r server port state; do
     [ "$state" = up ] || check_port "$server" "$port"
   done < <("$here/infra.sh" ports)
-  for svc in order:8080 payment:8081; do
-    "$here/run.sh" status | grep -q "^${svc%%:*}-svc *up" || check_port "the ${svc%%:*} service" "${svc#*:}"
+  # The services' ports: their HTTP_ADDR if set (the services read it), else run.sh's.
+  for svc in "order:${ORDER_HTTP_ADDR:-:8080}" "payment:${PAYMENT_HTTP_ADDR:-:8081}"; do
+    "$here/run.sh" status | grep -q "^${svc%%:*}-svc *up" || check_port "the ${svc%%:*} service" "${svc##*:}"
   done
 }
 
