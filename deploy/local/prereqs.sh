@@ -110,8 +110,8 @@ if [ ${#problems[@]} -gt 0 ]; then
 fi
 
 if [ ! -f "${ONCEFLOW_KAFKA_LIBS:-$repo/.local/kafka-libs}/.complete" ] || [ ! -d "${ONCEFLOW_INFRA_DIR:-$repo/.local/infra}" ]; then
-  # Measured on 2026-12-07 on two cores shared with other work; apt's MariaDB install not included.
-  log "first start: several minutes. Measured: the Kafka jars (44 MB from Maven Central) 47 s,"
-  log "both databases initialised and Kafka's storage formatted 23 s, and the first build of both"
-  log "services (Go modules, 375 MB, and the compile) 7 min; later starts take about 10 s and a build."
+  # Measured on 2026-12-07 on two cores (load average 2); apt's MariaDB install not included.
+  log "first start: about 2 minutes: the Kafka jars (44 MB from Maven Central) 11 s, both databases"
+  log "and Kafka's storage 9 s, the first build of both services (375 MB of Go modules and the"
+  log "compile) 77 s; on a busy machine several times that. Later starts: about 5 s, and a build."
 fi
