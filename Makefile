@@ -29,13 +29,16 @@ TEST_INFRA := ONCEFLOW_INFRA_DIR=$(TEST_INFRA_DIR) ORDER_DB_PORT=$(TEST_ORDER_DB
 TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=127.0.0.1:$(TEST_PAYMENT_DB_PORT) \
 	KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT)
 
-.PHONY: help run stop test test-unit test-integration test-alerts check-generated fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
+.PHONY: help run prereqs stop test test-unit test-integration test-alerts check-generated fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-run: infra-up build ## install what is missing, start MariaDB x2, Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
+run: prereqs infra-up build ## check the prerequisites, install what is missing, start MariaDB x2, Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
 	@$(RUN) start
+
+prereqs: ## what make run needs (Go per go.mod, Java 17+, Maven, curl, MariaDB or root to install it, free ports), checked without installing anything
+	@deploy/local/prereqs.sh
 
 stop: ## stop both services (the servers keep running; see infra-down)
 	@$(RUN) stop
@@ -160,12 +163,18 @@ observe: ## after `make run`: a real Prometheus on 127.0.0.1:9090 scraping both 
 observe-down: ## stop the Prometheus of `make observe` (its data stays in .local/prometheus)
 	@$(OBSERVE) down
 
-up: ## docker compose: start everything (needs a Docker engine; KAFKA_NODES=3: the three-node Kafka cluster)
+up: ## docker compose: build, start everything, wait until healthy, print the URLs (Docker Compose 2.20+; KAFKA_NODES=3: the three-node Kafka cluster)
 	$(if $(filter-out 1 3,$(or $(KAFKA_NODES),1)),$(error KAFKA_NODES must be 1 or 3, not "$(KAFKA_NODES)"))
-	docker compose -f deploy/compose/compose.yaml $(if $(filter 3,$(KAFKA_NODES)),--profile cluster) up --build -d
+	docker compose $(if $(filter 3,$(KAFKA_NODES)),--profile cluster) up --build --detach --wait
+	@printf '%s\n' '' 'onceflow is up (docker compose; `make down` stops it):' \
+		'  order API   http://127.0.0.1:8080   (payment service http://127.0.0.1:8081)' \
+		'  console     http://127.0.0.1:8080/console' \
+		'  Grafana     http://127.0.0.1:3000/d/onceflow' \
+		'  Prometheus  http://127.0.0.1:9090' \
+		'  traces      http://127.0.0.1:16686   (Jaeger: service "order" or "payment")'
 
 down: ## docker compose: stop everything (either Kafka profile)
-	docker compose -f deploy/compose/compose.yaml --profile single --profile cluster down
+	docker compose --profile single --profile cluster down
 
 bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, judged against eight named goals (about 15 min)
 	@$(INFRA) install

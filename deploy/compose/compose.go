@@ -1,6 +1,7 @@
-// Package compose loads deploy/compose/compose.yaml with the Compose
-// specification's own Go loader, so that tests can check it on machines without
-// Docker (see compose_test.go and each service's config test).
+// Package compose loads the compose files (the repository root's compose.yaml,
+// which includes deploy/compose/compose.yaml) with the Compose specification's
+// own Go loader, so that tests can check them on machines without Docker (see
+// compose_test.go and each service's config test).
 package compose
 
 import (
@@ -17,22 +18,29 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// File is the path of compose.yaml.
+// File is the path of deploy/compose/compose.yaml, which holds the services.
 func File() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "compose.yaml")
 }
 
-// DotEnv is the path of the .env file next to compose.yaml, which docker compose
+// RootFile is the path of the repository root's compose.yaml: it includes File,
+// and is what a plain `docker compose up` run from the root (and `make up`) loads.
+func RootFile() string {
+	return filepath.Join(filepath.Dir(File()), "..", "..", "compose.yaml")
+}
+
+// DotEnv is the path of the .env next to a compose file, which docker compose
 // reads for variables and for COMPOSE_PROFILES, the profiles it enables when no
 // --profile is given.
-func DotEnv() string { return filepath.Join(filepath.Dir(File()), ".env") }
+func DotEnv(file string) string { return filepath.Join(filepath.Dir(file), ".env") }
 
-// DefaultProfiles returns the profiles a plain `docker compose up` enables: the
-// comma-separated COMPOSE_PROFILES of .env (none if the file or the variable is
-// absent). It fails if .env exists but cannot be read or parsed.
-func DefaultProfiles() ([]string, error) {
-	env, err := dotEnv()
+// DefaultProfiles returns the profiles a plain `docker compose -f file up`
+// enables: the comma-separated COMPOSE_PROFILES of the .env next to file (none
+// if the .env or the variable is absent). It fails if .env exists but cannot be
+// read or parsed.
+func DefaultProfiles(file string) ([]string, error) {
+	env, err := dotEnv(file)
 	if err != nil {
 		return nil, err
 	}
@@ -45,32 +53,38 @@ func DefaultProfiles() ([]string, error) {
 	return profiles, nil
 }
 
-func dotEnv() (map[string]string, error) {
-	env, err := dotenv.Read(DotEnv())
+func dotEnv(file string) (map[string]string, error) {
+	env, err := dotenv.Read(DotEnv(file))
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
 	return env, err
 }
 
-// Load parses, interpolates, normalises and validates compose.yaml, as
-// `docker compose config` would with no variable set but those of .env: with
-// profiles enabled (like --profile; "*" enables all), or, if none is given, with
-// DefaultProfiles. Services of other profiles are in the project's
-// DisabledServices, and the services' optional (`required: false`) dependencies
-// on them are dropped, as `docker compose up` drops them. It fails if the file
-// does not load or validate, or if .env cannot be read.
+// Load is LoadFile of RootFile: the project a user starts from the repository root.
 func Load(ctx context.Context, profiles ...string) (*types.Project, error) {
-	env, err := dotEnv()
+	return LoadFile(ctx, RootFile(), profiles...)
+}
+
+// LoadFile parses, interpolates, normalises and validates file (with what it
+// includes), as `docker compose -f file config` would with no variable set but
+// those of the .env next to it: with profiles enabled (like --profile; "*"
+// enables all), or, if none is given, with DefaultProfiles. Services of other
+// profiles are in the project's DisabledServices, and the services' optional
+// (`required: false`) dependencies on them are dropped, as `docker compose up`
+// drops them. It fails if the file does not load or validate, or if .env cannot
+// be read.
+func LoadFile(ctx context.Context, file string, profiles ...string) (*types.Project, error) {
+	env, err := dotEnv(file)
 	if err != nil {
 		return nil, err
 	}
 	if len(profiles) == 0 {
-		if profiles, err = DefaultProfiles(); err != nil {
+		if profiles, err = DefaultProfiles(file); err != nil {
 			return nil, err
 		}
 	}
-	details, err := loader.LoadConfigFiles(ctx, []string{File()}, filepath.Dir(File()))
+	details, err := loader.LoadConfigFiles(ctx, []string{file}, filepath.Dir(file))
 	if err != nil {
 		return nil, err
 	}

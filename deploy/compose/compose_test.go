@@ -95,7 +95,8 @@ func TestComposeFile(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"mariadb:11.4", "apache/kafka:3.9.1"} {
+	kafkaImage := "apache/kafka:" + localKafkaVersion(t)
+	for _, want := range []string{"mariadb:11.4", kafkaImage} {
 		found := false
 		for _, s := range p.Services {
 			found = found || s.Image == want
@@ -104,6 +105,27 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("no service uses image %s", want)
 		}
 	}
+	// One Kafka version for compose and `make run` (ADR 0055).
+	for name, s := range p.Services {
+		if strings.HasPrefix(s.Image, "apache/kafka:") && s.Image != kafkaImage {
+			t.Errorf("%s uses %s, want %s (the version of deploy/local/pom.xml)", name, s.Image, kafkaImage)
+		}
+	}
+}
+
+// localKafkaVersion is the Kafka version `make run` fetches: deploy/local/pom.xml's
+// kafka.version.
+func localKafkaVersion(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "local", "pom.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`<kafka\.version>([^<]+)</kafka\.version>`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("deploy/local/pom.xml has no <kafka.version>")
+	}
+	return string(m[1])
 }
 
 // TestComposeCreatesTheTopics: the one-shot topic step creates exactly
@@ -221,17 +243,21 @@ func TestDockerBuildCommand(t *testing.T) {
 }
 
 // TestComposeDefaultProfile: a plain `docker compose up` enables the profile
-// "single" (COMPOSE_PROFILES in .env), every Kafka node belongs to exactly one of
-// the profiles "single" and "cluster" (a node without a profile would run in
-// both), and the file also loads with every profile on (`make down`).
+// "single" (COMPOSE_PROFILES in the .env of the repository root, and in the one
+// of deploy/compose for `-f deploy/compose/compose.yaml`), every Kafka node
+// belongs to exactly one of the profiles "single" and "cluster" (a node without
+// a profile would run in both), and the file also loads with every profile on
+// (`make down`).
 func TestComposeDefaultProfile(t *testing.T) {
 	t.Parallel()
-	got, err := compose.DefaultProfiles()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(got, ",") != "single" {
-		t.Fatalf(".env enables the profiles %v by default, want [single]", got)
+	for _, file := range []string{compose.RootFile(), compose.File()} {
+		got, err := compose.DefaultProfiles(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, ",") != "single" {
+			t.Errorf("%s enables the profiles %v by default, want [single]", compose.DotEnv(file), got)
+		}
 	}
 	p, err := compose.Load(context.Background(), "*")
 	if err != nil {

@@ -212,11 +212,19 @@ func TestPrometheusConfigMatchesCompose(t *testing.T) {
 	}
 }
 
+// angularPanels are the AngularJS panel types of Grafana's core and of the
+// best-known plugins: Grafana 12 removed AngularJS support (ADR 56).
+var angularPanels = map[string]bool{
+	"graph": true, "singlestat": true, "table-old": true,
+	"grafana-piechart-panel": true, "grafana-worldmap-panel": true,
+}
+
 type dashboard struct {
 	UID    string `json:"uid"`
 	Panels []struct {
 		ID         int    `json:"id"`
 		Title      string `json:"title"`
+		Type       string `json:"type"`
 		Datasource struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
@@ -295,6 +303,9 @@ func TestGrafanaProvisioning(t *testing.T) {
 			t.Errorf("panel id %d used twice", panel.ID)
 		}
 		ids[panel.ID] = true
+		if angularPanels[panel.Type] {
+			t.Errorf("panel %q is of the AngularJS type %q: Grafana 12 and later dropped AngularJS", panel.Title, panel.Type)
+		}
 		if panel.Datasource.UID != uid || len(panel.Targets) == 0 {
 			t.Errorf("panel %q: datasource %q, %d queries; want datasource %q and a query", panel.Title, panel.Datasource.UID, len(panel.Targets), uid)
 		}

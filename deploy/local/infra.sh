@@ -16,6 +16,7 @@
 #   resume  <server>         SIGCONT a paused server
 #   pid     <server>         print the pid of a running server
 #   config  <kafka node>     print the server.properties the node starts with
+#   ports                    one line per port the servers listen on: server, port, up|down
 # Servers: order-db, payment-db, kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
 #
 # Environment (defaults in brackets):
@@ -53,11 +54,14 @@ KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
 KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
-KAFKA_VERSION=3.9.1
 
 LOG_PREFIX=infra
 # shellcheck source=deploy/local/lib.sh
 . "$here/lib.sh"
+
+# The Kafka version is the one pom.xml fetches (ADR 0055).
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+[ -n "$KAFKA_VERSION" ] || die "no <kafka.version> in $here/pom.xml"
 
 case "$KAFKA_NODES" in
   1)
@@ -213,7 +217,7 @@ SQL
 
 # ---------------------------------------------------------------- Kafka
 
-# write_kafka_config writes server.properties and log4j.properties of Kafka node
+# write_kafka_config writes server.properties and log4j2.properties of Kafka node
 # $1 (kafka, or kafka-1..3 of the cluster) into its directory $2.
 write_kafka_config() {
   local name=$1 dir=$2 port cport listeners advertised node_id voters rf min_isr
@@ -254,6 +258,8 @@ offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=10
 transaction.state.log.replication.factor=$rf
 transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$min_isr
 # A new consumer group joins at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
 # After a kill -9 the controller keeps the dead incarnation registered until its session
@@ -264,18 +270,26 @@ log.retention.hours=168
 # Load partition logs in parallel after an unclean shutdown (kill -9).
 num.recovery.threads.per.data.dir=2
 PROPS
-  cat >"$dir/log4j.properties" <<PROPS
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$dir/$name.log
-log4j.appender.file.Append=true
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-log4j.logger.org.apache.kafka.storage=WARN
-log4j.logger.kafka.coordinator=WARN
+  # Log4j 2's properties format (Kafka 4 dropped Log4j 1 and its log4j.properties).
+  cat >"$dir/log4j2.properties" <<PROPS
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=$dir/$name.log
+appender.file.append=true
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=file
+logger.request.name=kafka.request.logger
+logger.request.level=WARN
+logger.statechange.name=state.change.logger
+logger.statechange.level=WARN
+logger.cleaner.name=kafka.log.LogCleaner
+logger.cleaner.level=WARN
+logger.storage.name=org.apache.kafka.storage
+logger.storage.level=WARN
+logger.coordinator.name=kafka.coordinator
+logger.coordinator.level=WARN
 PROPS
 }
 
@@ -314,14 +328,14 @@ launch_kafka() {
   port_open "$port" && die "$name: controller port $port is taken by another process (KAFKA_CONTROLLER_PORT)"
   if [ ! -f "$dir/data/meta.properties" ]; then
     log "$name: formatting storage in $dir/data"
-    java -cp "$java_cp" -Dlog4j.configuration="file:$dir/log4j.properties" kafka.tools.StorageTool format \
+    java -cp "$java_cp" -Dlog4j2.configurationFile="$dir/log4j2.properties" kafka.tools.StorageTool format \
       -t "$(cluster_id)" -c "$dir/server.properties" >>"$dir/$name.out" 2>&1 \
       || die "$name: storage format failed; see $dir/$name.out"
   fi
   stat -c %s "$dir/$name.log" 2>/dev/null >"$dir/.log-offset" || echo 0 >"$dir/.log-offset"
   # shellcheck disable=SC2086 # KAFKA_HEAP holds several flags
   setsid java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$java_cp" kafka.Kafka "$dir/server.properties" \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$java_cp" kafka.Kafka "$dir/server.properties" \
     </dev/null >>"$dir/$name.out" 2>&1 &
   echo $! >"$(pidfile_of "$name")"
 }
@@ -406,6 +420,19 @@ cmd_status() {
   done
 }
 
+# cmd_ports prints each port the servers of this mode listen on (a Kafka node's
+# client and controller ports), with whether the server is running; prereqs.sh
+# checks that the ports of the servers still to start are free.
+cmd_ports() {
+  local name state
+  for name in "${SERVERS[@]}"; do
+    state=down
+    [ -z "$(pid_of "$name")" ] || state=up
+    echo "$name $(port_of "$name") $state"
+    if is_kafka "$name"; then echo "$name $(controller_port_of "$name") $state"; fi
+  done
+}
+
 # cmd_config prints the server.properties Kafka node $1 is started with.
 cmd_config() {
   local tmp
@@ -432,6 +459,7 @@ main() {
     resume) cmd_signal CONT "${1:?server}" ;;
     pid) pid_of "${1:?server}" ;;
     config) cmd_config "${1:?server}" ;;
+    ports) cmd_ports ;;
     *) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the scripts of deploy/local (sourced, not run). The sourcing
 # script sets LOG_PREFIX first (infra, observe).
 

@@ -43,6 +43,8 @@ func TestInfraKafkaModes(t *testing.T) {
 			"offsets.topic.replication.factor=3",
 			"transaction.state.log.replication.factor=3",
 			"transaction.state.log.min.isr=2",
+			"share.coordinator.state.topic.replication.factor=3",
+			"share.coordinator.state.topic.min.isr=2",
 		}},
 		{name: "single node config", infra: single, args: []string{"config", "kafka"}, want: []string{
 			"node.id=1",
@@ -51,6 +53,7 @@ func TestInfraKafkaModes(t *testing.T) {
 			"default.replication.factor=1",
 			"min.insync.replicas=1",
 			"offsets.topic.replication.factor=1",
+			"share.coordinator.state.topic.replication.factor=1",
 		}},
 		{name: "cluster status lists three nodes", infra: cluster, args: []string{"status"}, want: []string{
 			"kafka-1     down    pid=-        127.0.0.1:39092",

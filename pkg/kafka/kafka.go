@@ -52,9 +52,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// protocolVersion is the protocol version sarama speaks: the newest it knows
-// that the 3.9 broker accepts (idempotence needs >= 0.11).
-func protocolVersion() sarama.KafkaVersion { return sarama.V3_6_0_0 }
+// protocolVersion caps the protocol versions sarama asks for: the broker line
+// of deploy/local/pom.xml, the newest sarama knows (ADR 0055). Each request
+// then uses the newest version both sides support.
+func protocolVersion() sarama.KafkaVersion { return sarama.V4_3_1_0 }
 
 // ProducerConfig is the sarama configuration of every producer here: acks from
 // all in-sync replicas, idempotent (the broker drops a retried batch it already

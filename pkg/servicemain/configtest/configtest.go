@@ -35,6 +35,10 @@ func ComposeSetsOnlyKnownVariables(t *testing.T, service, prefix string, cfg any
 	}
 	known := compose.EnvNames(cfg)
 	known["LOG_LEVEL"] = true // read by main (servicemain.LogLevel)
+	// OpenTelemetry's standard exporter variables: main passes them to
+	// tracing.Config.FromStandardEnv, and the OTLP exporter reads them itself.
+	known["OTEL_EXPORTER_OTLP_ENDPOINT"] = true
+	known["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = true
 	env := p.Services[service].Environment
 	for name := range env {
 		if !known[name] {
