@@ -18,7 +18,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/failure"
 )
 
-// TestBlockHoldsThePartition is what FailureBlock really does with a message
+// TestBlockHoldsThePartition is what the Block strategy really does with a message
 // that keeps failing (a bug), for a transient and a permanent error alike: it
 // holds its partition (the message behind it, same key, is not processed)
 // while another partition flows; it is delivered again and again, each

@@ -437,7 +437,7 @@ func TestRowCommittedBelowTheWatermarkIsForwarded(t *testing.T) {
 // timeout: under our READ COMMITTED polling the insert takes no lock the
 // forwarder holds; the SERIALIZABLE polling of the stock schema (negative
 // control) makes it time out. Ours is checked on a plain pool (the poll asks
-// for READ COMMITTED) and on a pool of OpenDB (the poll takes the session's
+// for READ COMMITTED) and on a pool of sqldb.Open (the poll takes the session's
 // level, READ COMMITTED).
 func TestOutboxInsertNotBlockedWhileForwarderStuck(t *testing.T) {
 	tests := []struct {

@@ -56,7 +56,7 @@ func TestReadiness(t *testing.T) {
 
 // TestLivenessNamesTheStoppedConsumer: /healthz answers 200 while alive, and a
 // 503 problem+json naming the consumer, the message and the reason while a
-// consumer gave up (FailureStop), without the handler's error text.
+// consumer gave up (the stop strategy), without the handler's error text.
 func TestLivenessNamesTheStoppedConsumer(t *testing.T) {
 	t.Parallel()
 	stopped := &stop.StoppedError{Consumer: "payment.order-events", MessageID: "m-1", Key: "o-1",
