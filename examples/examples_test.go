@@ -1,0 +1,116 @@
+// Package examples holds the test that builds every example and runs it
+// against the test servers, checking what it prints: each line it expects is
+// the example's guarantee, so an example whose pattern breaks fails here.
+package examples
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+)
+
+// examples: each directory and the lines its output must contain (regular
+// expressions, in this order).
+var examples = []struct {
+	dir  string
+	want []string
+}{
+	{"outbox", []string{
+		`order-2: rolled back .*: neither the row nor the event exists`,
+		`outbox before the relay runs: 1 row\(s\) waiting`,
+		`kafka received, in order: order-1, order-3\n`,
+		`outbox after the relay: 0 row\(s\)`,
+		`orders in the database: 2; events in Kafka: 2\n`,
+	}},
+	{"inbox", []string{
+		`delivery 1 of payment-order-1: failed .*: balance 0\n`,
+		`delivery 2 of payment-order-1: applied: balance 1250\n`,
+		`delivery 3 of payment-order-1: duplicate, .*: balance 1250\n`,
+		`two deliveries of payment-order-2 at once: balance 2500\n`,
+		`final balance 2500 cents\n`,
+	}},
+	{"consumer-poison", []string{
+		`the partition moved on: order-1 handled 1 time\(s\), order-3 1 time\(s\)\n`,
+		`poisoned: offset 0, reason_code invalid_event, .*payload "\{not an order"\n`,
+		`poisoned: offset 1, reason_code handler_failed, .*payload "order-2"\n`,
+		`order-2 handled after the replay\n`,
+		`replayed again: the inbox absorbed it; effects: order-1=1 order-2=1 order-3=1\n`,
+	}},
+	{"parkkey", []string{
+		`applied so far: order-b placed\n`,
+		`parked on key order-a: "order-a placed", reason_code handler_failed\n`,
+		`parked on key order-a: "order-a paid", reason_code behind_parked\n`,
+		`parked on key order-a: "order-a cancelled", reason_code behind_parked\n`,
+		`released; applied in order: order-b placed, order-a placed, order-a paid, order-a cancelled\n`,
+	}},
+}
+
+// TestExamples builds each example and runs it against the servers of
+// internal/testenv; the example creates its own database and topics and
+// removes them, which the test checks for the database.
+func TestExamples(t *testing.T) {
+	testenv.NeedsServers(t, "MariaDB and Kafka")
+	testenv.Kafka(t)
+	admin, err := sqldb.Open(context.Background(), testenv.DSN(testenv.OrderDBAddr, ""), 2)
+	if err != nil {
+		testenv.Missing(t, "MariaDB at "+testenv.OrderDBAddr, err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	bin := t.TempDir()
+	for _, ex := range examples {
+		t.Run(ex.dir, func(t *testing.T) {
+			t.Parallel()
+			exe := filepath.Join(bin, ex.dir)
+			if out, err := exec.Command("go", "build", "-o", exe, "./"+ex.dir).CombinedOutput(); err != nil {
+				t.Fatalf("go build ./examples/%s: %v\n%s", ex.dir, err, out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe)
+			cmd.Env = append(os.Environ(), "ORDER_DB_ADDR="+testenv.OrderDBAddr, "KAFKA_BROKERS="+strings.Join(testenv.KafkaBrokers, ","))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("examples/%s: %v\n%s", ex.dir, err, out)
+			}
+			rest := string(out)
+			for _, w := range ex.want {
+				loc := regexp.MustCompile(w).FindStringIndex(rest)
+				if loc == nil {
+					t.Fatalf("examples/%s printed no line matching %q after what came before; it printed:\n%s", ex.dir, w, out)
+				}
+				rest = rest[loc[1]:]
+			}
+			if left := databasesOf(t, admin, strings.ReplaceAll(ex.dir, "-", "_")); len(left) > 0 {
+				t.Errorf("examples/%s left its database(s) %v", ex.dir, left)
+			}
+		})
+	}
+}
+
+// databasesOf lists the databases named after an example's runs.
+func databasesOf(t *testing.T, admin *sql.DB, example string) []string {
+	t.Helper()
+	rows, err := admin.Query("SHOW DATABASES LIKE ?", example+`\_%`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
