@@ -116,3 +116,22 @@ func TestCodePathsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryADRIsIndexed: docs/adr/README.md links every record in docs/adr/,
+// so a new ADR is found by its topic.
+func TestEveryADRIsIndexed(t *testing.T) {
+	t.Parallel()
+	index, err := os.ReadFile("adr/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := filepath.Glob("adr/[0-9][0-9][0-9][0-9]-*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if !strings.Contains(string(index), "("+filepath.Base(r)+")") {
+			t.Errorf("docs/adr/README.md does not list %s: add it under its topic", r)
+		}
+	}
+}
