@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
@@ -45,6 +48,13 @@ var examples = []struct {
 		`order-2 handled after the replay\n`,
 		`replayed again: the inbox absorbed it; effects: order-1=1 order-2=1 order-3=1\n`,
 	}},
+	{"parking", []string{
+		`kafka received: order-y placed \(order-x does not hold the outbox\)\n`,
+		`parked: row \d+, key order-x, head true, reason message_too_large\n`,
+		`parked: row \d+, key order-x, head false, reason behind_parked\n`,
+		`kafka received, in order: (order-y placed, )+order-x placed \(\d+ bytes\), order-x cancelled\n`,
+		`parked rows left: 0\n`,
+	}},
 	{"parkkey", []string{
 		`applied so far: order-b placed\n`,
 		`parked on key order-a: "order-a placed", reason_code handler_failed\n`,
@@ -59,7 +69,7 @@ var examples = []struct {
 // removes them, which the test checks for the database.
 func TestExamples(t *testing.T) {
 	testenv.NeedsServers(t, "MariaDB and Kafka")
-	testenv.Kafka(t)
+	kc := testenv.Kafka(t)
 	admin, err := sqldb.Open(context.Background(), testenv.DSN(testenv.OrderDBAddr, ""), 2)
 	if err != nil {
 		testenv.Missing(t, "MariaDB at "+testenv.OrderDBAddr, err)
@@ -92,6 +102,16 @@ func TestExamples(t *testing.T) {
 			if left := databasesOf(t, admin, strings.ReplaceAll(ex.dir, "-", "_")); len(left) > 0 {
 				t.Errorf("examples/%s left its database(s) %v", ex.dir, left)
 			}
+			// A deleted topic leaves the brokers' metadata shortly after: wait for it.
+			var left []string
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				if left = topicsOf(t, kc, ex.dir); len(left) == 0 || time.Now().After(deadline) {
+					break
+				}
+			}
+			if len(left) > 0 {
+				t.Errorf("examples/%s left its topic(s) %v", ex.dir, left)
+			}
 		})
 	}
 }
@@ -111,6 +131,27 @@ func databasesOf(t *testing.T, admin *sql.DB, example string) []string {
 			t.Fatal(err)
 		}
 		names = append(names, n)
+	}
+	return names
+}
+
+// topicsOf lists the topics named after an example's runs (<example>-<run>-<topic>).
+func topicsOf(t *testing.T, kc kafka.Config, example string) []string {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, kc.ConsumerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topics, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range topics {
+		if rest, ok := strings.CutPrefix(name, example+"-"); ok && strings.Count(rest, "-") == 1 {
+			names = append(names, name)
+		}
 	}
 	return names
 }

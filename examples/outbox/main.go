@@ -103,7 +103,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}
 	fmt.Fprintln(out, "order-3: committed while the relay runs: its commit wakes the forwarder")
 
-	got, err := readUntil(ctx, env, topic, "order-3")
+	got, err := env.ReadUntil(ctx, topic, "order-3")
 	if err != nil {
 		return err
 	}
@@ -121,31 +121,4 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	fmt.Fprintf(out, "outbox after the relay: %d row(s): each deleted once Kafka acknowledged it\n", pending)
 	fmt.Fprintf(out, "orders in the database: %d; events in Kafka: %d\n", orders, len(got))
 	return nil
-}
-
-// readUntil reads the topic from its start, as a consumer group of its own,
-// until the event of last arrives, and returns the events' payloads.
-func readUntil(ctx context.Context, env *exampleenv.Env, topic, last string) ([]string, error) {
-	sub, err := env.Kafka.NewSubscriber(env.Group("reader"), watermill.NopLogger{})
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Close()
-	msgs, err := sub.Subscribe(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	var got []string
-	for {
-		select {
-		case m := <-msgs:
-			m.Ack()
-			got = append(got, string(m.Payload))
-			if string(m.Payload) == last {
-				return got, nil
-			}
-		case <-ctx.Done():
-			return got, fmt.Errorf("waiting for %s in Kafka: %w (got %v)", last, ctx.Err(), got)
-		}
-	}
 }

@@ -26,11 +26,12 @@ import (
 // Env is one run of an example: its name (unique per run), its database, its
 // Kafka configuration, and what Close removes.
 type Env struct {
-	Name  string
-	DB    *sql.DB
-	Kafka kafka.Config
-	admin *sql.DB
-	undo  []func() error
+	Name    string
+	DB      *sql.DB
+	Kafka   kafka.Config
+	admin   *sql.DB
+	undo    []func() error
+	readers int
 }
 
 func getenv(key, def string) string {
@@ -71,14 +72,47 @@ func New(ctx context.Context, example string) (*Env, error) {
 // Topic creates a topic with the given partitions for this run and returns its
 // name; Close deletes it.
 func (e *Env) Topic(ctx context.Context, base string, partitions int32) (string, error) {
+	return e.TopicWithConfig(ctx, base, partitions, nil)
+}
+
+// TopicWithConfig is Topic with topic-level settings (e.g. max.message.bytes).
+func (e *Env) TopicWithConfig(ctx context.Context, base string, partitions int32, config map[string]string) (string, error) {
 	name := strings.ReplaceAll(e.Name, "_", "-") + "-" + base
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := e.Kafka.EnsureTopics(ctx, []kafka.TopicSpec{{Name: name, Partitions: partitions}}); err != nil {
+	if err := e.Kafka.EnsureTopics(ctx, []kafka.TopicSpec{{Name: name, Partitions: partitions, Config: config}}); err != nil {
 		return "", fmt.Errorf("Kafka at %v (make infra-up): %w", e.Kafka.Brokers, err)
 	}
 	e.undo = append(e.undo, func() error { return e.withAdmin(func(a sarama.ClusterAdmin) error { return a.DeleteTopic(name) }) })
 	return name, nil
+}
+
+// ReadUntil reads topic from its start, as a new consumer group of this run,
+// until a message with the payload last arrives, and returns the payloads read.
+func (e *Env) ReadUntil(ctx context.Context, topic, last string) ([]string, error) {
+	e.readers++
+	sub, err := e.Kafka.NewSubscriber(e.Group(fmt.Sprintf("reader-%d", e.readers)), watermill.NopLogger{})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var got []string
+	for {
+		select {
+		case m := <-msgs:
+			m.Ack()
+			got = append(got, string(m.Payload))
+			if string(m.Payload) == last {
+				return got, nil
+			}
+		case <-ctx.Done():
+			return got, fmt.Errorf("waiting for %q in Kafka: %w (got %q)", last, ctx.Err(), got)
+		}
+	}
 }
 
 // Group returns a consumer group name for this run; Close deletes the group
