@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,11 @@ var examples = []struct {
 		`kafka received, in order: (order-y placed, )+order-x placed \(\d+ bytes\), order-x cancelled\n`,
 		`parked rows left: 0\n`,
 	}},
+	{"requeue", []string{
+		`applied in order: order-1, order-3, order-2 `,
+		`order-2: \d+ attempts`,
+		`order-4: 8 attempts .*, then poisoned: payload "order-4", reason_code handler_failed\n`,
+	}},
 	{"parkkey", []string{
 		`applied so far: order-b placed\n`,
 		`parked on key order-a: "order-a placed", reason_code handler_failed\n`,
@@ -66,7 +72,7 @@ var examples = []struct {
 
 // TestExamples builds each example and runs it against the servers of
 // internal/testenv; the example creates its own database and topics and
-// removes them, which the test checks for the database.
+// removes them, which the test checks.
 func TestExamples(t *testing.T) {
 	testenv.NeedsServers(t, "MariaDB and Kafka")
 	kc := testenv.Kafka(t)
@@ -83,6 +89,9 @@ func TestExamples(t *testing.T) {
 			if out, err := exec.Command("go", "build", "-o", exe, "./"+ex.dir).CombinedOutput(); err != nil {
 				t.Fatalf("go build ./examples/%s: %v\n%s", ex.dir, err, out)
 			}
+			// What earlier runs left (an example stopped with Ctrl-C cleans up
+			// nothing) is not this run's: only new names count.
+			dbsBefore, topicsBefore := databasesOf(t, admin, strings.ReplaceAll(ex.dir, "-", "_")), topicsOf(t, kc, ex.dir)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, exe)
@@ -99,13 +108,13 @@ func TestExamples(t *testing.T) {
 				}
 				rest = rest[loc[1]:]
 			}
-			if left := databasesOf(t, admin, strings.ReplaceAll(ex.dir, "-", "_")); len(left) > 0 {
+			if left := added(dbsBefore, databasesOf(t, admin, strings.ReplaceAll(ex.dir, "-", "_"))); len(left) > 0 {
 				t.Errorf("examples/%s left its database(s) %v", ex.dir, left)
 			}
 			// A deleted topic leaves the brokers' metadata shortly after: wait for it.
 			var left []string
 			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-				if left = topicsOf(t, kc, ex.dir); len(left) == 0 || time.Now().After(deadline) {
+				if left = added(topicsBefore, topicsOf(t, kc, ex.dir)); len(left) == 0 || time.Now().After(deadline) {
 					break
 				}
 			}
@@ -114,6 +123,17 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// added returns the names of after that are not in before.
+func added(before, after []string) []string {
+	var names []string
+	for _, n := range after {
+		if !slices.Contains(before, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // databasesOf lists the databases named after an example's runs.

@@ -9,13 +9,11 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +59,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	if _, err := env.DB.ExecContext(ctx, "CREATE TABLE effects (seq INT AUTO_INCREMENT PRIMARY KEY, event VARCHAR(64) NOT NULL)"); err != nil {
 		return err
 	}
+	applied := func() string { return exampleenv.Column(ctx, env.DB, "SELECT event FROM effects ORDER BY seq") }
 
 	parkKey, err := parkkey.New(parkkey.Config{PollInterval: 100 * time.Millisecond})
 	if err != nil {
@@ -109,7 +108,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}); err != nil {
 		return fmt.Errorf("waiting for order-a's three messages to park: %w", err)
 	}
-	fmt.Fprintf(out, "while order-a is parked, other keys flow: applied so far: %s\n", applied(ctx, env.DB))
+	fmt.Fprintf(out, "while order-a is parked, other keys flow: applied so far: %s\n", applied())
 	for _, m := range key.Queue {
 		fmt.Fprintf(out, "parked on key order-a: %q, reason_code %s\n", m.Payload, m.ReasonCode)
 	}
@@ -125,7 +124,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}); err != nil {
 		return fmt.Errorf("waiting for order-a's release: %w", err)
 	}
-	fmt.Fprintf(out, "released; applied in order: %s\n", applied(ctx, env.DB))
+	fmt.Fprintf(out, "released; applied in order: %s\n", applied())
 	return nil
 }
 
@@ -134,22 +133,4 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
-}
-
-// applied lists the events that had their effect, in the order they had it.
-func applied(ctx context.Context, db *sql.DB) string {
-	rows, err := db.QueryContext(ctx, "SELECT event FROM effects ORDER BY seq")
-	if err != nil {
-		return err.Error()
-	}
-	defer rows.Close()
-	var events []string
-	for rows.Next() {
-		var e string
-		if err := rows.Scan(&e); err != nil {
-			return err.Error()
-		}
-		events = append(events, e)
-	}
-	return strings.Join(events, ", ")
 }

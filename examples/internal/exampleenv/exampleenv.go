@@ -172,3 +172,25 @@ func WaitFor(ctx context.Context, done func() (bool, error)) error {
 		}
 	}
 }
+
+// Column returns the first column of query's rows joined by ", " (an error's
+// text if it fails): what an example prints of a table.
+func Column(ctx context.Context, db *sql.DB, query string) string {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var values []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return err.Error()
+		}
+		values = append(values, v)
+	}
+	if err := rows.Err(); err != nil {
+		return err.Error()
+	}
+	return strings.Join(values, ", ")
+}
