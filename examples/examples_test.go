@@ -76,7 +76,9 @@ var examples = []struct {
 func TestExamples(t *testing.T) {
 	testenv.NeedsServers(t, "MariaDB and Kafka")
 	kc := testenv.Kafka(t)
-	admin, err := sqldb.Open(context.Background(), testenv.DSN(testenv.OrderDBAddr, ""), 2)
+	dial, cancelDial := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancelDial()
+	admin, err := sqldb.Open(dial, testenv.DSN(testenv.OrderDBAddr, ""), 2)
 	if err != nil {
 		testenv.Missing(t, "MariaDB at "+testenv.OrderDBAddr, err)
 	}

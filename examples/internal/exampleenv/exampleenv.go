@@ -49,7 +49,9 @@ func New(ctx context.Context, example string) (*Env, error) {
 	c := mysql.NewConfig()
 	c.User, c.Passwd = getenv("DB_USER", "onceflow"), getenv("DB_PASSWORD", "onceflow")
 	c.Net, c.Addr = "tcp", getenv("ORDER_DB_ADDR", "127.0.0.1:3307")
-	admin, err := sqldb.Open(ctx, c.FormatDSN(), 2)
+	dial, cancel := context.WithTimeout(ctx, 15*time.Second) // Open waits for a server that is starting
+	defer cancel()
+	admin, err := sqldb.Open(dial, c.FormatDSN(), 2)
 	if err != nil {
 		return nil, fmt.Errorf("the database server at %s (make infra-up): %w", c.Addr, err)
 	}
