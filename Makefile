@@ -176,6 +176,6 @@ up: ## docker compose: build, start everything, wait until healthy, print the UR
 down: ## docker compose: stop everything (either Kafka profile)
 	docker compose --profile single --profile cluster down
 
-bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, judged against eight named goals (about 15 min)
+bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the relays side by side (docs/relays.md), judged against nine named goals (about 18 min)
 	@$(INFRA) install
-	go run ./e2e/bench
+	go run -tags faults ./e2e/bench

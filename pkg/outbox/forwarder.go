@@ -165,6 +165,10 @@ type options struct {
 	// afterBatchAck runs after Kafka acknowledged a batch of n messages and
 	// before its rows' deletion commits.
 	afterBatchAck func(n int)
+	// adjustOutbox changes how Config.Outbox writes its rows, and replace, if
+	// set, builds the forwarder instead of NewForwarder (the stock relay).
+	adjustOutbox func(*Outbox)
+	replace      func(c Config) (*Forwarder, error)
 }
 
 // Option adjusts a forwarder before it is built. The only ones are the fault
@@ -196,6 +200,12 @@ func NewForwarder(c Config, opts ...Option) (*Forwarder, error) {
 	o := options{relay: c.Relay, offsets: sqlqueue.DeleteAckedOnly{MySQLQueueOffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}}}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.adjustOutbox != nil && c.Outbox != nil {
+		o.adjustOutbox(c.Outbox)
+	}
+	if o.replace != nil {
+		return o.replace(c)
 	}
 	logger := c.Logger
 	out := c.Publisher
