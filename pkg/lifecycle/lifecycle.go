@@ -176,7 +176,7 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	var debugListener net.Listener
 	if p.Debug != nil {
 		var err error
-		if debugListener, err = net.Listen("tcp", p.DebugAddr); err != nil {
+		if debugListener, err = (&net.ListenConfig{}).Listen(ctx, "tcp", p.DebugAddr); err != nil {
 			if listener != nil {
 				_ = listener.Close()
 			}
