@@ -93,8 +93,9 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		}
 		select {
 		case err := <-runErr:
-			runErr <- err // for the deferred stop
-			return fmt.Errorf("forwarder stopped with %d rows left: %v", rows, err)
+			// put back for the deferred stop
+			runErr <- err
+			return fmt.Errorf("forwarder stopped with %d rows left: %v", rows, err) //nolint:errorlint // err is nil when the forwarder stopped cleanly
 		default:
 		}
 		if rows, err = outbox.Pending(ctx, db); err != nil {
@@ -110,7 +111,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	el := time.Since(t0)
 	// an empty outbox must mean every event reached the topic
 	if n, err := testenv.MessageCount(kc, topic); err != nil || n < forwarderEvents {
-		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
+		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err) //nolint:errorlint // err is nil when the count is merely short
 	}
 	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
 		Rate: round(forwarderEvents/el.Seconds(), 0), FirstSec: round(first.Seconds(), 2)}

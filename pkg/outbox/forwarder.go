@@ -211,7 +211,7 @@ func NewForwarder(c Config, opts ...Option) (*Forwarder, error) {
 	out := c.Publisher
 	ackDeadline := c.AckDeadline
 	backoff := newWakeBackoff(c.PollInterval, time.Second)
-	var beginner wsql.Beginner = wsql.BeginnerFromStdSQL(c.DB)
+	beginner := wsql.BeginnerFromStdSQL(c.DB)
 	var relay *batchRelay
 	if c.Relay == RelayBatch {
 		// The commit barrier: the polling transaction's Commit sends the
