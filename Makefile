@@ -48,6 +48,7 @@ build: ## build both services into build/bin
 	go build -o build/bin/payment ./services/payment
 
 test: ## every test: unit, integration and fault suite, against real servers of their own (not those of `make run`)
+	go mod tidy -diff
 	go vet ./...
 	go vet -tags faults ./...
 	@$(MAKE) --no-print-directory lint
