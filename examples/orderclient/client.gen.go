@@ -17,6 +17,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DiagnosisStage.
+const (
+	AwaitingPayment DiagnosisStage = "awaiting_payment"
+	AwaitingRefund  DiagnosisStage = "awaiting_refund"
+	Done            DiagnosisStage = "done"
+)
+
+// Valid indicates whether the value is a known member of the DiagnosisStage enum.
+func (e DiagnosisStage) Valid() bool {
+	switch e {
+	case AwaitingPayment:
+		return true
+	case AwaitingRefund:
+		return true
+	case Done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	CANCELLED OrderStatus = "CANCELLED"
@@ -76,6 +97,42 @@ func (e ListPoisonedParamsOrder) Valid() bool {
 
 // CustomerID 1-64 letters, digits or . _ : - (starting with a letter or digit).
 type CustomerID = string
+
+// Diagnosis defines model for Diagnosis.
+type Diagnosis struct {
+	// Cause The first thing on the order's path that holds it; absent when nothing does.
+	Cause   *DiagnosisHold `json:"cause,omitempty"`
+	OrderId string         `json:"order_id"`
+
+	// PaymentStatus The payment service's status of the order's payment, when it answered and has one.
+	PaymentStatus *string `json:"payment_status,omitempty"`
+
+	// Stage Where the order is.
+	Stage DiagnosisStage `json:"stage"`
+
+	// Status The order's status, as in Order.
+	Status  string `json:"status"`
+	Version int    `json:"version"`
+}
+
+// DiagnosisStage Where the order is.
+type DiagnosisStage string
+
+// DiagnosisHold defines model for DiagnosisHold.
+type DiagnosisHold struct {
+	// Code What holds the order: outbox_backlog, outbox_parked, key_parked, consumer_stopped, poisoned, payment_service_unreachable, not_consumed_yet or refund_failed.
+	Code string `json:"code"`
+
+	// Detail What holds it
+	Detail string `json:"detail"`
+
+	// Remedy The command or admin endpoint that resolves it.
+	Remedy string `json:"remedy"`
+
+	// Service The service it holds the order in (order or payment).
+	Service string     `json:"service"`
+	Since   *time.Time `json:"since,omitempty"`
+}
 
 // Order defines model for Order.
 type Order struct {
@@ -668,6 +725,19 @@ type ClientInterface interface {
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrder(ctx context.Context, id OrderID, params *CancelOrderParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DiagnoseOrder Where the order is, the one cause that holds it, and what resolves it
+	//
+	// Walks the order's path across both services: the order service's outbox,
+	// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+	// this service's admin token), the poisoned messages on the order's
+	// timeline and the order service's consumers. Every probe is bounded
+	// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+	// service not answering is a cause (payment_service_unreachable), not an
+	// error.
+	//
+	// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+	DiagnoseOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOrderTimeline The saga's messages about one order, oldest first
 	//
 	// Corresponds with GET /orders/{id}/timeline (the `GetOrderTimeline` operationId).
@@ -1017,6 +1087,29 @@ func (c *Client) GetOrder(ctx context.Context, id OrderID, params *GetOrderParam
 // Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 func (c *Client) CancelOrder(ctx context.Context, id OrderID, params *CancelOrderParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCancelOrderRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DiagnoseOrder Where the order is, the one cause that holds it, and what resolves it
+//
+// Walks the order's path across both services: the order service's outbox,
+// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+// this service's admin token), the poisoned messages on the order's
+// timeline and the order service's consumers. Every probe is bounded
+// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+// service not answering is a cause (payment_service_unreachable), not an
+// error.
+//
+// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+func (c *Client) DiagnoseOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiagnoseOrderRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2078,6 +2171,40 @@ func NewCancelOrderRequest(server string, id OrderID, params *CancelOrderParams)
 	return req, nil
 }
 
+// NewDiagnoseOrderRequest constructs an http.Request for the DiagnoseOrder method
+func NewDiagnoseOrderRequest(server string, id OrderID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/orders/%s/diagnosis", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOrderTimelineRequest constructs an http.Request for the GetOrderTimeline method
 func NewGetOrderTimelineRequest(server string, id OrderID, params *GetOrderTimelineParams) (*http.Request, error) {
 	var err error
@@ -2376,6 +2503,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrderWithResponse(ctx context.Context, id OrderID, params *CancelOrderParams, reqEditors ...RequestEditorFn) (*CancelOrderResponse, error)
+
+	// DiagnoseOrderWithResponse Where the order is, the one cause that holds it, and what resolves it
+	//
+	// Walks the order's path across both services: the order service's outbox,
+	// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+	// this service's admin token), the poisoned messages on the order's
+	// timeline and the order service's consumers. Every probe is bounded
+	// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+	// service not answering is a cause (payment_service_unreachable), not an
+	// error.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+	DiagnoseOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*DiagnoseOrderResponse, error)
 
 	// GetOrderTimelineWithResponse The saga's messages about one order, oldest first
 	//
@@ -4618,6 +4760,103 @@ func (r CancelOrderResponse) ContentType() string {
 	return ""
 }
 
+// DiagnoseOrderResponse405Headers the declared response headers of an HTTP 405 response for DiagnoseOrder
+type DiagnoseOrderResponse405Headers struct {
+	Allow *string
+}
+
+// DiagnoseOrderResponse503Headers the declared response headers of an HTTP 503 response for DiagnoseOrder
+type DiagnoseOrderResponse503Headers struct {
+	RetryAfter string
+}
+
+type DiagnoseOrderResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Diagnosis
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *DiagnoseOrderResponse405Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DiagnoseOrderResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DiagnoseOrderResponse) GetJSON200() *Diagnosis {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DiagnoseOrderResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DiagnoseOrderResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DiagnoseOrderResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DiagnoseOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetOrderTimelineResponse200Headers the declared response headers of an HTTP 200 response for GetOrderTimeline
 type GetOrderTimelineResponse200Headers struct {
 	XCorrelationID TraceID
@@ -5111,6 +5350,27 @@ func (c *ClientWithResponses) CancelOrderWithResponse(ctx context.Context, id Or
 		return nil, err
 	}
 	return ParseCancelOrderResponse(rsp)
+}
+
+// DiagnoseOrderWithResponse Where the order is, the one cause that holds it, and what resolves it
+//
+// Walks the order's path across both services: the order service's outbox,
+// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+// this service's admin token), the poisoned messages on the order's
+// timeline and the order service's consumers. Every probe is bounded
+// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+// service not answering is a cause (payment_service_unreachable), not an
+// error.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+func (c *ClientWithResponses) DiagnoseOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*DiagnoseOrderResponse, error) {
+	rsp, err := c.DiagnoseOrder(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiagnoseOrderResponse(rsp)
 }
 
 // GetOrderTimelineWithResponse The saga's messages about one order, oldest first
@@ -7173,6 +7433,97 @@ func ParseCancelOrderResponse(rsp *http.Response) (*CancelOrderResponse, error) 
 		response.Headers422 = &headers
 	case rsp.StatusCode == 503:
 		var headers CancelOrderResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDiagnoseOrderResponse parses an HTTP response from a DiagnoseOrderWithResponse call
+func ParseDiagnoseOrderResponse(rsp *http.Response) (*DiagnoseOrderResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DiagnoseOrderResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Diagnosis
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 405:
+		var headers DiagnoseOrderResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 503:
+		var headers DiagnoseOrderResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -35,26 +35,10 @@ import (
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
 func Routes(g *echo.Group, tool *poison.Tool, token string) {
-	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if token == "" {
-				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
-			}
-			return next(c)
-		}
-	}
-	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
-		Validator: func(key string, _ echo.Context) (bool, error) {
-			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
-		},
-		ErrorHandler: func(error, echo.Context) error {
-			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
-		},
-	})
 	// The middleware goes on each route, not on the group: Echo's Group.Use
 	// adds a catch-all route to the group, which answers 404 where a known
 	// path with another method must answer 405 (labstack/echo#1981).
-	r := guarded{g: g, mw: []echo.MiddlewareFunc{staticFirst, enabled, auth}}
+	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
 	parkedRoutes(r, tool)
 	keyRoutes(r, tool)
 	r.GET("", func(c echo.Context) error {
@@ -181,6 +165,30 @@ func httpError(err error) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error()).SetInternal(err)
 	}
 	return err
+}
+
+// AdminOnly is the middleware of every admin route, for a service's other
+// admin routes too: with an empty token the route answers 404 (an
+// unconfigured service exposes nothing), without "Authorization: Bearer
+// <token>" 401.
+func AdminOnly(token string) []echo.MiddlewareFunc {
+	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
+			}
+			return next(c)
+		}
+	}
+	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
+		Validator: func(key string, _ echo.Context) (bool, error) {
+			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
+		},
+		ErrorHandler: func(error, echo.Context) error {
+			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
+		},
+	})
+	return []echo.MiddlewareFunc{enabled, auth}
 }
 
 // staticFirst answers 405 when a parameter route caught a path that is a

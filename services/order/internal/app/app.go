@@ -82,6 +82,8 @@ type Service struct {
 	// Outcomes, if not nil, is told each saga outcome once it committed.
 	// Set it before use.
 	Outcomes Outcomes
+	// Diagnosis is what Diagnose reads. Set it before use.
+	Diagnosis DiagnosisConfig
 }
 
 // New returns a Service storing orders in orders and reading timelines from timeline.

@@ -18,6 +18,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/consumer"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/jobs"
@@ -31,6 +32,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
+	"github.com/onceflow/onceflow/services/order/internal/adapters/diagnosis"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -84,8 +86,11 @@ type Config struct {
 	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
 	// ConsolePaymentURL is the payment service's base URL as this service
 	// reaches it (default http://127.0.0.1:8081): the console (GET /console,
-	// ADR 0041) reads its /metrics and proxies its /admin/poison endpoints.
-	// Empty: the console shows the payment service as not configured.
+	// ADR 0041) reads its /metrics and proxies its /admin/poison endpoints,
+	// and the diagnosis of an order asks its /admin/diagnosis/orders/{id}
+	// with ORDER_ADMIN_TOKEN (give both services the same admin token).
+	// Empty: the console shows the payment service as not configured and the
+	// diagnosis names it unreachable.
 	ConsolePaymentURL string `env:"ORDER_CONSOLE_PAYMENT_URL"`
 }
 
@@ -163,16 +168,17 @@ type wiring struct {
 // the order API's own document with the Problem schema and the poison admin endpoints
 // merged in (apidoc.Build). "order openapi" prints it.
 func OpenAPI() ([]byte, error) {
-	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
-// admin endpoints, the live console, GET /openapi.json and GET /metrics (with
+// admin endpoints, the diagnosis of an order (behind the admin token too), the live console, GET /openapi.json and GET /metrics (with
 // HTTP metrics for every route). Run and the route-coverage test share it, so
 // the test sees the routes production serves. It fails if the OpenAPI
 // document does not build (OpenAPI) or the console's payment URL is invalid.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, diagnosis echo.HandlerFunc, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
 	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	api.GET("/orders/:id/diagnosis", diagnosis, poisonhttp.AdminOnly(cfg.AdminToken)...)
 	// The live console: shows data to anyone who reaches the API; its actions
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
@@ -290,7 +296,16 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}),
 		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
-	if err := mountRoutes(api, cfg, poisonTool, mariadb.NewConsoleStats(db), mx, logger); err != nil {
+	// The diagnosis of an order: this service's own holds, the payment
+	// service's (asked with this service's admin token) and the timeline.
+	svc.Diagnosis = app.DiagnosisConfig{
+		Holds: diagnosis.Holds{Prober: diagnose.Prober{Service: "order", DB: db, Group: m.ConsumerGroup,
+			Health: consumers.Health}},
+		Payment:        diagnosis.Payment{BaseURL: cfg.ConsolePaymentURL, Token: cfg.AdminToken},
+		PaymentTimeout: cfg.PaymentTimeout,
+		PoisonTopics:   map[string]string{m.PoisonTopic: "order", cfg.PaymentPoisonTopic: "payment"},
+	}
+	if err := mountRoutes(api, cfg, poisonTool, orderhttp.Diagnosis(svc), mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
 	}
 

@@ -194,3 +194,14 @@ func savePayment(ctx context.Context, tx *sql.Tx, p *domain.Payment, isNew bool)
 	}
 	return nil
 }
+
+// Status returns the status of the order's payment ("" if it has none), by
+// the payments table's primary key, without a lock.
+func (r *Payments) Status(ctx context.Context, orderID string) (string, error) {
+	var status string
+	err := r.db.QueryRowContext(ctx, "SELECT status FROM payments WHERE order_id = ?", orderID).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return status, err
+}
