@@ -406,6 +406,15 @@ type Unprocessable = Problem
 // UnsupportedMediaType An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type UnsupportedMediaType = Problem
 
+// ListStuckOrdersParams defines parameters for ListStuckOrders.
+type ListStuckOrdersParams struct {
+	// OlderThanSeconds How long an order has waited at least (default 600).
+	OlderThanSeconds *int `form:"older_than_seconds,omitempty" json:"older_than_seconds,omitempty"`
+
+	// Limit How many orders at most (default 50).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListPoisonedParams defines parameters for ListPoisoned.
 type ListPoisonedParams struct {
 	// Cursor The offset the page starts at, included: the next_cursor of the previous page. Without it, the newest message (newest first) or the oldest. An offset that was purged is no error: oldest first, the page starts at the oldest message left; newest first, it is empty.
@@ -597,6 +606,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListStuckOrders The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+	//
+	// PENDING orders created, and cancelled paid orders waiting for their refund
+	// since, more than older_than_seconds ago (the oldest, at most limit), each
+	// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+	// service per order), grouped by cause, the largest group first.
+	//
+	// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+	ListStuckOrders(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPoisoned A page of the poisoned messages, newest first by default
 	//
 	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -747,6 +766,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListStuckOrders The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+//
+// PENDING orders created, and cancelled paid orders waiting for their refund
+// since, more than older_than_seconds ago (the oldest, at most limit), each
+// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+// service per order), grouped by cause, the largest group first.
+//
+// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+func (c *Client) ListStuckOrders(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListStuckOrdersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListPoisoned A page of the poisoned messages, newest first by default
@@ -1148,6 +1187,72 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListStuckOrdersRequest constructs an http.Request for the ListStuckOrders method
+func NewListStuckOrdersRequest(server string, params *ListStuckOrdersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/orders/stuck")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.OlderThanSeconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "older_than_seconds", *params.OlderThanSeconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListPoisonedRequest constructs an http.Request for the ListPoisoned method
@@ -2336,6 +2441,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListStuckOrdersWithResponse The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+	//
+	// PENDING orders created, and cancelled paid orders waiting for their refund
+	// since, more than older_than_seconds ago (the oldest, at most limit), each
+	// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+	// service per order), grouped by cause, the largest group first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+	ListStuckOrdersWithResponse(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*ListStuckOrdersResponse, error)
+
 	// ListPoisonedWithResponse A page of the poisoned messages, newest first by default
 	//
 	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -2532,6 +2649,145 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+}
+
+// ListStuckOrdersResponse400Headers the declared response headers of an HTTP 400 response for ListStuckOrders
+type ListStuckOrdersResponse400Headers struct {
+	XCorrelationID TraceID
+}
+
+// ListStuckOrdersResponse405Headers the declared response headers of an HTTP 405 response for ListStuckOrders
+type ListStuckOrdersResponse405Headers struct {
+	Allow *string
+}
+
+// ListStuckOrdersResponse422Headers the declared response headers of an HTTP 422 response for ListStuckOrders
+type ListStuckOrdersResponse422Headers struct {
+	XCorrelationID TraceID
+}
+
+// ListStuckOrdersResponse503Headers the declared response headers of an HTTP 503 response for ListStuckOrders
+type ListStuckOrdersResponse503Headers struct {
+	RetryAfter string
+}
+
+type ListStuckOrdersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Groups []struct {
+			// Cause The cause's code (empty for orders nothing holds any more).
+			Cause  string      `json:"cause"`
+			Orders []Diagnosis `json:"orders"`
+		} `json:"groups"`
+		OlderThanSeconds int `json:"older_than_seconds"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListStuckOrdersResponse400Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *ListStuckOrdersResponse405Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListStuckOrdersResponse422Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListStuckOrdersResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListStuckOrdersResponse) GetJSON200() *struct {
+	Groups []struct {
+		// Cause The cause's code (empty for orders nothing holds any more).
+		Cause  string      `json:"cause"`
+		Orders []Diagnosis `json:"orders"`
+	} `json:"groups"`
+	OlderThanSeconds int `json:"older_than_seconds"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListStuckOrdersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListStuckOrdersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListStuckOrdersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListStuckOrdersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type ListPoisonedResponse struct {
@@ -5052,6 +5308,24 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListStuckOrdersWithResponse The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+//
+// PENDING orders created, and cancelled paid orders waiting for their refund
+// since, more than older_than_seconds ago (the oldest, at most limit), each
+// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+// service per order), grouped by cause, the largest group first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+func (c *ClientWithResponses) ListStuckOrdersWithResponse(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*ListStuckOrdersResponse, error) {
+	rsp, err := c.ListStuckOrders(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListStuckOrdersResponse(rsp)
+}
+
 // ListPoisonedWithResponse A page of the poisoned messages, newest first by default
 //
 // Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -5397,6 +5671,138 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ParseListStuckOrdersResponse parses an HTTP response from a ListStuckOrdersWithResponse call
+func ParseListStuckOrdersResponse(rsp *http.Response) (*ListStuckOrdersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListStuckOrdersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Groups []struct {
+				// Cause The cause's code (empty for orders nothing holds any more).
+				Cause  string      `json:"cause"`
+				Orders []Diagnosis `json:"orders"`
+			} `json:"groups"`
+			OlderThanSeconds int `json:"older_than_seconds"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ListStuckOrdersResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value TraceID
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 405:
+		var headers ListStuckOrdersResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListStuckOrdersResponse422Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value TraceID
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListStuckOrdersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListPoisonedResponse parses an HTTP response from a ListPoisonedWithResponse call

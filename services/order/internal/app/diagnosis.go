@@ -84,6 +84,9 @@ type DiagnosisConfig struct {
 	Payment PaymentProbe
 	// PaymentTimeout is when the payment timeout cancels a PENDING order.
 	PaymentTimeout time.Duration
+	// NotDone finds the orders the saga has not finished (StuckOrders,
+	// OldestNotDoneAge).
+	NotDone NotDone
 	// PoisonTopics maps each poison topic to the service that owns it
 	// ("order", "payment"): its poison command replays the message.
 	PoisonTopics map[string]string

@@ -112,3 +112,41 @@ func TestDiagnoseRefundFailed(t *testing.T) {
 		t.Fatalf("diagnosis %+v, want done with refund_failed", d)
 	}
 }
+
+type fixedNotDone struct {
+	ids    []string
+	oldest time.Time
+}
+
+func (f fixedNotDone) NotDoneBefore(_ context.Context, _ time.Time, limit int) ([]string, error) {
+	return f.ids[:min(limit, len(f.ids))], nil
+}
+func (f fixedNotDone) OldestNotDone(context.Context) (time.Time, error) { return f.oldest, nil }
+
+// TestStuckOrders: the orders not done are diagnosed and grouped by cause,
+// the largest group first; the gauge's age is measured from the oldest.
+func TestStuckOrders(t *testing.T) {
+	svc, _, tl := newService(t)
+	var ids []string
+	for range 3 {
+		ids = append(ids, placeOrder(t, svc).ID)
+	}
+	tl.entries = []app.TimelineEntry{{OrderID: ids[1], Topic: "payment-poison", EventID: "e-9", At: t0,
+		Poisoned: &app.Poisoned{ReasonCode: "invalid_event", FromTopic: "orders"}}}
+	svc.Diagnosis = app.DiagnosisConfig{Holds: fixedHolds(nil), Payment: fixedPayment{}, PaymentTimeout: time.Minute,
+		NotDone: fixedNotDone{ids: ids, oldest: t0.Add(-time.Hour)}, PoisonTopics: map[string]string{"payment-poison": "payment"}}
+	groups, err := svc.StuckOrders(context.Background(), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 2 || groups[0].Cause != app.CauseNotConsumedYet || len(groups[0].Orders) != 2 ||
+		groups[1].Cause != app.CausePoisoned || groups[1].Orders[0].Order.ID != ids[1] {
+		t.Fatalf("groups %+v, want 2 not consumed yet, then %s poisoned", groups, ids[1])
+	}
+	if _, err := svc.StuckOrders(context.Background(), time.Minute, app.MaxStuck+1); err == nil {
+		t.Fatal("a limit over MaxStuck was accepted")
+	}
+	if age, err := svc.OldestNotDoneAge(context.Background()); err != nil || age != time.Hour {
+		t.Fatalf("OldestNotDoneAge = %s, %v; want 1h", age, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
@@ -172,13 +173,14 @@ func OpenAPI() ([]byte, error) {
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
-// admin endpoints, the diagnosis of an order (behind the admin token too), the live console, GET /openapi.json and GET /metrics (with
+// admin endpoints, the diagnosis of an order and the stuck list (behind the admin token too), the live console, GET /openapi.json and GET /metrics (with
 // HTTP metrics for every route). Run and the route-coverage test share it, so
 // the test sees the routes production serves. It fails if the OpenAPI
 // document does not build (OpenAPI) or the console's payment URL is invalid.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, diagnosis echo.HandlerFunc, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, svc *app.Service, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
 	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
-	api.GET("/orders/:id/diagnosis", diagnosis, poisonhttp.AdminOnly(cfg.AdminToken)...)
+	api.GET("/orders/:id/diagnosis", orderhttp.Diagnosis(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
+	api.GET("/admin/orders/stuck", orderhttp.Stuck(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
 	// The live console: shows data to anyone who reaches the API; its actions
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
@@ -252,10 +254,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// The application, and what calls it from Kafka.
-	svc := app.New(mariadb.NewOrders(db, ob, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
+	orders := mariadb.NewOrders(db, ob, cfg.OrdersTopic)
+	svc := app.New(orders, mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
+	// The diagnosis of an order and the stuck list: this service's own
+	// holds, the payment service's (asked with this service's admin token)
+	// and the timeline.
+	svc.Diagnosis = app.DiagnosisConfig{
+		Holds: diagnosis.Holds{Prober: diagnose.Prober{Service: "order", DB: db, Group: m.ConsumerGroup,
+			Health: consumers.Health}},
+		Payment:        diagnosis.Payment{BaseURL: cfg.ConsolePaymentURL, Token: cfg.AdminToken},
+		PaymentTimeout: cfg.PaymentTimeout,
+		NotDone:        orders,
+		PoisonTopics:   map[string]string{m.PoisonTopic: "order", cfg.PaymentPoisonTopic: "payment"},
+	}
 	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafkaadapter.PaymentEvents(svc))
 	for _, p := range kafkaadapter.TimelineProjections(kafkaadapter.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
@@ -276,6 +290,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
 	lag := kafka.NewLagReader(m.Kafka)
 	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	// The age of the oldest order the saga has not finished (two index reads).
+	oldestNotDone := prometheus.NewGauge(prometheus.GaugeOpts{Name: "onceflow_orders_oldest_not_done_age_seconds",
+		Help: "How long the oldest order the saga has not finished (PENDING, or cancelled and paid awaiting its refund) has waited."})
+	mx.Registry.MustRegister(oldestNotDone)
+	periodic.Every("oldest-not-done", cfg.SampleInterval(), func(ctx context.Context) error {
+		age, err := svc.OldestNotDoneAge(ctx)
+		if err == nil {
+			oldestNotDone.Set(age.Seconds())
+		}
+		return err
+	})
 	periodic.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
@@ -296,16 +321,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}),
 		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
-	// The diagnosis of an order: this service's own holds, the payment
-	// service's (asked with this service's admin token) and the timeline.
-	svc.Diagnosis = app.DiagnosisConfig{
-		Holds: diagnosis.Holds{Prober: diagnose.Prober{Service: "order", DB: db, Group: m.ConsumerGroup,
-			Health: consumers.Health}},
-		Payment:        diagnosis.Payment{BaseURL: cfg.ConsolePaymentURL, Token: cfg.AdminToken},
-		PaymentTimeout: cfg.PaymentTimeout,
-		PoisonTopics:   map[string]string{m.PoisonTopic: "order", cfg.PaymentPoisonTopic: "payment"},
-	}
-	if err := mountRoutes(api, cfg, poisonTool, orderhttp.Diagnosis(svc), mariadb.NewConsoleStats(db), mx, logger); err != nil {
+	if err := mountRoutes(api, cfg, poisonTool, svc, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
 	}
 

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,11 +38,51 @@ func Diagnosis(svc *app.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		r := diagnosisResponse{OrderID: d.Order.ID, Status: string(d.Order.Status), Stage: d.Stage,
-			Version: d.Order.Version, PaymentStatus: d.PaymentStatus}
-		if h := d.Cause; h != nil {
-			r.Cause = &holdResponse{Code: h.Code, Service: h.Service, Detail: h.Detail, Remedy: h.Remedy, Since: h.Since}
+		return c.JSON(http.StatusOK, toDiagnosisResponse(d))
+	}
+}
+
+func toDiagnosisResponse(d *app.Diagnosis) diagnosisResponse {
+	r := diagnosisResponse{OrderID: d.Order.ID, Status: string(d.Order.Status), Stage: d.Stage,
+		Version: d.Order.Version, PaymentStatus: d.PaymentStatus}
+	if h := d.Cause; h != nil {
+		r.Cause = &holdResponse{Code: h.Code, Service: h.Service, Detail: h.Detail, Remedy: h.Remedy, Since: h.Since}
+	}
+	return r
+}
+
+// stuckGroupResponse is the stuck orders one cause holds (the StuckGroup schema).
+type stuckGroupResponse struct {
+	Cause  string              `json:"cause"`
+	Orders []diagnosisResponse `json:"orders"`
+}
+
+// Stuck returns the handler of GET /admin/orders/stuck?older_than_seconds=&limit=
+// (defaults 600 and 50); the service mounts it behind the admin token.
+func Stuck(svc *app.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		olderThan, limit := 600, 50
+		for name, v := range map[string]*int{"older_than_seconds": &olderThan, "limit": &limit} {
+			if !c.QueryParams().Has(name) {
+				continue
+			}
+			n, err := strconv.Atoi(c.QueryParam(name))
+			if err != nil || n < 0 {
+				return echo.NewHTTPError(http.StatusBadRequest, name+" must be a non-negative integer")
+			}
+			*v = n
 		}
-		return c.JSON(http.StatusOK, r)
+		groups, err := svc.StuckOrders(c.Request().Context(), time.Duration(olderThan)*time.Second, limit)
+		if err != nil {
+			return err
+		}
+		out := make([]stuckGroupResponse, len(groups))
+		for i, g := range groups {
+			out[i] = stuckGroupResponse{Cause: g.Cause, Orders: make([]diagnosisResponse, len(g.Orders))}
+			for j, d := range g.Orders {
+				out[i].Orders[j] = toDiagnosisResponse(d)
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"older_than_seconds": olderThan, "groups": out})
 	}
 }

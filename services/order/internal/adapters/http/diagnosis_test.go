@@ -20,6 +20,13 @@ type noHolds struct{}
 
 func (noHolds) Holds(context.Context, string) ([]app.Hold, error) { return nil, nil }
 
+type oneNotDone struct{}
+
+func (oneNotDone) NotDoneBefore(context.Context, time.Time, int) ([]string, error) {
+	return []string{"o-1"}, nil
+}
+func (oneNotDone) OldestNotDone(context.Context) (time.Time, error) { return time.Time{}, nil }
+
 type downPayment struct{}
 
 func (downPayment) Report(context.Context, string) (app.PaymentReport, error) {
@@ -32,10 +39,11 @@ func TestDiagnosisJSON(t *testing.T) {
 	t.Parallel()
 	repo := &memOrders{orders: map[string]*domain.Order{"o-1": {ID: "o-1", Status: domain.StatusPending, Version: 1}}}
 	svc := app.New(repo, fixedTimeline{}, slog.New(slog.DiscardHandler))
-	svc.Diagnosis = app.DiagnosisConfig{Holds: noHolds{}, Payment: downPayment{}, PaymentTimeout: time.Minute}
+	svc.Diagnosis = app.DiagnosisConfig{Holds: noHolds{}, Payment: downPayment{}, PaymentTimeout: time.Minute, NotDone: oneNotDone{}}
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: time.Second,
 		Ready: func(context.Context) error { return nil }}, slog.New(slog.DiscardHandler))
 	api.GET("/orders/:id/diagnosis", orderhttp.Diagnosis(svc), poisonhttp.AdminOnly("secret")...)
+	api.GET("/admin/orders/stuck", orderhttp.Stuck(svc), poisonhttp.AdminOnly("secret")...)
 
 	cases := []struct {
 		name, path, token string
@@ -46,6 +54,10 @@ func TestDiagnosisJSON(t *testing.T) {
 			`{"order_id":"o-1","status":"PENDING","stage":"awaiting_payment","version":1,"cause":{"code":"payment_service_unreachable","service":"payment",`},
 		{"unknown order", "/orders/o-2/diagnosis", "secret", http.StatusNotFound, `"status":404`},
 		{"no token", "/orders/o-1/diagnosis", "", http.StatusUnauthorized, `"status":401`},
+		{"stuck list", "/admin/orders/stuck?older_than_seconds=60", "secret", http.StatusOK,
+			`{"groups":[{"cause":"payment_service_unreachable","orders":[{"order_id":"o-1",`},
+		{"stuck list, bad threshold", "/admin/orders/stuck?older_than_seconds=soon", "secret", http.StatusBadRequest, `"status":400`},
+		{"stuck list, limit too large", "/admin/orders/stuck?limit=201", "secret", http.StatusUnprocessableEntity, `"status":422`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
