@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"database/sql"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -79,11 +81,52 @@ func applyRemedy(t *testing.T, s *harness.Stack, d diagnosisView) {
 	}
 }
 
+// stackState sums up a stack's databases (the checksum of every table) and
+// topics (how many messages each holds), to compare before and after a dry run.
+func stackState(t *testing.T, s *harness.Stack) string {
+	t.Helper()
+	var b strings.Builder
+	for _, db := range []*sql.DB{s.OrderDB, s.PaymentDB} {
+		rows, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			tables = append(tables, name)
+		}
+		rows.Close()
+		for _, table := range tables {
+			var name string
+			var sum sql.NullInt64
+			if err := db.QueryRow("CHECKSUM TABLE `"+table+"`").Scan(&name, &sum); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s=%d ", table, sum.Int64)
+		}
+	}
+	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments, s.Topics.OrderPoison, s.Topics.PaymentPoison} {
+		msgs, err := s.ReadAll(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%d ", topic, len(msgs))
+	}
+	return b.String()
+}
+
 // TestDiagnosis: for each cause, the test creates it, the diagnosis names it
 // and its remedy, and applying the remedy makes the order terminal
-// (CONFIRMED). The causes share nothing but the e2e servers and run in
-// parallel.
+// (CONFIRMED); before the replay of a poisoned message, its dry run shows
+// the charge and its event and changes no table and no topic. The causes
+// share nothing but the e2e servers and run in parallel, beside the fault
+// suite.
 func TestDiagnosis(t *testing.T) {
+	t.Parallel()
 	t.Run("payment service unreachable", func(t *testing.T) {
 		t.Parallel()
 		s := diagnosisStack(t, "poison")
@@ -118,6 +161,29 @@ func TestDiagnosis(t *testing.T) {
 			t.Fatalf("cause %+v: want the payment service's poison replay", d.Cause)
 		}
 		time.Sleep(time.Until(placed.Add(flakyFor + time.Second))) // the fault has healed
+
+		// A dry run of the replay shows what it would change and changes nothing.
+		offset := regexp.MustCompile(`replay (\d+)`).FindStringSubmatch(d.Cause.Remedy)[1]
+		before := stackState(t, s)
+		var dry struct {
+			Result struct {
+				WouldSucceed bool `json:"would_succeed"`
+				Events       []struct{ Type, Key string }
+				After        struct{ Status string }
+			}
+		}
+		status, err := s.Call(ctxFor(t, 10*time.Second), s.Payments[0], http.MethodPost, "/admin/poison/"+offset+"/dry-run", diagnosisToken, &dry)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("dry run of offset %s: status %d, err %v", offset, status, err)
+		}
+		if r := dry.Result; !r.WouldSucceed || len(r.Events) != 1 || r.Events[0].Type != "payment.completed" ||
+			r.Events[0].Key != id || r.After.Status != "CHARGED" {
+			t.Fatalf("dry run %+v: want a charge and its payment.completed", r)
+		}
+		if after := stackState(t, s); after != before {
+			t.Fatalf("the dry run changed the databases or topics:\nbefore %s\nafter  %s", before, after)
+		}
+
 		applyRemedy(t, s, d)
 		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
 			t.Fatalf("order %+v, want CONFIRMED", o)

@@ -224,6 +224,30 @@ type PlaceOrderRequest struct {
 	CustomerId CustomerID `json:"customer_id"`
 }
 
+// PoisonDryRunResult defines model for PoisonDryRunResult.
+type PoisonDryRunResult struct {
+	// After The same state after it ran
+	After interface{} `json:"after,omitempty"`
+
+	// Before The state the handler may change (the order's, the payment's) before it ran; absent if there is none.
+	Before interface{} `json:"before,omitempty"`
+
+	// Events The events the handler would emit, read from the outbox inside the rolled-back transaction.
+	Events []struct {
+		Id      string  `json:"id"`
+		Key     *string `json:"key,omitempty"`
+		Payload string  `json:"payload"`
+		Topic   string  `json:"topic"`
+		Type    *string `json:"type,omitempty"`
+	} `json:"events"`
+
+	// ReasonCode Otherwise, its error's public reason code.
+	ReasonCode *string `json:"reason_code,omitempty"`
+
+	// WouldSucceed The handler would return no error.
+	WouldSucceed bool `json:"would_succeed"`
+}
+
 // PoisonEntry defines model for PoisonEntry.
 type PoisonEntry struct {
 	EventType *string            `json:"event_type,omitempty"`
@@ -685,6 +709,13 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/poison/{offset} (the `GetPoisoned` operationId).
 	GetPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DryRunPoisoned Show what replaying one message would change, changing nothing
+	//
+	// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+	//
+	// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+	DryRunPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ReplayPoisoned Send one message back to the consumer that poisoned it
 	//
 	// Corresponds with POST /admin/poison/{offset}/replay (the `ReplayPoisoned` operationId).
@@ -977,6 +1008,23 @@ func (c *Client) ReplayAllPoisoned(ctx context.Context, params *ReplayAllPoisone
 // Corresponds with GET /admin/poison/{offset} (the `GetPoisoned` operationId).
 func (c *Client) GetPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPoisonedRequest(c.Server, offset)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DryRunPoisoned Show what replaying one message would change, changing nothing
+//
+// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+//
+// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+func (c *Client) DryRunPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDryRunPoisonedRequest(c.Server, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -1877,6 +1925,40 @@ func NewGetPoisonedRequest(server string, offset PoisonOffset) (*http.Request, e
 	return req, nil
 }
 
+// NewDryRunPoisonedRequest constructs an http.Request for the DryRunPoisoned method
+func NewDryRunPoisonedRequest(server string, offset PoisonOffset) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "offset", offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/poison/%s/dry-run", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReplayPoisonedRequest constructs an http.Request for the ReplayPoisoned method
 func NewReplayPoisonedRequest(server string, offset PoisonOffset) (*http.Request, error) {
 	var err error
@@ -2547,6 +2629,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /admin/poison/{offset} (the `GetPoisoned` operationId).
 	GetPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*GetPoisonedResponse, error)
+
+	// DryRunPoisonedWithResponse Show what replaying one message would change, changing nothing
+	//
+	// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+	DryRunPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*DryRunPoisonedResponse, error)
 
 	// ReplayPoisonedWithResponse Send one message back to the consumer that poisoned it
 	//
@@ -4136,6 +4227,130 @@ func (r GetPoisonedResponse) ContentType() string {
 	return ""
 }
 
+type DryRunPoisonedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Message PoisonEntry        `json:"message"`
+		Result  PoisonDryRunResult `json:"result"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *AdminInternal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *AdminUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DryRunPoisonedResponse) GetJSON200() *struct {
+	Message PoisonEntry        `json:"message"`
+	Result  PoisonDryRunResult `json:"result"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON500() *AdminInternal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON503() *AdminUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DryRunPoisonedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DryRunPoisonedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DryRunPoisonedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DryRunPoisonedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ReplayPoisonedResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5497,6 +5712,21 @@ func (c *ClientWithResponses) GetPoisonedWithResponse(ctx context.Context, offse
 		return nil, err
 	}
 	return ParseGetPoisonedResponse(rsp)
+}
+
+// DryRunPoisonedWithResponse Show what replaying one message would change, changing nothing
+//
+// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+func (c *ClientWithResponses) DryRunPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*DryRunPoisonedResponse, error) {
+	rsp, err := c.DryRunPoisoned(ctx, offset, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDryRunPoisonedResponse(rsp)
 }
 
 // ReplayPoisonedWithResponse Send one message back to the consumer that poisoned it
@@ -6911,6 +7141,112 @@ func ParseGetPoisonedResponse(rsp *http.Response) (*GetPoisonedResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest AdminInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest AdminUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDryRunPoisonedResponse parses an HTTP response from a DryRunPoisonedWithResponse call
+func ParseDryRunPoisonedResponse(rsp *http.Response) (*DryRunPoisonedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DryRunPoisonedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Message PoisonEntry        `json:"message"`
+			Result  PoisonDryRunResult `json:"result"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest AdminMethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
 		var dest MisdirectedRequest

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/onceflow/onceflow/pkg/dryrun"
 	"github.com/onceflow/onceflow/pkg/poison"
 )
 
@@ -20,6 +21,7 @@ import (
 //	GET  "?cursor=&limit=&order=&reason_code="  a page of poisoned messages, newest first by default
 //	GET  "/:offset"          one message; 410 if it was purged
 //	POST "/:offset/replay"   send it back to the consumer that poisoned it
+//	POST "/:offset/dry-run"  what a replay would change (mounted by DryRunRoute)
 //	POST "/replay?cursor=&limit=&reason_code="  replay a page of the messages not replayed yet
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
 //	GET  "/parked"           parked outbox rows, in park order
@@ -165,6 +167,34 @@ func httpError(err error) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error()).SetInternal(err)
 	}
 	return err
+}
+
+// DryRunRoute mounts on g (the group of Routes) POST "/:offset/dry-run":
+// what a replay of the message would change, in a transaction that is
+// rolled back (poison.Tool.DryRun); 409 if this service does not run the
+// consumer that poisoned it. Same token rules as Routes.
+func DryRunRoute(g *echo.Group, tool *poison.Tool, token string, cfg poison.DryRunConfig) {
+	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
+	r.POST("/:offset/dry-run", func(c echo.Context) error {
+		off, err := offsetParam(c)
+		if err != nil {
+			return err
+		}
+		e, result, err := tool.DryRun(c.Request().Context(), off, cfg)
+		if errors.Is(err, poison.ErrNoConsumer) {
+			return echo.NewHTTPError(http.StatusConflict, err.Error())
+		}
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(http.StatusOK, dryRunBody{Message: e, Result: result})
+	})
+}
+
+// dryRunBody is the answer to a dry run.
+type dryRunBody struct {
+	Message poison.Entry  `json:"message"`
+	Result  dryrun.Result `json:"result"`
 }
 
 // AdminOnly is the middleware of every admin route, for a service's other

@@ -215,7 +215,7 @@ func TestWebPagesOfOtherOriginsCannotActOrRead(t *testing.T) {
 			orders := &spyOrders{}
 			api := orderhttp.NewServer(app.New(orders, nil, logger), orderhttp.Config{RequestTimeout: cfg.RequestTimeout,
 				Ready: func(context.Context) error { return nil }}, logger)
-			if err := mountRoutes(api, cfg, &poison.Tool{}, app.New(nil, nil, logger), nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
+			if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, app.New(nil, nil, logger), nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
 				t.Fatal(err)
 			}
 			handler := cfg.HTTP.Server(api).Handler // what Run serves

@@ -32,6 +32,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/diagnosis"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
@@ -173,12 +174,16 @@ func OpenAPI() ([]byte, error) {
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
-// admin endpoints, the diagnosis of an order and the stuck list (behind the admin token too), the live console, GET /openapi.json and GET /metrics (with
-// HTTP metrics for every route). Run and the route-coverage test share it, so
-// the test sees the routes production serves. It fails if the OpenAPI
+// admin endpoints with the dry run of a replay, the diagnosis of an order and
+// the stuck list (behind the admin token too), the live console, GET
+// /openapi.json and GET /metrics (with HTTP metrics for every route). Run and
+// the route-coverage test share it, so the test sees the routes production
+// serves. It fails if the OpenAPI
 // document does not build (OpenAPI) or the console's payment URL is invalid.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, svc *app.Service, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
-	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, dryRun poison.DryRunConfig, svc *app.Service, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
+	admin := api.Group("/admin/poison")
+	poisonhttp.Routes(admin, poisonTool, cfg.AdminToken)
+	poisonhttp.DryRunRoute(admin, poisonTool, cfg.AdminToken, dryRun)
 	api.GET("/orders/:id/diagnosis", orderhttp.Diagnosis(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
 	api.GET("/admin/orders/stuck", orderhttp.Stuck(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
 	// The live console: shows data to anyone who reaches the API; its actions
@@ -259,6 +264,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
+	svc.AfterCommit = func(ctx context.Context, fn func()) {
+		if !sqldb.OnCommit(ctx, new(byte), fn) { // a key of its own: every outcome is told
+			fn()
+		}
+	}
 	// The diagnosis of an order and the stuck list: this service's own
 	// holds, the payment service's (asked with this service's admin token)
 	// and the timeline.
@@ -321,7 +331,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}),
 		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
-	if err := mountRoutes(api, cfg, poisonTool, svc, mariadb.NewConsoleStats(db), mx, logger); err != nil {
+	// The dry run of a replay runs the consumer's handler, behind its inbox,
+	// in a transaction that is rolled back.
+	dryRun := poison.DryRunConfig{Handler: consumers.Handler, State: mariadb.OrderState}
+	if err := mountRoutes(api, cfg, poisonTool, dryRun, svc, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
 	}
 

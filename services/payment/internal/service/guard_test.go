@@ -68,7 +68,7 @@ func TestWebPagesOfOtherOriginsCannotActOrRead(t *testing.T) {
 				cfg.HTTP.AllowedHosts = strings.Split(tt.allowed, ",")
 			}
 			api := paymenthttp.NewServer(func(context.Context) error { return nil }, nil, slog.New(slog.DiscardHandler))
-			if err := mountRoutes(api, cfg, &poison.Tool{}, paymenthttp.Diagnosis(nil), metrics.New()); err != nil {
+			if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, paymenthttp.Diagnosis(nil), metrics.New()); err != nil {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))

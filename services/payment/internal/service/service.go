@@ -96,11 +96,13 @@ func OpenAPI() ([]byte, error) {
 }
 
 // mountRoutes mounts on api, beside health and readiness, the poison admin
-// endpoints, the diagnosis of an order (behind the admin token too), GET /openapi.json and GET /metrics (with HTTP metrics for every
+// endpoints with the dry run of a replay, the diagnosis of an order (behind the admin token too), GET /openapi.json and GET /metrics (with HTTP metrics for every
 // route). Run and the route-coverage test share it, so the test sees the
 // routes production serves. It fails if the OpenAPI document does not build.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, diagnosis echo.HandlerFunc, mx *metrics.Metrics) error {
-	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, dryRun poison.DryRunConfig, diagnosis echo.HandlerFunc, mx *metrics.Metrics) error {
+	admin := api.Group("/admin/poison")
+	poisonhttp.Routes(admin, poisonTool, cfg.AdminToken)
+	poisonhttp.DryRunRoute(admin, poisonTool, cfg.AdminToken, dryRun)
 	api.GET("/admin/diagnosis/orders/:id", diagnosis, poisonhttp.AdminOnly(cfg.AdminToken)...)
 	doc, err := OpenAPI()
 	if err != nil {
@@ -195,7 +197,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		holds, err := prober.Holds(ctx, orderID)
 		return paymenthttp.DiagnosisReport{OrderID: orderID, PaymentStatus: status, Holds: holds}, err
 	})
-	if err := mountRoutes(api, cfg, poisonTool, diagnosis, mx); err != nil {
+	// The dry run of a replay runs the consumer's handler, behind its inbox,
+	// in a transaction that is rolled back.
+	dryRun := poison.DryRunConfig{Handler: consumers.Handler, State: mariadb.PaymentState}
+	if err := mountRoutes(api, cfg, poisonTool, dryRun, diagnosis, mx); err != nil {
 		return err
 	}
 
