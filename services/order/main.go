@@ -4,8 +4,9 @@
 // the README; the defaults fit `make run`); "order poison ..." runs the poison
 // queue tooling instead, "order healthcheck" checks a running one, "order
 // diagnose <id>" asks a running one why an order is where it is
-// (service.Diagnose), and "order openapi" prints the OpenAPI document it
-// serves (servicemain.Main).
+// (service.Diagnose), "order stuck" which orders are stuck (service.Stuck),
+// and "order openapi" prints the OpenAPI document it serves
+// (servicemain.Main).
 package main
 
 import (
@@ -26,6 +27,9 @@ func main() {
 		Commands: map[string]func(context.Context, []string, io.Writer) error{
 			"diagnose": func(ctx context.Context, args []string, out io.Writer) error {
 				return service.Diagnose(ctx, cfg, args, out)
+			},
+			"stuck": func(ctx context.Context, args []string, out io.Writer) error {
+				return service.Stuck(ctx, cfg, args, out)
 			},
 		}})
 }
