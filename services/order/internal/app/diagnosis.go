@@ -97,8 +97,8 @@ type Diagnosis struct {
 	Order *domain.Order
 	// Stage is one of the Stage* constants.
 	Stage string
-	// Cause is nil when the order is done; otherwise the first thing on the
-	// order's path that holds it.
+	// Cause is the first thing on the order's path that holds it; nil when
+	// the order is done (a failed refund is the cause of a done order).
 	Cause *Hold
 	// PaymentStatus is the payment service's status of the order's payment
 	// ("" if none or unknown).
@@ -106,11 +106,12 @@ type Diagnosis struct {
 }
 
 // Diagnose walks the order's path across both services and returns where the
-// order is and the first thing on its path that holds it: in the order
-// service's outbox, then the payment service (a stopped consumer, a parked
-// key, a poisoned message, its outbox), then the order service's consumers,
-// then the timeline's poisoned messages; if nothing holds it, its event is on
-// its way (CauseNotConsumedYet, with the payment timeout's due time). Every
+// order is and the first thing on its path that holds it: the order
+// service's outbox, then the payment service (unreachable; its stopped
+// consumer, parked key or outbox), then a poisoned message of the order not
+// replayed since (the timeline), then the order service's consumers (a
+// stopped consumer, a parked key); if nothing holds it, its event is on its
+// way (CauseNotConsumedYet, with the payment timeout's due time). Every
 // probe is bounded (package diagnose). Errors: apperr.CodeNotFound for an
 // unknown order, apperr.CodeUnavailable, apperr.CodeInternal; the payment
 // service not answering is a cause, not an error.
