@@ -2752,11 +2752,6 @@ type ListStuckOrdersResponse405Headers struct {
 	Allow *string
 }
 
-// ListStuckOrdersResponse422Headers the declared response headers of an HTTP 422 response for ListStuckOrders
-type ListStuckOrdersResponse422Headers struct {
-	XCorrelationID TraceID
-}
-
 // ListStuckOrdersResponse503Headers the declared response headers of an HTTP 503 response for ListStuckOrders
 type ListStuckOrdersResponse503Headers struct {
 	RetryAfter string
@@ -2784,8 +2779,6 @@ type ListStuckOrdersResponse struct {
 	ApplicationproblemJSON405 *MethodNotAllowed
 	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
 	ApplicationproblemJSON421 *MisdirectedRequest
-	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *Unprocessable
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2794,8 +2787,6 @@ type ListStuckOrdersResponse struct {
 	Headers400 *ListStuckOrdersResponse400Headers
 	// Headers405 the parsed response headers for an HTTP 405 response
 	Headers405 *ListStuckOrdersResponse405Headers
-	// Headers422 the parsed response headers for an HTTP 422 response
-	Headers422 *ListStuckOrdersResponse422Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListStuckOrdersResponse503Headers
 }
@@ -2835,11 +2826,6 @@ func (r ListStuckOrdersResponse) GetApplicationproblemJSON405() *MethodNotAllowe
 // GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
 func (r ListStuckOrdersResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
 	return r.ApplicationproblemJSON421
-}
-
-// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ListStuckOrdersResponse) GetApplicationproblemJSON422() *Unprocessable {
-	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5966,13 +5952,6 @@ func ParseListStuckOrdersResponse(rsp *http.Response) (*ListStuckOrdersResponse,
 		}
 		response.ApplicationproblemJSON421 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest Unprocessable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON422 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6010,16 +5989,6 @@ func ParseListStuckOrdersResponse(rsp *http.Response) (*ListStuckOrdersResponse,
 			headers.Allow = &value
 		}
 		response.Headers405 = &headers
-	case rsp.StatusCode == 422:
-		var headers ListStuckOrdersResponse422Headers
-		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
-			var value TraceID
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XCorrelationID = value
-		}
-		response.Headers422 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListStuckOrdersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

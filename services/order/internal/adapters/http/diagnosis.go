@@ -1,6 +1,8 @@
 package http
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -62,15 +64,19 @@ type stuckGroupResponse struct {
 func Stuck(svc *app.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		olderThan, limit := 600, 50
-		for name, v := range map[string]*int{"older_than_seconds": &olderThan, "limit": &limit} {
-			if !c.QueryParams().Has(name) {
+		for _, p := range []struct {
+			name     string
+			v        *int
+			min, max int
+		}{{"older_than_seconds", &olderThan, 0, math.MaxInt32}, {"limit", &limit, 1, app.MaxStuck}} {
+			if !c.QueryParams().Has(p.name) {
 				continue
 			}
-			n, err := strconv.Atoi(c.QueryParam(name))
-			if err != nil || n < 0 {
-				return echo.NewHTTPError(http.StatusBadRequest, name+" must be a non-negative integer")
+			n, err := strconv.Atoi(c.QueryParam(p.name))
+			if err != nil || n < p.min || n > p.max {
+				return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("%s must be an integer from %d to %d", p.name, p.min, p.max))
 			}
-			*v = n
+			*p.v = n
 		}
 		groups, err := svc.StuckOrders(c.Request().Context(), time.Duration(olderThan)*time.Second, limit)
 		if err != nil {

@@ -57,7 +57,8 @@ func TestDiagnosisJSON(t *testing.T) {
 		{"stuck list", "/admin/orders/stuck?older_than_seconds=60", "secret", http.StatusOK,
 			`{"groups":[{"cause":"payment_service_unreachable","orders":[{"order_id":"o-1",`},
 		{"stuck list, bad threshold", "/admin/orders/stuck?older_than_seconds=soon", "secret", http.StatusBadRequest, `"status":400`},
-		{"stuck list, limit too large", "/admin/orders/stuck?limit=201", "secret", http.StatusUnprocessableEntity, `"status":422`},
+		{"stuck list, limit too large", "/admin/orders/stuck?limit=201", "secret", http.StatusBadRequest, `"status":400`},
+		{"stuck list, threshold too large", "/admin/orders/stuck?older_than_seconds=2147483648", "secret", http.StatusBadRequest, `"status":400`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
