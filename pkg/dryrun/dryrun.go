@@ -45,6 +45,13 @@ type Result struct {
 // change (the order, the payment), for people to compare.
 type State func(ctx context.Context, tx *sql.Tx) (any, error)
 
+// The dry run's reads of the outbox: where it ends before the handler runs,
+// and the rows written after that.
+const (
+	lastOffsetQuery = "SELECT COALESCE(MAX(`offset`), 0) FROM `" + outbox.Table + "`"
+	emittedQuery    = "SELECT payload FROM `" + outbox.Table + "` WHERE `offset` > ? ORDER BY `offset`"
+)
+
 // errRollback ends the dry run's transaction.
 var errRollback = errors.New("dry run: roll back")
 
@@ -54,7 +61,7 @@ func Run(ctx context.Context, db *sql.DB, handle message.HandlerFunc, msg *messa
 	r := Result{Events: []Event{}}
 	err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 		var last int64
-		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(`offset`), 0) FROM `"+outbox.Table+"`").Scan(&last); err != nil {
+		if err := tx.QueryRowContext(ctx, lastOffsetQuery).Scan(&last); err != nil {
 			return fmt.Errorf("dry run: outbox: %w", err)
 		}
 		var err error
@@ -97,7 +104,7 @@ type envelope struct {
 // emitted reads the outbox rows after offset last that the handling of the
 // message id caused (rows other transactions committed meanwhile are not).
 func emitted(ctx context.Context, tx *sql.Tx, last int64, id string) ([]Event, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT payload FROM `"+outbox.Table+"` WHERE `offset` > ? ORDER BY `offset`", last)
+	rows, err := tx.QueryContext(ctx, emittedQuery, last)
 	if err != nil {
 		return nil, fmt.Errorf("dry run: outbox: %w", err)
 	}

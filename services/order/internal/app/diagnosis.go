@@ -153,7 +153,7 @@ func (s *Service) Diagnose(ctx context.Context, id string) (*Diagnosis, error) {
 		d.Cause = &Hold{Code: CausePaymentUnreachable, Service: "payment",
 			Detail: "the payment service did not answer the diagnosis: " + err.Error(),
 			Remedy: "start the payment service (or make it reachable), then ask again"}
-		return d, nil
+		return d, nil //nolint:nilerr // the payment service not answering is the cause, not a failure of the diagnosis
 	}
 	d.PaymentStatus = report.PaymentStatus
 	poisoned, err := s.poisoned(ctx, id)
