@@ -64,7 +64,7 @@ func browserFor(t *testing.T, bin string) context.Context {
 // and turn CONFIRMED; with Kafka killed the outbox backlog rises, and drains
 // after Kafka is back; a bad message poisoned by each service is replayed from
 // the page (the payment one through the console's proxy). With
-// ONCEFLOW_UPDATE_SCREENSHOTS=1 it writes the README's screenshots into docs/img/.
+// ONCEFLOW_UPDATE_SCREENSHOTS=1 it writes the screenshots of docs/operating.md into docs/img/.
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")

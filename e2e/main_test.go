@@ -1,7 +1,7 @@
 // Package e2e holds the end-to-end and fault-injection tests: the whole system
 // runs as real processes (two MariaDB servers, one Kafka broker, the services
 // built from this repository) on the suite's own ports, and the tests kill,
-// pause and restart them. See README "Failure tests" and ADR 0009.
+// pause and restart them. See docs/testing.md and ADR 0009.
 package e2e
 
 import (

@@ -294,7 +294,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		t.Fatalf("onceflow.json: %v", err)
 	}
 	if d.UID != "onceflow" {
-		t.Errorf("dashboard uid %q, want onceflow (the README links /d/onceflow)", d.UID)
+		t.Errorf("dashboard uid %q, want onceflow (docs/running.md and docs/operating.md link /d/onceflow)", d.UID)
 	}
 	ids := map[int]bool{}
 	shown := map[string]bool{}

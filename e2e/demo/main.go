@@ -169,7 +169,7 @@ func (d *demo) killKafka() error {
 	}
 	say("    outbox rows left: %d", d.count(d.orderDB, "SELECT COUNT(*) FROM watermill_outbox"))
 	say("\nNothing was lost: an order was only answered 201 after its event was durable next to it.")
-	say("See README \"Where each pattern lives\" and docs/adr/0002 and 0003; the fault suite does this twice under load: make e2e SCENARIO=kill-kafka")
+	say("See docs/patterns/01-transactional-outbox.md and 02-relay.md; the fault suite does this twice under load: make e2e SCENARIO=kill-kafka")
 	return nil
 }
 

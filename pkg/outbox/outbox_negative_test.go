@@ -16,7 +16,7 @@ import (
 // handed out before a higher one that committed first can be skipped for good.
 // It is probabilistic (losses in 3 to 8 of 14 runs here) and takes about 6
 // minutes, so it is not part of make test: it builds only with the
-// negativecontrol tag (see the README). It passes once a run loses a row.
+// negativecontrol tag (see docs/testing.md). It passes once a run loses a row.
 func TestOutboxStressNegativeControl(t *testing.T) {
 	runs, _ := strconv.Atoi(testenv.Getenv("ONCEFLOW_STRESS_RUNS", "14"))
 	lossy := 0

@@ -1,7 +1,7 @@
 // Command order runs the order service: the HTTP order API, the outbox forwarder
 // for order events, the consumer of payment events and the order timeline.
 // Configuration comes from environment variables only (see service.Config and
-// the README; the defaults fit `make run`); "order poison ..." runs the poison
+// docs/operating.md; the defaults fit `make run`); "order poison ..." runs the poison
 // queue tooling instead, "order healthcheck" checks a running one, "order
 // diagnose <id>" asks a running one why an order is where it is
 // (service.Diagnose), "order stuck" which orders are stuck (service.Stuck),

@@ -1,7 +1,7 @@
 // Command payment runs the payment service: the consumer of order events that
 // charges customers, the outbox forwarder for payment events, and an HTTP
 // endpoint for health, readiness and the poison admin endpoints. Configuration
-// comes from environment variables only (see service.Config and the README;
+// comes from environment variables only (see service.Config and docs/operating.md;
 // the defaults fit `make run`); "payment poison ..." runs the poison queue
 // tooling instead, "payment healthcheck" checks a running one, and "payment
 // openapi" prints the OpenAPI document it serves (servicemain.Main).

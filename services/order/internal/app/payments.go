@@ -64,7 +64,7 @@ type RecordRefundFailure struct {
 }
 
 // AlertRefundFailed is the value of the "alert" attribute of the ERROR line
-// RecordRefundFailure writes: what an alert rule watches (README, operations).
+// RecordRefundFailure writes: what an alert rule watches (docs/operating.md).
 const AlertRefundFailed = "refund_failed"
 
 // ConfirmPayment confirms a PENDING order, only if the charge is the order's
