@@ -104,12 +104,14 @@ test-alerts: ## promtool check rules and test rules on deploy/prometheus (the al
 
 # The e2e package starts servers of its own (e2e/harness); it needs MariaDB and
 # Kafka's jars installed, not the servers of `make run`.
-e2e: browser schemathesis ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison and the database-cluster lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster: a group)
 	@$(INFRA) install
+# -parallel 3: the fault suite, the strategy comparison and the database-cluster
+# lane run beside each other, each on servers of its own (ADRs 0050, 0060).
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 3 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults|TestStrategies' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 3 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)

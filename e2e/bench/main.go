@@ -55,7 +55,7 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,drain,outage,consumer", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,drain,outage,consumer,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
 	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
@@ -161,6 +161,10 @@ func (b *bench) phases() ([]phase, error) {
 		// mode, each a preload (up to 3 attempts) and a BenchmarkConsumer run of
 		// at most consumerTimeout (a few seconds here).
 		{"consumer", 15 * time.Minute, b.consumer},
+		// ~10 min: the Galera clusters' first start (about a minute), then the
+		// saga phase's searches and the latency phase on them. Last: it replaces
+		// the single database servers on their ports.
+		{"galera", 30 * time.Minute, b.galera},
 	}
 	names := make([]string, len(ps))
 	for i, p := range ps {
@@ -268,7 +272,7 @@ func (b *bench) onSagaStack(f func(context.Context, *harness.Stack, *Report) err
 			if err != nil {
 				return err
 			}
-			if s, err = newStack(ctx, orderBin, paymentBin, "saga"); err != nil {
+			if s, err = newStack(ctx, infra, orderBin, paymentBin, "saga"); err != nil {
 				return err
 			}
 			b.stacks.add(s)
@@ -300,7 +304,7 @@ func (b *bench) outage(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
-	s, err := newStack(ctx, orderBin, paymentBin, "outage")
+	s, err := newStack(ctx, infra, orderBin, paymentBin, "outage")
 	if err != nil {
 		return err
 	}
@@ -310,10 +314,10 @@ func (b *bench) outage(ctx context.Context, r *Report) error {
 	return outage(ctx, s, r)
 }
 
-// newStack makes, starts, seeds and warms up a stack; on error it closes what
-// it made.
-func newStack(ctx context.Context, orderBin, paymentBin, name string) (*harness.Stack, error) {
-	s, err := harness.NewStack(infra, harness.StackConfig{
+// newStack makes, starts, seeds and warms up a stack on the servers on; on
+// error it closes what it made.
+func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name string) (*harness.Stack, error) {
+	s, err := harness.NewStack(on, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
 		LogDir:     filepath.Join(outDir, "logs"),
 		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m"}, extraEnv()...),
@@ -679,16 +683,23 @@ func waitDrained(ctx context.Context, s *harness.Stack, limit time.Duration) {
 	}
 }
 
-// throughput searches the max sustained rate *repeats times (search, ADR
-// 0042): the first from [50, 100] (doubling until a step fails, then
-// bisecting), the others from narrowBracket around the first result. The
-// result is the median; the CPU split is that of the passing step at the
-// highest rate in the repeat whose result is the median.
+// throughput searches the max sustained rate *repeats times (searchMax), the
+// first from [50, 100].
 func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
 	say("saga throughput: bisection, %s steps, %d repeats", *stepDur, *repeats)
+	var err error
+	r.CPU, err = searchMax(ctx, s, &r.Throughput, 50, 100)
+	return err
+}
+
+// searchMax searches the max sustained rate *repeats times (search, ADR
+// 0042): the first from [lo, hi] (doubling until a step fails, then
+// bisecting), the others from narrowBracket around the first result, and
+// records them in t. The result is the median; it returns the CPU split of the
+// passing step at the highest rate in the repeat whose result is the median.
+func searchMax(ctx context.Context, s *harness.Stack, t *Throughput, lo, hi float64) (CPU, error) {
 	var results []float64
 	for i := range *repeats {
-		lo, hi := 50.0, 100.0
 		if i > 0 {
 			lo, hi = narrowBracket(results[0])
 		}
@@ -705,19 +716,18 @@ func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
 			return st.Passed, ctx.Err()
 		})
 		rp.Result = res
-		r.Throughput.Repeats = append(r.Throughput.Repeats, rp)
+		t.Repeats = append(t.Repeats, rp)
 		if err != nil {
-			return err
+			return CPU{}, err
 		}
 		if res == 0 {
-			return fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
+			return CPU{}, fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
 		}
 		say("  repeat %d: max sustained %.0f/s", i+1, res)
 		results = append(results, res)
 	}
-	r.Throughput.MaxSustained = median(results)
-	r.CPU = cpuAtMax(r.Throughput.Repeats, r.Throughput.MaxSustained)
-	return ctx.Err()
+	t.MaxSustained = median(results)
+	return cpuAtMax(t.Repeats, t.MaxSustained), ctx.Err()
 }
 
 // cpuAtMax is the CPU split of the passing step at the highest rate of the
@@ -767,16 +777,22 @@ func runStep(ctx context.Context, s *harness.Stack, rate float64, d time.Duratio
 }
 
 func latency(ctx context.Context, s *harness.Stack, r *Report) error {
-	rate := r.Throughput.MaxSustained / 2
 	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustained)
+	var err error
+	r.Latency, err = measureLatency(ctx, s, r.Throughput.MaxSustained/2)
+	return err
+}
+
+// measureLatency offers rate for 20 s and returns the accepted orders' latencies.
+func measureLatency(ctx context.Context, s *harness.Stack, rate float64) (Latency, error) {
 	d := 20 * time.Second
 	h := load(ctx, s, rate, d)
 	if err := sleep(ctx, 3*time.Second); err != nil {
-		return err
+		return Latency{}, err
 	}
 	times, _, err := orderTimes(ctx, s)
 	if err != nil {
-		return err
+		return Latency{}, err
 	}
 	var server, client, post []float64
 	for _, q := range h.Requests {
@@ -788,12 +804,12 @@ func latency(ctx context.Context, s *harness.Stack, r *Report) error {
 		client = append(client, t[1].Sub(q.SentAt).Seconds()*1000)
 		post = append(post, q.Latency.Seconds()*1000)
 	}
-	r.Latency = Latency{Rate: rate, Orders: len(server),
+	l := Latency{Rate: rate, Orders: len(server),
 		ServerP50: round(percentile(server, 0.5), 1), ServerP99: round(percentile(server, 0.99), 1), ServerP999: round(percentile(server, 0.999), 1),
 		ClientP50: round(percentile(client, 0.5), 1), ClientP99: round(percentile(client, 0.99), 1), ClientP999: round(percentile(client, 0.999), 1),
 		PostP99: round(percentile(post, 0.99), 1)}
 	waitDrained(ctx, s, 60*time.Second)
-	return ctx.Err()
+	return l, ctx.Err()
 }
 
 // drain preloads the order outbox with Kafka stopped, starts Kafka and times

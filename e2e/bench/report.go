@@ -25,6 +25,7 @@ type Report struct {
 	CPU        CPU        `json:"cpu"`
 	Forwarder  Forwarder  `json:"forwarder"`
 	Consumer   Consumer   `json:"consumer"`
+	Galera     Galera     `json:"galera"`
 	Goals      []Goal     `json:"goals"`
 }
 
@@ -201,6 +202,7 @@ func (r *Report) evaluate() {
 	bound := ratio(r.Baselines.CommitRate, float64(r.K), 0)
 	r.Throughput.RatioToCommitBound = ratio(r.Throughput.MaxSustained, bound, 2)
 	r.Consumer.Ratio = ratio(r.Consumer.StackRate, r.Consumer.BareRate, 2)
+	r.Galera.VsSingle = ratio(r.Galera.Throughput.MaxSustained, r.Throughput.MaxSustained, 2)
 	r.Drain.VsProduceAsync = ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
@@ -313,6 +315,16 @@ func (r *Report) Table() string {
 		runs = append(runs, fmt.Sprintf("%s %.0f", run.Mode, run.Rate))
 	}
 	section("consumer", "medians: stack %.0f/s, bare loop %.0f/s, ratio %.2f (runs: %s)", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio, strings.Join(runs, ", "))
+	g := r.Galera
+	section("galera", "3-node clusters (up in %.0f s): max sustained %.0f orders/s (median of %s) = %.2f × the single servers' %.0f; %.2f CPU-ms/order (single %.2f)",
+		g.StartSec, g.Throughput.MaxSustained, repeatResults(g.Throughput.Repeats), g.VsSingle, r.Throughput.MaxSustained, g.CPU.TotalMs, r.CPU.TotalMs)
+	if st, _ := r.phase("galera"); st == statusOK {
+		w("%-11s at %.0f/s: server p50 %.1f / p99 %.1f ms, POST p99 %.1f ms (single servers at %.0f/s: p50 %.1f / p99 %.1f, POST p99 %.1f)", "",
+			g.Latency.Rate, g.Latency.ServerP50, g.Latency.ServerP99, g.Latency.PostP99, r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.PostP99)
+		if g.LatencyNote != "" {
+			w("%-11s latency %s", "", g.LatencyNote)
+		}
+	}
 	w("")
 	w("%-30s %10s  %-22s %s", "goal", "value", "target", "met")
 	for _, g := range r.Goals {
