@@ -291,7 +291,8 @@ func rollingDBRestart(f *faultRun) error {
 // cluster holds the same rows in every table of the stack's database (CHECKSUM
 // TABLE on each node, directly), so no write survived on a node that was cut
 // off or paused (no split brain). It waits up to 30 s for the nodes to be
-// Synced and to have applied everything.
+// Synced, and compares three times a second apart before it reports a
+// difference (a job of a service may write between two nodes' checksums).
 func nodesAgree(f *faultRun) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -307,22 +308,50 @@ func nodesAgree(f *faultRun) []string {
 		if err := db.pool.QueryRow("SELECT DATABASE()").Scan(&name); err != nil {
 			return append(problems, err.Error())
 		}
-		var sums []string
-		var first string
-		for _, node := range f.infra.NodesOf(db.server) {
-			sum, err := tableChecksums(ctx, f.infra, node, name)
+		var differ string
+		for try := 0; try < 3; try++ {
+			if try > 0 {
+				time.Sleep(time.Second)
+			}
+			sums, err := nodeChecksums(ctx, f.infra, db.server, name)
 			if err != nil {
-				return append(problems, fmt.Sprintf("%s: %v", node, err))
+				return append(problems, err.Error())
 			}
-			sums = append(sums, node+": "+sum)
-			if first == "" {
-				first = sum
-			} else if sum != first {
-				problems = append(problems, "the nodes of "+db.server+" hold different rows (split brain?):\n    "+strings.Join(sums, "\n    "))
+			if differ = ""; !allEqual(sums) {
+				differ = "the nodes of " + db.server + " hold different rows (split brain?):\n    " + strings.Join(sums, "\n    ")
+			} else {
+				break
 			}
+		}
+		if differ != "" {
+			problems = append(problems, differ)
 		}
 	}
 	return problems
+}
+
+// nodeChecksums returns "node: table=checksum ..." for each node of db.
+func nodeChecksums(ctx context.Context, infra *harness.Infra, db, name string) ([]string, error) {
+	var sums []string
+	for _, node := range infra.NodesOf(db) {
+		sum, err := tableChecksums(ctx, infra, node, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", node, err)
+		}
+		sums = append(sums, node+": "+sum)
+	}
+	return sums, nil
+}
+
+// allEqual reports whether every "node: checksums" line has the same checksums.
+func allEqual(sums []string) bool {
+	_, first, _ := strings.Cut(sums[0], ": ")
+	for _, s := range sums[1:] {
+		if _, sum, _ := strings.Cut(s, ": "); sum != first {
+			return false
+		}
+	}
+	return true
 }
 
 // tableChecksums returns "table=checksum ..." of every table of database name
