@@ -67,7 +67,7 @@ test-integration: ## every test outside e2e/ on fresh servers of their own (127.
 	@rm -rf $(TEST_INFRA_DIR)
 	@$(TEST_INFRA) up
 	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
-	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/messaging/ ./services/payment/internal/service/
+	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/outbox/ ./pkg/consumer/ ./services/payment/internal/service/
 	@$(TEST_INFRA) down
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)

@@ -10,7 +10,7 @@ import (
 
 // TestCheckerSeesLostPaymentEvents: the checker must count a payment decision
 // whose event never reached Kafka as a lost event, even when no order is left
-// behind (a payment timeout would otherwise hide the loss, ADR 20). The test
+// behind (a payment timeout would otherwise hide the loss). The test
 // records decisions in the payment database that no event announces: a charge,
 // a refusal and a refund.
 func TestCheckerSeesLostPaymentEvents(t *testing.T) {

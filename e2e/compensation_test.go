@@ -312,7 +312,7 @@ func TestRetriesShowInTheTimeline(t *testing.T) {
 // it again charges nothing more: the replay keeps the message id, and the inbox
 // absorbs the second one (the order-version check, which would also drop it, is
 // switched off). A replay goes to the payment consumer's delayed path, not to
-// the orders topic (ADR 32): the poison list records both replays, and the
+// the orders topic: the poison list records both replays, and the
 // timeline shows the placement, its poisoning and the one payment.
 func TestPoisonReplayCompletesOnce(t *testing.T) {
 	const token = "test-admin-token"

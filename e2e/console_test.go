@@ -59,7 +59,7 @@ func browserFor(t *testing.T, bin string) context.Context {
 	return ctx
 }
 
-// TestConsoleInBrowser drives the order service's console (ADR 0041) in a real
+// TestConsoleInBrowser drives the order service's console in a real
 // headless Chromium against a real stack: orders placed through the API appear
 // and turn CONFIRMED; with Kafka killed the outbox backlog rises, and drains
 // after Kafka is back; a bad message poisoned by each service is replayed from

@@ -13,7 +13,7 @@ import (
 
 	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 )
 
 // galeraFacts shows, on the lane's order cluster, what Galera changes for code
@@ -122,9 +122,9 @@ func galeraFacts(t *testing.T, infra *harness.Infra) {
 		if !errors.As(err, &me) || me.Number != 1213 {
 			t.Fatalf("the second commit: got %v, want error 1213 (its change conflicts with a committed one)", err)
 		}
-		if !messaging.IsAborted(err) || messaging.IsUnavailable(err) {
+		if !failure.IsAborted(err) || failure.IsUnavailable(err) {
 			t.Errorf("error 1213 at COMMIT: IsAborted=%v IsUnavailable=%v, want true, false (nothing stored, run it again)",
-				messaging.IsAborted(err), messaging.IsUnavailable(err))
+				failure.IsAborted(err), failure.IsUnavailable(err))
 		}
 		waitRow(ctx, t, pools[2], "SELECT balance FROM accounts WHERE id = 1", 70)
 
@@ -273,7 +273,7 @@ func galeraFacts(t *testing.T, infra *harness.Infra) {
 		if !errors.As(err, &me) || me.Number != 1047 {
 			t.Fatalf("the isolated node answered %v, want error 1047", err)
 		}
-		if !messaging.IsUnavailable(err) {
+		if !failure.IsUnavailable(err) {
 			t.Errorf("error 1047 (%v): IsUnavailable = false, want true", err)
 		}
 		healed = true

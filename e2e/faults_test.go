@@ -282,7 +282,7 @@ func scenarios() []scenario {
 	return append([]scenario{
 		// The order forwarder also refuses a row in the middle of a batch until its
 		// ack deadline (FAULT_REFUSE_MID_BATCH; with the batch relay, Kafka's
-		// answer to a batch produce refuses one message of it, ADR 44): the cut a
+		// answer to a batch produce refuses one message of it): the cut a
 		// kill only sometimes lands on happens in every run.
 		{name: "kill-kafka", rate: 30, duration: 52 * time.Second,
 			stack: harness.StackConfig{OrderEnv: []string{"ORDER_FAULT_REFUSE_MID_BATCH=1"}}, faults: func(f *faultRun) error {
@@ -537,7 +537,7 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	// recovers (the crash hooks keep firing); every other process must stay up on
 	// its own. The load retries every indeterminate request with its
 	// Idempotency-Key until it gets a definite answer, so no order may exist that
-	// no request got a 201 for (I8), in every scenario (ADR 23).
+	// no request got a 201 for (I8), in every scenario.
 	r := s.Check(history, harness.CheckConfig{
 		InitialMoney: initial, ExpectedPoison: expected, RecoveryWindow: cmp.Or(sc.recovery, 120*time.Second), FaultsEnded: ended,
 		NoExtraOrders: true, NoServerErrors: sc.noServerErrors,
@@ -583,7 +583,7 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: skipped with -short")
 	}
-	// Beside TestStrategies, which has its own servers (ADR 0050). Every other
+	// Beside TestStrategies, which has its own servers. Every other
 	// test of this package runs before the two, on these servers.
 	t.Parallel()
 	seed := suiteSeed(t)
@@ -609,17 +609,17 @@ func TestFaults(t *testing.T) {
 }
 
 // TestFaultsNegativeControl shows that the checker can fail: each run switches
-// one protection off on purpose (a fault-injection switch, ADR 21) in a scenario
+// one protection off on purpose (a fault-injection switch) in a scenario
 // that causes the exact interleaving the protection exists for, so the damage
 // shows in every run, not by chance:
 //   - duplicates with the payment service's inbox and version check off: the
 //     scenario re-publishes OrderPlaced events of charged orders, so it must
 //     double-charge;
-//   - kill-kafka with watermill-sql's stock outbox ack adapter (ADR 3) and the
+//   - kill-kafka with watermill-sql's stock outbox ack adapter and the
 //     single relay: the scenario makes Kafka refuse a row in the middle of a
 //     batch until the ack deadline, so the stock adapter must delete rows that
 //     never reached Kafka;
-//   - kill-kafka with the batch relay (ADR 44) told that Kafka took every batch:
+//   - kill-kafka with the batch relay told that Kafka took every batch:
 //     the scenario makes Kafka refuse one message of a batch produce, so its row
 //     is deleted although the event never reached Kafka;
 //   - client-retries with a load that sends no Idempotency-Key: the proxy cuts

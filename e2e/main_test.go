@@ -28,7 +28,7 @@ var (
 	orderBin, paymentBin string
 	buildDir             = filepath.Join(harness.RepoRoot(), "build", "e2e")
 
-	// The strategy comparison's own servers (ADR 0050), started by the first
+	// The strategy comparison's own servers, started by the first
 	// test that needs them: TestStrategies runs beside TestFaults, and each
 	// kills only its own servers.
 	strategiesInfra     *harness.Infra

@@ -12,10 +12,10 @@ import (
 )
 
 // conformsToTheDocument reads the running order service's /openapi.json and
-// sends, through a client that validates every answer against it (ADR 0046),
+// sends, through a client that validates every answer against it,
 // the reads of ids (orders after a real saga: UUIDs, timelines with real
 // messages), a customer's list, a refused order, an unknown order, a wrong
-// method, and what the guard refuses (ADR 51): a form body (what `curl -d`
+// method, and what the guard refuses: a form body (what `curl -d`
 // sends), a cross-site POST and a rebound Host. It fails t on any answer that
 // breaks the document, and on a refusal with another status.
 func conformsToTheDocument(t *testing.T, s *harness.Stack, customer string, ids ...string) {

@@ -16,7 +16,7 @@ var keylessControls = map[string]bool{"client-retries": true}
 // ≤ 8) is forwarded, answered by the service, and then its connection is closed
 // before the client sees a byte; every Mth (9 ≤ M ≤ 12) is dropped before it
 // reaches the service. The client cannot tell the two apart and retries both
-// with the same Idempotency-Key (ADR 23): no order may exist twice (I8, 0
+// with the same Idempotency-Key: no order may exist twice (I8, 0
 // extra orders), nothing is charged twice, every accepted order ends terminal.
 // Its negative control sends no key: each answer cut after the commit then
 // becomes a second order, every run.

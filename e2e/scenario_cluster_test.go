@@ -13,7 +13,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/events"
 )
 
-// The cluster scenarios (ADR 0045) run on a three-node Kafka cluster
+// The cluster scenarios run on a three-node Kafka cluster
 // (harness.ClusterInfra: RF 3, min.insync.replicas=2, no unclean election),
 // started once for all of them. Three JVMs, two MariaDB and the services share
 // two cores, and the four together must stay within about five minutes of

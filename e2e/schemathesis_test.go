@@ -21,7 +21,7 @@ import (
 )
 
 // schemathesisChecks are the Schemathesis checks the run applies to every
-// response (ADR 0047). Not "all": positive_data_acceptance and
+// response. Not "all": positive_data_acceptance and
 // missing_required_header expect a schema-valid request to succeed, which an
 // order API that answers 404 for an unknown id or 422 for a reused
 // Idempotency-Key cannot promise, and the authorization checks need several
@@ -87,7 +87,7 @@ func schemathesis(t *testing.T) string {
 }
 
 // TestAPISchemathesis runs Schemathesis against a live order service with the
-// OpenAPI document it serves at /openapi.json (ADR 0047): generated and
+// OpenAPI document it serves at /openapi.json: generated and
 // mutated requests for every documented operation (examples, coverage and
 // fuzzing phases) and stateful sequences along the document's links (place →
 // read → cancel). It then asserts, from Schemathesis' own JSON report and from
@@ -237,7 +237,7 @@ func TestAPISchemathesis(t *testing.T) {
 }
 
 // servedDocument fails the test unless url answers 200 with a JSON OpenAPI
-// 3.x document (ADR 46): without it Schemathesis has nothing to test, and its
+// 3.x document: without it Schemathesis has nothing to test, and its
 // own error would hide the cause.
 func servedDocument(t *testing.T, url string) {
 	t.Helper()

@@ -12,7 +12,7 @@ import (
 func TestJudgeStrategy(t *testing.T) {
 	t.Parallel()
 	byName := map[string]strategy{}
-	for _, st := range strategies() {
+	for _, st := range comparedStrategies() {
 		byName[st.name] = st
 	}
 	tests := []struct {

@@ -16,18 +16,18 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/e2e/harness"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/consumer/strategies"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 )
 
-// strategy is one line of the comparison (ADR 37): how the payment service's
+// strategy is one line of the comparison: how the payment service's
 // consumer of order events is configured, and what this strategy promises on
 // top of what every strategy must keep.
 type strategy struct {
 	name string
 	// mode is the consumer's failure mode (PAYMENT_FAILURE_MODES); env, further
 	// PAYMENT_* variables (each must be one the service reads).
-	mode messaging.FailureMode
+	mode strategies.Mode
 	env  []string
 	// orchestrated: the harness restarts the payment process, at most every
 	// 10 s, while its /healthz answers 503 (what an orchestrator does).
@@ -42,19 +42,19 @@ type strategy struct {
 	promise, cost func(r *harness.StrategyRow) []string
 }
 
-// strategies is the comparison's table: the same load and faults run for
+// comparedStrategies is the comparison's table: the same load and faults run for
 // each. A strategy whose failure mode the payment service does not know yet
 // fails the test (see checkStrategy).
-func strategies() []strategy {
+func comparedStrategies() []strategy {
 	return []strategy{
-		{name: "poison", mode: messaging.FailurePoison, promise: keeps(noLoss)},
-		{name: "block", mode: messaging.FailureBlock, stalls: true, promise: keeps(noLoss, inOrder)},
-		{name: "skip", mode: messaging.FailureSkip, cost: keeps(noLoss)},
-		{name: "stop", mode: messaging.FailureStop, orchestrated: true, stalls: true, promise: keeps(noLoss)},
-		{name: "requeue", mode: messaging.FailureRequeue, promise: keeps(noLoss)},
-		{name: "park-key", mode: messaging.FailureParkKey, promise: keeps(noLoss, inOrder)},
-		{name: "pause", mode: messaging.FailurePause, promise: keeps(noLoss)},
-		{name: "poison+breaker", mode: messaging.FailurePoison, env: []string{"PAYMENT_BREAKER_ENABLED=true"}, promise: keeps(noLoss)},
+		{name: "poison", mode: strategies.Poison, promise: keeps(noLoss)},
+		{name: "block", mode: strategies.Block, stalls: true, promise: keeps(noLoss, inOrder)},
+		{name: "skip", mode: strategies.Skip, cost: keeps(noLoss)},
+		{name: "stop", mode: strategies.Stop, orchestrated: true, stalls: true, promise: keeps(noLoss)},
+		{name: "requeue", mode: strategies.Requeue, promise: keeps(noLoss)},
+		{name: "park-key", mode: strategies.ParkKey, promise: keeps(noLoss, inOrder)},
+		{name: "pause", mode: strategies.Pause, promise: keeps(noLoss)},
+		{name: "poison+breaker", mode: strategies.Poison, env: []string{"PAYMENT_BREAKER_ENABLED=true"}, promise: keeps(noLoss)},
 	}
 }
 
@@ -86,7 +86,7 @@ func keeps(checks ...func(*harness.StrategyRow) string) func(*harness.StrategyRo
 }
 
 func isStrategy(name string) bool {
-	for _, st := range strategies() {
+	for _, st := range comparedStrategies() {
 		if st.name == name {
 			return true
 		}
@@ -94,7 +94,7 @@ func isStrategy(name string) bool {
 	return false
 }
 
-// The comparison's timeline, from the start of the load (ADR 37).
+// The comparison's timeline, from the start of the load.
 const (
 	compareRate        = 25 // orders per second
 	compareLoad        = 42 * time.Second
@@ -137,7 +137,7 @@ func TestStrategies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("strategy comparison: skipped with -short")
 	}
-	// Beside TestFaults, on its own servers (ADR 0050): the load of both is a
+	// Beside TestFaults, on its own servers: the load of both is a
 	// fraction of the machine, and together they take the time of the longer.
 	t.Parallel()
 	seed := suiteSeed(t)
@@ -154,7 +154,7 @@ func TestStrategies(t *testing.T) {
 		}
 		t.Logf("the comparison (build/e2e/strategies.json; docs/strategies.md: go run ./e2e/strategies-table):\n%s", harness.StrategiesTable(table))
 	}()
-	for _, st := range strategies() {
+	for _, st := range comparedStrategies() {
 		if only != "" && only != st.name {
 			continue
 		}

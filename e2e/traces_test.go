@@ -181,7 +181,7 @@ func (r *otlpReceiver) dump() string {
 // outbox row), the payment consumer (from the Kafka headers), the payment
 // forwarder's publish (from its own outbox row), the order consumer. The
 // services are the real processes, exporting over OTLP/HTTP to a receiver in
-// this test (ADR 0039). The payment consumer giving up on a message is an
+// this test. The payment consumer giving up on a message is an
 // event of its span, in the trace of the order that sent it.
 func TestOneTracePerOrder(t *testing.T) {
 	recv := &otlpReceiver{arrived: make(chan struct{}, 1)}

@@ -17,25 +17,26 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // systemTopics is every topic the two services create at start (their
 // service.go), with its partition count and settings.
-func systemTopics() []messaging.TopicSpec {
-	return []messaging.TopicSpec{
+func systemTopics() []kafka.TopicSpec {
+	return []kafka.TopicSpec{
 		{Name: events.TopicOrders, Partitions: events.DefaultPartitions},
 		{Name: events.TopicPayments, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(events.TopicOrderPoison),
-		messaging.PoisonTopicSpec(events.TopicPaymentPoison),
+		kafka.PoisonTopicSpec(events.TopicOrderPoison),
+		kafka.PoisonTopicSpec(events.TopicPaymentPoison),
 	}
 }
 
 // TestComposeFile: compose.yaml is valid for the Compose specification, has every
-// service the system needs (and Prometheus and Grafana, ADR 40) with a
+// service the system needs (and Prometheus and Grafana) with a
 // healthcheck, starts them in a safe order, and publishes the contract ports,
 // each once.
 func TestComposeFile(t *testing.T) {
@@ -226,7 +227,7 @@ func TestDockerBuildCommand(t *testing.T) {
 					t.Fatalf("%s is dynamically linked; the distroless static image cannot run it", svc)
 				}
 			}
-			// No fault-injection code (ADR 21): its log line and its switches' names
+			// No fault-injection code: its log line and its switches' names
 			// are string data that even a stripped binary keeps.
 			bin, err := os.ReadFile(out)
 			if err != nil {
@@ -521,7 +522,7 @@ func listenerMap(t *testing.T, node, list string) map[string]hostPort {
 	return m
 }
 
-// TestComposeLeastPrivilege (ADR 0049): each database container creates its
+// TestComposeLeastPrivilege: each database container creates its
 // service's users from deploy/dbusers on first start, and each service
 // migrates as the migration user and runs as the service user of its own
 // database; no container uses the test superuser onceflow.
@@ -565,7 +566,7 @@ func TestComposeLeastPrivilege(t *testing.T) {
 }
 
 // TestComposeServicesAnswerTheirCallers: each service's *_HTTP_ALLOWED_HOSTS
-// admits every name it is called by (ADR 0051): localhost for the host's
+// admits every name it is called by: localhost for the host's
 // browser and curl, the Prometheus target, and for the payment service the
 // order service's ORDER_CONSOLE_PAYMENT_URL. A name missing there would get
 // 421 from the service's guard.

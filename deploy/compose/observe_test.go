@@ -16,7 +16,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/compose"
 )
 
-// onceflowMetrics are the metric names issue 14 fixes (ADR 40): the alert rules,
+// onceflowMetrics are the metric names issue 14 fixes: the alert rules,
 // the dashboard and other tools query exactly these, so neither may use another
 // onceflow_ name. A histogram's _bucket/_sum/_count series count as its name.
 var onceflowMetrics = []string{

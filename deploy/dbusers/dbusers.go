@@ -1,5 +1,5 @@
 // Package dbusers holds the database users of both services and their
-// privileges (ADR 0049): the SQL files order-db.sql and payment-db.sql, which
+// privileges: the SQL files order-db.sql and payment-db.sql, which
 // create the users and which deploy/local/infra.sh and compose run as root, and
 // order-app.sql and payment-app.sql, the service user's privileges table by
 // table, which the migration user grants after the migrations at every start
@@ -20,14 +20,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"regexp"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 var (
@@ -170,7 +169,7 @@ func (t Template) AppGrants(schema, user string) ([]AppGrant, error) {
 	return grants, nil
 }
 
-// OpenAndMigrate opens a service's database as messaging.OpenAndMigrate does
+// OpenAndMigrate opens a service's database as sqldb.OpenAndMigrate does
 // and gives the service user its privileges on the way, at every start: with
 // c.MigrateDSN set, it migrates as the migration user, who then grants the
 // service user of c.DSN the privileges of the template's -app.sql (AppGrants:
@@ -180,15 +179,15 @@ func (t Template) AppGrants(schema, user string) ([]AppGrant, error) {
 // Replicas starting together take turns on a MariaDB named lock for the
 // grants. A table of the file that does not exist is an error. Without
 // c.MigrateDSN the deployment grants by other means, and this is
-// messaging.OpenAndMigrate.
-func (t Template) OpenAndMigrate(ctx context.Context, c messaging.DBConfig, serviceMigrations fs.FS, logger *slog.Logger) (*sql.DB, error) {
+// sqldb.OpenAndMigrate.
+func (t Template) OpenAndMigrate(ctx context.Context, c sqldb.Config, logger *slog.Logger, sets ...sqldb.Migrations) (*sql.DB, error) {
 	if c.MigrateDSN != "" {
 		c = c.Defaults()
 		if err := c.Validate(); err != nil {
 			return nil, err
 		}
-		migrator := messaging.DBConfig{DSN: c.MigrateDSN, MaxOpenConns: 2, StartupTimeout: c.StartupTimeout}
-		mdb, err := messaging.OpenAndMigrate(ctx, migrator, serviceMigrations, logger)
+		migrator := sqldb.Config{DSN: c.MigrateDSN, MaxOpenConns: 2, StartupTimeout: c.StartupTimeout}
+		mdb, err := sqldb.OpenAndMigrate(ctx, migrator, logger, sets...)
 		if err != nil {
 			return nil, fmt.Errorf("as the migration user: %w", err)
 		}
@@ -199,7 +198,7 @@ func (t Template) OpenAndMigrate(ctx context.Context, c messaging.DBConfig, serv
 		}
 		c.MigrateDSN = "" // migrated: the service user's own check only reads goose's version tables
 	}
-	return messaging.OpenAndMigrate(ctx, c, serviceMigrations, logger)
+	return sqldb.OpenAndMigrate(ctx, c, logger, sets...)
 }
 
 // grant runs AppGrants for the user and database of serviceDSN on db (the

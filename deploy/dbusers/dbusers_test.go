@@ -51,7 +51,7 @@ func TestFor(t *testing.T) {
 // TestAppGrants: each service user's privileges file gives, for any database
 // and user name, one grant per table to that user (tables named without their
 // database), then takes back the database-wide DML of earlier versions for that
-// database alone (GRANT's "_" escaped). Both files give the messaging tables
+// database alone (GRANT's "_" escaped). Both files give the patterns' tables
 // the same privileges. The ledger is append-only and goose's version tables
 // are read-only. A name that could break out of the SQL is refused.
 func TestAppGrants(t *testing.T) {
@@ -84,7 +84,7 @@ func TestAppGrants(t *testing.T) {
 		if strings.Join(wide, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s: database-wide statements %q, want %q", tpl.Schema, wide, want)
 		}
-		for _, goose := range []string{"goose_db_version", "goose_messaging_version"} {
+		for _, goose := range []string{"goose_db_version", "goose_outbox_version", "goose_outbox_parking_version", "goose_inbox_version", "goose_delayed_version", "goose_parkkey_version", "goose_poison_version"} {
 			if got := byTable[tpl.Schema][goose]; got != "GRANT SELECT ON `"+goose+"` TO 'u'@'%'" {
 				t.Errorf("%s: %q, want SELECT only on %s", tpl.Schema, got, goose)
 			}

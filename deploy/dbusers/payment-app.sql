@@ -5,8 +5,8 @@
 --   mariadb -u payments_migrate -p payments < deploy/dbusers/payment-app.sql
 -- A migration that adds a table or a column the service writes adds its grant here.
 
--- The messaging tables (pkg/messaging): the outbox (written in the change's
--- transaction, read and deleted by the forwarder), the inbox and the poison
+-- The patterns' tables (pkg/outbox, pkg/inbox, pkg/consumer, pkg/poison): the
+-- outbox (written in the change's transaction, read and deleted by the forwarder), the inbox and the poison
 -- replay records (kept, read, pruned), the delayed path (written, read, deleted
 -- once handled), parked outbox rows and parked keys (moved, updated, released,
 -- also by the admin endpoints).
@@ -17,9 +17,16 @@ GRANT SELECT, INSERT, DELETE ON `consumer_requeue` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `outbox_parked` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_keys` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_messages` TO 'payments_app'@'%';
--- goose's version tables: read only (a start without a migration user checks
--- that nothing is pending); only the migration user writes them.
-GRANT SELECT ON `goose_messaging_version` TO 'payments_app'@'%';
+-- goose's version tables, one per pattern's migrations and the service's own:
+-- read only (a start without a migration user checks that nothing is pending);
+-- only the migration user writes them. Databases migrated before the patterns
+-- had their own keep goose_messaging_version, which nothing reads any more.
+GRANT SELECT ON `goose_outbox_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_outbox_parking_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_inbox_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_delayed_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_parkkey_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_poison_version` TO 'payments_app'@'%';
 GRANT SELECT ON `goose_db_version` TO 'payments_app'@'%';
 
 -- The payment tables. The ledger is append-only: rows are added, never changed

@@ -15,7 +15,8 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // The services' migrations, read from their directories: deploy/dbusers may not
@@ -137,12 +138,12 @@ func TestLeastPrivilege(t *testing.T) {
 		{"payment user deletes from the ledger", paymentsApp, "DELETE FROM " + p + "ledger", false},
 		{"payment user writes goose's version table", paymentsApp, "INSERT INTO " + p + "goose_db_version (version_id, is_applied) VALUES (99, 1)", false},
 		{"payment user changes goose's version table", paymentsApp, "UPDATE " + p + "goose_db_version SET is_applied = 0", false},
-		{"payment user deletes from goose's version table", paymentsApp, "DELETE FROM " + p + "goose_messaging_version", false},
+		{"payment user deletes from goose's version table", paymentsApp, "DELETE FROM " + p + "goose_outbox_version", false},
 		{"payment user changes a payment's amount", paymentsApp, "UPDATE " + p + "payments SET amount_cents = 0", false},
 		{"payment user changes an account's currency", paymentsApp, "UPDATE " + p + "accounts SET currency = 'USD'", false},
 		{"payment user deletes an account", paymentsApp, "DELETE FROM " + p + "accounts", false},
 		{"payment user deletes a payment", paymentsApp, "DELETE FROM " + p + "payments", false},
-		{"order user writes goose's version table", ordersApp, "INSERT INTO " + o + "goose_messaging_version (version_id, is_applied) VALUES (99, 1)", false},
+		{"order user writes goose's version table", ordersApp, "INSERT INTO " + o + "goose_outbox_version (version_id, is_applied) VALUES (99, 1)", false},
 		{"order user changes goose's version table", ordersApp, "UPDATE " + o + "goose_db_version SET is_applied = 0", false},
 		{"order user deletes from goose's version table", ordersApp, "DELETE FROM " + o + "goose_db_version", false},
 		{"order user changes an order's amount", ordersApp, "UPDATE " + o + "orders SET amount_cents = 0", false},
@@ -204,15 +205,15 @@ func TestLeastPrivilege(t *testing.T) {
 	// pending (here all of them: a fresh database), accepted once they ran.
 	fresh := testenv.NewDatabase(t, addr)
 	logger := slog.New(slog.DiscardHandler)
-	cfg := messaging.DBConfig{DSN: fresh.DSN, StartupTimeout: 10 * time.Second}
-	if db, err := messaging.OpenAndMigrate(ctx, cfg, nil, logger); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
+	cfg := sqldb.Config{DSN: fresh.DSN, StartupTimeout: 10 * time.Second}
+	if db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, servicedb.Migrations(nil)...); err == nil || !isDenied(errors.Unwrap(err)) && !isDenied(err) {
 		if db != nil {
 			db.Close()
 		}
 		t.Fatalf("the service user migrated a fresh database: %v; want an access denied error", err)
 	}
 	fresh.Migrate(t, nil)
-	db, err := messaging.OpenAndMigrate(ctx, cfg, nil, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg, logger, servicedb.Migrations(nil)...)
 	if err != nil {
 		t.Fatalf("the service user on an up-to-date schema: %v", err)
 	}
@@ -230,7 +231,7 @@ func TestGrantAtStart(t *testing.T) {
 	ctx := context.Background()
 	d := testenv.NewDatabase(t, testenv.PaymentDBAddr) // the service user has database-wide DML until the grants
 	logger := slog.New(slog.DiscardHandler)
-	db, err := messaging.OpenAndMigrate(ctx, messaging.DBConfig{DSN: d.MigrateDSN, StartupTimeout: time.Minute}, paymentMigrations, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute}, logger, servicedb.Migrations(paymentMigrations)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestGrantAtStart(t *testing.T) {
 		t.Fatalf("before the grants (the old database-wide DML): %v; the check below would prove nothing", err)
 	}
 	for range 2 {
-		app, err := dbusers.Payment.OpenAndMigrate(ctx, d.DBConfig(), paymentMigrations, logger)
+		app, err := dbusers.Payment.OpenAndMigrate(ctx, d.DBConfig(), logger, servicedb.Migrations(paymentMigrations)...)
 		if err != nil {
 			t.Fatal(err)
 		}

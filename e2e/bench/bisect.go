@@ -7,7 +7,7 @@ import (
 	"slices"
 )
 
-// Pass rule of a load step (ADR 0042).
+// Pass rule of a load step.
 const (
 	// minCompletedShare: the orders accepted in the step and terminal by its end
 	// (+ settle) must be at least this share of the offered rate × duration.

@@ -1,10 +1,11 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 )
 
 // A /proc/<pid>/stat line of a process whose name holds a space and a ')';
@@ -51,7 +52,7 @@ func TestCPUSplit(t *testing.T) {
 func TestOrderMessagingConfig(t *testing.T) {
 	t.Parallel()
 	def, err := orderMessagingConfig(nil)
-	if err != nil || def.Outbox != (messaging.Config{}).Defaults().Outbox {
+	if err != nil || !reflect.DeepEqual(def.Outbox, (servicemain.Messaging{}).Defaults().Outbox) {
 		t.Fatalf("defaults: %+v, %v", def.Outbox, err)
 	}
 	cfg, err := orderMessagingConfig([]string{"ORDER_OUTBOX_BATCH_SIZE=7", "PAYMENT_OUTBOX_BATCH_SIZE=9"})

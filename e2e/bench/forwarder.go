@@ -13,7 +13,12 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 const (
@@ -27,11 +32,11 @@ const (
 )
 
 // forwarder measures the services' forwarder alone: forwarderEvents
-// order-shaped events written through messaging.Outbox.Publish into a fresh
+// order-shaped events written through outbox.Outbox.Publish into a fresh
 // database on the order MariaDB, with nothing consuming their topic and no
 // saga running; then the forwarder, built as the services build it (the order
 // service's messaging configuration, with -service-env: orderMessagingConfig;
-// Outbox.NewForwarder over KafkaConfig.NewPublisher), runs in this process
+// outbox.NewForwarder over kafka.Config.NewPublisher), runs in this process
 // until the outbox is empty.
 func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	say("forwarder alone: %d events preloaded", forwarderEvents)
@@ -39,36 +44,32 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
-	kafka := cfg.Kafka
-	kafka.Brokers, kafka.ClientID = b.kafka.Brokers, "bench-forwarder"
+	kc := cfg.Kafka
+	kc.Brokers, kc.ClientID = b.kafka.Brokers, "bench-forwarder"
 	fresh, err := freshDB(infra.OrderDBAddr(), "bench_forwarder")
 	if err != nil {
 		return err
 	}
 	fresh.Close()
-	// the services' pool: READ COMMITTED sessions, no SET per poll (ADR 43)
-	db, err := messaging.OpenDB(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
+	// the services' pool: READ COMMITTED sessions, no SET per poll
+	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := messaging.Migrate(ctx, db, nil, slog.New(slog.DiscardHandler)); err != nil {
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicedb.Migrations(nil)...); err != nil {
 		return err
 	}
 	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return err
 	}
-	defer deleteTopic(kafka, topic)
-	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
+	defer deleteTopic(kc, topic)
+	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return err
 	}
-	outbox, err := messaging.NewOutbox(cfg.Outbox)
-	if err != nil {
-		return err
-	}
-	outbox.SetBreaker(cfg.Breaker)
-	if err := fillOutbox(ctx, db, outbox, topic, forwarderEvents); err != nil {
+	ob := outbox.New()
+	if err := fillOutbox(ctx, db, ob, topic, forwarderEvents); err != nil {
 		return fmt.Errorf("preloading the outbox: %w", err)
 	}
 	rows, err := outbox.Pending(ctx, db)
@@ -80,9 +81,15 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	}
 
 	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
-	out := kafka.NewPublisher(wlog)
+	out := kc.NewPublisher(wlog)
 	defer out.Close()
-	fwd, err := outbox.NewForwarder(db, out, wlog)
+	parked, err := parking.New(parking.Config{DB: db, Outbox: ob, Logger: wlog})
+	if err != nil {
+		return err
+	}
+	fc := cfg.Outbox
+	fc.DB, fc.Publisher, fc.Logger, fc.Outbox, fc.Breaker, fc.Parking = db, out, wlog, ob, cfg.Breaker, parked.Publisher
+	fwd, err := outbox.NewForwarder(fc)
 	if err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	}
 	el := time.Since(t0)
 	// an empty outbox must mean every event reached the topic
-	if n, err := testenv.MessageCount(kafka, topic); err != nil || n < forwarderEvents {
+	if n, err := testenv.MessageCount(kc, topic); err != nil || n < forwarderEvents {
 		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
 	}
 	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
@@ -130,28 +137,28 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 // defaults, with the ORDER_* settings of -service-env (e.g.
 // ORDER_OUTBOX_BATCH_SIZE=10) read as the service reads them. It fails on a
 // setting the service would refuse to parse.
-func orderMessagingConfig(settings []string) (messaging.Config, error) {
+func orderMessagingConfig(settings []string) (servicemain.Messaging, error) {
 	vars := map[string]string{}
 	for _, kv := range settings {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			vars[k] = v
 		}
 	}
-	var cfg messaging.Config
+	var cfg servicemain.Messaging
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "ORDER_", Environment: vars}); err != nil {
-		return messaging.Config{}, fmt.Errorf("-service-env: %w", err)
+		return servicemain.Messaging{}, fmt.Errorf("-service-env: %w", err)
 	}
 	return cfg.Defaults(), nil
 }
 
 // fillOutbox writes n OrderPlaced events for topic through outbox, forwarderBatch
 // per transaction.
-func fillOutbox(ctx context.Context, db *sql.DB, outbox *messaging.Outbox, topic string, n int) error {
+func fillOutbox(ctx context.Context, db *sql.DB, ob *outbox.Outbox, topic string, n int) error {
 	for done := 0; done < n; {
 		k := min(forwarderBatch, n-done)
-		err := messaging.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
+		err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 			for i := range k {
-				if err := events.Write(ctx, outbox, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
+				if err := events.Write(ctx, ob, tx, topic, events.Event{ID: watermill.NewUUID(), OrderID: watermill.NewUUID(),
 					OrderVersion: 1, OccurredAt: time.Now().UTC(), Payload: events.OrderPlaced{
 						CustomerID: customers[(done+i)%len(customers)], Amount: events.Money{MinorUnits: 100, Currency: "EUR"}}}); err != nil {
 					return err

@@ -13,7 +13,7 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // preloadAttempts is how many fresh topics preload tries before it gives up.
@@ -26,7 +26,7 @@ const preloadAttempts = 3
 // after all, and a second copy would be a duplicate. If the check fails, it
 // deletes the topic and starts over in a fresh one, at most preloadAttempts
 // times; its error then says what the last topic held.
-func preload(ctx context.Context, kafka messaging.KafkaConfig, prefix string, msgs []*message.Message) (string, error) {
+func preload(ctx context.Context, kc kafka.Config, prefix string, msgs []*message.Message) (string, error) {
 	want := make([]string, len(msgs))
 	for i, m := range msgs {
 		want[i] = m.UUID
@@ -34,11 +34,11 @@ func preload(ctx context.Context, kafka messaging.KafkaConfig, prefix string, ms
 	var err error
 	for attempt := 1; attempt <= preloadAttempts && ctx.Err() == nil; attempt++ {
 		topic := prefix + "-" + strings.ToLower(watermill.NewShortUUID()[:6])
-		if err = preloadInto(ctx, kafka, topic, msgs, want); err == nil {
+		if err = preloadInto(ctx, kc, topic, msgs, want); err == nil {
 			return topic, nil
 		}
 		say("  preload attempt %d of %d: %v; deleting %s", attempt, preloadAttempts, err, topic)
-		deleteTopic(kafka, topic)
+		deleteTopic(kc, topic)
 	}
 	if ctx.Err() != nil {
 		return "", fmt.Errorf("preloading %d events: %w (last attempt: %v)", len(msgs), ctx.Err(), err)
@@ -48,30 +48,30 @@ func preload(ctx context.Context, kafka messaging.KafkaConfig, prefix string, ms
 
 // preloadInto creates topic, waits until each partition has a leader, publishes
 // msgs once and checks that the topic holds exactly want.
-func preloadInto(ctx context.Context, kafka messaging.KafkaConfig, topic string, msgs []*message.Message, want []string) error {
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
+func preloadInto(ctx context.Context, kc kafka.Config, topic string, msgs []*message.Message, want []string) error {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return err
 	}
-	if err := waitLeaders(ctx, kafka, topic, events.DefaultPartitions); err != nil {
+	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return err
 	}
-	failed, first, err := publishAsync(ctx, kafka, topic, msgs)
+	failed, first, err := publishAsync(ctx, kc, topic, msgs)
 	if err != nil {
 		return err
 	}
 	if failed > 0 {
 		say("  %d of %d message(s) not acknowledged (first: %v); checking what %s holds", failed, len(msgs), first, topic)
 	}
-	return checkTopic(kafka, topic, want)
+	return checkTopic(kc, topic, want)
 }
 
 // waitLeaders waits up to 30 s (less if ctx ends first) until the broker names
 // a leader for each of the topic's partitions: a topic just created may have
 // none for a moment, and a produce to it then fails.
-func waitLeaders(ctx context.Context, kafka messaging.KafkaConfig, topic string, partitions int) error {
+func waitLeaders(ctx context.Context, kc kafka.Config, topic string, partitions int) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ProducerConfig())
+	client, err := sarama.NewClient(kc.Brokers, kc.ProducerConfig())
 	if err != nil {
 		return err
 	}
@@ -102,10 +102,10 @@ func waitLeaders(ctx context.Context, kafka messaging.KafkaConfig, topic string,
 // idempotent async producer failed a few messages of most preloads here with
 // "out of order sequence number". Without it, a retry after a lost
 // acknowledgement can write a message twice, which checkTopic catches.
-func publishAsync(ctx context.Context, kafka messaging.KafkaConfig, topic string, msgs []*message.Message) (failed int, first, err error) {
-	cfg := kafka.ProducerConfig()
+func publishAsync(ctx context.Context, kc kafka.Config, topic string, msgs []*message.Message) (failed int, first, err error) {
+	cfg := kc.ProducerConfig()
 	cfg.Producer.Idempotent = false
-	p, err := sarama.NewAsyncProducer(kafka.Brokers, cfg)
+	p, err := sarama.NewAsyncProducer(kc.Brokers, cfg)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -126,7 +126,7 @@ func publishAsync(ctx context.Context, kafka messaging.KafkaConfig, topic string
 		}
 		close(errs)
 	}()
-	marshaler := messaging.Marshaler(true)
+	marshaler := kafka.Marshaler(true)
 	for _, m := range msgs {
 		km, err := marshaler.Marshal(topic, m)
 		if err != nil {
@@ -155,12 +155,12 @@ func publishAsync(ctx context.Context, kafka messaging.KafkaConfig, topic string
 // want, each once: the sum over partitions of newest−oldest offsets is
 // len(want), and the UUIDs read back (harness.ReadAll) are want, each once.
 // Otherwise its error says what the topic held.
-func checkTopic(kafka messaging.KafkaConfig, topic string, want []string) error {
-	size, err := testenv.MessageCount(kafka, topic)
+func checkTopic(kc kafka.Config, topic string, want []string) error {
+	size, err := testenv.MessageCount(kc, topic)
 	if err != nil {
 		return fmt.Errorf("offsets of %s: %w", topic, err)
 	}
-	msgs, err := harness.ReadAll(kafka, topic)
+	msgs, err := harness.ReadAll(kc, topic)
 	if err != nil {
 		return fmt.Errorf("reading %s back: %w", topic, err)
 	}
@@ -198,8 +198,8 @@ func diffIDs(want, got []string) (missing, extra int) {
 }
 
 // deleteTopic deletes topic, saying (not returning) why it could not.
-func deleteTopic(kafka messaging.KafkaConfig, topic string) {
-	admin, err := sarama.NewClusterAdmin(kafka.Brokers, kafka.ProducerConfig())
+func deleteTopic(kc kafka.Config, topic string) {
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, kc.ProducerConfig())
 	if err != nil {
 		say("  deleting %s: %v", topic, err)
 		return

@@ -23,8 +23,8 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/poison"
 )
 
 const api = "http://127.0.0.1:8080"
@@ -32,7 +32,7 @@ const api = "http://127.0.0.1:8080"
 type demo struct {
 	ctx       context.Context
 	infra     *harness.Infra
-	kafka     messaging.KafkaConfig
+	kafka     kafka.Config
 	orderDB   *sql.DB
 	paymentDB *sql.DB
 }
@@ -50,7 +50,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	d := &demo{ctx: ctx, infra: harness.LocalInfra(),
-		kafka: messaging.KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, ClientID: "demo"}.Defaults()}
+		kafka: kafka.Config{Brokers: []string{"127.0.0.1:9092"}, ClientID: "demo"}.Defaults()}
 	var err error
 	if d.orderDB, err = sql.Open("mysql", testenv.DSN("127.0.0.1:3307", "orders")); err == nil {
 		d.paymentDB, err = sql.Open("mysql", testenv.DSN("127.0.0.1:3308", "payments"))
@@ -258,7 +258,7 @@ func (d *demo) poison() error {
 	say("3. The payment service moved each bad message to payment.poison at the first attempt (retrying")
 	say("   cannot fix it), with the reason, and went on. The newest entries of `payment poison list`:")
 	for _, e := range page.Entries {
-		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Reason))
+		say("    offset %d  %s  %s", e.Offset, e.ID, firstLine(e.Error))
 	}
 	say("\nA person fixes the cause and runs `build/bin/payment poison replay <offset>`: the message goes back")
 	say("to the payment consumer alone (its delayed path in the payment DB, not the shared topic) with the")

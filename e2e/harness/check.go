@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // Fault is one injected fault, for the report.
@@ -78,7 +78,7 @@ type Report struct {
 	// LostEvents counts orders whose OrderPlaced never reached Kafka (part of I1:
 	// without it a payment timeout would turn a lost event into a cancellation).
 	LostEvents int `json:"lost_events"`
-	// Parked counts events parked in an outbox (ADR 22): Kafka refused them for
+	// Parked counts events parked in an outbox: Kafka refused them for
 	// good. They are accounted for, not lost; only crafted orders may have them.
 	Parked int `json:"parked"`
 	// Crafted counts the orders the scenario made on purpose outside the load
@@ -210,7 +210,7 @@ type Snapshot struct {
 	Events []TopicMessages
 	// Poisoned holds the messages of both poison topics.
 	Poisoned []TopicMessages
-	// Parked holds the parked outbox rows of both databases (ADR 22).
+	// Parked holds the parked outbox rows of both databases.
 	Parked []ParkedEvent
 	// Errors says what could not be read; each becomes a violation.
 	Errors []string
@@ -436,7 +436,7 @@ func (s *Stack) drained() bool {
 //	I8 extra orders: orders that exist although no request for them got a 201.
 //	   Reported; a violation with cfg.NoExtraOrders, or when there are more of
 //	   them than requests whose outcome the client could not know.
-//	I9 parked (ADR 22): an event parked in an outbox is accounted for, not lost;
+//	I9 parked: an event parked in an outbox is accounted for, not lost;
 //	   only crafted orders (cfg.Crafted) may have parked events, and each crafted
 //	   order ends CANCELLED by payment_timeout, unpaid, with its OrderPlaced
 //	   (message_too_large) and OrderCancelled (behind_parked) parked.
@@ -796,10 +796,10 @@ func (s *Stack) ReadAll(topic string) ([]*message.Message, error) { return ReadA
 
 // ReadAll returns every message of topic, from the oldest offset to the newest
 // at the time of the call, partition by partition.
-func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, error) {
-	unmarshaler := messaging.Marshaler(false)
+func ReadAll(kc kafka.Config, topic string) ([]*message.Message, error) {
+	unmarshaler := kafka.Marshaler(false)
 	var out []*message.Message
-	err := readTopic(kafka, topic, func(km *sarama.ConsumerMessage) error {
+	err := readTopic(kc, topic, func(km *sarama.ConsumerMessage) error {
 		m, err := unmarshaler.Unmarshal(km)
 		if err == nil {
 			out = append(out, m)
@@ -811,8 +811,8 @@ func ReadAll(kafka messaging.KafkaConfig, topic string) ([]*message.Message, err
 
 // readTopic calls fn with every message of topic, from the oldest offset to the
 // newest at the time of the call, partition by partition; fn's error stops it.
-func readTopic(kafka messaging.KafkaConfig, topic string, fn func(*sarama.ConsumerMessage) error) error {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
+func readTopic(kc kafka.Config, topic string, fn func(*sarama.ConsumerMessage) error) error {
+	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // OffsetsTopic is Kafka's internal topic of consumer-group offsets: with three
@@ -18,7 +18,7 @@ const OffsetsTopic = "__consumer_offsets"
 // admin opens a cluster admin on every Kafka node of i. Reads time out after
 // 5 s, so that a paused (SIGSTOPped) node costs one timeout, not sarama's 30 s.
 func (i *Infra) admin() (sarama.ClusterAdmin, error) {
-	cfg := messaging.KafkaConfig{Brokers: i.KafkaBrokers(), ClientID: "harness-cluster"}.Defaults().ConsumerConfig()
+	cfg := kafka.Config{Brokers: i.KafkaBrokers(), ClientID: "harness-cluster"}.Defaults().ConsumerConfig()
 	cfg.Net.ReadTimeout = 5 * time.Second
 	cfg.Admin.Timeout = 5 * time.Second
 	return sarama.NewClusterAdmin(i.KafkaBrokers(), cfg)

@@ -10,7 +10,7 @@ import (
 
 // TestInfraKafkaModes runs infra.sh's commands that start nothing (config,
 // status, and starts refused before anything runs): the three-node cluster's
-// settings and ports (ADR 0045), the single node's unchanged ones, and the
+// settings and ports, the single node's unchanged ones, and the
 // mistakes it must refuse with a clear message. Needs bash, no server.
 func TestInfraKafkaModes(t *testing.T) {
 	// No jars: a start that should be refused but is not cannot start a broker.

@@ -11,11 +11,11 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // StrategyRow is one failure strategy's line of the comparison (e2e
-// TestStrategies, ADR 37): what the payment group did with the same load and
+// TestStrategies): what the payment group did with the same load and
 // the same faults, measured in the stores afterwards. build/e2e/strategies.json
 // is an array of them; docs/strategies.md shows them as a table.
 type StrategyRow struct {
@@ -418,7 +418,7 @@ func (s *Stack) CommittedOffsets(group, topic string) (map[int32]int64, error) {
 func (s *Stack) ReadRecords(topic string) ([]Record, error) {
 	var out []Record
 	err := readTopic(s.Kafka, topic, func(km *sarama.ConsumerMessage) error {
-		m, err := messaging.Marshaler(false).Unmarshal(km)
+		m, err := kafka.Marshaler(false).Unmarshal(km)
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ type Infra struct {
 	DBNodes int
 	// KafkaNodes is 1 (also when 0: the server Kafka) or 3 (the servers
 	// KafkaNode(1..3), clients on KafkaPort+0..2, controllers on
-	// KafkaControllerPort+0..2; ADR 0045).
+	// KafkaControllerPort+0..2).
 	KafkaNodes int
 	// Ports of the servers.
 	OrderDBPort, PaymentDBPort, KafkaPort, KafkaControllerPort int
@@ -69,7 +69,7 @@ func E2EInfra() *Infra {
 	}
 }
 
-// StrategiesInfra is the strategy comparison's own set of servers (ADR 0050):
+// StrategiesInfra is the strategy comparison's own set of servers:
 // separate ports and data from E2EInfra, so that the comparison can run beside
 // the fault suite, each killing only its own servers.
 func StrategiesInfra() *Infra {
@@ -80,7 +80,7 @@ func StrategiesInfra() *Infra {
 }
 
 // ClusterInfra is the fault suite's three-node Kafka cluster with its own two
-// MariaDB servers, for the cluster scenarios (ADR 0045): ports and data apart
+// MariaDB servers, for the cluster scenarios: ports and data apart
 // from E2EInfra's, so both can run at once.
 func ClusterInfra() *Infra {
 	return &Infra{

@@ -7,7 +7,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // ConsumerLag is the package-level ConsumerLag on the stack's Kafka.
@@ -18,8 +18,8 @@ func (s *Stack) ConsumerLag(group, topic string) (int64, error) {
 // ConsumerLag returns, for the consumer group on topic, the sum over partitions
 // of (newest offset - committed offset). A partition the group never committed
 // counts from the oldest offset.
-func ConsumerLag(kafka messaging.KafkaConfig, group, topic string) (int64, error) {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
+func ConsumerLag(kc kafka.Config, group, topic string) (int64, error) {
+	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return 0, err
 	}

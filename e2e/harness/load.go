@@ -79,8 +79,7 @@ type LoadConfig struct {
 	// connection reset or refused), 503, or 409 (its key in flight). Default 10,
 	// with backoff from RetryBackoff doubling up to 4 s: a retry window of about
 	// 24 s, well over the longest intake outage of the fault suite (10 s, plus
-	// the server's restart), so that every request ends with a definite answer
-	// (ADR 23).
+	// the server's restart), so that every request ends with a definite answer.
 	MaxAttempts int
 	// RetryBackoff is the wait before the second attempt (default 250 ms).
 	RetryBackoff time.Duration

@@ -17,7 +17,7 @@ import (
 // tags and returns the paths of the order and payment binaries. Without tags they
 // are the production binaries (what `make bench` measures); the fault suite
 // builds with "faults", which makes the services act on their *_FAULT_*
-// switches (messaging.FaultConfig).
+// switches (outbox.Faults and consumer.Faults).
 func Build(dir string, tags ...string) (order, payment string, err error) {
 	order, payment = filepath.Join(dir, "order"), filepath.Join(dir, "payment")
 	for bin, pkg := range map[string]string{order: "./services/order", payment: "./services/payment"} {

@@ -20,7 +20,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // Topics are the Kafka topics of one stack.
@@ -51,13 +51,13 @@ type Stack struct {
 	Infra  *Infra
 	Config StackConfig
 	Topics Topics
-	Kafka  messaging.KafkaConfig
+	Kafka  kafka.Config
 	// OrderDB and PaymentDB are pools as the test superuser, for the checks.
 	OrderDB   *sql.DB
 	PaymentDB *sql.DB
 	// orderUsers and paymentUsers: the services migrate as the migration user
 	// and run as the service user of their database, with the table grants the
-	// migration user gives it at start (ADR 0049).
+	// migration user gives it at start.
 	orderUsers, paymentUsers dbusers.Users
 	Orders                   []*Service
 	Payments                 []*Service
@@ -68,7 +68,7 @@ type Stack struct {
 }
 
 // Craft records orders a scenario made on purpose outside the load so that
-// their events cannot be published; Check expects them parked (I9, ADR 22).
+// their events cannot be published; Check expects them parked (I9).
 func (s *Stack) Craft(orderIDs ...string) {
 	s.craftMu.Lock()
 	defer s.craftMu.Unlock()
@@ -105,7 +105,7 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	s := &Stack{
 		Infra:  infra,
 		Config: cfg,
-		Kafka:  messaging.KafkaConfig{Brokers: infra.KafkaBrokers(), ClientID: "harness"}.Defaults(),
+		Kafka:  kafka.Config{Brokers: infra.KafkaBrokers(), ClientID: "harness"}.Defaults(),
 		Topics: Topics{
 			Orders: cfg.Name + ".orders", Payments: cfg.Name + ".payments",
 			OrderPoison: cfg.Name + ".order.poison", PaymentPoison: cfg.Name + ".payment.poison",
@@ -121,11 +121,11 @@ func NewStack(infra *Infra, cfg StackConfig) (*Stack, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := s.Kafka.EnsureTopics(ctx, []messaging.TopicSpec{
+	if err := s.Kafka.EnsureTopics(ctx, []kafka.TopicSpec{
 		{Name: s.Topics.Orders, Partitions: events.DefaultPartitions},
 		{Name: s.Topics.Payments, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(s.Topics.OrderPoison),
-		messaging.PoisonTopicSpec(s.Topics.PaymentPoison),
+		kafka.PoisonTopicSpec(s.Topics.OrderPoison),
+		kafka.PoisonTopicSpec(s.Topics.PaymentPoison),
 	}); err != nil {
 		return nil, fmt.Errorf("creating topics: %w", err)
 	}
@@ -183,7 +183,7 @@ func (s *Stack) addService(kind string, n int) error {
 		}
 		return addr
 	}
-	kafka := via(Kafka, strings.Join(s.Infra.KafkaBrokers(), ","))
+	brokers := via(Kafka, strings.Join(s.Infra.KafkaBrokers(), ","))
 	var svc *Service
 	switch kind {
 	case "order":
@@ -191,7 +191,7 @@ func (s *Stack) addService(kind string, n int) error {
 			"ORDER_HTTP_ADDR="+addr,
 			"ORDER_DB_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.App, s.orderUsers.AppPassword),
 			"ORDER_DB_MIGRATE_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.Migrate, s.orderUsers.MigratePassword),
-			"ORDER_KAFKA_BROKERS="+kafka,
+			"ORDER_KAFKA_BROKERS="+brokers,
 			"ORDER_KAFKA_CLIENT_ID="+name,
 			"ORDER_KAFKA_INSTANCE_ID="+name,
 			"ORDER_TOPIC_ORDERS="+s.Topics.Orders,
@@ -207,7 +207,7 @@ func (s *Stack) addService(kind string, n int) error {
 			"PAYMENT_HTTP_ADDR="+addr,
 			"PAYMENT_DB_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.App, s.paymentUsers.AppPassword),
 			"PAYMENT_DB_MIGRATE_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.Migrate, s.paymentUsers.MigratePassword),
-			"PAYMENT_KAFKA_BROKERS="+kafka,
+			"PAYMENT_KAFKA_BROKERS="+brokers,
 			"PAYMENT_KAFKA_CLIENT_ID="+name,
 			"PAYMENT_KAFKA_INSTANCE_ID="+name,
 			"PAYMENT_TOPIC_ORDERS="+s.Topics.Orders,
@@ -226,7 +226,7 @@ func (s *Stack) addService(kind string, n int) error {
 // seeded before orders arrive).
 func (s *Stack) Start() error {
 	if len(s.Payments) > 0 {
-		// The order service's console reads the first payment replica (ADR 0041).
+		// The order service's console reads the first payment replica.
 		for _, o := range s.Orders {
 			o.Env = append(o.Env, "ORDER_CONSOLE_PAYMENT_URL=http://"+s.Payments[0].HTTPAddr)
 		}
@@ -288,7 +288,7 @@ type OrderView struct {
 	CancelReason string `json:"cancel_reason"`
 	Paid         bool   `json:"paid"`
 	Refunded     bool   `json:"refunded"`
-	// RefundFailure says why a refund could not be made (ADR 27).
+	// RefundFailure says why a refund could not be made.
 	RefundFailure string `json:"refund_failure"`
 	Version       int    `json:"version"`
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // KafkaArgs returns a record a producer would send as the three arguments the
@@ -52,11 +52,11 @@ func KafkaRecord(topic string, value, key []byte, headers string) *sarama.Consum
 }
 
 // KafkaSeed is the seed named name of msg as a producer here sends it to topic
-// (messaging.Marshaler: key from the partition_key metadata, metadata as
+// (kafka.Marshaler: key from the partition_key metadata, metadata as
 // headers), in KafkaArgs's form. It fails t if msg cannot be marshaled.
 func KafkaSeed(t testing.TB, name, topic string, msg *message.Message) Seed {
 	t.Helper()
-	rec, err := messaging.Marshaler(false).Marshal(topic, msg)
+	rec, err := kafka.Marshaler(false).Marshal(topic, msg)
 	if err != nil {
 		t.Fatalf("seed %s: %v", name, err)
 	}
@@ -68,9 +68,9 @@ func KafkaSeed(t testing.TB, name, topic string, msg *message.Message) Seed {
 }
 
 // Consumed is the message a consumer here gets for the record KafkaRecord
-// builds (the subscribers' unmarshaler, messaging.Marshaler), and false if the
+// builds (the subscribers' unmarshaler, kafka.Marshaler), and false if the
 // unmarshaler refuses it (the subscriber then logs it and runs nothing of ours).
 func Consumed(topic string, value, key []byte, headers string) (*message.Message, bool) {
-	msg, err := messaging.Marshaler(false).Unmarshal(KafkaRecord(topic, value, key, headers))
+	msg, err := kafka.Marshaler(false).Unmarshal(KafkaRecord(topic, value, key, headers))
 	return msg, err == nil
 }

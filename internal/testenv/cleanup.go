@@ -11,24 +11,24 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
-// A test removes what it made on the servers (ADR 0057): its databases and
+// A test removes what it made on the servers: its databases and
 // their users (NewDatabase), its topics (Topics, TopicName) and its consumer
 // groups (Group, ReadTopic). A removal that fails is an error of the test:
 // what it left would show in every Kafka tool and lag view of the servers.
 
 // groupLeaveTimeout bounds the wait for a group's members to leave: a closed
 // consumer leaves at once, one that vanished without leaving is dropped by the
-// broker after its session timeout (10 s, messaging.KafkaConfig.ConsumerConfig).
+// broker after its session timeout (10 s, kafka.Config.ConsumerConfig).
 const groupLeaveTimeout = 30 * time.Second
 
 // deleteTopics deletes the topics names on kafka; one that does not exist is
 // no error.
-func deleteTopics(t testing.TB, kafka messaging.KafkaConfig, names ...string) {
+func deleteTopics(t testing.TB, kc kafka.Config, names ...string) {
 	t.Helper()
-	err := withAdmin(kafka, func(admin sarama.ClusterAdmin) error {
+	err := withAdmin(kc, func(admin sarama.ClusterAdmin) error {
 		var errs []error
 		for _, name := range names {
 			if err := admin.DeleteTopic(name); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
@@ -44,9 +44,9 @@ func deleteTopics(t testing.TB, kafka messaging.KafkaConfig, names ...string) {
 
 // deleteGroups deletes consumer group name and the groups named after it
 // (name + "."), waiting up to groupLeaveTimeout for their members to leave.
-func deleteGroups(t testing.TB, kafka messaging.KafkaConfig, name string) {
+func deleteGroups(t testing.TB, kc kafka.Config, name string) {
 	t.Helper()
-	err := withAdmin(kafka, func(admin sarama.ClusterAdmin) error {
+	err := withAdmin(kc, func(admin sarama.ClusterAdmin) error {
 		groups, err := admin.ListConsumerGroups()
 		if err != nil {
 			return err
@@ -77,8 +77,8 @@ func deleteGroups(t testing.TB, kafka messaging.KafkaConfig, name string) {
 }
 
 // withAdmin runs f with a cluster admin on kafka.
-func withAdmin(kafka messaging.KafkaConfig, f func(sarama.ClusterAdmin) error) error {
-	admin, err := sarama.NewClusterAdmin(kafka.Brokers, kafka.ProducerConfig())
+func withAdmin(kc kafka.Config, f func(sarama.ClusterAdmin) error) error {
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, kc.ProducerConfig())
 	if err != nil {
 		return err
 	}

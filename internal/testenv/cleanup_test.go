@@ -13,10 +13,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
-// TestIntegrationTestLeavesNothing (integration, real servers; ADR 0057) runs
+// TestIntegrationTestLeavesNothing (integration, real servers) runs
 // a representative integration test as a subtest: a database with its users on
 // each MariaDB server, a topic and a poison topic, consumers in their own group
 // with a projection (a second group), a reader group (ReadTopic) and a topic
@@ -26,19 +29,19 @@ import (
 func TestIntegrationTestLeavesNothing(t *testing.T) {
 	NeedsServers(t, "MariaDB and Kafka")
 	var part string
-	kafka := Kafka(t)
+	kc := Kafka(t)
 	// The subtest's name, and so every name it makes, is unique to this run:
 	// what an interrupted earlier run left cannot count.
 	t.Run("representative_"+strings.ToLower(watermill.NewShortUUID()[:8]), func(t *testing.T) {
 		part = testPart(t)
-		runRepresentativeTest(t, kafka)
+		runRepresentativeTest(t, kc)
 	})
 	if part == "" {
 		t.Fatal("the representative test did not run")
 	}
 	var left []string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		left = litter(t, kafka, part)
+		left = litter(t, kc, part)
 		if len(left) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -50,27 +53,27 @@ func TestIntegrationTestLeavesNothing(t *testing.T) {
 
 // runRepresentativeTest makes what integration tests make, through testenv,
 // and uses it as they do.
-func runRepresentativeTest(t *testing.T, kafka messaging.KafkaConfig) {
+func runRepresentativeTest(t *testing.T, kc kafka.Config) {
 	logger := slog.New(slog.DiscardHandler)
 	orders := NewDatabase(t, OrderDBAddr)
 	NewDatabase(t, PaymentDBAddr)
-	topics := Topics(t, kafka, 2, "events", "poison")
-	own := TopicName(t, kafka, "own")
+	topics := Topics(t, kc, 2, "events", "poison")
+	own := TopicName(t, kc, "own")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, []messaging.TopicSpec{messaging.PoisonTopicSpec(own)}); err != nil {
+	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{kafka.PoisonTopicSpec(own)}); err != nil {
 		t.Fatal(err)
 	}
 
-	cfg := messaging.Config{Kafka: kafka, ConsumerGroup: Group(t, kafka, "group"), PoisonTopic: topics[1]}
-	db, err := messaging.OpenAndMigrate(ctx, orders.DBConfig(), nil, logger)
+	cfg := servicemain.Messaging{Kafka: kc, ConsumerGroup: Group(t, kc, "group"), PoisonTopic: topics[1]}
+	db, err := sqldb.OpenAndMigrate(ctx, orders.DBConfig(), logger, servicedb.Migrations(nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	poison := kafka.NewPoisonPublisher(watermill.NopLogger{})
+	poison := kc.NewPoisonPublisher(watermill.NopLogger{})
 	t.Cleanup(func() { poison.Close() })
-	cs, err := messaging.NewConsumers(cfg, db, poison, nil, logger)
+	cs, err := servicemain.NewConsumers(cfg, db, poison, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +94,10 @@ func runRepresentativeTest(t *testing.T, kafka messaging.KafkaConfig) {
 		return cs.Run(context.Background())
 	})
 
-	pub := kafka.NewPublisher(watermill.NopLogger{})
+	pub := kc.NewPublisher(watermill.NopLogger{})
 	defer pub.Close()
 	m := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
-	m.Metadata.Set(messaging.MetadataKey, "key-1")
+	m.Metadata.Set(kafka.MetadataKey, "key-1")
 	if err := pub.Publish(topics[0], m); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +109,7 @@ func runRepresentativeTest(t *testing.T, kafka messaging.KafkaConfig) {
 		}
 	}
 	stop()
-	if got := ReadTopic(t, kafka, topics[0], 1, 30*time.Second); len(got) != 1 {
+	if got := ReadTopic(t, kc, topics[0], 1, 30*time.Second); len(got) != 1 {
 		t.Fatalf("ReadTopic got %d messages, want 1", len(got))
 	}
 }
@@ -114,7 +117,7 @@ func runRepresentativeTest(t *testing.T, kafka messaging.KafkaConfig) {
 // litter lists the databases, database users, topics and consumer groups on
 // the servers whose names contain part (as UniqueName writes it, or with "-"
 // for "_" as topics have it).
-func litter(t *testing.T, kafka messaging.KafkaConfig, part string) []string {
+func litter(t *testing.T, kc kafka.Config, part string) []string {
 	t.Helper()
 	dashed := strings.ReplaceAll(part, "_", "-")
 	var names []string
@@ -150,7 +153,7 @@ func litter(t *testing.T, kafka messaging.KafkaConfig, part string) []string {
 		}
 		admin.Close()
 	}
-	err := withAdmin(kafka, func(admin sarama.ClusterAdmin) error {
+	err := withAdmin(kc, func(admin sarama.ClusterAdmin) error {
 		topics, err := admin.ListTopics()
 		if err != nil {
 			return err

@@ -3,12 +3,12 @@
 // group names, all removed when the test ends (cleanup.go).
 //
 // Addresses come from the environment (`make test` points them at servers of
-// its own, ADR 0057), with the defaults of `make infra-up`:
+// its own), with the defaults of `make infra-up`:
 // ORDER_DB_ADDR (127.0.0.1:3307), PAYMENT_DB_ADDR (127.0.0.1:3308),
 // KAFKA_BROKERS (127.0.0.1:9092), DB_USER / DB_PASSWORD (onceflow / onceflow:
 // the development and test superuser of deploy/local/infra.sh, which creates
 // each test's database; the code under test connects as that database's own
-// service user, ADR 0049).
+// service user).
 //
 // With -short every test that needs a server is skipped before anything is
 // dialled: `go test -short ./...` needs no MariaDB and no Kafka. Otherwise a
@@ -41,7 +41,11 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/retention"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Getenv returns the environment variable key, or def when it is unset or empty.
@@ -118,8 +122,8 @@ func NewDB(t testing.TB, addr string) *sql.DB {
 	return NewDatabase(t, addr).Admin
 }
 
-// Database is a fresh database of one test and the three users that reach it
-// (ADR 0049): the test's superuser, and the migration and service users a
+// Database is a fresh database of one test and the three users that reach it:
+// the test's superuser, and the migration and service users a
 // deployment has, made from deploy/dbusers' statements for this database.
 type Database struct {
 	// Name is the database's name.
@@ -130,7 +134,7 @@ type Database struct {
 	// DSN is the service user's: what the code under test connects with. Until
 	// the database is migrated (Migrate, or a service's start with
 	// MigrateDSN) it may SELECT, INSERT, UPDATE and DELETE anything in Name, so
-	// that tests of the messaging package can run consumers on tables of their
+	// that tests of the consumer stack can run consumers on tables of their
 	// own; from then on it has a deployment's privileges, table by table
 	// (deploy/dbusers/*-app.sql).
 	DSN string
@@ -139,11 +143,11 @@ type Database struct {
 	MigrateDSN string
 }
 
-// DBConfig returns the database configuration of a service or messaging part
+// DBConfig returns the database configuration of a service or of a pattern's package
 // under test on d: the service user's DSN, the migration user's, and a 10 s
 // start-up timeout.
-func (d Database) DBConfig() messaging.DBConfig {
-	return messaging.DBConfig{DSN: d.DSN, MigrateDSN: d.MigrateDSN, StartupTimeout: 10 * time.Second}
+func (d Database) DBConfig() sqldb.Config {
+	return sqldb.Config{DSN: d.DSN, MigrateDSN: d.MigrateDSN, StartupTimeout: 10 * time.Second}
 }
 
 // NewDatabase creates an empty database on the server at addr with its
@@ -195,7 +199,7 @@ func NewDatabase(t testing.TB, addr string) Database {
 }
 
 // Migrate brings d up to date as its migration user, as a service's start-up
-// does (messaging.OpenAndMigrate with MigrateDSN): the messaging tables, then
+// does (sqldb.OpenAndMigrate with MigrateDSN): the patterns' tables, then
 // serviceMigrations (a service's embedded migrations, *.sql under a
 // "migrations" directory; nil for none). Then, as the migration user too, it
 // gives the service user a deployment's privileges on the tables d has (those
@@ -203,8 +207,8 @@ func NewDatabase(t testing.TB, addr string) Database {
 // order-app.sql), and no more.
 func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 	t.Helper()
-	db, err := messaging.OpenAndMigrate(context.Background(), messaging.DBConfig{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
-		serviceMigrations, slog.New(slog.DiscardHandler))
+	db, err := sqldb.OpenAndMigrate(context.Background(), sqldb.Config{DSN: d.MigrateDSN, StartupTimeout: time.Minute},
+		slog.New(slog.DiscardHandler), servicedb.Migrations(serviceMigrations)...)
 	if err != nil {
 		t.Fatalf("migrating %s as its migration user: %v", d.Name, err)
 	}
@@ -258,12 +262,12 @@ func grantApp(ctx context.Context, db *sql.DB, name, serviceDSN string) error {
 }
 
 // Open returns a pool on d as its service user with the services' settings
-// (messaging.OpenDB), closed when the test ends.
+// (sqldb.Open), closed when the test ends.
 func (d Database) Open(t testing.TB, maxOpen int) *sql.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := messaging.OpenDB(ctx, d.DSN, maxOpen)
+	db, err := sqldb.Open(ctx, d.DSN, maxOpen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +301,10 @@ func UserDSN(addr, db, user, password string) string {
 
 // Kafka returns the Kafka configuration of the test servers after checking that
 // a broker answers.
-func Kafka(t testing.TB) messaging.KafkaConfig {
+func Kafka(t testing.TB) kafka.Config {
 	t.Helper()
 	NeedsServers(t, "Kafka")
-	cfg := messaging.KafkaConfig{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
+	cfg := kafka.Config{Brokers: KafkaBrokers, ClientID: "onceflow-test"}.Defaults()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := cfg.EnsureTopics(ctx, nil); err != nil {
@@ -311,18 +315,18 @@ func Kafka(t testing.TB) messaging.KafkaConfig {
 
 // Topics creates a unique topic for each base name, with the given partitions,
 // and returns their names in the same order.
-func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases ...string) []string {
+func Topics(t testing.TB, kc kafka.Config, partitions int32, bases ...string) []string {
 	t.Helper()
 	names := make([]string, len(bases))
-	specs := make([]messaging.TopicSpec, len(bases))
+	specs := make([]kafka.TopicSpec, len(bases))
 	for i, b := range bases {
 		names[i] = strings.ReplaceAll(UniqueName(t, b), "_", "-")
-		specs[i] = messaging.TopicSpec{Name: names[i], Partitions: partitions}
+		specs[i] = kafka.TopicSpec{Name: names[i], Partitions: partitions}
 	}
-	t.Cleanup(func() { deleteTopics(t, kafka, names...) })
+	t.Cleanup(func() { deleteTopics(t, kc, names...) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, specs); err != nil {
+	if err := kc.EnsureTopics(ctx, specs); err != nil {
 		t.Fatalf("creating topics %v: %v", names, err)
 	}
 	return names
@@ -331,30 +335,30 @@ func Topics(t testing.TB, kafka messaging.KafkaConfig, partitions int32, bases .
 // TopicName returns a unique topic name for a topic that the code under test
 // creates itself (with settings of its own, say); the topic is deleted when the
 // test ends, if it was created.
-func TopicName(t testing.TB, kafka messaging.KafkaConfig, base string) string {
+func TopicName(t testing.TB, kc kafka.Config, base string) string {
 	t.Helper()
 	name := strings.ReplaceAll(UniqueName(t, base), "_", "-")
-	t.Cleanup(func() { deleteTopics(t, kafka, name) })
+	t.Cleanup(func() { deleteTopics(t, kc, name) })
 	return name
 }
 
 // Group returns a unique consumer group name. When the test ends, the group is
 // deleted with every group named after it (name + "." + handler: the groups of
-// messaging.Consumers' projections). Call it before starting the consumers that
+// consumer.Consumers' projections). Call it before starting the consumers that
 // use it: cleanups run last-registered first, so theirs (which close them and
 // leave the group) run before the deletion. A group with members left is
 // reported as an error.
-func Group(t testing.TB, kafka messaging.KafkaConfig, base string) string {
+func Group(t testing.TB, kc kafka.Config, base string) string {
 	t.Helper()
 	name := UniqueName(t, base)
-	t.Cleanup(func() { deleteGroups(t, kafka, name) })
+	t.Cleanup(func() { deleteGroups(t, kc, name) })
 	return name
 }
 
 // ReadTopic consumes topic from the oldest offset with a new consumer group until
 // it has n messages or timeout passes, and returns what it got (acknowledged).
 // The group is deleted once its subscriber is closed.
-func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, timeout time.Duration) []*message.Message {
+func ReadTopic(t testing.TB, cfg kafka.Config, topic string, n int, timeout time.Duration) []*message.Message {
 	t.Helper()
 	group := UniqueName(t, "reader")
 	sub, err := cfg.NewSubscriber(group, watermill.NopLogger{})
@@ -391,8 +395,8 @@ func ReadTopic(t testing.TB, cfg messaging.KafkaConfig, topic string, n int, tim
 // messages that should not come. Our producers are not transactional, so no
 // control records sit between the messages. It fails if Kafka or the topic
 // cannot be reached.
-func MessageCount(kafka messaging.KafkaConfig, topic string) (int64, error) {
-	client, err := sarama.NewClient(kafka.Brokers, kafka.ConsumerConfig())
+func MessageCount(kc kafka.Config, topic string) (int64, error) {
+	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return 0, err
 	}
@@ -417,7 +421,7 @@ func MessageCount(kafka messaging.KafkaConfig, topic string) (int64, error) {
 }
 
 // TopicSize is MessageCount that fails the test when Kafka cannot say.
-func TopicSize(t testing.TB, cfg messaging.KafkaConfig, topic string) int64 {
+func TopicSize(t testing.TB, cfg kafka.Config, topic string) int64 {
 	t.Helper()
 	n, err := MessageCount(cfg, topic)
 	if err != nil {
@@ -426,7 +430,7 @@ func TopicSize(t testing.TB, cfg messaging.KafkaConfig, topic string) int64 {
 	return n
 }
 
-// CheckPruner checks messaging.Pruner on one table: insert(i, at) adds row i
+// CheckPruner checks retention.Pruner on one table: insert(i, at) adds row i
 // with time at. 25 rows are older than a day, 5 younger: the old
 // ones go, the young ones stay, no batch deletes more than its size (10), and a
 // batch's DELETE uses index (the time column's).
@@ -450,7 +454,7 @@ func CheckPruner(t *testing.T, db *sql.DB, table, column, index string, now time
 		return n
 	}
 	cutoff := now.Add(-24 * time.Hour)
-	p := messaging.Pruner{DB: db, Table: table, Column: column, BatchSize: batch}
+	p := retention.Pruner{DB: db, Table: table, Column: column, BatchSize: batch}
 
 	var key sql.NullString
 	rows, err := db.Query(fmt.Sprintf("EXPLAIN DELETE FROM `%s` WHERE `%s` < ? ORDER BY `%s` LIMIT %d", table, column, column, batch), cutoff)
@@ -522,18 +526,14 @@ func CheckRowLock(t testing.TB, hold func(inside func(), release <-chan struct{}
 // RepoDeps returns what a repository under test needs: its own pool on dsn (like
 // another replica of the service; closed when the test ends) and an outbox with
 // the default configuration.
-func RepoDeps(t testing.TB, dsn string) (*sql.DB, *messaging.Outbox) {
+func RepoDeps(t testing.TB, dsn string) (*sql.DB, *outbox.Outbox) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := messaging.OpenDB(ctx, dsn, 4)
+	db, err := sqldb.Open(ctx, dsn, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db, outbox
+	return db, outbox.New()
 }

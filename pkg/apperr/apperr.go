@@ -87,3 +87,24 @@ func CodeOf(err error) Code {
 	}
 	return CodeInternal
 }
+
+// ReasonUnclassified is the reason code shown for a failure that carries no
+// valid one (free error text, or nothing).
+const ReasonUnclassified = "unclassified"
+
+// ValidReason reports whether s has the shape of a public reason code (an
+// Error's Reason, or the reason code of a message a consumer gave up on): 1-40
+// lower-case letters, digits and underscores, starting with a letter. Anything
+// else (free error text) must not be shown where a code is expected.
+func ValidReason(s string) bool {
+	if len(s) == 0 || len(s) > 40 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}

@@ -15,16 +15,16 @@ import (
 // Metadata keys set on every event message, next to Watermill's "correlation_id".
 const (
 	// MetadataType repeats the event type outside the payload, for logs and tools.
-	// Its value is messaging.MetadataEventType's (a test checks it).
+	// Its value is kafka.MetadataEventType's (a test checks it).
 	MetadataType = "event_type"
 	// MetadataKey holds the Kafka message key: the order id. Its value is
-	// messaging.MetadataKey's, which the Kafka publisher turns into the key (a
+	// kafka.MetadataKey's, which the Kafka publisher turns into the key (a
 	// test checks it).
 	MetadataKey = "partition_key"
 )
 
 // MaxPayloadBytes bounds the payload Decode parses: 256 KiB, the bound the
-// outbox puts on every event it writes (messaging.MaxMessageBytes, payload and
+// outbox puts on every event it writes (outbox.MaxMessageBytes, payload and
 // metadata together; a test keeps the two equal). No producer of this contract
 // writes more, so a larger payload is refused as malformed before it is parsed:
 // a consumer's work and memory per message stay bounded whatever a message
@@ -59,15 +59,15 @@ func (e *DecodeError) Error() string { return e.Kind.Error() + ": " + e.Detail }
 func (e *DecodeError) Unwrap() error { return e.Kind }
 
 // Permanent reports true: retrying cannot fix a message that does not decode.
-// The messaging package recognises errors with this method.
+// The consumer stack recognises errors with this method (failure.IsPermanent).
 func (e *DecodeError) Permanent() bool { return true }
 
 // ReasonCode returns the public reason code a consumer records when it poisons
 // a message that is not a valid event of the contract (the poison queue and the
 // order timeline show it): ReasonUnsupportedVersion for an event type this
 // build knows in other schema versions only, "invalid_event" for everything
-// else. The messaging package recognises errors with this method
-// (messaging.ReasonCode).
+// else. The consumer stack recognises errors with this method
+// (failure.ReasonCode).
 func (e *DecodeError) ReasonCode() string {
 	if errors.Is(e.Kind, ErrUnsupportedVersion) {
 		return ReasonUnsupportedVersion

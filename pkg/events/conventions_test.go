@@ -4,23 +4,24 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
-// TestMetadataFollowsMessaging: pkg/messaging does not import this package; it
+// TestMetadataFollowsMessaging: pkg/kafka and pkg/failure do not import this package; it
 // keys Kafka messages, parks outbox rows and shows poisoned messages by two
 // metadata keys of its own. The events must use the same ones.
 func TestMetadataFollowsMessaging(t *testing.T) {
-	if events.MetadataKey != messaging.MetadataKey {
-		t.Errorf("events.MetadataKey = %q, messaging.MetadataKey = %q: events would be sent unkeyed", events.MetadataKey, messaging.MetadataKey)
+	if events.MetadataKey != kafka.MetadataKey {
+		t.Errorf("events.MetadataKey = %q, kafka.MetadataKey = %q: events would be sent unkeyed", events.MetadataKey, kafka.MetadataKey)
 	}
-	if events.MetadataType != messaging.MetadataEventType {
-		t.Errorf("events.MetadataType = %q, messaging.MetadataEventType = %q", events.MetadataType, messaging.MetadataEventType)
+	if events.MetadataType != kafka.MetadataEventType {
+		t.Errorf("events.MetadataType = %q, kafka.MetadataEventType = %q", events.MetadataType, kafka.MetadataEventType)
 	}
-	if got := messaging.ReasonCode(&events.DecodeError{Kind: events.ErrMalformed}); got != messaging.ReasonInvalidEvent {
-		t.Errorf("ReasonCode(DecodeError) = %q, want %q", got, messaging.ReasonInvalidEvent)
+	if got := failure.ReasonCode(&events.DecodeError{Kind: events.ErrMalformed}); got != failure.ReasonInvalidEvent {
+		t.Errorf("ReasonCode(DecodeError) = %q, want %q", got, failure.ReasonInvalidEvent)
 	}
-	if got := messaging.ReasonCode(&events.DecodeError{Kind: events.ErrUnsupportedVersion}); got != events.ReasonUnsupportedVersion || !messaging.ValidReasonCode(got) {
+	if got := failure.ReasonCode(&events.DecodeError{Kind: events.ErrUnsupportedVersion}); got != events.ReasonUnsupportedVersion || !failure.ValidReasonCode(got) {
 		t.Errorf("ReasonCode(unsupported version) = %q, want the valid code %q", got, events.ReasonUnsupportedVersion)
 	}
 }

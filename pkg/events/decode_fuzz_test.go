@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/onceflow/onceflow/internal/fuzzseed"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 )
 
 // seedPayloads is one payload of every event type, as the services write them.
@@ -115,7 +117,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 // checkDecodeError fails t unless err is what consumers rely on: a permanent
-// *DecodeError of a known kind whose reason code the messaging package accepts.
+// *DecodeError of a known kind whose reason code package failure accepts.
 func checkDecodeError(t *testing.T, err error) {
 	t.Helper()
 	var de *events.DecodeError
@@ -129,7 +131,7 @@ func checkDecodeError(t *testing.T, err error) {
 	if !known {
 		t.Fatalf("Decode error %v is of no known kind", err)
 	}
-	if code := messaging.ReasonCode(err); !messaging.ValidReasonCode(code) {
+	if code := failure.ReasonCode(err); !failure.ValidReasonCode(code) {
 		t.Fatalf("reason code %q of %v is not a valid public code", code, err)
 	}
 }
@@ -142,9 +144,9 @@ func checkDecodeError(t *testing.T, err error) {
 // in bytes (runtime.MemStats), not timed. Not parallel: nothing else allocates
 // while it measures.
 func TestDecodeBoundsWork(t *testing.T) {
-	if events.MaxPayloadBytes != messaging.MaxMessageBytes {
-		t.Fatalf("events.MaxPayloadBytes = %d, messaging.MaxMessageBytes = %d: the decoder would refuse what the outbox writes, or parse more",
-			events.MaxPayloadBytes, messaging.MaxMessageBytes)
+	if events.MaxPayloadBytes != outbox.MaxMessageBytes {
+		t.Fatalf("events.MaxPayloadBytes = %d, outbox.MaxMessageBytes = %d: the decoder would refuse what the outbox writes, or parse more",
+			events.MaxPayloadBytes, outbox.MaxMessageBytes)
 	}
 	head := `{"type":"order.placed","schema_version":1,"order_id":"o-1","order_version":1,` +
 		`"occurred_at":"2026-11-23T09:00:00Z","data":{"customer_id":"`

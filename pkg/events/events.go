@@ -22,7 +22,7 @@
 // schemas table (versions.go). Decode accepts every version from 1 to the
 // newest and upcasts step by step, so consumers see one type; Encode writes the
 // version the event names, or the type's default write version, which stays the
-// old one until every consumer reads the new one (ADR 0036).
+// old one until every consumer reads the new one.
 package events
 
 import (
@@ -53,7 +53,7 @@ const (
 	TypePaymentRefunded Type = "payment.refunded"
 	// TypePaymentRefundFailed is emitted by the payment service when it could not
 	// refund a charge of a cancelled order (the account no longer exists): no
-	// money moved, and people have to settle it (ADR 0027).
+	// money moved, and people have to settle it.
 	TypePaymentRefundFailed Type = "payment.refund_failed"
 )
 
@@ -121,7 +121,7 @@ func (e Event) Validate() error {
 }
 
 // OrderPlaced says that an order was accepted and waits for payment. Its
-// shape is schema version 2 (money as one object, ADR 0036); version 1 events
+// shape is schema version 2 (money as one object); version 1 events
 // (flat amount_cents and currency) decode into it through the upcaster in
 // versions.go, so a consumer sees this one type whichever version was written.
 type OrderPlaced struct {

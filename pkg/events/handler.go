@@ -8,7 +8,7 @@ import (
 )
 
 // Outbox is where encoded events are written inside a database transaction
-// (messaging.Outbox satisfies it).
+// (outbox.Outbox satisfies it).
 type Outbox interface {
 	Publish(ctx context.Context, tx *sql.Tx, topic string, msgs ...*message.Message) error
 }

@@ -11,8 +11,8 @@ import (
 // ReasonUnsupportedVersion is the public reason code of an event whose type
 // this build knows in another schema version only (a producer wrote a version
 // this consumer was built before): the poison queue and the order timeline show
-// it, and replaying the message after the consumer is upgraded completes it
-// (ADR 0036). Every other decode failure is "invalid_event".
+// it, and replaying the message after the consumer is upgraded completes it.
+// Every other decode failure is "invalid_event".
 const ReasonUnsupportedVersion = "unsupported_version"
 
 // schema is what this build knows of one event type's schema versions: 1 to
@@ -83,7 +83,7 @@ var schemas = map[Type]schema{
 	TypePaymentFailed:    {decode: decodeAs[PaymentFailed], write: 1},
 	TypePaymentRefunded:  {decode: decodeAs[PaymentRefunded], write: 1},
 	// Added after the first release: a consumer built before it poisons these
-	// (ErrUnknownType), so the order service is deployed first (ADR 0027).
+	// (ErrUnknownType), so the order service is deployed first.
 	TypePaymentRefundFailed: {decode: decodeAs[PaymentRefundFailed], write: 1},
 }
 

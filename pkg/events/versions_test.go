@@ -9,7 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 )
 
 // placedJSON is an order.placed envelope of schema version v with data.
@@ -121,11 +121,11 @@ func TestVersionedDecodeRejects(t *testing.T) {
 		want     error
 		wantCode string
 	}{
-		{"v2 data under version 1", events.Decoder{}, placedJSON("1", v2), events.ErrMalformed, messaging.ReasonInvalidEvent},
-		{"v1 with an unknown field", events.Decoder{}, placedJSON("1", strings.Replace(v1, `}`, `,"tip":1}`, 1)), events.ErrMalformed, messaging.ReasonInvalidEvent},
-		{"v2 with an unknown money field", events.Decoder{}, placedJSON("2", strings.Replace(v2, `"EUR"`, `"EUR","rate":1`, 1)), events.ErrMalformed, messaging.ReasonInvalidEvent},
-		{"v1 breaking the contract", events.Decoder{}, placedJSON("1", strings.Replace(v1, `1250`, `0`, 1)), events.ErrInvalid, messaging.ReasonInvalidEvent},
-		{"v2 breaking the contract", events.Decoder{}, placedJSON("2", strings.Replace(v2, `EUR`, `eur`, 1)), events.ErrInvalid, messaging.ReasonInvalidEvent},
+		{"v2 data under version 1", events.Decoder{}, placedJSON("1", v2), events.ErrMalformed, failure.ReasonInvalidEvent},
+		{"v1 with an unknown field", events.Decoder{}, placedJSON("1", strings.Replace(v1, `}`, `,"tip":1}`, 1)), events.ErrMalformed, failure.ReasonInvalidEvent},
+		{"v2 with an unknown money field", events.Decoder{}, placedJSON("2", strings.Replace(v2, `"EUR"`, `"EUR","rate":1`, 1)), events.ErrMalformed, failure.ReasonInvalidEvent},
+		{"v1 breaking the contract", events.Decoder{}, placedJSON("1", strings.Replace(v1, `1250`, `0`, 1)), events.ErrInvalid, failure.ReasonInvalidEvent},
+		{"v2 breaking the contract", events.Decoder{}, placedJSON("2", strings.Replace(v2, `EUR`, `eur`, 1)), events.ErrInvalid, failure.ReasonInvalidEvent},
 		{"version 3", events.Decoder{}, placedJSON("3", v2), events.ErrUnsupportedVersion, events.ReasonUnsupportedVersion},
 		{"a version 1 consumer given version 2", capped, placedJSON("2", v2), events.ErrUnsupportedVersion, events.ReasonUnsupportedVersion},
 	}
@@ -135,8 +135,8 @@ func TestVersionedDecodeRejects(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Decode error = %v, want %v", err, tt.want)
 			}
-			if !messaging.IsPermanent(err) || messaging.ReasonCode(err) != tt.wantCode {
-				t.Fatalf("Decode error: permanent %t, reason code %q; want permanent, %q", messaging.IsPermanent(err), messaging.ReasonCode(err), tt.wantCode)
+			if !failure.IsPermanent(err) || failure.ReasonCode(err) != tt.wantCode {
+				t.Fatalf("Decode error: permanent %t, reason code %q; want permanent, %q", failure.IsPermanent(err), failure.ReasonCode(err), tt.wantCode)
 			}
 		})
 	}

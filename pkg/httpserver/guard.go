@@ -36,7 +36,7 @@ var (
 )
 
 // Guard returns h behind three checks that make requests from a web page on
-// another origin harmless (ADR 0051). In order, each answering with an RFC 9457
+// another origin harmless. In order, each answering with an RFC 9457
 // problem and without calling h:
 //
 //   - the Host header must name one of AllowedHosts or be an IP address (port

@@ -1,9 +1,9 @@
 // Package httpserver builds the services' http.Server with the timeouts and
-// limits that keep slow and hostile clients from holding it (ADR 24): a client
+// limits that keep slow and hostile clients from holding it: a client
 // that sends its request slowly, never reads the response, or keeps an idle
 // connection open is disconnected within a bound, and an oversized header block
 // is refused with 431 before it is buffered. Every request passes the guard
-// first (Guard, ADR 0051), which makes requests from web pages of other
+// first (Guard), which makes requests from web pages of other
 // origins harmless.
 package httpserver
 

@@ -1,12 +1,12 @@
 // Package inbound is what every service's Kafka inbound adapter shares: it
 // decodes a message into an event of the contract (package events), lets the
 // service's adapter turn the event into a typed application command, and maps
-// the command's error once for the consumer stack (package messaging):
+// the command's error once for the consumer stack (package consumer):
 //
 //   - a message that does not decode is permanent, with the decoder's reason
 //     code: unsupported_version for a schema version this build does not
 //     decode (a producer moved before this consumer did: replay it from the
-//     poison queue after the upgrade, ADR 0036), invalid_event otherwise;
+//     poison queue after the upgrade), invalid_event otherwise;
 //   - an event type the service does not consume is permanent, reason code
 //     unhandled_event_type;
 //   - an application error (package apperr) with code invalid, not found or
@@ -15,7 +15,7 @@
 //     so the consumer stack poisons it at once;
 //   - anything else (unavailable, internal, an error that is not an
 //     *apperr.Error) is returned unchanged: the consumer stack retries it, and
-//     never poisons an outage (messaging.IsUnavailable still sees the cause).
+//     never poisons an outage (failure.IsUnavailable still sees the cause).
 //
 // The application layer therefore never sees a wire type on the inbound side,
 // and never knows that a consumer stack exists.
@@ -29,7 +29,7 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 )
 
 // ReasonUnhandledEventType is the public reason code of an event that decodes
@@ -52,7 +52,7 @@ func Handler(dispatch Dispatch) func(msg *message.Message) error {
 	return func(msg *message.Message) error {
 		e, err := events.Decode(msg)
 		if err != nil {
-			return messaging.PermanentCode(messaging.ReasonCode(err), err)
+			return failure.PermanentCode(failure.ReasonCode(err), err)
 		}
 		return ConsumerError(dispatch(msg.Context(), e))
 	}
@@ -61,7 +61,7 @@ func Handler(dispatch Dispatch) func(msg *message.Message) error {
 // Unhandled is the permanent error for an event type the service does not
 // consume (reason code unhandled_event_type).
 func Unhandled(e events.Event) error {
-	return messaging.PermanentCode(ReasonUnhandledEventType,
+	return failure.PermanentCode(ReasonUnhandledEventType,
 		fmt.Errorf("event %s: this service does not handle %s events", e.ID, e.Type()))
 }
 
@@ -78,9 +78,9 @@ func ConsumerError(err error) error {
 	case apperr.CodeInvalid, apperr.CodeNotFound, apperr.CodeConflict:
 		reason := ae.Reason
 		if reason == "" {
-			reason = messaging.ReasonInvalidEvent
+			reason = failure.ReasonInvalidEvent
 		}
-		return messaging.PermanentCode(reason, err)
+		return failure.PermanentCode(reason, err)
 	}
 	return err
 }

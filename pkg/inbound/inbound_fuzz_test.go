@@ -12,8 +12,9 @@ import (
 	"github.com/onceflow/onceflow/internal/fuzzseed"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/inbound"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/msgtrace"
 )
 
 // kafkaSeeds are real Kafka records: an event of each type, encoded by
@@ -37,7 +38,7 @@ func kafkaSeeds(t testing.TB) []fuzzseed.Seed {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg.Metadata.Set(messaging.MetadataTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		msg.Metadata.Set(msgtrace.MetadataTraceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		seeds = append(seeds, fuzzseed.KafkaSeed(t, strings.ReplaceAll(string(p.EventType()), ".", "-"), "orders", msg))
 	}
 	return seeds
@@ -72,11 +73,11 @@ func FuzzHandler(f *testing.F) {
 		case err != nil && len(got) > 0:
 			t.Fatalf("dispatched %+v and failed: %v", got, err)
 		case err != nil:
-			if !messaging.IsPermanent(err) {
+			if !failure.IsPermanent(err) {
 				t.Fatalf("a message that does not decode is not permanent (it would be retried forever): %v", err)
 			}
-			if code := messaging.ReasonCode(err); !messaging.ValidReasonCode(code) ||
-				(code != messaging.ReasonInvalidEvent && code != events.ReasonUnsupportedVersion) {
+			if code := failure.ReasonCode(err); !failure.ValidReasonCode(code) ||
+				(code != failure.ReasonInvalidEvent && code != events.ReasonUnsupportedVersion) {
 				t.Fatalf("reason code %q of %v", code, err)
 			}
 			var de *events.DecodeError

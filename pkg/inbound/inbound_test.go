@@ -11,8 +11,8 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/inbound"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestConsumerError: the one mapping of application error codes to the
@@ -29,13 +29,13 @@ func TestConsumerError(t *testing.T) {
 		wantReason    string
 	}{
 		{"invalid with a reason", &apperr.Error{Code: apperr.CodeInvalid, Reason: "payment_mismatch"}, true, "payment_mismatch"},
-		{"invalid without a reason", &apperr.Error{Code: apperr.CodeInvalid}, true, messaging.ReasonInvalidEvent},
+		{"invalid without a reason", &apperr.Error{Code: apperr.CodeInvalid}, true, failure.ReasonInvalidEvent},
 		{"not found", &apperr.Error{Code: apperr.CodeNotFound, Reason: "unknown_order"}, true, "unknown_order"},
 		{"conflict", fmt.Errorf("wrapped: %w", &apperr.Error{Code: apperr.CodeConflict, Reason: "inconsistent_event"}), true, "inconsistent_event"},
 		{"unavailable", &apperr.Error{Code: apperr.CodeUnavailable, Err: outage}, false, ""},
-		{"internal", &apperr.Error{Code: apperr.CodeInternal}, false, messaging.ReasonHandlerFailed},
-		{"a service's own code", &apperr.Error{Code: "idempotency_key_in_flight"}, false, messaging.ReasonHandlerFailed},
-		{"not an application error", errors.New("boom"), false, messaging.ReasonHandlerFailed},
+		{"internal", &apperr.Error{Code: apperr.CodeInternal}, false, failure.ReasonHandlerFailed},
+		{"a service's own code", &apperr.Error{Code: "idempotency_key_in_flight"}, false, failure.ReasonHandlerFailed},
+		{"not an application error", errors.New("boom"), false, failure.ReasonHandlerFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,16 +44,16 @@ func TestConsumerError(t *testing.T) {
 			if !errors.Is(got, tt.err) {
 				t.Fatalf("ConsumerError(%v) = %v, which does not wrap it", tt.err, got)
 			}
-			if messaging.IsPermanent(got) != tt.wantPermanent {
+			if failure.IsPermanent(got) != tt.wantPermanent {
 				t.Fatalf("permanent = %v, want %v", !tt.wantPermanent, tt.wantPermanent)
 			}
 			if tt.wantReason == "" {
-				if !messaging.IsUnavailable(got) {
+				if !failure.IsUnavailable(got) {
 					t.Fatal("an outage is no longer recognisable as one")
 				}
 				return
 			}
-			if code := messaging.ReasonCode(got); code != tt.wantReason {
+			if code := failure.ReasonCode(got); code != tt.wantReason {
 				t.Fatalf("reason code %q, want %q", code, tt.wantReason)
 			}
 		})
@@ -78,13 +78,13 @@ func TestHandler(t *testing.T) {
 		return &apperr.Error{Code: apperr.CodeNotFound, Reason: "unknown_order"}
 	})
 	bad := message.NewMessage("id-1", []byte("{"))
-	if err := h(bad); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != messaging.ReasonInvalidEvent || len(got) != 0 {
-		t.Fatalf("malformed: %v (reason %q), %d dispatched; want permanent invalid_event, none", err, messaging.ReasonCode(err), len(got))
+	if err := h(bad); !failure.IsPermanent(err) || failure.ReasonCode(err) != failure.ReasonInvalidEvent || len(got) != 0 {
+		t.Fatalf("malformed: %v (reason %q), %d dispatched; want permanent invalid_event, none", err, failure.ReasonCode(err), len(got))
 	}
 	future := message.NewMessage("id-9", []byte(`{"type":"payment.failed","schema_version":9,"order_id":"o-1","order_version":1,`+
 		`"occurred_at":"2026-11-23T09:00:00Z","data":{"reason":"x"}}`))
-	if err := h(future); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != events.ReasonUnsupportedVersion || len(got) != 0 {
-		t.Fatalf("future version: %v (reason %q), %d dispatched; want permanent unsupported_version, none", err, messaging.ReasonCode(err), len(got))
+	if err := h(future); !failure.IsPermanent(err) || failure.ReasonCode(err) != events.ReasonUnsupportedVersion || len(got) != 0 {
+		t.Fatalf("future version: %v (reason %q), %d dispatched; want permanent unsupported_version, none", err, failure.ReasonCode(err), len(got))
 	}
 	msg, err := events.Encode(events.Event{ID: "id-2", OrderID: "o-1", OrderVersion: 1, OccurredAt: time.Now(),
 		Payload: events.PaymentFailed{Reason: "x"}})
@@ -96,10 +96,10 @@ func TestHandler(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "id-2" || got[0].Payload != (events.PaymentFailed{Reason: "x"}) {
 		t.Fatalf("dispatched %+v, want the decoded event", got)
 	}
-	if !messaging.IsPermanent(err) || messaging.ReasonCode(err) != "unknown_order" {
+	if !failure.IsPermanent(err) || failure.ReasonCode(err) != "unknown_order" {
 		t.Fatalf("error %v, want permanent unknown_order", err)
 	}
-	if err := inbound.Unhandled(got[0]); !messaging.IsPermanent(err) || messaging.ReasonCode(err) != inbound.ReasonUnhandledEventType {
+	if err := inbound.Unhandled(got[0]); !failure.IsPermanent(err) || failure.ReasonCode(err) != inbound.ReasonUnhandledEventType {
 		t.Fatalf("Unhandled = %v, want permanent %s", err, inbound.ReasonUnhandledEventType)
 	}
 }

@@ -3,8 +3,9 @@
 // gracefully, in the order ADR 24 defines, within one bound.
 //
 // It knows nothing of Kafka, SQL or Watermill: each part is a small interface
-// (Consumers, Forwarder, Jobs, io.Closer) that pkg/messaging's parts satisfy,
-// so a service that has no consumers, or no outbox, leaves that field nil.
+// (Consumers, Forwarder, Jobs, io.Closer) that the patterns' parts satisfy
+// (consumer.Consumers, outbox.Forwarder, jobs.Jobs), so a service that has no
+// consumers, or no outbox, leaves that field nil.
 package lifecycle
 
 import (
@@ -20,7 +21,7 @@ import (
 	"time"
 )
 
-// Config bounds a graceful stop (ADR 24). A service nests it as
+// Config bounds a graceful stop. A service nests it as
 // <SERVICE>_STOP_*, e.g. ORDER_STOP_DRAIN_TIMEOUT.
 type Config struct {
 	// DrainTimeout bounds a whole stop, from the signal to the return of Run: the
@@ -67,7 +68,7 @@ func (c Config) reserve() time.Duration { return min(c.DrainTimeout/4, 3*time.Se
 // context.Canceled.
 var ErrStopping = fmt.Errorf("lifecycle: the service is stopping: %w", context.Canceled)
 
-// Consumers is the message-consuming part (messaging.Consumers).
+// Consumers is the message-consuming part (consumer.Consumers).
 type Consumers interface {
 	// Run consumes until Close; it returns nil after Close, or the failure that
 	// ended it.
@@ -79,7 +80,7 @@ type Consumers interface {
 	Close() error
 }
 
-// Forwarder is the outbox relay (messaging.Forwarder).
+// Forwarder is the outbox relay (outbox.Forwarder).
 type Forwarder interface {
 	// Run relays until Close (or ctx ends).
 	Run(ctx context.Context) error
@@ -89,7 +90,7 @@ type Forwarder interface {
 	Abandon()
 }
 
-// Jobs runs periodic work until its context ends (messaging.Jobs).
+// Jobs runs periodic work until its context ends (jobs.Jobs).
 type Jobs interface{ Run(ctx context.Context) }
 
 // Parts are what Run runs. Nil parts are skipped.
@@ -135,7 +136,7 @@ func (l *Lifecycle) Ready(check func(ctx context.Context) error) func(ctx contex
 }
 
 // Run runs p until ctx ends or a part fails, then stops gracefully, in this
-// order (ADR 24):
+// order:
 //
 //  1. Ready fails with ErrStopping, the jobs stop, and the HTTP server keeps
 //     serving for UnreadyDelay.

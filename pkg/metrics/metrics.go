@@ -1,4 +1,4 @@
-// Package metrics is the Prometheus adapter of the services (ADR 0038): one
+// Package metrics is the Prometheus adapter of the services: one
 // registry per service (never the global default, so that two services can run
 // in one test process), the onceflow_* collectors, Watermill's own metrics
 // component for handlers, publishers and subscribers, an Echo middleware for
@@ -6,7 +6,7 @@
 // GET /metrics handler.
 //
 // Scrapes are cheap: counters are incremented where things happen (through
-// messaging.Hooks and the order application's outcome port) and gauges hold
+// consumer.Hooks and the order application's outcome port) and gauges hold
 // the last values the sampler stored; a scrape only reads memory.
 package metrics
 
@@ -27,7 +27,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/consumer"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
 )
 
 // Metrics holds one service's registry and collectors. Make it with New.
@@ -99,7 +103,7 @@ func New(sagaOutcomes ...string) *Metrics {
 	for _, o := range sagaOutcomes {
 		m.sagaOutcomes.WithLabelValues(o)
 	}
-	for _, r := range []string{messaging.ReasonInvalidEvent, messaging.ReasonHandlerFailed, messaging.ReasonHandlerTimeout} {
+	for _, r := range []string{failure.ReasonInvalidEvent, failure.ReasonHandlerFailed, consumer.ReasonHandlerTimeout} {
 		m.poisoned.WithLabelValues(r)
 	}
 	m.sampleErrors.WithLabelValues("outbox")
@@ -109,17 +113,22 @@ func New(sagaOutcomes ...string) *Metrics {
 	return m
 }
 
-// Hooks returns the messaging hooks that feed the counters; give them to
-// Outbox.SetHooks and Consumers.SetHooks.
-func (m *Metrics) Hooks() messaging.Hooks {
-	return messaging.Hooks{
-		Forwarded: func(n int) { m.forwarded.Add(float64(n)) },
+// Forwarded counts n outbox rows Kafka acknowledged (outbox.Config.OnForwarded).
+func (m *Metrics) Forwarded(n int) { m.forwarded.Add(float64(n)) }
+
+// Hooks returns the consumer stack's hooks that feed the counters
+// (consumer.Config.Hooks).
+func (m *Metrics) Hooks() consumer.Hooks {
+	return consumer.Hooks{
 		Retried:   m.retries.Inc,
 		Poisoned:  func(reason string) { m.poisoned.WithLabelValues(reason).Inc() },
 		Duplicate: m.duplicates.Inc,
-		Skipped:   m.skipped.Inc,
 	}
 }
+
+// Skipped counts one message the skip strategy acknowledged without its
+// effect (skip.Config.OnSkipped).
+func (m *Metrics) Skipped() { m.skipped.Inc() }
 
 // SagaOutcome counts one order reaching outcome (the order application's
 // outcome port). outcome must come from a fixed set: it is a label value.
@@ -134,7 +143,7 @@ func (m *Metrics) Router(r *message.Router) { m.watermill.AddPrometheusRouterMet
 // Publisher wraps pub with Watermill's publisher metrics (publish time by
 // topic and outcome). On a registration failure it returns pub unchanged. The
 // result's Unwrap returns pub, so that the outbox's batch relay can still use
-// pub's batch produce (it bypasses the publish-time metric; ADR 44).
+// pub's batch produce (it bypasses the publish-time metric).
 func (m *Metrics) Publisher(pub message.Publisher) message.Publisher {
 	d, err := m.watermill.DecoratePublisher(pub)
 	if err != nil {
@@ -214,13 +223,13 @@ func knownMethod(m string) bool {
 }
 
 // Sampler stores the gauges that need a query: the outbox backlog and parked
-// rows (messaging.OutboxBacklog, primary-key reads only) and consumer lag
-// (messaging.LagReader). Run Job on a timer (messaging.Jobs.Every).
+// rows (outbox.ReadBacklog and parking.Count, primary-key reads only) and consumer lag
+// (kafka.LagReader). Run Job on a timer (jobs.Jobs.Every).
 type Sampler struct {
 	m      *Metrics
 	db     *sql.DB
-	lag    *messaging.LagReader
-	subs   func() []messaging.Subscription
+	lag    *kafka.LagReader
+	subs   func() []kafka.Subscription
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -230,7 +239,7 @@ type Sampler struct {
 // NewSampler returns a sampler of db's outbox and, if lag is not nil, of the
 // lag of subs() (asked at each sample). logger gets one line when a source
 // starts failing and one when it recovers.
-func (m *Metrics) NewSampler(db *sql.DB, lag *messaging.LagReader, subs func() []messaging.Subscription, logger *slog.Logger) *Sampler {
+func (m *Metrics) NewSampler(db *sql.DB, lag *kafka.LagReader, subs func() []kafka.Subscription, logger *slog.Logger) *Sampler {
 	return &Sampler{m: m, db: db, lag: lag, subs: subs, logger: logger, failing: map[string]bool{}}
 }
 
@@ -239,12 +248,16 @@ func (m *Metrics) NewSampler(db *sql.DB, lag *messaging.LagReader, subs func() [
 // onceflow_metrics_sample_errors_total{source} and its error is returned (the
 // other source is still sampled).
 func (s *Sampler) Sample(ctx context.Context) error {
-	b, err := messaging.OutboxBacklog(ctx, s.db)
+	b, err := outbox.ReadBacklog(ctx, s.db)
+	var parked int64
+	if err == nil {
+		parked, err = parking.Count(ctx, s.db)
+	}
 	outboxErr := s.note("outbox", err)
 	if err == nil {
 		s.m.outboxPending.Set(float64(b.Pending))
 		s.m.outboxOldestAge.Set(b.OldestAge.Seconds())
-		s.m.outboxParked.Set(float64(b.Parked))
+		s.m.outboxParked.Set(float64(parked))
 	}
 	if s.lag == nil || s.subs == nil {
 		return outboxErr
@@ -257,7 +270,7 @@ func (s *Sampler) Sample(ctx context.Context) error {
 	return errors.Join(outboxErr, kafkaErr)
 }
 
-// Job is Sample for messaging.Jobs: it logs a source's failure once when it
+// Job is Sample for jobs.Jobs: it logs a source's failure once when it
 // starts and once when it ends (a Kafka outage would otherwise log every
 // interval) and never fails the job.
 func (s *Sampler) Job(ctx context.Context) error {

@@ -20,13 +20,13 @@ import (
 func TestHooksFeedTheCounters(t *testing.T) {
 	m := New()
 	h := m.Hooks()
-	h.Forwarded(3)
-	h.Forwarded(1)
+	m.Forwarded(3)
+	m.Forwarded(1)
 	h.Retried()
 	h.Poisoned("invalid_event")
 	h.Poisoned("invalid_event")
 	h.Duplicate()
-	h.Skipped()
+	m.Skipped()
 	m.SagaOutcome("confirmed")
 	for _, c := range []struct {
 		name string

@@ -8,7 +8,6 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
@@ -30,13 +29,13 @@ type Common struct {
 	AdminToken string `env:"ADMIN_TOKEN"`
 	// Messaging: DB_DSN, DB_MAX_OPEN_CONNS, DB_STARTUP_TIMEOUT, KAFKA_*,
 	// OUTBOX_*, RETRY_*, RETENTION_*, CONSUMER_GROUP, POISON_TOPIC, FAILURE_MODE
-	// (see messaging.Config).
-	Messaging messaging.Config
+	// (see servicemain.Messaging).
+	Messaging Messaging
 	// Stop: the graceful stop's STOP_DRAIN_TIMEOUT and STOP_UNREADY_DELAY (see
 	// lifecycle.Config).
 	Stop lifecycle.Config `envPrefix:"STOP_"`
 	// Tracing: TRACING_EXPORTER (none or otlp), TRACING_ENDPOINT and
-	// TRACING_SAMPLE_RATIO (see tracing.Config; ADR 0039). Main installs it
+	// TRACING_SAMPLE_RATIO (see tracing.Config). Main installs it
 	// before Run, so a service only starts spans.
 	Tracing tracing.Config `envPrefix:"TRACING_"`
 	// MetricsSampleInterval is how often the sampled gauges of GET /metrics

@@ -20,7 +20,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisoncli"
 	"github.com/onceflow/onceflow/pkg/tracing"
 )
 
@@ -54,12 +54,12 @@ type Service[O any] struct {
 //     gracefully (Run returns); logs are JSON on stderr at LOG_LEVEL (debug,
 //     info, warn, error; default info), with trace_id and span_id on lines
 //     logged in a span; spans are exported as <Common>.Tracing (and the
-//     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup, ADR 0039).
+//     standard OTEL_EXPORTER_OTLP_ENDPOINT) say (tracing.Setup).
 //   - "healthcheck": exit 0 if the running service answers GET /healthz with
 //     200 within 2 s (for images without curl).
 //   - "openapi": print the OpenAPI document the service serves at
 //     /openapi.json (indented), without running it: code generators read it.
-//   - "poison ...": the poison queue tooling (poison.RunCLI: list, show,
+//   - "poison ...": the poison queue tooling (poisoncli.RunCLI: list, show,
 //     replay, purge, parked ...).
 func Main[O any](s Service[O]) {
 	os.Exit(s.main(os.Args[1:], os.Stdout, os.Stderr))
@@ -93,7 +93,9 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, out.String())
 			return 0
 		case "poison":
-			if err := poison.RunCLI(ctx, s.Common.Messaging, args[1:], stdout); err != nil {
+			m := s.Common.Messaging
+			c := poisoncli.Config{DB: m.DB, Kafka: m.Kafka, PoisonTopic: m.PoisonTopic}
+			if err := poisoncli.RunCLI(ctx, c, args[1:], stdout); err != nil {
 				fmt.Fprintln(stderr, err)
 				return 1
 			}

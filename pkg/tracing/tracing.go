@@ -1,8 +1,8 @@
-// Package tracing is the OpenTelemetry adapter (ADR 0039): it installs the
+// Package tracing is the OpenTelemetry adapter: it installs the
 // process's tracer provider and exporter from Config, traces HTTP requests
 // (Echo), and adds trace_id and span_id to log lines. The context of a trace
 // crosses the outbox and Kafka in the message metadata (W3C traceparent, see
-// pkg/messaging); this package only decides where spans go.
+// pkg/msgtrace); this package only decides where spans go.
 package tracing
 
 import (

@@ -1,4 +1,4 @@
-// Package apidoctest keeps an OpenAPI document true in tests (ADR 0046): it
+// Package apidoctest keeps an OpenAPI document true in tests: it
 // checks that a document is valid OpenAPI 3.1, that an Echo server's routes
 // and the document's operations are the same set, and that every response a
 // test receives (status, headers, body) conforms to the document. It uses

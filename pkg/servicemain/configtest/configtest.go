@@ -12,7 +12,8 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/compose"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 // Config is what the checks need of a service's configuration.
@@ -65,7 +66,7 @@ type Case[C Config] struct {
 // Validation runs cases, each on valid() (the defaults plus what a deployment
 // must pass), and then the cases every service shares: messaging (DSN, failure
 // mode, retries, outbox) and the graceful stop, reached through m and stop.
-func Validation[C Config](t *testing.T, valid func() C, m func(*C) *messaging.Config, stop func(*C) *lifecycle.Config, cases ...Case[C]) {
+func Validation[C Config](t *testing.T, valid func() C, m func(*C) *servicemain.Messaging, stop func(*C) *lifecycle.Config, cases ...Case[C]) {
 	t.Helper()
 	shared := []Case[C]{
 		{"defaults and a DSN", func(*C) {}, ""},
@@ -97,15 +98,15 @@ func Validation[C Config](t *testing.T, valid func() C, m func(*C) *messaging.Co
 
 // NoCompiledInCredentials checks that the defaults hold no database DSN (so no
 // development password a production service could silently fall back to), and
-// that a service left without one fails validation with messaging.ErrNoDSN,
+// that a service left without one fails validation with sqldb.ErrNoDSN,
 // naming the variable to set.
-func NoCompiledInCredentials[C Config](t *testing.T, defaults C, m messaging.Config) {
+func NoCompiledInCredentials[C Config](t *testing.T, defaults C, m servicemain.Messaging) {
 	t.Helper()
 	if m.DB.DSN != "" {
 		t.Fatalf("the default configuration has the DSN %q compiled in, want none", m.DB.DSN)
 	}
 	err := defaults.Validate()
-	if !errors.Is(err, messaging.ErrNoDSN) || !strings.Contains(err.Error(), "_DB_DSN") {
-		t.Fatalf("Validate() without a DSN = %v, want messaging.ErrNoDSN naming the variable", err)
+	if !errors.Is(err, sqldb.ErrNoDSN) || !strings.Contains(err.Error(), "_DB_DSN") {
+		t.Fatalf("Validate() without a DSN = %v, want sqldb.ErrNoDSN naming the variable", err)
 	}
 }

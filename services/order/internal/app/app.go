@@ -77,10 +77,10 @@ type Service struct {
 	// EventVersions is the schema version the service writes per event type
 	// (events.Versions; a type not in it is written in its default write
 	// version). Set it before use; move a type to a new version only once every
-	// consumer decodes it (ADR 0036).
+	// consumer decodes it.
 	EventVersions events.Versions
-	// Outcomes, if not nil, is told each saga outcome once it committed
-	// (ADR 0038). Set it before use.
+	// Outcomes, if not nil, is told each saga outcome once it committed.
+	// Set it before use.
 	Outcomes Outcomes
 }
 
@@ -99,7 +99,7 @@ type PlaceOrder struct {
 	AmountCents   int64
 	Currency      string
 	CorrelationID string
-	// Idempotency, if not nil, makes a retry of this request safe (ADR 23).
+	// Idempotency, if not nil, makes a retry of this request safe.
 	Idempotency *Idempotency
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -205,7 +204,7 @@ func TestUnknownOrder(t *testing.T) {
 // TestOrdersOfCustomerRejectsInvalidIDs: a customer id that NewOrder would
 // refuse is a 422, not an empty list: the document describes customer_id with
 // the same rule, and Schemathesis' negative_data_rejection check holds the
-// server to it (ADR 47).
+// server to it.
 func TestOrdersOfCustomerRejectsInvalidIDs(t *testing.T) {
 	t.Parallel()
 	svc, _, _ := newService(t)
@@ -413,8 +412,8 @@ func TestRecordTimeline(t *testing.T) {
 	if tl.entries[0].EventType != "payment.completed" || tl.entries[1].EventType != app.UnknownEventType {
 		t.Errorf("types %q, %q; want payment.completed, %q", tl.entries[0].EventType, tl.entries[1].EventType, app.UnknownEventType)
 	}
-	if p := tl.entries[2].Poisoned; p.ReasonCode != messaging.ReasonUnclassified || p.FromTopic != "payments" {
-		t.Errorf("error text recorded as %+v, want reason code %q", *p, messaging.ReasonUnclassified)
+	if p := tl.entries[2].Poisoned; p.ReasonCode != apperr.ReasonUnclassified || p.FromTopic != "payments" {
+		t.Errorf("error text recorded as %+v, want reason code %q", *p, apperr.ReasonUnclassified)
 	}
 	if p := tl.entries[3].Poisoned; p.ReasonCode != app.ReasonUnknownOrder {
 		t.Errorf("reason code recorded as %q, want %q", p.ReasonCode, app.ReasonUnknownOrder)
@@ -450,8 +449,8 @@ func TestOrderTimeline(t *testing.T) {
 	if entries[0].Retries != 2 || entries[1].Retries != 0 {
 		t.Errorf("retries %d, %d; want 2 (3 attempts) and 0", entries[0].Retries, entries[1].Retries)
 	}
-	if got := entries[2].Poisoned.ReasonCode; got != messaging.ReasonUnclassified || strings.Contains(got, "Table") {
-		t.Errorf("raw text shown as %q, want %q", got, messaging.ReasonUnclassified)
+	if got := entries[2].Poisoned.ReasonCode; got != apperr.ReasonUnclassified || strings.Contains(got, "Table") {
+		t.Errorf("raw text shown as %q, want %q", got, apperr.ReasonUnclassified)
 	}
 	if got := entries[3].Poisoned.ReasonCode; got != "unknown_order" {
 		t.Errorf("code shown as %q, want unknown_order", got)

@@ -10,7 +10,7 @@ import (
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
-// Idempotency keys (ADR 23): a client that cannot tell whether its POST took
+// Idempotency keys: a client that cannot tell whether its POST took
 // effect (a timeout, a broken connection, a 503 whose commit may have happened)
 // sends it again with the same Idempotency-Key. The key is stored in the same
 // transaction as the order change, so it exists exactly when the change does:

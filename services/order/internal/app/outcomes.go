@@ -8,7 +8,7 @@ import (
 )
 
 // The saga outcomes Outcomes is told about: a fixed set (they are metric
-// label values, ADR 0038). The payment refusal's own reason
+// label values). The payment refusal's own reason
 // (insufficient_funds, ...) is not part of it: it stays in the order.
 const (
 	OutcomeConfirmed               = "confirmed"

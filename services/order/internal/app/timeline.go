@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
@@ -37,7 +37,7 @@ type TimelineEntry struct {
 
 // Poisoned says why and where a message was poisoned. The timeline is public, so
 // it holds only a reason code (e.g. invalid_event, unknown_order,
-// handler_failed; see messaging.ReasonCode), never the error text: that may carry
+// handler_failed; see failure.ReasonCode), never the error text: that may carry
 // SQL messages and internals, and is shown only by the poison tooling (CLI and
 // admin endpoints).
 type Poisoned struct {
@@ -83,8 +83,8 @@ func (s *Service) OrderTimeline(ctx context.Context, id string) ([]TimelineEntry
 			entries[i].Retries = n - 1
 		}
 		// Rows recorded before reason codes existed hold the raw error text.
-		if p := entries[i].Poisoned; p != nil && !messaging.ValidReasonCode(p.ReasonCode) {
-			entries[i].Poisoned = &Poisoned{ReasonCode: messaging.ReasonUnclassified, FromTopic: p.FromTopic}
+		if p := entries[i].Poisoned; p != nil && !apperr.ValidReason(p.ReasonCode) {
+			entries[i].Poisoned = &Poisoned{ReasonCode: apperr.ReasonUnclassified, FromTopic: p.FromTopic}
 		}
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
@@ -95,7 +95,7 @@ func (s *Service) OrderTimeline(ctx context.Context, id string) ([]TimelineEntry
 // model's projections call it for every message on the saga's topics and the
 // poison topics). An entry without an order is skipped (nil); a missing event
 // type is recorded as UnknownEventType; a poisoned entry whose reason code is not
-// a valid code (free text) is recorded as messaging.ReasonUnclassified, so that
+// a valid code (free text) is recorded as apperr.ReasonUnclassified, so that
 // the public timeline never shows error text. Recording the same Kafka position
 // twice is a no-op. Errors: apperr.CodeUnavailable, apperr.CodeInternal (the
 // projection retries them).
@@ -106,8 +106,8 @@ func (s *Service) RecordTimeline(ctx context.Context, e TimelineEntry) error {
 	if e.EventType == "" {
 		e.EventType = UnknownEventType
 	}
-	if p := e.Poisoned; p != nil && !messaging.ValidReasonCode(p.ReasonCode) {
-		e.Poisoned = &Poisoned{ReasonCode: messaging.ReasonUnclassified, FromTopic: p.FromTopic}
+	if p := e.Poisoned; p != nil && !apperr.ValidReason(p.ReasonCode) {
+		e.Poisoned = &Poisoned{ReasonCode: apperr.ReasonUnclassified, FromTopic: p.FromTopic}
 	}
 	return s.timeline.Record(ctx, e)
 }

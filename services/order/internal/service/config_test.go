@@ -6,7 +6,7 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/servicemain/configtest"
 )
 
@@ -24,7 +24,7 @@ func TestConfigValidation(t *testing.T) {
 		return c
 	}
 	configtest.Validation(t, valid,
-		func(c *Config) *messaging.Config { return &c.Messaging },
+		func(c *Config) *servicemain.Messaging { return &c.Messaging },
 		func(c *Config) *lifecycle.Config { return &c.Stop },
 		configtest.Case[Config]{Name: "no timeline retention", Mutate: func(c *Config) { c.TimelineMaxAge = 0 }, WantErr: "ORDER_RETENTION_TIMELINE_MAX_AGE"},
 		configtest.Case[Config]{Name: "bad listen address", Mutate: func(c *Config) { c.HTTPAddr = "8080" }, WantErr: "ORDER_HTTP_ADDR"},

@@ -2,19 +2,25 @@
 
 package service
 
-import "github.com/onceflow/onceflow/pkg/messaging"
+import (
+	"github.com/onceflow/onceflow/pkg/consumer"
+	"github.com/onceflow/onceflow/pkg/outbox"
+)
 
 // Faults are the order service's fault-injection switches, compiled only with
-// `-tags faults` (ADR 21); main reads them from ORDER_FAULT_* variables.
+// `-tags faults`; main reads them from ORDER_FAULT_* variables.
 type Faults struct {
-	// Messaging: ORDER_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH,
+	// Outbox: ORDER_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH,
 	// ..._OVERSIZE_CORRELATION_PREFIX, ...
-	Messaging messaging.FaultConfig `envPrefix:"ORDER_FAULT_"`
+	Outbox outbox.Faults `envPrefix:"ORDER_FAULT_"`
+	// Consumers: ORDER_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
+	Consumers consumer.Faults `envPrefix:"ORDER_FAULT_"`
 }
 
 // WithFaults returns the Option that applies f.
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
-		w.messaging = append(w.messaging, messaging.WithFaults(f.Messaging))
+		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
+		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 	}
 }

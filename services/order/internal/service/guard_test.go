@@ -16,8 +16,9 @@ import (
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -25,7 +26,7 @@ import (
 )
 
 // document is the order service's OpenAPI document, as mountRoutes serves it.
-var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI)
+var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
 
 // spyOrders is an app.Orders that records every call; each order it is asked
 // for exists and is PENDING.

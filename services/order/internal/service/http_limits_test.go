@@ -23,8 +23,8 @@ import (
 func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpserver.Config) string {
 	t.Helper()
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 1, "orders", "payments", "order-poison", "payment-poison")
+	kc := testenv.Kafka(t)
+	topics := testenv.Topics(t, kc, 1, "orders", "payments", "order-poison", "payment-poison")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +35,9 @@ func startOrderService(t *testing.T, requestTimeout time.Duration, limits httpse
 	cfg.HTTPAddr, cfg.RequestTimeout, cfg.HTTP = addr, requestTimeout, limits
 	cfg.OrdersTopic, cfg.PaymentsTopic, cfg.PaymentPoisonTopic = topics[0], topics[1], topics[3]
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
-	cfg.Messaging.Kafka = kafka
+	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafka, "order")
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kc, "order")
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -12,8 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
 )
 
 // TestMetricsShowTheSagaLive runs the order service, places an order, answers
@@ -25,16 +25,16 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 	testenv.NeedsServers(t, "the order service's metrics")
 	t.Parallel()
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
-	kafka := testenv.Kafka(t)
-	topics := testenv.Topics(t, kafka, 1, "orders", "payments", "order-poison", "payment-poison")
+	kc := testenv.Kafka(t)
+	topics := testenv.Topics(t, kc, 1, "orders", "payments", "order-poison", "payment-poison")
 	cfg := DefaultConfig()
 	cfg.HTTPAddr = testenv.FreeAddr(t)
 	cfg.OrdersTopic, cfg.PaymentsTopic, cfg.PaymentPoisonTopic = topics[0], topics[1], topics[3]
 	cfg.Messaging.DB = d.DBConfig() // migrates as the migration user, runs as the service user
-	cfg.Messaging.Kafka = kafka
+	cfg.Messaging.Kafka = kc
 	cfg.Messaging.PoisonTopic = topics[2]
-	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafka, "order")
-	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	cfg.Messaging.ConsumerGroup = testenv.Group(t, kc, "order")
+	cfg.Messaging.Retry = consumer.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.MetricsSampleInterval = 100 * time.Millisecond
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	testenv.Background(t, "service.Run", func(ctx context.Context) error {
@@ -60,7 +60,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub := kafka.NewPublisher(watermill.NopLogger{})
+		pub := kc.NewPublisher(watermill.NopLogger{})
 		defer pub.Close()
 		if err := pub.Publish(cfg.PaymentsTopic, m, m.Copy()); err != nil { // the same message twice
 			t.Fatal(err)
@@ -75,7 +75,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 		{Name: "onceflow_outbox_forwarded_total", Min: 1}, // the OrderPlaced
 		{Name: "onceflow_outbox_parked_rows"},
 		{Name: "onceflow_consumer_lag_messages", Labels: []string{"topic", cfg.PaymentsTopic, "partition", "0", "group", cfg.Messaging.ConsumerGroup}},
-		{Name: "onceflow_handler_retries_total"}, // exact counts: pkg/messaging's TestConsumerHooksReportWhatHappens
+		{Name: "onceflow_handler_retries_total"}, // exact counts: pkg/consumer's TestConsumerHooksReportWhatHappens
 		{Name: "onceflow_poison_messages_total", Labels: []string{"reason", "unknown_order"}, Min: 1},
 		{Name: "onceflow_inbox_duplicates_total", Min: 1},
 		{Name: "onceflow_saga_outcomes_total", Labels: []string{"outcome", "confirmed"}, Min: 1},

@@ -17,18 +17,22 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
-
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/jobs"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
-	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
+	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
@@ -60,7 +64,7 @@ type Config struct {
 	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered after its
 	// request took effect: a retry within it is answered from the stored result,
 	// one after it runs as a new request. It must exceed the longest time a client
-	// keeps retrying (ADR 23). Between 1 minute and 30 days.
+	// keeps retrying. Between 1 minute and 30 days.
 	IdempotencyKeyTTL time.Duration `env:"ORDER_IDEMPOTENCY_KEY_TTL"`
 	// IdempotencyCleanupInterval is how often expired keys are deleted.
 	IdempotencyCleanupInterval time.Duration `env:"ORDER_IDEMPOTENCY_CLEANUP_INTERVAL"`
@@ -68,14 +72,14 @@ type Config struct {
 	// (at most 10 such transactions per run); 1 to 10000.
 	IdempotencyCleanupBatch int `env:"ORDER_IDEMPOTENCY_CLEANUP_BATCH"`
 	// TimelineMaxAge: order timeline entries older than this are deleted (in
-	// batches, by the retention job, ADR 0025). Default 30 days.
+	// batches, by the retention job). Default 30 days.
 	TimelineMaxAge time.Duration `env:"ORDER_RETENTION_TIMELINE_MAX_AGE"`
 	// EventVersions is the schema version the service writes per event type,
 	// e.g. ORDER_EVENT_VERSIONS="order.placed:2"; a type not named is written
 	// in its default write version (events.DefaultWriteVersion: 1 for every
 	// type today). Name a new version only once every consumer of the type
 	// decodes it: a consumer that does not poisons it (unsupported_version), and
-	// a replay after its upgrade completes it (ADR 0036). Unknown types and
+	// a replay after its upgrade completes it. Unknown types and
 	// versions this build cannot write fail the start.
 	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
 	// ConsolePaymentURL is the payment service's base URL as this service
@@ -93,7 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		Common: servicemain.Common{
 			HTTPAddr:  "127.0.0.1:8080",
-			Messaging: messaging.Config{ConsumerGroup: "order-service", PoisonTopic: events.TopicOrderPoison},
+			Messaging: servicemain.Messaging{ConsumerGroup: "order-service", PoisonTopic: events.TopicOrderPoison},
 		},
 		RequestTimeout:             5 * time.Second,
 		PaymentTimeout:             2 * time.Minute,
@@ -144,20 +148,22 @@ func (c Config) Validate() error {
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
-// fault-injection build's live in faults_enabled.go (ADR 21).
+// fault-injection build's live in faults_enabled.go.
 type Option func(*wiring)
 
 // wiring is what an Option may adjust.
 type wiring struct {
-	// messaging adjusts the outbox and the consumers.
-	messaging []messaging.Option
+	logger *slog.Logger
+	// outbox adjusts the forwarder, consumer the consumers.
+	outbox   []outbox.Option
+	consumer []consumer.Option
 }
 
 // OpenAPI returns the OpenAPI document the service serves at /openapi.json:
 // the order API's own document with the Problem schema and the poison admin endpoints
 // merged in (apidoc.Build). "order openapi" prints it.
 func OpenAPI() ([]byte, error) {
-	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI)
+	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
@@ -166,7 +172,7 @@ func OpenAPI() ([]byte, error) {
 // the test sees the routes production serves. It fails if the OpenAPI
 // document does not build (OpenAPI) or the console's payment URL is invalid.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	// The live console: shows data to anyone who reaches the API; its actions
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
@@ -200,71 +206,61 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
 	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
-	var w wiring
+	w := wiring{logger: logger}
 	for _, opt := range opts {
 		opt(&w)
 	}
 
-	// The database: the messaging tables (outbox, inbox), then the order tables,
+	// The database: the patterns' tables (outbox, inbox, ...), then the order tables,
 	// migrated as the migration user (ORDER_DB_MIGRATE_DSN, closed after), who
 	// then grants the service user its privileges, table by table
 	// (deploy/dbusers/order-app.sql); the service works as that user
-	// (ORDER_DB_DSN, ADR 49).
-	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	// (ORDER_DB_DSN).
+	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
 	// Kafka: the topics this service creates (when Kafka answers), and the
 	// publishers of the forwarder and of the poison queue.
-	topics := messaging.NewTopics(m.Kafka, logger,
-		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(m.PoisonTopic),
-		messaging.PoisonTopicSpec(cfg.PaymentPoisonTopic))
-	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	topics := kafka.NewTopics(m.Kafka, logger,
+		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		kafka.PoisonTopicSpec(m.PoisonTopic),
+		kafka.PoisonTopicSpec(cfg.PaymentPoisonTopic))
+	// Metrics: this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New(app.SagaOutcomes...)
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 
-	// The outbox the repositories write to, the consumers (inbox + retry +
-	// poison queue) and the forwarder that relays the outbox to Kafka.
-	outbox, err := messaging.NewOutbox(m.Outbox)
+	// The outbox the repositories write to, the forwarder that relays it to
+	// Kafka (parking the rows Kafka can never take), and the consumers
+	// (inbox + retry + poison queue).
+	ob := outbox.New()
+	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}
-	outbox.SetTopics(topics.Created) // a refusal of one of them as unknown parks the row (ADR 22)
-	outbox.SetBreaker(m.Breaker)     // fail fast while Kafka keeps refusing (ADR 35)
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
-	if err != nil {
-		return err
-	}
-	outbox.SetHooks(mx.Hooks()) // forwarded rows
-	consumers.SetHooks(mx.Hooks())
-	consumers.OnRouter(mx.Router)
-	for _, adjust := range w.messaging {
-		adjust(outbox, consumers)
-	}
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, topics, mx, logger, w.consumer...)
 	if err != nil {
 		return err
 	}
 
 	// The application, and what calls it from Kafka.
-	svc := app.New(mariadb.NewOrders(db, outbox, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
+	svc := app.New(mariadb.NewOrders(db, ob, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
-	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafka.PaymentEvents(svc))
-	for _, p := range kafka.TimelineProjections(kafka.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
+	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafkaadapter.PaymentEvents(svc))
+	for _, p := range kafkaadapter.TimelineProjections(kafkaadapter.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
 		consumers.Project(p.Name, p.Topic, p.Handler)
 	}
 
 	// Periodic jobs: retention, payment timeouts, expired idempotency keys.
-	jobs := messaging.NewJobs(logger)
-	m.Retention.RetainMessagingTables(jobs, db)
-	m.Retention.Retain(jobs, db, "order_timeline", "kafka_time", cfg.TimelineMaxAge)
-	jobs.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
+	periodic := jobs.New(logger)
+	servicemain.RetainTables(m, periodic, db)
+	m.Retention.Retain(periodic, db, "order_timeline", "kafka_time", cfg.TimelineMaxAge)
+	periodic.Every("payment-timeout", cfg.TimeoutScanInterval, func(ctx context.Context) error {
 		n, err := svc.CancelStalePending(ctx, cfg.PaymentTimeout, 100)
 		if n > 0 {
 			logger.Info("cancelled orders whose payment timed out", "count", n)
@@ -272,9 +268,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	})
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
-	lag := messaging.NewLagReader(m.Kafka)
-	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
-	jobs.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
+	lag := kafka.NewLagReader(m.Kafka)
+	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	periodic.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
 			logger.Info("deleted expired idempotency keys", "count", n)
@@ -292,7 +288,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		Ready: stop.Ready(func(ctx context.Context) error {
 			return errors.Join(consumers.Health(), db.PingContext(ctx))
 		}),
-		Alive: consumers.HealthCheck, // fails while a consumer gave up (ADR 35)
+		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
 	if err := mountRoutes(api, cfg, poisonTool, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
@@ -301,7 +297,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
-		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Consumers: consumers, Forwarder: forwarder, Jobs: periodic,
 		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }

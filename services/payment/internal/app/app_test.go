@@ -15,7 +15,10 @@ import (
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/inbox"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/retention"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -32,11 +35,7 @@ func newService(t *testing.T) (svc *app.Service, db, admin *sql.DB) {
 	if _, err := db.Exec("INSERT INTO accounts (customer_id, balance_cents, currency) VALUES ('alice', 10000, 'EUR')"); err != nil {
 		t.Fatal(err)
 	}
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app.New(mariadb.NewPayments(db, outbox, "payments"), slog.New(slog.DiscardHandler)), db, d.Admin
+	return app.New(mariadb.NewPayments(db, outbox.New(), "payments"), slog.New(slog.DiscardHandler)), db, d.Admin
 }
 
 func placed(orderID string) events.Event { return placement(orderID, 1, 700) }
@@ -152,9 +151,9 @@ func TestPlacementOfAnOrderWithAPayment(t *testing.T) {
 			switch {
 			case tt.wantCode == "" && err != nil:
 				t.Fatalf("a stale placement: %v, want it acknowledged", err)
-			case tt.wantCode != "" && (!messaging.IsPermanent(err) || messaging.ReasonCode(err) != tt.wantCode):
+			case tt.wantCode != "" && (!failure.IsPermanent(err) || failure.ReasonCode(err) != tt.wantCode):
 				t.Fatalf("error %v (permanent %v, reason code %q), want a permanent error with reason code %q",
-					err, messaging.IsPermanent(err), messaging.ReasonCode(err), tt.wantCode)
+					err, failure.IsPermanent(err), failure.ReasonCode(err), tt.wantCode)
 			}
 			if got := outboxTypes(t, db); !equal(got, tt.wantEvents) {
 				t.Fatalf("events emitted %v, want %v", got, tt.wantEvents)
@@ -259,14 +258,17 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 }
 
 // TestReplayAfterTheDedupWindow (integration, real MariaDB): a message handled
-// through the inbox, whose inbox row has been pruned (retention, ADR 0025), is
+// through the inbox, whose inbox row has been pruned (retention), is
 // delivered again (a poison replay weeks later). The inbox no longer knows it and
 // lets it through; the payment's per-order state (it already acted on that order
 // version) still ignores it: one charge, one PaymentCompleted.
 func TestReplayAfterTheDedupWindow(t *testing.T) {
 	svc, db, _ := newService(t)
-	inbox := messaging.Inbox{DB: db, ConsumerGroup: "payment-service"}
-	handle := inbox.Middleware(func(msg *message.Message) ([]*message.Message, error) {
+	in, err := inbox.New(inbox.Config{DB: db, ConsumerGroup: "payment-service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := in.Middleware(func(msg *message.Message) ([]*message.Message, error) {
 		return nil, kafka.OrderEvents(svc)(msg)
 	})
 	id := watermill.NewUUID()
@@ -283,11 +285,11 @@ func TestReplayAfterTheDedupWindow(t *testing.T) {
 		}
 	}
 	deliver()
-	pruner := messaging.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
+	pruner := retention.Pruner{DB: db, Table: "processed_messages", Column: "processed_at", BatchSize: 100}
 	if n, _, err := pruner.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("pruned %d inbox rows (%v), want 1", n, err)
 	}
-	if seen, err := inbox.Processed(context.Background(), msg.UUID); err != nil || seen {
+	if seen, err := in.Processed(context.Background(), msg.UUID); err != nil || seen {
 		t.Fatalf("inbox still knows the message (%v, %v): the test would prove nothing", seen, err)
 	}
 	deliver() // after the window

@@ -19,7 +19,7 @@ type Account struct {
 }
 
 // Funds is a customer's account as a payment reaches it, inside the payment's
-// transaction; the repository implements it (ADR 0043).
+// transaction; the repository implements it.
 type Funds interface {
 	// DebitIfEnough takes amountCents from the account, in one conditional
 	// write, exactly when Place would charge it: the account exists, is in
@@ -109,7 +109,7 @@ var ErrInconsistent = errors.New("event does not fit the payment")
 // order's first event, so only a payment nothing has happened to yet may charge
 // or refuse: nil. Any other payment gives
 //   - ErrStale if the placement agrees with it and is not newer: a duplicate, or
-//     the late placement of an order cancelled first (ADR 18);
+//     the late placement of an order cancelled first;
 //   - ErrInconsistent (wrapped, with the details) if it names another customer,
 //     amount or currency than the payment was placed with, or a version newer
 //     than the payment acted on, which the order service never sends (its

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/servicemain/configtest"
 )
 
@@ -16,7 +16,7 @@ func TestConfigValidation(t *testing.T) {
 		c.Messaging.DB.DSN = "app:secret@tcp(db:3306)/x" // what the deployment passes
 		return c
 	}
-	messagingOf := func(c *Config) *messaging.Config { return &c.Messaging }
+	messagingOf := func(c *Config) *servicemain.Messaging { return &c.Messaging }
 	stopOf := func(c *Config) *lifecycle.Config { return &c.Stop }
 	configtest.Validation(t, valid, messagingOf, stopOf,
 		configtest.Case[Config]{Name: "bad listen address", Mutate: func(c *Config) { c.HTTPAddr = "8080" }, WantErr: "PAYMENT_HTTP_ADDR"},

@@ -14,9 +14,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
+	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -42,7 +46,7 @@ var (
 //
 // It is a benchmark next to the code it measures, not a command: it needs the
 // service's internal packages, and is compiled only into this package's test
-// binary (ADR 30). `make bench` (e2e/bench, phase "consumer") preloads a topic,
+// binary. `make bench` (e2e/bench, phase "consumer") preloads a topic,
 // creates an empty database, builds the binary with `go test -c` and runs it once
 // per mode:
 //
@@ -69,28 +73,25 @@ func BenchmarkConsumer(b *testing.B) {
 func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, topic string, n int, done *atomic.Int64) (float64, error) {
 	start := time.Now()
 	logger := slog.New(slog.DiscardHandler)
-	cfg := messaging.Config{
-		DB:            messaging.DBConfig{DSN: dsn},
-		Kafka:         messaging.KafkaConfig{Brokers: brokers, ClientID: "consumerbench"},
+	cfg := servicemain.Messaging{
+		DB:            sqldb.Config{DSN: dsn},
+		Kafka:         kafka.Config{Brokers: brokers, ClientID: "consumerbench"},
 		ConsumerGroup: "consumerbench-" + mode + "-" + watermill.NewShortUUID(),
 		PoisonTopic:   topic + ".poison",
 	}
-	db, err := messaging.OpenAndMigrate(ctx, cfg.DB, mariadb.Migrations, logger)
+	db, err := sqldb.OpenAndMigrate(ctx, cfg.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return 0, err
 	}
-	outbox, err := messaging.NewOutbox(cfg.Outbox)
-	if err != nil {
-		return 0, err
-	}
+	ob := outbox.New()
 	wlog := watermill.NewSlogLogger(logger)
 	kafkaOut, poisonOut := cfg.Kafka.NewPublisher(wlog), cfg.Kafka.NewPoisonPublisher(wlog)
-	topics := messaging.NewTopics(cfg.Kafka, logger, messaging.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
-	consumers, err := messaging.NewConsumers(cfg, db, poisonOut, topics, logger)
+	topics := kafka.NewTopics(cfg.Kafka, logger, kafka.TopicSpec{Name: cfg.PoisonTopic, Partitions: 1})
+	consumers, err := servicemain.NewConsumers(cfg, db, poisonOut, topics, nil, logger)
 	if err != nil {
 		return 0, err
 	}
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	forwarder, err := servicemain.NewForwarder(cfg, db, ob, kafkaOut, topics, nil, wlog)
 	if err != nil {
 		return 0, err
 	}
@@ -99,7 +100,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 		SELECT CONCAT('bench-', seq), 1000000000000, 'EUR' FROM seq_0_to_499`); err != nil {
 		return 0, fmt.Errorf("seeding accounts: %w", err)
 	}
-	svc := app.New(mariadb.NewPayments(db, outbox, topic+".payments"), logger)
+	svc := app.New(mariadb.NewPayments(db, ob, topic+".payments"), logger)
 
 	var first atomic.Int64 // unix nanos of the first processed message
 	finished := make(chan time.Time, 1)
@@ -109,7 +110,7 @@ func runConsumerBench(ctx context.Context, mode string, brokers []string, dsn, t
 			finished <- time.Now()
 		}
 	}
-	handler := kafka.OrderEvents(svc)
+	handler := kafkaadapter.OrderEvents(svc)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
@@ -26,7 +26,7 @@ const ReasonInjectedFault = "injected_fault"
 var ErrInjectedTransient = errors.New("injected transient fault (PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX)")
 
 // CustomerFaults makes the placement of some customers' orders fail, for the
-// strategy comparison (e2e TestStrategies, ADR 37): bad data and a transient bug
+// strategy comparison (e2e TestStrategies): bad data and a transient bug
 // that depend on the message, not on an outage. Zero values are off. Only the
 // OrderPlaced of such a customer fails (PlacePayment); later events of the same
 // order (OrderCancelled) are handled normally.
@@ -78,7 +78,7 @@ func (r *faultyCustomers) Update(ctx context.Context, orderID, customerID string
 func (r *faultyCustomers) fault(orderID, customerID string) error {
 	f := r.faults
 	if f.PermanentPrefix != "" && strings.HasPrefix(customerID, f.PermanentPrefix) {
-		return messaging.PermanentCode(ReasonInjectedFault,
+		return failure.PermanentCode(ReasonInjectedFault,
 			fmt.Errorf("order %s: customer %s is cursed (PAYMENT_FAULT_PERMANENT_CUSTOMER_PREFIX)", orderID, customerID))
 	}
 	if f.TransientPrefix == "" || !strings.HasPrefix(customerID, f.TransientPrefix) {

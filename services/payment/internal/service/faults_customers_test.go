@@ -11,7 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
@@ -64,12 +64,12 @@ func TestCustomerFaults(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if messaging.IsPermanent(err) != tt.wantPermanent || messaging.IsUnavailable(err) {
+		if failure.IsPermanent(err) != tt.wantPermanent || failure.IsUnavailable(err) {
 			t.Fatalf("%s: permanent = %v, unavailable = %v, want permanent %v and never unavailable",
-				tt.name, messaging.IsPermanent(err), messaging.IsUnavailable(err), tt.wantPermanent)
+				tt.name, failure.IsPermanent(err), failure.IsUnavailable(err), tt.wantPermanent)
 		}
-		if tt.wantPermanent && messaging.ReasonCode(err) != ReasonInjectedFault {
-			t.Fatalf("%s: reason code %q, want %q", tt.name, messaging.ReasonCode(err), ReasonInjectedFault)
+		if tt.wantPermanent && failure.ReasonCode(err) != ReasonInjectedFault {
+			t.Fatalf("%s: reason code %q, want %q", tt.name, failure.ReasonCode(err), ReasonInjectedFault)
 		}
 		if !tt.wantPermanent && !errors.Is(err, ErrInjectedTransient) {
 			t.Fatalf("%s: %v is not ErrInjectedTransient", tt.name, err)
@@ -90,5 +90,23 @@ func TestCustomerFaultsFromEnvironment(t *testing.T) {
 	want := CustomerFaults{PermanentPrefix: "cursed-", TransientPrefix: "flaky-", TransientFor: 12 * time.Second}
 	if f.Customers != want || !f.Customers.on() {
 		t.Fatalf("parsed %+v, want %+v", f.Customers, want)
+	}
+}
+
+// TestFaultsFromEnvironment: every part's switches are read from the
+// PAYMENT_FAULT_* variables the fault suite sets, the forwarder's and the
+// consumers' alike.
+func TestFaultsFromEnvironment(t *testing.T) {
+	t.Setenv("PAYMENT_FAULT_CRASH_AFTER_PUBLISH", "7")
+	t.Setenv("PAYMENT_FAULT_STOCK_ACK", "true")
+	t.Setenv("PAYMENT_FAULT_CRASH_AFTER_COMMIT", "5")
+	t.Setenv("PAYMENT_FAULT_DISABLE_INBOX", "true")
+	t.Setenv("PAYMENT_FAULT_DISABLE_VERSION_CHECK", "true")
+	var f Faults
+	if err := env.Parse(&f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Outbox.CrashAfterPublish != 7 || !f.Outbox.StockAck || f.Consumers.CrashAfterCommit != 5 || !f.Consumers.DisableInbox || !f.DisableVersionCheck {
+		t.Fatalf("parsed %+v", f)
 	}
 }

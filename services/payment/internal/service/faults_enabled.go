@@ -6,31 +6,35 @@ import (
 	"context"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
 
 // Faults are the payment service's fault-injection switches, compiled only with
-// `-tags faults` (ADR 21); main reads them from PAYMENT_FAULT_* variables.
+// `-tags faults`; main reads them from PAYMENT_FAULT_* variables.
 type Faults struct {
-	// Messaging: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._DISABLE_INBOX, ...
-	Messaging messaging.FaultConfig `envPrefix:"PAYMENT_FAULT_"`
+	// Outbox: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH, ...
+	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
+	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
+	Consumers consumer.Faults `envPrefix:"PAYMENT_FAULT_"`
 	// DisableVersionCheck: the payment forgets which order version it acted on
 	// and, for a placement, that it was placed, so every event looks new and
 	// only the inbox stands between a redelivered OrderPlaced and a second
 	// charge. End-to-end tests of the inbox and the negative controls use it.
 	DisableVersionCheck bool `env:"PAYMENT_FAULT_DISABLE_VERSION_CHECK"`
 	// Customers: placements of some customers fail permanently or for a while
-	// (the strategy comparison, ADR 37).
+	// (the strategy comparison).
 	Customers CustomerFaults
 }
 
 // WithFaults returns the Option that applies f.
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
-		w.messaging = append(w.messaging, messaging.WithFaults(f.Messaging))
+		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
+		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")
 			w.payments = func(p app.Payments) app.Payments { return forgetfulPayments{p} }

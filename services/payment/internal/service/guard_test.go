@@ -9,14 +9,15 @@ import (
 
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
 	"github.com/onceflow/onceflow/pkg/httpserver"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 )
 
 // document is the payment service's OpenAPI document, as mountRoutes serves it.
-var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI)
+var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
 
 // TestWebPagesOfOtherOriginsCannotActOrRead (issue 24): the payment service as
 // Run serves it refuses its admin actions to pages of other origins and to

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/poison"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -64,7 +64,7 @@ func TestPlacementOfARefundedOrderIsPoisoned(t *testing.T) {
 	if len(poisoned) != 1 || poisoned[0].UUID != again.UUID {
 		t.Fatalf("poison topic: %d messages, want the placement at version 3 %s", len(poisoned), again.UUID)
 	}
-	if code := poisoned[0].Metadata.Get(messaging.MetadataReasonCode); code != app.ReasonInconsistentEvent {
+	if code := poisoned[0].Metadata.Get(failure.MetadataReasonCode); code != app.ReasonInconsistentEvent {
 		t.Fatalf("reason_code = %q, want %q", code, app.ReasonInconsistentEvent)
 	}
 	var charges, balance int64

@@ -15,10 +15,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
@@ -75,7 +80,7 @@ func TestOrderPlacedV2RolledOutTheWrongWayRound(t *testing.T) {
 	if len(poisoned) != 1 || poisoned[0].UUID != v2.UUID {
 		t.Fatalf("poison topic: %d messages, want the v2 OrderPlaced %s", len(poisoned), v2.UUID)
 	}
-	if code := poisoned[0].Metadata.Get(messaging.MetadataReasonCode); code != events.ReasonUnsupportedVersion {
+	if code := poisoned[0].Metadata.Get(failure.MetadataReasonCode); code != events.ReasonUnsupportedVersion {
 		t.Fatalf("reason_code = %q, want %q", code, events.ReasonUnsupportedVersion)
 	}
 	old() // a graceful stop: the poisoned message's offset is committed
@@ -124,24 +129,20 @@ func startV1OnlyPayments(t *testing.T, cfg Config) (stop func()) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	m := cfg.Messaging.Defaults()
-	db, err := messaging.OpenAndMigrate(context.Background(), m.DB, mariadb.Migrations, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outbox, err := messaging.NewOutbox(m.Outbox)
+	db, err := sqldb.OpenAndMigrate(context.Background(), m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	poisonOut := m.Kafka.NewPoisonPublisher(watermill.NopLogger{})
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, nil, logger)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := kafka.OrderEvents(app.New(mariadb.NewPayments(db, outbox, cfg.PaymentsTopic), logger))
+	handle := kafka.OrderEvents(app.New(mariadb.NewPayments(db, outbox.New(), cfg.PaymentsTopic), logger))
 	v1Only := events.Decoder{MaxVersions: map[events.Type]int{events.TypeOrderPlaced: 1}}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, func(msg *message.Message) error {
 		if _, err := v1Only.Decode(msg); err != nil {
-			return messaging.PermanentCode(messaging.ReasonCode(err), err)
+			return failure.PermanentCode(failure.ReasonCode(err), err)
 		}
 		return handle(msg)
 	})
@@ -163,7 +164,7 @@ func testConfig(t *testing.T, d testenv.Database) Config {
 	cfg.Messaging.Kafka = kafkaCfg
 	cfg.Messaging.PoisonTopic = topics[2]
 	cfg.Messaging.ConsumerGroup = testenv.Group(t, kafkaCfg, "payment")
-	cfg.Messaging.Retry = messaging.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+	cfg.Messaging.Retry = consumer.RetryConfig{MaxRetries: 1, InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
 	cfg.Stop.DrainTimeout = 5 * time.Second
 	return cfg
 }

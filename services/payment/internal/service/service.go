@@ -16,16 +16,21 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
+	"github.com/onceflow/onceflow/pkg/jobs"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/lifecycle"
-	"github.com/onceflow/onceflow/pkg/messaging"
-	"github.com/onceflow/onceflow/pkg/messaging/poison"
 	"github.com/onceflow/onceflow/pkg/metrics"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/poison"
+	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
+	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
-	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
+	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -52,7 +57,7 @@ func DefaultConfig() Config {
 	return Config{
 		Common: servicemain.Common{
 			HTTPAddr:  "127.0.0.1:8081",
-			Messaging: messaging.Config{ConsumerGroup: "payment-service", PoisonTopic: events.TopicPaymentPoison},
+			Messaging: servicemain.Messaging{ConsumerGroup: "payment-service", PoisonTopic: events.TopicPaymentPoison},
 		},
 		OrdersTopic:   events.TopicOrders,
 		PaymentsTopic: events.TopicPayments,
@@ -69,14 +74,15 @@ func (c Config) Validate() error {
 }
 
 // Option adjusts how Run wires the service. Production passes none; the
-// fault-injection build's live in faults_enabled.go (ADR 21).
+// fault-injection build's live in faults_enabled.go.
 type Option func(*wiring)
 
 // wiring is what an Option may adjust.
 type wiring struct {
 	logger *slog.Logger
-	// messaging adjusts the outbox and the consumers.
-	messaging []messaging.Option
+	// outbox adjusts the forwarder, consumer the consumers.
+	outbox   []outbox.Option
+	consumer []consumer.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
 }
@@ -85,7 +91,7 @@ type wiring struct {
 // the payment endpoint's own document with the Problem schema and the poison admin endpoints
 // merged in (apidoc.Build). "payment openapi" prints it.
 func OpenAPI() ([]byte, error) {
-	return apidoc.Build(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poison.OpenAPI)
+	return apidoc.Build(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
 }
 
 // mountRoutes mounts on api, beside health and readiness, the poison admin
@@ -93,7 +99,7 @@ func OpenAPI() ([]byte, error) {
 // route). Run and the route-coverage test share it, so the test sees the
 // routes production serves. It fails if the OpenAPI document does not build.
 func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
-	poison.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
 	doc, err := OpenAPI()
 	if err != nil {
 		return err
@@ -119,21 +125,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	m, wlog := cfg.Messaging.Defaults(), watermill.NewSlogLogger(logger)
 
-	// The database: the messaging tables (outbox, inbox), then accounts,
+	// The database: the patterns' tables (outbox, inbox, ...), then accounts,
 	// payments and the ledger, migrated as the migration user
 	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
 	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
-	// service works as that user (PAYMENT_DB_DSN, ADR 49).
-	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, mariadb.Migrations, logger)
+	// service works as that user (PAYMENT_DB_DSN).
+	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
 	if err != nil {
 		return err
 	}
 	// The outbox the repository writes to, and the application.
-	outbox, err := messaging.NewOutbox(m.Outbox)
-	if err != nil {
-		return err
-	}
-	var payments app.Payments = mariadb.NewPayments(db, outbox, cfg.PaymentsTopic)
+	ob := outbox.New()
+	var payments app.Payments = mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
 	if w.payments != nil {
 		payments = w.payments(payments)
 	}
@@ -142,40 +145,34 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Kafka: the topics this service creates (when Kafka answers), the
 	// consumer of order events (inbox + retry + poison queue) and the
 	// forwarder that relays the outbox.
-	topics := messaging.NewTopics(m.Kafka, logger,
-		messaging.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
-		messaging.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
-		messaging.PoisonTopicSpec(m.PoisonTopic))
-	// Metrics (ADR 0038): this service's own registry; Watermill's component
+	topics := kafka.NewTopics(m.Kafka, logger,
+		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
+		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
+		kafka.PoisonTopicSpec(m.PoisonTopic))
+	// Metrics: this service's own registry; Watermill's component
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New()
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
-	consumers, err := messaging.NewConsumers(m, db, poisonOut, topics, logger)
+	consumers, err := servicemain.NewConsumers(m, db, poisonOut, topics, mx, logger, w.consumer...)
 	if err != nil {
 		return err
 	}
-	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafka.OrderEvents(svc))
-	outbox.SetHooks(mx.Hooks()) // forwarded rows
-	consumers.SetHooks(mx.Hooks())
-	consumers.OnRouter(mx.Router)
-	for _, adjust := range w.messaging {
-		adjust(outbox, consumers)
-	}
-	outbox.SetTopics(topics.Created)
-	outbox.SetBreaker(m.Breaker) // fail fast while Kafka keeps refusing (ADR 35)
-	forwarder, err := outbox.NewForwarder(db, kafkaOut, wlog)
+	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
+	// The forwarder that relays the outbox to Kafka, parking the rows Kafka
+	// can never take.
+	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}
 
 	// Periodic jobs: retention of the inbox and the poison replay records.
-	jobs := messaging.NewJobs(logger)
-	m.Retention.RetainMessagingTables(jobs, db)
+	periodic := jobs.New(logger)
+	servicemain.RetainTables(m, periodic, db)
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
-	lag := messaging.NewLagReader(m.Kafka)
-	jobs.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	lag := kafka.NewLagReader(m.Kafka)
+	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 
-	// Health (failing while a consumer gave up, ADR 35), readiness (also
+	// Health (failing while a consumer gave up), readiness (also
 	// failing from the moment the stop begins) and the
 	// poison admin endpoints.
 	stop := lifecycle.New(cfg.Stop, logger)
@@ -191,7 +188,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
-		Consumers: consumers, Forwarder: forwarder, Jobs: jobs,
+		Consumers: consumers, Forwarder: forwarder, Jobs: periodic,
 		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
 }

@@ -1,4 +1,4 @@
-// Package console is the order service's live console (ADR 0041): one page,
+// Package console is the order service's live console: one page,
 // GET /console, whose assets are embedded in the binary, fed by server-sent
 // events (GET /console/events, a Snapshot a second) and acting through the
 // existing admin endpoints with the admin token the user types in.

@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/outbox/parking"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -31,10 +33,7 @@ func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
 	d.Migrate(t, mariadb.Migrations)
 	db := d.Open(t, 100) // as the service user
 	topic := testenv.Topics(t, kcfg, 3, "orders")[0]
-	ob, err := messaging.NewOutbox(messaging.OutboxConfig{PollInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ob := outbox.New()
 	svc := app.New(mariadb.NewOrders(db, ob, topic), mariadb.NewTimeline(db), slog.New(slog.DiscardHandler))
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: 10 * time.Second, Ready: db.PingContext}, slog.New(slog.DiscardHandler))
 
@@ -63,7 +62,12 @@ func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
 		t.Errorf("a valid X-Request-ID became correlation id %q, want it kept", got)
 	}
 
-	fwd, err := ob.NewForwarder(db, kcfg.NewPublisher(watermill.NopLogger{}), watermill.NopLogger{})
+	parked, err := parking.New(parking.Config{DB: db, Outbox: ob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := outbox.NewForwarder(outbox.Config{PollInterval: 10 * time.Millisecond, DB: db,
+		Publisher: kcfg.NewPublisher(watermill.NopLogger{}), Outbox: ob, Parking: parked.Publisher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +86,7 @@ func TestHugeRequestIDDoesNotStopThePipeline(t *testing.T) {
 			t.Errorf("event %s has a %d-byte correlation id", m.UUID, len(c))
 		}
 	}
-	if parked, err := ob.ListParked(context.Background(), db); err != nil || len(parked) != 0 {
-		t.Fatalf("parked %v (err %v), want none", parked, err)
+	if rows, err := parked.List(context.Background()); err != nil || len(rows) != 0 {
+		t.Fatalf("parked %v (err %v), want none", rows, err)
 	}
 }

@@ -35,7 +35,7 @@ import (
 const HeaderCorrelationID = "X-Correlation-ID"
 
 // HeaderIdempotencyKey is the request header that makes POST /orders and POST
-// /orders/{id}/cancel safe to retry (ADR 23). Its value is a key of 1 to 128
+// /orders/{id}/cancel safe to retry. Its value is a key of 1 to 128
 // characters of A-Z a-z 0-9 . _ : ~ -, bare or as a quoted string (the
 // structured-field form of the IETF draft).
 const HeaderIdempotencyKey = "Idempotency-Key"
@@ -44,8 +44,8 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 // given to an earlier request with the same Idempotency-Key.
 const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
-// OpenAPI is the OpenAPI 3.1 document of this API (YAML, ADR 0046), without the
-// poison admin endpoints the service mounts beside it (poison.OpenAPI): the
+// OpenAPI is the OpenAPI 3.1 document of this API (YAML), without the
+// poison admin endpoints the service mounts beside it (poisonhttp.OpenAPI): the
 // service merges both (apidoc.Build) and serves the result at /openapi.json.
 //
 //go:embed openapi.yaml
@@ -82,14 +82,14 @@ type Config struct {
 //	GET  /healthz                 the process is alive      200, 503 (a consumer gave up)
 //	GET  /readyz                  the database answers      200, 503 (also while stopping)
 //
-// The service serves it behind httpserver's guard (ADR 51), which answers 421,
+// The service serves it behind httpserver's guard, which answers 421,
 // 403 and 415 before a request reaches these routes.
 func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(logger)
 	e.Use(
-		tracing.Echo("/healthz", "/readyz"), // a server span per request (ADR 0039)
+		tracing.Echo("/healthz", "/readyz"), // a server span per request
 		middleware.Recover(),
 		requestID,
 		withCorrelationID,
@@ -134,7 +134,7 @@ func readDeadline(timeout time.Duration) echo.MiddlewareFunc {
 
 // correlationRe is what the server accepts from a client as a request id or a
 // correlation id: 1 to MaxRequestIDLength characters of letters, digits and
-// . _ : - (ADR 22). Both travel into event metadata, so their length is bounded here.
+// . _ : -. Both travel into event metadata, so their length is bounded here.
 var correlationRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // MaxRequestIDLength bounds a client's X-Request-ID and X-Correlation-ID.
@@ -143,7 +143,7 @@ const MaxRequestIDLength = 128
 // requestID sets the response's X-Request-ID: the client's if it matches
 // correlationRe, else a new random one. A bad id is replaced, not rejected: the
 // id is tracing context, not part of the order, and a client whose proxy adds a
-// long id should not lose its order (ADR 22).
+// long id should not lose its order.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Request().Header.Get(echo.HeaderXRequestID)

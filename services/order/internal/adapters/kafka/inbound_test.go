@@ -11,8 +11,8 @@ import (
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/inbound"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
@@ -109,11 +109,11 @@ func TestPaymentEventsErrors(t *testing.T) {
 		wantReason    string
 	}{
 		{"malformed", func(*testing.T) *message.Message { return message.NewMessage("id-1", []byte("{not json")) },
-			nil, 0, true, messaging.ReasonInvalidEvent},
+			nil, 0, true, failure.ReasonInvalidEvent},
 		{"breaks the contract", func(*testing.T) *message.Message {
 			return message.NewMessage("id-1", []byte(`{"type":"payment.failed","schema_version":1,"order_id":"o-1",`+
 				`"order_version":0,"occurred_at":"2026-11-23T09:00:00Z","data":{"reason":"x"}}`))
-		}, nil, 0, true, messaging.ReasonInvalidEvent},
+		}, nil, 0, true, failure.ReasonInvalidEvent},
 		{"an order event", func(t *testing.T) *message.Message {
 			return encode(t, events.OrderPlaced{CustomerID: "c-1", Amount: events.Money{MinorUnits: 1, Currency: "EUR"}})
 		}, nil, 0, true, inbound.ReasonUnhandledEventType},
@@ -124,9 +124,9 @@ func TestPaymentEventsErrors(t *testing.T) {
 		{"payment mismatch", func(t *testing.T) *message.Message { return encode(t, completed) },
 			&apperr.Error{Code: apperr.CodeInvalid, Reason: app.ReasonPaymentMismatch}, 1, true, app.ReasonPaymentMismatch},
 		{"database unavailable", func(t *testing.T) *message.Message { return encode(t, completed) },
-			&apperr.Error{Code: apperr.CodeUnavailable}, 1, false, messaging.ReasonHandlerFailed},
+			&apperr.Error{Code: apperr.CodeUnavailable}, 1, false, failure.ReasonHandlerFailed},
 		{"internal", func(t *testing.T) *message.Message { return encode(t, completed) },
-			errors.New("boom"), 1, false, messaging.ReasonHandlerFailed},
+			errors.New("boom"), 1, false, failure.ReasonHandlerFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,10 +139,10 @@ func TestPaymentEventsErrors(t *testing.T) {
 			if len(r.got) != tt.wantCommands {
 				t.Fatalf("%d commands ran, want %d", len(r.got), tt.wantCommands)
 			}
-			if messaging.IsPermanent(err) != tt.wantPermanent {
+			if failure.IsPermanent(err) != tt.wantPermanent {
 				t.Fatalf("IsPermanent(%v) = %v, want %v", err, !tt.wantPermanent, tt.wantPermanent)
 			}
-			if got := messaging.ReasonCode(err); got != tt.wantReason {
+			if got := failure.ReasonCode(err); got != tt.wantReason {
 				t.Fatalf("reason code %q, want %q", got, tt.wantReason)
 			}
 			if tt.appErr != nil && !errors.Is(err, tt.appErr) {

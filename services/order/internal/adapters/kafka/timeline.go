@@ -12,8 +12,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/onceflow/onceflow/pkg/causation"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
 
@@ -78,23 +80,23 @@ func TimelineProjections(topics TimelineTopics, uc TimelineRecorder) []Projectio
 func TimelineProjection(uc TimelineRecorder, topic string, poison bool) func(msg *message.Message) error {
 	return func(msg *message.Message) error {
 		orderID := msg.Metadata.Get(events.MetadataKey)
-		partition, offset, at, ok := messaging.KafkaPosition(msg)
+		partition, offset, at, ok := kafka.Position(msg)
 		if orderID == "" || !ok {
 			return nil
 		}
-		attempts, _ := strconv.Atoi(msg.Metadata.Get(messaging.MetadataCausationAttempts))
+		attempts, _ := strconv.Atoi(msg.Metadata.Get(causation.MetadataCausationAttempts))
 		e := app.TimelineEntry{
 			OrderID: orderID, Topic: topic, Partition: partition, Offset: offset, At: at.UTC().Truncate(time.Microsecond),
 			EventID: msg.UUID, EventType: msg.Metadata.Get(events.MetadataType),
 			CorrelationID:    middleware.MessageCorrelationID(msg),
-			CausedBy:         msg.Metadata.Get(messaging.MetadataCausationID),
+			CausedBy:         msg.Metadata.Get(causation.MetadataCausationID),
 			CausedByAttempts: attempts,
-			ReplayedAt:       msg.Metadata.Get(messaging.MetadataReplayedAt),
+			ReplayedAt:       msg.Metadata.Get(failure.MetadataReplayedAt),
 		}
 		if poison {
 			// Only the public code: the error text (reason_poisoned) stays on the
 			// poison topic, for the admin tooling.
-			e.Poisoned = &app.Poisoned{ReasonCode: msg.Metadata.Get(messaging.MetadataReasonCode),
+			e.Poisoned = &app.Poisoned{ReasonCode: msg.Metadata.Get(failure.MetadataReasonCode),
 				FromTopic: msg.Metadata.Get(middleware.PoisonedTopicKey)}
 		}
 		return uc.RecordTimeline(msg.Context(), e)

@@ -10,7 +10,7 @@ import (
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
-// ConsoleStats answers the live console's cheap queries (ADR 0041) for the
+// ConsoleStats answers the live console's cheap queries for the
 // figures the service's metrics do not give it. Each query reads an index range
 // or a table the forwarder keeps small, never the whole orders table, so the
 // console may run them every second.

@@ -8,7 +8,7 @@ import (
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
 
-// The console's queries (ADR 0041) against MariaDB: recent orders merge the
+// The console's queries against MariaDB: recent orders merge the
 // statuses newest first, the rate counts a window, the backlog is the outbox.
 func TestConsoleStats(t *testing.T) {
 	t.Parallel()

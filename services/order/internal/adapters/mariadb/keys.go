@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -22,7 +22,7 @@ const (
 	errLockWaitTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT: with a 0 s wait, another transaction holds the key
 )
 
-// claimKey claims key inside tx (ADR 23). It inserts the key's row without
+// claimKey claims key inside tx. It inserts the key's row without
 // waiting for any lock (innodb_lock_wait_timeout=0 for that one statement):
 //   - the insert succeeds: the key is new; tx now holds the row's lock, so a
 //     second request with the key sees it in flight until tx ends, and the row
@@ -166,7 +166,7 @@ func decodeLegacyResult(result sql.NullString) (*domain.Order, error) {
 // for a lock and holds its own only for these two statements.
 func (r *Orders) DeleteExpiredKeys(ctx context.Context, t time.Time, limit int) (int, error) {
 	deleted := 0
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT scope, idem_key FROM idempotency_keys WHERE expires_at <= ?
 			ORDER BY expires_at LIMIT ? FOR UPDATE SKIP LOCKED`, t, limit)
 		if err != nil {

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/contract"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -40,11 +42,7 @@ func newEnv(t *testing.T) *env {
 	db := d.Open(t, 16) // the service's own settings and user
 	dsn := d.DSN
 	logger := slog.New(slog.DiscardHandler)
-	outbox, err := messaging.NewOutbox(messaging.OutboxConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := app.New(mariadb.NewOrders(db, outbox, "orders"), nil, logger)
+	svc := app.New(mariadb.NewOrders(db, outbox.New(), "orders"), nil, logger)
 	api := orderhttp.NewServer(svc, orderhttp.Config{RequestTimeout: 30 * time.Second,
 		Ready: db.PingContext}, logger)
 	return &env{db: db, admin: d.Admin, dsn: dsn, svc: svc, api: api}
@@ -254,12 +252,12 @@ func TestKeyInFlightIsRefusedAtOnce(t *testing.T) {
 		name := map[bool]string{true: "first commits", false: "first rolls back"}[commit]
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			tx, err := e.db.BeginTx(ctxFor(t, time.Minute), messaging.TxOptions)
+			tx, err := e.db.BeginTx(ctxFor(t, time.Minute), sqldb.TxOptions)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tx.Rollback()
-			held, err := e.svc.PlaceOrder(messaging.ContextWithTx(ctxFor(t, time.Minute), tx), placeCmd("key-1", 100))
+			held, err := e.svc.PlaceOrder(sqldb.ContextWithTx(ctxFor(t, time.Minute), tx), placeCmd("key-1", 100))
 			if err != nil || held.Replayed {
 				t.Fatalf("first request: %+v, %v", held, err)
 			}
@@ -381,7 +379,7 @@ func TestCleanupSkipsHeldKeys(t *testing.T) {
 		}
 	}
 	e.svc.Now = func() time.Time { return now }
-	tx, err := e.db.BeginTx(ctxFor(t, time.Minute), messaging.TxOptions)
+	tx, err := e.db.BeginTx(ctxFor(t, time.Minute), sqldb.TxOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 	"github.com/onceflow/onceflow/services/order/internal/domain"
 )
@@ -27,13 +30,13 @@ var Migrations embed.FS
 // Orders implements app.Orders.
 type Orders struct {
 	db     *sql.DB
-	outbox *messaging.Outbox
+	outbox *outbox.Outbox
 	// topic is the Kafka topic the order events go to.
 	topic string
 }
 
 // NewOrders returns a repository on db that writes events for topic into outbox.
-func NewOrders(db *sql.DB, outbox *messaging.Outbox, topic string) *Orders {
+func NewOrders(db *sql.DB, outbox *outbox.Outbox, topic string) *Orders {
 	return &Orders{db: db, outbox: outbox, topic: topic}
 }
 
@@ -55,7 +58,7 @@ func (r *Orders) AddOnce(ctx context.Context, key app.KeyClaim, o *domain.Order,
 // add stores o and evts, under key if not nil (see app.Orders.AddOnce).
 func (r *Orders) add(ctx context.Context, key *app.KeyClaim, o *domain.Order, evts []events.Event) (*app.StoredKey, error) {
 	var stored *app.StoredKey
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			var err error
 			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
@@ -91,7 +94,7 @@ func (r *Orders) UpdateOnce(ctx context.Context, key app.KeyClaim, id string, fn
 func (r *Orders) update(ctx context.Context, key *app.KeyClaim, id string, fn func(o *domain.Order) ([]events.Event, error)) (*app.StoredKey, error) {
 	var fnErr error
 	var stored *app.StoredKey
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		if key != nil {
 			var err error
 			if stored, err = claimKey(ctx, tx, *key); err != nil || stored != nil {
@@ -200,12 +203,12 @@ func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, domain.ErrNotFound), errors.Is(err, app.ErrKeyInFlight):
 		return err
-	case messaging.IsUnavailable(err):
+	case failure.IsUnavailable(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
-	case messaging.IsAborted(err):
+	case failure.IsAborted(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "a concurrent change to the same data won; nothing was stored, try again", Err: err}
-	case errors.Is(err, messaging.ErrMessageTooLarge):
-		// What the client sent makes an event over the outbox's bounds (ADR 22):
+	case errors.Is(err, outbox.ErrMessageTooLarge):
+		// What the client sent makes an event over the outbox's bounds:
 		// nothing was stored, and the same request can never succeed.
 		return &apperr.Error{Code: apperr.CodeInvalid, Message: "the request makes an event larger than the service accepts", Err: err}
 	}

@@ -30,7 +30,7 @@ func TestTimelinePruning(t *testing.T) {
 }
 
 // TestTimelineRecordsAnyHeaders (integration, real MariaDB): the projection
-// records whatever a message's headers say (ADR 16) and retries a failed Record
+// records whatever a message's headers say and retries a failed Record
 // forever, so a header longer than its column or not UTF-8 must not fail the
 // INSERT, or one such message would stop the topic's timeline for good. INSERT
 // IGNORE turns MariaDB's strict-mode errors ("Data too long", "Incorrect string

@@ -17,9 +17,9 @@ import (
 	"github.com/onceflow/onceflow/pkg/problem"
 )
 
-// OpenAPI is the OpenAPI 3.1 document of this endpoint (YAML, ADR 0046),
+// OpenAPI is the OpenAPI 3.1 document of this endpoint (YAML),
 // without the poison admin endpoints the service mounts beside it
-// (poison.OpenAPI): the service merges both (apidoc.Build) and serves the
+// (poisonhttp.OpenAPI): the service merges both (apidoc.Build) and serves the
 // result at /openapi.json.
 //
 //go:embed openapi.yaml
@@ -33,7 +33,7 @@ var OpenAPI []byte
 // alive is the liveness check (normally Consumers.Health): while it fails,
 // /healthz answers 503 with its error text as the problem's detail, so that
 // text must be safe to show (nil: always alive). The service serves it behind
-// httpserver's guard (ADR 51), which answers 421, 403 and 415 before a request
+// httpserver's guard, which answers 421, 403 and 415 before a request
 // reaches these routes.
 func NewServer(ready, alive func(ctx context.Context) error, logger *slog.Logger) *echo.Echo {
 	e := echo.New()

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/consumer/stop"
 	"github.com/onceflow/onceflow/pkg/problem"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 )
@@ -56,10 +56,10 @@ func TestReadiness(t *testing.T) {
 
 // TestLivenessNamesTheStoppedConsumer: /healthz answers 200 while alive, and a
 // 503 problem+json naming the consumer, the message and the reason while a
-// consumer gave up (FailureStop), without the handler's error text.
+// consumer gave up (the stop strategy), without the handler's error text.
 func TestLivenessNamesTheStoppedConsumer(t *testing.T) {
 	t.Parallel()
-	stopped := &messaging.ConsumerStoppedError{Consumer: "payment.order-events", MessageID: "m-1", Key: "o-1",
+	stopped := &stop.StoppedError{Consumer: "payment.order-events", MessageID: "m-1", Key: "o-1",
 		ReasonCode: "handler_failed", Err: errors.New("Error 1054: Unknown column 'secret'"), Since: time.Now()}
 	tests := []struct {
 		name       string

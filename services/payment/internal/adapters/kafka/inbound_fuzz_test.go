@@ -7,8 +7,8 @@ import (
 
 	"github.com/onceflow/onceflow/internal/fuzzseed"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/inbound"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -82,15 +82,15 @@ func FuzzOrderEvents(f *testing.F) {
 			}
 			return
 		}
-		if !messaging.IsPermanent(err) {
+		if !failure.IsPermanent(err) {
 			t.Fatalf("a message the service cannot use is not permanent (it would be retried forever): %v", err)
 		}
-		code := messaging.ReasonCode(err)
+		code := failure.ReasonCode(err)
 		switch {
 		case decodeErr != nil && !errors.Is(err, decodeErr.(*events.DecodeError).Kind):
 			t.Fatalf("error %v does not wrap the decoder's %v", err, decodeErr)
-		case decodeErr != nil && code != messaging.ReasonCode(decodeErr):
-			t.Fatalf("reason code %q, the decoder's is %q", code, messaging.ReasonCode(decodeErr))
+		case decodeErr != nil && code != failure.ReasonCode(decodeErr):
+			t.Fatalf("reason code %q, the decoder's is %q", code, failure.ReasonCode(decodeErr))
 		case decodeErr == nil && code != inbound.ReasonUnhandledEventType:
 			t.Fatalf("a %s event: reason code %q, want %q", e.Type(), code, inbound.ReasonUnhandledEventType)
 		}

@@ -12,8 +12,8 @@ import (
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/contract"
 	"github.com/onceflow/onceflow/pkg/events"
+	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/inbound"
-	"github.com/onceflow/onceflow/pkg/messaging"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 )
@@ -83,12 +83,12 @@ func TestOrderEvents(t *testing.T) {
 			m := message.NewMessage("id-1", []byte(`{"type":"order.placed"}`))
 			middleware.SetCorrelationID("req-7", m)
 			return m
-		}, wantPermanent: true, wantReason: messaging.ReasonInvalidEvent},
+		}, wantPermanent: true, wantReason: failure.ReasonInvalidEvent},
 		{name: "a payment event", msg: func(t *testing.T) *message.Message {
 			return orderMessage(t, 1, events.PaymentFailed{Reason: contract.ReasonUnknownCustomer})
 		}, wantPermanent: true, wantReason: inbound.ReasonUnhandledEventType},
 		{name: "database unavailable", msg: func(t *testing.T) *message.Message { return orderMessage(t, 1, placed) },
-			appErr: &apperr.Error{Code: apperr.CodeUnavailable}, wantReason: messaging.ReasonHandlerFailed,
+			appErr: &apperr.Error{Code: apperr.CodeUnavailable}, wantReason: failure.ReasonHandlerFailed,
 			want: app.PlacePayment{OrderID: "o-7", Version: 1, CustomerID: "c-1", AmountCents: 700, Currency: "EUR", CorrelationID: "req-7"}},
 	}
 	for _, tt := range tests {
@@ -99,11 +99,11 @@ func TestOrderEvents(t *testing.T) {
 			if c.last != tt.want {
 				t.Fatalf("command %+v, want %+v", c.last, tt.want)
 			}
-			if (err != nil) != (tt.wantReason != "") || messaging.IsPermanent(err) != tt.wantPermanent {
-				t.Fatalf("error %v (permanent %v), want permanent %v", err, messaging.IsPermanent(err), tt.wantPermanent)
+			if (err != nil) != (tt.wantReason != "") || failure.IsPermanent(err) != tt.wantPermanent {
+				t.Fatalf("error %v (permanent %v), want permanent %v", err, failure.IsPermanent(err), tt.wantPermanent)
 			}
-			if err != nil && messaging.ReasonCode(err) != tt.wantReason {
-				t.Fatalf("reason code %q, want %q", messaging.ReasonCode(err), tt.wantReason)
+			if err != nil && failure.ReasonCode(err) != tt.wantReason {
+				t.Fatalf("reason code %q, want %q", failure.ReasonCode(err), tt.wantReason)
 			}
 		})
 	}

@@ -10,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/onceflow/onceflow/pkg/outbox"
+
 	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/failure"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/app"
 	"github.com/onceflow/onceflow/services/payment/internal/domain"
 )
@@ -26,13 +29,13 @@ var Migrations embed.FS
 // Payments implements app.Payments.
 type Payments struct {
 	db     *sql.DB
-	outbox *messaging.Outbox
+	outbox *outbox.Outbox
 	// topic is the Kafka topic the payment events go to.
 	topic string
 }
 
 // NewPayments returns a repository on db that writes events for topic into outbox.
-func NewPayments(db *sql.DB, outbox *messaging.Outbox, topic string) *Payments {
+func NewPayments(db *sql.DB, outbox *outbox.Outbox, topic string) *Payments {
 	return &Payments{db: db, outbox: outbox, topic: topic}
 }
 
@@ -50,7 +53,7 @@ const paymentColumns = "order_id, customer_id, amount_cents, currency, status, r
 // returned unchanged; any other failure is returned as it is (internal).
 func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn func(p *domain.Payment, f domain.Funds) ([]events.Event, error)) error {
 	var fnErr error
-	err := messaging.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
+	err := sqldb.InTx(ctx, r.db, func(ctx context.Context, tx *sql.Tx) error {
 		p, err := loadPayment(ctx, tx, orderID)
 		if err != nil {
 			return err
@@ -90,7 +93,7 @@ func (r *Payments) Update(ctx context.Context, orderID, customerID string, fn fu
 	if fnErr != nil && errors.Is(err, fnErr) {
 		return fnErr
 	}
-	if messaging.IsUnavailable(err) {
+	if failure.IsUnavailable(err) {
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the payment database is unavailable, try again", Err: err}
 	}
 	return err // internal

@@ -2,7 +2,6 @@ package mariadb_test
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/internal/testenv"
-	"github.com/onceflow/onceflow/pkg/messaging"
+	"github.com/onceflow/onceflow/pkg/servicedb"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
 )
 
@@ -23,13 +23,9 @@ import (
 func TestMigrationsSeedNoAccounts(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t, testenv.PaymentDBAddr)
-	migrations, err := fs.Sub(mariadb.Migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
 	migrate := func() {
 		t.Helper()
-		if err := messaging.Migrate(context.Background(), db, migrations, slog.New(slog.DiscardHandler)); err != nil {
+		if err := sqldb.Migrate(context.Background(), db, slog.New(slog.DiscardHandler), servicedb.Migrations(mariadb.Migrations)...); err != nil {
 			t.Fatal(err)
 		}
 	}

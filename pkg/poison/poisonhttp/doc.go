@@ -1,0 +1,10 @@
+// Package poisonhttp is the poison tooling's admin HTTP endpoints on Echo
+// (Routes): the poison topic, the parked outbox rows and the parked keys,
+// behind a bearer token, with their OpenAPI fragment (OpenAPI) that the
+// services merge into their documents.
+//
+// Guarantees: with an empty token every endpoint answers 404, so an
+// unconfigured service exposes nothing; a client mistake is a 4xx
+// problem+json, never a 5xx. Needs: package poison and Echo v4. Fails: with
+// the tool's errors mapped to HTTP (404, 409, 410, 503).
+package poisonhttp
