@@ -44,7 +44,7 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,drain,outage,consumer,galera", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
 	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
@@ -140,6 +140,9 @@ func (b *bench) phases() ([]phase, error) {
 		// ~1 min: 20 s of load, up to 60 s of draining (and a new stack if the saga
 		// phase did not leave one).
 		{"latency", 6 * time.Minute, b.onSagaStack(latency)},
+		// ~1 min: one step at the max sustained rate with a CPU profile of each
+		// service and the databases' statement counters, then draining.
+		{"profile", 6 * time.Minute, b.onSagaStack(profileAtMax)},
 		// 1–2 min: 3,000 orders with Kafka down, a Kafka restart, up to 3 min until
 		// the outbox is empty and 2 min of draining.
 		{"drain", 12 * time.Minute, b.onSagaStack(drain)},

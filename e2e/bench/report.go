@@ -26,7 +26,9 @@ type Report struct {
 	Forwarder  Forwarder  `json:"forwarder"`
 	Consumer   Consumer   `json:"consumer"`
 	Galera     Galera     `json:"galera"`
-	Goals      []Goal     `json:"goals"`
+	// Profiles is empty unless the profile phase ran.
+	Profiles *Profiles `json:"profiles,omitempty"`
+	Goals    []Goal    `json:"goals"`
 }
 
 // Machine describes where the run happened.
@@ -304,6 +306,20 @@ func (r *Report) Table() string {
 	}
 	section("latency", "at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
+	if p := r.Profiles; p != nil {
+		section("profile", "at %.0f/s, %d orders: statements per order: order_db %.1f, payment_db %.1f",
+			p.Rate, p.Orders, p.StatementsPerOrder["order_db"]["total"], p.StatementsPerOrder["payment_db"]["total"])
+		for _, name := range []string{"order_service", "payment_service"} {
+			sp := p.Services[name]
+			var top []string
+			for _, f := range sp.Top[:min(6, len(sp.Top))] {
+				top = append(top, fmt.Sprintf("%s %.0f%%", shortFunc(f.Function), f.Share*100))
+			}
+			w("%-11s %s %.2f CPU-ms/order (%s): %s", "", name, sp.CPUMsPerOrder, sp.File, strings.Join(top, ", "))
+		}
+	} else {
+		section("profile", "no profile")
+	}
 	section("drain", "%d events in %.2f s = %.0f/s (first forwarded after %.2f s; %.0f/s from then); %.3f × P async, %.2f × P sync",
 		r.Drain.Events, r.Drain.Seconds, r.Drain.Rate, r.Drain.ReconnectSec, r.Drain.SteadyRate, r.Drain.VsProduceAsync, r.Drain.VsProduceSync)
 	section("outage", "at %.0f/s, Kafka down %.0f s: intake errors %d, POST p99 during %.1f ms, backlog drained %.1f s after return, latency normal %.1f s after",
@@ -353,4 +369,13 @@ func repeatResults(rs []Repeat) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// shortFunc drops a function name's package path: "github.com/a/b.(*T).M"
+// becomes "b.(*T).M".
+func shortFunc(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
 }

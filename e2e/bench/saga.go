@@ -18,11 +18,20 @@ import (
 // newStack makes, starts, seeds and warms up a stack on the servers on; on
 // error it closes what it made.
 func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name string) (*harness.Stack, error) {
+	// The profiler's addresses, for the profile phase.
+	orderDebug, err := harness.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	paymentDebug, err := harness.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
 	s, err := harness.NewStack(on, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
 		LogDir:     filepath.Join(outDir, "logs"),
-		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m"}, extraEnv()...),
-		PaymentEnv: append([]string{"LOG_LEVEL=warn"}, extraEnv()...),
+		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m", "ORDER_DEBUG_ADDR=" + orderDebug}, extraEnv()...),
+		PaymentEnv: append([]string{"LOG_LEVEL=warn", "PAYMENT_DEBUG_ADDR=" + paymentDebug}, extraEnv()...),
 	})
 	if err != nil {
 		return nil, err

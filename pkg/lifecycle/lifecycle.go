@@ -98,6 +98,11 @@ type Parts struct {
 	// HTTP serves on HTTPAddr (host:port) until step 2.
 	HTTP     *http.Server
 	HTTPAddr string
+	// Debug serves on DebugAddr (host:port) until the clients close. It is
+	// for operators only (the Go profiler: servicemain.DebugServer) and is
+	// closed without a drain.
+	Debug     *http.Server
+	DebugAddr string
 	// Consumers are drained in step 2 and closed in step 3.
 	Consumers Consumers
 	// Forwarder keeps relaying what the drained work wrote and stops in step 4.
@@ -156,7 +161,7 @@ func (l *Lifecycle) Ready(check func(ctx context.Context) error) func(ctx contex
 // longer than DrainTimeout it gives up waiting and returns an error (whatever
 // was not committed by then is redelivered or republished after the restart).
 // The parts run on a context the stop signal does not cancel: the stop ends
-// them one after another. If HTTPAddr cannot be bound, Run starts nothing,
+// them one after another. If HTTPAddr or DebugAddr cannot be bound, Run starts nothing,
 // closes the clients and returns the error.
 func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	cfg := l.config
@@ -167,6 +172,17 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 			return errors.Join(fmt.Errorf("listen on %s: %w", p.HTTPAddr, err), closeAll(p.Clients))
 		}
 		l.logger.Info("starting", "http", listener.Addr().String())
+	}
+	var debugListener net.Listener
+	if p.Debug != nil {
+		var err error
+		if debugListener, err = net.Listen("tcp", p.DebugAddr); err != nil {
+			if listener != nil {
+				_ = listener.Close()
+			}
+			return errors.Join(fmt.Errorf("listen on %s: %w", p.DebugAddr, err), closeAll(p.Clients))
+		}
+		l.logger.Info("starting", "debug", debugListener.Addr().String())
 	}
 	partsCtx, cancelParts := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelParts()
@@ -186,6 +202,10 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	httpDone := make(chan error, 1)
 	if p.HTTP != nil {
 		go func() { httpDone <- p.HTTP.Serve(listener) }()
+	}
+	debugDone := make(chan error, 1)
+	if p.Debug != nil {
+		go func() { debugDone <- p.Debug.Serve(debugListener) }()
 	}
 
 	var failure error
@@ -264,6 +284,11 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 		if waitUntil(httpDone, deadline, &httpErr) && !errors.Is(httpErr, http.ErrServerClosed) {
 			errs = append(errs, httpErr)
 		}
+	}
+	if p.Debug != nil {
+		_ = p.Debug.Close()
+		var debugErr error
+		waitUntil(debugDone, deadline, &debugErr)
 	}
 	// 5. Close the clients.
 	closed := make(chan error, 1)

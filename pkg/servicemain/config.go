@@ -13,7 +13,7 @@ import (
 
 // Common is the configuration every service has. A service embeds it in its
 // own Config under its variable prefix, e.g. `envPrefix:"ORDER_"`, which gives
-// ORDER_HTTP_ADDR, ORDER_HTTP_*, ORDER_ADMIN_TOKEN, ORDER_DB_*, ORDER_KAFKA_*,
+// ORDER_HTTP_ADDR, ORDER_HTTP_*, ORDER_DEBUG_ADDR, ORDER_ADMIN_TOKEN, ORDER_DB_*, ORDER_KAFKA_*,
 // ORDER_OUTBOX_*, ORDER_RETRY_*, ORDER_RETENTION_*, ORDER_CONSUMER_GROUP,
 // ORDER_POISON_TOPIC, ORDER_FAILURE_MODE, ORDER_STOP_*, ORDER_TRACING_* and
 // ORDER_METRICS_SAMPLE_INTERVAL.
@@ -25,6 +25,10 @@ type Common struct {
 	// HTTP_IDLE_TIMEOUT, HTTP_MAX_HEADER_BYTES, HTTP_ALLOWED_HOSTS; see
 	// httpserver.Config).
 	HTTP httpserver.Config `envPrefix:"HTTP_"`
+	// DebugAddr, if set, is where the Go profiler (net/http/pprof) listens
+	// (host:port; DEBUG_ADDR). Empty, the default, turns it off. It is not
+	// part of the API: bind it to a loopback or otherwise private address.
+	DebugAddr string `env:"DEBUG_ADDR"`
 	// AdminToken protects the admin endpoints (/admin/poison); empty disables them.
 	AdminToken string `env:"ADMIN_TOKEN"`
 	// Messaging: DB_DSN, DB_MAX_OPEN_CONNS, DB_STARTUP_TIMEOUT, KAFKA_*,
@@ -62,6 +66,11 @@ func (c Common) Validate(prefix string) error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("%sHTTP_ADDR %q: %w", prefix, c.HTTPAddr, err))
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, fmt.Errorf("%sDEBUG_ADDR %q: %w", prefix, c.DebugAddr, err))
+		}
 	}
 	if d := c.SampleInterval(); d < 100*time.Millisecond || d > time.Minute {
 		errs = append(errs, fmt.Errorf("%sMETRICS_SAMPLE_INTERVAL %s: must be between 100ms and 1m", prefix, d))

@@ -78,7 +78,11 @@ func TestCommonValidateNamesThePrefix(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SVC_HTTP_ADDR") {
 		t.Fatalf("Validate = %v, want an error naming SVC_HTTP_ADDR", err)
 	}
-	c.HTTPAddr = "127.0.0.1:1"
+	c.HTTPAddr, c.DebugAddr = "127.0.0.1:1", "6060"
+	if err := c.Validate("SVC_"); err == nil || !strings.Contains(err.Error(), "SVC_DEBUG_ADDR") {
+		t.Fatalf("Validate = %v, want an error naming SVC_DEBUG_ADDR", err)
+	}
+	c.DebugAddr = "127.0.0.1:6060"
 	if err := c.Validate("SVC_"); err != nil {
 		t.Fatalf("Validate of a valid config = %v", err)
 	}

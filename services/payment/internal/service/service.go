@@ -188,6 +188,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// Run everything until ctx ends, then stop in ADR 24's order.
 	return stop.Run(ctx, lifecycle.Parts{
 		HTTP: cfg.HTTP.Server(api), HTTPAddr: cfg.HTTPAddr,
+		Debug: cfg.DebugServer(), DebugAddr: cfg.DebugAddr,
 		Consumers: consumers, Forwarder: forwarder, Jobs: periodic,
 		Clients: []io.Closer{kafkaOut, poisonOut, lag, db},
 	})
