@@ -62,11 +62,14 @@ func IsUnavailable(err error) bool {
 		// 1053 server shutdown in progress, 2006/2013 server gone away / lost
 		// connection, 1047 a Galera node outside the primary component ("WSREP
 		// has not yet prepared node for application use": it refuses every
-		// query until it rejoins a majority; at COMMIT the outcome is unknown,
-		// ADR 0060). Deadlocks (1213) and lock wait timeouts (1205) are ordinary
-		// transient errors (IsAborted): retried, then given up on if they persist.
+		// query until it rejoins a majority), 1180 a COMMIT that failed (on
+		// Galera: the node lost the primary component while replicating the
+		// commit). At COMMIT the outcome of all of these is unknown, as after a
+		// lost connection (ADR 0060). Deadlocks (1213) and lock wait timeouts
+		// (1205) are ordinary transient errors (IsAborted): retried, then given
+		// up on if they persist.
 		switch myErr.Number {
-		case 1047, 1053, 2006, 2013:
+		case 1047, 1053, 1180, 2006, 2013:
 			return true
 		}
 	}

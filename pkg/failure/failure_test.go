@@ -11,8 +11,9 @@ import (
 // TestMariaDBErrors: which of the database's errors are an outage (retried,
 // never the message's fault), which a transaction aborted for a concurrent one
 // (nothing stored, run it again), and which neither. A Galera node outside the
-// primary component refuses every query with 1047 until it rejoins a majority;
-// a commit that lost Galera's certification fails with 1213 like a deadlock.
+// primary component refuses every query with 1047 until it rejoins a majority,
+// and a commit it was replicating when it lost the majority fails with 1180; a
+// commit that lost Galera's certification fails with 1213 like a deadlock.
 func TestMariaDBErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -24,6 +25,7 @@ func TestMariaDBErrors(t *testing.T) {
 		{"server gone away", 2006, true, false},
 		{"lost connection", 2013, true, false},
 		{"Galera node outside the primary component", 1047, true, false},
+		{"COMMIT failed: the Galera node lost the primary component", 1180, true, false},
 		{"deadlock or lost certification at COMMIT", 1213, false, true},
 		{"lock wait timeout", 1205, false, true},
 		{"duplicate key", 1062, false, false},

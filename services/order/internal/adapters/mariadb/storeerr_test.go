@@ -26,6 +26,7 @@ func TestStoreErr(t *testing.T) {
 		{"deadlock or lost certification at COMMIT", fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock; try restarting transaction"}), apperr.CodeUnavailable},
 		{"lock wait timeout", &mysql.MySQLError{Number: 1205}, apperr.CodeUnavailable},
 		{"a Galera node outside the primary component", &mysql.MySQLError{Number: 1047, Message: "WSREP has not yet prepared node for application use"}, apperr.CodeUnavailable},
+		{"a commit on a Galera node that lost the primary component", fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1180, Message: "Error while appending streaming replication fragment(provider status: Not connected to Primary Component)"}), apperr.CodeUnavailable},
 		{"server gone away", &mysql.MySQLError{Number: 2006}, apperr.CodeUnavailable},
 		{"duplicate key", &mysql.MySQLError{Number: 1062}, apperr.CodeInternal},
 		{"unknown order", domain.ErrNotFound, ""},
