@@ -31,7 +31,7 @@ TEST_INFRA := ONCEFLOW_INFRA_DIR=$(TEST_INFRA_DIR) ORDER_DB_PORT=$(TEST_ORDER_DB
 TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=127.0.0.1:$(TEST_PAYMENT_DB_PORT) \
 	KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT)
 
-.PHONY: help run prereqs stop test test-unit test-integration test-alerts check-generated fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
+.PHONY: help run prereqs stop test lint test-unit test-integration test-alerts check-generated fuzz cross e2e infra-up infra-down infra-status build up down bench demo demo-kill-kafka demo-duplicates demo-poison observe observe-down browser schemathesis fuzz-api
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,8 +50,10 @@ build: ## build both services into build/bin
 	go build -o build/bin/payment ./services/payment
 
 test: ## every test: unit, integration and fault suite, against real servers of their own (not those of `make run`)
+	go mod tidy -diff
 	go vet ./...
 	go vet -tags faults ./...
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check-generated
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory test-alerts
@@ -69,6 +71,10 @@ test-integration: ## every test outside e2e/ on fresh servers of their own (127.
 	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -timeout 20m $$(go list ./... | grep -v '/e2e$$')
 	$(TEST_SERVERS) go test $(GO_TEST_FLAGS) -tags faults -run 'Fault' ./pkg/outbox/ ./pkg/consumer/ ./services/payment/internal/service/
 	@$(TEST_INFRA) down
+
+# Each tool pinned in lint.sh and installed into .local/tools if missing (ADR 0061).
+lint: ## static checks: golangci-lint (plain and -tags faults), shellcheck, govulncheck on an offline copy of the Go vulnerability database
+	@deploy/local/lint.sh
 
 cross: ## build everything for Windows and macOS, plain and -tags faults (the code stays portable)
 	GOOS=windows go build ./...
@@ -180,6 +186,6 @@ up: ## docker compose: build, start everything, wait until healthy, print the UR
 down: ## docker compose: stop everything (either Kafka profile)
 	docker compose --profile single --profile cluster down
 
-bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, judged against eight named goals (about 15 min)
+bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the relays side by side (docs/relays.md), judged against nine named goals (about 18 min)
 	@$(INFRA) install
-	go run ./e2e/bench
+	go run -tags faults ./e2e/bench

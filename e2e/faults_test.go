@@ -391,6 +391,7 @@ func scenarios() []scenario {
 		}},
 		{name: "everything", rate: 30, duration: 60 * time.Second, supervise: true, faults: everythingTimeline},
 		oversizedInputScenario(),
+		lateCommitsScenario(),
 		clientRetriesScenario(),
 		rollingRestartScenario(),
 	}, clusterScenarios()...)
@@ -622,6 +623,9 @@ func TestFaults(t *testing.T) {
 //   - kill-kafka with the batch relay told that Kafka took every batch:
 //     the scenario makes Kafka refuse one message of a batch produce, so its row
 //     is deleted although the event never reached Kafka;
+//   - late-commits with the stock Watermill relay (watermill-sql's default
+//     schema and offsets adapter, default forwarder): the scenario makes rows
+//     visible below the relay's watermark, so their events must be lost;
 //   - client-retries with a load that sends no Idempotency-Key: the proxy cuts
 //     every Nth answer after the server answered, so the retry must create a
 //     second order.
@@ -648,6 +652,8 @@ func TestFaultsNegativeControl(t *testing.T) {
 			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
 		{"kill-kafka", []string{"ORDER_FAULT_BATCH_NO_BARRIER=1"}, nil,
 			"batch relay without its commit barrier", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
+		{"late-commits", []string{"ORDER_FAULT_STOCK_RELAY=1"}, nil,
+			"stock Watermill relay", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
 		{"client-retries", nil, nil, "no idempotency keys", func(r *harness.Report) int { return r.Extra }},
 	}
 	for _, tt := range tests {

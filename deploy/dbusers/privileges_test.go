@@ -277,6 +277,9 @@ func tables(t *testing.T, d testenv.Database) []string {
 		}
 		out = append(out, name)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	sort.Strings(out)
 	return out
 }

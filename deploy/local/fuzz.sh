@@ -28,7 +28,7 @@ while read -r dir name; do
   n=$((n + 1))
   printf 'fuzz: %s in ./%s for %s\n' "$name" "$dir" "$FUZZTIME"
   corpus="./$dir/testdata/fuzz/$name"
-  before=$(ls "$corpus" 2>/dev/null | sort || true)
+  before=$(find "$corpus" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort || true)
   set +e
   out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZETIME" -parallel "$FUZZ_WORKERS" "./$dir" 2>&1)
   status=$?
@@ -36,7 +36,7 @@ while read -r dir name; do
   # Of Go's progress lines only the last (total execs) is kept.
   printf '%s\n' "$out" | awk '/^fuzz: elapsed/ { last = $0; next } { print } END { if (last != "") print last }'
   [ "$status" -eq 0 ] && continue
-  after=$(ls "$corpus" 2>/dev/null | sort || true)
+  after=$(find "$corpus" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort || true)
   # Go 1.26's coordinator can fail a target with a bare "context deadline
   # exceeded" when a duration budget (-fuzztime 2m) ends while a worker is busy
   # (golang/go#75804, fixed in Go 1.27): no input failed and none was written.

@@ -171,6 +171,7 @@ cmd_check() {
   promtool test rules "$RULE_TESTS"
   local tmp
   tmp=$(mktemp -d)
+  # shellcheck disable=SC2064 # expanded now on purpose: tmp is local to this function
   trap "rm -rf '$tmp'" EXIT
   write_config "$tmp/local.yml"
   sed -e "s#/etc/prometheus/alerts.yml#$RULES#" "$SOURCE_CONFIG" >"$tmp/compose.yml"

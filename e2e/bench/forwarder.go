@@ -40,26 +40,11 @@ const (
 // until the outbox is empty.
 func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	say("forwarder alone: %d events preloaded", forwarderEvents)
-	cfg, err := orderMessagingConfig(extraEnv())
-	if err != nil {
-		return err
-	}
-	kc := cfg.Kafka
-	kc.Brokers, kc.ClientID = b.kafka.Brokers, "bench-forwarder"
-	fresh, err := freshDB(infra.OrderDBAddr(), "bench_forwarder")
-	if err != nil {
-		return err
-	}
-	fresh.Close()
-	// the services' pool: READ COMMITTED sessions, no SET per poll
-	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), "bench_forwarder"), 32)
+	cfg, kc, db, err := b.outboxBench(ctx, "bench_forwarder")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), servicedb.Migrations(nil)...); err != nil {
-		return err
-	}
 	topic := "bench-forwarder-" + strings.ToLower(watermill.NewShortUUID()[:6])
 	if err := kc.EnsureTopics(ctx, []kafka.TopicSpec{{Name: topic, Partitions: events.DefaultPartitions}}); err != nil {
 		return err
@@ -108,8 +93,9 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 		}
 		select {
 		case err := <-runErr:
-			runErr <- err // for the deferred stop
-			return fmt.Errorf("forwarder stopped with %d rows left: %v", rows, err)
+			// put back for the deferred stop
+			runErr <- err
+			return fmt.Errorf("forwarder stopped with %d rows left: %v", rows, err) //nolint:errorlint // err is nil when the forwarder stopped cleanly
 		default:
 		}
 		if rows, err = outbox.Pending(ctx, db); err != nil {
@@ -125,12 +111,41 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 	el := time.Since(t0)
 	// an empty outbox must mean every event reached the topic
 	if n, err := testenv.MessageCount(kc, topic); err != nil || n < forwarderEvents {
-		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err)
+		return fmt.Errorf("outbox empty but topic %s holds %d of %d events (%v)", topic, n, forwarderEvents, err) //nolint:errorlint // err is nil when the count is merely short
 	}
 	r.Forwarder = Forwarder{Events: forwarderEvents, Seconds: round(el.Seconds(), 2),
 		Rate: round(forwarderEvents/el.Seconds(), 0), FirstSec: round(first.Seconds(), 2)}
 	say("  %d events in %.2f s (first forwarded after %.2f s): %.0f/s", forwarderEvents, el.Seconds(), first.Seconds(), r.Forwarder.Rate)
 	return nil
+}
+
+// outboxBench returns what a phase measuring a forwarder in this process
+// starts from: the order service's messaging configuration
+// (orderMessagingConfig), its Kafka settings for the bench's Kafka, and a pool
+// like the services' (READ COMMITTED sessions, no SET per poll) on a fresh
+// database of the order MariaDB named name, migrated with the services' sets
+// and extra.
+func (b *bench) outboxBench(ctx context.Context, name string, extra ...sqldb.Migrations) (servicemain.Messaging, kafka.Config, *sql.DB, error) {
+	cfg, err := orderMessagingConfig(extraEnv())
+	if err != nil {
+		return cfg, kafka.Config{}, nil, err
+	}
+	kc := cfg.Kafka
+	kc.Brokers, kc.ClientID = b.kafka.Brokers, strings.ReplaceAll(name, "_", "-")
+	fresh, err := freshDB(infra.OrderDBAddr(), name)
+	if err != nil {
+		return cfg, kc, nil, err
+	}
+	fresh.Close()
+	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), name), 32)
+	if err != nil {
+		return cfg, kc, nil, err
+	}
+	if err := sqldb.Migrate(ctx, db, slog.New(slog.DiscardHandler), append(servicedb.Migrations(nil), extra...)...); err != nil {
+		db.Close()
+		return cfg, kc, nil, err
+	}
+	return cfg, kc, db, nil
 }
 
 // orderMessagingConfig is the order service's messaging configuration: the

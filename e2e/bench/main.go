@@ -44,7 +44,7 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,galera", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
 	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
@@ -92,6 +92,12 @@ func run() int {
 		})
 	b.stacks.closeAll()
 	r.evaluate()
+	if st, _ := r.phase("relays"); st == statusOK {
+		if err := writeRelaysTable(r); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: the relays table:", err)
+			ok = false
+		}
+	}
 	r.TookSec = round(time.Since(start).Seconds(), 0)
 	data, _ := json.MarshalIndent(r, "", "  ")
 	report := filepath.Join(outDir, "report.json")
@@ -153,6 +159,10 @@ func (b *bench) phases() ([]phase, error) {
 		// mode, each a preload (up to 3 attempts) and a BenchmarkConsumer run of
 		// at most consumerTimeout (a few seconds here).
 		{"consumer", 15 * time.Minute, b.consumer},
+		// ~3 min: the raw produce baseline (~17 s), then 3 rounds per relay, each
+		// a preload (a few seconds), the drain (~2 s for onceflow's 20,000 events,
+		// several for the stock relay's 2,000) and 6 s of latency load.
+		{"relays", 15 * time.Minute, b.relays},
 		// ~10 min: the Galera clusters' first start (about a minute), then the
 		// saga phase's searches and the latency phase on them. Last: it replaces
 		// the single database servers on their ports.

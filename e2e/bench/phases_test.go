@@ -127,6 +127,7 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 			goalDrainVsSaga, true, ""},
 		{"forwarder failed", []PhaseResult{{Name: "forwarder", Status: statusFailed}}, goalForwarderAlone, false, "phase forwarder failed"},
 		{"consumer failed", []PhaseResult{{Name: "consumer", Status: statusFailed}}, goalConsumerVsBare, false, "phase consumer failed"},
+		{"relays skipped", []PhaseResult{{Name: "relays", Status: statusSkipped}}, goalRelayVsStock, false, "phase relays skipped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,12 +145,12 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 	}
 }
 
-// TestGoals: report.json's goals are exactly the eight names, in order,
+// TestGoals: report.json's goals are exactly the issues' nine names, in order,
 // with their targets, and each is judged against its target.
 func TestGoals(t *testing.T) {
 	t.Parallel()
 	var phases []PhaseResult
-	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer"} {
+	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer", "relays"} {
 		phases = append(phases, PhaseResult{Name: p, Status: statusOK})
 	}
 	r := &Report{K: K, Phases: phases,
@@ -159,7 +160,8 @@ func TestGoals(t *testing.T) {
 		Drain:      Drain{Rate: 900},                         // 3.0: met
 		Latency:    Latency{ServerP50: 15.1, ServerP99: 100}, // not met, met
 		Outage:     Outage{DrainedAfterSec: 20, NormalAfterSec: -1},
-		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
+		Consumer:   Consumer{StackRate: 79, BareRate: 100},                                                                  // 0.79: not met
+		Relays:     Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000}, {Name: laneStock, EventsPerS: 1000}}}, // 5: met
 	}
 	r.evaluate()
 	want := []Goal{
@@ -171,6 +173,7 @@ func TestGoals(t *testing.T) {
 		{Name: "outage_backlog_drained_s", Target: "<= 20", Value: 20, Met: true},
 		{Name: "outage_latency_normal_s", Target: "<= 30", Value: -1, Note: "-1: not back to normal before the load ended"},
 		{Name: "consumer_stack_vs_bare", Target: ">= 0.8", Value: 0.79},
+		{Name: "relay_vs_stock_events_per_s", Target: ">= 5", Value: 5, Met: true},
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)

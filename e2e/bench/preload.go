@@ -41,7 +41,7 @@ func preload(ctx context.Context, kc kafka.Config, prefix string, msgs []*messag
 		deleteTopic(kc, topic)
 	}
 	if ctx.Err() != nil {
-		return "", fmt.Errorf("preloading %d events: %w (last attempt: %v)", len(msgs), ctx.Err(), err)
+		return "", fmt.Errorf("preloading %d events: %w (last attempt: %w)", len(msgs), ctx.Err(), err)
 	}
 	return "", fmt.Errorf("preloading %d events: no exact topic in %d attempts; last: %w", len(msgs), preloadAttempts, err)
 }

@@ -26,6 +26,7 @@ type Report struct {
 	Forwarder  Forwarder  `json:"forwarder"`
 	Consumer   Consumer   `json:"consumer"`
 	Galera     Galera     `json:"galera"`
+	Relays     Relays     `json:"relays"`
 	// Profiles is empty unless the profile phase ran.
 	Profiles *Profiles `json:"profiles,omitempty"`
 	Goals    []Goal    `json:"goals"`
@@ -196,6 +197,7 @@ const (
 	goalOutageDrained     = "outage_backlog_drained_s"
 	goalOutageNormal      = "outage_latency_normal_s"
 	goalConsumerVsBare    = "consumer_stack_vs_bare"
+	goalRelayVsStock      = "relay_vs_stock_events_per_s"
 )
 
 // evaluate computes the ratios and the goals from the sections of the phases
@@ -208,6 +210,7 @@ func (r *Report) evaluate() {
 	r.Drain.VsProduceAsync = ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
+	relayVsStock := ratio(r.Relays.lane(laneOnceflow).EventsPerS, r.Relays.lane(laneStock).EventsPerS, 2)
 	goal := func(name string, value float64, target string, met bool, phases ...string) Goal {
 		for _, p := range phases {
 			if st, _ := r.phase(p); st != statusOK {
@@ -227,6 +230,7 @@ func (r *Report) evaluate() {
 		goal(goalOutageDrained, o.DrainedAfterSec, "<= 20", o.DrainedAfterSec <= 20, "outage"),
 		goal(goalOutageNormal, o.NormalAfterSec, "<= 30", o.NormalAfterSec >= 0 && o.NormalAfterSec <= 30, "outage"),
 		goal(goalConsumerVsBare, r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8, "consumer"),
+		goal(goalRelayVsStock, relayVsStock, ">= 5", relayVsStock >= 5, "relays"),
 	}
 	if g := &r.Goals[6]; g.Note == "" && o.NormalAfterSec < 0 {
 		g.Note = "-1: not back to normal before the load ended"
@@ -331,6 +335,12 @@ func (r *Report) Table() string {
 		runs = append(runs, fmt.Sprintf("%s %.0f", run.Mode, run.Rate))
 	}
 	section("consumer", "medians: stack %.0f/s, bare loop %.0f/s, ratio %.2f (runs: %s)", r.Consumer.StackRate, r.Consumer.BareRate, r.Consumer.Ratio, strings.Join(runs, ", "))
+	var lanes []string
+	for _, l := range r.Relays.Lanes {
+		lanes = append(lanes, fmt.Sprintf("%s %.0f/s, p50 %.1f / p99 %.1f ms at %.0f/s, CPU-ms/event %.3f + MariaDB %.3f",
+			l.Name, l.EventsPerS, l.P50Ms, l.P99Ms, l.LatencyRate, l.RelayCPUMs, l.DBCPUMs))
+	}
+	section("relays", "medians of %d rounds: %s; raw produce %.0f/s sync, %.0f/s async", r.Relays.Rounds, strings.Join(lanes, "; "), r.Relays.ProduceSync, r.Relays.ProduceAsync)
 	g := r.Galera
 	section("galera", "3-node clusters (up in %.0f s): max sustained %.0f orders/s (median of %s) = %.2f × the single servers' %.0f; %.2f CPU-ms/order (single %.2f)",
 		g.StartSec, g.Throughput.MaxSustained, repeatResults(g.Throughput.Repeats), g.VsSingle, r.Throughput.MaxSustained, g.CPU.TotalMs, r.CPU.TotalMs)

@@ -89,11 +89,14 @@ func ClusterInfra() *Infra {
 	}
 }
 
-// OrderDBAddr, PaymentDBAddr and KafkaAddr are the servers' host:port
-// (KafkaAddr: the first Kafka node's).
-func (i *Infra) OrderDBAddr() string   { return "127.0.0.1:" + strconv.Itoa(i.OrderDBPort) }
+// OrderDBAddr is the order MariaDB's host:port.
+func (i *Infra) OrderDBAddr() string { return "127.0.0.1:" + strconv.Itoa(i.OrderDBPort) }
+
+// PaymentDBAddr is the payment MariaDB's host:port.
 func (i *Infra) PaymentDBAddr() string { return "127.0.0.1:" + strconv.Itoa(i.PaymentDBPort) }
-func (i *Infra) KafkaAddr() string     { return "127.0.0.1:" + strconv.Itoa(i.KafkaPort) }
+
+// KafkaAddr is the first Kafka node's host:port.
+func (i *Infra) KafkaAddr() string { return "127.0.0.1:" + strconv.Itoa(i.KafkaPort) }
 
 // KafkaBrokers returns the client address of every Kafka node, in node order.
 func (i *Infra) KafkaBrokers() []string {
@@ -179,6 +182,8 @@ func (i *Infra) Start(servers ...string) error {
 // node) and waits until it is gone.
 func (i *Infra) Stop(server string) error { return i.Run("stop", server) }
 
-// Pause sends SIGSTOP to a server; Resume sends SIGCONT.
-func (i *Infra) Pause(server string) error  { return i.Run("pause", server) }
+// Pause sends SIGSTOP to a server.
+func (i *Infra) Pause(server string) error { return i.Run("pause", server) }
+
+// Resume sends SIGCONT to a server that Pause stopped.
 func (i *Infra) Resume(server string) error { return i.Run("resume", server) }

@@ -318,7 +318,7 @@ func (s *Stack) GetOrder(ctx context.Context, id string) (int, OrderView, error)
 		if err == nil && status < 500 {
 			return status, v, nil
 		}
-		lastErr = fmt.Errorf("status %d: %v", status, err)
+		lastErr = fmt.Errorf("status %d: %v", status, err) //nolint:errorlint // err is nil on a 5xx answer
 	}
 	return 0, OrderView{}, lastErr
 }
@@ -381,7 +381,7 @@ func (s *Stack) CancelOrder(ctx context.Context, id string) (int, OrderView, err
 		if err == nil && status < 500 {
 			return status, v, nil
 		}
-		lastErr = fmt.Errorf("status %d: %v", status, err)
+		lastErr = fmt.Errorf("status %d: %v", status, err) //nolint:errorlint // err is nil on a 5xx answer
 	}
 	return 0, OrderView{}, lastErr
 }

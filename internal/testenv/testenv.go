@@ -476,6 +476,9 @@ func CheckPruner(t *testing.T, db *sql.DB, table, column, index string, now time
 			}
 		}
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	rows.Close()
 	if key.String != index {
 		t.Errorf("a batch DELETE uses index %q, want %q (else each batch scans the table)", key.String, index)

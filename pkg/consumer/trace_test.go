@@ -68,7 +68,7 @@ func TestTraceConsumer(t *testing.T) {
 	for _, ev := range consumer.Events() {
 		desc := ev.Name
 		for _, a := range ev.Attributes {
-			desc += " " + string(a.Key) + "=" + a.Value.Emit()
+			desc += " " + string(a.Key) + "=" + a.Value.String()
 		}
 		got = append(got, desc)
 	}

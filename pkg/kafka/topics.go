@@ -143,7 +143,7 @@ func topicsVisible(admin sarama.ClusterAdmin, topics []TopicSpec) error {
 		}
 		for _, p := range md.Partitions {
 			if p.Err != sarama.ErrNoError || p.Leader < 0 {
-				return fmt.Errorf("topic %s partition %d has no leader yet (%v)", md.Name, p.ID, p.Err)
+				return fmt.Errorf("topic %s partition %d has no leader yet (%w)", md.Name, p.ID, p.Err)
 			}
 		}
 	}

@@ -54,15 +54,21 @@ func retention(t *testing.T, brokers []string, topic string) string {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}}},
+		sarama.DescribeConfigsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if e.Name == "retention.ms" {
-			return e.Value
+	for _, r := range results {
+		if r.ErrorCode != sarama.ErrNoError {
+			t.Fatalf("topic %s: describe configs: %v %s", topic, r.ErrorCode, r.ErrorMsg)
+		}
+		for _, e := range r.Configs {
+			if e.Name == "retention.ms" {
+				return e.Value
+			}
 		}
 	}
-	t.Fatalf("topic %s: no retention.ms in %v", topic, entries)
+	t.Fatalf("topic %s: no retention.ms in %v", topic, results)
 	return ""
 }

@@ -168,7 +168,7 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	var listener net.Listener
 	if p.HTTP != nil {
 		var err error
-		if listener, err = net.Listen("tcp", p.HTTPAddr); err != nil {
+		if listener, err = (&net.ListenConfig{}).Listen(ctx, "tcp", p.HTTPAddr); err != nil {
 			return errors.Join(fmt.Errorf("listen on %s: %w", p.HTTPAddr, err), closeAll(p.Clients))
 		}
 		l.logger.Info("starting", "http", listener.Addr().String())
@@ -176,7 +176,7 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	var debugListener net.Listener
 	if p.Debug != nil {
 		var err error
-		if debugListener, err = net.Listen("tcp", p.DebugAddr); err != nil {
+		if debugListener, err = (&net.ListenConfig{}).Listen(ctx, "tcp", p.DebugAddr); err != nil {
 			if listener != nil {
 				_ = listener.Close()
 			}
@@ -237,6 +237,7 @@ func (l *Lifecycle) Run(ctx context.Context, p Parts) error {
 	var wg sync.WaitGroup
 	if p.HTTP != nil {
 		wg.Add(1)
+		//nolint:gosec // G118: ctx has ended by now; the drain has a deadline of its own
 		go func() {
 			defer wg.Done()
 			sctx, cancel := context.WithDeadline(context.Background(), workDeadline)

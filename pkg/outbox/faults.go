@@ -59,6 +59,20 @@ type Faults struct {
 	// The edge bounds what a client can send, so this is how a test gets an
 	// unpublishable event to the forwarder; the refusal itself is Kafka's own.
 	OversizeCorrelationPrefix string `env:"OVERSIZE_CORRELATION_PREFIX"`
+	// StockRelay replaces the outbox and its relay with the stock Watermill
+	// setup (stock.go): watermill-sql's DefaultMySQLSchema and
+	// DefaultMySQLOffsetsAdapter with the default forwarder configuration.
+	// The other switches do not apply to it. Negative control and benchmark
+	// lane: it skips a row that commits below its watermark (ADR 3).
+	StockRelay bool `env:"STOCK_RELAY"`
+	// LateOffsetEvery makes every Nth event of type LateOffsetEventType get
+	// an outbox offset below every offset the table hands out: what the
+	// relay sees when the transaction that took an early offset commits after
+	// later ones were relayed (the out-of-order commits of ADR 3), caused on
+	// purpose in every run. Only the first event of a key may be chosen
+	// (its type says so), so that the key's order is not changed by the fault.
+	LateOffsetEvery     int    `env:"LATE_OFFSET_EVERY"`
+	LateOffsetEventType string `env:"LATE_OFFSET_EVENT_TYPE"`
 }
 
 // OversizePaddingBytes is the metadata OversizeCorrelationPrefix adds.
@@ -134,6 +148,23 @@ func (f Faults) install(o *options, logger *slog.Logger) {
 	}
 	if f.StockAck {
 		o.offsets = wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}
+	}
+	if f.StockRelay {
+		o.adjustOutbox = func(ob *Outbox) { ob.sqlTopic, ob.schema = StockTopic, wsql.DefaultMySQLSchema{} }
+		o.replace = newStockForwarder
+	}
+	if f.LateOffsetEvery > 0 {
+		inner := o.adjustOutbox
+		o.adjustOutbox = func(ob *Outbox) {
+			if inner != nil {
+				inner(ob)
+			}
+			var schema wsql.SchemaAdapter = queueSchema(1, false)
+			if ob.schema != nil {
+				schema = ob.schema
+			}
+			ob.schema = &lateOffsets{SchemaAdapter: schema, every: f.LateOffsetEvery, eventType: f.LateOffsetEventType, logger: logger}
+		}
 	}
 }
 

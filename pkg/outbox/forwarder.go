@@ -165,6 +165,10 @@ type options struct {
 	// afterBatchAck runs after Kafka acknowledged a batch of n messages and
 	// before its rows' deletion commits.
 	afterBatchAck func(n int)
+	// adjustOutbox changes how Config.Outbox writes its rows, and replace, if
+	// set, builds the forwarder instead of NewForwarder (the stock relay).
+	adjustOutbox func(*Outbox)
+	replace      func(c Config) (*Forwarder, error)
 }
 
 // Option adjusts a forwarder before it is built. The only ones are the fault
@@ -197,11 +201,17 @@ func NewForwarder(c Config, opts ...Option) (*Forwarder, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.adjustOutbox != nil && c.Outbox != nil {
+		o.adjustOutbox(c.Outbox)
+	}
+	if o.replace != nil {
+		return o.replace(c)
+	}
 	logger := c.Logger
 	out := c.Publisher
 	ackDeadline := c.AckDeadline
 	backoff := newWakeBackoff(c.PollInterval, time.Second)
-	var beginner wsql.Beginner = wsql.BeginnerFromStdSQL(c.DB)
+	beginner := wsql.BeginnerFromStdSQL(c.DB)
 	var relay *batchRelay
 	if c.Relay == RelayBatch {
 		// The commit barrier: the polling transaction's Commit sends the

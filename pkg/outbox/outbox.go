@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -35,6 +36,11 @@ func queueSchema(batchSize int, sessionLevel bool) sqlqueue.ReadCommittedSchema 
 type Outbox struct {
 	// wakers wake this outbox's forwarders after a commit that wrote rows.
 	wakers wakers
+	// sqlTopic and schema are the table the rows go to; zero: the queue
+	// schema's table of Topic. Only the fault build changes them (StockRelay,
+	// LateOffsetEvery).
+	sqlTopic string
+	schema   wsql.SchemaAdapter
 }
 
 // New returns an Outbox.
@@ -79,11 +85,15 @@ func (o *Outbox) Insert(ctx context.Context, tx wsql.ContextExecutor, topic stri
 }
 
 func (o *Outbox) insert(ctx context.Context, tx wsql.ContextExecutor, topic string, msgs ...*message.Message) error {
-	sqlPub, err := wsql.NewPublisher(tx, wsql.PublisherConfig{SchemaAdapter: queueSchema(1, false)}, nil)
+	var schema wsql.SchemaAdapter = queueSchema(1, false)
+	if o.schema != nil {
+		schema = o.schema
+	}
+	sqlPub, err := wsql.NewPublisher(tx, wsql.PublisherConfig{SchemaAdapter: schema}, nil)
 	if err != nil {
 		return fmt.Errorf("outbox publisher: %w", err)
 	}
-	if err := forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: Topic}).Publish(topic, msgs...); err != nil {
+	if err := forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: cmp.Or(o.sqlTopic, Topic)}).Publish(topic, msgs...); err != nil {
 		return err
 	}
 	sqldb.OnCommit(ctx, o, o.wakers.signal)

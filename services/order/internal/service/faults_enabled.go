@@ -3,6 +3,7 @@
 package service
 
 import (
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/outbox"
 )
@@ -21,6 +22,10 @@ type Faults struct {
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
 		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
+		if f.Outbox.StockRelay {
+			w.migrations = append(w.migrations, outbox.StockMigrations)
+			w.appSQL += outbox.StockAppSQL(dbusers.Order.Schema)
+		}
 		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
@@ -157,6 +158,10 @@ type wiring struct {
 	// outbox adjusts the forwarder, consumer the consumers.
 	outbox   []outbox.Option
 	consumer []consumer.Option
+	// migrations are more tables for the database, and appSQL the service
+	// user's privileges on them (deploy/dbusers' -app.sql form).
+	migrations []sqldb.Migrations
+	appSQL     string
 }
 
 // OpenAPI returns the OpenAPI document the service serves at /openapi.json:
@@ -216,7 +221,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// then grants the service user its privileges, table by table
 	// (deploy/dbusers/order-app.sql); the service works as that user
 	// (ORDER_DB_DSN).
-	db, err := dbusers.Order.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
+	users := dbusers.Order
+	users.AppSQL += w.appSQL
+	db, err := users.OpenAndMigrate(ctx, m.DB, logger, append(servicedb.Migrations(mariadb.Migrations), w.migrations...)...)
 	if err != nil {
 		return err
 	}

@@ -197,6 +197,9 @@ func outboxTypes(t *testing.T, db *sql.DB) []events.Type {
 		}
 		types = append(types, events.Type(s))
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return types
 }
 

@@ -97,11 +97,11 @@ func (p *Payment) IsNewer(orderVersion int) bool {
 	return p.Status == StatusNone || orderVersion > p.OrderVersion
 }
 
-// ErrStale: a placement this payment has already acted on, or one older than
-// what it acted on: nothing to do.
+// ErrStale marks a placement this payment has already acted on, or one older
+// than what it acted on: nothing to do.
 var ErrStale = errors.New("stale placement")
 
-// ErrInconsistent: an event that does not fit the payment's history.
+// ErrInconsistent marks an event that does not fit the payment's history.
 var ErrInconsistent = errors.New("event does not fit the payment")
 
 // CheckPlacement decides whether a placement (the order placed at orderVersion

@@ -6,6 +6,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/outbox"
@@ -34,6 +35,10 @@ type Faults struct {
 func WithFaults(f Faults) Option {
 	return func(w *wiring) {
 		w.outbox = append(w.outbox, outbox.WithFaults(f.Outbox, w.logger))
+		if f.Outbox.StockRelay {
+			w.migrations = append(w.migrations, outbox.StockMigrations)
+			w.appSQL += outbox.StockAppSQL(dbusers.Payment.Schema)
+		}
 		w.consumer = append(w.consumer, consumer.WithFaults(f.Consumers, w.logger))
 		if f.DisableVersionCheck {
 			w.logger.Warn("FAULT INJECTION: the order-version check is off; every event looks new")

@@ -29,6 +29,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/problem"
 	"github.com/onceflow/onceflow/pkg/servicedb"
 	"github.com/onceflow/onceflow/pkg/servicemain"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 	paymenthttp "github.com/onceflow/onceflow/services/payment/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/payment/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/payment/internal/adapters/mariadb"
@@ -85,6 +86,10 @@ type wiring struct {
 	consumer []consumer.Option
 	// payments, if set, wraps the repository the use cases see.
 	payments func(app.Payments) app.Payments
+	// migrations are more tables for the database, and appSQL the service
+	// user's privileges on them (deploy/dbusers' -app.sql form).
+	migrations []sqldb.Migrations
+	appSQL     string
 }
 
 // OpenAPI returns the OpenAPI document the service serves at /openapi.json:
@@ -130,7 +135,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// (PAYMENT_DB_MIGRATE_DSN, closed after), who then grants the service user
 	// its privileges, table by table (deploy/dbusers/payment-app.sql); the
 	// service works as that user (PAYMENT_DB_DSN).
-	db, err := dbusers.Payment.OpenAndMigrate(ctx, m.DB, logger, servicedb.Migrations(mariadb.Migrations)...)
+	users := dbusers.Payment
+	users.AppSQL += w.appSQL
+	db, err := users.OpenAndMigrate(ctx, m.DB, logger, append(servicedb.Migrations(mariadb.Migrations), w.migrations...)...)
 	if err != nil {
 		return err
 	}

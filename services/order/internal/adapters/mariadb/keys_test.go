@@ -361,6 +361,9 @@ func TestExpiredKeys(t *testing.T) {
 		}
 		left = append(left, k)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	if strings.Join(left, ",") != "new-a,new-b,old-a" {
 		t.Fatalf("keys left after the cleanup: %v, want the three unexpired ones", left)
 	}

@@ -84,7 +84,7 @@ func TestOrdersUpdateContract(t *testing.T) {
 			o.Cancel(domain.ReasonCancelledByCustomer, time.Now().UTC())
 			return []events.Event{cancelledEvent(o)}, refused
 		})
-		if err != refused {
+		if err != refused { //nolint:errorlint // the test wants fn's error itself, not a wrapper of it
 			t.Fatalf("Update = %v, want fn's error unchanged", err)
 		}
 		if status, version := readOrder(t, e, o.ID); status != "PENDING" || version != 1 {

@@ -87,7 +87,7 @@ func FuzzOrderEvents(f *testing.F) {
 		}
 		code := failure.ReasonCode(err)
 		switch {
-		case decodeErr != nil && !errors.Is(err, decodeErr.(*events.DecodeError).Kind):
+		case decodeErr != nil && !errors.Is(err, decodeErr.(*events.DecodeError).Kind): //nolint:errorlint // decodeErr is the decoder's own return value, not wrapped
 			t.Fatalf("error %v does not wrap the decoder's %v", err, decodeErr)
 		case decodeErr != nil && code != failure.ReasonCode(decodeErr):
 			t.Fatalf("reason code %q, the decoder's is %q", code, failure.ReasonCode(decodeErr))

@@ -104,7 +104,7 @@ func TestPaymentsUpdateContract(t *testing.T) {
 			evts, _ := charge(p, f)
 			return evts, refused
 		})
-		if err != refused {
+		if err != refused { //nolint:errorlint // the test wants fn's error itself, not a wrapper of it
 			t.Fatalf("Update = %v, want fn's error unchanged", err)
 		}
 		if got, want := readState(t, db, id), (state{"", 10000, 0, 0, 0}); got != want {
