@@ -384,6 +384,10 @@ func tableChecksums(ctx context.Context, infra *harness.Infra, node, name string
 		}
 		tables = append(tables, tbl)
 	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return "", err
+	}
 	rows.Close()
 	slices.Sort(tables)
 	var out []string

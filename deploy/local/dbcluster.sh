@@ -313,6 +313,7 @@ follow_primary() {
 write_proxy_config() {
   local name=$1 dir=$2 family node backup=
   family=$(family_of "$name")
+  # shellcheck disable=SC2154 # here: infra.sh's directory, which sources this file
   cat >"$dir/haproxy.cfg" <<CFG
 # $name, written by deploy/local/infra.sh (DB_NODES=$DB_NODES, ADR 0060): the
 # services' database address, in front of the nodes of $family.

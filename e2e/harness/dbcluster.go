@@ -29,9 +29,11 @@ func DBClusterInfra() *Infra {
 // (OrderDB or PaymentDB).
 func DBNode(db string, n int) string { return db + "-" + strconv.Itoa(n) }
 
-// DBPrimary and DBReplica are infra.sh's names of the asynchronous pair of db
+// DBPrimary is infra.sh's name of the primary of db's asynchronous pair
 // (DBNodes 2).
 func DBPrimary(db string) string { return db + "-primary" }
+
+// DBReplica is infra.sh's name of the replica of db's asynchronous pair.
 func DBReplica(db string) string { return db + "-replica" }
 
 // DBNodeAddr is the client address of a database node (a Galera node, a
@@ -41,7 +43,7 @@ func (i *Infra) DBNodeAddr(node string) string {
 	if strings.HasPrefix(node, PaymentDB) {
 		port = i.PaymentDBPort
 	}
-	slot := 0
+	var slot int
 	switch {
 	case strings.HasSuffix(node, "-primary"):
 		slot = 1
@@ -77,9 +79,11 @@ func (i *Infra) Writer(db string) (string, error) {
 	return w, nil
 }
 
-// Isolate cuts a Galera node off from the other two (nftables); Heal undoes it.
+// Isolate cuts a Galera node off from the other two (nftables).
 func (i *Infra) Isolate(node string) error { return i.Run("isolate", node) }
-func (i *Infra) Heal(node string) error    { return i.Run("heal", node) }
+
+// Heal undoes Isolate.
+func (i *Infra) Heal(node string) error { return i.Run("heal", node) }
 
 // NodeDB opens a pool on one database node (not through the proxy) as the
 // test superuser, on database name ("" for none).
