@@ -206,7 +206,7 @@ func waitRelayed(ctx context.Context, db *sql.DB, l relayLane, runErr chan error
 		select {
 		case err := <-runErr:
 			runErr <- err // for the deferred stop
-			return polls, fmt.Errorf("relay stopped with %d left: %v", left, err)
+			return polls, fmt.Errorf("relay stopped with %d left: %w", left, err)
 		default:
 		}
 		if time.Since(start) > forwarderLimit {

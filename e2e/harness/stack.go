@@ -226,7 +226,7 @@ func (s *Stack) addService(kind string, n int) error {
 // seeded before orders arrive).
 func (s *Stack) Start() error {
 	if len(s.Payments) > 0 {
-		// The order service's console reads the first payment replica.
+		// The order service's console and diagnosis read the first payment replica.
 		for _, o := range s.Orders {
 			o.Env = append(o.Env, "ORDER_CONSOLE_PAYMENT_URL=http://"+s.Payments[0].HTTPAddr)
 		}

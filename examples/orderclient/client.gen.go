@@ -17,6 +17,27 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for DiagnosisStage.
+const (
+	AwaitingPayment DiagnosisStage = "awaiting_payment"
+	AwaitingRefund  DiagnosisStage = "awaiting_refund"
+	Done            DiagnosisStage = "done"
+)
+
+// Valid indicates whether the value is a known member of the DiagnosisStage enum.
+func (e DiagnosisStage) Valid() bool {
+	switch e {
+	case AwaitingPayment:
+		return true
+	case AwaitingRefund:
+		return true
+	case Done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OrderStatus.
 const (
 	CANCELLED OrderStatus = "CANCELLED"
@@ -76,6 +97,42 @@ func (e ListPoisonedParamsOrder) Valid() bool {
 
 // CustomerID 1-64 letters, digits or . _ : - (starting with a letter or digit).
 type CustomerID = string
+
+// Diagnosis defines model for Diagnosis.
+type Diagnosis struct {
+	// Cause The first thing on the order's path that holds it; absent when nothing does.
+	Cause   *DiagnosisHold `json:"cause,omitempty"`
+	OrderId string         `json:"order_id"`
+
+	// PaymentStatus The payment service's status of the order's payment, when it answered and has one.
+	PaymentStatus *string `json:"payment_status,omitempty"`
+
+	// Stage Where the order is.
+	Stage DiagnosisStage `json:"stage"`
+
+	// Status The order's status, as in Order.
+	Status  string `json:"status"`
+	Version int    `json:"version"`
+}
+
+// DiagnosisStage Where the order is.
+type DiagnosisStage string
+
+// DiagnosisHold defines model for DiagnosisHold.
+type DiagnosisHold struct {
+	// Code What holds the order: outbox_backlog, outbox_parked, key_parked, consumer_stopped, poisoned, payment_service_unreachable, not_consumed_yet or refund_failed.
+	Code string `json:"code"`
+
+	// Detail What holds it
+	Detail string `json:"detail"`
+
+	// Remedy The command or admin endpoint that resolves it.
+	Remedy string `json:"remedy"`
+
+	// Service The service it holds the order in (order or payment).
+	Service string     `json:"service"`
+	Since   *time.Time `json:"since,omitempty"`
+}
 
 // Order defines model for Order.
 type Order struct {
@@ -165,6 +222,30 @@ type PlaceOrderRequest struct {
 
 	// CustomerId 1-64 letters, digits or . _ : - (starting with a letter or digit).
 	CustomerId CustomerID `json:"customer_id"`
+}
+
+// PoisonDryRunResult defines model for PoisonDryRunResult.
+type PoisonDryRunResult struct {
+	// After The same state after it ran
+	After interface{} `json:"after,omitempty"`
+
+	// Before The state the handler may change (the order's, the payment's) before it ran; absent if there is none.
+	Before interface{} `json:"before,omitempty"`
+
+	// Events The events the handler would emit, read from the outbox inside the rolled-back transaction.
+	Events []struct {
+		Id      string  `json:"id"`
+		Key     *string `json:"key,omitempty"`
+		Payload string  `json:"payload"`
+		Topic   string  `json:"topic"`
+		Type    *string `json:"type,omitempty"`
+	} `json:"events"`
+
+	// ReasonCode Otherwise, its error's public reason code.
+	ReasonCode *string `json:"reason_code,omitempty"`
+
+	// WouldSucceed The handler would return no error.
+	WouldSucceed bool `json:"would_succeed"`
 }
 
 // PoisonEntry defines model for PoisonEntry.
@@ -348,6 +429,15 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem details object with this project's extension members (errors, correlation_id); the types are described in docs/problems.md.
 type UnsupportedMediaType = Problem
+
+// ListStuckOrdersParams defines parameters for ListStuckOrders.
+type ListStuckOrdersParams struct {
+	// OlderThanSeconds How long an order has waited at least (default 600).
+	OlderThanSeconds *int `form:"older_than_seconds,omitempty" json:"older_than_seconds,omitempty"`
+
+	// Limit How many orders at most (default 50).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ListPoisonedParams defines parameters for ListPoisoned.
 type ListPoisonedParams struct {
@@ -540,6 +630,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListStuckOrders The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+	//
+	// PENDING orders created, and cancelled paid orders waiting for their refund
+	// since, more than older_than_seconds ago (the oldest, at most limit), each
+	// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+	// service per order), grouped by cause, the largest group first.
+	//
+	// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+	ListStuckOrders(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPoisoned A page of the poisoned messages, newest first by default
 	//
 	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -609,6 +709,13 @@ type ClientInterface interface {
 	// Corresponds with GET /admin/poison/{offset} (the `GetPoisoned` operationId).
 	GetPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DryRunPoisoned Show what replaying one message would change, changing nothing
+	//
+	// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+	//
+	// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+	DryRunPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ReplayPoisoned Send one message back to the consumer that poisoned it
 	//
 	// Corresponds with POST /admin/poison/{offset}/replay (the `ReplayPoisoned` operationId).
@@ -668,6 +775,19 @@ type ClientInterface interface {
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrder(ctx context.Context, id OrderID, params *CancelOrderParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DiagnoseOrder Where the order is, the one cause that holds it, and what resolves it
+	//
+	// Walks the order's path across both services: the order service's outbox,
+	// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+	// this service's admin token), the poisoned messages on the order's
+	// timeline and the order service's consumers. Every probe is bounded
+	// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+	// service not answering is a cause (payment_service_unreachable), not an
+	// error.
+	//
+	// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+	DiagnoseOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetOrderTimeline The saga's messages about one order, oldest first
 	//
 	// Corresponds with GET /orders/{id}/timeline (the `GetOrderTimeline` operationId).
@@ -677,6 +797,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListStuckOrders The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+//
+// PENDING orders created, and cancelled paid orders waiting for their refund
+// since, more than older_than_seconds ago (the oldest, at most limit), each
+// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+// service per order), grouped by cause, the largest group first.
+//
+// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+func (c *Client) ListStuckOrders(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListStuckOrdersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListPoisoned A page of the poisoned messages, newest first by default
@@ -878,6 +1018,23 @@ func (c *Client) GetPoisoned(ctx context.Context, offset PoisonOffset, reqEditor
 	return c.Client.Do(req)
 }
 
+// DryRunPoisoned Show what replaying one message would change, changing nothing
+//
+// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+//
+// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+func (c *Client) DryRunPoisoned(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDryRunPoisonedRequest(c.Server, offset)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ReplayPoisoned Send one message back to the consumer that poisoned it
 //
 // Corresponds with POST /admin/poison/{offset}/replay (the `ReplayPoisoned` operationId).
@@ -1027,6 +1184,29 @@ func (c *Client) CancelOrder(ctx context.Context, id OrderID, params *CancelOrde
 	return c.Client.Do(req)
 }
 
+// DiagnoseOrder Where the order is, the one cause that holds it, and what resolves it
+//
+// Walks the order's path across both services: the order service's outbox,
+// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+// this service's admin token), the poisoned messages on the order's
+// timeline and the order service's consumers. Every probe is bounded
+// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+// service not answering is a cause (payment_service_unreachable), not an
+// error.
+//
+// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+func (c *Client) DiagnoseOrder(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDiagnoseOrderRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetOrderTimeline The saga's messages about one order, oldest first
 //
 // Corresponds with GET /orders/{id}/timeline (the `GetOrderTimeline` operationId).
@@ -1055,6 +1235,72 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListStuckOrdersRequest constructs an http.Request for the ListStuckOrders method
+func NewListStuckOrdersRequest(server string, params *ListStuckOrdersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/orders/stuck")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.OlderThanSeconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "older_than_seconds", *params.OlderThanSeconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListPoisonedRequest constructs an http.Request for the ListPoisoned method
@@ -1679,6 +1925,40 @@ func NewGetPoisonedRequest(server string, offset PoisonOffset) (*http.Request, e
 	return req, nil
 }
 
+// NewDryRunPoisonedRequest constructs an http.Request for the DryRunPoisoned method
+func NewDryRunPoisonedRequest(server string, offset PoisonOffset) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "offset", offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/poison/%s/dry-run", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReplayPoisonedRequest constructs an http.Request for the ReplayPoisoned method
 func NewReplayPoisonedRequest(server string, offset PoisonOffset) (*http.Request, error) {
 	var err error
@@ -2078,6 +2358,40 @@ func NewCancelOrderRequest(server string, id OrderID, params *CancelOrderParams)
 	return req, nil
 }
 
+// NewDiagnoseOrderRequest constructs an http.Request for the DiagnoseOrder method
+func NewDiagnoseOrderRequest(server string, id OrderID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/orders/%s/diagnosis", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetOrderTimelineRequest constructs an http.Request for the GetOrderTimeline method
 func NewGetOrderTimelineRequest(server string, id OrderID, params *GetOrderTimelineParams) (*http.Request, error) {
 	var err error
@@ -2209,6 +2523,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListStuckOrdersWithResponse The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+	//
+	// PENDING orders created, and cancelled paid orders waiting for their refund
+	// since, more than older_than_seconds ago (the oldest, at most limit), each
+	// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+	// service per order), grouped by cause, the largest group first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+	ListStuckOrdersWithResponse(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*ListStuckOrdersResponse, error)
+
 	// ListPoisonedWithResponse A page of the poisoned messages, newest first by default
 	//
 	// Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -2304,6 +2630,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /admin/poison/{offset} (the `GetPoisoned` operationId).
 	GetPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*GetPoisonedResponse, error)
 
+	// DryRunPoisonedWithResponse Show what replaying one message would change, changing nothing
+	//
+	// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+	DryRunPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*DryRunPoisonedResponse, error)
+
 	// ReplayPoisonedWithResponse Send one message back to the consumer that poisoned it
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2377,6 +2712,21 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /orders/{id}/cancel (the `CancelOrder` operationId).
 	CancelOrderWithResponse(ctx context.Context, id OrderID, params *CancelOrderParams, reqEditors ...RequestEditorFn) (*CancelOrderResponse, error)
 
+	// DiagnoseOrderWithResponse Where the order is, the one cause that holds it, and what resolves it
+	//
+	// Walks the order's path across both services: the order service's outbox,
+	// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+	// this service's admin token), the poisoned messages on the order's
+	// timeline and the order service's consumers. Every probe is bounded
+	// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+	// service not answering is a cause (payment_service_unreachable), not an
+	// error.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+	DiagnoseOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*DiagnoseOrderResponse, error)
+
 	// GetOrderTimelineWithResponse The saga's messages about one order, oldest first
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2390,6 +2740,131 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+}
+
+// ListStuckOrdersResponse400Headers the declared response headers of an HTTP 400 response for ListStuckOrders
+type ListStuckOrdersResponse400Headers struct {
+	XCorrelationID TraceID
+}
+
+// ListStuckOrdersResponse405Headers the declared response headers of an HTTP 405 response for ListStuckOrders
+type ListStuckOrdersResponse405Headers struct {
+	Allow *string
+}
+
+// ListStuckOrdersResponse503Headers the declared response headers of an HTTP 503 response for ListStuckOrders
+type ListStuckOrdersResponse503Headers struct {
+	RetryAfter string
+}
+
+type ListStuckOrdersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Groups []struct {
+			// Cause The cause's code (empty for orders nothing holds any more).
+			Cause  string      `json:"cause"`
+			Orders []Diagnosis `json:"orders"`
+		} `json:"groups"`
+		OlderThanSeconds int `json:"older_than_seconds"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListStuckOrdersResponse400Headers
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *ListStuckOrdersResponse405Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListStuckOrdersResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListStuckOrdersResponse) GetJSON200() *struct {
+	Groups []struct {
+		// Cause The cause's code (empty for orders nothing holds any more).
+		Cause  string      `json:"cause"`
+		Orders []Diagnosis `json:"orders"`
+	} `json:"groups"`
+	OlderThanSeconds int `json:"older_than_seconds"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListStuckOrdersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListStuckOrdersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListStuckOrdersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListStuckOrdersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListStuckOrdersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type ListPoisonedResponse struct {
@@ -3738,6 +4213,130 @@ func (r GetPoisonedResponse) ContentType() string {
 	return ""
 }
 
+type DryRunPoisonedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Message PoisonEntry        `json:"message"`
+		Result  PoisonDryRunResult `json:"result"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *AdminInternal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *AdminUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DryRunPoisonedResponse) GetJSON200() *struct {
+	Message PoisonEntry        `json:"message"`
+	Result  PoisonDryRunResult `json:"result"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON500() *AdminInternal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DryRunPoisonedResponse) GetApplicationproblemJSON503() *AdminUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DryRunPoisonedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DryRunPoisonedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DryRunPoisonedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DryRunPoisonedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ReplayPoisonedResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4618,6 +5217,103 @@ func (r CancelOrderResponse) ContentType() string {
 	return ""
 }
 
+// DiagnoseOrderResponse405Headers the declared response headers of an HTTP 405 response for DiagnoseOrder
+type DiagnoseOrderResponse405Headers struct {
+	Allow *string
+}
+
+// DiagnoseOrderResponse503Headers the declared response headers of an HTTP 503 response for DiagnoseOrder
+type DiagnoseOrderResponse503Headers struct {
+	RetryAfter string
+}
+
+type DiagnoseOrderResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Diagnosis
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *MethodNotAllowed
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers405 the parsed response headers for an HTTP 405 response
+	Headers405 *DiagnoseOrderResponse405Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DiagnoseOrderResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DiagnoseOrderResponse) GetJSON200() *Diagnosis {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON405() *MethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DiagnoseOrderResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DiagnoseOrderResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DiagnoseOrderResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DiagnoseOrderResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DiagnoseOrderResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetOrderTimelineResponse200Headers the declared response headers of an HTTP 200 response for GetOrderTimeline
 type GetOrderTimelineResponse200Headers struct {
 	XCorrelationID TraceID
@@ -4813,6 +5509,24 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListStuckOrdersWithResponse The orders the saga has not finished after a threshold, diagnosed and grouped by cause
+//
+// PENDING orders created, and cancelled paid orders waiting for their refund
+// since, more than older_than_seconds ago (the oldest, at most limit), each
+// with its diagnosis (GET /orders/{id}/diagnosis: one request to the payment
+// service per order), grouped by cause, the largest group first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/orders/stuck (the `ListStuckOrders` operationId).
+func (c *ClientWithResponses) ListStuckOrdersWithResponse(ctx context.Context, params *ListStuckOrdersParams, reqEditors ...RequestEditorFn) (*ListStuckOrdersResponse, error) {
+	rsp, err := c.ListStuckOrders(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListStuckOrdersResponse(rsp)
+}
+
 // ListPoisonedWithResponse A page of the poisoned messages, newest first by default
 //
 // Reads at most 20,000 records of the poison topic for at most 2 s: a page that filters by reason code can end there before it is full, with a next_cursor to go on from. Follow next_cursor until it is absent.
@@ -4986,6 +5700,21 @@ func (c *ClientWithResponses) GetPoisonedWithResponse(ctx context.Context, offse
 	return ParseGetPoisonedResponse(rsp)
 }
 
+// DryRunPoisonedWithResponse Show what replaying one message would change, changing nothing
+//
+// Runs the message, as a replay would deliver it, through the handler of the consumer that poisoned it, in a database transaction that is rolled back: whether it would succeed (or its reason code), the events it would emit (read from the outbox inside the transaction) and the order's or payment's state before and after. Nothing is published, recorded or committed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/poison/{offset}/dry-run (the `DryRunPoisoned` operationId).
+func (c *ClientWithResponses) DryRunPoisonedWithResponse(ctx context.Context, offset PoisonOffset, reqEditors ...RequestEditorFn) (*DryRunPoisonedResponse, error) {
+	rsp, err := c.DryRunPoisoned(ctx, offset, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDryRunPoisonedResponse(rsp)
+}
+
 // ReplayPoisonedWithResponse Send one message back to the consumer that poisoned it
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5113,6 +5842,27 @@ func (c *ClientWithResponses) CancelOrderWithResponse(ctx context.Context, id Or
 	return ParseCancelOrderResponse(rsp)
 }
 
+// DiagnoseOrderWithResponse Where the order is, the one cause that holds it, and what resolves it
+//
+// Walks the order's path across both services: the order service's outbox,
+// the payment service (asked at its GET /admin/diagnosis/orders/{id} with
+// this service's admin token), the poisoned messages on the order's
+// timeline and the order service's consumers. Every probe is bounded
+// (indexed reads; the outbox's oldest 10,000 rows at most). The payment
+// service not answering is a cause (payment_service_unreachable), not an
+// error.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /orders/{id}/diagnosis (the `DiagnoseOrder` operationId).
+func (c *ClientWithResponses) DiagnoseOrderWithResponse(ctx context.Context, id OrderID, reqEditors ...RequestEditorFn) (*DiagnoseOrderResponse, error) {
+	rsp, err := c.DiagnoseOrder(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDiagnoseOrderResponse(rsp)
+}
+
 // GetOrderTimelineWithResponse The saga's messages about one order, oldest first
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5137,6 +5887,121 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ParseListStuckOrdersResponse parses an HTTP response from a ListStuckOrdersWithResponse call
+func ParseListStuckOrdersResponse(rsp *http.Response) (*ListStuckOrdersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListStuckOrdersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Groups []struct {
+				// Cause The cause's code (empty for orders nothing holds any more).
+				Cause  string      `json:"cause"`
+				Orders []Diagnosis `json:"orders"`
+			} `json:"groups"`
+			OlderThanSeconds int `json:"older_than_seconds"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 400:
+		var headers ListStuckOrdersResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value TraceID
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 405:
+		var headers ListStuckOrdersResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListStuckOrdersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListPoisonedResponse parses an HTTP response from a ListPoisonedWithResponse call
@@ -6272,6 +7137,112 @@ func ParseGetPoisonedResponse(rsp *http.Response) (*GetPoisonedResponse, error) 
 	return response, nil
 }
 
+// ParseDryRunPoisonedResponse parses an HTTP response from a DryRunPoisonedWithResponse call
+func ParseDryRunPoisonedResponse(rsp *http.Response) (*DryRunPoisonedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DryRunPoisonedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Message PoisonEntry        `json:"message"`
+			Result  PoisonDryRunResult `json:"result"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest AdminMethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest AdminInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest AdminUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseReplayPoisonedResponse parses an HTTP response from a ReplayPoisonedWithResponse call
 func ParseReplayPoisonedResponse(rsp *http.Response) (*ReplayPoisonedResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7173,6 +8144,97 @@ func ParseCancelOrderResponse(rsp *http.Response) (*CancelOrderResponse, error) 
 		response.Headers422 = &headers
 	case rsp.StatusCode == 503:
 		var headers CancelOrderResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDiagnoseOrderResponse parses an HTTP response from a DiagnoseOrderWithResponse call
+func ParseDiagnoseOrderResponse(rsp *http.Response) (*DiagnoseOrderResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DiagnoseOrderResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Diagnosis
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest MethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 405:
+		var headers DiagnoseOrderResponse405Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		response.Headers405 = &headers
+	case rsp.StatusCode == 503:
+		var headers DiagnoseOrderResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

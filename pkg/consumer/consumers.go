@@ -103,6 +103,20 @@ func (cs *Consumers) Handle(name, topic string, h message.NoPublishHandlerFunc) 
 	cs.handlers = append(cs.handlers, handler{name: name, topic: topic, handler: h})
 }
 
+// Handler returns the handler of the consumer registered as name with
+// Handle, behind its inbox and outside the rest of the stack (what
+// Consumer.Handle is to a strategy): it runs in the transaction the
+// message's context carries, if any. false: no such consumer (projections
+// are not consumers).
+func (cs *Consumers) Handler(name string) (message.HandlerFunc, bool) {
+	for _, h := range cs.handlers {
+		if h.name == name && !h.projection {
+			return cs.behindInbox(h), true
+		}
+	}
+	return nil, false
+}
+
 // Project registers h as a projection of topic: a read model that records what
 // passes on the topic (the order timeline). It runs in its own consumer group
 // (the service's group, then "." and name: keep name stable, a new name

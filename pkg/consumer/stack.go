@@ -61,10 +61,15 @@ func (cs *Consumers) describe(h handler, poison message.HandlerMiddleware) Consu
 		DB: cs.config.DB, Logger: cs.logger, Retry: cs.config.Retry,
 		PoisonSteps:  []message.HandlerMiddleware{poison, tagReasonCode},
 		ShuttingDown: cs.drain.shuttingDown,
-		Handle: cs.inboxMiddleware(middleware.Recoverer(func(msg *message.Message) ([]*message.Message, error) {
-			return nil, h.handler(msg)
-		})),
+		Handle:       cs.behindInbox(h),
 	}
+}
+
+// behindInbox is h's handler behind the inbox, outside the rest of the stack.
+func (cs *Consumers) behindInbox(h handler) message.HandlerFunc {
+	return cs.inboxMiddleware(middleware.Recoverer(func(msg *message.Message) ([]*message.Message, error) {
+		return nil, h.handler(msg)
+	}))
 }
 
 // tagReasonCode sets failure.MetadataReasonCode on a message whose handler

@@ -57,7 +57,7 @@ func newStockForwarder(c Config) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stock outbox subscriber: %w", err)
 	}
-	var out message.Publisher = c.Publisher
+	out := c.Publisher
 	if c.OnForwarded != nil {
 		out = countingPublisher{Publisher: out, onForwarded: c.OnForwarded}
 	}

@@ -45,6 +45,9 @@ type Service[O any] struct {
 	// OpenAPI returns the document the service serves at /openapi.json, for
 	// the "openapi" subcommand (nil: the subcommand fails).
 	OpenAPI func() ([]byte, error)
+	// Commands are the service's own subcommands by name (the order service's
+	// "diagnose"): each gets the arguments after its name and writes to stdout.
+	Commands map[string]func(ctx context.Context, args []string, stdout io.Writer) error
 }
 
 // Main runs s as the process's command and exits: 2 when the configuration
@@ -61,6 +64,7 @@ type Service[O any] struct {
 //     /openapi.json (indented), without running it: code generators read it.
 //   - "poison ...": the poison queue tooling (poisoncli.RunCLI: list, show,
 //     replay, purge, parked ...).
+//   - any name in s.Commands: that command.
 func Main[O any](s Service[O]) {
 	os.Exit(s.main(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -101,7 +105,14 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 			}
 			return 0
 		default:
-			fmt.Fprintf(stderr, "%s: unknown subcommand %q (want none, healthcheck, openapi or poison)\n", s.Name, args[0])
+			if cmd, ok := s.Commands[args[0]]; ok {
+				if err := cmd(ctx, args[1:], stdout); err != nil {
+					fmt.Fprintf(stderr, "%s %s: %v\n", s.Name, args[0], err)
+					return 1
+				}
+				return 0
+			}
+			fmt.Fprintf(stderr, "%s: unknown subcommand %q (want none, healthcheck, openapi, poison or one of the service's own)\n", s.Name, args[0])
 			return 2
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -34,6 +36,8 @@ func TestMainExitCodes(t *testing.T) {
 		{"service fails", nil, nil, nil, errors.New("db down"), 1, ""},
 		{"unknown subcommand", nil, []string{"serve"}, nil, nil, 2, "unknown subcommand"},
 		{"openapi prints the document", nil, []string{"openapi"}, nil, nil, 0, ""},
+		{"a service's own command", nil, []string{"diagnose", "o-1"}, nil, nil, 0, ""},
+		{"a service's own command fails", nil, []string{"diagnose"}, nil, nil, 1, "svc diagnose: which order?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +54,15 @@ func TestMainExitCodes(t *testing.T) {
 					return tt.run
 				},
 				OpenAPI: func() ([]byte, error) { return []byte(`{"openapi":"3.1.0"}`), nil },
+				Commands: map[string]func(context.Context, []string, io.Writer) error{
+					"diagnose": func(_ context.Context, args []string, out io.Writer) error {
+						if len(args) != 1 {
+							return errors.New("which order?")
+						}
+						_, err := fmt.Fprint(out, "diagnosed "+args[0])
+						return err
+					},
+				},
 			}
 			var stdout, stderr bytes.Buffer
 			if got := s.main(tt.args, &stdout, &stderr); got != tt.want {
@@ -60,6 +73,9 @@ func TestMainExitCodes(t *testing.T) {
 			}
 			if tt.name == "openapi prints the document" && stdout.String() != "{\n  \"openapi\": \"3.1.0\"\n}\n" {
 				t.Fatalf("stdout = %q, want the document", stdout.String())
+			}
+			if tt.name == "a service's own command" && stdout.String() != "diagnosed o-1" {
+				t.Fatalf("stdout = %q, want the command's output", stdout.String())
 			}
 			if tt.name == "runs with the environment" {
 				if seen.HTTPAddr != "127.0.0.1:1" || seen.Messaging.DB.DSN == "" || seen.Stop.DrainTimeout != 7*time.Second || seen.Timeout != 3*time.Second {

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/onceflow/onceflow/pkg/dryrun"
 	"github.com/onceflow/onceflow/pkg/poison"
 )
 
@@ -20,6 +21,7 @@ import (
 //	GET  "?cursor=&limit=&order=&reason_code="  a page of poisoned messages, newest first by default
 //	GET  "/:offset"          one message; 410 if it was purged
 //	POST "/:offset/replay"   send it back to the consumer that poisoned it
+//	POST "/:offset/dry-run"  what a replay would change (mounted by DryRunRoute)
 //	POST "/replay?cursor=&limit=&reason_code="  replay a page of the messages not replayed yet
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
 //	GET  "/parked"           parked outbox rows, in park order
@@ -35,26 +37,10 @@ import (
 // Every request needs "Authorization: Bearer <token>"; with an empty token the
 // endpoints answer 404, so that an unconfigured service exposes nothing.
 func Routes(g *echo.Group, tool *poison.Tool, token string) {
-	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if token == "" {
-				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
-			}
-			return next(c)
-		}
-	}
-	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
-		Validator: func(key string, _ echo.Context) (bool, error) {
-			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
-		},
-		ErrorHandler: func(error, echo.Context) error {
-			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
-		},
-	})
 	// The middleware goes on each route, not on the group: Echo's Group.Use
 	// adds a catch-all route to the group, which answers 404 where a known
 	// path with another method must answer 405 (labstack/echo#1981).
-	r := guarded{g: g, mw: []echo.MiddlewareFunc{staticFirst, enabled, auth}}
+	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
 	parkedRoutes(r, tool)
 	keyRoutes(r, tool)
 	r.GET("", func(c echo.Context) error {
@@ -181,6 +167,58 @@ func httpError(err error) error {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error()).SetInternal(err)
 	}
 	return err
+}
+
+// DryRunRoute mounts on g (the group of Routes) POST "/:offset/dry-run":
+// what a replay of the message would change, in a transaction that is
+// rolled back (poison.Tool.DryRun); 409 if this service does not run the
+// consumer that poisoned it. Same token rules as Routes.
+func DryRunRoute(g *echo.Group, tool *poison.Tool, token string, cfg poison.DryRunConfig) {
+	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
+	r.POST("/:offset/dry-run", func(c echo.Context) error {
+		off, err := offsetParam(c)
+		if err != nil {
+			return err
+		}
+		e, result, err := tool.DryRun(c.Request().Context(), off, cfg)
+		if errors.Is(err, poison.ErrNoConsumer) {
+			return echo.NewHTTPError(http.StatusConflict, err.Error())
+		}
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(http.StatusOK, dryRunBody{Message: e, Result: result})
+	})
+}
+
+// dryRunBody is the answer to a dry run.
+type dryRunBody struct {
+	Message poison.Entry  `json:"message"`
+	Result  dryrun.Result `json:"result"`
+}
+
+// AdminOnly is the middleware of every admin route, for a service's other
+// admin routes too: with an empty token the route answers 404 (an
+// unconfigured service exposes nothing), without "Authorization: Bearer
+// <token>" 401.
+func AdminOnly(token string) []echo.MiddlewareFunc {
+	enabled := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return echo.NewHTTPError(http.StatusNotFound, "admin endpoints are disabled: no admin token configured")
+			}
+			return next(c)
+		}
+	}
+	auth := middleware.KeyAuthWithConfig(middleware.KeyAuthConfig{
+		Validator: func(key string, _ echo.Context) (bool, error) {
+			return subtle.ConstantTimeCompare([]byte(key), []byte(token)) == 1, nil
+		},
+		ErrorHandler: func(error, echo.Context) error {
+			return echo.NewHTTPError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer <token>)")
+		},
+	})
+	return []echo.MiddlewareFunc{enabled, auth}
 }
 
 // staticFirst answers 405 when a parameter route caught a path that is a

@@ -82,6 +82,13 @@ type Service struct {
 	// Outcomes, if not nil, is told each saga outcome once it committed.
 	// Set it before use.
 	Outcomes Outcomes
+	// AfterCommit, if set, runs fn once the transaction ctx carries commits
+	// (at once if it carries none; never if it rolls back): the wiring's
+	// sqldb.OnCommit. Outcomes are told through it, so that a dry run (a
+	// transaction always rolled back) tells none. Set it before use.
+	AfterCommit func(ctx context.Context, fn func())
+	// Diagnosis is what Diagnose reads. Set it before use.
+	Diagnosis DiagnosisConfig
 }
 
 // New returns a Service storing orders in orders and reading timelines from timeline.
@@ -191,7 +198,7 @@ func (s *Service) CancelOrder(ctx context.Context, id, correlationID string, ide
 	} else {
 		stored, err = s.orders.UpdateOnce(ctx, *claim, id, fn)
 	}
-	s.tellOutcome(outcome, err)
+	s.tellOutcome(ctx, outcome, err)
 	if errors.Is(err, domain.ErrNotFound) {
 		return Result{}, notFound(id, err)
 	}
@@ -232,7 +239,7 @@ func (s *Service) CancelStalePending(ctx context.Context, timeout time.Duration,
 			cancelled++
 			return s.cancel(o, domain.ReasonPaymentTimeout, "payment-timeout:"+o.ID), nil
 		}, &outcome))
-		s.tellOutcome(outcome, err)
+		s.tellOutcome(ctx, outcome, err)
 		if err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return cancelled, err
 		}

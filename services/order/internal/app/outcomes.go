@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"strings"
 
 	"github.com/onceflow/onceflow/pkg/events"
@@ -73,9 +74,17 @@ func observed(fn func(o *domain.Order) ([]events.Event, error), outcome *string)
 	}
 }
 
-// tellOutcome tells s.Outcomes about outcome if the change committed (err is nil).
-func (s *Service) tellOutcome(outcome string, err error) {
-	if err == nil && outcome != "" && s.Outcomes != nil {
-		s.Outcomes.SagaOutcome(outcome)
+// tellOutcome tells s.Outcomes about outcome if the change was accepted (err
+// is nil): through s.AfterCommit when set, so that a change made in a
+// transaction ctx carries is told only once that commits.
+func (s *Service) tellOutcome(ctx context.Context, outcome string, err error) {
+	if err != nil || outcome == "" || s.Outcomes == nil {
+		return
 	}
+	tell := func() { s.Outcomes.SagaOutcome(outcome) }
+	if s.AfterCommit != nil {
+		s.AfterCommit(ctx, tell)
+		return
+	}
+	tell()
 }

@@ -64,3 +64,25 @@ func TestUseCasesTellTheirOutcomes(t *testing.T) {
 		t.Fatalf("told %v, want %v", told, want)
 	}
 }
+
+// An outcome is told through AfterCommit: a change whose transaction never
+// commits (a dry run) tells nothing.
+func TestOutcomesWaitForTheCommit(t *testing.T) {
+	t.Parallel()
+	svc, _, _ := newService(t)
+	var told outcomeLog
+	svc.Outcomes = &told
+	var pending []func()
+	svc.AfterCommit = func(_ context.Context, fn func()) { pending = append(pending, fn) }
+	a := placeOrder(t, svc)
+	if err := svc.ConfirmPayment(context.Background(), app.ConfirmPayment{OrderID: a.ID, Version: 1, AmountCents: 1250, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 0 || len(pending) != 1 {
+		t.Fatalf("told %v before the commit (%d waiting), want nothing told and 1 waiting", told, len(pending))
+	}
+	pending[0]() // the commit
+	if !slices.Equal(told, []string{app.OutcomeConfirmed}) {
+		t.Fatalf("told %v after the commit, want confirmed", told)
+	}
+}

@@ -124,7 +124,7 @@ func (s *Service) applyReport(ctx context.Context, what, orderID string, version
 	err := s.orders.Update(ctx, orderID, observed(func(o *domain.Order) ([]events.Event, error) {
 		return nil, change(o, s.Now())
 	}, &outcome))
-	s.tellOutcome(outcome, err)
+	s.tellOutcome(ctx, outcome, err)
 	var te *domain.TransitionError
 	switch {
 	case errors.Is(err, domain.ErrStale):

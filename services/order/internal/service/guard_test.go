@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/metrics"
@@ -26,7 +27,7 @@ import (
 )
 
 // document is the order service's OpenAPI document, as mountRoutes serves it.
-var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 
 // spyOrders is an app.Orders that records every call; each order it is asked
 // for exists and is PENDING.
@@ -214,7 +215,7 @@ func TestWebPagesOfOtherOriginsCannotActOrRead(t *testing.T) {
 			orders := &spyOrders{}
 			api := orderhttp.NewServer(app.New(orders, nil, logger), orderhttp.Config{RequestTimeout: cfg.RequestTimeout,
 				Ready: func(context.Context) error { return nil }}, logger)
-			if err := mountRoutes(api, cfg, &poison.Tool{}, nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
+			if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, app.New(nil, nil, logger), nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
 				t.Fatal(err)
 			}
 			handler := cfg.HTTP.Server(api).Handler // what Run serves

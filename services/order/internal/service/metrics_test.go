@@ -79,6 +79,7 @@ func TestMetricsShowTheSagaLive(t *testing.T) {
 		{Name: "onceflow_poison_messages_total", Labels: []string{"reason", "unknown_order"}, Min: 1},
 		{Name: "onceflow_inbox_duplicates_total", Min: 1},
 		{Name: "onceflow_saga_outcomes_total", Labels: []string{"outcome", "confirmed"}, Min: 1},
+		{Name: "onceflow_orders_oldest_not_done_age_seconds"},
 		{Name: "onceflow_http_requests_total", Labels: []string{"route", "/orders", "method", "POST", "status", "201"}, Min: 1},
 		{Name: "onceflow_http_request_duration_seconds_count", Labels: []string{"route", "/orders", "method", "POST"}, Min: 1},
 		{Name: "handler_execution_time_seconds_count", Labels: []string{"handler_name", "order.payment-events"}, Min: 1},

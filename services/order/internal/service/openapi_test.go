@@ -32,7 +32,7 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AdminToken = "route-coverage"
 	api := orderhttp.NewServer(app.New(nil, nil, logger), orderhttp.Config{RequestTimeout: cfg.RequestTimeout, Ready: func(context.Context) error { return nil }}, logger)
-	if err := mountRoutes(api, cfg, &poison.Tool{}, nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
+	if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, app.New(nil, nil, logger), nil, metrics.New(app.SagaOutcomes...), logger); err != nil {
 		t.Fatal(err)
 	}
 	apidoctest.CoverRoutes(t, api, apidoctest.New(t, apidoctest.Served(t, api)), excludedRoutes)

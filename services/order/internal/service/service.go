@@ -14,10 +14,12 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/consumer"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/jobs"
@@ -32,6 +34,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/servicemain"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
+	"github.com/onceflow/onceflow/services/order/internal/adapters/diagnosis"
 	orderhttp "github.com/onceflow/onceflow/services/order/internal/adapters/http"
 	kafkaadapter "github.com/onceflow/onceflow/services/order/internal/adapters/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
@@ -85,8 +88,11 @@ type Config struct {
 	EventVersions events.Versions `env:"ORDER_EVENT_VERSIONS"`
 	// ConsolePaymentURL is the payment service's base URL as this service
 	// reaches it (default http://127.0.0.1:8081): the console (GET /console,
-	// ADR 0041) reads its /metrics and proxies its /admin/poison endpoints.
-	// Empty: the console shows the payment service as not configured.
+	// ADR 0041) reads its /metrics and proxies its /admin/poison endpoints,
+	// and the diagnosis of an order asks its /admin/diagnosis/orders/{id}
+	// with ORDER_ADMIN_TOKEN (give both services the same admin token).
+	// Empty: the console shows the payment service as not configured and the
+	// diagnosis names it unreachable.
 	ConsolePaymentURL string `env:"ORDER_CONSOLE_PAYMENT_URL"`
 }
 
@@ -168,16 +174,22 @@ type wiring struct {
 // the order API's own document with the Problem schema and the poison admin endpoints
 // merged in (apidoc.Build). "order openapi" prints it.
 func OpenAPI() ([]byte, error) {
-	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+	return apidoc.Build(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 }
 
 // mountRoutes mounts on api, beside the order API's own routes, the poison
-// admin endpoints, the live console, GET /openapi.json and GET /metrics (with
-// HTTP metrics for every route). Run and the route-coverage test share it, so
-// the test sees the routes production serves. It fails if the OpenAPI
+// admin endpoints with the dry run of a replay, the diagnosis of an order and
+// the stuck list (behind the admin token too), the live console, GET
+// /openapi.json and GET /metrics (with HTTP metrics for every route). Run and
+// the route-coverage test share it, so the test sees the routes production
+// serves. It fails if the OpenAPI
 // document does not build (OpenAPI) or the console's payment URL is invalid.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
-	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, dryRun poison.DryRunConfig, svc *app.Service, stats console.Store, mx *metrics.Metrics, logger *slog.Logger) error {
+	admin := api.Group("/admin/poison")
+	poisonhttp.Routes(admin, poisonTool, cfg.AdminToken)
+	poisonhttp.DryRunRoute(admin, poisonTool, cfg.AdminToken, dryRun)
+	api.GET("/orders/:id/diagnosis", orderhttp.Diagnosis(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
+	api.GET("/admin/orders/stuck", orderhttp.Stuck(svc), poisonhttp.AdminOnly(cfg.AdminToken)...)
 	// The live console: shows data to anyone who reaches the API; its actions
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
@@ -253,10 +265,27 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 
 	// The application, and what calls it from Kafka.
-	svc := app.New(mariadb.NewOrders(db, ob, cfg.OrdersTopic), mariadb.NewTimeline(db), logger)
+	orders := mariadb.NewOrders(db, ob, cfg.OrdersTopic)
+	svc := app.New(orders, mariadb.NewTimeline(db), logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
+	svc.AfterCommit = func(ctx context.Context, fn func()) {
+		if !sqldb.OnCommit(ctx, new(byte), fn) { // a key of its own: every outcome is told
+			fn()
+		}
+	}
+	// The diagnosis of an order and the stuck list: this service's own
+	// holds, the payment service's (asked with this service's admin token)
+	// and the timeline.
+	svc.Diagnosis = app.DiagnosisConfig{
+		Holds: diagnosis.Holds{Prober: diagnose.Prober{Service: "order", DB: db, Group: m.ConsumerGroup,
+			Health: consumers.Health}},
+		Payment:        diagnosis.Payment{BaseURL: cfg.ConsolePaymentURL, Token: cfg.AdminToken},
+		PaymentTimeout: cfg.PaymentTimeout,
+		NotDone:        orders,
+		PoisonTopics:   map[string]string{m.PoisonTopic: "order", cfg.PaymentPoisonTopic: "payment"},
+	}
 	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafkaadapter.PaymentEvents(svc))
 	for _, p := range kafkaadapter.TimelineProjections(kafkaadapter.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
 		OrderPoison: m.PoisonTopic, PaymentPoison: cfg.PaymentPoisonTopic}, svc) {
@@ -277,6 +306,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
 	lag := kafka.NewLagReader(m.Kafka)
 	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
+	// The age of the oldest order the saga has not finished (two index reads).
+	oldestNotDone := prometheus.NewGauge(prometheus.GaugeOpts{Name: "onceflow_orders_oldest_not_done_age_seconds",
+		Help: "How long the oldest order the saga has not finished (PENDING, or cancelled and paid awaiting its refund) has waited."})
+	mx.Registry.MustRegister(oldestNotDone)
+	periodic.Every("oldest-not-done", cfg.SampleInterval(), func(ctx context.Context) error {
+		age, err := svc.OldestNotDoneAge(ctx)
+		if err == nil {
+			oldestNotDone.Set(age.Seconds())
+		}
+		return err
+	})
 	periodic.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {
@@ -297,7 +337,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}),
 		Alive: consumers.HealthCheck, // fails while a consumer gave up
 	}, logger)
-	if err := mountRoutes(api, cfg, poisonTool, mariadb.NewConsoleStats(db), mx, logger); err != nil {
+	// The dry run of a replay runs the consumer's handler, behind its inbox,
+	// in a transaction that is rolled back.
+	dryRun := poison.DryRunConfig{Handler: consumers.Handler, State: mariadb.OrderState}
+	if err := mountRoutes(api, cfg, poisonTool, dryRun, svc, mariadb.NewConsoleStats(db), mx, logger); err != nil {
 		return err
 	}
 

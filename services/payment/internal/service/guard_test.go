@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/poison"
@@ -17,7 +18,7 @@ import (
 )
 
 // document is the payment service's OpenAPI document, as mountRoutes serves it.
-var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 
 // TestWebPagesOfOtherOriginsCannotActOrRead (issue 24): the payment service as
 // Run serves it refuses its admin actions to pages of other origins and to
@@ -67,7 +68,7 @@ func TestWebPagesOfOtherOriginsCannotActOrRead(t *testing.T) {
 				cfg.HTTP.AllowedHosts = strings.Split(tt.allowed, ",")
 			}
 			api := paymenthttp.NewServer(func(context.Context) error { return nil }, nil, slog.New(slog.DiscardHandler))
-			if err := mountRoutes(api, cfg, &poison.Tool{}, metrics.New()); err != nil {
+			if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, paymenthttp.Diagnosis(nil), metrics.New()); err != nil {
 				t.Fatal(err)
 			}
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))

@@ -18,7 +18,7 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AdminToken = "route-coverage"
 	api := paymenthttp.NewServer(func(context.Context) error { return nil }, nil, slog.New(slog.DiscardHandler))
-	if err := mountRoutes(api, cfg, &poison.Tool{}, metrics.New()); err != nil {
+	if err := mountRoutes(api, cfg, &poison.Tool{}, poison.DryRunConfig{}, paymenthttp.Diagnosis(nil), metrics.New()); err != nil {
 		t.Fatal(err)
 	}
 	apidoctest.CoverRoutes(t, api, apidoctest.New(t, apidoctest.Served(t, api)), nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
 	"github.com/onceflow/onceflow/pkg/consumer"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/jobs"
@@ -96,15 +97,18 @@ type wiring struct {
 // the payment endpoint's own document with the Problem schema and the poison admin endpoints
 // merged in (apidoc.Build). "payment openapi" prints it.
 func OpenAPI() ([]byte, error) {
-	return apidoc.Build(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+	return apidoc.Build(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 }
 
 // mountRoutes mounts on api, beside health and readiness, the poison admin
-// endpoints, GET /openapi.json and GET /metrics (with HTTP metrics for every
+// endpoints with the dry run of a replay, the diagnosis of an order (behind the admin token too), GET /openapi.json and GET /metrics (with HTTP metrics for every
 // route). Run and the route-coverage test share it, so the test sees the
 // routes production serves. It fails if the OpenAPI document does not build.
-func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, mx *metrics.Metrics) error {
-	poisonhttp.Routes(api.Group("/admin/poison"), poisonTool, cfg.AdminToken)
+func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, dryRun poison.DryRunConfig, diagnosis echo.HandlerFunc, mx *metrics.Metrics) error {
+	admin := api.Group("/admin/poison")
+	poisonhttp.Routes(admin, poisonTool, cfg.AdminToken)
+	poisonhttp.DryRunRoute(admin, poisonTool, cfg.AdminToken, dryRun)
+	api.GET("/admin/diagnosis/orders/:id", diagnosis, poisonhttp.AdminOnly(cfg.AdminToken)...)
 	doc, err := OpenAPI()
 	if err != nil {
 		return err
@@ -143,7 +147,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}
 	// The outbox the repository writes to, and the application.
 	ob := outbox.New()
-	var payments app.Payments = mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
+	repo := mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
+	var payments app.Payments = repo
 	if w.payments != nil {
 		payments = w.payments(payments)
 	}
@@ -188,7 +193,21 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	api := paymenthttp.NewServer(stop.Ready(func(ctx context.Context) error {
 		return errors.Join(consumers.Health(), db.PingContext(ctx))
 	}), consumers.HealthCheck, logger)
-	if err := mountRoutes(api, cfg, poisonTool, mx); err != nil {
+	// What the order service's diagnosis asks: the order's payment and what
+	// holds its messages here.
+	prober := diagnose.Prober{Service: "payment", DB: db, Group: m.ConsumerGroup, Health: consumers.Health}
+	diagnosis := paymenthttp.Diagnosis(func(ctx context.Context, orderID string) (paymenthttp.DiagnosisReport, error) {
+		status, err := repo.Status(ctx, orderID)
+		if err != nil {
+			return paymenthttp.DiagnosisReport{}, err
+		}
+		holds, err := prober.Holds(ctx, orderID)
+		return paymenthttp.DiagnosisReport{OrderID: orderID, PaymentStatus: status, Holds: holds}, err
+	})
+	// The dry run of a replay runs the consumer's handler, behind its inbox,
+	// in a transaction that is rolled back.
+	dryRun := poison.DryRunConfig{Handler: consumers.Handler, State: mariadb.PaymentState}
+	if err := mountRoutes(api, cfg, poisonTool, dryRun, diagnosis, mx); err != nil {
 		return err
 	}
 

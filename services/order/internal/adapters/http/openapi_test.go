@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
@@ -14,7 +15,7 @@ import (
 
 // document is the order service's OpenAPI document as the service serves it:
 // this adapter's, with the poison admin endpoints.
-var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+var document = apidoctest.Once(orderhttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)
 
 // serve runs req on api and fails t if the response (status, headers, body)
 // breaks the OpenAPI document: every test of this package that talks to the

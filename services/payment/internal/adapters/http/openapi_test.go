@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"github.com/onceflow/onceflow/pkg/apidoc/apidoctest"
+	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/httpserver"
 	"github.com/onceflow/onceflow/pkg/poison/poisonhttp"
 	"github.com/onceflow/onceflow/pkg/problem"
@@ -12,4 +13,4 @@ import (
 // it: this adapter's, with the poison admin endpoints. The tests of this
 // package send their requests through document(t).Serve, which validates
 // every response against it.
-var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI)
+var document = apidoctest.Once(paymenthttp.OpenAPI, problem.OpenAPI, httpserver.OpenAPI, poisonhttp.OpenAPI, diagnose.OpenAPI)

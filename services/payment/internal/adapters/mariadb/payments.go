@@ -13,6 +13,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/outbox"
 
 	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/dryrun"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/failure"
 	"github.com/onceflow/onceflow/pkg/sqldb"
@@ -193,4 +194,35 @@ func savePayment(ctx context.Context, tx *sql.Tx, p *domain.Payment, isNew bool)
 		return fmt.Errorf("save payment of order %s: %w", p.OrderID, err)
 	}
 	return nil
+}
+
+// Status returns the status of the order's payment ("" if it has none), by
+// the payments table's primary key, without a lock.
+func (r *Payments) Status(ctx context.Context, orderID string) (string, error) {
+	var status string
+	err := r.db.QueryRowContext(ctx, "SELECT status FROM payments WHERE order_id = ?", orderID).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return status, err
+}
+
+// PaymentState is the state a dry run shows of an order's payment
+// (poison.DryRunConfig): its row as the handler's transaction sees it, nil if
+// there is none.
+func PaymentState(orderID string) dryrun.State {
+	return func(ctx context.Context, tx *sql.Tx) (any, error) {
+		var s struct {
+			Status        string `json:"status"`
+			OrderVersion  int    `json:"order_version"`
+			ChargedCents  int64  `json:"charged_cents"`
+			RefundedCents int64  `json:"refunded_cents"`
+		}
+		err := tx.QueryRowContext(ctx, "SELECT status, order_version, charged_cents, refunded_cents FROM payments WHERE order_id = ?", orderID).
+			Scan(&s.Status, &s.OrderVersion, &s.ChargedCents, &s.RefundedCents)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		return s, err
+	}
 }

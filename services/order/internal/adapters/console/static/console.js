@@ -114,7 +114,24 @@ function connect() {
   es.addEventListener("error", () => { setText("stream-status", "reconnecting…"); $("stream-status").className = "badge"; });
 }
 
+// showDiagnosis shows the order's diagnosis (GET /orders/{id}/diagnosis, an
+// admin request): nothing without a token.
+async function showDiagnosis(id) {
+  const el = $("diagnosis");
+  el.textContent = "";
+  delete el.dataset.cause;
+  if (!token()) return;
+  const r = await fetch("/orders/" + encodeURIComponent(id) + "/diagnosis", { headers: { Authorization: "Bearer " + token() } });
+  const d = await r.json().catch(() => ({}));
+  if (!r.ok) { el.textContent = "diagnosis: " + (d.detail || d.title || ("HTTP " + r.status)); return; }
+  el.dataset.cause = d.cause ? d.cause.code : "";
+  el.textContent = d.status + ", " + d.stage + (d.cause
+    ? " · held by " + d.cause.code + " in the " + d.cause.service + " service: " + d.cause.detail + " · resolve: " + d.cause.remedy
+    : " · nothing holds it");
+}
+
 async function showTimeline(id) {
+  showDiagnosis(id).catch((e) => setText("diagnosis", "diagnosis: " + e.message));
   setText("timeline-error", "");
   const body = $("timeline").tBodies[0];
   body.replaceChildren();
