@@ -6,25 +6,27 @@ INFRA := deploy/local/infra.sh
 RUN   := deploy/local/run.sh
 OBSERVE := deploy/local/observe.sh
 GO_TEST_FLAGS ?= -count=1
-# KAFKA_NODES=3 runs Kafka as a three-node cluster (ADR 0045) for run/infra-up;
-# infra.sh and run.sh read it from the environment.
+# KAFKA_NODES=3 runs Kafka as a three-node cluster (ADR 0045), DB_NODES=3 each
+# service's database as a three-node Galera cluster behind HAProxy (ADR 0060),
+# for run/infra-up; infra.sh and run.sh read them from the environment.
 KAFKA_NODES ?= 1
+DB_NODES ?= 1
 # Fuzzing time per target: FUZZTIME for `make fuzz`, FUZZTIME_TEST inside `make test` (ADR 0048).
 FUZZTIME ?= 2m
 FUZZTIME_TEST ?= 20000x
-export CI KAFKA_NODES
+export CI KAFKA_NODES DB_NODES
 
 # The integration tests' own servers (ADR 0057): infra.sh on a data dir and
 # ports of their own, wiped at the start of every run, so that `make test`
 # never touches the servers of `make run` and every run starts clean. Always
-# one Kafka node (the fault suite runs the cluster).
+# one Kafka node and one server per database (the fault suite runs the clusters).
 TEST_INFRA_DIR ?= $(CURDIR)/.local/test-infra
 TEST_ORDER_DB_PORT ?= 12307
 TEST_PAYMENT_DB_PORT ?= 12308
 TEST_KAFKA_PORT ?= 18092
 TEST_KAFKA_CONTROLLER_PORT ?= 18093
 TEST_INFRA := ONCEFLOW_INFRA_DIR=$(TEST_INFRA_DIR) ORDER_DB_PORT=$(TEST_ORDER_DB_PORT) PAYMENT_DB_PORT=$(TEST_PAYMENT_DB_PORT) \
-	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) KAFKA_NODES=1 $(INFRA)
+	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) KAFKA_NODES=1 DB_NODES=1 $(INFRA)
 # What internal/testenv reads: the addresses of the servers above.
 TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=127.0.0.1:$(TEST_PAYMENT_DB_PORT) \
 	KAFKA_BROKERS=127.0.0.1:$(TEST_KAFKA_PORT)
@@ -34,7 +36,7 @@ TEST_SERVERS := ORDER_DB_ADDR=127.0.0.1:$(TEST_ORDER_DB_PORT) PAYMENT_DB_ADDR=12
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-run: prereqs infra-up build ## check the prerequisites, install what is missing, start MariaDB x2, Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
+run: prereqs infra-up build ## check the prerequisites, install what is missing, start MariaDB x2 (DB_NODES=3: two 3-node Galera clusters), Kafka (KAFKA_NODES=3: a 3-node cluster) and both services
 	@$(RUN) start
 
 prereqs: ## what make run needs (Go per go.mod, Java 17+, Maven, curl, MariaDB or root to install it, free ports), checked without installing anything
@@ -108,12 +110,14 @@ test-alerts: ## promtool check rules and test rules on deploy/prometheus (the al
 
 # The e2e package starts servers of its own (e2e/harness); it needs MariaDB and
 # Kafka's jars installed, not the servers of `make run`.
-e2e: browser schemathesis ## the end-to-end tests, the fault suite and the strategy comparison (SCENARIO=name runs one scenario or strategy)
+e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison and the database-cluster lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster: a group)
 	@$(INFRA) install
+# -parallel 3: the fault suite, the strategy comparison and the database-cluster
+# lane run beside each other, each on servers of its own (ADRs 0050, 0060).
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 3 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -timeout 40m -v -run 'TestFaults|TestStrategies' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 3 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
@@ -129,10 +133,10 @@ fuzz-api: schemathesis ## Schemathesis against a live order service, longer than
 	@mkdir -p build; set -o pipefail; SCHEMATHESIS_MAX_EXAMPLES=$${SCHEMATHESIS_MAX_EXAMPLES:-1000} SCHEMATHESIS_SEED=$${SCHEMATHESIS_SEED:-random} \
 		go test -count=1 -timeout 90m -v -run 'TestAPISchemathesis$$' ./e2e/ 2>&1 | tee build/fuzz-api.log | grep -vE '^=== '
 
-infra-up: ## install if missing, then start both MariaDB servers and Kafka, KAFKA_NODES=1|3 (idempotent)
+infra-up: ## install if missing, then start both databases (DB_NODES=1|3) and Kafka (KAFKA_NODES=1|3) (idempotent)
 	@$(INFRA) up
 
-infra-down: ## stop the servers, the Prometheus of `make observe` and any servers `make test` left running (data stays in .local/)
+infra-down: ## stop the servers of every mode (every Galera node and proxy too), the Prometheus of `make observe` and any servers `make test` left running (data stays in .local/)
 	@$(RUN) stop
 	@$(OBSERVE) down
 	@$(INFRA) down

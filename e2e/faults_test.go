@@ -72,8 +72,17 @@ type scenario struct {
 	// cluster runs the scenario on the three-node Kafka cluster (clusterInfra,
 	// ADR 0045) instead of the single-node e2e servers.
 	cluster bool
+	// servers, if set, returns the servers the scenario runs on instead (the
+	// database clusters' lane, ADR 0060).
+	servers func(t *testing.T) *harness.Infra
 	// minAccepted is how many orders the load must get accepted (default 1000).
 	minAccepted int
+	// noServerErrors: any answer with a 5xx other than 503 is a violation.
+	noServerErrors bool
+	// after, if set, checks the servers once the system settled and returns
+	// violations; expect checks the report and returns violations.
+	after  func(f *faultRun) []string
+	expect func(r *harness.Report) []string
 }
 
 // faultRun is what a fault timeline works with.
@@ -449,6 +458,9 @@ var (
 func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	t.Helper()
 	on := infra
+	if sc.servers != nil {
+		on = sc.servers(t)
+	}
 	if sc.cluster {
 		on = clusterInfra(t)
 		// The previous scenario may have left a broker catching up: start
@@ -529,8 +541,15 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	// no request got a 201 for (I8), in every scenario.
 	r := s.Check(history, harness.CheckConfig{
 		InitialMoney: initial, ExpectedPoison: expected, RecoveryWindow: cmp.Or(sc.recovery, 120*time.Second), FaultsEnded: ended,
-		NoExtraOrders: true,
+		NoExtraOrders: true, NoServerErrors: sc.noServerErrors,
 	})
+	if sc.after != nil {
+		r.Violations = append(r.Violations, sc.after(f)...)
+	}
+	if sc.expect != nil {
+		r.Violations = append(r.Violations, sc.expect(r)...)
+	}
+	r.Pass = r.Pass && len(r.Violations) == 0
 	cancel()
 	r.Scenario, r.Seed, r.Rate, r.LoadSec, r.Faults = sc.name, seed, sc.rate, sc.duration.Seconds(), f.log
 	for _, svc := range append(append([]*harness.Service{}, s.Orders...), s.Payments...) {
@@ -585,7 +604,7 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
-	if only != "" && ran == 0 && !isStrategy(only) {
+	if only != "" && ran == 0 && !isStrategy(only) && !isDBLane(only) {
 		t.Fatalf("no scenario named %q", only)
 	}
 }

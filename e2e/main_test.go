@@ -76,6 +76,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	stopCluster()
+	stopDBCluster()
 	os.Exit(code)
 }
 

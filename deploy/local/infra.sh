@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Local infrastructure without Docker (ADR 0006): two MariaDB servers and Apache
-# Kafka (KRaft: one combined broker+controller node, or three with KAFKA_NODES=3,
-# ADR 0045), each a plain process that can be killed with `kill -9`, paused with
-# SIGSTOP and started again on its own data.
+# Local infrastructure without Docker (ADR 0006): each service's MariaDB (one
+# server, or with DB_NODES=3 a three-node Galera cluster behind HAProxy, ADR 0060)
+# and Apache Kafka (KRaft: one combined broker+controller node, or three with
+# KAFKA_NODES=3, ADR 0045), each a plain process that can be killed with
+# `kill -9`, paused with SIGSTOP and started again on its own data.
 #
 # Usage: deploy/local/infra.sh <command> [server...]
-#   install                  install what is missing (MariaDB via apt, Kafka jars via Maven)
+#   install                  install what is missing (MariaDB, Galera, HAProxy via apt, Kafka jars via Maven)
 #   up                       install, then start every server that is not running (idempotent)
-#   down                     stop every server gracefully, Kafka nodes of either mode (idempotent)
-#   status                   one line per server: up/down, pid, port
+#   down                     stop every server gracefully, of every mode (idempotent)
+#   status                   one line per server: up/down, pid, port (a Galera node's state, a proxy's writer)
 #   start   <server>...      start servers (in parallel) and wait until each accepts connections
 #   stop    <server>...      stop servers gracefully (SIGTERM to all, then wait)
 #   kill    <server>...      kill -9 servers (no clean shutdown)
 #   pause   <server>         SIGSTOP one server (it keeps its sockets but answers nothing)
 #   resume  <server>         SIGCONT a paused server
 #   pid     <server>         print the pid of a running server
-#   config  <kafka node>     print the server.properties the node starts with
+#   config  <server>         print the server.properties (Kafka node), my.cnf (database node) or
+#                            haproxy.cfg (proxy) the server starts with
 #   ports                    one line per port the servers listen on: server, port, up|down
-# Servers: order-db, payment-db, kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
+#   writer  <db>             the node a database proxy sends the writes to (order-db or payment-db)
+#   isolate <galera node>    cut the node off from the other two (nftables, as root); heal undoes it
+#   heal    <galera node>
+# Servers: order-db, payment-db (DB_NODES=1); order-db-1..3, order-db-proxy, payment-db-1..3,
+# payment-db-proxy (DB_NODES=3); order-db-primary, order-db-replica, order-db-proxy and the same
+# for payment-db (DB_NODES=2); kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
 #
 # Environment (defaults in brackets):
 #   ONCEFLOW_INFRA_DIR    data, logs and pid files            [<repo>/.local/infra]
 #   ONCEFLOW_KAFKA_LIBS   the broker's jars                   [<repo>/.local/kafka-libs]
-#   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]
+#   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]: the service's database address: the server's,
+#                         or with DB_NODES=2|3 its proxy's
+#   DB_NODES [1]          1: one server per service; 3: a Galera cluster per service, node n's clients
+#                         on the port +100n (3407, 3507, 3607; 3408, ...), replication +10, IST +20,
+#                         SST +30, behind HAProxy on the service's port; 2: a primary with an
+#                         asynchronous replica behind HAProxy (the ports of nodes 1 and 2): the
+#                         fault suite's negative control (deploy/local/dbcluster.sh, ADR 0060)
 #   KAFKA_NODES [1]       1: one node `kafka`, clients on KAFKA_PORT, controller on KAFKA_CONTROLLER_PORT;
 #                         3: nodes kafka-1..3, clients on KAFKA_PORT, +1, +2 (9092, 9093, 9094),
 #                         controllers on KAFKA_CONTROLLER_PORT, +1, +2; replication factor 3,
@@ -32,7 +45,8 @@
 #   KAFKA_PROXIED_PORT / KAFKA_PROXIED_ADVERTISED_PORT   optional second listener (one node only), for a
 #                         TCP proxy in front of the broker: the broker listens on the first port and
 #                         tells clients to connect to the second (where the proxy listens)
-# The two modes keep their data apart ($ONCEFLOW_INFRA_DIR/kafka vs kafka-1..3); only one runs at a time.
+# The modes keep their data apart ($ONCEFLOW_INFRA_DIR/kafka vs kafka-1..3, order-db vs order-db-1..3);
+# only one of each runs at a time.
 # Other sets of servers are this script with another directory and ports: `make test`'s
 # (.local/test-infra; 12307, 12308, 18092, ADR 0057) and the e2e harness's (e2e/harness/infra.go).
 # Every database server gets its service's database (`orders` on order-db,
@@ -40,8 +54,11 @@
 # (deploy/dbusers/<server>.sql, ADR 0049), and the user onceflow/onceflow with
 # all privileges, grant option included: the development and test superuser
 # (the tests create their databases and those databases' users with it), never
-# a service's. The set-up runs on every start, also of a server already running,
-# so data dirs of earlier versions get the users.
+# a service's; and onceflow_check@127.0.0.1, without password or privilege,
+# which HAProxy's health check (dbcheck.sh) reads the server's state with. The
+# set-up runs on every start, also of a server already running, so data dirs of
+# earlier versions get the users; on a cluster it runs on one node, which
+# replicates it to the others.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +67,7 @@ INFRA_DIR=${ONCEFLOW_INFRA_DIR:-$repo/.local/infra}
 KAFKA_LIBS=${ONCEFLOW_KAFKA_LIBS:-$repo/.local/kafka-libs}
 ORDER_DB_PORT=${ORDER_DB_PORT:-3307}
 PAYMENT_DB_PORT=${PAYMENT_DB_PORT:-3308}
+DB_NODES=${DB_NODES:-1}
 KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
@@ -58,6 +76,8 @@ KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
 LOG_PREFIX=infra
 # shellcheck source=deploy/local/lib.sh
 . "$here/lib.sh"
+# shellcheck source=deploy/local/dbcluster.sh
+. "$here/dbcluster.sh"
 
 # The Kafka version is the one pom.xml fetches (ADR 0055).
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
@@ -79,7 +99,19 @@ case "$KAFKA_NODES" in
     [ -z "$KAFKA_PROXIED_PORT" ] || die "KAFKA_PROXIED_PORT is for the single node only (KAFKA_NODES=1)" ;;
   *) die "KAFKA_NODES=$KAFKA_NODES: 1 or 3" ;;
 esac
-SERVERS=(order-db payment-db "${KAFKA_SERVERS[@]}")
+case "$DB_NODES" in
+  1 | 2 | 3) read -ra DB_SERVERS <<<"$(db_servers "$DB_NODES")" ;;
+  *) die "DB_NODES=$DB_NODES: 1, 3 (or 2: the negative control's primary and asynchronous replica)" ;;
+esac
+# The other modes' database servers: stopped by `down`, listed by `status` while running.
+OTHER_DB_SERVERS=()
+for m in 1 2 3; do
+  [ "$m" = "$DB_NODES" ] && continue
+  for name in $(db_servers "$m"); do
+    [[ " ${DB_SERVERS[*]} ${OTHER_DB_SERVERS[*]} " == *" $name "* ]] || OTHER_DB_SERVERS+=("$name")
+  done
+done
+SERVERS=("${DB_SERVERS[@]}" "${KAFKA_SERVERS[@]}")
 
 # ---------------------------------------------------------------- install
 
@@ -102,7 +134,7 @@ install_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
-cmd_install() { install_mariadb; install_kafka; }
+cmd_install() { install_mariadb; install_dbcluster; install_kafka; }
 
 # ---------------------------------------------------------------- helpers
 
@@ -110,18 +142,19 @@ mariadbd_bin() { command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd; }
 
 port_of() {
   case "$1" in
-    order-db) echo "$ORDER_DB_PORT" ;;
-    payment-db) echo "$PAYMENT_DB_PORT" ;;
+    order-db | order-db-proxy) echo "$ORDER_DB_PORT" ;;
+    payment-db | payment-db-proxy) echo "$PAYMENT_DB_PORT" ;;
     kafka) echo "$KAFKA_PORT" ;;
     kafka-[123]) echo $((KAFKA_PORT + ${1#kafka-} - 1)) ;;
-    *) die "unknown server '$1' (one of: ${SERVERS[*]})" ;;
+    *) is_db_node "$1" && { node_port "$1"; return; }
+      die "unknown server '$1' (one of: ${SERVERS[*]})" ;;
   esac
 }
 
-# known_server dies unless $1 is a server of this mode (KAFKA_NODES).
+# known_server dies unless $1 is a server of this mode (DB_NODES, KAFKA_NODES).
 known_server() {
   known_server_quiet "$1" && return 0
-  die "unknown server '$1' with KAFKA_NODES=$KAFKA_NODES (one of: ${SERVERS[*]})"
+  die "unknown server '$1' with DB_NODES=$DB_NODES and KAFKA_NODES=$KAFKA_NODES (one of: ${SERVERS[*]})"
 }
 
 known_server_quiet() {
@@ -139,8 +172,6 @@ controller_port_of() {
     kafka-[123]) echo $((KAFKA_CONTROLLER_PORT + ${1#kafka-} - 1)) ;;
   esac
 }
-
-db_name_of() { case "$1" in order-db) echo orders ;; payment-db) echo payments ;; esac; }
 
 pidfile_of() { echo "$INFRA_DIR/$1/$1.pid"; }
 
@@ -198,20 +229,23 @@ start_db() {
     </dev/null >>"$dir/$name.log" 2>&1 &
   echo $! >"$(pidfile_of "$name")"
   wait_for "$name" 60
-  setup_db "$name"
+  setup_db "$name" "$dir/mysqld.sock"
 }
 
-# setup_db creates (or keeps) the server's database and users; idempotent.
+# setup_db creates (or keeps) the database and users of server $1 (or of the
+# cluster node $1 belongs to) through socket $2; idempotent.
 setup_db() {
-  local name=$1 dir="$INFRA_DIR/$1"
-  rm -f "$dir/.needs-setup" # the marker of earlier versions, which set up only once
+  local name=$1 family
+  family=$(family_of "$name")
+  rm -f "$INFRA_DIR/$name/.needs-setup" # the marker of earlier versions, which set up only once
   {
     cat <<SQL
 CREATE USER IF NOT EXISTS 'onceflow'@'%' IDENTIFIED BY 'onceflow';
 GRANT ALL PRIVILEGES ON *.* TO 'onceflow'@'%' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'onceflow_check'@'127.0.0.1';
 SQL
-    cat "$repo/deploy/dbusers/$name.sql"
-  } | mariadb --no-defaults --connect-timeout=10 --socket="$dir/mysqld.sock" -uroot \
+    cat "$repo/deploy/dbusers/$family.sql"
+  } | mariadb --no-defaults --connect-timeout=10 --socket="$2" -uroot \
     || die "$name: setting up its database and users failed"
 }
 
@@ -344,20 +378,28 @@ launch_kafka() {
 
 # cmd_start starts the given servers that are not running: Kafka nodes all at
 # once and first (their JVMs start while the databases do), databases one after
-# the other, then waits until each is ready.
+# the other (the nodes of a database cluster as its start needs, then its
+# proxy), then waits until each is ready.
 cmd_start() {
-  local name started=() ordered=()
-  for name in "$@"; do known_server "$name"; done
+  local name family started=() ordered=() members
+  for name in "$@"; do known_server "$name"; refuse_other_mode "$name"; done
   for name in "$@"; do is_kafka "$name" && ordered+=("$name"); done
-  for name in "$@"; do is_kafka "$name" || ordered+=("$name"); done
+  for name in "$@"; do is_kafka "$name" || is_db_node "$name" || is_db_proxy "$name" || ordered+=("$name"); done
   for name in "${ordered[@]}"; do
     if [ -n "$(pid_of "$name")" ]; then
       log "$name already running (pid $(pid_of "$name"))"
-      is_kafka "$name" || setup_db "$name"
+      is_kafka "$name" || setup_db "$name" "$INFRA_DIR/$name/mysqld.sock"
       continue
     fi
     if is_kafka "$name"; then launch_kafka "$name"; else start_db "$name"; fi
     started+=("$name")
+  done
+  for family in order-db payment-db; do
+    members=()
+    for name in "$@"; do
+      if { is_db_node "$name" || is_db_proxy "$name"; } && [ "$(family_of "$name")" = "$family" ]; then members+=("$name"); fi
+    done
+    [ ${#members[@]} -eq 0 ] || start_family "$family" "${members[@]}"
   done
   for name in "${started[@]}"; do
     is_kafka "$name" && wait_for "$name" 90
@@ -366,11 +408,41 @@ cmd_start() {
   return 0
 }
 
-# cmd_stop stops the given servers gracefully: SIGTERM to all of them at once,
-# then waits for each (30 s, then SIGKILL). The nodes of a cluster go down
-# together: one by one, the last ones would wait for a controller quorum that is
-# already gone.
+# refuse_other_mode dies if a database server of another DB_NODES mode than
+# server $1's runs for the same service (the modes share the service's port).
+refuse_other_mode() {
+  local other
+  is_kafka "$1" && return 0
+  for other in "${OTHER_DB_SERVERS[@]}"; do
+    [ "$(family_of "$other")" = "$(family_of "$1")" ] && [ -n "$(pid_of "$other")" ] \
+      && die "$other is running (DB_NODES=$(mode_of "$other")); stop it first: $0 down"
+  done
+  return 0
+}
+
+mode_of() {
+  case "$1" in
+    order-db | payment-db) echo 1 ;;
+    *-primary | *-replica) echo 2 ;;
+    *-proxy) echo "2 or 3" ;;
+    *) echo 3 ;;
+  esac
+}
+
+# cmd_stop stops the given servers gracefully: SIGTERM, then a wait (30 s, then
+# SIGKILL). Kafka nodes and single servers go down together: one by one, the
+# last Kafka nodes would wait for a controller quorum that is already gone.
+# Galera nodes go down one after the other, so that the last one knows it holds
+# everything and the cluster starts again from it.
 cmd_stop() {
+  local name together=()
+  for name in "$@"; do is_galera_node "$name" || together+=("$name"); done
+  stop_together "${together[@]}"
+  for name in "$@"; do is_galera_node "$name" && stop_together "$name"; done
+  return 0
+}
+
+stop_together() {
   local name pid pids=() names=()
   for name in "$@"; do
     pid=$(pid_of "$name")
@@ -386,6 +458,21 @@ cmd_stop() {
     rm -f "$(pidfile_of "${names[$i]}")"
     log "${names[$i]} stopped"
   done
+}
+
+# cmd_down stops every server of every mode: the proxies and Kafka, then the
+# databases; it also removes what `isolate` left.
+cmd_down() {
+  local name
+  cmd_stop order-db-proxy payment-db-proxy kafka kafka-1 kafka-2 kafka-3
+  cmd_stop payment-db order-db payment-db-replica order-db-replica payment-db-primary order-db-primary \
+    payment-db-3 payment-db-2 payment-db-1 order-db-3 order-db-2 order-db-1
+  if command -v nft >/dev/null 2>&1; then
+    for name in order-db-1 order-db-2 order-db-3 payment-db-1 payment-db-2 payment-db-3; do
+      nft list table inet "$(isolation_table "$name")" >/dev/null 2>&1 && heal "$name"
+    done
+  fi
+  return 0
 }
 
 cmd_kill() {
@@ -406,41 +493,58 @@ cmd_signal() { # cmd_signal <SIG> <server>
 }
 
 cmd_status() {
-  local name pid state
-  for name in "${SERVERS[@]}" "${OTHER_KAFKA_SERVERS[@]}"; do
+  local name pid state detail
+  for name in "${SERVERS[@]}" "${OTHER_DB_SERVERS[@]}" "${OTHER_KAFKA_SERVERS[@]}"; do
     pid=$(pid_of "$name")
-    # The other mode's Kafka nodes are listed only when running (e.g. a cluster
+    # The other modes' servers are listed only when running (e.g. a cluster
     # started with KAFKA_NODES=3, seen by a plain `make infra-status`).
     if ! known_server_quiet "$name" && [ -z "$pid" ]; then continue; fi
+    detail=
     if [ -z "$pid" ]; then state=down
     elif [ "$(ps -o stat= -p "$pid" | cut -c1)" = T ]; then state=paused
-    else state=up
+    else
+      state=up
+      if is_galera_node "$name"; then detail=" $(galera_state "$name")"
+      elif is_db_proxy "$name"; then detail=" writes to $(writer_of "$name")"
+      fi
     fi
-    printf '%-11s %-7s pid=%-8s 127.0.0.1:%s\n' "$name" "$state" "${pid:--}" "$(port_of "$name")"
+    printf '%-18s %-7s pid=%-8s 127.0.0.1:%s%s\n' "$name" "$state" "${pid:--}" "$(port_of "$name")" "$detail"
   done
 }
 
 # cmd_ports prints each port the servers of this mode listen on (a Kafka node's
-# client and controller ports), with whether the server is running; prereqs.sh
-# checks that the ports of the servers still to start are free.
+# client and controller ports, a database node's client and replication ports),
+# with whether the server is running; prereqs.sh checks that the ports of the
+# servers still to start are free. It dies if two servers would share a port.
 cmd_ports() {
-  local name state
+  local name state port lines=()
   for name in "${SERVERS[@]}"; do
     state=down
     [ -z "$(pid_of "$name")" ] || state=up
-    echo "$name $(port_of "$name") $state"
-    if is_kafka "$name"; then echo "$name $(controller_port_of "$name") $state"; fi
+    if is_db_node "$name"; then
+      for port in $(node_ports "$name"); do lines+=("$name $port $state"); done
+      continue
+    fi
+    lines+=("$name $(port_of "$name") $state")
+    if is_kafka "$name"; then lines+=("$name $(controller_port_of "$name") $state"); fi
   done
+  port=$(printf '%s\n' "${lines[@]}" | awk '{print $2}' | sort | uniq -d | head -1)
+  [ -z "$port" ] || die "port $port would be used twice: choose ORDER_DB_PORT, PAYMENT_DB_PORT and KAFKA_PORT further apart"
+  printf '%s\n' "${lines[@]}"
 }
 
-# cmd_config prints the server.properties Kafka node $1 is started with.
+# cmd_config prints the file server $1 starts with: a Kafka node's
+# server.properties, a database node's my.cnf, a proxy's haproxy.cfg.
 cmd_config() {
-  local tmp
+  local tmp file
   known_server "$1"
-  is_kafka "$1" || die "$1 is not a Kafka node"
   tmp=$(mktemp -d)
-  write_kafka_config "$1" "$tmp"
-  sed "s|$tmp|$INFRA_DIR/$1|g" "$tmp/server.properties"
+  if is_kafka "$1"; then write_kafka_config "$1" "$tmp"; file=server.properties
+  elif is_db_node "$1"; then write_node_config "$1" "$tmp"; file=my.cnf
+  elif is_db_proxy "$1"; then write_proxy_config "$1" "$tmp"; file=haproxy.cfg
+  else rm -rf "$tmp"; die "$1 starts with flags only (no file): see start_db in $0"
+  fi
+  sed "s|$tmp|$INFRA_DIR/$1|g" "$tmp/$file"
   rm -rf "$tmp"
 }
 
@@ -450,7 +554,7 @@ main() {
   case "$cmd" in
     install) cmd_install ;;
     up) cmd_install; cmd_start "${SERVERS[@]}" ;;
-    down) cmd_stop kafka kafka-1 kafka-2 kafka-3; cmd_stop payment-db; cmd_stop order-db ;;
+    down) cmd_down ;;
     status) cmd_status ;;
     start) cmd_start "${@:?server}" ;;
     stop) cmd_stop "${@:?server}" ;;
@@ -460,6 +564,9 @@ main() {
     pid) pid_of "${1:?server}" ;;
     config) cmd_config "${1:?server}" ;;
     ports) cmd_ports ;;
+    writer) known_server "${1:?db}-proxy"; writer_of "$1-proxy" ;;
+    isolate) known_server "${1:?server}"; isolate "$1" ;;
+    heal) known_server "${1:?server}"; heal "$1" ;;
     *) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;
   esac
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Checks what `make run` needs before it installs or starts anything, and says
 # what is missing and how to get it on Debian, all at once, instead of failing
-# half-way. Usage: [KAFKA_NODES=3] deploy/local/prereqs.sh
+# half-way. Usage: [KAFKA_NODES=3] [DB_NODES=3] deploy/local/prereqs.sh
 #   Go       at least go.mod's `go` version
 #   Java     17 or newer (Kafka 4 brokers need 17; ADR 0055)
 #   Maven    only while the Kafka jars are not fetched yet
 #   curl     run.sh asks the services' /readyz with it
-#   MariaDB  installed, or installable: root, or sudo without a password
+#   MariaDB  installed, or installable: root, or sudo without a password; with
+#            DB_NODES=3 also Galera, mariadb-backup, socat and HAProxy
 #   ports    free, for every server and service that is not running yet
 # Exits 1 if anything is missing. Also tells how long a first start takes.
 set -euo pipefail
@@ -65,10 +66,19 @@ check_maven() {
 }
 
 check_mariadb() {
-  if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; then return; fi
+  local pkgs=()
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || pkgs+=(mariadb-server mariadb-client)
+  if [ "${DB_NODES:-1}" = 3 ]; then
+    [ -f /usr/lib/galera/libgalera_smm.so ] || pkgs+=(galera-4)
+    command -v mariadb-backup >/dev/null 2>&1 || pkgs+=(mariadb-backup)
+    command -v socat >/dev/null 2>&1 || pkgs+=(socat)
+    command -v haproxy >/dev/null 2>&1 || pkgs+=(haproxy)
+  fi
+  [ ${#pkgs[@]} -gt 0 ] || return 0
   if [ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then return; fi
-  missing "MariaDB: not installed, and infra.sh cannot install it without root or a password-less sudo.
-      sudo apt-get install -y mariadb-server mariadb-client (then systemctl disable --now mariadb: infra.sh runs its own servers)"
+  missing "MariaDB${DB_NODES:+ (DB_NODES=$DB_NODES)}: ${pkgs[*]} not installed, and infra.sh cannot install them without root or a
+      password-less sudo. sudo apt-get install -y ${pkgs[*]} (then systemctl disable --now mariadb haproxy: infra.sh
+      runs its own servers)"
 }
 
 check_curl() {

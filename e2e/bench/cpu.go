@@ -56,9 +56,10 @@ type cpuSample struct {
 	ticks map[string]int64
 }
 
-// sampleCPU reads /proc/<pid>/stat of the stack's services, the servers and
-// this process. It fails if a process is not running: a window with a process
-// missing would not add up.
+// sampleCPU reads /proc/<pid>/stat of the stack's services, its servers and
+// this process (a database cluster's nodes and proxy count as its database).
+// It fails if a process is not running: a window with a process missing would
+// not add up.
 func sampleCPU(s *harness.Stack) (cpuSample, error) {
 	pids := map[string][]int{"load_generator": {os.Getpid()}}
 	for _, o := range s.Orders {
@@ -67,12 +68,20 @@ func sampleCPU(s *harness.Stack) (cpuSample, error) {
 	for _, p := range s.Payments {
 		pids["payment_service"] = append(pids["payment_service"], p.PID())
 	}
-	for name, server := range map[string]string{"order_db": harness.OrderDB, "payment_db": harness.PaymentDB, "kafka": harness.Kafka} {
-		pid, err := infra.PID(server)
-		if err != nil {
-			return cpuSample{}, fmt.Errorf("pid of %s: %w", server, err)
+	servers := map[string][]string{"order_db": {harness.OrderDB}, "payment_db": {harness.PaymentDB}, "kafka": {harness.Kafka}}
+	for name, db := range map[string]string{"order_db": harness.OrderDB, "payment_db": harness.PaymentDB} {
+		if nodes := s.Infra.NodesOf(db); len(nodes) > 0 {
+			servers[name] = append(nodes, db+"-proxy")
 		}
-		pids[name] = []int{pid}
+	}
+	for name, list := range servers {
+		for _, server := range list {
+			pid, err := s.Infra.PID(server)
+			if err != nil {
+				return cpuSample{}, fmt.Errorf("pid of %s: %w", server, err)
+			}
+			pids[name] = append(pids[name], pid)
+		}
 	}
 	c := cpuSample{at: time.Now(), ticks: map[string]int64{}}
 	for name, ps := range pids {

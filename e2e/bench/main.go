@@ -44,7 +44,7 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,relays", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
 	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
@@ -163,6 +163,10 @@ func (b *bench) phases() ([]phase, error) {
 		// a preload (a few seconds), the drain (~2 s for onceflow's 20,000 events,
 		// several for the stock relay's 2,000) and 6 s of latency load.
 		{"relays", 15 * time.Minute, b.relays},
+		// ~10 min: the Galera clusters' first start (about a minute), then the
+		// saga phase's searches and the latency phase on them. Last: it replaces
+		// the single database servers on their ports.
+		{"galera", 30 * time.Minute, b.galera},
 	}
 	names := make([]string, len(ps))
 	for i, p := range ps {
@@ -271,7 +275,7 @@ func (b *bench) onSagaStack(f func(context.Context, *harness.Stack, *Report) err
 			if err != nil {
 				return err
 			}
-			if s, err = newStack(ctx, orderBin, paymentBin, "saga"); err != nil {
+			if s, err = newStack(ctx, infra, orderBin, paymentBin, "saga"); err != nil {
 				return err
 			}
 			b.stacks.add(s)

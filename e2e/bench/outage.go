@@ -17,7 +17,7 @@ func (b *bench) outage(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
-	s, err := newStack(ctx, orderBin, paymentBin, "outage")
+	s, err := newStack(ctx, infra, orderBin, paymentBin, "outage")
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type Report struct {
 	CPU        CPU        `json:"cpu"`
 	Forwarder  Forwarder  `json:"forwarder"`
 	Consumer   Consumer   `json:"consumer"`
+	Galera     Galera     `json:"galera"`
 	Relays     Relays     `json:"relays"`
 	// Profiles is empty unless the profile phase ran.
 	Profiles *Profiles `json:"profiles,omitempty"`
@@ -205,6 +206,7 @@ func (r *Report) evaluate() {
 	bound := ratio(r.Baselines.CommitRate, float64(r.K), 0)
 	r.Throughput.RatioToCommitBound = ratio(r.Throughput.MaxSustained, bound, 2)
 	r.Consumer.Ratio = ratio(r.Consumer.StackRate, r.Consumer.BareRate, 2)
+	r.Galera.VsSingle = ratio(r.Galera.Throughput.MaxSustained, r.Throughput.MaxSustained, 2)
 	r.Drain.VsProduceAsync = ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
@@ -339,6 +341,16 @@ func (r *Report) Table() string {
 			l.Name, l.EventsPerS, l.P50Ms, l.P99Ms, l.LatencyRate, l.RelayCPUMs, l.DBCPUMs))
 	}
 	section("relays", "medians of %d rounds: %s; raw produce %.0f/s sync, %.0f/s async", r.Relays.Rounds, strings.Join(lanes, "; "), r.Relays.ProduceSync, r.Relays.ProduceAsync)
+	g := r.Galera
+	section("galera", "3-node clusters (up in %.0f s): max sustained %.0f orders/s (median of %s) = %.2f × the single servers' %.0f; %.2f CPU-ms/order (single %.2f)",
+		g.StartSec, g.Throughput.MaxSustained, repeatResults(g.Throughput.Repeats), g.VsSingle, r.Throughput.MaxSustained, g.CPU.TotalMs, r.CPU.TotalMs)
+	if st, _ := r.phase("galera"); st == statusOK {
+		w("%-11s at %.0f/s: server p50 %.1f / p99 %.1f ms, POST p99 %.1f ms (single servers at %.0f/s: p50 %.1f / p99 %.1f, POST p99 %.1f)", "",
+			g.Latency.Rate, g.Latency.ServerP50, g.Latency.ServerP99, g.Latency.PostP99, r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.PostP99)
+		if g.LatencyNote != "" {
+			w("%-11s latency %s", "", g.LatencyNote)
+		}
+	}
 	w("")
 	w("%-30s %10s  %-22s %s", "goal", "value", "target", "met")
 	for _, g := range r.Goals {

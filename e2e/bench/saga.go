@@ -15,9 +15,9 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 )
 
-// newStack makes, starts, seeds and warms up a stack; on error it closes what
-// it made.
-func newStack(ctx context.Context, orderBin, paymentBin, name string) (*harness.Stack, error) {
+// newStack makes, starts, seeds and warms up a stack on the servers on; on
+// error it closes what it made.
+func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name string) (*harness.Stack, error) {
 	// The profiler's addresses, for the profile phase.
 	orderDebug, err := harness.FreeAddr()
 	if err != nil {
@@ -27,7 +27,7 @@ func newStack(ctx context.Context, orderBin, paymentBin, name string) (*harness.
 	if err != nil {
 		return nil, err
 	}
-	s, err := harness.NewStack(infra, harness.StackConfig{
+	s, err := harness.NewStack(on, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
 		LogDir:     filepath.Join(outDir, "logs"),
 		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m", "ORDER_DEBUG_ADDR=" + orderDebug}, extraEnv()...),
@@ -171,16 +171,23 @@ func waitDrained(ctx context.Context, s *harness.Stack, limit time.Duration) {
 	}
 }
 
-// throughput searches the max sustained rate *repeats times (search, ADR
-// 0042): the first from [50, 100] (doubling until a step fails, then
-// bisecting), the others from narrowBracket around the first result. The
-// result is the median; the CPU split is that of the passing step at the
-// highest rate in the repeat whose result is the median.
+// throughput searches the max sustained rate *repeats times (searchMax), the
+// first from [50, 100].
 func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
 	say("saga throughput: bisection, %s steps, %d repeats", *stepDur, *repeats)
+	var err error
+	r.CPU, err = searchMax(ctx, s, &r.Throughput, 50, 100)
+	return err
+}
+
+// searchMax searches the max sustained rate *repeats times (search, ADR
+// 0042): the first from [lo, hi] (doubling until a step fails, then
+// bisecting), the others from narrowBracket around the first result, and
+// records them in t. The result is the median; it returns the CPU split of the
+// passing step at the highest rate in the repeat whose result is the median.
+func searchMax(ctx context.Context, s *harness.Stack, t *Throughput, lo, hi float64) (CPU, error) {
 	var results []float64
 	for i := range *repeats {
-		lo, hi := 50.0, 100.0
 		if i > 0 {
 			lo, hi = narrowBracket(results[0])
 		}
@@ -197,19 +204,18 @@ func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
 			return st.Passed, ctx.Err()
 		})
 		rp.Result = res
-		r.Throughput.Repeats = append(r.Throughput.Repeats, rp)
+		t.Repeats = append(t.Repeats, rp)
 		if err != nil {
-			return err
+			return CPU{}, err
 		}
 		if res == 0 {
-			return fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
+			return CPU{}, fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
 		}
 		say("  repeat %d: max sustained %.0f/s", i+1, res)
 		results = append(results, res)
 	}
-	r.Throughput.MaxSustained = median(results)
-	r.CPU = cpuAtMax(r.Throughput.Repeats, r.Throughput.MaxSustained)
-	return ctx.Err()
+	t.MaxSustained = median(results)
+	return cpuAtMax(t.Repeats, t.MaxSustained), ctx.Err()
 }
 
 // cpuAtMax is the CPU split of the passing step at the highest rate of the
@@ -259,16 +265,22 @@ func runStep(ctx context.Context, s *harness.Stack, rate float64, d time.Duratio
 }
 
 func latency(ctx context.Context, s *harness.Stack, r *Report) error {
-	rate := r.Throughput.MaxSustained / 2
 	say("latency at 50%% of %.0f orders/s", r.Throughput.MaxSustained)
+	var err error
+	r.Latency, err = measureLatency(ctx, s, r.Throughput.MaxSustained/2)
+	return err
+}
+
+// measureLatency offers rate for 20 s and returns the accepted orders' latencies.
+func measureLatency(ctx context.Context, s *harness.Stack, rate float64) (Latency, error) {
 	d := 20 * time.Second
 	h := load(ctx, s, rate, d)
 	if err := sleep(ctx, 3*time.Second); err != nil {
-		return err
+		return Latency{}, err
 	}
 	times, _, err := orderTimes(ctx, s)
 	if err != nil {
-		return err
+		return Latency{}, err
 	}
 	var server, client, post []float64
 	for _, q := range h.Requests {
@@ -280,10 +292,10 @@ func latency(ctx context.Context, s *harness.Stack, r *Report) error {
 		client = append(client, t[1].Sub(q.SentAt).Seconds()*1000)
 		post = append(post, q.Latency.Seconds()*1000)
 	}
-	r.Latency = Latency{Rate: rate, Orders: len(server),
+	l := Latency{Rate: rate, Orders: len(server),
 		ServerP50: round(percentile(server, 0.5), 1), ServerP99: round(percentile(server, 0.99), 1), ServerP999: round(percentile(server, 0.999), 1),
 		ClientP50: round(percentile(client, 0.5), 1), ClientP99: round(percentile(client, 0.99), 1), ClientP999: round(percentile(client, 0.999), 1),
 		PostP99: round(percentile(post, 0.99), 1)}
 	waitDrained(ctx, s, 60*time.Second)
-	return ctx.Err()
+	return l, ctx.Err()
 }

@@ -36,6 +36,11 @@ type Report struct {
 	Rejected      int `json:"rejected_4xx"`
 	Unavailable   int `json:"unavailable_503"`
 	Indeterminate int `json:"indeterminate"`
+	// Refused counts answers 503, retries included (History.Refused).
+	Refused int `json:"answers_503"`
+	// ServerErrors counts answers with a 5xx other than 503, retries included
+	// (History.ServerErrors): a violation with CheckConfig.NoServerErrors.
+	ServerErrors int `json:"server_errors"`
 	// Attempts counts every order request sent, retries included; Replayed the
 	// requests whose last answer was a replay (Idempotent-Replayed: true).
 	Attempts int `json:"attempts"`
@@ -103,6 +108,9 @@ func (r *Report) Line() string {
 	if r.Attempts > r.Sent {
 		retries = fmt.Sprintf(" retries=%d replayed=%d", r.Attempts-r.Sent, r.Replayed)
 	}
+	if r.ServerErrors > 0 {
+		retries += fmt.Sprintf(" server_errors=%d", r.ServerErrors)
+	}
 	return fmt.Sprintf("%s: accepted=%d confirmed=%d cancelled=%d refunded=%d lost=%d lost_events=%d parked=%d double_charged=%d out_of_order=%d extra_orders=%d dup_delivered=%d%s recovered_in=%.1fs %s",
 		r.Scenario, r.Accepted, r.Confirmed, r.Cancelled, r.Refunded, r.Lost, r.LostEvents, r.Parked, r.DoubleCharged, r.OutOfOrder, r.Extra,
 		r.DupDelivered, retries, r.RecoveredIn, verdict)
@@ -134,6 +142,10 @@ type CheckConfig struct {
 	// it. They are not extra orders (I8), and no other order may have a parked
 	// event (I9).
 	Crafted map[string]bool
+	// NoServerErrors makes every answer with a 5xx other than 503 a violation:
+	// a service that cannot store a request must say so with a 503 (and
+	// Retry-After), never a 500.
+	NoServerErrors bool
 }
 
 // TotalMoney sums the balances of all accounts.
@@ -437,6 +449,10 @@ func Evaluate(h *History, snap *Snapshot, cfg CheckConfig) *Report {
 	r.Sent = len(h.Requests)
 	r.Accepted, r.Rejected, r.Unavailable, r.Indeterminate = counts[Accepted], counts[Rejected], counts[Unavailable], counts[Indeterminate]
 	r.Attempts, r.Replayed = h.Attempts()
+	r.Refused = h.Refused()
+	if r.ServerErrors = h.ServerErrors(); r.ServerErrors > 0 && cfg.NoServerErrors {
+		r.violate("%d answer(s) with a 5xx other than 503", r.ServerErrors)
+	}
 	h.mu.Lock()
 	r.CancelRequests = h.Cancels
 	h.mu.Unlock()

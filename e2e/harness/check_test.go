@@ -128,3 +128,32 @@ func TestExtraOrdersInvariant(t *testing.T) {
 		})
 	}
 }
+
+// TestServerErrors: every attempt answered with a 5xx other than 503 counts,
+// retried or not, and so does a cancellation whose last answer was one; with
+// NoServerErrors they are a violation.
+func TestServerErrors(t *testing.T) {
+	t.Parallel()
+	h := &History{
+		Requests: []Request{
+			{Outcome: Accepted, OrderID: "a", AttemptLog: []string{"500", "503", "201 replayed"}},
+			{Outcome: Unavailable, AttemptLog: []string{"503", "503"}},
+			{Outcome: Indeterminate, AttemptLog: []string{"dial tcp: connection refused", "502"}},
+			{Outcome: Accepted, OrderID: "b", AttemptLog: []string{"201"}},
+		},
+		Cancels: map[int]int{200: 3, 500: 1, 503: 2},
+	}
+	if got := h.ServerErrors(); got != 3 {
+		t.Errorf("ServerErrors() = %d, want 3 (500 and 502 of the orders, one cancellation's 500)", got)
+	}
+	snap := &Snapshot{Orders: map[string]OrderRow{}}
+	for _, no := range []bool{false, true} {
+		r := Evaluate(h, snap, CheckConfig{NoServerErrors: no})
+		if r.ServerErrors != 3 {
+			t.Errorf("NoServerErrors=%v: report counts %d server errors, want 3", no, r.ServerErrors)
+		}
+		if got := len(violations(r, "3 answer(s) with a 5xx")); got != map[bool]int{false: 0, true: 1}[no] {
+			t.Errorf("NoServerErrors=%v: %d violation(s) about server errors: %v", no, got, r.Violations)
+		}
+	}
+}

@@ -22,12 +22,18 @@ const (
 	Kafka     = "kafka"
 )
 
-// Infra is one set of servers (two MariaDB, one Kafka node or a three-node
-// Kafka cluster) with its own data directory and ports, driven through
-// deploy/local/infra.sh.
+// Infra is one set of servers (two MariaDB or two database clusters, one Kafka
+// node or a three-node Kafka cluster) with its own data directory and ports,
+// driven through deploy/local/infra.sh.
 type Infra struct {
 	// Dir holds the servers' data, logs and pid files.
 	Dir string
+	// DBNodes is 1 (also when 0: the servers OrderDB and PaymentDB), 3 (a
+	// Galera cluster per database, DBNode(OrderDB, 1..3), behind a proxy on
+	// OrderDBPort and PaymentDBPort; ADR 0060) or 2 (a primary and an
+	// asynchronous replica, DBPrimary and DBReplica, behind a proxy: the
+	// negative control's set-up).
+	DBNodes int
 	// KafkaNodes is 1 (also when 0: the server Kafka) or 3 (the servers
 	// KafkaNode(1..3), clients on KafkaPort+0..2, controllers on
 	// KafkaControllerPort+0..2).
@@ -131,6 +137,7 @@ func (i *Infra) Output(args ...string) (string, error) {
 		"KAFKA_PORT="+strconv.Itoa(i.KafkaPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(i.KafkaControllerPort),
 		"KAFKA_NODES="+strconv.Itoa(max(i.KafkaNodes, 1)),
+		"DB_NODES="+strconv.Itoa(max(i.DBNodes, 1)),
 	)
 	if i.KafkaProxiedPort != 0 {
 		cmd.Env = append(cmd.Env, "KAFKA_PROXIED_PORT="+strconv.Itoa(i.KafkaProxiedPort),

@@ -124,6 +124,37 @@ func (h *History) Attempts() (attempts, replayed int) {
 	return attempts, replayed
 }
 
+// ServerErrors counts the answers with a 5xx status other than 503 (the one a
+// service gives when it stored nothing and the client may retry): every
+// attempt of every order, and the last attempt of every cancellation.
+func (h *History) ServerErrors() int {
+	return h.answers(func(status int) bool { return status >= 500 && status != http.StatusServiceUnavailable })
+}
+
+// Refused counts the answers 503, as ServerErrors counts.
+func (h *History) Refused() int {
+	return h.answers(func(status int) bool { return status == http.StatusServiceUnavailable })
+}
+
+func (h *History) answers(match func(status int) bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.Requests {
+		for _, a := range r.AttemptLog {
+			if status, err := strconv.Atoi(strings.Fields(a + " ")[0]); err == nil && match(status) {
+				n++
+			}
+		}
+	}
+	for status, count := range h.Cancels {
+		if match(status) {
+			n += count
+		}
+	}
+	return n
+}
+
 // Count returns how many requests had each outcome.
 func (h *History) Count() map[Outcome]int {
 	h.mu.Lock()

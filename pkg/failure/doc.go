@@ -9,7 +9,12 @@
 //   - IsUnavailable recognises an outage (a server that could not be reached,
 //     a lost connection, a timeout) and any error with an `Unavailable() bool`
 //     method that returns true (an open circuit breaker). An outage is never
-//     the message's fault.
+//     the message's fault. A Galera node outside the primary component (1047)
+//     counts as an outage.
+//   - IsAborted recognises a transaction the database rolled back because of
+//     a concurrent one (a deadlock, a commit that lost Galera's certification:
+//     1213; a lock wait timeout: 1205): nothing of it was stored, and running
+//     it again may succeed.
 //   - ReasonCode always returns a valid reason code (apperr.ValidReason), never
 //     error text: the code an error names (a `ReasonCode() string` method), or
 //     ReasonHandlerFailed.

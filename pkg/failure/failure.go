@@ -60,12 +60,29 @@ func IsUnavailable(err error) bool {
 		return true
 	case errors.As(err, &myErr):
 		// 1053 server shutdown in progress, 2006/2013 server gone away / lost
-		// connection. Deadlocks (1213) and lock wait timeouts (1205) are ordinary
-		// transient errors: retried, then given up on if they persist.
+		// connection, 1047 a Galera node outside the primary component ("WSREP
+		// has not yet prepared node for application use": it refuses every
+		// query until it rejoins a majority), 1180 a COMMIT that failed (on
+		// Galera: the node lost the primary component while replicating the
+		// commit). At COMMIT the outcome of all of these is unknown, as after a
+		// lost connection (ADR 0060). Deadlocks (1213) and lock wait timeouts
+		// (1205) are ordinary transient errors (IsAborted): retried, then given
+		// up on if they persist.
 		switch myErr.Number {
-		case 1053, 2006, 2013:
+		case 1047, 1053, 1180, 2006, 2013:
 			return true
 		}
 	}
 	return false
+}
+
+// IsAborted reports whether err says that the database rolled the
+// transaction back because of a concurrent one, so that nothing of it was
+// stored and running it again may succeed: a deadlock or, on a Galera
+// cluster, a commit that lost certification against another node's or a
+// brute-force abort by a replicated change (all error 1213, also at COMMIT);
+// or a lock wait timeout (1205, after which InTx rolls back).
+func IsAborted(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && (myErr.Number == 1213 || myErr.Number == 1205)
 }

@@ -194,13 +194,19 @@ func scanOrder(row interface{ Scan(...any) error }) (*domain.Order, error) {
 }
 
 // storeErr turns driver errors into application errors: an unreachable database
-// becomes apperr.CodeUnavailable. Domain errors pass unchanged.
+// becomes apperr.CodeUnavailable, and so does a transaction the database
+// aborted for a concurrent one (a deadlock, a lock wait timeout, or on a Galera
+// cluster a commit that lost certification, ADR 0060): nothing was stored and
+// the same request may succeed when sent again, so the client gets a 503 with
+// Retry-After, never a 500. Domain errors pass unchanged.
 func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, domain.ErrNotFound), errors.Is(err, app.ErrKeyInFlight):
 		return err
 	case failure.IsUnavailable(err):
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the order database is unavailable, try again", Err: err}
+	case failure.IsAborted(err):
+		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "a concurrent change to the same data won; nothing was stored, try again", Err: err}
 	case errors.Is(err, outbox.ErrMessageTooLarge):
 		// What the client sent makes an event over the outbox's bounds:
 		// nothing was stored, and the same request can never succeed.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/apperr"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/services/order/internal/adapters/mariadb"
 	"github.com/onceflow/onceflow/services/order/internal/app"
@@ -109,7 +110,8 @@ func TestOrdersUpdateContract(t *testing.T) {
 // TestOrdersUpdateHoldsTheRowLock: while one Update of an order is running its
 // fn, an Update of the same order from another pool (another replica) cannot
 // read the order: it waits for the row lock (and, with innodb_lock_wait_timeout
-// = 1 s here, gives up with error 1205) instead of working on the version the
+// = 1 s here, gives up with error 1205, which the store reports as unavailable:
+// a 503 with Retry-After, nothing stored) instead of working on the version the
 // first is about to replace. Once the first has committed, the second reads
 // what it wrote. Without the lock, the second would read v1 at once and the
 // first would then fail on the version check.
@@ -123,7 +125,8 @@ func TestOrdersUpdateHoldsTheRowLock(t *testing.T) {
 		o.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	}
 
-	seen := 0
+	seen, tries := 0, 0
+	var waited error
 	testenv.CheckRowLock(t, func(inside func(), release <-chan struct{}) error {
 		return first.Update(ctxFor(t, 30*time.Second), o.ID, func(o *domain.Order) ([]events.Event, error) {
 			inside()
@@ -132,12 +135,19 @@ func TestOrdersUpdateHoldsTheRowLock(t *testing.T) {
 			return nil, nil
 		})
 	}, func() error {
-		return second.Update(ctxFor(t, 30*time.Second), o.ID, func(o *domain.Order) ([]events.Event, error) {
+		err := second.Update(ctxFor(t, 30*time.Second), o.ID, func(o *domain.Order) ([]events.Event, error) {
 			seen = o.Version
 			bump(o)
 			return nil, nil
 		})
+		if tries++; tries == 1 {
+			waited = err
+		}
+		return err
 	})
+	if e := apperr.As(waited); e == nil || e.Code != apperr.CodeUnavailable {
+		t.Errorf("an update that gave up waiting for the row lock = %v; want apperr.CodeUnavailable", waited)
+	}
 	if seen != 2 {
 		t.Fatalf("after the first committed the second update read v%d; want v2", seen)
 	}
