@@ -73,10 +73,10 @@ func TestPrereqs(t *testing.T) {
 			t.Parallel()
 			bin := t.TempDir()
 			// The system's own tools the scripts use, and the fakes.
-			for _, tool := range []string{"bash", "sed", "sort", "head", "grep", "id", "dirname", "cat", "mkdir"} {
+			for _, tool := range []string{"bash", "sed", "sort", "uniq", "awk", "head", "grep", "id", "dirname", "cat", "mkdir"} {
 				path, err := exec.LookPath(tool)
 				if err != nil {
-					t.Skipf("%s: %v", tool, err)
+					t.Fatalf("%s, which prereqs.sh needs, is not on PATH: %v", tool, err)
 				}
 				if err := os.Symlink(path, filepath.Join(bin, tool)); err != nil {
 					t.Fatal(err)
