@@ -31,12 +31,13 @@ var onceflowMetrics = []string{
 	"onceflow_saga_outcomes_total",
 	"onceflow_http_requests_total",
 	"onceflow_http_request_duration_seconds",
+	"onceflow_orders_oldest_not_done_age_seconds",
 }
 
 // wantAlerts are the alerts deploy/prometheus/alerts.yml must define.
 var wantAlerts = []string{
 	"OnceflowServiceDown", "OnceflowOutboxStale", "OnceflowConsumerLagGrowing",
-	"OnceflowPoisonMessages", "OnceflowRefundsFailing",
+	"OnceflowPoisonMessages", "OnceflowRefundsFailing", "OnceflowOrdersStuck",
 }
 
 var metricRef = regexp.MustCompile(`\bonceflow_[a-z_]+`)
