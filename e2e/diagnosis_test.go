@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/e2e/harness"
+)
+
+// diagnosisToken is the admin token of both services: the order service asks
+// the payment service's diagnosis with its own.
+const diagnosisToken = "diagnosis-admin"
+
+// flakyFor is how long the payment service fails the placement of a "flaky-"
+// customer's order (from its first failure in the process).
+const flakyFor = 2 * time.Second
+
+// diagnosisView is the answer of GET /orders/{id}/diagnosis.
+type diagnosisView struct {
+	Status, Stage string
+	Cause         *struct{ Code, Service, Detail, Remedy string }
+}
+
+// diagnosisStack starts a stack whose payment service gives up on a flaky
+// customer's placement within a second (one quick retry) and handles it
+// again once flakyFor has passed, with the failure strategy mode.
+func diagnosisStack(t *testing.T, mode string) *harness.Stack {
+	t.Helper()
+	return newStack(t, harness.StackConfig{
+		OrderEnv: []string{"ORDER_ADMIN_TOKEN=" + diagnosisToken},
+		PaymentEnv: []string{"PAYMENT_ADMIN_TOKEN=" + diagnosisToken, "PAYMENT_FAILURE_MODE=" + mode,
+			"PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX=flaky-", "PAYMENT_FAULT_TRANSIENT_FOR=" + flakyFor.String(),
+			"PAYMENT_RETRY_MAX_RETRIES=1", "PAYMENT_RETRY_INITIAL_INTERVAL=50ms", "PAYMENT_RETRY_MAX_INTERVAL=100ms",
+			"PAYMENT_PARK_KEY_POLL_INTERVAL=200ms"},
+	}, harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"},
+		harness.Account{CustomerID: "flaky-1", BalanceCents: 100_000, Currency: "EUR"})
+}
+
+// diagnoseUntil asks for the order's diagnosis until its cause is code (30 s
+// at most) and returns it.
+func diagnoseUntil(t *testing.T, s *harness.Stack, id, code string) diagnosisView {
+	t.Helper()
+	var d diagnosisView
+	var status int
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		d = diagnosisView{}
+		status, err = s.Call(ctxFor(t, 10*time.Second), s.Orders[0], http.MethodGet, "/orders/"+id+"/diagnosis", diagnosisToken, &d)
+		if err == nil && status == http.StatusOK && d.Cause != nil && d.Cause.Code == code {
+			return d
+		}
+	}
+	t.Fatalf("diagnosis of %s: status %d, err %v, last %+v (cause %+v); want cause %s", id, status, err, d, d.Cause, code)
+	return d
+}
+
+// remedyPath is the admin endpoint a remedy names ("POST /admin/... on the
+// payment service").
+var remedyPath = regexp.MustCompile(`POST (/admin/\S+) on the (\w+) service`)
+
+// applyRemedy sends the POST the diagnosis names to the service it names.
+func applyRemedy(t *testing.T, s *harness.Stack, d diagnosisView) {
+	t.Helper()
+	m := remedyPath.FindStringSubmatch(d.Cause.Remedy)
+	if m == nil {
+		t.Fatalf("remedy %q names no admin endpoint", d.Cause.Remedy)
+	}
+	svc := s.Payments[0]
+	if m[2] == "order" {
+		svc = s.Orders[0]
+	}
+	status, err := s.Call(ctxFor(t, 10*time.Second), svc, http.MethodPost, m[1], diagnosisToken, nil)
+	if err != nil || status >= 300 {
+		t.Fatalf("POST %s on %s: status %d, err %v", m[1], svc.Name, status, err)
+	}
+}
+
+// stackState sums up a stack's databases (the checksum of every table) and
+// topics (how many messages each holds), to compare before and after a dry run.
+func stackState(t *testing.T, s *harness.Stack) string {
+	t.Helper()
+	var b strings.Builder
+	for _, db := range []*sql.DB{s.OrderDB, s.PaymentDB} {
+		rows, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			tables = append(tables, name)
+		}
+		rows.Close()
+		for _, table := range tables {
+			var name string
+			var sum sql.NullInt64
+			if err := db.QueryRow("CHECKSUM TABLE `"+table+"`").Scan(&name, &sum); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s=%d ", table, sum.Int64)
+		}
+	}
+	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments, s.Topics.OrderPoison, s.Topics.PaymentPoison} {
+		msgs, err := s.ReadAll(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%d ", topic, len(msgs))
+	}
+	return b.String()
+}
+
+// TestDiagnosis: for each cause, the test creates it, the diagnosis names it
+// and its remedy, and applying the remedy makes the order terminal
+// (CONFIRMED); before the replay of a poisoned message, its dry run shows
+// the charge and its event and changes no table and no topic. The causes
+// share nothing but the e2e servers and run in parallel, beside the fault
+// suite.
+func TestDiagnosis(t *testing.T) {
+	t.Parallel()
+	t.Run("payment service unreachable", func(t *testing.T) {
+		t.Parallel()
+		s := diagnosisStack(t, "poison")
+		if _, err := s.Payments[0].Stop(); err != nil {
+			t.Fatal(err)
+		}
+		id := place(t, s, "rich", 500, "EUR").ID
+		d := diagnoseUntil(t, s, id, "payment_service_unreachable")
+		if d.Stage != "awaiting_payment" || !strings.Contains(d.Cause.Remedy, "start the payment service") {
+			t.Fatalf("diagnosis %+v (cause %+v): want awaiting_payment, start the payment service", d, d.Cause)
+		}
+		// The CLI shows the same.
+		cli := exec.Command(orderBin, "diagnose", id)
+		cli.Env = []string{"ORDER_HTTP_ADDR=" + s.Orders[0].HTTPAddr, "ORDER_ADMIN_TOKEN=" + diagnosisToken}
+		if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), "held by:  payment_service_unreachable") {
+			t.Fatalf("order diagnose %s: %v\n%s", id, err, out)
+		}
+		if err := s.Payments[0].Start(); err != nil {
+			t.Fatal(err)
+		}
+		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+			t.Fatalf("order %+v, want CONFIRMED", o)
+		}
+	})
+	t.Run("poisoned", func(t *testing.T) {
+		t.Parallel()
+		s := diagnosisStack(t, "poison")
+		placed := time.Now()
+		id := place(t, s, "flaky-1", 500, "EUR").ID
+		d := diagnoseUntil(t, s, id, "poisoned")
+		if d.Cause.Service != "payment" || !strings.Contains(d.Cause.Remedy, "payment poison replay ") {
+			t.Fatalf("cause %+v: want the payment service's poison replay", d.Cause)
+		}
+		time.Sleep(time.Until(placed.Add(flakyFor + time.Second))) // the fault has healed
+
+		// A dry run of the replay shows what it would change and changes nothing.
+		offset := regexp.MustCompile(`replay (\d+)`).FindStringSubmatch(d.Cause.Remedy)[1]
+		before := stackState(t, s)
+		var dry struct {
+			Result struct {
+				WouldSucceed bool `json:"would_succeed"`
+				Events       []struct{ Type, Key string }
+				After        struct{ Status string }
+			}
+		}
+		status, err := s.Call(ctxFor(t, 10*time.Second), s.Payments[0], http.MethodPost, "/admin/poison/"+offset+"/dry-run", diagnosisToken, &dry)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("dry run of offset %s: status %d, err %v", offset, status, err)
+		}
+		if r := dry.Result; !r.WouldSucceed || len(r.Events) != 1 || r.Events[0].Type != "payment.completed" ||
+			r.Events[0].Key != id || r.After.Status != "CHARGED" {
+			t.Fatalf("dry run %+v: want a charge and its payment.completed", r)
+		}
+		if after := stackState(t, s); after != before {
+			t.Fatalf("the dry run changed the databases or topics:\nbefore %s\nafter  %s", before, after)
+		}
+
+		applyRemedy(t, s, d)
+		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+			t.Fatalf("order %+v, want CONFIRMED", o)
+		}
+	})
+	t.Run("key parked", func(t *testing.T) {
+		t.Parallel()
+		s := diagnosisStack(t, "park-key")
+		placed := time.Now()
+		id := place(t, s, "flaky-1", 500, "EUR").ID
+		d := diagnoseUntil(t, s, id, "key_parked")
+		if !strings.Contains(d.Cause.Remedy, "payment poison keys replay "+id) {
+			t.Fatalf("cause %+v: want the payment service's key replay", d.Cause)
+		}
+		time.Sleep(time.Until(placed.Add(flakyFor + time.Second)))
+		applyRemedy(t, s, d)
+		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+			t.Fatalf("order %+v, want CONFIRMED", o)
+		}
+	})
+	t.Run("consumer stopped", func(t *testing.T) {
+		t.Parallel()
+		s := diagnosisStack(t, "stop")
+		id := place(t, s, "flaky-1", 500, "EUR").ID
+		d := diagnoseUntil(t, s, id, "consumer_stopped")
+		if !strings.Contains(d.Cause.Remedy, "restart the payment service") {
+			t.Fatalf("cause %+v: want a restart of the payment service", d.Cause)
+		}
+		// The remedy: fix the cause (switch the fault off), then restart.
+		p := s.Payments[0]
+		if _, err := p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		p.Env = append(p.Env, "PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX=")
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+			t.Fatalf("order %+v, want CONFIRMED", o)
+		}
+	})
+}
