@@ -99,6 +99,9 @@ func stackState(t *testing.T, s *harness.Stack) string {
 			}
 			tables = append(tables, name)
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		rows.Close()
 		for _, table := range tables {
 			var name string

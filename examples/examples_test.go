@@ -154,6 +154,9 @@ func databasesOf(t *testing.T, admin *sql.DB, example string) []string {
 		}
 		names = append(names, n)
 	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return names
 }
 

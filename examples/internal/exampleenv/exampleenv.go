@@ -83,7 +83,7 @@ func (e *Env) TopicWithConfig(ctx context.Context, base string, partitions int32
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := e.Kafka.EnsureTopics(ctx, []kafka.TopicSpec{{Name: name, Partitions: partitions, Config: config}}); err != nil {
-		return "", fmt.Errorf("Kafka at %v (make infra-up): %w", e.Kafka.Brokers, err)
+		return "", fmt.Errorf("kafka at %v (make infra-up): %w", e.Kafka.Brokers, err)
 	}
 	e.undo = append(e.undo, func() error { return e.withAdmin(func(a sarama.ClusterAdmin) error { return a.DeleteTopic(name) }) })
 	return name, nil
