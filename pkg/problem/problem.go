@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/pkg/apperr"
+	"github.com/onceflow/onceflow/pkg/failure"
 )
 
 // OpenAPI is the OpenAPI 3.1 fragment defining #/components/schemas/Problem,
@@ -76,7 +77,10 @@ type Config struct {
 // Handler returns an Echo error handler that renders every error as
 // problem+json: an *apperr.Error by its code (its Message as detail, its Fields
 // as errors), Echo's own errors (unknown route, wrong method, oversized body,
-// malformed input) by their status, anything else as internal. A 5xx is logged
+// malformed input) by their status, a storage error that package failure
+// classes as an outage or as a transaction the database aborted for a
+// concurrent one as unavailable (nothing was stored, or the client's retry
+// settles it), anything else as internal. A 5xx is logged
 // with its cause; a 500 shows the caller only a generic detail and the
 // correlation id. Nothing is written if the response has already started.
 func Handler(logger *slog.Logger, cfg Config) echo.HTTPErrorHandler {
@@ -114,6 +118,9 @@ func Handler(logger *slog.Logger, cfg Config) echo.HTTPErrorHandler {
 			// Echo's 503 (a request that ran out of its time) may succeed on a
 			// retry like the application's: every 503 says when (Retry-After).
 			k.RetryAfter = he.Code == http.StatusServiceUnavailable
+		case failure.IsUnavailable(err), failure.IsAborted(err):
+			k = kinds[apperr.CodeUnavailable]
+			p.Detail = "the database is unavailable or a concurrent change won; try again"
 		default:
 			k = kinds[apperr.CodeInternal]
 		}

@@ -3,11 +3,13 @@ package problem_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/labstack/echo/v4"
 
 	"github.com/onceflow/onceflow/pkg/apperr"
@@ -37,6 +39,12 @@ func TestHandler(t *testing.T) {
 		{"unknown code", &apperr.Error{Code: "nobody_knows", Message: "secret"}, http.StatusInternalServerError, "internal",
 			"something went wrong on our side; quote the correlation id when reporting it", false},
 		{"foreign error", errors.New("SQL text"), http.StatusInternalServerError, "internal",
+			"something went wrong on our side; quote the correlation id when reporting it", false},
+		{"database down (a handler that returned the driver's error)", fmt.Errorf("read: %w", &mysql.MySQLError{Number: 2006, Message: "gone away"}),
+			http.StatusServiceUnavailable, "unavailable", "the database is unavailable or a concurrent change won; try again", true},
+		{"deadlock or lost Galera certification at COMMIT", fmt.Errorf("commit: %w", &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}),
+			http.StatusServiceUnavailable, "unavailable", "the database is unavailable or a concurrent change won; try again", true},
+		{"other database error", &mysql.MySQLError{Number: 1062, Message: "Duplicate entry"}, http.StatusInternalServerError, "internal",
 			"something went wrong on our side; quote the correlation id when reporting it", false},
 		{"echo 404", echo.NewHTTPError(http.StatusNotFound, "no route"), http.StatusNotFound, "http-404", "no route", false},
 		{"echo 400", echo.NewHTTPError(http.StatusBadRequest, "broken JSON"), http.StatusBadRequest, "malformed-request", "broken JSON", false},
