@@ -49,18 +49,10 @@ build: ## build both services into build/bin
 	go build -o build/bin/order ./services/order
 	go build -o build/bin/payment ./services/payment
 
-test: ## every test: unit, integration and fault suite, against real servers of their own (not those of `make run`)
-	go mod tidy -diff
-	go vet ./...
-	go vet -tags faults ./...
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory check-generated
-	@$(MAKE) --no-print-directory cross
-	@$(MAKE) --no-print-directory test-alerts
-	@$(MAKE) --no-print-directory test-unit
-	@FUZZTIME=$(FUZZTIME_TEST) deploy/local/fuzz.sh
-	@$(MAKE) --no-print-directory test-integration
-	@$(MAKE) --no-print-directory e2e SCENARIO=
+# The steps are in deploy/local/test.sh: the servers install in the background
+# while the first steps compile, and each step's time is printed (ADR 0065).
+test: ## every test: vet, lint, unit, fuzz, integration and fault suite, against real servers of their own (not those of `make run`)
+	@FUZZTIME_TEST=$(FUZZTIME_TEST) deploy/local/test.sh
 
 # The servers stay up when a test fails (to look at them; `make infra-down`
 # stops them) and are wiped by the next run.
@@ -112,12 +104,12 @@ test-alerts: ## promtool check rules and test rules on deploy/prometheus (the al
 # Kafka's jars installed, not the servers of `make run`.
 e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison and the database-cluster lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster: a group)
 	@$(INFRA) install
-# -parallel 3: the fault suite, the strategy comparison and the database-cluster
-# lane run beside each other, each on servers of its own (ADRs 0050, 0060).
+# -parallel 4: the fault suite, the strategy comparison, the negative controls and the database-cluster
+# lane run beside each other, each on servers of its own (ADRs 0050, 0060, 0065).
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 3 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 4 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 3 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 4 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)

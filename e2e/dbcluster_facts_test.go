@@ -60,7 +60,10 @@ func galeraFacts(t *testing.T, infra *harness.Infra) {
 	// services' go through the proxy) changes every node's schema; the users
 	// and grants that deploy/dbusers gives (CREATE USER, GRANT) replicate the
 	// same way, so the least-privilege service user exists, with the same
-	// privileges, on every node.
+	// privileges, on every node. The node that ran a statement does not wait
+	// for the others to apply it: a node still applying the GRANT refuses the
+	// service user for a moment (seen under the full suite's load), so each
+	// node gets a few seconds.
 	t.Run("DDL and grants reach every node", func(t *testing.T) {
 		migrate, err := sql.Open("mysql", testenv.UserDSN(infra.DBNodeAddr(nodes[0]), name, users.Migrate, users.MigratePassword))
 		if err != nil {
@@ -77,7 +80,12 @@ func galeraFacts(t *testing.T, infra *harness.Infra) {
 				t.Fatal(err)
 			}
 			var n int
-			err = app.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts").Scan(&n)
+			for applied := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				err = app.QueryRowContext(ctx, "SELECT COUNT(*) FROM accounts").Scan(&n)
+				if err == nil || time.Now().After(applied) {
+					break
+				}
+			}
 			_, denied := app.ExecContext(ctx, "DELETE FROM accounts")
 			app.Close()
 			if err != nil {

@@ -584,8 +584,9 @@ func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: skipped with -short")
 	}
-	// Beside TestStrategies, which has its own servers. Every other
-	// test of this package runs before the two, on these servers.
+	// Beside the strategy comparison, the negative controls and the
+	// database-cluster lane, each on servers of its own. Every other test of
+	// this package runs before them, on these servers.
 	t.Parallel()
 	seed := suiteSeed(t)
 	t.Logf("seed %d (replay with ONCEFLOW_E2E_SEED=%d)", seed, seed)
@@ -633,6 +634,8 @@ func TestFaultsNegativeControl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault suite: skipped with -short")
 	}
+	// Beside TestFaults, on servers of its own: a control kills its Kafka.
+	t.Parallel()
 	byName := map[string]scenario{}
 	for _, sc := range scenarios() {
 		byName[sc.name] = sc
@@ -667,6 +670,7 @@ func TestFaultsNegativeControl(t *testing.T) {
 			sc.stack.PaymentEnv = append(append([]string{}, sc.stack.PaymentEnv...), tt.paymentEnv...)
 			sc.recovery = 30 * time.Second // what is lost stays lost; no need to wait long
 			sc.withoutKeys = keylessControls[tt.scenario]
+			sc.servers = controlsLane.get
 			r := runScenario(t, sc, suiteSeed(t))
 			r.NegativeControl = true
 			addReport(t, r)

@@ -28,28 +28,44 @@ var (
 	orderBin, paymentBin string
 	buildDir             = filepath.Join(harness.RepoRoot(), "build", "e2e")
 
-	// The strategy comparison's own servers, started by the first
-	// test that needs them: TestStrategies runs beside TestFaults, and each
-	// kills only its own servers.
-	strategiesInfra     *harness.Infra
-	strategiesInfraErr  error
-	strategiesInfraOnce sync.Once
+	// The strategy comparison's and the negative controls' own servers,
+	// each started by the first test that needs them: both lanes run beside
+	// TestFaults, and each kills only its own servers (ADR 0050).
+	strategiesLane = &laneServers{what: "the strategy comparison's servers", infra: harness.StrategiesInfra()}
+	controlsLane   = &laneServers{what: "the negative controls' servers", infra: harness.ControlsInfra()}
 )
 
-// strategiesServers starts the comparison's servers once and returns them.
-func strategiesServers(t *testing.T) *harness.Infra {
+// laneServers is a set of servers that one lane of the e2e suite starts on
+// first use; TestMain stops it.
+type laneServers struct {
+	what  string
+	infra *harness.Infra
+	once  sync.Once
+	err   error
+	up    bool
+}
+
+// get starts the servers once and returns them.
+func (l *laneServers) get(t *testing.T) *harness.Infra {
 	t.Helper()
-	strategiesInfraOnce.Do(func() {
-		strategiesInfra = harness.StrategiesInfra()
+	l.once.Do(func() {
 		start := time.Now()
-		if strategiesInfraErr = strategiesInfra.Up(); strategiesInfraErr == nil {
-			t.Logf("the strategy comparison's servers are up in %s", time.Since(start).Round(time.Millisecond))
+		if l.err = l.infra.Up(); l.err == nil {
+			l.up = true
+			t.Logf("%s are up in %s", l.what, time.Since(start).Round(time.Millisecond))
 		}
 	})
-	if strategiesInfraErr != nil {
-		testenv.Missing(t, "the strategy comparison's servers", strategiesInfraErr)
+	if l.err != nil {
+		testenv.Missing(t, l.what, l.err)
 	}
-	return strategiesInfra
+	return l.infra
+}
+
+// stop stops the servers if get started them.
+func (l *laneServers) stop() {
+	if l.up {
+		_ = l.infra.Down()
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -71,9 +87,8 @@ func TestMain(m *testing.M) {
 		if infra != nil && infraErr == nil {
 			_ = infra.Down()
 		}
-		if strategiesInfra != nil {
-			_ = strategiesInfra.Down()
-		}
+		strategiesLane.stop()
+		controlsLane.stop()
 	}
 	stopCluster()
 	stopDBCluster()

@@ -237,7 +237,7 @@ func runStrategy(t *testing.T, st strategy, seed uint64) *harness.StrategyRow {
 	if testing.Short() {
 		t.Skip("strategy comparison: skipped with -short")
 	}
-	s := newStackOn(t, strategiesServers(t), cfg, compareAccounts()...)
+	s := newStackOn(t, strategiesLane.get(t), cfg, compareAccounts()...)
 	initial, err := s.TotalMoney()
 	if err != nil {
 		t.Fatal(err)

@@ -68,8 +68,7 @@ install_dbcluster() {
   command -v haproxy >/dev/null 2>&1 || pkgs+=(haproxy)
   [ ${#pkgs[@]} -gt 0 ] || return 0
   log "installing ${pkgs[*]} from Debian's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  apt_install "${pkgs[@]}"
 }
 
 # ---------------------------------------------------------------- node configuration
@@ -433,6 +432,5 @@ isolation_table() { echo "onceflow_isolate_$(galera_port "$1")"; }
 
 install_nft() {
   log "installing nftables from Debian's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables >/dev/null
+  apt_install nftables
 }

@@ -118,9 +118,7 @@ SERVERS=("${DB_SERVERS[@]}" "${KAFKA_SERVERS[@]}")
 install_mariadb() {
   if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; then return; fi
   log "installing mariadb-server from Debian's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    mariadb-server mariadb-client >/dev/null
+  apt_install mariadb-server mariadb-client
 }
 
 install_kafka() {

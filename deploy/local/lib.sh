@@ -16,3 +16,18 @@ as_root() {
   else die "need root (or sudo) to run: $*"
   fi
 }
+
+# apt_install installs Debian packages without their recommendations. The
+# scripts' installs may run at once (make test installs in the background
+# while it compiles): a lock file makes them take turns, the package lists are
+# fetched at most once an hour, and apt waits for a dpkg lock that anything
+# else on the machine holds instead of failing.
+apt_install() {
+  local lock=${TMPDIR:-/tmp}/onceflow-apt.lock
+  # shellcheck disable=SC2016 # expanded by the inner sh, under the lock
+  as_root flock "$lock" env DEBIAN_FRONTEND=noninteractive STAMP="$lock.updated" sh -c '
+    if [ -z "$(find "$STAMP" -mmin -60 2>/dev/null)" ]; then
+      apt-get update -qq -o DPkg::Lock::Timeout=600 && touch "$STAMP"
+    fi &&
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "$@" >/dev/null' apt_install "$@"
+}

@@ -59,8 +59,7 @@ vulndb() {
 shellcheck_bin() {
   if ! command -v shellcheck >/dev/null 2>&1; then
     log "installing shellcheck from Debian's packages"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+    apt_install shellcheck
   fi
   command -v shellcheck || die "shellcheck is still missing after the install"
 }
@@ -127,6 +126,13 @@ cmd_vuln() {
   fi
   log "govulncheck: no vulnerability that the code calls, beyond $(printf '%s\n' "$found" | sed '/^$/d' | wc -l) accepted"
 }
+
+# One lint.sh at a time builds or uses the tools: make test runs `lint.sh
+# install` in the background (deploy/local/test.sh) while its lint step may
+# already have started.
+mkdir -p "$tools"
+exec 9>"$tools/.lock"
+flock 9
 
 case "${1:-all}" in
   install) cmd_install ;;

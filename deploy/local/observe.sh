@@ -43,9 +43,7 @@ cmd_install() {
   have_prometheus && return 0
   log "installing prometheus from Debian's packages"
   # Explicit checks: cmd_check runs this where set -e does not apply.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
-    || die "apt-get install prometheus failed"
+  apt_install prometheus || die "apt-get install prometheus failed"
   # Where systemd runs, the package starts its own prometheus.service on :9090,
   # the port `make observe` uses: this project runs its own, with its own data.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then

@@ -79,6 +79,15 @@ func StrategiesInfra() *Infra {
 	}
 }
 
+// ControlsInfra is the negative controls' own set of servers, so that
+// they run beside the fault suite (ADR 0050).
+func ControlsInfra() *Infra {
+	return &Infra{
+		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra-controls"),
+		OrderDBPort: 17307, PaymentDBPort: 17308, KafkaPort: 24092, KafkaControllerPort: 24093,
+	}
+}
+
 // ClusterInfra is the fault suite's three-node Kafka cluster with its own two
 // MariaDB servers, for the cluster scenarios: ports and data apart
 // from E2EInfra's, so both can run at once.
