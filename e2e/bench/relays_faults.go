@@ -43,12 +43,16 @@ type relayLane struct {
 	faults outbox.Faults
 	// pendingSQL counts what the relay still has to send (one statement).
 	pendingSQL string
+	// mayLose is true for the stock relay, known to skip a row that commits
+	// after a higher offset was relayed (docs/relays.md): its losses are
+	// counted. Any other relay that loses an event fails the phase.
+	mayLose bool
 }
 
 var relayLanes = []relayLane{
-	{laneOnceflow, 20_000, outbox.Faults{}, "SELECT COUNT(*) FROM `" + outbox.Table + "`"},
+	{laneOnceflow, 20_000, outbox.Faults{}, "SELECT COUNT(*) FROM `" + outbox.Table + "`", false},
 	{laneStock, 2_000, outbox.Faults{StockRelay: true}, "SELECT COALESCE((SELECT MAX(`offset`) FROM `watermill_forwarder_topic`), 0)" +
-		" - COALESCE((SELECT MAX(offset_acked) FROM `watermill_offsets_forwarder_topic`), 0)"},
+		" - COALESCE((SELECT MAX(offset_acked) FROM `watermill_offsets_forwarder_topic`), 0)", true},
 }
 
 // relays measures each relay of relayLanes on one fresh database of the order
@@ -75,8 +79,8 @@ func (b *bench) relays(ctx context.Context, r *Report) error {
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", l.name, round+1, err)
 			}
-			say("  %s round %d: %.0f events/s; p50 %.1f / p99 %.1f ms at %.0f/s; CPU-ms/event relay %.3f, MariaDB %.3f; %.2f statements/event",
-				l.name, round+1, res.EventsPerS, res.P50Ms, res.P99Ms, res.LatencyRate, res.RelayCPUMs, res.DBCPUMs, res.Statements)
+			say("  %s round %d: %.0f events/s; p50 %.1f / p99 %.1f ms at %.0f/s; CPU-ms/event relay %.3f, MariaDB %.3f; %.2f statements/event; %d lost",
+				l.name, round+1, res.EventsPerS, res.P50Ms, res.P99Ms, res.LatencyRate, res.RelayCPUMs, res.DBCPUMs, res.Statements, res.Lost)
 			rounds[l.name] = append(rounds[l.name], res)
 		}
 	}
@@ -89,6 +93,10 @@ func (b *bench) relays(ctx context.Context, r *Report) error {
 			}
 			return median(xs)
 		}
+		lost := 0
+		for _, x := range rs {
+			lost += x.Lost
+		}
 		rel.Lanes = append(rel.Lanes, RelayLane{Name: l.name, Events: l.events,
 			EventsPerS:  round(med(func(x RelayLane) float64 { return x.EventsPerS }), 0),
 			LatencyRate: round(med(func(x RelayLane) float64 { return x.LatencyRate }), 0),
@@ -97,6 +105,7 @@ func (b *bench) relays(ctx context.Context, r *Report) error {
 			RelayCPUMs:  round(med(func(x RelayLane) float64 { return x.RelayCPUMs }), 3),
 			DBCPUMs:     round(med(func(x RelayLane) float64 { return x.DBCPUMs }), 3),
 			Statements:  round(med(func(x RelayLane) float64 { return x.Statements }), 2),
+			Lost:        lost,
 			BinlogBytes: round(med(func(x RelayLane) float64 { return x.BinlogBytes }), 0),
 		})
 	}
@@ -173,17 +182,19 @@ func relayRound(ctx context.Context, db *sql.DB, kc kafka.Config, cfg servicemai
 	if _, err := waitRelayed(ctx, db, l, runErr); err != nil {
 		return res, err
 	}
-	appended, err := appendTimes(ctx, kc, topic, l.events+len(committed))
+	appended, err := appendTimes(ctx, kc, topic)
 	if err != nil {
 		return res, err
 	}
+	res.Lost = max(0, l.events+len(committed)-len(appended))
+	if res.Lost > 0 && !l.mayLose {
+		return res, fmt.Errorf("%s holds %d distinct events, want %d", topic, len(appended), l.events+len(committed))
+	}
 	var lat []float64
 	for id, c := range committed {
-		a, ok := appended[id]
-		if !ok {
-			return res, fmt.Errorf("event %s committed but not in %s", id, topic)
+		if a, ok := appended[id]; ok { // a lost one has no latency
+			lat = append(lat, float64(a.Sub(c).Microseconds())/1000)
 		}
-		lat = append(lat, float64(a.Sub(c).Microseconds())/1000)
 	}
 	res.P50Ms, res.P99Ms = percentile(lat, 0.50), percentile(lat, 0.99)
 	return res, nil
@@ -309,9 +320,9 @@ func writePaced(ctx context.Context, db *sql.DB, ob *outbox.Outbox, topic string
 	return committed, nil
 }
 
-// appendTimes reads the want records of topic and returns each one's Kafka
+// appendTimes reads every record of topic and returns each one's Kafka
 // timestamp by Watermill message UUID.
-func appendTimes(ctx context.Context, kc kafka.Config, topic string, want int) (map[string]time.Time, error) {
+func appendTimes(ctx context.Context, kc kafka.Config, topic string) (map[string]time.Time, error) {
 	client, err := sarama.NewClient(kc.Brokers, kc.ConsumerConfig())
 	if err != nil {
 		return nil, err
@@ -357,9 +368,6 @@ func appendTimes(ctx context.Context, kc kafka.Config, topic string, want int) (
 			}
 		}
 		pc.Close()
-	}
-	if len(times) < want {
-		return nil, fmt.Errorf("%s holds %d distinct events, want %d", topic, len(times), want)
 	}
 	return times, nil
 }

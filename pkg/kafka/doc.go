@@ -17,5 +17,8 @@
 //
 // Fails: a publish with Kafka's error (UnfixableReason says whether to give
 // up on the record); EnsureTopics and a subscription retry until Kafka
-// answers or their context ends.
+// answers or their context ends. A batch refused by one of sarama's own
+// circuit breakers (fixed at 10 s open) makes PublishBatch connect a new
+// producer for the next batch, so a relay is not held back 10 s after an
+// outage ends.
 package kafka

@@ -12,6 +12,7 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
+	"github.com/eapache/go-resiliency/breaker"
 )
 
 // Config says how to reach Kafka.
@@ -293,8 +294,12 @@ func (p *lazyPublisher) PublishBatch(topics []string, msgs []*message.Message) [
 	if err == nil {
 		return nil
 	}
+	breakerOpen := errors.Is(err, breaker.ErrBreakerOpen)
 	var perrs sarama.ProducerErrors
 	if !errors.As(err, &perrs) {
+		if breakerOpen {
+			p.dropProducer(prod)
+		}
 		return all(err)
 	}
 	mapped := false
@@ -302,11 +307,32 @@ func (p *lazyPublisher) PublishBatch(topics []string, msgs []*message.Message) [
 		if i, ok := pe.Msg.Metadata.(int); ok && i >= 0 && i < len(errs) && pe.Err != nil {
 			errs[i], mapped = pe.Err, true
 		}
+		breakerOpen = breakerOpen || errors.Is(pe.Err, breaker.ErrBreakerOpen)
+	}
+	if breakerOpen {
+		p.dropProducer(prod)
 	}
 	if !mapped {
 		return all(err)
 	}
 	return errs
+}
+
+// dropProducer forgets prod after its circuit breakers refused a batch, so
+// that the next PublishBatch connects a new producer. Sarama's producer keeps
+// a breaker per topic and per partition, fixed at 3 failures and 10 s open
+// (not configurable, IBM/sarama#961): a producer kept through an outage
+// refuses batches for up to 10 s after Kafka is back. A new one starts with
+// closed breakers, and connecting it fails at once while Kafka is down.
+func (p *lazyPublisher) dropProducer(prod sarama.SyncProducer) {
+	p.mu.Lock()
+	if p.producer != prod { // already dropped
+		p.mu.Unlock()
+		return
+	}
+	p.producer = nil
+	p.mu.Unlock()
+	_ = prod.Close() // it has nothing in flight: SendMessages returned
 }
 
 // Position returns where a consumed message sits in Kafka (partition,
