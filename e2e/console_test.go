@@ -62,8 +62,8 @@ func browserFor(t *testing.T, bin string) context.Context {
 // TestConsoleInBrowser drives the order service's console in a real
 // headless Chromium against a real stack: orders placed through the API appear
 // and turn CONFIRMED; with Kafka killed the outbox backlog rises, and drains
-// after Kafka is back; a bad message poisoned by each service is replayed from
-// the page (the payment one through the console's proxy). With
+// after Kafka is back; a bad message poisoned by each service is dry-run,
+// then replayed from the page (the payment one through the console's proxy). With
 // ONCEFLOW_UPDATE_SCREENSHOTS=1 it writes the screenshots of docs/operating.md into docs/img/.
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -149,6 +149,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		rows := `document.querySelectorAll('#poison-` + svc + ` tbody tr')`
 		until(svc+" poison queue lists the bad message",
 			`(document.getElementById("poison-`+svc+`-load").click(), `+rows+`.length > 0)`, 60*time.Second)
+		// Its dry run: the handler would fail again on the same bytes.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#poison-`+svc+` tbody tr[data-replays="0"] .action-dry`))); err != nil {
+			t.Fatal(err)
+		}
+		until(svc+" dry run shown in the detail pane", `document.querySelector('#poison-detail[data-dry-run="`+svc+`:fail"]') !== null &&
+			document.getElementById("poison-detail").textContent.includes("a replay would fail again")`, 30*time.Second)
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#poison-`+svc+` tbody tr[data-replays="0"] .action-replay`))); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 )
 
 // diagnosisToken is the admin token of both services: the order service asks
@@ -87,30 +88,7 @@ func stackState(t *testing.T, s *harness.Stack) string {
 	t.Helper()
 	var b strings.Builder
 	for _, db := range []*sql.DB{s.OrderDB, s.PaymentDB} {
-		rows, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tables []string
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				t.Fatal(err)
-			}
-			tables = append(tables, name)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-		for _, table := range tables {
-			var name string
-			var sum sql.NullInt64
-			if err := db.QueryRow("CHECKSUM TABLE `"+table+"`").Scan(&name, &sum); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&b, "%s=%d ", table, sum.Int64)
-		}
+		b.WriteString(testenv.Checksums(t, db))
 	}
 	for _, topic := range []string{s.Topics.Orders, s.Topics.Payments, s.Topics.OrderPoison, s.Topics.PaymentPoison} {
 		msgs, err := s.ReadAll(topic)

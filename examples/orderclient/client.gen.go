@@ -224,6 +224,44 @@ type PlaceOrderRequest struct {
 	CustomerId CustomerID `json:"customer_id"`
 }
 
+// PoisonBulkDryRun defines model for PoisonBulkDryRun.
+type PoisonBulkDryRun struct {
+	// Confirmation The token POST /admin/poison/replay needs (confirm) to replay exactly these messages.
+	Confirmation string `json:"confirmation"`
+
+	// Messages The messages the replay would take, oldest first, each dry-run on its own.
+	Messages []struct {
+		EventType  *string            `json:"event_type,omitempty"`
+		Handler    string             `json:"handler"`
+		Id         string             `json:"id"`
+		Offset     int64              `json:"offset"`
+		OrderId    *string            `json:"order_id,omitempty"`
+		ReasonCode *string            `json:"reason_code,omitempty"`
+		Result     PoisonDryRunResult `json:"result"`
+
+		// StateChange How the state's status would change ("PENDING -> CONFIRMED"; "none" for no row); absent if it would not change.
+		StateChange *string `json:"state_change,omitempty"`
+	} `json:"messages"`
+
+	// NextCursor The cursor of the next page; absent when the page reached the end of the topic.
+	NextCursor *PoisonNextCursor `json:"next_cursor,omitempty"`
+	ReasonCode *string           `json:"reason_code,omitempty"`
+	Topic      string            `json:"topic"`
+	Totals     struct {
+		// Events The events the replay would emit, by type.
+		Events   map[string]int `json:"events"`
+		Messages int            `json:"messages"`
+
+		// States The state changes, counted by state_change.
+		States        map[string]int `json:"states"`
+		StatesChanged int            `json:"states_changed"`
+
+		// WouldFail The messages that would fail again, by reason code.
+		WouldFail    map[string]int `json:"would_fail"`
+		WouldSucceed int            `json:"would_succeed"`
+	} `json:"totals"`
+}
+
 // PoisonDryRunResult defines model for PoisonDryRunResult.
 type PoisonDryRunResult struct {
 	// After The same state after it ran
@@ -491,6 +529,21 @@ type ReplayAllPoisonedParams struct {
 
 	// ReasonCode Only the messages with this reason code (e.g. unknown_order).
 	ReasonCode *PoisonReasonCode `form:"reason_code,omitempty" json:"reason_code,omitempty"`
+
+	// Confirm The confirmation token of the page's dry run.
+	Confirm *string `form:"confirm,omitempty" json:"confirm,omitempty"`
+}
+
+// DryRunReplayAllPoisonedParams defines parameters for DryRunReplayAllPoisoned.
+type DryRunReplayAllPoisonedParams struct {
+	// Cursor The offset the page starts at, included: the next_cursor of the previous page. Without it, the newest message (newest first) or the oldest. An offset that was purged is no error: oldest first, the page starts at the oldest message left; newest first, it is empty.
+	Cursor *PoisonCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most messages in the page.
+	Limit *PoisonLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ReasonCode Only the messages with this reason code (e.g. unknown_order).
+	ReasonCode *PoisonReasonCode `form:"reason_code,omitempty" json:"reason_code,omitempty"`
 }
 
 // ListOrdersParams defines parameters for ListOrders.
@@ -697,12 +750,19 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/poison/purge (the `PurgePoisoned` operationId).
 	PurgePoisoned(ctx context.Context, params *PurgePoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first
+	// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first, as its dry run showed
 	//
-	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
+	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does, if they are the set whose dry run (POST /admin/poison/replay/dry-run with the same cursor, limit and reason_code) gave the token in confirm. Without confirm it answers 428; if the set changed since (a message poisoned or replayed meanwhile) 409; in both cases nothing is replayed. Dry-run and replay the page at next_cursor until next_cursor is absent.
 	//
 	// Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
 	ReplayAllPoisoned(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DryRunReplayAllPoisoned Show what replaying a page would change, and the token that confirms it
+	//
+	// Dry-runs each message that POST /admin/poison/replay would replay with the same cursor, limit and reason_code (the messages not replayed yet, oldest first), each in its own database transaction that is rolled back, against the current state. Answers per message whether it would succeed (or its reason code), the events it would emit and how its state would change; the totals; and the confirmation token of exactly that set (a SHA-256 of the topic, the reason code and the messages' offsets and ids), which the replay needs. Nothing is published, recorded or committed.
+	//
+	// Corresponds with POST /admin/poison/replay/dry-run (the `DryRunReplayAllPoisoned` operationId).
+	DryRunReplayAllPoisoned(ctx context.Context, params *DryRunReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPoisoned One poisoned message
 	//
@@ -986,13 +1046,30 @@ func (c *Client) PurgePoisoned(ctx context.Context, params *PurgePoisonedParams,
 	return c.Client.Do(req)
 }
 
-// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first
+// ReplayAllPoisoned Replay a page of the messages not replayed yet, oldest first, as its dry run showed
 //
-// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
+// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does, if they are the set whose dry run (POST /admin/poison/replay/dry-run with the same cursor, limit and reason_code) gave the token in confirm. Without confirm it answers 428; if the set changed since (a message poisoned or replayed meanwhile) 409; in both cases nothing is replayed. Dry-run and replay the page at next_cursor until next_cursor is absent.
 //
 // Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
 func (c *Client) ReplayAllPoisoned(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReplayAllPoisonedRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DryRunReplayAllPoisoned Show what replaying a page would change, and the token that confirms it
+//
+// Dry-runs each message that POST /admin/poison/replay would replay with the same cursor, limit and reason_code (the messages not replayed yet, oldest first), each in its own database transaction that is rolled back, against the current state. Answers per message whether it would succeed (or its reason code), the events it would emit and how its state would change; the totals; and the confirmation token of exactly that set (a SHA-256 of the topic, the reason code and the messages' offsets and ids), which the replay needs. Nothing is published, recorded or committed.
+//
+// Corresponds with POST /admin/poison/replay/dry-run (the `DryRunReplayAllPoisoned` operationId).
+func (c *Client) DryRunReplayAllPoisoned(ctx context.Context, params *DryRunReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDryRunReplayAllPoisonedRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1877,6 +1954,96 @@ func NewReplayAllPoisonedRequest(server string, params *ReplayAllPoisonedParams)
 
 		}
 
+		if params.Confirm != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "confirm", *params.Confirm, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDryRunReplayAllPoisonedRequest constructs an http.Request for the DryRunReplayAllPoisoned method
+func NewDryRunReplayAllPoisonedRequest(server string, params *DryRunReplayAllPoisonedParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/poison/replay/dry-run")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReasonCode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "reason_code", *params.ReasonCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2614,14 +2781,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/poison/purge (the `PurgePoisoned` operationId).
 	PurgePoisonedWithResponse(ctx context.Context, params *PurgePoisonedParams, reqEditors ...RequestEditorFn) (*PurgePoisonedResponse, error)
 
-	// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first
+	// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first, as its dry run showed
 	//
-	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
+	// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does, if they are the set whose dry run (POST /admin/poison/replay/dry-run with the same cursor, limit and reason_code) gave the token in confirm. Without confirm it answers 428; if the set changed since (a message poisoned or replayed meanwhile) 409; in both cases nothing is replayed. Dry-run and replay the page at next_cursor until next_cursor is absent.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /admin/poison/replay (the `ReplayAllPoisoned` operationId).
 	ReplayAllPoisonedWithResponse(ctx context.Context, params *ReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*ReplayAllPoisonedResponse, error)
+
+	// DryRunReplayAllPoisonedWithResponse Show what replaying a page would change, and the token that confirms it
+	//
+	// Dry-runs each message that POST /admin/poison/replay would replay with the same cursor, limit and reason_code (the messages not replayed yet, oldest first), each in its own database transaction that is rolled back, against the current state. Answers per message whether it would succeed (or its reason code), the events it would emit and how its state would change; the totals; and the confirmation token of exactly that set (a SHA-256 of the topic, the reason code and the messages' offsets and ids), which the replay needs. Nothing is published, recorded or committed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/poison/replay/dry-run (the `DryRunReplayAllPoisoned` operationId).
+	DryRunReplayAllPoisonedWithResponse(ctx context.Context, params *DryRunReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*DryRunReplayAllPoisonedResponse, error)
 
 	// GetPoisonedWithResponse One poisoned message
 	//
@@ -4020,12 +4196,16 @@ type ReplayAllPoisonedResponse struct {
 	ApplicationproblemJSON404 *AdminNotFound
 	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
 	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
 	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
 	ApplicationproblemJSON410 *AdminGone
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
 	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON428 the response for an HTTP 428 `application/problem+json` response
+	ApplicationproblemJSON428 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *AdminInternal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4062,6 +4242,11 @@ func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNo
 	return r.ApplicationproblemJSON405
 }
 
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
 // GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
 func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
 	return r.ApplicationproblemJSON410
@@ -4075,6 +4260,11 @@ func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMe
 // GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
 func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
 	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON428 returns the response for an HTTP 428 `application/problem+json` response
+func (r ReplayAllPoisonedResponse) GetApplicationproblemJSON428() *Problem {
+	return r.ApplicationproblemJSON428
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4110,6 +4300,124 @@ func (r ReplayAllPoisonedResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReplayAllPoisonedResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DryRunReplayAllPoisonedResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PoisonBulkDryRun
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *AdminGone
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *AdminInternal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *AdminUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DryRunReplayAllPoisonedResponse) GetJSON200() *PoisonBulkDryRun {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON410() *AdminGone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON500() *AdminInternal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DryRunReplayAllPoisonedResponse) GetApplicationproblemJSON503() *AdminUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DryRunReplayAllPoisonedResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DryRunReplayAllPoisonedResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DryRunReplayAllPoisonedResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DryRunReplayAllPoisonedResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5672,9 +5980,9 @@ func (c *ClientWithResponses) PurgePoisonedWithResponse(ctx context.Context, par
 	return ParsePurgePoisonedResponse(rsp)
 }
 
-// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first
+// ReplayAllPoisonedWithResponse Replay a page of the messages not replayed yet, oldest first, as its dry run showed
 //
-// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does. Call it again with next_cursor until next_cursor is absent.
+// Replays up to limit messages never replayed (with reason_code, if given), oldest first from cursor, reading as a listing does, if they are the set whose dry run (POST /admin/poison/replay/dry-run with the same cursor, limit and reason_code) gave the token in confirm. Without confirm it answers 428; if the set changed since (a message poisoned or replayed meanwhile) 409; in both cases nothing is replayed. Dry-run and replay the page at next_cursor until next_cursor is absent.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5685,6 +5993,21 @@ func (c *ClientWithResponses) ReplayAllPoisonedWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseReplayAllPoisonedResponse(rsp)
+}
+
+// DryRunReplayAllPoisonedWithResponse Show what replaying a page would change, and the token that confirms it
+//
+// Dry-runs each message that POST /admin/poison/replay would replay with the same cursor, limit and reason_code (the messages not replayed yet, oldest first), each in its own database transaction that is rolled back, against the current state. Answers per message whether it would succeed (or its reason code), the events it would emit and how its state would change; the totals; and the confirmation token of exactly that set (a SHA-256 of the topic, the reason code and the messages' offsets and ids), which the replay needs. Nothing is published, recorded or committed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/poison/replay/dry-run (the `DryRunReplayAllPoisoned` operationId).
+func (c *ClientWithResponses) DryRunReplayAllPoisonedWithResponse(ctx context.Context, params *DryRunReplayAllPoisonedParams, reqEditors ...RequestEditorFn) (*DryRunReplayAllPoisonedResponse, error) {
+	rsp, err := c.DryRunReplayAllPoisoned(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDryRunReplayAllPoisonedResponse(rsp)
 }
 
 // GetPoisonedWithResponse One poisoned message
@@ -7014,6 +7337,123 @@ func ParseReplayAllPoisonedResponse(rsp *http.Response) (*ReplayAllPoisonedRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest AdminGone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 428:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON428 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest AdminInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest AdminUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDryRunReplayAllPoisonedResponse parses an HTTP response from a DryRunReplayAllPoisonedWithResponse call
+func ParseDryRunReplayAllPoisonedResponse(rsp *http.Response) (*DryRunReplayAllPoisonedResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DryRunReplayAllPoisonedResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PoisonBulkDryRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest AdminMethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
 		var dest AdminGone

@@ -430,6 +430,39 @@ func TopicSize(t testing.TB, cfg kafka.Config, topic string) int64 {
 	return n
 }
 
+// Checksums sums up the tables of db's database: "name=checksum " for each
+// (CHECKSUM TABLE), by name, to compare it before and after something that
+// must change nothing.
+func Checksums(t testing.TB, db *sql.DB) string {
+	t.Helper()
+	rows, err := db.Query("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	var b strings.Builder
+	for _, table := range tables {
+		var name string
+		var sum sql.NullInt64
+		if err := db.QueryRow("CHECKSUM TABLE `"+table+"`").Scan(&name, &sum); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s=%d ", table, sum.Int64)
+	}
+	return b.String()
+}
+
 // CheckPruner checks retention.Pruner on one table: insert(i, at) adds row i
 // with time at. 25 rows are older than a day, 5 younger: the old
 // ones go, the young ones stay, no batch deletes more than its size (10), and a

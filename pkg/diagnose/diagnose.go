@@ -135,9 +135,11 @@ func (p Prober) outboxRow(ctx context.Context, key string) (*Hold, error) {
 	var offset int64
 	var since time.Time
 	var age int64
-	err := p.DB.QueryRowContext(ctx, "SELECT `offset`, created_at, TIMESTAMPDIFF(MICROSECOND, created_at, CURRENT_TIMESTAMP(6)) FROM (SELECT `offset`, created_at, metadata FROM `"+
-		outbox.Table+"` ORDER BY `offset` LIMIT ?) oldest WHERE JSON_VALUE(metadata, ?) = ? ORDER BY `offset` LIMIT 1",
-		OutboxScanLimit, "$."+kafka.MetadataKey, key).Scan(&offset, &since, &age)
+	// A row holds the forwarder's envelope: the event's metadata, its key
+	// included, is in the payload (the row's own metadata is the envelope's).
+	err := p.DB.QueryRowContext(ctx, "SELECT `offset`, created_at, TIMESTAMPDIFF(MICROSECOND, created_at, CURRENT_TIMESTAMP(6)) FROM (SELECT `offset`, created_at, payload FROM `"+
+		outbox.Table+"` ORDER BY `offset` LIMIT ?) oldest WHERE JSON_VALUE(payload, ?) = ? ORDER BY `offset` LIMIT 1",
+		OutboxScanLimit, "$.metadata."+kafka.MetadataKey, key).Scan(&offset, &since, &age)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

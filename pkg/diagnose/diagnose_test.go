@@ -2,14 +2,21 @@ package diagnose_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/consumer/stop"
 	"github.com/onceflow/onceflow/pkg/diagnose"
+	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/outbox"
+	"github.com/onceflow/onceflow/pkg/sqldb"
 )
 
 func codes(holds []diagnose.Hold) []string {
@@ -25,9 +32,18 @@ func codes(holds []diagnose.Hold) []string {
 func TestHolds(t *testing.T) {
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	d.Migrate(t, nil)
+	// The outbox rows as a service writes them (the forwarder's envelope).
+	ob := outbox.New()
+	for _, key := range []string{"held", "other"} {
+		if err := sqldb.InTx(context.Background(), d.Admin, func(ctx context.Context, tx *sql.Tx) error {
+			ev := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+			ev.Metadata.Set(kafka.MetadataKey, key)
+			return ob.Publish(ctx, tx, "orders", ev)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, q := range []string{
-		"INSERT INTO watermill_outbox (uuid, payload, metadata) VALUES ('m-1', '{}', '{\"partition_key\":\"held\"}')",
-		"INSERT INTO watermill_outbox (uuid, payload, metadata) VALUES ('m-2', '{}', '{\"partition_key\":\"other\"}')",
 		`INSERT INTO outbox_parked (message_id, partition_key, topic, payload, metadata, reason, kafka_error)
 			VALUES ('m-0', 'held', 'orders', '{}', '{}', 'message_too_large', 'too large')`,
 		"INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES ('payment-service', 'payment.order-events', 'held')",

@@ -1,6 +1,7 @@
 // Package poison is the tooling for a service's poison topic: list what was
-// poisoned and why, a page at a time, show one message, replay one or a page
-// of them to the consumer that poisoned them, and purge. It also reaches the
+// poisoned and why, a page at a time, show one message, dry-run and replay
+// one or a page of them to the consumer that poisoned them (a page only with
+// the confirmation token of its dry run), and purge. It also reaches the
 // service's parked outbox rows (package outbox/parking) and parked keys
 // (package consumer/parkkey), so that one Tool serves every admin action.
 // Its HTTP endpoints are package poisonhttp, its command line poisoncli; this
@@ -17,6 +18,8 @@
 // Migrations applied for the replay records.
 //
 // Fails: ErrNotFound for an offset never written, ErrGone for one purged,
-// ErrTimeout when a read does not finish within ReadTimeout; Kafka's and the
-// database's errors otherwise.
+// ErrTimeout when a read does not finish within ReadTimeout,
+// ErrConfirmationRequired and ErrSetChanged for a bulk replay without its dry
+// run's token or with another set's; Kafka's and the database's errors
+// otherwise.
 package poison

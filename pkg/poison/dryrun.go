@@ -34,14 +34,20 @@ func (t *Tool) DryRun(ctx context.Context, offset int64, c DryRunConfig) (Entry,
 	if err != nil {
 		return Entry{}, dryrun.Result{}, err
 	}
+	r, err := t.dryRun(ctx, e, c)
+	return e, r, err
+}
+
+// dryRun runs e through the handler of the consumer that poisoned it, in a
+// transaction that is rolled back.
+func (t *Tool) dryRun(ctx context.Context, e Entry, c DryRunConfig) (dryrun.Result, error) {
 	handle, ok := c.Handler(e.Handler)
 	if !ok {
-		return e, dryrun.Result{}, fmt.Errorf("offset %d was poisoned by %q: %w", offset, e.Handler, ErrNoConsumer)
+		return dryrun.Result{}, fmt.Errorf("offset %d was poisoned by %q: %w", e.Offset, e.Handler, ErrNoConsumer)
 	}
 	var state dryrun.State
 	if c.State != nil {
 		state = c.State(e.OrderID)
 	}
-	r, err := dryrun.Run(ctx, t.db, handle, replayMessage(e, time.Now().UTC()), state)
-	return e, r, err
+	return dryrun.Run(ctx, t.db, handle, replayMessage(e, time.Now().UTC()), state)
 }

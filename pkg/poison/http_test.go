@@ -19,6 +19,7 @@ import (
 // answered 404), also where a parameter route would catch the path ("GET
 // /replay" is not the offset "replay"), and "?up_to=" with no value is a 400,
 // not "purge everything"; nor is a listing's empty cursor "from the newest".
+// A bulk replay without its dry run's token is a 428, before anything is read.
 func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -44,9 +45,17 @@ func TestAdminRoutesAnswerBeforeTheTool(t *testing.T) {
 		{"list with a limit over 500", http.MethodGet, "/admin/poison?limit=501", "secret", 400, ""},
 		{"list in an unknown order", http.MethodGet, "/admin/poison?order=sideways", "secret", 400, ""},
 		{"replay a page with a bad limit", http.MethodPost, "/admin/poison/replay?limit=many", "secret", 400, ""},
+		{"replay a page without the dry run's token", http.MethodPost, "/admin/poison/replay?reason_code=unknown_order", "secret", 428, ""},
+		{"replay every page without a token", http.MethodPost, "/admin/poison/replay", "secret", 428, ""},
+		{"replay a page with an empty token", http.MethodPost, "/admin/poison/replay?confirm=", "secret", 400, ""},
+		{"replay a page with an upper-case token", http.MethodPost, "/admin/poison/replay?confirm=" + strings.Repeat("A", 64), "secret", 400, ""},
+		{"GET on POST /replay/dry-run", http.MethodGet, "/admin/poison/replay/dry-run", "secret", 405, "POST"},
+		{"dry run of a page with a bad cursor", http.MethodPost, "/admin/poison/replay/dry-run?cursor=x", "secret", 400, ""},
 	}
 	e := echo.New()
-	poisonhttp.Routes(e.Group("/admin/poison"), new(poison.Tool), "secret")
+	g := e.Group("/admin/poison")
+	poisonhttp.Routes(g, new(poison.Tool), "secret")
+	poisonhttp.DryRunRoute(g, new(poison.Tool), "secret", poison.DryRunConfig{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(tt.method, tt.path, nil)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/poison"
 	"github.com/onceflow/onceflow/pkg/poison/poisoncli"
@@ -48,9 +50,39 @@ func walk(t *testing.T, call func(method, path string, out any) int, method, pat
 	return ""
 }
 
+// replayPages replays page after page of the bulk replay of query, each
+// with the token of its dry run, and returns the offsets of each page, e.g.
+// "[0 3 6] [9]".
+func replayPages(t *testing.T, call func(method, path string, out any) int, query string) string {
+	t.Helper()
+	var pages []string
+	for cursor := ""; len(pages) < 20; {
+		var dry poison.BulkDryRun
+		if code := call(http.MethodPost, "/admin/poison/replay/dry-run?"+query+cursor, &dry); code != http.StatusOK {
+			t.Fatalf("dry run ?%s%s: %d", query, cursor, code)
+		}
+		var p page
+		if code := call(http.MethodPost, "/admin/poison/replay?"+query+cursor+"&confirm="+dry.Confirmation, &p); code != http.StatusOK {
+			t.Fatalf("replay ?%s%s with its dry run's token: %d", query, cursor, code)
+		}
+		var offsets []int64
+		for _, e := range p.Replayed {
+			offsets = append(offsets, e.Offset)
+		}
+		pages = append(pages, fmt.Sprint(offsets))
+		if p.NextCursor == nil {
+			return strings.Join(pages, " ")
+		}
+		cursor = "&cursor=" + strconv.FormatInt(*p.NextCursor, 10)
+	}
+	t.Fatalf("replaying ?%s: more than 20 pages: %v", query, pages)
+	return ""
+}
+
 // TestListPages: the pages of a poison topic of 10 messages (offsets 0 to 9;
 // 0, 3, 6 and 9 with reason code unknown_order), through the admin endpoints
-// and the CLI, then replayed a page at a time.
+// and the CLI, then replayed a page at a time (TestBulkReplayNeedsItsDryRun
+// tests the confirmation).
 func TestListPages(t *testing.T) {
 	t.Parallel()
 	kafka := testenv.Kafka(t)
@@ -65,7 +97,10 @@ func TestListPages(t *testing.T) {
 	})
 	tool := poison.New(kafka, topic, d.Open(t, 10))
 	defer tool.Close()
-	call := adminClient(t, tool)
+	// The dry runs of the replays below run a handler that changes nothing.
+	call := callerOf(t, adminAPI(tool, &poison.DryRunConfig{Handler: func(string) (message.HandlerFunc, bool) {
+		return func(*message.Message) ([]*message.Message, error) { return nil, nil }, true
+	}}))
 
 	lists := []struct{ name, query, want string }{
 		{"newest first", "limit=4", "[9 8 7 6] [5 4 3 2] [1 0]"},
@@ -100,15 +135,15 @@ func TestListPages(t *testing.T) {
 		t.Fatal("poison list --limit 0 was accepted")
 	}
 
-	// Replays go oldest first, a page at a time, and skip what was replayed;
-	// the CLI's replay --all goes through every page.
-	if got := walk(t, call, http.MethodPost, "/admin/poison/replay?limit=3&reason_code=unknown_order"); got != "[0 3 6] [9]" {
+	// Replays go oldest first, a page at a time, each confirmed by its dry
+	// run, and skip what was replayed.
+	if got := replayPages(t, call, "limit=3&reason_code=unknown_order"); got != "[0 3 6] [9]" {
 		t.Fatalf("replaying by reason: pages %s, want [0 3 6] [9]", got)
 	}
-	if out := cli("replay", "--all"); out != "replayed 6 message(s)\n" {
-		t.Fatalf("poison replay --all: %q, want the 6 not replayed yet", out)
+	if got := replayPages(t, call, ""); got != "[1 2 4 5 7 8]" {
+		t.Fatalf("replaying the rest: pages %s, want the 6 not replayed yet", got)
 	}
-	if got := walk(t, call, http.MethodPost, "/admin/poison/replay"); got != "[]" {
+	if got := replayPages(t, call, ""); got != "[]" {
 		t.Fatalf("replaying again: pages %s, want nothing left", got)
 	}
 	var e poison.Entry

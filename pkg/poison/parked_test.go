@@ -72,9 +72,26 @@ var adminDocument = apidoctest.Once([]byte("openapi: 3.1.0\ninfo: {title: poison
 // code.
 func adminClient(t *testing.T, tool *poison.Tool) func(method, path string, out any) int {
 	t.Helper()
+	return callerOf(t, adminAPI(tool, nil))
+}
+
+// adminAPI serves the poison admin endpoints of tool (token "secret"), with
+// the dry runs if dryRun is not nil, and the services' problem+json error
+// handler.
+func adminAPI(tool *poison.Tool, dryRun *poison.DryRunConfig) *echo.Echo {
 	e := echo.New()
 	e.HTTPErrorHandler = problem.Handler(slog.New(slog.DiscardHandler), problem.Config{})
-	poisonhttp.Routes(e.Group("/admin/poison"), tool, "secret")
+	g := e.Group("/admin/poison")
+	poisonhttp.Routes(g, tool, "secret")
+	if dryRun != nil {
+		poisonhttp.DryRunRoute(g, tool, "secret", *dryRun)
+	}
+	return e
+}
+
+// callerOf returns adminClient's caller of the endpoints e serves.
+func callerOf(t *testing.T, e *echo.Echo) func(method, path string, out any) int {
+	t.Helper()
 	return func(method, path string, out any) int {
 		t.Helper()
 		req := httptest.NewRequest(method, path, nil)

@@ -292,14 +292,23 @@ func (t *Tool) Replay(ctx context.Context, offset int64) (Entry, error) {
 // ReplayAll replays one page of the messages not replayed yet (with
 // q.ReasonCode, if set): oldest first whatever q.Order says, so that an
 // order's messages go back in the order they were poisoned, from q.Cursor, at
-// most q.Limit of them, bounded as List is. It returns the messages it
-// replayed and, in Next, where the next page starts: call it again with that
-// cursor until Next is nil. If a replay fails, Next is that message's offset.
-func (t *Tool) ReplayAll(ctx context.Context, q Query) (Page, error) {
-	q.Order, q.notReplayed = OldestFirst, true
-	page, err := t.List(ctx, q)
+// most q.Limit of them, bounded as List is. It replays only the set its dry
+// run showed: confirmation must be the Confirmation of the page DryRunAll
+// returned for the same q, else nothing is replayed and it fails with
+// ErrConfirmationRequired (no token) or ErrSetChanged (the page is another
+// set now). It returns the messages it replayed and, in Next, where the next
+// page starts: dry-run and replay that page until Next is nil. If a replay
+// fails, Next is that message's offset.
+func (t *Tool) ReplayAll(ctx context.Context, q Query, confirmation string) (Page, error) {
+	if confirmation == "" {
+		return Page{}, ErrConfirmationRequired
+	}
+	page, err := t.replayPage(ctx, q)
 	if err != nil {
 		return Page{}, err
+	}
+	if confirmation != Confirmation(t.topic, q.ReasonCode, page.Entries) {
+		return Page{}, fmt.Errorf("%w (%d message(s) from the cursor now)", ErrSetChanged, len(page.Entries))
 	}
 	for i, e := range page.Entries {
 		if err := t.replay(ctx, e); err != nil {
@@ -307,6 +316,13 @@ func (t *Tool) ReplayAll(ctx context.Context, q Query) (Page, error) {
 		}
 	}
 	return page, nil
+}
+
+// replayPage lists the page of q that ReplayAll replays and DryRunAll
+// dry-runs: the messages not replayed yet, oldest first.
+func (t *Tool) replayPage(ctx context.Context, q Query) (Page, error) {
+	q.Order, q.notReplayed = OldestFirst, true
+	return t.List(ctx, q)
 }
 
 func (t *Tool) replay(ctx context.Context, e Entry) error {

@@ -98,7 +98,8 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "poison":
 			m := s.Common.Messaging
-			c := poisoncli.Config{DB: m.DB, Kafka: m.Kafka, PoisonTopic: m.PoisonTopic}
+			c := poisoncli.Config{DB: m.DB, Kafka: m.Kafka, PoisonTopic: m.PoisonTopic,
+				Service: s.Name, ServiceAddr: LocalAddr(s.Common.HTTPAddr), AdminToken: s.Common.AdminToken}
 			if err := poisoncli.RunCLI(ctx, c, args[1:], stdout); err != nil {
 				fmt.Fprintln(stderr, err)
 				return 1
@@ -145,16 +146,12 @@ func (s Service[O]) main(args []string, stdout, stderr io.Writer) int {
 // exit code: 0 if it answered 200 within 2 s, 1 otherwise. A wildcard host
 // (empty, 0.0.0.0, ::) is asked on 127.0.0.1.
 func Healthcheck(addr string) int {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return 1
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+LocalAddr(addr)+"/healthz", nil)
 	if err != nil {
 		return 1
 	}
@@ -177,4 +174,18 @@ func LogLevel() slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// LocalAddr is how a command, or the service itself, reaches the service
+// listening at listen: an empty or unspecified host (":8080",
+// "0.0.0.0:8080", "[::]:8080") becomes 127.0.0.1.
+func LocalAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

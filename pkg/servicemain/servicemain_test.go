@@ -103,3 +103,15 @@ func TestCommonValidateNamesThePrefix(t *testing.T) {
 		t.Fatalf("Validate of a valid config = %v", err)
 	}
 }
+
+func TestLocalAddr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		":8080": "127.0.0.1:8080", "0.0.0.0:8080": "127.0.0.1:8080", "[::]:8080": "127.0.0.1:8080",
+		"127.0.0.1:9": "127.0.0.1:9", "order:8080": "order:8080",
+	} {
+		if got := LocalAddr(in); got != want {
+			t.Errorf("LocalAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

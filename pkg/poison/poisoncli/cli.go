@@ -22,9 +22,14 @@ const Usage = `usage: <service> poison <command>
                        from topic, replays, reason; it ends with the --cursor of the next page
   show <offset>        one message in full (JSON)
   replay <offset>      send it back to the consumer (and consumer group) that poisoned it
-  replay --all [--reason-code CODE]
-                       replay every message not replayed yet (with that reason code), oldest
-                       first, a page at a time
+  replay --all [--reason-code CODE] [--cursor N] [--limit N]
+                       the dry run of a page of the messages not replayed yet (with that
+                       reason code), oldest first: what each would change, the totals and
+                       the confirmation token (asks the running service, which has the
+                       handlers); nothing is replayed
+  replay --all [--reason-code CODE] [--cursor N] [--limit N] --confirm TOKEN
+                       replay that page, if it is still the set of the dry run whose token
+                       this is; then the next page (--cursor) the same way
   purge [--up-to N]    delete messages up to offset N (all without --up-to)
   purge --replayed     delete the replayed messages up to the first one not replayed
   parked ...           the outbox rows Kafka refused for good (see "poison parked")
@@ -38,6 +43,12 @@ type Config struct {
 	// Kafka and PoisonTopic are the service's poison topic.
 	Kafka       kafka.Config
 	PoisonTopic string
+	// Service is the service's command ("order"), for the commands the CLI
+	// prints; ServiceAddr (host:port) and AdminToken reach the running
+	// service, which runs the dry run of a bulk replay.
+	Service     string
+	ServiceAddr string
+	AdminToken  string
 }
 
 // RunCLI runs a poison subcommand (args after "poison") for the service whose
@@ -75,7 +86,7 @@ func RunCLI(ctx context.Context, cfg Config, args []string, out io.Writer) error
 	case "keys":
 		return runKeysCLI(ctx, tool, args[1:], out)
 	case "list":
-		q, err := parseQuery(args[1:], false)
+		q, err := parseQuery(args[1:])
 		if err != nil {
 			return err
 		}
@@ -109,13 +120,14 @@ func RunCLI(ctx context.Context, cfg Config, args []string, out io.Writer) error
 		return enc.Encode(e)
 	case "replay":
 		if len(args) > 1 && args[1] == "--all" {
-			q, err := parseQuery(args[2:], true)
+			q, confirm, err := parseReplayQuery(args[2:])
 			if err != nil {
 				return err
 			}
-			replayed, err := replayAll(ctx, tool, q)
-			fmt.Fprintf(out, "replayed %d message(s)\n", replayed)
-			return err
+			if confirm == "" {
+				return dryRunAll(ctx, cfg, q, out)
+			}
+			return replayAll(ctx, cfg, tool, q, confirm, out)
 		}
 		n, err := offset(1)
 		if err != nil {
@@ -150,27 +162,47 @@ func RunCLI(ctx context.Context, cfg Config, args []string, out io.Writer) error
 	}
 }
 
-// parseQuery reads the flags of "list" (all of them) or "replay --all"
-// (--reason-code only).
-func parseQuery(args []string, replay bool) (poison.Query, error) {
-	fs := flag.NewFlagSet("poison", flag.ContinueOnError)
+// parseQuery reads the flags of "list".
+func parseQuery(args []string) (poison.Query, error) {
+	fs := flag.NewFlagSet("poison list", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	reason := fs.String("reason-code", "", "only the messages with this reason code")
-	var limit int
-	var cursor int64
-	var oldestFirst bool
-	if !replay {
-		fs.IntVar(&limit, "limit", poison.DefaultLimit, "the most messages to show")
-		fs.Int64Var(&cursor, "cursor", 0, "the offset to start at (a previous page's next cursor)")
-		fs.BoolVar(&oldestFirst, "oldest-first", false, "go from the oldest message")
-	}
+	limit := fs.Int("limit", poison.DefaultLimit, "the most messages to show")
+	cursor := fs.Int64("cursor", 0, "the offset to start at (a previous page's next cursor)")
+	oldestFirst := fs.Bool("oldest-first", false, "go from the oldest message")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return poison.Query{}, fmt.Errorf("bad flags %q\n%s", args, Usage)
 	}
-	if !replay && (limit < 1 || limit > poison.MaxLimit) {
+	q, err := pageQuery(fs, *reason, *limit, *cursor)
+	if *oldestFirst {
+		q.Order = poison.OldestFirst
+	}
+	return q, err
+}
+
+// parseReplayQuery reads the flags of "replay --all": the page and the
+// confirmation token ("" for the dry run).
+func parseReplayQuery(args []string) (poison.Query, string, error) {
+	fs := flag.NewFlagSet("poison replay --all", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	reason := fs.String("reason-code", "", "only the messages with this reason code")
+	limit := fs.Int("limit", poison.DefaultLimit, "the most messages in the page")
+	cursor := fs.Int64("cursor", 0, "the offset to start at (the next cursor of the page before)")
+	confirm := fs.String("confirm", "", "the confirmation token of the page's dry run")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return poison.Query{}, "", fmt.Errorf("bad flags %q\n%s", args, Usage)
+	}
+	q, err := pageQuery(fs, *reason, *limit, *cursor)
+	return q, *confirm, err
+}
+
+// pageQuery checks the page flags fs parsed and returns their query (newest
+// first; --cursor only if given).
+func pageQuery(fs *flag.FlagSet, reason string, limit int, cursor int64) (poison.Query, error) {
+	if limit < 1 || limit > poison.MaxLimit {
 		return poison.Query{}, fmt.Errorf("--limit must be between 1 and %d", poison.MaxLimit)
 	}
-	q := poison.Query{Limit: limit, Order: poison.NewestFirst, ReasonCode: *reason}
+	q := poison.Query{Limit: limit, Order: poison.NewestFirst, ReasonCode: reason}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "cursor" {
 			q.Cursor = &cursor
@@ -179,23 +211,5 @@ func parseQuery(args []string, replay bool) (poison.Query, error) {
 	if q.Cursor != nil && cursor < 0 {
 		return poison.Query{}, fmt.Errorf("--cursor must be a non-negative offset")
 	}
-	if oldestFirst {
-		q.Order = poison.OldestFirst
-	}
 	return q, nil
-}
-
-// replayAll replays page after page (ReplayAll) until the end of the topic,
-// holding one page at a time, and returns how many it replayed.
-func replayAll(ctx context.Context, tool *poison.Tool, q poison.Query) (int, error) {
-	q.Limit = poison.MaxLimit
-	replayed := 0
-	for {
-		page, err := tool.ReplayAll(ctx, q)
-		replayed += len(page.Entries)
-		if err != nil || page.Next == nil {
-			return replayed, err
-		}
-		q.Cursor = page.Next
-	}
 }

@@ -3,7 +3,10 @@
 // topic, its parked outbox rows and its parked keys, reading where they are
 // from the service's own environment (Config).
 //
-// Guarantees: a replay of everything goes a page at a time; nothing is read
-// whole. Needs: package poison. Fails: on an unknown command, a bad offset,
-// or when the database or Kafka cannot be reached.
+// Guarantees: a bulk replay goes a page at a time, each page only with the
+// confirmation token its dry run printed; nothing is read whole. Needs:
+// package poison, and the running service for the dry run of a bulk replay
+// (it has the handlers). Fails: on an unknown command, a bad offset or
+// token, or when the database, Kafka or (for that dry run) the service
+// cannot be reached.
 package poisoncli

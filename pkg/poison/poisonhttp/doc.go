@@ -5,6 +5,7 @@
 //
 // Guarantees: with an empty token every endpoint answers 404, so an
 // unconfigured service exposes nothing; a client mistake is a 4xx
-// problem+json, never a 5xx. Needs: package poison and Echo v4. Fails: with
-// the tool's errors mapped to HTTP (404, 409, 410, 503).
+// problem+json, never a 5xx; a bulk replay replays only the set whose dry run
+// gave its confirm token. Needs: package poison and Echo v4. Fails: with the
+// tool's errors mapped to HTTP (404, 409, 410, 428, 503).
 package poisonhttp

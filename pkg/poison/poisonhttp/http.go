@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -22,7 +23,10 @@ import (
 //	GET  "/:offset"          one message; 410 if it was purged
 //	POST "/:offset/replay"   send it back to the consumer that poisoned it
 //	POST "/:offset/dry-run"  what a replay would change (mounted by DryRunRoute)
-//	POST "/replay?cursor=&limit=&reason_code="  replay a page of the messages not replayed yet
+//	POST "/replay/dry-run?cursor=&limit=&reason_code="  what a replay of a page would change,
+//	                         and its confirmation token (mounted by DryRunRoute)
+//	POST "/replay?cursor=&limit=&reason_code=&confirm="  replay a page of the messages not
+//	                         replayed yet: the page of the dry run whose token confirm is
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
 //	GET  "/parked"           parked outbox rows, in park order
 //	GET  "/parked/:id"       one parked row with payload and metadata
@@ -81,7 +85,11 @@ func Routes(g *echo.Group, tool *poison.Tool, token string) {
 		if err != nil {
 			return err
 		}
-		page, err := tool.ReplayAll(c.Request().Context(), q)
+		confirm, err := confirmParam(c)
+		if err != nil {
+			return err
+		}
+		page, err := tool.ReplayAll(c.Request().Context(), q, confirm)
 		if err != nil {
 			return httpError(err)
 		}
@@ -154,11 +162,30 @@ func queryParams(c echo.Context, listing bool) (poison.Query, error) {
 	return q, nil
 }
 
+// confirmParam reads the confirmation token of a bulk replay: "" when
+// absent; present, it must look like one (64 hex digits), else 400.
+func confirmParam(c echo.Context) (string, error) {
+	params := c.QueryParams()
+	if !params.Has("confirm") {
+		return "", nil
+	}
+	token := params.Get("confirm")
+	if _, err := hex.DecodeString(token); err != nil || len(token) != 64 || strings.ToLower(token) != token {
+		return "", echo.NewHTTPError(http.StatusBadRequest, "confirm must be the confirmation token of a dry run (64 lower-case hex digits)")
+	}
+	return token, nil
+}
+
 // httpError turns the Tool's errors into problems: an offset not there is a
-// 404, one purged (also while it was read) a 410, a read that Kafka did not
-// serve in time a 503.
+// 404, one purged (also while it was read) a 410, a bulk replay without its
+// dry run's token a 428 and with the token of another set a 409, a read that
+// Kafka did not serve in time a 503.
 func httpError(err error) error {
 	switch {
+	case errors.Is(err, poison.ErrConfirmationRequired):
+		return echo.NewHTTPError(http.StatusPreconditionRequired, err.Error())
+	case errors.Is(err, poison.ErrSetChanged):
+		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	case errors.Is(err, poison.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
 	case errors.Is(err, poison.ErrGone):
@@ -171,10 +198,27 @@ func httpError(err error) error {
 
 // DryRunRoute mounts on g (the group of Routes) POST "/:offset/dry-run":
 // what a replay of the message would change, in a transaction that is
-// rolled back (poison.Tool.DryRun); 409 if this service does not run the
-// consumer that poisoned it. Same token rules as Routes.
+// rolled back (poison.Tool.DryRun), and POST "/replay/dry-run": the same for
+// each message of the page POST "/replay" would replay, with totals and the
+// confirmation token that replay needs (poison.Tool.DryRunAll). Both answer
+// 409 if this service does not run the consumer that poisoned a message.
+// Same token rules as Routes.
 func DryRunRoute(g *echo.Group, tool *poison.Tool, token string, cfg poison.DryRunConfig) {
 	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
+	r.POST("/replay/dry-run", func(c echo.Context) error {
+		q, err := queryParams(c, false)
+		if err != nil {
+			return err
+		}
+		summary, err := tool.DryRunAll(c.Request().Context(), q, cfg)
+		if errors.Is(err, poison.ErrNoConsumer) {
+			return echo.NewHTTPError(http.StatusConflict, err.Error())
+		}
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(http.StatusOK, summary)
+	})
 	r.POST("/:offset/dry-run", func(c echo.Context) error {
 		off, err := offsetParam(c)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/onceflow/onceflow/services/order/internal/adapters/console"
+	"github.com/onceflow/onceflow/pkg/servicemain"
 )
 
 // DiagnoseUsage describes the "diagnose" subcommand.
@@ -113,7 +113,7 @@ func Stuck(ctx context.Context, cfg Config, args []string, out io.Writer) error 
 func adminGet(ctx context.Context, cfg Config, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+console.LocalAddr(cfg.HTTPAddr)+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+servicemain.LocalAddr(cfg.HTTPAddr)+path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -194,7 +194,7 @@ func mountRoutes(api *echo.Echo, cfg Config, poisonTool *poison.Tool, dryRun poi
 	// are the admin endpoints above (and the payment service's, proxied).
 	if err := console.Routes(api, console.Config{
 		Source: &console.Scraper{
-			OrderMetricsURL:   "http://" + console.LocalAddr(cfg.HTTPAddr) + "/metrics",
+			OrderMetricsURL:   "http://" + servicemain.LocalAddr(cfg.HTTPAddr) + "/metrics",
 			PaymentMetricsURL: console.JoinURL(cfg.ConsolePaymentURL, "/metrics"),
 			Store:             stats,
 		},

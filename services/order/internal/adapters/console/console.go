@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -198,17 +197,4 @@ func JoinURL(base, path string) string {
 		return ""
 	}
 	return strings.TrimSuffix(base, "/") + path
-}
-
-// LocalAddr is how this process reaches its own listen address: an empty or
-// unspecified host (":8080", "0.0.0.0:8080", "[::]:8080") becomes 127.0.0.1.
-func LocalAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

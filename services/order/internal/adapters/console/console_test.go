@@ -290,15 +290,3 @@ func TestConsolePaymentProxy(t *testing.T) {
 		t.Fatalf("payment down: status %d, want 502", resp.StatusCode)
 	}
 }
-
-func TestLocalAddr(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		":8080": "127.0.0.1:8080", "0.0.0.0:8080": "127.0.0.1:8080", "[::]:8080": "127.0.0.1:8080",
-		"127.0.0.1:9": "127.0.0.1:9", "order:8080": "order:8080",
-	} {
-		if got := console.LocalAddr(in); got != want {
-			t.Errorf("LocalAddr(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

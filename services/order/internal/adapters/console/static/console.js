@@ -181,8 +181,11 @@ async function loadPoison(service, more) {
       const actions = document.createElement("td");
       actions.append(
         button("inspect", async () => {
-          $("poison-detail").textContent = JSON.stringify(await admin(service, "GET", "/" + m.offset), null, 2);
+          const d = await admin(service, "GET", "/" + m.offset);
+          delete $("poison-detail").dataset.dryRun;
+          $("poison-detail").textContent = JSON.stringify(d, null, 2);
         }),
+        button("dry run", async () => showDryRun(service, await admin(service, "POST", "/" + m.offset + "/dry-run"))),
         button("replay", async () => { await admin(service, "POST", "/" + m.offset + "/replay"); await loadPoison(service); }),
         confirmButton("discard up to here", async () => { await admin(service, "POST", "/purge?up_to=" + m.offset); await loadPoison(service); }));
       tr.append(cell(String(m.offset)), cell(m.reason_code || m.reason), cell(m.event_type || ""), cell(m.order_id || ""),
@@ -198,11 +201,30 @@ async function loadPoison(service, more) {
   }
 }
 
+// showDryRun shows in the detail pane what replaying one of a service's
+// messages would change (POST /{offset}/dry-run: the handler ran in a
+// transaction that was rolled back, so nothing changed).
+function showDryRun(service, d) {
+  const r = d.result, el = $("poison-detail");
+  el.dataset.dryRun = service + ":" + (r.would_succeed ? "succeed" : "fail");
+  const events = (r.events || []).map((e) => e.type + " to " + e.topic + (e.key ? " (key " + e.key + ")" : ""));
+  el.textContent = [
+    "dry run of offset " + d.message.offset + " (" + (d.message.reason_code || d.message.reason) + "); nothing was changed",
+    r.would_succeed ? "a replay would succeed" : "a replay would fail again: " + r.reason_code,
+    "state before: " + JSON.stringify(r.before ?? null),
+    "state after:  " + JSON.stringify(r.after ?? null),
+    "events it would emit: " + (events.length ? events.join(", ") : "none"),
+  ].join("\n");
+}
+
 function button(label, fn) {
   const b = document.createElement("button");
   b.textContent = label;
   b.className = "action-" + label.split(" ")[0];
-  b.addEventListener("click", () => fn().catch((e) => setText("poison-detail", "error: " + e.message)));
+  b.addEventListener("click", () => fn().catch((e) => {
+    delete $("poison-detail").dataset.dryRun;
+    setText("poison-detail", "error: " + e.message);
+  }));
   return b;
 }
 
