@@ -37,15 +37,32 @@ start=$SECONDS
 installs >"$install_log" 2>&1 &
 installs_pid=$!
 cross_pid=
-trap 'kill $installs_pid $cross_pid 2>/dev/null || true' EXIT
-
 summary=()
+current=
+# finish prints the steps' times, also when one failed: which step, after how
+# long, is the first thing to read in a red CI log.
+finish() {
+  local rc=$?
+  kill "$installs_pid" $cross_pid 2>/dev/null || true
+  if [ "$rc" -ne 0 ] && [ -n "$current" ]; then
+    summary+=("$(printf '%-17s %5d s  FAILED' "$current" $((SECONDS - step_t0)))")
+    log "step $current failed after $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s:"
+  else
+    log "every step passed in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s:"
+  fi
+  printf '  %s\n' "${summary[@]}" >&2
+}
+trap finish EXIT
+
+step_t0=
 step() {
-  local name=$1 t0=$SECONDS
+  current=$1
+  step_t0=$SECONDS
   shift
-  log "$name"
+  log "$current"
   "$@"
-  summary+=("$(printf '%-17s %5d s' "$name" $((SECONDS - t0)))")
+  summary+=("$(printf '%-17s %5d s' "$current" $((SECONDS - step_t0)))")
+  current=
 }
 
 # wait_installs waits for the background installs. A failed one is reported
@@ -86,6 +103,3 @@ start_cross
 step test-integration m test-integration
 step cross wait_cross
 step e2e m e2e SCENARIO=
-
-log "every step passed in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s:"
-printf '  %s\n' "${summary[@]}" >&2
