@@ -171,6 +171,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	until("the backlog rises", pending+" >= "+strconv.Itoa(waiting), 60*time.Second)
 	shot("console-backlog.png", "header")
+	// A waiting order's diagnosis (the token is in the page since step 2):
+	// its event waits in the order service's outbox.
+	waitingID := ids[len(ids)-1]
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#recent-orders tr[data-id=%q] td.id`, waitingID)))); err != nil {
+		t.Fatal(err)
+	}
+	until("diagnosis of "+waitingID+": its event waits in the outbox",
+		`document.getElementById("diagnosis").dataset.cause === "outbox_backlog"`, 30*time.Second)
 
 	// 4. Kafka back: the backlog drains, the waiting orders complete.
 	restartKafka()

@@ -200,3 +200,31 @@ func TestSlowClientsDoNotStopOrders(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepAliveConnectionOutlivesALongRequest: a request that outlives the
+// request timeout (the console's event stream, which ends with it) does not
+// spoil its keep-alive connection: the next request on it is served, not
+// refused with a 500 for a canceled context (golang/go#70834).
+func TestKeepAliveConnectionOutlivesALongRequest(t *testing.T) {
+	const requestTimeout = 300 * time.Millisecond
+	addr := startOrderService(t, requestTimeout, httpserver.Config{})
+	// One connection, reused by every request.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	for i := range 3 {
+		resp, err := client.Get("http://" + addr + "/console/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body) // the stream ends with the request timeout
+		resp.Body.Close()
+		next, err := client.Get("http://" + addr + "/orders/no-such-order")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next.Body.Close()
+		if next.StatusCode != http.StatusNotFound {
+			t.Fatalf("round %d: the request after the event stream, on its connection: %d, want 404", i, next.StatusCode)
+		}
+	}
+}

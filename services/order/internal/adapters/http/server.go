@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -122,14 +123,41 @@ func NewServer(svc *app.Service, cfg Config, logger *slog.Logger) *echo.Echo {
 
 // readDeadline makes reading the request body respect the request timeout:
 // the connection's read deadline becomes now + timeout (the server's
-// ReadTimeout still caps the whole request).
+// ReadTimeout still caps the whole request), and is cleared once the body is
+// read. net/http goes on reading the connection while the handler runs, to
+// notice a client that leaves; a deadline that fires there cancels the
+// connection's context, and every later request on that keep-alive connection
+// then starts canceled (golang/go#70834): a browser's console stream, which
+// outlives the timeout, made every next request on its connection a 500. A
+// request without a body gets no deadline of its own.
 func readDeadline(timeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(timeout))
+			req := c.Request()
+			if req.ContentLength == 0 || req.Body == nil || req.Body == http.NoBody {
+				return next(c)
+			}
+			rc := http.NewResponseController(c.Response())
+			_ = rc.SetReadDeadline(time.Now().Add(timeout))
+			req.Body = &deadlineUntilEOF{ReadCloser: req.Body, clear: func() { _ = rc.SetReadDeadline(time.Time{}) }}
 			return next(c)
 		}
 	}
+}
+
+// deadlineUntilEOF clears the read deadline when its body has been read.
+type deadlineUntilEOF struct {
+	io.ReadCloser
+	clear func()
+	once  sync.Once
+}
+
+func (b *deadlineUntilEOF) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.once.Do(b.clear)
+	}
+	return n, err
 }
 
 // correlationRe is what the server accepts from a client as a request id or a
