@@ -102,8 +102,9 @@ func stackState(t *testing.T, s *harness.Stack) string {
 
 // TestDiagnosis: for each cause, the test creates it, the diagnosis names it
 // and its remedy, and applying the remedy makes the order terminal
-// (CONFIRMED); before the replay of a poisoned message, its dry run shows
-// the charge and its event and changes no table and no topic. The causes
+// (CONFIRMED); before the replay of a poisoned message or of a parked key,
+// its dry run shows the charge and its event and changes no table and no
+// topic. The causes
 // share nothing but the e2e servers and run in parallel, beside the fault
 // suite.
 func TestDiagnosis(t *testing.T) {
@@ -176,10 +177,33 @@ func TestDiagnosis(t *testing.T) {
 		placed := time.Now()
 		id := place(t, s, "flaky-1", 500, "EUR").ID
 		d := diagnoseUntil(t, s, id, "key_parked")
-		if !strings.Contains(d.Cause.Remedy, "payment poison keys replay "+id) {
-			t.Fatalf("cause %+v: want the payment service's key replay", d.Cause)
+		if !strings.Contains(d.Cause.Remedy, "payment poison keys replay "+id) || !strings.Contains(d.Cause.Remedy, "payment poison keys dry-run "+id) {
+			t.Fatalf("cause %+v: want the payment service's key dry run and replay", d.Cause)
 		}
 		time.Sleep(time.Until(placed.Add(flakyFor + time.Second)))
+
+		// The dry run of the key's release: its queue (the placement) would
+		// charge now, and nothing changes.
+		before := stackState(t, s)
+		var dry struct {
+			StateChange string `json:"state_change"`
+			Result      struct {
+				WouldSucceed bool `json:"would_succeed"`
+				Ran          int
+				Events       []struct{ Type, Key string }
+			}
+		}
+		status, err := s.Call(ctxFor(t, 10*time.Second), s.Payments[0], http.MethodPost, "/admin/poison/keys/"+id+"/dry-run", diagnosisToken, &dry)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("dry run of key %s: status %d, err %v", id, status, err)
+		}
+		if r := dry.Result; !r.WouldSucceed || r.Ran != 1 || len(r.Events) != 1 || r.Events[0].Type != "payment.completed" ||
+			r.Events[0].Key != id || !strings.HasSuffix(dry.StateChange, "-> CHARGED") {
+			t.Fatalf("dry run %+v: want the parked placement to charge, with its payment.completed", dry)
+		}
+		if after := stackState(t, s); after != before {
+			t.Fatalf("the dry run changed the databases or topics:\nbefore %s\nafter  %s", before, after)
+		}
 		applyRemedy(t, s, d)
 		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
 			t.Fatalf("order %+v, want CONFIRMED", o)

@@ -270,7 +270,7 @@ type PoisonDryRunResult struct {
 	// Before The state the handler may change (the order's, the payment's) before it ran; absent if there is none.
 	Before interface{} `json:"before,omitempty"`
 
-	// Events The events the handler would emit, read from the outbox inside the rolled-back transaction.
+	// Events The events the handler would emit, read from the outbox inside the rolled-back transaction (none from a handling that fails: it would commit nothing).
 	Events []struct {
 		Id      string  `json:"id"`
 		Key     *string `json:"key,omitempty"`
@@ -278,6 +278,12 @@ type PoisonDryRunResult struct {
 		Topic   string  `json:"topic"`
 		Type    *string `json:"type,omitempty"`
 	} `json:"events"`
+
+	// FailedMessageId The id of the message the handler failed on.
+	FailedMessageId *string `json:"failed_message_id,omitempty"`
+
+	// Ran How many messages the handler ran on, the failed one included (a key's queue stops at its first failure).
+	Ran int `json:"ran"`
 
 	// ReasonCode Otherwise, its error's public reason code.
 	ReasonCode *string `json:"reason_code,omitempty"`
@@ -507,6 +513,12 @@ type DiscardParkedKeyParams struct {
 	Handler *ParkedKeyHandler `form:"handler,omitempty" json:"handler,omitempty"`
 }
 
+// DryRunParkedKeyParams defines parameters for DryRunParkedKey.
+type DryRunParkedKeyParams struct {
+	// Handler The consumer, when several have the key parked (otherwise 409).
+	Handler *ParkedKeyHandler `form:"handler,omitempty" json:"handler,omitempty"`
+}
+
 // ReplayParkedKeyParams defines parameters for ReplayParkedKey.
 type ReplayParkedKeyParams struct {
 	// Handler The consumer, when several have the key parked (otherwise 409).
@@ -715,6 +727,13 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/poison/keys/{key}/discard (the `DiscardParkedKey` operationId).
 	DiscardParkedKey(ctx context.Context, key ParkedKeyName, params *DiscardParkedKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DryRunParkedKey Show what releasing the key's queue would change, changing nothing
+	//
+	// Runs the key's parked messages, head first, through the handler of the consumer that parked them, as a release would deliver them: each sees what the ones before it wrote, and the run stops at the first that fails (a release would make it the key's head again). All in one database transaction that is rolled back: whether the release would succeed (or the failing message and its reason code), the events it would emit and the order's or payment's state before and after. Nothing is released, published, recorded or committed.
+	//
+	// Corresponds with POST /admin/poison/keys/{key}/dry-run (the `DryRunParkedKey` operationId).
+	DryRunParkedKey(ctx context.Context, key ParkedKeyName, params *DryRunParkedKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ReplayParkedKey Ask the running consumers to release the key, head first
 	//
 	// Corresponds with POST /admin/poison/keys/{key}/replay (the `ReplayParkedKey` operationId).
@@ -739,6 +758,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /admin/poison/parked/{id}/discard (the `DiscardParkedRow` operationId).
 	DiscardParkedRow(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DryRunParkedRow Show what replaying the head of a key would send, sending nothing
+	//
+	// The rows a replay would send, in order (the head, then the key's rows parked behind it), and whether Kafka would take the head now: its topic exists and it fits the smaller of the topic's max.message.bytes and the producer's limit. Reads the database and Kafka's metadata and topic configuration; sends and changes nothing. A record the broker refuses for its content cannot be told without sending it.
+	//
+	// Corresponds with POST /admin/poison/parked/{id}/dry-run (the `DryRunParkedRow` operationId).
+	DryRunParkedRow(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReplayParkedRow Replay the head of a key (its later rows follow)
 	//
@@ -941,6 +967,23 @@ func (c *Client) DiscardParkedKey(ctx context.Context, key ParkedKeyName, params
 	return c.Client.Do(req)
 }
 
+// DryRunParkedKey Show what releasing the key's queue would change, changing nothing
+//
+// Runs the key's parked messages, head first, through the handler of the consumer that parked them, as a release would deliver them: each sees what the ones before it wrote, and the run stops at the first that fails (a release would make it the key's head again). All in one database transaction that is rolled back: whether the release would succeed (or the failing message and its reason code), the events it would emit and the order's or payment's state before and after. Nothing is released, published, recorded or committed.
+//
+// Corresponds with POST /admin/poison/keys/{key}/dry-run (the `DryRunParkedKey` operationId).
+func (c *Client) DryRunParkedKey(ctx context.Context, key ParkedKeyName, params *DryRunParkedKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDryRunParkedKeyRequest(c.Server, key, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ReplayParkedKey Ask the running consumers to release the key, head first
 //
 // Corresponds with POST /admin/poison/keys/{key}/replay (the `ReplayParkedKey` operationId).
@@ -1006,6 +1049,23 @@ func (c *Client) GetParkedRow(ctx context.Context, id ParkedID, reqEditors ...Re
 // Corresponds with POST /admin/poison/parked/{id}/discard (the `DiscardParkedRow` operationId).
 func (c *Client) DiscardParkedRow(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDiscardParkedRowRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DryRunParkedRow Show what replaying the head of a key would send, sending nothing
+//
+// The rows a replay would send, in order (the head, then the key's rows parked behind it), and whether Kafka would take the head now: its topic exists and it fits the smaller of the topic's max.message.bytes and the producer's limit. Reads the database and Kafka's metadata and topic configuration; sends and changes nothing. A record the broker refuses for its content cannot be told without sending it.
+//
+// Corresponds with POST /admin/poison/parked/{id}/dry-run (the `DryRunParkedRow` operationId).
+func (c *Client) DryRunParkedRow(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDryRunParkedRowRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1619,6 +1679,67 @@ func NewDiscardParkedKeyRequest(server string, key ParkedKeyName, params *Discar
 	return req, nil
 }
 
+// NewDryRunParkedKeyRequest constructs an http.Request for the DryRunParkedKey method
+func NewDryRunParkedKeyRequest(server string, key ParkedKeyName, params *DryRunParkedKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/poison/keys/%s/dry-run", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Handler != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "handler", *params.Handler, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReplayParkedKeyRequest constructs an http.Request for the ReplayParkedKey method
 func NewReplayParkedKeyRequest(server string, key ParkedKeyName, params *ReplayParkedKeyParams) (*http.Request, error) {
 	var err error
@@ -1785,6 +1906,40 @@ func NewDiscardParkedRowRequest(server string, id ParkedID) (*http.Request, erro
 	}
 
 	operationPath := fmt.Sprintf("/admin/poison/parked/%s/discard", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDryRunParkedRowRequest constructs an http.Request for the DryRunParkedRow method
+func NewDryRunParkedRowRequest(server string, id ParkedID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/poison/parked/%s/dry-run", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2732,6 +2887,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/poison/keys/{key}/discard (the `DiscardParkedKey` operationId).
 	DiscardParkedKeyWithResponse(ctx context.Context, key ParkedKeyName, params *DiscardParkedKeyParams, reqEditors ...RequestEditorFn) (*DiscardParkedKeyResponse, error)
 
+	// DryRunParkedKeyWithResponse Show what releasing the key's queue would change, changing nothing
+	//
+	// Runs the key's parked messages, head first, through the handler of the consumer that parked them, as a release would deliver them: each sees what the ones before it wrote, and the run stops at the first that fails (a release would make it the key's head again). All in one database transaction that is rolled back: whether the release would succeed (or the failing message and its reason code), the events it would emit and the order's or payment's state before and after. Nothing is released, published, recorded or committed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/poison/keys/{key}/dry-run (the `DryRunParkedKey` operationId).
+	DryRunParkedKeyWithResponse(ctx context.Context, key ParkedKeyName, params *DryRunParkedKeyParams, reqEditors ...RequestEditorFn) (*DryRunParkedKeyResponse, error)
+
 	// ReplayParkedKeyWithResponse Ask the running consumers to release the key, head first
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2766,6 +2930,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /admin/poison/parked/{id}/discard (the `DiscardParkedRow` operationId).
 	DiscardParkedRowWithResponse(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*DiscardParkedRowResponse, error)
+
+	// DryRunParkedRowWithResponse Show what replaying the head of a key would send, sending nothing
+	//
+	// The rows a replay would send, in order (the head, then the key's rows parked behind it), and whether Kafka would take the head now: its topic exists and it fits the smaller of the topic's max.message.bytes and the producer's limit. Reads the database and Kafka's metadata and topic configuration; sends and changes nothing. A record the broker refuses for its content cannot be told without sending it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/poison/parked/{id}/dry-run (the `DryRunParkedRow` operationId).
+	DryRunParkedRowWithResponse(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*DryRunParkedRowResponse, error)
 
 	// ReplayParkedRowWithResponse Replay the head of a key (its later rows follow)
 	//
@@ -3451,6 +3624,129 @@ func (r DiscardParkedKeyResponse) ContentType() string {
 	return ""
 }
 
+type DryRunParkedKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Key    ParkedKey          `json:"key"`
+		Result PoisonDryRunResult `json:"result"`
+
+		// StateChange How the state's status would change ("PENDING -> CONFIRMED"); absent if it would not change.
+		StateChange *string `json:"state_change,omitempty"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *AdminInternal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *AdminUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DryRunParkedKeyResponse) GetJSON200() *struct {
+	Key    ParkedKey          `json:"key"`
+	Result PoisonDryRunResult `json:"result"`
+
+	// StateChange How the state's status would change ("PENDING -> CONFIRMED"); absent if it would not change.
+	StateChange *string `json:"state_change,omitempty"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON500() *AdminInternal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DryRunParkedKeyResponse) GetApplicationproblemJSON503() *AdminUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DryRunParkedKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DryRunParkedKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DryRunParkedKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DryRunParkedKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ReplayParkedKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3956,6 +4252,141 @@ func (r DiscardParkedRowResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DiscardParkedRowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DryRunParkedRowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		// HeadBytes The head's payload, metadata and key (the record batch adds about 70 bytes).
+		HeadBytes int `json:"head_bytes"`
+
+		// MaxMessageBytes The largest record Kafka and the producer take for the head's topic now.
+		MaxMessageBytes int `json:"max_message_bytes"`
+
+		// ReasonCode The refusal to expect otherwise: message_too_large or unknown_topic.
+		ReasonCode   *string     `json:"reason_code,omitempty"`
+		Rows         []ParkedRow `json:"rows"`
+		TopicExists  bool        `json:"topic_exists"`
+		WouldSucceed bool        `json:"would_succeed"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CrossOriginRequest
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON405 the response for an HTTP 405 `application/problem+json` response
+	ApplicationproblemJSON405 *AdminMethodNotAllowed
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *AdminConflict
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
+	ApplicationproblemJSON421 *MisdirectedRequest
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *AdminInternal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *AdminUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DryRunParkedRowResponse) GetJSON200() *struct {
+	// HeadBytes The head's payload, metadata and key (the record batch adds about 70 bytes).
+	HeadBytes int `json:"head_bytes"`
+
+	// MaxMessageBytes The largest record Kafka and the producer take for the head's topic now.
+	MaxMessageBytes int `json:"max_message_bytes"`
+
+	// ReasonCode The refusal to expect otherwise: message_too_large or unknown_topic.
+	ReasonCode   *string     `json:"reason_code,omitempty"`
+	Rows         []ParkedRow `json:"rows"`
+	TopicExists  bool        `json:"topic_exists"`
+	WouldSucceed bool        `json:"would_succeed"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON403() *CrossOriginRequest {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON405 returns the response for an HTTP 405 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON405() *AdminMethodNotAllowed {
+	return r.ApplicationproblemJSON405
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON409() *AdminConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON421() *MisdirectedRequest {
+	return r.ApplicationproblemJSON421
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON500() *AdminInternal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DryRunParkedRowResponse) GetApplicationproblemJSON503() *AdminUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DryRunParkedRowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DryRunParkedRowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DryRunParkedRowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DryRunParkedRowResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5889,6 +6320,21 @@ func (c *ClientWithResponses) DiscardParkedKeyWithResponse(ctx context.Context, 
 	return ParseDiscardParkedKeyResponse(rsp)
 }
 
+// DryRunParkedKeyWithResponse Show what releasing the key's queue would change, changing nothing
+//
+// Runs the key's parked messages, head first, through the handler of the consumer that parked them, as a release would deliver them: each sees what the ones before it wrote, and the run stops at the first that fails (a release would make it the key's head again). All in one database transaction that is rolled back: whether the release would succeed (or the failing message and its reason code), the events it would emit and the order's or payment's state before and after. Nothing is released, published, recorded or committed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/poison/keys/{key}/dry-run (the `DryRunParkedKey` operationId).
+func (c *ClientWithResponses) DryRunParkedKeyWithResponse(ctx context.Context, key ParkedKeyName, params *DryRunParkedKeyParams, reqEditors ...RequestEditorFn) (*DryRunParkedKeyResponse, error) {
+	rsp, err := c.DryRunParkedKey(ctx, key, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDryRunParkedKeyResponse(rsp)
+}
+
 // ReplayParkedKeyWithResponse Ask the running consumers to release the key, head first
 //
 // Returns a wrapper object for the known response body format(s).
@@ -5952,6 +6398,21 @@ func (c *ClientWithResponses) DiscardParkedRowWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseDiscardParkedRowResponse(rsp)
+}
+
+// DryRunParkedRowWithResponse Show what replaying the head of a key would send, sending nothing
+//
+// The rows a replay would send, in order (the head, then the key's rows parked behind it), and whether Kafka would take the head now: its topic exists and it fits the smaller of the topic's max.message.bytes and the producer's limit. Reads the database and Kafka's metadata and topic configuration; sends and changes nothing. A record the broker refuses for its content cannot be told without sending it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/poison/parked/{id}/dry-run (the `DryRunParkedRow` operationId).
+func (c *ClientWithResponses) DryRunParkedRowWithResponse(ctx context.Context, id ParkedID, reqEditors ...RequestEditorFn) (*DryRunParkedRowResponse, error) {
+	rsp, err := c.DryRunParkedRow(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDryRunParkedRowResponse(rsp)
 }
 
 // ReplayParkedRowWithResponse Replay the head of a key (its later rows follow)
@@ -6665,6 +7126,108 @@ func ParseDiscardParkedKeyResponse(rsp *http.Response) (*DiscardParkedKeyRespons
 	return response, nil
 }
 
+// ParseDryRunParkedKeyResponse parses an HTTP response from a DryRunParkedKeyWithResponse call
+func ParseDryRunParkedKeyResponse(rsp *http.Response) (*DryRunParkedKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DryRunParkedKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Key    ParkedKey          `json:"key"`
+			Result PoisonDryRunResult `json:"result"`
+
+			// StateChange How the state's status would change ("PENDING -> CONFIRMED"); absent if it would not change.
+			StateChange *string `json:"state_change,omitempty"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest AdminMethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest AdminInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest AdminUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseReplayParkedKeyResponse parses an HTTP response from a ReplayParkedKeyWithResponse call
 func ParseReplayParkedKeyResponse(rsp *http.Response) (*ReplayParkedKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7014,6 +7577,114 @@ func ParseDiscardParkedRowResponse(rsp *http.Response) (*DiscardParkedRowRespons
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest struct {
 			Discarded ParkedRow `json:"discarded"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CrossOriginRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 405:
+		var dest AdminMethodNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON405 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest AdminConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
+		var dest MisdirectedRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON421 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest AdminInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest AdminUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDryRunParkedRowResponse parses an HTTP response from a DryRunParkedRowWithResponse call
+func ParseDryRunParkedRowResponse(rsp *http.Response) (*DryRunParkedRowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DryRunParkedRowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			// HeadBytes The head's payload, metadata and key (the record batch adds about 70 bytes).
+			HeadBytes int `json:"head_bytes"`
+
+			// MaxMessageBytes The largest record Kafka and the producer take for the head's topic now.
+			MaxMessageBytes int `json:"max_message_bytes"`
+
+			// ReasonCode The refusal to expect otherwise: message_too_large or unknown_topic.
+			ReasonCode   *string     `json:"reason_code,omitempty"`
+			Rows         []ParkedRow `json:"rows"`
+			TopicExists  bool        `json:"topic_exists"`
+			WouldSucceed bool        `json:"would_succeed"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err

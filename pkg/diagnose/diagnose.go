@@ -104,7 +104,8 @@ func (p Prober) parkedKey(ctx context.Context, key string) (*Hold, error) {
 		detail += "; a replay is requested and the consumer releases it at its next poll"
 	}
 	return &Hold{Code: CodeKeyParked, Service: p.Service, Since: since.UTC(), Detail: detail,
-		Remedy: fmt.Sprintf("%s poison keys replay %s (POST /admin/poison/keys/%s/replay on the %s service)", p.Service, key, key, p.Service)}, nil
+		Remedy: fmt.Sprintf("fix the cause; %s poison keys dry-run %s shows what the release would change; then %s poison keys replay %s (POST /admin/poison/keys/%s/replay on the %s service)",
+			p.Service, key, p.Service, key, key, p.Service)}, nil
 }
 
 // parkedRow reads the head of the key in outbox_parked by its key index.

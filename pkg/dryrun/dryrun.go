@@ -33,6 +33,11 @@ type Result struct {
 	// is its error's public code (failure.ReasonCode).
 	WouldSucceed bool   `json:"would_succeed"`
 	ReasonCode   string `json:"reason_code,omitempty"`
+	// Ran is how many messages the handler ran on, the failed one included
+	// (RunQueue stops at the first failure, as a release of a queue does);
+	// FailedMessageID is the id of that failed one.
+	Ran             int    `json:"ran"`
+	FailedMessageID string `json:"failed_message_id,omitempty"`
 	// Events are the events it would emit, in outbox order.
 	Events []Event `json:"events"`
 	// Before and After are the state read before and after the handler ran,
@@ -58,7 +63,18 @@ var errRollback = errors.New("dry run: roll back")
 // Run runs handle on a copy of msg in a transaction of db that is rolled
 // back, and returns what it would change. state may be nil.
 func Run(ctx context.Context, db *sql.DB, handle message.HandlerFunc, msg *message.Message, state State) (Result, error) {
-	r := Result{Events: []Event{}}
+	return RunQueue(ctx, db, handle, []*message.Message{msg}, state)
+}
+
+// RunQueue runs handle on copies of msgs, in order, in one transaction of db
+// that is rolled back, and returns what they would change together: each
+// message sees what the ones before it wrote, as when a parked key's queue is
+// released. It stops at the first message the handler fails on, as the
+// release does, and leaves out what that message's handling wrote (a
+// savepoint per message): a handling that fails commits nothing. state may be
+// nil.
+func RunQueue(ctx context.Context, db *sql.DB, handle message.HandlerFunc, msgs []*message.Message, state State) (Result, error) {
+	r := Result{Events: []Event{}, WouldSucceed: true}
 	err := sqldb.InTx(ctx, db, func(ctx context.Context, tx *sql.Tx) error {
 		var last int64
 		if err := tx.QueryRowContext(ctx, lastOffsetQuery).Scan(&last); err != nil {
@@ -70,19 +86,31 @@ func Run(ctx context.Context, db *sql.DB, handle message.HandlerFunc, msg *messa
 				return fmt.Errorf("dry run: state before: %w", err)
 			}
 		}
-		m := msg.Copy()
-		m.SetContext(causation.WithAttemptCounter(ctx))
-		if _, herr := handle(m); herr != nil {
-			r.ReasonCode = failure.ReasonCode(herr)
-		} else {
-			r.WouldSucceed = true
+		ids := make(map[string]bool, len(msgs))
+		for _, msg := range msgs {
+			ids[msg.UUID] = true
+			m := msg.Copy()
+			m.SetContext(causation.WithAttemptCounter(ctx))
+			r.Ran++
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT dry_run_message"); err != nil {
+				return fmt.Errorf("dry run: savepoint: %w", err)
+			}
+			if _, herr := handle(m); herr != nil {
+				// A failed handling commits nothing: what it wrote before it
+				// failed is not part of the answer.
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT dry_run_message"); err != nil {
+					return fmt.Errorf("dry run: rollback to savepoint: %w", err)
+				}
+				r.WouldSucceed, r.ReasonCode, r.FailedMessageID = false, failure.ReasonCode(herr), msg.UUID
+				break
+			}
 		}
 		if state != nil {
 			if r.After, err = state(ctx, tx); err != nil {
 				return fmt.Errorf("dry run: state after: %w", err)
 			}
 		}
-		if r.Events, err = emitted(ctx, tx, last, msg.UUID); err != nil {
+		if r.Events, err = emitted(ctx, tx, last, ids); err != nil {
 			return err
 		}
 		return errRollback
@@ -102,8 +130,8 @@ type envelope struct {
 }
 
 // emitted reads the outbox rows after offset last that the handling of the
-// message id caused (rows other transactions committed meanwhile are not).
-func emitted(ctx context.Context, tx *sql.Tx, last int64, id string) ([]Event, error) {
+// messages ids caused (rows other transactions committed meanwhile are not).
+func emitted(ctx context.Context, tx *sql.Tx, last int64, ids map[string]bool) ([]Event, error) {
 	rows, err := tx.QueryContext(ctx, emittedQuery, last)
 	if err != nil {
 		return nil, fmt.Errorf("dry run: outbox: %w", err)
@@ -119,7 +147,7 @@ func emitted(ctx context.Context, tx *sql.Tx, last int64, id string) ([]Event, e
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, fmt.Errorf("dry run: outbox row: %w", err)
 		}
-		if e.Metadata[causation.MetadataCausationID] != id {
+		if !ids[e.Metadata[causation.MetadataCausationID]] {
 			continue
 		}
 		evs = append(evs, Event{ID: e.UUID, Topic: e.DestinationTopic, Type: e.Metadata[events.MetadataType],

@@ -3,7 +3,10 @@
 // one or a page of them to the consumer that poisoned them (a page only with
 // the confirmation token of its dry run), and purge. It also reaches the
 // service's parked outbox rows (package outbox/parking) and parked keys
-// (package consumer/parkkey), so that one Tool serves every admin action.
+// (package consumer/parkkey), with a dry run of each before its replay (what
+// a row's replay would send and whether Kafka would take it now; what a key's
+// release would change, its queue run through the handler in a transaction
+// that is rolled back), so that one Tool serves every admin action.
 // Its HTTP endpoints are package poisonhttp, its command line poisoncli; this
 // package imports neither Echo nor a flag parser.
 //

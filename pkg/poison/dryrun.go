@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/onceflow/onceflow/pkg/consumer/parkkey"
 	"github.com/onceflow/onceflow/pkg/dryrun"
 )
 
@@ -50,4 +51,49 @@ func (t *Tool) dryRun(ctx context.Context, e Entry, c DryRunConfig) (dryrun.Resu
 		state = c.State(e.OrderID)
 	}
 	return dryrun.Run(ctx, t.db, handle, replayMessage(e, time.Now().UTC()), state)
+}
+
+// KeyDryRun is what a release of a parked key's queue would change.
+type KeyDryRun struct {
+	Key parkkey.ParkedKey `json:"key"`
+	// StateChange is the change of the state's status ("PENDING ->
+	// CONFIRMED"), or empty if the state would not change.
+	StateChange string        `json:"state_change,omitempty"`
+	Result      dryrun.Result `json:"result"`
+}
+
+// DryRunKey runs the queue of a parked key (see parkkey.Admin.Get; handler
+// picks the consumer when several have the key parked), head first, through
+// the handler of the consumer that parked it, as a release of the key would
+// deliver it: one message after the other, each seeing what the ones before
+// it wrote, stopping at the first that fails (it would become the key's head
+// again). All in one transaction that is rolled back (dryrun.RunQueue):
+// nothing is released, published or recorded. Errors: parkkey.Admin.Get's,
+// and ErrNoConsumer.
+func (t *Tool) DryRunKey(ctx context.Context, key, handler string, c DryRunConfig) (KeyDryRun, error) {
+	pk, err := t.Keys().Get(ctx, key, handler)
+	if err != nil {
+		return KeyDryRun{}, err
+	}
+	handle, ok := c.Handler(pk.Handler)
+	if !ok {
+		return KeyDryRun{}, fmt.Errorf("key %s was parked by %q: %w", pk.Key, pk.Handler, ErrNoConsumer)
+	}
+	msgs := make([]*message.Message, 0, len(pk.Queue))
+	for _, pm := range pk.Queue {
+		m := message.NewMessage(pm.MessageID, []byte(pm.Payload))
+		for k, v := range pm.Metadata {
+			m.Metadata.Set(k, v)
+		}
+		msgs = append(msgs, m)
+	}
+	var state dryrun.State
+	if c.State != nil {
+		state = c.State(pk.Key)
+	}
+	r, err := dryrun.RunQueue(ctx, t.db, handle, msgs, state)
+	if err != nil {
+		return KeyDryRun{}, err
+	}
+	return KeyDryRun{Key: pk, StateChange: stateChange(r.Before, r.After), Result: r}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -92,5 +93,74 @@ func TestParkedKeyTooling(t *testing.T) {
 	}
 	if err := poisoncli.RunCLI(context.Background(), cfg, []string{"keys", "show", "order-2", "--handler"}, &out); err == nil {
 		t.Fatal("--handler without a name was accepted")
+	}
+}
+
+// TestParkedKeyDryRun: the dry run of a parked key's release runs its queue,
+// head first, through the consumer's handler in one transaction that is
+// rolled back: the head confirms the order, the next message sees that and
+// fails, so the release would stop there. The endpoint and the CLI (asking
+// the running service) say so and change nothing; a key parked by a consumer
+// the service does not run is 409, an unknown key 404.
+func TestParkedKeyDryRun(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
+	d.Migrate(t, nil)
+	// The stand-in consumer's table is not the service user's (bulk_test.go).
+	dry := dryOrders(t, d.Admin, "order-7")
+	for _, q := range []string{
+		"INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES ('g', 'order-payments', 'order-7'), ('g', 'gone', 'order-8')",
+		`INSERT INTO consumer_parked_messages (consumer_group, handler, partition_key, message_id, topic, payload, metadata, reason_code, error) VALUES
+			('g', 'order-payments', 'order-7', 'm-1', 'payments', '{}', '{"partition_key":"order-7","event_type":"payment.completed"}', 'unavailable', 'was down'),
+			('g', 'order-payments', 'order-7', 'm-2', 'payments', '{}', '{"partition_key":"order-7","event_type":"payment.completed"}', 'behind_parked', 'behind'),
+			('g', 'gone', 'order-8', 'm-3', 'payments', '{}', '{"partition_key":"order-8"}', 'unavailable', 'was down')`,
+	} {
+		if _, err := d.Admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tool := poison.New(kafka.Config{}, "order.poison", d.Admin)
+	defer tool.Close()
+	api := adminAPI(tool, &dry)
+	call := callerOf(t, api)
+	before := testenv.Checksums(t, d.Admin)
+
+	var got poison.KeyDryRun
+	if code := call(http.MethodPost, "/admin/poison/keys/order-7/dry-run", &got); code != http.StatusOK {
+		t.Fatalf("dry run: %d", code)
+	}
+	r := got.Result
+	if r.WouldSucceed || r.Ran != 2 || r.FailedMessageID != "m-2" || r.ReasonCode != "unknown_order" ||
+		got.StateChange != "PENDING -> CONFIRMED" || len(r.Events) != 1 || r.Events[0].Type != "order.confirmed" || got.Key.Messages != 2 {
+		t.Fatalf("dry run of order-7: %+v\nwant the head to confirm the order (one order.confirmed) and m-2 to fail with unknown_order", got)
+	}
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/admin/poison/keys/order-8/dry-run", http.StatusConflict}, // parked by a consumer this service does not run
+		{"/admin/poison/keys/nope/dry-run", http.StatusNotFound},
+	} {
+		if code := call(http.MethodPost, tt.path, nil); code != tt.want {
+			t.Errorf("POST %s: %d, want %d", tt.path, code, tt.want)
+		}
+	}
+
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := poisoncli.Config{DB: sqldb.Config{DSN: d.DSN}, PoisonTopic: "order.poison",
+		ServiceAddr: strings.TrimPrefix(srv.URL, "http://"), AdminToken: "secret"}
+	var out bytes.Buffer
+	if err := poisoncli.RunCLI(context.Background(), cfg, []string{"keys", "dry-run", "order-7"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"message 2 of 2 (m-2) would fail again (unknown_order)", "state: PENDING -> CONFIRMED",
+		"events it would emit: order.confirmed", "nothing was released or changed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("poison keys dry-run order-7: no %q in\n%s", want, out.String())
+		}
+	}
+	if after := testenv.Checksums(t, d.Admin); after != before {
+		t.Fatalf("the dry runs changed the database:\nbefore %s\nafter  %s", before, after)
 	}
 }

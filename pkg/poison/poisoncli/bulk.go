@@ -21,32 +21,9 @@ import (
 // the command that replays exactly that set. The dry run needs the consumers'
 // handlers, which only the running service has.
 func dryRunAll(ctx context.Context, cfg Config, q poison.Query, out io.Writer) error {
-	if cfg.ServiceAddr == "" {
-		return fmt.Errorf("the dry run of a bulk replay asks the running service, and its address is not configured")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		"http://"+cfg.ServiceAddr+"/admin/poison/replay/dry-run?"+pageParams(q).Encode(), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("the dry run asks the running service: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the service answered the dry run with %s: %s", resp.Status, body)
-	}
 	var d poison.BulkDryRun
-	if err := json.Unmarshal(body, &d); err != nil {
-		return fmt.Errorf("the answer is not a dry run: %w", err)
+	if err := askService(ctx, cfg, "/admin/poison/replay/dry-run?"+pageParams(q).Encode(), &d); err != nil {
+		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "OFFSET\tORDER\tREASON\tWOULD\tSTATE\tEVENTS")
@@ -153,4 +130,36 @@ func orNone(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// askService POSTs to path of the running service (cfg.ServiceAddr, with
+// cfg.AdminToken) and decodes its answer into v: the dry runs need the
+// consumers' handlers, which only the running service has.
+func askService(ctx context.Context, cfg Config, path string, v any) error {
+	if cfg.ServiceAddr == "" {
+		return fmt.Errorf("a dry run asks the running service, and its address is not configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.ServiceAddr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the dry run asks the running service: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the service answered the dry run with %s: %s", resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("the answer is not a dry run: %w", err)
+	}
+	return nil
 }

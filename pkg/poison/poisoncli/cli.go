@@ -45,7 +45,7 @@ type Config struct {
 	PoisonTopic string
 	// Service is the service's command ("order"), for the commands the CLI
 	// prints; ServiceAddr (host:port) and AdminToken reach the running
-	// service, which runs the dry run of a bulk replay.
+	// service, which runs the dry runs of a bulk replay and of a parked key.
 	Service     string
 	ServiceAddr string
 	AdminToken  string
@@ -84,7 +84,7 @@ func RunCLI(ctx context.Context, cfg Config, args []string, out io.Writer) error
 	case "parked":
 		return runParkedCLI(ctx, tool, args[1:], out)
 	case "keys":
-		return runKeysCLI(ctx, tool, args[1:], out)
+		return runKeysCLI(ctx, cfg, tool, args[1:], out)
 	case "list":
 		q, err := parseQuery(args[1:])
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -20,12 +21,15 @@ import (
 const KeysUsage = `usage: <service> poison keys <command> [--handler NAME]
   list                 parked keys: key, handler, messages, replay pending?, head's reason and error
   show <key>           one key's queue in full (JSON, head first, with payloads)
+  dry-run <key>        what releasing the key would change: its queue run through the handler, head
+                       first, in a transaction that is rolled back (asks the running service, which
+                       has the handlers); nothing is released
   replay <key>         ask the running consumers to release the key: head first, then the rest in order;
                        a message that fails again stops the release and becomes the head
   discard <key>        give the head up for good; the messages behind it are released in order
 --handler names the consumer when several have the same key parked.`
 
-func runKeysCLI(ctx context.Context, tool *poison.Tool, args []string, out io.Writer) error {
+func runKeysCLI(ctx context.Context, cfg Config, tool *poison.Tool, args []string, out io.Writer) error {
 	var handler string
 	var rest []string
 	for i := 0; i < len(args); i++ {
@@ -79,6 +83,12 @@ func runKeysCLI(ctx context.Context, tool *poison.Tool, args []string, out io.Wr
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(pk)
+	case "dry-run":
+		k, err := key()
+		if err != nil {
+			return err
+		}
+		return dryRunKey(ctx, cfg, k, handler, out)
 	case "replay":
 		k, err := key()
 		if err != nil {
@@ -104,4 +114,36 @@ func runKeysCLI(ctx context.Context, tool *poison.Tool, args []string, out io.Wr
 	default:
 		return fmt.Errorf("unknown command %q\n%s", rest[0], KeysUsage)
 	}
+}
+
+// dryRunKey asks the running service for the dry run of key's release and
+// prints what it would change.
+func dryRunKey(ctx context.Context, cfg Config, key, handler string, out io.Writer) error {
+	q := url.Values{}
+	if handler != "" {
+		q.Set("handler", handler)
+	}
+	var d poison.KeyDryRun
+	if err := askService(ctx, cfg, "/admin/poison/keys/"+url.PathEscape(key)+"/dry-run?"+q.Encode(), &d); err != nil {
+		return err
+	}
+	r := d.Result
+	fmt.Fprintf(out, "dry run of the release of key %s (%s): %d parked message(s), head %s (%s)\n",
+		d.Key.Key, d.Key.Handler, d.Key.Messages, d.Key.Head.MessageID, d.Key.Head.ReasonCode)
+	if r.WouldSucceed {
+		fmt.Fprintln(out, "every message would succeed, in order: the key would be released")
+	} else {
+		fmt.Fprintf(out, "message %d of %d (%s) would fail again (%s): the release would stop there, and it would head the key again\n",
+			r.Ran, d.Key.Messages, r.FailedMessageID, r.ReasonCode)
+	}
+	if d.StateChange != "" {
+		fmt.Fprintf(out, "state: %s\n", d.StateChange)
+	}
+	var types []string
+	for _, ev := range r.Events {
+		types = append(types, ev.Type)
+	}
+	fmt.Fprintf(out, "events it would emit: %s\n", orNone(strings.Join(types, " ")))
+	fmt.Fprintln(out, "nothing was released or changed")
+	return nil
 }

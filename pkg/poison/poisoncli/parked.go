@@ -20,6 +20,8 @@ import (
 const ParkedUsage = `usage: <service> poison parked <command>
   list                 parked outbox rows: id, key, head?, reason, parked/replays, kafka error
   show <id>            one row in full (JSON, with payload and metadata)
+  dry-run <id>         what replaying the head of a key would send, and whether Kafka would take it now
+                       (its topic exists, it fits the size limits); nothing is sent or changed
   replay <id>          send the head of a key back to the outbox; the key's later rows follow it in order
   replay --all         replay the head of every key
   discard <id>         give up the head of a key for good; the key's next row is released`
@@ -71,6 +73,35 @@ func runParkedCLI(ctx context.Context, tool *poison.Tool, args []string, out io.
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
+	case "dry-run":
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		d, err := tool.DryRunParked(ctx, n)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tKEY\tTOPIC\tEVENT\tBYTES")
+		for _, r := range d.Rows {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\n", r.ID, r.Key, r.Topic, r.EventType, r.Size)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		switch {
+		case d.WouldSucceed:
+			fmt.Fprintf(out, "a replay would send these %d row(s) in order; Kafka would take the head now (%d of at most %d bytes)\n",
+				len(d.Rows), d.HeadBytes, d.MaxMessageBytes)
+		case !d.TopicExists:
+			fmt.Fprintf(out, "a replay would be refused again (%s): topic %s does not exist\n", d.ReasonCode, d.Rows[0].Topic)
+		default:
+			fmt.Fprintf(out, "a replay would be refused again (%s): the head has %d bytes, Kafka takes at most %d for %s\n",
+				d.ReasonCode, d.HeadBytes, d.MaxMessageBytes, d.Rows[0].Topic)
+		}
+		fmt.Fprintln(out, "nothing was sent or changed")
+		return nil
 	case "replay":
 		if len(args) > 1 && args[1] == "--all" {
 			done, err := tool.ReplayAllParked(ctx)

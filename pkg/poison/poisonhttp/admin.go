@@ -59,6 +59,17 @@ func parkedRoutes(g router, tool *poison.Tool) {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"replayed": []parking.Row{r}})
 	})
+	g.POST("/parked/:id/dry-run", func(c echo.Context) error {
+		id, err := parkedID(c)
+		if err != nil {
+			return err
+		}
+		d, err := tool.DryRunParked(c.Request().Context(), id)
+		if err != nil {
+			return adminErr(err)
+		}
+		return c.JSON(http.StatusOK, d)
+	})
 	g.POST("/parked/:id/discard", func(c echo.Context) error {
 		id, err := parkedID(c)
 		if err != nil {

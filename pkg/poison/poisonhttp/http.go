@@ -30,11 +30,13 @@ import (
 //	POST "/purge?up_to=N"    delete messages up to offset N (all without up_to)
 //	GET  "/parked"           parked outbox rows, in park order
 //	GET  "/parked/:id"       one parked row with payload and metadata
+//	POST "/parked/:id/dry-run"  what its replay would send, and whether Kafka would take the head now
 //	POST "/parked/:id/replay"   replay the head of a key (its later rows follow); 409 if not the head
 //	POST "/parked/replay"    replay the head of every key
 //	POST "/parked/:id/discard"  give up the head of a key; its next row is released
 //	GET  "/keys"             keys parked by park-key consumers, with their heads
 //	GET  "/keys/:key"        one key's queue, head first, with payloads (?handler=NAME if ambiguous)
+//	POST "/keys/:key/dry-run"  what a release of the key's queue would change (mounted by DryRunRoute)
 //	POST "/keys/:key/replay"   202: the running consumers release the key in order
 //	POST "/keys/:key/discard"  give up the key's head; the messages behind it are released
 //
@@ -200,8 +202,12 @@ func httpError(err error) error {
 // what a replay of the message would change, in a transaction that is
 // rolled back (poison.Tool.DryRun), and POST "/replay/dry-run": the same for
 // each message of the page POST "/replay" would replay, with totals and the
-// confirmation token that replay needs (poison.Tool.DryRunAll). Both answer
-// 409 if this service does not run the consumer that poisoned a message.
+// confirmation token that replay needs (poison.Tool.DryRunAll), and POST
+// "/keys/:key/dry-run": what a release of a parked key's queue would change,
+// head first, in one transaction that is rolled back (poison.Tool.DryRunKey;
+// ?handler= as for the key's other endpoints). Each answers 409 if this
+// service does not run the consumer that poisoned the message or parked the
+// key.
 // Same token rules as Routes.
 func DryRunRoute(g *echo.Group, tool *poison.Tool, token string, cfg poison.DryRunConfig) {
 	r := guarded{g: g, mw: append([]echo.MiddlewareFunc{staticFirst}, AdminOnly(token)...)}
@@ -232,6 +238,20 @@ func DryRunRoute(g *echo.Group, tool *poison.Tool, token string, cfg poison.DryR
 			return httpError(err)
 		}
 		return c.JSON(http.StatusOK, dryRunBody{Message: e, Result: result})
+	})
+	r.POST("/keys/:key/dry-run", func(c echo.Context) error {
+		k, err := keyParam(c)
+		if err != nil {
+			return err
+		}
+		d, err := tool.DryRunKey(c.Request().Context(), k, c.QueryParam("handler"), cfg)
+		if errors.Is(err, poison.ErrNoConsumer) {
+			return echo.NewHTTPError(http.StatusConflict, err.Error())
+		}
+		if err != nil {
+			return adminErr(err)
+		}
+		return c.JSON(http.StatusOK, d)
 	})
 }
 
