@@ -12,9 +12,15 @@ mkdir -p "$dir"
 # Each service migrates as its migration user, then runs as its service user
 # (the DML of deploy/dbusers/*-app.sql, table by table, granted by the migration
 # user at every start; the users are created by infra.sh, ADR 0049).
-export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/orders}
+# On a Galera cluster (DB_NODES=3) a node applies the other nodes' commits
+# just after they commit: the services' sessions wait for that before each
+# read (wsrep_sync_wait, set by the driver per session), so that a read on a
+# new writer after a failover sees what the old writer committed (ADR 0060).
+sync_wait=
+if [ "${DB_NODES:-1}" = 3 ]; then sync_wait='?wsrep_sync_wait=1'; fi
+export ORDER_DB_DSN=${ORDER_DB_DSN:-orders_app:orders_app@tcp(127.0.0.1:3307)/orders$sync_wait}
 export ORDER_DB_MIGRATE_DSN=${ORDER_DB_MIGRATE_DSN:-orders_migrate:orders_migrate@tcp(127.0.0.1:3307)/orders}
-export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments}
+export PAYMENT_DB_DSN=${PAYMENT_DB_DSN:-payments_app:payments_app@tcp(127.0.0.1:3308)/payments$sync_wait}
 export PAYMENT_DB_MIGRATE_DSN=${PAYMENT_DB_MIGRATE_DSN:-payments_migrate:payments_migrate@tcp(127.0.0.1:3308)/payments}
 # The broker list: one node on 9092, or with KAFKA_NODES=3 the cluster of
 # `infra.sh` on 9092, 9093 and 9094 (ADR 0045).

@@ -184,12 +184,24 @@ func (s *Stack) addService(kind string, n int) error {
 		return addr
 	}
 	brokers := via(Kafka, strings.Join(s.Infra.KafkaBrokers(), ","))
+	// appDSN is a service's own DSN. On a Galera cluster a node applies the
+	// other nodes' commits just after they commit: its sessions wait for that
+	// before each read (wsrep_sync_wait=1, which the driver sets per session),
+	// so that a read on a new writer after a failover sees what the old
+	// writer committed (ADR 0060).
+	appDSN := func(addr, schema, user, password string) string {
+		dsn := testenv.UserDSN(addr, schema, user, password)
+		if s.Infra.DBNodes == 3 {
+			dsn += "&wsrep_sync_wait=1"
+		}
+		return dsn
+	}
 	var svc *Service
 	switch kind {
 	case "order":
 		env = append(env,
 			"ORDER_HTTP_ADDR="+addr,
-			"ORDER_DB_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.App, s.orderUsers.AppPassword),
+			"ORDER_DB_DSN="+appDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.App, s.orderUsers.AppPassword),
 			"ORDER_DB_MIGRATE_DSN="+testenv.UserDSN(via(OrderDB, s.Infra.OrderDBAddr()), s.orderUsers.Schema, s.orderUsers.Migrate, s.orderUsers.MigratePassword),
 			"ORDER_KAFKA_BROKERS="+brokers,
 			"ORDER_KAFKA_CLIENT_ID="+name,
@@ -205,7 +217,7 @@ func (s *Stack) addService(kind string, n int) error {
 	case "payment":
 		env = append(env,
 			"PAYMENT_HTTP_ADDR="+addr,
-			"PAYMENT_DB_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.App, s.paymentUsers.AppPassword),
+			"PAYMENT_DB_DSN="+appDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.App, s.paymentUsers.AppPassword),
 			"PAYMENT_DB_MIGRATE_DSN="+testenv.UserDSN(via(PaymentDB, s.Infra.PaymentDBAddr()), s.paymentUsers.Schema, s.paymentUsers.Migrate, s.paymentUsers.MigratePassword),
 			"PAYMENT_KAFKA_BROKERS="+brokers,
 			"PAYMENT_KAFKA_CLIENT_ID="+name,
