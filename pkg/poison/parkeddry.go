@@ -54,14 +54,14 @@ func (t *Tool) DryRunParked(ctx context.Context, id int64) (ParkedDryRun, error)
 	case !head.Head:
 		return ParkedDryRun{}, parking.ErrNotHead
 	}
-	all, err := t.Parked(ctx)
+	ofKey, err := t.parked().OfKey(ctx, head.Key)
 	if err != nil {
 		return ParkedDryRun{}, err
 	}
 	d := ParkedDryRun{Rows: []parking.Row{head}, HeadBytes: head.Size + len(head.Key),
 		MaxMessageBytes: t.kafka.ProducerConfig().Producer.MaxMessageBytes}
-	for _, r := range all {
-		if r.Key == head.Key && r.ID > head.ID {
+	for _, r := range ofKey {
+		if r.ID > head.ID {
 			d.Rows = append(d.Rows, r)
 		}
 	}

@@ -58,6 +58,12 @@ func (p *Parking) List(ctx context.Context) ([]Row, error) {
 	return p.query(ctx, false, "")
 }
 
+// OfKey returns the parked rows of one Kafka key in park order, head first,
+// without payloads (by the key's index).
+func (p *Parking) OfKey(ctx context.Context, key string) ([]Row, error) {
+	return p.query(ctx, false, "WHERE p.partition_key = ?", key)
+}
+
 // Get returns one parked row with its payload and metadata, or ErrNotFound.
 func (p *Parking) Get(ctx context.Context, id int64) (Row, error) {
 	rows, err := p.query(ctx, true, "WHERE p.id = ?", id)
