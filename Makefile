@@ -105,11 +105,12 @@ test-alerts: ## promtool check rules and test rules on deploy/prometheus (the al
 e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison and the database-cluster lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster: a group)
 	@$(INFRA) install
 # -parallel 4: the fault suite, the strategy comparison, the negative controls and the database-cluster
-# lane run beside each other, each on servers of its own (ADRs 0050, 0060, 0065).
+# lane run beside each other, each on servers of its own (ADRs 0050, 0060, 0065); the Debezium relay
+# lane (ADR 0068) starts when the first of them ends.
 ifeq ($(SCENARIO),)
 	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 4 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 4 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 4 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster|TestDebeziumRelay' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
@@ -178,6 +179,6 @@ up: ## docker compose: build, start everything, wait until healthy, print the UR
 down: ## docker compose: stop everything (either Kafka profile)
 	docker compose --profile single --profile cluster down
 
-bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the relays side by side (docs/relays.md), judged against nine named goals (about 18 min)
+bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the three relays side by side (docs/relays.md), judged against eleven named goals (about 21 min)
 	@$(INFRA) install
 	go run -tags faults ./e2e/bench

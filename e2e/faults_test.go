@@ -565,6 +565,17 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	return r
 }
 
+// runClean runs sc, adds its report to the suite's and fails t with the
+// first violations unless the scenario kept every invariant.
+func runClean(t *testing.T, sc scenario, seed uint64) {
+	t.Helper()
+	r := runScenario(t, sc, seed)
+	addReport(t, r)
+	if !r.Pass {
+		t.Errorf("%s\nviolations (first 20):\n  %s", r.Line(), strings.Join(r.Violations[:min(20, len(r.Violations))], "\n  "))
+	}
+}
+
 func suiteSeed(t *testing.T) uint64 {
 	t.Helper()
 	if v := os.Getenv("ONCEFLOW_E2E_SEED"); v != "" {
@@ -598,11 +609,7 @@ func TestFaults(t *testing.T) {
 		}
 		ran++
 		t.Run(sc.name, func(t *testing.T) {
-			r := runScenario(t, sc, seed)
-			addReport(t, r)
-			if !r.Pass {
-				t.Errorf("%s\nviolations (first 20):\n  %s", r.Line(), strings.Join(r.Violations[:min(20, len(r.Violations))], "\n  "))
-			}
+			runClean(t, sc, seed)
 		})
 	}
 	if only != "" && ran == 0 && !isStrategy(only) && !isDBLane(only) {

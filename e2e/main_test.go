@@ -89,6 +89,7 @@ func TestMain(m *testing.M) {
 		}
 		strategiesLane.stop()
 		controlsLane.stop()
+		debeziumLane.stop()
 	}
 	stopCluster()
 	stopDBCluster()

@@ -38,6 +38,8 @@ var (
 	orderAppSQL string
 	//go:embed payment-app.sql
 	paymentAppSQL string
+	//go:embed order-relay.sql
+	orderRelaySQL string
 )
 
 // Users are the credentials of one schema's two users.
@@ -48,6 +50,8 @@ type Users struct {
 	App, AppPassword string
 	// Migrate and MigratePassword: the migration user (DDL on Schema only).
 	Migrate, MigratePassword string
+	// Relay is the relay user (Debezium's connector; "" when the template has none).
+	Relay string
 }
 
 // Template is the files of one service database, written for template schema
@@ -59,11 +63,15 @@ type Template struct {
 	SQL string
 	// AppSQL is the text of the service user's privileges file (<service>-app.sql).
 	AppSQL string
+	// RelaySQL is the text of the relay user's table privileges file
+	// (<service>-relay.sql; empty: the service has no relay user): granted
+	// with AppSQL's, to <schema>_relay.
+	RelaySQL string
 }
 
 // Order and Payment are the files of order-db and payment-db.
 var (
-	Order   = Template{Schema: "orders", SQL: orderSQL, AppSQL: orderAppSQL}
+	Order   = Template{Schema: "orders", SQL: orderSQL, AppSQL: orderAppSQL, RelaySQL: orderRelaySQL}
 	Payment = Template{Schema: "payments", SQL: paymentSQL, AppSQL: paymentAppSQL}
 )
 
@@ -86,6 +94,9 @@ func (t Template) For(schema string) ([]string, Users, error) {
 	}
 	u := Users{Schema: schema, App: schema + "_app", AppPassword: schema + "_app",
 		Migrate: schema + "_migrate", MigratePassword: schema + "_migrate"}
+	if t.RelaySQL != "" {
+		u.Relay = schema + "_relay"
+	}
 	return stmts, u, nil
 }
 
@@ -169,6 +180,18 @@ func (t Template) AppGrants(schema, user string) ([]AppGrant, error) {
 	return grants, nil
 }
 
+// RelayGrants returns the statements of the template's relay user privileges
+// file (RelaySQL) for database schema, granting to <schema>_relay (the user
+// For creates), in the file's order; none if the template has no relay user.
+// Like AppGrants' they name their tables without the database.
+func (t Template) RelayGrants(schema string) []string {
+	var stmts []string
+	for _, s := range statements(t.RelaySQL) {
+		stmts = append(stmts, strings.ReplaceAll(s, "'"+t.Schema+"_relay'@", "'"+schema+"_relay'@"))
+	}
+	return stmts
+}
+
 // OpenAndMigrate opens a service's database as sqldb.OpenAndMigrate does
 // and gives the service user its privileges on the way, at every start: with
 // c.MigrateDSN set, it migrates as the migration user, who then grants the
@@ -231,9 +254,14 @@ func (t Template) grant(ctx context.Context, db *sql.DB, serviceDSN string) erro
 		return errors.New("could not take the lock " + lock + " within 60 s")
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", lock) }()
+	stmts := make([]string, 0, len(grants))
 	for _, g := range grants {
-		if _, err := conn.ExecContext(ctx, g.SQL); err != nil {
-			return fmt.Errorf("%s: %w", g.SQL, err)
+		stmts = append(stmts, g.SQL)
+	}
+	stmts = append(stmts, t.RelayGrants(sc.DBName)...)
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
 		}
 	}
 	return nil
@@ -242,8 +270,12 @@ func (t Template) grant(ctx context.Context, db *sql.DB, serviceDSN string) erro
 // DropStatements returns the statements that remove the users of For(schema)
 // (not the database).
 func DropStatements(u Users) []string {
-	return []string{
+	stmts := []string{
 		fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", u.App),
 		fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", u.Migrate),
 	}
+	if u.Relay != "" {
+		stmts = append(stmts, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", u.Relay))
+	}
+	return stmts
 }

@@ -36,7 +36,9 @@ var (
 //     amount, an account's currency), no DELETE where the code deletes nothing,
 //     no DDL, nothing on the other service's schema;
 //   - the migration user migrates its schema and cannot read, change or grant
-//     on the other, nor create a database.
+//     on the other, nor create a database;
+//   - the relay user (Debezium's connector) reads the outbox's definition and
+//     the binary log's position, and no table's rows but the outbox's.
 //
 // The test superuser runs every denied statement first (in a transaction it
 // rolls back, or on a scratch table for DDL), as the negative control: each is
@@ -89,6 +91,8 @@ func TestLeastPrivilege(t *testing.T) {
 	admin := orders.Admin
 	ordersApp, ordersMigrate := open(orders.DSN), open(orders.MigrateDSN)
 	paymentsApp := open(payments.DSN)
+	// Debezium's connector: the relay user of order-db.sql and order-relay.sql.
+	ordersRelay := open(testenv.UserDSN(addr, orders.Name, orders.Name+"_relay", orders.Name+"_relay"))
 	o, p := "`"+orders.Name+"`.", "`"+payments.Name+"`."
 	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE IF EXISTS `" + orders.Name + "_evil`") })
 	// reset gives both schemas an empty scratch table "things" for the DDL
@@ -130,10 +134,15 @@ func TestLeastPrivilege(t *testing.T) {
 		{"payment user debits it", paymentsApp, "UPDATE " + p + "accounts SET balance_cents = balance_cents - 1 WHERE customer_id = 'c-1' AND currency = 'EUR'", false},
 		{"payment user appends to the ledger", paymentsApp, "INSERT INTO " + p + "ledger (order_id, customer_id, kind, amount_cents, created_at) VALUES ('o-1', 'c-1', 'charge', 1, NOW(6))", false},
 		{"payment user reads the ledger", paymentsApp, "SELECT SUM(amount_cents) FROM " + p + "ledger", false},
+		{"relay user reads the outbox's definition", ordersRelay, "SHOW CREATE TABLE " + o + "watermill_outbox", false},
+		{"relay user reads the binary log's position", ordersRelay, "SHOW MASTER STATUS", false},
 		{"migration user creates a table", ordersMigrate, "CREATE TABLE " + o + "more (id INT)", true},
 		{"migration user drops it", ordersMigrate, "DROP TABLE " + o + "more", true},
 	}
 	denied := []step{
+		{"relay user reads the orders", ordersRelay, "SELECT COUNT(*) FROM " + o + "orders", false},
+		{"relay user deletes outbox rows", ordersRelay, "DELETE FROM " + o + "watermill_outbox", false},
+		{"relay user reads the payments", ordersRelay, "SELECT COUNT(*) FROM " + p + "ledger", false},
 		{"payment user changes the ledger", paymentsApp, "UPDATE " + p + "ledger SET amount_cents = 0", false},
 		{"payment user deletes from the ledger", paymentsApp, "DELETE FROM " + p + "ledger", false},
 		{"payment user writes goose's version table", paymentsApp, "INSERT INTO " + p + "goose_db_version (version_id, is_applied) VALUES (99, 1)", false},

@@ -6,7 +6,8 @@
 # `kill -9`, paused with SIGSTOP and started again on its own data.
 #
 # Usage: deploy/local/infra.sh <command> [server...]
-#   install                  install what is missing (MariaDB, Galera, HAProxy via apt, Kafka jars via Maven)
+#   install                  install what is missing (MariaDB, Galera, HAProxy via apt, Kafka jars via Maven;
+#                            with ORDER_OUTBOX_RELAY=debezium Kafka Connect's and Debezium's jars)
 #   up                       install, then start every server that is not running (idempotent)
 #   down                     stop every server gracefully, of every mode (idempotent)
 #   status                   one line per server: up/down, pid, port (a Galera node's state, a proxy's writer)
@@ -24,11 +25,15 @@
 #   heal    <galera node>
 # Servers: order-db, payment-db (DB_NODES=1); order-db-1..3, order-db-proxy, payment-db-1..3,
 # payment-db-proxy (DB_NODES=3); order-db-primary, order-db-replica, order-db-proxy and the same
-# for payment-db (DB_NODES=2); kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3).
+# for payment-db (DB_NODES=2); kafka (KAFKA_NODES=1) or kafka-1, kafka-2, kafka-3 (KAFKA_NODES=3);
+# connect (ORDER_OUTBOX_RELAY=debezium).
 #
 # Environment (defaults in brackets):
 #   ONCEFLOW_INFRA_DIR    data, logs and pid files            [<repo>/.local/infra]
 #   ONCEFLOW_KAFKA_LIBS   the broker's jars                   [<repo>/.local/kafka-libs]
+#   ORDER_OUTBOX_RELAY    debezium: also the server `connect` (Kafka Connect with Debezium's MariaDB
+#                         connector relaying the order outbox, REST on CONNECT_PORT [8083]), and
+#                         order-db writes a binary log (DB_NODES=1 only; ADR 0068)
 #   ORDER_DB_PORT [3307]  PAYMENT_DB_PORT [3308]: the service's database address: the server's,
 #                         or with DB_NODES=2|3 its proxy's
 #   DB_NODES [1]          1: one server per service; 3: a Galera cluster per service, node n's clients
@@ -72,12 +77,15 @@ KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_PROXIED_PORT=${KAFKA_PROXIED_PORT:-}
 KAFKA_PROXIED_ADVERTISED_PORT=${KAFKA_PROXIED_ADVERTISED_PORT:-}
+ORDER_OUTBOX_RELAY=${ORDER_OUTBOX_RELAY:-}
 
 LOG_PREFIX=infra
 # shellcheck source=deploy/local/lib.sh
 . "$here/lib.sh"
 # shellcheck source=deploy/local/dbcluster.sh
 . "$here/dbcluster.sh"
+# shellcheck source=deploy/local/connect.sh
+. "$here/connect.sh"
 
 # The Kafka version is the one pom.xml fetches (ADR 0055).
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
@@ -112,6 +120,15 @@ for m in 1 2 3; do
   done
 done
 SERVERS=("${DB_SERVERS[@]}" "${KAFKA_SERVERS[@]}")
+# Debezium relays the order outbox (ADR 0068): Kafka Connect runs its
+# connector, and the order database writes the binary log it reads.
+case "$ORDER_OUTBOX_RELAY" in
+  debezium)
+    [ "$DB_NODES" = 1 ] || die "ORDER_OUTBOX_RELAY=debezium runs with DB_NODES=1 only"
+    SERVERS+=(connect) ;;
+  "" | batch | single) ;;
+  *) die "ORDER_OUTBOX_RELAY=$ORDER_OUTBOX_RELAY: batch, single or debezium" ;;
+esac
 
 # ---------------------------------------------------------------- install
 
@@ -132,7 +149,10 @@ install_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
-cmd_install() { install_mariadb; install_dbcluster; install_kafka; }
+cmd_install() {
+  install_mariadb; install_dbcluster; install_kafka
+  [ "$ORDER_OUTBOX_RELAY" != debezium ] || install_connect
+}
 
 # ---------------------------------------------------------------- helpers
 
@@ -143,6 +163,7 @@ port_of() {
     order-db | order-db-proxy) echo "$ORDER_DB_PORT" ;;
     payment-db | payment-db-proxy) echo "$PAYMENT_DB_PORT" ;;
     kafka) echo "$KAFKA_PORT" ;;
+    connect) echo "$CONNECT_PORT" ;;
     kafka-[123]) echo $((KAFKA_PORT + ${1#kafka-} - 1)) ;;
     *) is_db_node "$1" && { node_port "$1"; return; }
       die "unknown server '$1' (one of: ${SERVERS[*]})" ;;
@@ -218,16 +239,33 @@ start_db() {
       || die "$name: mariadb-install-db failed; see $dir/install.log"
   fi
   port_open "$port" && die "$name: port $port is taken by another process"
+  local binlog=()
+  read -ra binlog <<<"$(binlog_flags "$name")"
   # innodb_flush_log_at_trx_commit=1: every commit is on disk before the client hears OK.
   setsid "$(mariadbd_bin)" --no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" \
     --port="$port" --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mysqld.pid" \
     --innodb-flush-log-at-trx-commit=1 --innodb-buffer-pool-size=128M \
     --max-connections=400 --skip-name-resolve --character-set-server=utf8mb4 \
-    --collation-server=utf8mb4_unicode_ci --log-error="$dir/$name.log" \
+    --collation-server=utf8mb4_unicode_ci --log-error="$dir/$name.log" "${binlog[@]}" \
     </dev/null >>"$dir/$name.log" 2>&1 &
   echo $! >"$(pidfile_of "$name")"
   wait_for "$name" 60
   setup_db "$name" "$dir/mysqld.sock"
+}
+
+# binlog_flags prints the flags that turn on server $1's binary log: only the
+# order database's, and only when Debezium relays its outbox
+# (ORDER_OUTBOX_RELAY=debezium, ADR 0068): the connector reads row events
+# (ROW, full images) as a replica with its own server id would. Other modes
+# pay nothing for a log nobody reads.
+binlog_flags() {
+  [ "$1" = order-db ] && [ "$ORDER_OUTBOX_RELAY" = debezium ] || return 0
+  echo "--log-bin=$INFRA_DIR/$1/data/binlog --binlog-format=ROW --binlog-row-image=FULL --server-id=1 --binlog-expire-logs-seconds=86400"
+}
+
+# binlog_on reports whether database server $1 writes its binary log.
+binlog_on() {
+  [ "$(mariadb --no-defaults --socket="$INFRA_DIR/$1/mysqld.sock" -uroot -N -e 'SELECT @@log_bin' 2>/dev/null)" = 1 ]
 }
 
 # setup_db creates (or keeps) the database and users of server $1 (or of the
@@ -382,11 +420,15 @@ cmd_start() {
   local name family started=() ordered=() members
   for name in "$@"; do known_server "$name"; refuse_other_mode "$name"; done
   for name in "$@"; do is_kafka "$name" && ordered+=("$name"); done
-  for name in "$@"; do is_kafka "$name" || is_db_node "$name" || is_db_proxy "$name" || ordered+=("$name"); done
+  for name in "$@"; do
+    is_kafka "$name" || is_db_node "$name" || is_db_proxy "$name" || [ "$name" = connect ] || ordered+=("$name")
+  done
   for name in "${ordered[@]}"; do
     if [ -n "$(pid_of "$name")" ]; then
       log "$name already running (pid $(pid_of "$name"))"
       is_kafka "$name" || setup_db "$name" "$INFRA_DIR/$name/mysqld.sock"
+      [ -z "$(binlog_flags "$name")" ] || binlog_on "$name" \
+        || die "$name runs without the binary log ORDER_OUTBOX_RELAY=debezium needs: restart it ($0 stop $name, then up)"
       continue
     fi
     if is_kafka "$name"; then launch_kafka "$name"; else start_db "$name"; fi
@@ -402,6 +444,16 @@ cmd_start() {
   for name in "${started[@]}"; do
     is_kafka "$name" && wait_for "$name" 90
     log "$name up on 127.0.0.1:$(port_of "$name") (pid $(pid_of "$name"))"
+  done
+  # Kafka Connect last: it needs Kafka for its topics and the order database
+  # for its connector.
+  for name in "$@"; do
+    [ "$name" = connect ] || continue
+    if [ -n "$(pid_of connect)" ]; then log "connect already running (pid $(pid_of connect))"
+    else launch_connect
+    fi
+    wait_connect 120
+    log "connect up on 127.0.0.1:$CONNECT_PORT (pid $(pid_of connect)), connector order-outbox running"
   done
   return 0
 }
@@ -462,6 +514,7 @@ stop_together() {
 # databases; it also removes what `isolate` left.
 cmd_down() {
   local name
+  cmd_stop connect
   cmd_stop order-db-proxy payment-db-proxy kafka kafka-1 kafka-2 kafka-3
   cmd_stop payment-db order-db payment-db-replica order-db-replica payment-db-primary order-db-primary \
     payment-db-3 payment-db-2 payment-db-1 order-db-3 order-db-2 order-db-1
@@ -551,7 +604,14 @@ main() {
   shift || true
   case "$cmd" in
     install) cmd_install ;;
-    up) cmd_install; cmd_start "${SERVERS[@]}" ;;
+    up)
+      cmd_install
+      # A connector left from a Debezium run would send the forwarder's rows a second time.
+      if [ "$ORDER_OUTBOX_RELAY" != debezium ] && [ -n "$(pid_of connect)" ]; then
+        log "stopping connect: ORDER_OUTBOX_RELAY is not debezium (the service's forwarder relays the outbox)"
+        cmd_stop connect
+      fi
+      cmd_start "${SERVERS[@]}" ;;
     down) cmd_down ;;
     status) cmd_status ;;
     start) cmd_start "${@:?server}" ;;

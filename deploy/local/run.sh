@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts and stops the two services of `make run` as background processes, with
 # their logs in .local/run/. Usage: [KAFKA_NODES=3] deploy/local/run.sh start|stop|status
+# The services read their settings from the environment: ORDER_OUTBOX_RELAY=debezium
+# (as `make run ORDER_OUTBOX_RELAY=debezium` passes it) makes the order service
+# leave its outbox to Debezium, which infra.sh then runs (ADR 0068).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -71,6 +74,9 @@ case "${1:-}" in
     start order http://127.0.0.1:8080/readyz
     start payment http://127.0.0.1:8081/readyz
     seed_demo
+    if [ "${ORDER_OUTBOX_RELAY:-}" = debezium ]; then
+      echo "the order outbox is relayed by Debezium: Kafka Connect's REST API on http://127.0.0.1:${CONNECT_PORT:-8083}/connectors/order-outbox/status (docs/relays.md)"
+    fi
     cat <<'TXT'
 
 onceflow is running: order API on http://127.0.0.1:8080, payment service on :8081.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`, step by step (ADR 0065). What a fresh machine lacks (the lint
-# tools, MariaDB, Galera, HAProxy, Kafka's jars, promtool, Chromium,
+# tools, MariaDB, Galera, HAProxy, Kafka's and Kafka Connect's jars, promtool, Chromium,
 # Schemathesis) installs in the background from the first step on: mostly
 # downloads, while the first steps (vet, builds, unit tests) keep the CPU
 # busy. The lint step waits for its tools (lint.sh takes turns), the steps that
@@ -26,6 +26,7 @@ installs() {
   deploy/local/lint.sh install || failed=1
   deploy/local/infra.sh install || failed=1
   DB_NODES=3 deploy/local/infra.sh install || failed=1
+  ORDER_OUTBOX_RELAY=debezium deploy/local/infra.sh install || failed=1
   command -v nft >/dev/null 2>&1 || apt_install nftables || failed=1
   deploy/local/observe.sh install || failed=1
   deploy/local/chromium.sh >/dev/null || failed=1

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/caarlos0/env/v11"
 
+	"github.com/onceflow/onceflow/e2e/harness"
 	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
@@ -126,18 +127,23 @@ func (b *bench) forwarder(ctx context.Context, r *Report) error {
 // database of the order MariaDB named name, migrated with the services' sets
 // and extra.
 func (b *bench) outboxBench(ctx context.Context, name string, extra ...sqldb.Migrations) (servicemain.Messaging, kafka.Config, *sql.DB, error) {
+	return outboxBenchOn(ctx, infra, name, extra...)
+}
+
+// outboxBenchOn is outboxBench on the servers on.
+func outboxBenchOn(ctx context.Context, on *harness.Infra, name string, extra ...sqldb.Migrations) (servicemain.Messaging, kafka.Config, *sql.DB, error) {
 	cfg, err := orderMessagingConfig(extraEnv())
 	if err != nil {
 		return cfg, kafka.Config{}, nil, err
 	}
 	kc := cfg.Kafka
-	kc.Brokers, kc.ClientID = b.kafka.Brokers, strings.ReplaceAll(name, "_", "-")
-	fresh, err := freshDB(infra.OrderDBAddr(), name)
+	kc.Brokers, kc.ClientID = on.KafkaBrokers(), strings.ReplaceAll(name, "_", "-")
+	fresh, err := freshDB(on.OrderDBAddr(), name)
 	if err != nil {
 		return cfg, kc, nil, err
 	}
 	fresh.Close()
-	db, err := sqldb.Open(ctx, testenv.DSN(infra.OrderDBAddr(), name), 32)
+	db, err := sqldb.Open(ctx, testenv.DSN(on.OrderDBAddr(), name), 32)
 	if err != nil {
 		return cfg, kc, nil, err
 	}

@@ -160,8 +160,9 @@ func TestGoals(t *testing.T) {
 		Drain:      Drain{Rate: 900},                         // 3.0: met
 		Latency:    Latency{ServerP50: 15.1, ServerP99: 100}, // not met, met
 		Outage:     Outage{DrainedAfterSec: 20, NormalAfterSec: -1},
-		Consumer:   Consumer{StackRate: 79, BareRate: 100},                                                                  // 0.79: not met
-		Relays:     Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000}, {Name: laneStock, EventsPerS: 1000}}}, // 5: met
+		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
+		Relays: Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000, P99Ms: 30}, {Name: laneStock, EventsPerS: 1000},
+			{Name: laneDebezium, EventsPerS: 4000, P99Ms: 20}}}, // 5: met; 1.25: not met; 1.5: not met
 	}
 	r.evaluate()
 	want := []Goal{
@@ -174,6 +175,8 @@ func TestGoals(t *testing.T) {
 		{Name: "outage_latency_normal_s", Target: "<= 30", Value: -1, Note: "-1: not back to normal before the load ended"},
 		{Name: "consumer_stack_vs_bare", Target: ">= 0.8", Value: 0.79},
 		{Name: "relay_vs_stock_events_per_s", Target: ">= 5", Value: 5, Met: true},
+		{Name: "relay_vs_debezium_events_per_s", Target: ">= 1.5", Value: 1.25},
+		{Name: "relay_p99_vs_debezium", Target: "<= 1", Value: 1.5},
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)

@@ -5,9 +5,11 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/internal/testenv"
 	"github.com/onceflow/onceflow/pkg/events"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/outbox"
@@ -29,6 +32,8 @@ const (
 	relayRounds = 3
 	// relayLatencyFor is how long each round writes at half the relay's rate.
 	relayLatencyFor = 6 * time.Second
+	// relayWarmupEvents is the size of each relay's warm-up round.
+	relayWarmupEvents = 10_000
 	// relayLatencyCap bounds that rate: above it the writers (one event per
 	// transaction) would measure themselves, not the relay.
 	relayLatencyCap = 800.0
@@ -47,13 +52,34 @@ type relayLane struct {
 	// after a higher offset was relayed (docs/relays.md): its losses are
 	// counted. Any other relay that loses an event fails the phase.
 	mayLose bool
+	// tailing: the relay is Debezium's connector in Kafka Connect (the server
+	// harness.Connect), reading the binary log; the bench writes with
+	// outbox.NewForLogTailing and counts what reached the topic.
+	tailing bool
 }
 
 var relayLanes = []relayLane{
-	{laneOnceflow, 20_000, outbox.Faults{}, "SELECT COUNT(*) FROM `" + outbox.Table + "`", false},
+	{laneOnceflow, 20_000, outbox.Faults{}, "SELECT COUNT(*) FROM `" + outbox.Table + "`", false, false},
 	{laneStock, 2_000, outbox.Faults{StockRelay: true}, "SELECT COALESCE((SELECT MAX(`offset`) FROM `watermill_forwarder_topic`), 0)" +
-		" - COALESCE((SELECT MAX(offset_acked) FROM `watermill_offsets_forwarder_topic`), 0)", true},
+		" - COALESCE((SELECT MAX(offset_acked) FROM `watermill_offsets_forwarder_topic`), 0)", true, false},
+	{laneDebezium, 20_000, outbox.Faults{}, "", false, true},
 }
+
+// relaysInfra is the relays phase's servers: one MariaDB writing a binary log
+// and one Kafka for every relay, and Kafka Connect with Debezium's connector
+// (harness.DebeziumInfra's set, on ports of its own). Every relay pays for
+// the binary log here, so that all run on the same database.
+var relaysInfra = &harness.Infra{
+	Dir:         filepath.Join(outDir, "infra-relays"),
+	OrderDBPort: 26307, PaymentDBPort: 26308, KafkaPort: 26092, KafkaControllerPort: 26093,
+	OrderOutboxRelay: "debezium", ConnectPort: 26083, ConnectDatabases: tailingDB,
+}
+
+// tailingDB is the database the Debezium lane writes to, the only one its
+// connector relays: the polling relays' rows (in another database of the same
+// server) are not sent twice. The connector keeps running during their rounds,
+// reading past their part of the binary log, as it would in production.
+const tailingDB = "bench_tailing"
 
 // relays measures each relay of relayLanes on one fresh database of the order
 // MariaDB, in alternating rounds, in this process (a relay is a forwarder
@@ -61,26 +87,58 @@ var relayLanes = []relayLane{
 // outbox, the commit→Kafka latency at half that rate, CPU and statements per
 // event; and the raw produce baseline on the same Kafka.
 func (b *bench) relays(ctx context.Context, r *Report) error {
-	say("relays: %d alternating rounds of %d relays", relayRounds, len(relayLanes))
-	cfg, kc, db, err := b.outboxBench(ctx, "bench_relays", outbox.StockMigrations)
+	say("relays: %d alternating rounds of %d relays, on servers of their own (%s)", relayRounds, len(relayLanes), relaysInfra.Dir)
+	if err := relaysInfra.Up(); err != nil {
+		return err
+	}
+	defer func() {
+		if err := relaysInfra.Down(); err != nil {
+			say("relays: stopping the servers: %v", err)
+		}
+	}()
+	cfg, kc, db, err := outboxBenchOn(ctx, relaysInfra, "bench_relays", outbox.StockMigrations)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	_, _, tailDB, err := outboxBenchOn(ctx, relaysInfra, tailingDB)
+	if err != nil {
+		return err
+	}
+	defer tailDB.Close()
 	rel := Relays{Rounds: relayRounds}
 	if rel.ProduceSync, rel.ProduceAsync, _, err = kafkaBaselines(ctx, kc); err != nil {
 		return fmt.Errorf("raw produce baseline: %w", err)
 	}
 	say("  raw produce: %.0f/s sync, %.0f/s async", rel.ProduceSync, rel.ProduceAsync)
+	// One round per relay first, not measured: Kafka Connect's JVM (Debezium)
+	// drains its first round at half the rate of its third, compiling as it
+	// goes; a relay in production runs warm.
+	for _, l := range relayLanes {
+		on := db
+		if l.tailing {
+			on = tailDB
+		}
+		warm := l
+		warm.events = min(l.events, relayWarmupEvents)
+		if _, err := relayRound(ctx, on, kc, cfg, warm); err != nil {
+			return fmt.Errorf("%s, warm-up round: %w", l.name, err)
+		}
+	}
+	say("  warm-up rounds done")
 	rounds := map[string][]RelayLane{}
 	for round := range relayRounds {
 		for _, l := range relayLanes {
-			res, err := relayRound(ctx, db, kc, cfg, l)
+			on := db
+			if l.tailing {
+				on = tailDB
+			}
+			res, err := relayRound(ctx, on, kc, cfg, l)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", l.name, round+1, err)
 			}
-			say("  %s round %d: %.0f events/s; p50 %.1f / p99 %.1f ms at %.0f/s; CPU-ms/event relay %.3f, MariaDB %.3f; %.2f statements/event; %d lost",
-				l.name, round+1, res.EventsPerS, res.P50Ms, res.P99Ms, res.LatencyRate, res.RelayCPUMs, res.DBCPUMs, res.Statements, res.Lost)
+			say("  %s round %d: %.0f events/s (first after %.2f s); p50 %.1f / p99 %.1f ms at %.0f/s; CPU-ms/event relay %.3f, MariaDB %.3f; %.2f statements/event; %d lost",
+				l.name, round+1, res.EventsPerS, res.StartS, res.P50Ms, res.P99Ms, res.LatencyRate, res.RelayCPUMs, res.DBCPUMs, res.Statements, res.Lost)
 			rounds[l.name] = append(rounds[l.name], res)
 		}
 	}
@@ -98,15 +156,18 @@ func (b *bench) relays(ctx context.Context, r *Report) error {
 			lost += x.Lost
 		}
 		rel.Lanes = append(rel.Lanes, RelayLane{Name: l.name, Events: l.events,
-			EventsPerS:  round(med(func(x RelayLane) float64 { return x.EventsPerS }), 0),
-			LatencyRate: round(med(func(x RelayLane) float64 { return x.LatencyRate }), 0),
-			P50Ms:       round(med(func(x RelayLane) float64 { return x.P50Ms }), 1),
-			P99Ms:       round(med(func(x RelayLane) float64 { return x.P99Ms }), 1),
-			RelayCPUMs:  round(med(func(x RelayLane) float64 { return x.RelayCPUMs }), 3),
-			DBCPUMs:     round(med(func(x RelayLane) float64 { return x.DBCPUMs }), 3),
-			Statements:  round(med(func(x RelayLane) float64 { return x.Statements }), 2),
-			Lost:        lost,
-			BinlogBytes: round(med(func(x RelayLane) float64 { return x.BinlogBytes }), 0),
+			EventsPerS:       round(med(func(x RelayLane) float64 { return x.EventsPerS }), 0),
+			StartS:           round(med(func(x RelayLane) float64 { return x.StartS }), 2),
+			LatencyRate:      round(med(func(x RelayLane) float64 { return x.LatencyRate }), 0),
+			P50Ms:            round(med(func(x RelayLane) float64 { return x.P50Ms }), 1),
+			P99Ms:            round(med(func(x RelayLane) float64 { return x.P99Ms }), 1),
+			RelayCPUMs:       round(med(func(x RelayLane) float64 { return x.RelayCPUMs }), 3),
+			DBCPUMs:          round(med(func(x RelayLane) float64 { return x.DBCPUMs }), 3),
+			Statements:       round(med(func(x RelayLane) float64 { return x.Statements }), 2),
+			Lost:             lost,
+			BinlogBytes:      round(med(func(x RelayLane) float64 { return x.BinlogBytes }), 0),
+			WriteStatements:  round(med(func(x RelayLane) float64 { return x.WriteStatements }), 2),
+			WriteBinlogBytes: round(med(func(x RelayLane) float64 { return x.WriteBinlogBytes }), 0),
 		})
 	}
 	r.Relays = rel
@@ -127,59 +188,69 @@ func relayRound(ctx context.Context, db *sql.DB, kc kafka.Config, cfg servicemai
 	if err := waitLeaders(ctx, kc, topic, events.DefaultPartitions); err != nil {
 		return res, err
 	}
-	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
-	out := kc.NewPublisher(wlog)
-	defer out.Close()
-	ob := outbox.New()
-	parked, err := parking.New(parking.Config{DB: db, Outbox: ob, Logger: wlog})
+	var relay relayUnderTest
+	var err error
+	if l.tailing {
+		relay, err = startDebezium(ctx, kc, topic)
+	} else {
+		relay, err = startForwarder(db, kc, cfg, l)
+	}
 	if err != nil {
 		return res, err
 	}
-	fc := cfg.Outbox
-	fc.DB, fc.Publisher, fc.Logger, fc.Outbox, fc.Breaker, fc.Parking = db, out, wlog, ob, cfg.Breaker, parked.Publisher
-	// Built before the preload: the stock relay's option also sets where ob writes.
-	fwd, err := outbox.NewForwarder(fc, outbox.WithFaults(l.faults, slog.New(slog.DiscardHandler)))
+	defer relay.stop()
+	// What the writers pay for the relay shows in the preload: Debezium's
+	// delete in each writing transaction, and its row image in the log.
+	preload, err := sampleRelay(ctx, db, relay.pid)
 	if err != nil {
 		return res, err
 	}
-	if err := fillOutbox(ctx, db, ob, topic, l.events); err != nil {
+	if err := fillOutbox(ctx, db, relay.outbox, topic, l.events); err != nil {
 		return res, fmt.Errorf("preloading the outbox: %w", err)
 	}
-
-	before, err := sampleRelay(ctx, db)
+	before, err := sampleRelay(ctx, db, relay.pid)
 	if err != nil {
 		return res, err
 	}
-	runErr := make(chan error, 1)
+	res.WriteStatements = float64(before.statements-preload.statements) / float64(l.events)
+	res.WriteBinlogBytes = float64(before.binlog-preload.binlog) / float64(l.events)
 	t0 := time.Now()
-	go func() { runErr <- fwd.Run(context.Background()) }()
-	defer func() {
-		_ = fwd.Close()
-		fwd.Abandon()
-		<-runErr
-	}()
-	polls, err := waitRelayed(ctx, db, l, runErr)
+	if err := relay.start(); err != nil {
+		return res, err
+	}
+	polls, err := relay.wait(ctx, l.events)
 	if err != nil {
 		return res, err
 	}
-	el := time.Since(t0)
-	after, err := sampleRelay(ctx, db)
+	done := time.Now()
+	after, err := sampleRelay(ctx, db, relay.pid)
 	if err != nil {
 		return res, err
 	}
 	n := float64(l.events)
-	res.EventsPerS = n / el.Seconds()
 	res.RelayCPUMs = float64(after.self-before.self) / clockTicks * 1000 / n
 	res.DBCPUMs = float64(after.db-before.db) / clockTicks * 1000 / n
 	res.Statements = float64(after.statements-before.statements-int64(polls)) / n
 	res.BinlogBytes = float64(after.binlog-before.binlog) / n
-
-	res.LatencyRate = min(res.EventsPerS/2, relayLatencyCap)
-	committed, err := writePaced(ctx, db, ob, topic, res.LatencyRate, relayLatencyFor)
+	drained, err := appendTimes(ctx, kc, topic)
 	if err != nil {
 		return res, err
 	}
-	if _, err := waitRelayed(ctx, db, l, runErr); err != nil {
+	// The drain rate counts from the first record in Kafka: a relay's start
+	// (Debezium's task connecting to the binary log) is StartS.
+	first := done
+	for _, at := range drained {
+		first = minTime(first, at)
+	}
+	res.StartS = max(0, first.Sub(t0).Seconds())
+	res.EventsPerS = n / max(done.Sub(first).Seconds(), 0.001)
+
+	res.LatencyRate = min(res.EventsPerS/2, relayLatencyCap)
+	committed, err := writePaced(ctx, db, relay.outbox, topic, res.LatencyRate, relayLatencyFor)
+	if err != nil {
+		return res, err
+	}
+	if _, err := relay.wait(ctx, l.events+len(committed)); err != nil && !l.mayLose {
 		return res, err
 	}
 	appended, err := appendTimes(ctx, kc, topic)
@@ -198,6 +269,103 @@ func relayRound(ctx context.Context, db *sql.DB, kc kafka.Config, cfg servicemai
 	}
 	res.P50Ms, res.P99Ms = percentile(lat, 0.50), percentile(lat, 0.99)
 	return res, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// relayUnderTest is one round's relay: the outbox it reads, the process whose
+// CPU is its own, and how to start it, wait for it and stop it.
+type relayUnderTest struct {
+	outbox *outbox.Outbox
+	pid    int
+	start  func() error
+	// wait returns once the relay has sent want events of the round (or has
+	// nothing left to send), with the number of progress queries it ran on
+	// the database.
+	wait func(ctx context.Context, want int) (polls int, err error)
+	stop func()
+}
+
+// startForwarder builds lane l's forwarder as the order service builds it,
+// in this process; start runs it.
+func startForwarder(db *sql.DB, kc kafka.Config, cfg servicemain.Messaging, l relayLane) (relayUnderTest, error) {
+	wlog := watermill.NewSlogLogger(slog.New(slog.DiscardHandler))
+	out := kc.NewPublisher(wlog)
+	ob := outbox.New()
+	parked, err := parking.New(parking.Config{DB: db, Outbox: ob, Logger: wlog})
+	if err != nil {
+		out.Close()
+		return relayUnderTest{}, err
+	}
+	fc := cfg.Outbox
+	fc.DB, fc.Publisher, fc.Logger, fc.Outbox, fc.Breaker, fc.Parking = db, out, wlog, ob, cfg.Breaker, parked.Publisher
+	// Built before the preload: the stock relay's option also sets where ob writes.
+	fwd, err := outbox.NewForwarder(fc, outbox.WithFaults(l.faults, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		out.Close()
+		return relayUnderTest{}, err
+	}
+	runErr := make(chan error, 1)
+	started := false
+	return relayUnderTest{outbox: ob, pid: os.Getpid(),
+		start: func() error {
+			started = true
+			go func() { runErr <- fwd.Run(context.Background()) }()
+			return nil
+		},
+		wait: func(ctx context.Context, _ int) (int, error) { return waitRelayed(ctx, db, l, runErr) },
+		stop: func() {
+			if started {
+				_ = fwd.Close()
+				fwd.Abandon()
+				<-runErr
+			}
+			out.Close()
+		},
+	}, nil
+}
+
+// startDebezium stops the connector of relaysInfra, so that the preload
+// waits in the binary log; start resumes it.
+func startDebezium(ctx context.Context, kc kafka.Config, topic string) (relayUnderTest, error) {
+	pid, err := relaysInfra.PID(harness.Connect)
+	if err != nil {
+		return relayUnderTest{}, err
+	}
+	if err := relaysInfra.StopConnector(ctx); err != nil {
+		return relayUnderTest{}, err
+	}
+	return relayUnderTest{outbox: outbox.NewForLogTailing(), pid: pid,
+		start: func() error { return relaysInfra.ResumeConnector(ctx) },
+		wait:  func(ctx context.Context, want int) (int, error) { return 0, waitTopic(ctx, kc, topic, want) },
+		stop: func() {
+			if err := relaysInfra.ResumeConnector(context.WithoutCancel(ctx)); err != nil {
+				say("relays: resuming the connector: %v", err)
+			}
+		},
+	}, nil
+}
+
+// waitTopic waits until topic holds want records, or forwarderLimit.
+func waitTopic(ctx context.Context, kc kafka.Config, topic string, want int) error {
+	start := time.Now()
+	for {
+		n, err := testenv.MessageCount(kc, topic)
+		if err == nil && n >= int64(want) {
+			return nil
+		}
+		if time.Since(start) > forwarderLimit {
+			return errors.Join(fmt.Errorf("%s holds %d of %d records after %s", topic, n, want, forwarderLimit), err)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // waitRelayed waits until l's relay has nothing left to send and returns how
@@ -229,20 +397,20 @@ func waitRelayed(ctx context.Context, db *sql.DB, l relayLane, runErr chan error
 	}
 }
 
-// relaySample is what a relay's work is measured by: CPU ticks of this
-// process (the relay) and of MariaDB, MariaDB's statement counters and binary
+// relaySample is what a relay's work is measured by: CPU ticks of the
+// relay's process (this one, or Kafka Connect's) and of MariaDB, MariaDB's statement counters and binary
 // log bytes.
 type relaySample struct {
 	self, db, statements, binlog int64
 }
 
-func sampleRelay(ctx context.Context, db *sql.DB) (relaySample, error) {
+func sampleRelay(ctx context.Context, db *sql.DB, relayPID int) (relaySample, error) {
 	var s relaySample
 	var err error
-	if s.self, err = procTicks(os.Getpid()); err != nil {
+	if s.self, err = procTicks(relayPID); err != nil {
 		return s, err
 	}
-	pid, err := infra.PID(harness.OrderDB)
+	pid, err := relaysInfra.PID(harness.OrderDB)
 	if err != nil {
 		return s, err
 	}

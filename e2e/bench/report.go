@@ -189,15 +189,17 @@ type Goal struct {
 
 // Goal names, as report.json spells them (issue 15).
 const (
-	goalSagaVsCommitBound = "saga_vs_commit_bound"
-	goalForwarderAlone    = "forwarder_alone_events_per_s"
-	goalDrainVsSaga       = "drain_vs_saga_rate"
-	goalLatencyP50        = "latency_p50_ms"
-	goalLatencyP99        = "latency_p99_ms"
-	goalOutageDrained     = "outage_backlog_drained_s"
-	goalOutageNormal      = "outage_latency_normal_s"
-	goalConsumerVsBare    = "consumer_stack_vs_bare"
-	goalRelayVsStock      = "relay_vs_stock_events_per_s"
+	goalSagaVsCommitBound  = "saga_vs_commit_bound"
+	goalForwarderAlone     = "forwarder_alone_events_per_s"
+	goalDrainVsSaga        = "drain_vs_saga_rate"
+	goalLatencyP50         = "latency_p50_ms"
+	goalLatencyP99         = "latency_p99_ms"
+	goalOutageDrained      = "outage_backlog_drained_s"
+	goalOutageNormal       = "outage_latency_normal_s"
+	goalConsumerVsBare     = "consumer_stack_vs_bare"
+	goalRelayVsStock       = "relay_vs_stock_events_per_s"
+	goalRelayVsDebezium    = "relay_vs_debezium_events_per_s"
+	goalRelayP99VsDebezium = "relay_p99_vs_debezium"
 )
 
 // evaluate computes the ratios and the goals from the sections of the phases
@@ -211,6 +213,8 @@ func (r *Report) evaluate() {
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
 	relayVsStock := ratio(r.Relays.lane(laneOnceflow).EventsPerS, r.Relays.lane(laneStock).EventsPerS, 2)
+	relayVsDebezium := ratio(r.Relays.lane(laneOnceflow).EventsPerS, r.Relays.lane(laneDebezium).EventsPerS, 2)
+	relayP99VsDebezium := ratio(r.Relays.lane(laneOnceflow).P99Ms, r.Relays.lane(laneDebezium).P99Ms, 2)
 	goal := func(name string, value float64, target string, met bool, phases ...string) Goal {
 		for _, p := range phases {
 			if st, _ := r.phase(p); st != statusOK {
@@ -231,6 +235,8 @@ func (r *Report) evaluate() {
 		goal(goalOutageNormal, o.NormalAfterSec, "<= 30", o.NormalAfterSec >= 0 && o.NormalAfterSec <= 30, "outage"),
 		goal(goalConsumerVsBare, r.Consumer.Ratio, ">= 0.8", r.Consumer.Ratio >= 0.8, "consumer"),
 		goal(goalRelayVsStock, relayVsStock, ">= 5", relayVsStock >= 5, "relays"),
+		goal(goalRelayVsDebezium, relayVsDebezium, ">= 1.5", relayVsDebezium >= 1.5, "relays"),
+		goal(goalRelayP99VsDebezium, relayP99VsDebezium, "<= 1", relayP99VsDebezium > 0 && relayP99VsDebezium <= 1, "relays"),
 	}
 	if g := &r.Goals[6]; g.Note == "" && o.NormalAfterSec < 0 {
 		g.Note = "-1: not back to normal before the load ended"

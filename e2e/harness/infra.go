@@ -6,6 +6,7 @@ package harness
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ const (
 	OrderDB   = "order-db"
 	PaymentDB = "payment-db"
 	Kafka     = "kafka"
+	// Connect is Kafka Connect running Debezium's connector (Infra.OrderOutboxRelay).
+	Connect = "connect"
 )
 
 // Infra is one set of servers (two MariaDB or two database clusters, one Kafka
@@ -43,6 +46,15 @@ type Infra struct {
 	// KafkaProxiedPort is the broker's second listener, which advertises
 	// KafkaProxiedAdvertisedPort: where Proxies listens (0: no second listener).
 	KafkaProxiedPort, KafkaProxiedAdvertisedPort int
+	// OrderOutboxRelay "debezium" adds the server Connect (Kafka Connect with
+	// Debezium's MariaDB connector relaying the order outbox, REST on
+	// ConnectPort) and turns on the order database's binary log (ADR 0068).
+	OrderOutboxRelay string
+	ConnectPort      int
+	// ConnectDatabases is the regular expression of the databases whose
+	// outbox the connector relays; "" is every database (each scenario's
+	// order service has its own).
+	ConnectDatabases string
 }
 
 // RepoRoot is the repository's top directory (found from this source file).
@@ -85,6 +97,17 @@ func ControlsInfra() *Infra {
 	return &Infra{
 		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra-controls"),
 		OrderDBPort: 17307, PaymentDBPort: 17308, KafkaPort: 24092, KafkaControllerPort: 24093,
+	}
+}
+
+// DebeziumInfra is the Debezium relay lane's servers (ADR 0068): one MariaDB
+// per service, the order one writing a binary log, one Kafka node and Kafka
+// Connect; ports and data apart from every other set.
+func DebeziumInfra() *Infra {
+	return &Infra{
+		Dir:         filepath.Join(RepoRoot(), "build", "e2e", "infra-debezium"),
+		OrderDBPort: 18307, PaymentDBPort: 18308, KafkaPort: 25092, KafkaControllerPort: 25093,
+		OrderOutboxRelay: "debezium", ConnectPort: 25083,
 	}
 }
 
@@ -147,7 +170,11 @@ func (i *Infra) Output(args ...string) (string, error) {
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(i.KafkaControllerPort),
 		"KAFKA_NODES="+strconv.Itoa(max(i.KafkaNodes, 1)),
 		"DB_NODES="+strconv.Itoa(max(i.DBNodes, 1)),
+		"ORDER_OUTBOX_RELAY="+i.OrderOutboxRelay,
 	)
+	if i.ConnectPort != 0 {
+		cmd.Env = append(cmd.Env, "CONNECT_PORT="+strconv.Itoa(i.ConnectPort), "CONNECT_DATABASES="+cmp.Or(i.ConnectDatabases, "[a-z0-9_]+"))
+	}
 	if i.KafkaProxiedPort != 0 {
 		cmd.Env = append(cmd.Env, "KAFKA_PROXIED_PORT="+strconv.Itoa(i.KafkaProxiedPort),
 			"KAFKA_PROXIED_ADVERTISED_PORT="+strconv.Itoa(i.KafkaProxiedAdvertisedPort))

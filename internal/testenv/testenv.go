@@ -219,7 +219,8 @@ func (d Database) Migrate(t testing.TB, serviceMigrations fs.FS) {
 }
 
 // grantApp runs, through db (the migration user's pool on database name), the
-// grants of the service user of serviceDSN on the tables name has.
+// grants of the service user of serviceDSN on the tables name has, and the
+// relay user's on the outbox.
 func grantApp(ctx context.Context, db *sql.DB, name, serviceDSN string) error {
 	rows, err := db.QueryContext(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", name)
 	if err != nil {
@@ -256,6 +257,13 @@ func grantApp(ctx context.Context, db *sql.DB, name, serviceDSN string) error {
 		}
 		if _, err := db.ExecContext(ctx, g.SQL); err != nil {
 			return fmt.Errorf("%s: %w", g.SQL, err)
+		}
+	}
+	if tables["watermill_outbox"] {
+		for _, s := range tpl.RelayGrants(name) {
+			if _, err := db.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
 		}
 	}
 	return nil

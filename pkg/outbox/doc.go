@@ -4,6 +4,13 @@
 // forwarder (NewForwarder) publishes the committed rows to Kafka and deletes
 // them.
 //
+// An outbox of NewForLogTailing is for a relay outside the process that tails
+// the database's binary log (Debezium, ADR 0068): it deletes each row in the
+// transaction that writes it, the log carries the event, and no forwarder
+// runs (Config.Relay "debezium"). It needs a row-based binary log with full
+// images (CheckBinaryLog) and the generated event_* columns the migrations
+// add; the forwarder ignores them.
+//
 // Read in this order: outbox.go (Publish), forwarder.go (Config,
 // NewForwarder), relay.go (the batch relay and its commit barrier), wake.go
 // (a commit wakes the forwarder), limits.go (the size bounds), backlog.go.

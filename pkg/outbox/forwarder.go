@@ -44,7 +44,9 @@ type Config struct {
 	// the rows of one polling transaction with one synchronous batch produce
 	// when it commits, and deletes them only if Kafka acknowledged all of them
 	// (else the whole batch is sent again); RelaySingle ("single") publishes one
-	// row per produce round trip before acknowledging it.
+	// row per produce round trip before acknowledging it. RelayDebezium
+	// ("debezium") runs no forwarder: Debezium's connector reads the rows from
+	// the binary log (a service then writes with NewForLogTailing).
 	Relay string `env:"RELAY"`
 
 	// DB is the database holding the outbox table. Required.
@@ -89,6 +91,10 @@ const (
 	// RelaySingle publishes each row synchronously, one produce round trip per
 	// event, before the forwarder acknowledges it (Watermill's own behaviour).
 	RelaySingle = "single"
+	// RelayDebezium is no forwarder in this process: Debezium's MariaDB
+	// connector tails the binary log, and its Outbox Event Router sends each
+	// row's event (ADR 0068). NewForwarder refuses it.
+	RelayDebezium = "debezium"
 )
 
 // Defaults returns c with zero settings set to their defaults.
@@ -123,8 +129,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.BatchSize < 1 || c.BatchSize > 1000:
 		return fmt.Errorf("outbox batch size %d is outside 1..1000", c.BatchSize)
-	case c.Relay != RelayBatch && c.Relay != RelaySingle:
-		return fmt.Errorf("outbox relay %q is neither %q nor %q", c.Relay, RelayBatch, RelaySingle)
+	case c.Relay != RelayBatch && c.Relay != RelaySingle && c.Relay != RelayDebezium:
+		return fmt.Errorf("outbox relay %q is not %q, %q or %q", c.Relay, RelayBatch, RelaySingle, RelayDebezium)
 	case c.PollInterval <= 0, c.ResendInterval <= 0, c.AckDeadline <= 0:
 		return errors.New("outbox poll interval, resend interval and ack deadline must be positive")
 	}
@@ -196,6 +202,9 @@ func NewForwarder(c Config, opts ...Option) (*Forwarder, error) {
 	}
 	if c.DB == nil || c.Publisher == nil {
 		return nil, errors.New("outbox forwarder: DB and Publisher are required")
+	}
+	if c.Relay == RelayDebezium {
+		return nil, errors.New("outbox forwarder: with relay \"debezium\" Debezium relays the outbox, not a forwarder")
 	}
 	o := options{relay: c.Relay, offsets: sqlqueue.DeleteAckedOnly{MySQLQueueOffsetsAdapter: wsql.MySQLQueueOffsetsAdapter{DeleteOnAck: true}}}
 	for _, opt := range opts {

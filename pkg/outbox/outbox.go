@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
@@ -41,10 +43,21 @@ type Outbox struct {
 	// LateOffsetEvery).
 	sqlTopic string
 	schema   wsql.SchemaAdapter
+	// deleteOnWrite deletes each row in the transaction that writes it
+	// (NewForLogTailing).
+	deleteOnWrite bool
 }
 
-// New returns an Outbox.
+// New returns an Outbox whose rows a forwarder (NewForwarder) relays.
 func New() *Outbox { return &Outbox{} }
+
+// NewForLogTailing returns an Outbox for a relay that tails the database's
+// binary log instead of polling the table (Debezium's connector with its
+// Outbox Event Router, ADR 0068): each row is deleted again in the transaction
+// that writes it, so the table stays empty and the binary log, which records
+// the insert, carries the event. Nothing in this process relays; a forwarder
+// on this outbox would find no rows.
+func NewForLogTailing() *Outbox { return &Outbox{deleteOnWrite: true} }
 
 // Publish stores msgs, addressed to the Kafka topic, in the outbox as part of tx.
 // They become visible to the forwarder only when tx commits, and vanish if it
@@ -96,6 +109,11 @@ func (o *Outbox) insert(ctx context.Context, tx wsql.ContextExecutor, topic stri
 	if err := forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: cmp.Or(o.sqlTopic, Topic)}).Publish(topic, msgs...); err != nil {
 		return err
 	}
+	if o.deleteOnWrite {
+		if err := deleteInserted(ctx, tx, len(msgs)); err != nil {
+			return err
+		}
+	}
 	sqldb.OnCommit(ctx, o, o.wakers.signal)
 	return nil
 }
@@ -105,4 +123,43 @@ func Pending(ctx context.Context, db *sql.DB) (int, error) {
 	var n int
 	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM `"+Table+"`").Scan(&n)
 	return n, err
+}
+
+// deleteInserted deletes the n rows the last INSERT of tx wrote. One INSERT
+// of n rows takes n consecutive offsets (InnoDB gives a statement whose row
+// count it knows one run of values, in every autoinc lock mode), the first of
+// which is the session's LAST_INSERT_ID(). Each row is deleted by its primary
+// key, so the delete locks only those rows, never a neighbour that another
+// writer inserts; one statement, no round trip to read the offsets first.
+func deleteInserted(ctx context.Context, tx wsql.ContextExecutor, n int) error {
+	in := make([]string, n)
+	for i := range in {
+		in[i] = fmt.Sprintf("LAST_INSERT_ID()+%d", i)
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM `"+Table+"` WHERE `offset` IN ("+strings.Join(in, ",")+")")
+	if err != nil {
+		return fmt.Errorf("deleting the outbox rows the binary log carries: %w", err)
+	}
+	if deleted, err := res.RowsAffected(); err != nil || deleted != int64(n) {
+		return errors.Join(fmt.Errorf("deleting the outbox rows the binary log carries: deleted %d of %d", deleted, n), err)
+	}
+	return nil
+}
+
+// CheckBinaryLog fails unless db writes a binary log a log-tailing relay can
+// read every row from: on, ROW format, full row images. An outbox of
+// NewForLogTailing deletes its rows as it writes them; without such a log
+// their events would be lost.
+func CheckBinaryLog(ctx context.Context, db *sql.DB) error {
+	var on int
+	var format, image string
+	err := db.QueryRowContext(ctx, "SELECT @@log_bin, @@binlog_format, @@binlog_row_image").Scan(&on, &format, &image)
+	if err != nil {
+		return fmt.Errorf("reading the database's binary log settings: %w", err)
+	}
+	if on != 1 || format != "ROW" || image != "FULL" {
+		return fmt.Errorf("the outbox relay %q reads the binary log, but the database has log_bin=%d, binlog_format=%s, binlog_row_image=%s (want 1, ROW, FULL)",
+			RelayDebezium, on, format, image)
+	}
+	return nil
 }

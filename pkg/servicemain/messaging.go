@@ -1,6 +1,7 @@
 package servicemain
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/onceflow/onceflow/pkg/inbox"
 	"github.com/onceflow/onceflow/pkg/jobs"
 	"github.com/onceflow/onceflow/pkg/kafka"
+	"github.com/onceflow/onceflow/pkg/lifecycle"
 	"github.com/onceflow/onceflow/pkg/metrics"
 	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/outbox/parking"
@@ -115,6 +117,28 @@ func (m Messaging) Validate() error {
 func (m Messaging) consumerConfig() consumer.Config {
 	return consumer.Config{ConsumerGroup: m.ConsumerGroup, PoisonTopic: m.PoisonTopic, Retry: m.Retry,
 		HandlerTimeout: m.HandlerTimeout, Throttle: m.Throttle, Breaker: m.Breaker, Delayed: m.Delayed, Kafka: m.Kafka}
+}
+
+// NewOutbox returns a service's outbox and its relay, by m.Outbox.Relay:
+// for "batch" or "single" an outbox and the forwarder of NewForwarder; for
+// "debezium" an outbox whose rows Debezium reads from db's binary log
+// (outbox.NewForLogTailing) and no relay (nil). It fails if db writes no
+// row-based binary log in that mode: the rows would be deleted and their
+// events lost.
+func NewOutbox(ctx context.Context, m Messaging, db *sql.DB, out message.Publisher, topics *kafka.Topics,
+	onForwarded func(n int), logger watermill.LoggerAdapter, opts ...outbox.Option) (*outbox.Outbox, lifecycle.Forwarder, error) {
+	if m.Outbox.Relay == outbox.RelayDebezium {
+		if err := outbox.CheckBinaryLog(ctx, db); err != nil {
+			return nil, nil, err
+		}
+		return outbox.NewForLogTailing(), nil, nil
+	}
+	ob := outbox.New()
+	fwd, err := NewForwarder(m, db, ob, out, topics, onForwarded, logger, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ob, fwd, nil
 }
 
 // NewForwarder returns a service's outbox forwarder: m.Outbox's settings,

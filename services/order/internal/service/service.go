@@ -251,11 +251,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	mx := metrics.New(app.SagaOutcomes...)
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
 
-	// The outbox the repositories write to, the forwarder that relays it to
-	// Kafka (parking the rows Kafka can never take), and the consumers
-	// (inbox + retry + poison queue).
-	ob := outbox.New()
-	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
+	// The outbox the repositories write to and its relay to Kafka: the
+	// forwarder (parking the rows Kafka can never take), or with
+	// ORDER_OUTBOX_RELAY=debezium none (Debezium tails the binary log); and the
+	// consumers (inbox + retry + poison queue).
+	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}

@@ -145,18 +145,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	if err != nil {
 		return err
 	}
-	// The outbox the repository writes to, and the application.
-	ob := outbox.New()
-	repo := mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
-	var payments app.Payments = repo
-	if w.payments != nil {
-		payments = w.payments(payments)
-	}
-	svc := app.New(payments, logger)
-
-	// Kafka: the topics this service creates (when Kafka answers), the
-	// consumer of order events (inbox + retry + poison queue) and the
-	// forwarder that relays the outbox.
+	// Kafka: the topics this service creates (when Kafka answers), and the
+	// publishers of the outbox's relay and of the poison queue.
 	topics := kafka.NewTopics(m.Kafka, logger,
 		kafka.TopicSpec{Name: cfg.OrdersTopic, Partitions: events.DefaultPartitions},
 		kafka.TopicSpec{Name: cfg.PaymentsTopic, Partitions: events.DefaultPartitions},
@@ -165,17 +155,28 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// measures the publishers, the consumers' router and handlers.
 	mx := metrics.New()
 	kafkaOut, poisonOut := mx.Publisher(m.Kafka.NewPublisher(wlog)), mx.Publisher(m.Kafka.NewPoisonPublisher(wlog))
+	// The outbox the repository writes to and its relay to Kafka: the
+	// forwarder (parking the rows Kafka can never take), or with
+	// PAYMENT_OUTBOX_RELAY=debezium none (Debezium tails the binary log).
+	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
+	if err != nil {
+		return err
+	}
+
+	// The application, and the consumer of order events (inbox + retry +
+	// poison queue).
+	repo := mariadb.NewPayments(db, ob, cfg.PaymentsTopic)
+	var payments app.Payments = repo
+	if w.payments != nil {
+		payments = w.payments(payments)
+	}
+	svc := app.New(payments, logger)
+
 	consumers, err := servicemain.NewConsumers(m, db, poisonOut, topics, mx, logger, w.consumer...)
 	if err != nil {
 		return err
 	}
 	consumers.Handle("payment.order-events", cfg.OrdersTopic, kafkaadapter.OrderEvents(svc))
-	// The forwarder that relays the outbox to Kafka, parking the rows Kafka
-	// can never take.
-	forwarder, err := servicemain.NewForwarder(m, db, ob, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
-	if err != nil {
-		return err
-	}
 
 	// Periodic jobs: retention of the inbox and the poison replay records.
 	periodic := jobs.New(logger)
