@@ -166,9 +166,10 @@ observe: ## after `make run`: a real Prometheus on 127.0.0.1:9090 scraping both 
 observe-down: ## stop the Prometheus of `make observe` (its data stays in .local/prometheus)
 	@$(OBSERVE) down
 
-up: ## docker compose: build, start everything, wait until healthy, print the URLs (Docker Compose 2.20+; KAFKA_NODES=3: the three-node Kafka cluster)
+up: ## docker compose: build, start everything, wait until healthy, print the URLs (Docker Compose 2.20+; KAFKA_NODES=3: the three-node Kafka cluster; ORDER_OUTBOX_RELAY=debezium: Debezium relays the order outbox)
 	$(if $(filter-out 1 3,$(or $(KAFKA_NODES),1)),$(error KAFKA_NODES must be 1 or 3, not "$(KAFKA_NODES)"))
-	docker compose $(if $(filter 3,$(KAFKA_NODES)),--profile cluster) up --build --detach --wait
+	docker compose $(if $(filter 3,$(KAFKA_NODES)),--profile cluster,$(if $(filter debezium,$(ORDER_OUTBOX_RELAY)),--profile single)) \
+		$(if $(filter debezium,$(ORDER_OUTBOX_RELAY)),--profile debezium) up --build --detach --wait
 	@printf '%s\n' '' 'onceflow is up (docker compose; `make down` stops it):' \
 		'  order API   http://127.0.0.1:8080   (payment service http://127.0.0.1:8081)' \
 		'  console     http://127.0.0.1:8080/console' \
@@ -176,8 +177,8 @@ up: ## docker compose: build, start everything, wait until healthy, print the UR
 		'  Prometheus  http://127.0.0.1:9090' \
 		'  traces      http://127.0.0.1:16686   (Jaeger: service "order" or "payment")'
 
-down: ## docker compose: stop everything (either Kafka profile)
-	docker compose --profile single --profile cluster down
+down: ## docker compose: stop everything (either Kafka profile, and Kafka Connect)
+	docker compose --profile single --profile cluster --profile debezium down
 
 bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the three relays side by side (docs/relays.md), judged against eleven named goals (about 21 min)
 	@$(INFRA) install

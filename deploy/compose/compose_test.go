@@ -246,7 +246,8 @@ func TestDockerBuildCommand(t *testing.T) {
 // "single" (COMPOSE_PROFILES in the .env of the repository root, and in the one
 // of deploy/compose for `-f deploy/compose/compose.yaml`), every Kafka node
 // belongs to exactly one of the profiles "single" and "cluster" (a node without
-// a profile would run in both), and the file also loads with every profile on
+// a profile would run in both), only Kafka Connect's services have another (the
+// profile "debezium"), and the file also loads with every profile on
 // (`make down`).
 func TestComposeDefaultProfile(t *testing.T) {
 	t.Parallel()
@@ -266,8 +267,12 @@ func TestComposeDefaultProfile(t *testing.T) {
 	nodes := 0
 	for name, s := range p.Services {
 		if !isKafkaNode(s) {
-			if len(s.Profiles) != 0 {
-				t.Errorf("%s has the profiles %v: only Kafka nodes depend on the profile", name, s.Profiles)
+			want := ""
+			if slices.Contains(connectServices, name) {
+				want = "debezium"
+			}
+			if strings.Join(s.Profiles, ",") != want {
+				t.Errorf("%s has the profiles %v, want [%s]: only Kafka nodes and Kafka Connect depend on a profile", name, s.Profiles, want)
 			}
 			continue
 		}
@@ -617,5 +622,67 @@ func TestComposeServicesAnswerTheirCallers(t *testing.T) {
 				t.Errorf("%s answers Host %s with %d: add its name to compose's %s", svc, host, rec.Code, variable)
 			}
 		}
+	}
+}
+
+// connectServices are the services of the profile debezium.
+var connectServices = []string{"connect-plugins", "connect", "connect-init"}
+
+// TestComposeDebeziumProfile: the profile debezium runs the worker and the
+// connector of `make run ORDER_OUTBOX_RELAY=debezium`: its files in ./connect
+// are what `infra.sh compose-connect` writes today; the order database writes
+// the binary log the connector reads; the order service leaves its outbox to
+// Debezium only when asked (batch by default); the worker starts after its
+// plugins, Kafka's topics and the order database, and the registration after
+// the worker is healthy.
+func TestComposeDebeziumProfile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if out, err := exec.Command("../local/infra.sh", "compose-connect", dir).CombinedOutput(); err != nil {
+		t.Fatalf("infra.sh compose-connect: %v\n%s", err, out)
+	}
+	for _, f := range []string{"worker.properties", "order-outbox.json"} {
+		want, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join("connect", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("deploy/compose/connect/%s is not what infra.sh compose-connect writes: run deploy/local/infra.sh compose-connect deploy/compose/connect", f)
+		}
+	}
+	p, err := compose.Load(context.Background(), "debezium", "single")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.Join(p.Services["order-db"].Command, " ")
+	for _, flag := range []string{"--log-bin=", "--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id="} {
+		if !strings.Contains(db, flag) {
+			t.Errorf("order-db's command %q lacks %s", db, flag)
+		}
+	}
+	if got := p.Services["order"].Environment["ORDER_OUTBOX_RELAY"]; got == nil || *got != "batch" {
+		t.Errorf("order's ORDER_OUTBOX_RELAY = %v, want batch unless asked", got)
+	}
+	for _, tt := range []struct {
+		service   string
+		dependsOn map[string]string
+	}{
+		{"connect", map[string]string{"connect-plugins": "service_completed_successfully",
+			"kafka-init": "service_completed_successfully", "order-db": "service_healthy"}},
+		{"connect-init", map[string]string{"connect": "service_healthy"}},
+	} {
+		s := p.Services[tt.service]
+		for dep, cond := range tt.dependsOn {
+			if got := s.DependsOn[dep].Condition; got != cond {
+				t.Errorf("%s depends_on %s: condition %q, want %q", tt.service, dep, got, cond)
+			}
+		}
+	}
+	if hc := p.Services["connect"].HealthCheck; hc == nil || len(hc.Test) == 0 {
+		t.Error("connect has no healthcheck")
 	}
 }

@@ -74,24 +74,44 @@ connect_bootstrap() {
   fi
 }
 
+# Where the worker and the connector find their servers, and how the worker
+# listens and loads its plugins: this machine's by default; compose_connect sets
+# the containers' (docker compose runs the same worker and connector).
+connect_site() {
+  CONNECT_BOOTSTRAP=$(connect_bootstrap)
+  CONNECT_RF=1
+  [ "$KAFKA_NODES" = 3 ] && CONNECT_RF=3
+  CONNECT_LISTEN=127.0.0.1 CONNECT_ADVERTISED=127.0.0.1 CONNECT_REST_PORT=$CONNECT_PORT
+  CONNECT_DB_HOST=127.0.0.1 CONNECT_DB_PORT=$ORDER_DB_PORT
+  # Empty: the plugins are on the class path (launch_connect).
+  CONNECT_PLUGIN_PATH=
+}
+
 # write_connect_config writes the worker's connect.properties and log4j2.properties
 # into directory $1.
 write_connect_config() {
-  local dir=$1 rf=1
-  [ "$KAFKA_NODES" = 3 ] && rf=3
-  cat >"$dir/connect.properties" <<PROPS
+  local dir=$1
+  [ -n "${CONNECT_BOOTSTRAP:-}" ] || connect_site
+  write_worker_properties >"$dir/connect.properties"
+  write_worker_log4j "$dir"
+}
+
+# write_worker_properties prints the worker's properties for the site
+# connect_site (or compose_connect) set.
+write_worker_properties() {
+  cat <<PROPS
 # Kafka Connect worker (distributed mode, one worker), written by deploy/local/connect.sh.
-bootstrap.servers=$(connect_bootstrap)
+bootstrap.servers=$CONNECT_BOOTSTRAP
 group.id=onceflow-connect
 config.storage.topic=onceflow-connect-configs
 offset.storage.topic=onceflow-connect-offsets
 status.storage.topic=onceflow-connect-status
-config.storage.replication.factor=$rf
-offset.storage.replication.factor=$rf
-status.storage.replication.factor=$rf
-listeners=http://127.0.0.1:$CONNECT_PORT
-rest.advertised.host.name=127.0.0.1
-rest.advertised.port=$CONNECT_PORT
+config.storage.replication.factor=$CONNECT_RF
+offset.storage.replication.factor=$CONNECT_RF
+status.storage.replication.factor=$CONNECT_RF
+listeners=http://$CONNECT_LISTEN:$CONNECT_REST_PORT
+rest.advertised.host.name=$CONNECT_ADVERTISED
+rest.advertised.port=$CONNECT_REST_PORT
 # The records' key is the event key (a string), the value the event's bytes as they
 # are, a header a string's UTF-8 bytes: what Watermill's Kafka publisher writes.
 key.converter=org.apache.kafka.connect.storage.StringConverter
@@ -117,6 +137,12 @@ scheduled.rebalance.max.delay.ms=0
 # seconds of a reflective scan of every class.
 plugin.discovery=service_load
 PROPS
+  [ -z "$CONNECT_PLUGIN_PATH" ] || printf 'plugin.path=%s\n' "$CONNECT_PLUGIN_PATH"
+}
+
+# write_worker_log4j writes the worker's log4j2.properties into directory $1.
+write_worker_log4j() {
+  local dir=$1
   cat >"$dir/log4j2.properties" <<PROPS
 appender.file.type=File
 appender.file.name=file
@@ -171,14 +197,13 @@ launch_connect() {
 # task waits for more events before it hands a batch to Connect (default
 # 500 ms, which made commit→Kafka 257 ms at the median).
 connector_config() {
-  local bootstrap
-  bootstrap=$(connect_bootstrap)
+  [ -n "${CONNECT_BOOTSTRAP:-}" ] || connect_site
   cat <<JSON
 {
   "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
   "tasks.max": "1",
-  "database.hostname": "127.0.0.1",
-  "database.port": "$ORDER_DB_PORT",
+  "database.hostname": "$CONNECT_DB_HOST",
+  "database.port": "$CONNECT_DB_PORT",
   "database.user": "orders_relay",
   "database.password": "orders_relay",
   "database.server.id": "5401",
@@ -194,7 +219,7 @@ connector_config() {
   "tombstones.on.delete": "false",
   "extended.headers.enabled": "false",
   "binary.handling.mode": "bytes",
-  "schema.history.internal.kafka.bootstrap.servers": "$bootstrap",
+  "schema.history.internal.kafka.bootstrap.servers": "$CONNECT_BOOTSTRAP",
   "schema.history.internal.kafka.topic": "onceflow-connect-schema-history",
   "schema.history.internal.store.only.captured.tables.ddl": "true",
   "key.converter": "org.apache.kafka.connect.storage.StringConverter",
@@ -273,4 +298,18 @@ wait_connect() {
     sleep 0.2
   done
   die "connect: connector $CONNECTOR did not run within $1 s; see $INFRA_DIR/connect/connect.log"
+}
+
+# compose_connect writes into directory $1 the worker's properties and the
+# connector's configuration for docker compose's profile debezium
+# (deploy/compose/connect/, checked by deploy/compose's tests to be what this
+# prints): the containers' names and ports, the plugins in /plugins, and
+# internal topics with the brokers' default replication (one node or three).
+compose_connect() {
+  local dir=$1
+  CONNECT_BOOTSTRAP=kafka-1:29092,kafka-2:29092,kafka-3:29092 CONNECT_RF=-1
+  CONNECT_LISTEN=0.0.0.0 CONNECT_ADVERTISED=connect CONNECT_REST_PORT=8083
+  CONNECT_DB_HOST=order-db CONNECT_DB_PORT=3306 CONNECT_PLUGIN_PATH=/plugins CONNECT_DATABASES=orders
+  write_worker_properties | sed 's|written by deploy/local/connect.sh|written by deploy/local/infra.sh compose-connect|' >"$dir/worker.properties"
+  connector_config >"$dir/order-outbox.json"
 }

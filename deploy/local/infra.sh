@@ -21,6 +21,8 @@
 #                            haproxy.cfg (proxy) the server starts with
 #   ports                    one line per port the servers listen on: server, port, up|down
 #   writer  <db>             the node a database proxy sends the writes to (order-db or payment-db)
+#   compose-connect <dir>    write docker compose's Kafka Connect worker and connector files
+#                            (deploy/compose/connect/: the same worker and connector as `connect`)
 #   isolate <galera node>    cut the node off from the other two (nftables, as root); heal undoes it
 #   heal    <galera node>
 # Servers: order-db, payment-db (DB_NODES=1); order-db-1..3, order-db-proxy, payment-db-1..3,
@@ -623,6 +625,7 @@ main() {
     config) cmd_config "${1:?server}" ;;
     ports) cmd_ports ;;
     writer) known_server "${1:?db}-proxy"; writer_of "$1-proxy" ;;
+    compose-connect) compose_connect "${1:?directory}" ;;
     isolate) known_server "${1:?server}"; isolate "$1" ;;
     heal) known_server "${1:?server}"; heal "$1" ;;
     *) sed -n '2,/^set -euo pipefail/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || exit 2 ;;

@@ -20,6 +20,7 @@ package io.onceflow.connect;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
 
 import org.apache.kafka.clients.admin.Admin;
@@ -50,15 +51,17 @@ public class Heartbeats<R extends ConnectRecord<R>> implements Transformation<R>
     public void close() {
     }
 
-    // main creates topic args[1] (one partition, replication factor args[2]) on the
-    // cluster at args[0], unless it exists.
+    // main creates topic args[1] (one partition, replication factor args[2]; -1:
+    // the brokers' default) on the cluster at args[0], unless it exists.
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
             System.err.println("usage: Heartbeats <bootstrap servers> <topic> <replication factor>");
             System.exit(2);
         }
         try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]))) {
-            admin.createTopics(List.of(new NewTopic(args[1], 1, Short.parseShort(args[2])))).all().get();
+            short rf = Short.parseShort(args[2]);
+            Optional<Short> replication = rf < 0 ? Optional.empty() : Optional.of(rf);
+            admin.createTopics(List.of(new NewTopic(args[1], Optional.of(1), replication))).all().get();
         } catch (ExecutionException e) {
             if (!(e.getCause() instanceof TopicExistsException)) {
                 throw e;
