@@ -102,7 +102,7 @@ test-alerts: ## promtool check rules and test rules on deploy/prometheus (the al
 
 # The e2e package starts servers of its own (e2e/harness); it needs MariaDB and
 # Kafka's jars installed, not the servers of `make run`.
-e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison and the database-cluster lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster: a group)
+e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy comparison, the database-cluster lane and the Debezium relay lane (SCENARIO=name runs one scenario or strategy; SCENARIO=cluster, dbcluster, debezium: a group)
 	@$(INFRA) install
 # -parallel 4: the fault suite, the strategy comparison, the negative controls and the database-cluster
 # lane run beside each other, each on servers of its own (ADRs 0050, 0060, 0065); the Debezium relay
