@@ -612,7 +612,7 @@ func TestFaults(t *testing.T) {
 			runClean(t, sc, seed)
 		})
 	}
-	if only != "" && ran == 0 && !isStrategy(only) && !isDBLane(only) {
+	if only != "" && ran == 0 && !isStrategy(only) && !isDBLane(only) && !isDebeziumLane(only) {
 		t.Fatalf("no scenario named %q", only)
 	}
 }

@@ -225,6 +225,19 @@ func limitTopic(kc kafka.Config, topic, maxBytes string) error {
 	return admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"max.message.bytes": &maxBytes}, false)
 }
 
+// isDebeziumLane reports whether name (SCENARIO) selects something of this lane.
+func isDebeziumLane(name string) bool {
+	if name == allDebeziumScenarios || name == "debezium-oversized" {
+		return true
+	}
+	for _, sc := range debeziumScenarios() {
+		if sc.name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // debeziumScenarios are the faults a relay must survive, with Debezium
 // relaying the order outbox.
 func debeziumScenarios() []scenario {

@@ -176,7 +176,7 @@ func TestStrategies(t *testing.T) {
 }
 
 func isScenario(name string) bool {
-	if name == allClusterScenarios || isDBLane(name) {
+	if name == allClusterScenarios || isDBLane(name) || isDebeziumLane(name) {
 		return true
 	}
 	for _, sc := range scenarios() {
