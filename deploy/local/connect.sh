@@ -143,15 +143,9 @@ PROPS
 # write_worker_log4j writes the worker's log4j2.properties into directory $1.
 write_worker_log4j() {
   local dir=$1
-  cat >"$dir/log4j2.properties" <<PROPS
-appender.file.type=File
-appender.file.name=file
-appender.file.fileName=$dir/connect.log
-appender.file.append=true
-appender.file.layout.type=PatternLayout
-appender.file.layout.pattern=[%d] %p %X{connector.context}%m (%c)%n
-rootLogger.level=INFO
-rootLogger.appenderRef.file.ref=file
+  {
+    log4j2_to_file "$dir/connect.log" '[%d] %p %X{connector.context}%m (%c)%n'
+    cat <<PROPS
 logger.kafka.name=org.apache.kafka
 logger.kafka.level=WARN
 logger.connect.name=org.apache.kafka.connect
@@ -159,6 +153,7 @@ logger.connect.level=INFO
 logger.reflections.name=org.reflections
 logger.reflections.level=ERROR
 PROPS
+  } >"$dir/log4j2.properties"
 }
 
 # launch_connect starts the worker (server `connect`) and returns without waiting;

@@ -343,15 +343,9 @@ log.retention.hours=168
 num.recovery.threads.per.data.dir=2
 PROPS
   # Log4j 2's properties format (Kafka 4 dropped Log4j 1 and its log4j.properties).
-  cat >"$dir/log4j2.properties" <<PROPS
-appender.file.type=File
-appender.file.name=file
-appender.file.fileName=$dir/$name.log
-appender.file.append=true
-appender.file.layout.type=PatternLayout
-appender.file.layout.pattern=[%d] %p %m (%c)%n
-rootLogger.level=INFO
-rootLogger.appenderRef.file.ref=file
+  {
+    log4j2_to_file "$dir/$name.log" '[%d] %p %m (%c)%n'
+    cat <<PROPS
 logger.request.name=kafka.request.logger
 logger.request.level=WARN
 logger.statechange.name=state.change.logger
@@ -362,6 +356,23 @@ logger.storage.name=org.apache.kafka.storage
 logger.storage.level=WARN
 logger.coordinator.name=kafka.coordinator
 logger.coordinator.level=WARN
+PROPS
+  } >"$dir/log4j2.properties"
+}
+
+# log4j2_to_file prints the Log4j 2 properties that send every line at INFO and
+# above to file $1 (appended across restarts) in pattern $2; the caller adds its
+# loggers' levels. Kafka's nodes and Kafka Connect's worker log this way.
+log4j2_to_file() {
+  cat <<PROPS
+appender.file.type=File
+appender.file.name=file
+appender.file.fileName=$1
+appender.file.append=true
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=$2
+rootLogger.level=INFO
+rootLogger.appenderRef.file.ref=file
 PROPS
 }
 

@@ -250,7 +250,7 @@ func relayRound(ctx context.Context, db *sql.DB, kc kafka.Config, cfg servicemai
 	if err != nil {
 		return res, err
 	}
-	if _, err := relay.wait(ctx, l.events+len(committed)); err != nil && !l.mayLose {
+	if _, err := relay.wait(ctx, l.events+len(committed)); err != nil {
 		return res, err
 	}
 	appended, err := appendTimes(ctx, kc, topic)
