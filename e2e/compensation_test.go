@@ -146,9 +146,11 @@ func TestCancelPendingOrder(t *testing.T) {
 // TestRefundToAVanishedAccount: a confirmed order's account is deleted, then the
 // order is cancelled. The payment service cannot refund; instead of marking it
 // refunded in silence it emits PaymentRefundFailed, and the order shows the
-// failure: CANCELLED, paid, not refunded, refund_failure account_not_found.
+// failure: CANCELLED, paid, not refunded, refund_failure account_not_found;
+// its diagnosis names the failed refund and says to refund by hand.
 func TestRefundToAVanishedAccount(t *testing.T) {
-	s := newStack(t, harness.StackConfig{}, harness.Account{CustomerID: "leaver", BalanceCents: 100_000, Currency: "EUR"})
+	s := newStack(t, harness.StackConfig{OrderEnv: []string{"ORDER_ADMIN_TOKEN=" + diagnosisToken}},
+		harness.Account{CustomerID: "leaver", BalanceCents: 100_000, Currency: "EUR"})
 	id := place(t, s, "leaver", 800, "EUR").ID
 	if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
 		t.Fatalf("order is %s, want CONFIRMED", o.Status)
@@ -169,6 +171,9 @@ func TestRefundToAVanishedAccount(t *testing.T) {
 	}
 	if charged, refunded := netCharge(t, s, id); charged != 800 || refunded != 0 {
 		t.Fatalf("ledger: charged %d, refunded %d; want 800 and 0 (nothing moved)", charged, refunded)
+	}
+	if d := diagnoseUntil(t, s, id, "refund_failed"); d.Stage != "done" || !strings.Contains(d.Cause.Remedy, "refund the customer by hand") {
+		t.Fatalf("diagnosis %+v (cause %+v): want done, refund the customer by hand", d, d.Cause)
 	}
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -30,22 +31,34 @@ type diagnosisView struct {
 
 // diagnosisStack starts a stack whose payment service gives up on a flaky
 // customer's placement within a second (one quick retry) and handles it
-// again once flakyFor has passed, with the failure strategy mode.
-func diagnosisStack(t *testing.T, mode string) *harness.Stack {
+// again once flakyFor has passed, with the failure strategy mode; a "down-"
+// customer's placement fails as an outage for as long. env (ORDER_* for the
+// order service, the rest for the payment service) comes last: it overrides.
+func diagnosisStack(t *testing.T, mode string, env ...string) *harness.Stack {
 	t.Helper()
+	orderEnv, paymentEnv := []string{"ORDER_ADMIN_TOKEN=" + diagnosisToken}, []string{}
+	for _, e := range env {
+		if strings.HasPrefix(e, "ORDER_") {
+			orderEnv = append(orderEnv, e)
+		} else {
+			paymentEnv = append(paymentEnv, e)
+		}
+	}
 	return newStack(t, harness.StackConfig{
-		OrderEnv: []string{"ORDER_ADMIN_TOKEN=" + diagnosisToken},
-		PaymentEnv: []string{"PAYMENT_ADMIN_TOKEN=" + diagnosisToken, "PAYMENT_FAILURE_MODE=" + mode,
-			"PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX=flaky-", "PAYMENT_FAULT_TRANSIENT_FOR=" + flakyFor.String(),
+		OrderEnv: orderEnv,
+		PaymentEnv: append([]string{"PAYMENT_ADMIN_TOKEN=" + diagnosisToken, "PAYMENT_FAILURE_MODE=" + mode,
+			"PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX=flaky-", "PAYMENT_FAULT_UNAVAILABLE_CUSTOMER_PREFIX=down-",
+			"PAYMENT_FAULT_TRANSIENT_FOR=" + flakyFor.String(),
 			"PAYMENT_RETRY_MAX_RETRIES=1", "PAYMENT_RETRY_INITIAL_INTERVAL=50ms", "PAYMENT_RETRY_MAX_INTERVAL=100ms",
-			"PAYMENT_PARK_KEY_POLL_INTERVAL=200ms"},
+			"PAYMENT_PARK_KEY_POLL_INTERVAL=200ms"}, paymentEnv...),
 	}, harness.Account{CustomerID: "rich", BalanceCents: 100_000, Currency: "EUR"},
-		harness.Account{CustomerID: "flaky-1", BalanceCents: 100_000, Currency: "EUR"})
+		harness.Account{CustomerID: "flaky-1", BalanceCents: 100_000, Currency: "EUR"},
+		harness.Account{CustomerID: "down-1", BalanceCents: 100_000, Currency: "EUR"})
 }
 
-// diagnoseUntil asks for the order's diagnosis until its cause is code (30 s
-// at most) and returns it.
-func diagnoseUntil(t *testing.T, s *harness.Stack, id, code string) diagnosisView {
+// diagnoseUntil asks for the order's diagnosis until its cause is code, with
+// detail in its detail if given (30 s at most), and returns it.
+func diagnoseUntil(t *testing.T, s *harness.Stack, id, code string, detail ...string) diagnosisView {
 	t.Helper()
 	var d diagnosisView
 	var status int
@@ -53,7 +66,8 @@ func diagnoseUntil(t *testing.T, s *harness.Stack, id, code string) diagnosisVie
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		d = diagnosisView{}
 		status, err = s.Call(ctxFor(t, 10*time.Second), s.Orders[0], http.MethodGet, "/orders/"+id+"/diagnosis", diagnosisToken, &d)
-		if err == nil && status == http.StatusOK && d.Cause != nil && d.Cause.Code == code {
+		if err == nil && status == http.StatusOK && d.Cause != nil && d.Cause.Code == code &&
+			(len(detail) == 0 || strings.Contains(d.Cause.Detail, detail[0])) {
 			return d
 		}
 	}
@@ -203,6 +217,69 @@ func TestDiagnosis(t *testing.T) {
 		}
 		if after := stackState(t, s); after != before {
 			t.Fatalf("the dry run changed the databases or topics:\nbefore %s\nafter  %s", before, after)
+		}
+		applyRemedy(t, s, d)
+		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {
+			t.Fatalf("order %+v, want CONFIRMED", o)
+		}
+	})
+	// Causes the remedy of which is to wait: the consumer gets the message
+	// again by itself once the fault heals (flakyFor).
+	for _, c := range []struct {
+		name, mode, customer, code string
+		env                        []string
+		// detail and remedy are what the diagnosis must say.
+		detail, remedy string
+		// status is the order's end ("": CONFIRMED).
+		status string
+	}{
+		{name: "retrying in place", mode: "poison", customer: "flaky-1", code: "retrying",
+			env:    []string{"PAYMENT_RETRY_MAX_RETRIES=30", "PAYMENT_RETRY_INITIAL_INTERVAL=200ms", "PAYMENT_RETRY_MAX_INTERVAL=400ms"},
+			detail: "attempts failed (reason ", remedy: "wait for the next try"},
+		{name: "requeued", mode: "requeue", customer: "flaky-1", code: "requeued",
+			env:    []string{"PAYMENT_REQUEUE_INITIAL_DELAY=3s", "PAYMENT_REQUEUE_MAX_DELAY=3s", "PAYMENT_REQUEUE_POLL_INTERVAL=100ms"},
+			detail: "on its delayed path (requeue 1); it is due again at ", remedy: "delivers it again at "},
+		{name: "consumer paused", mode: "pause", customer: "down-1", code: "consumer_paused",
+			env:    []string{"PAYMENT_PAUSE_PROBE_MIN=500ms", "PAYMENT_PAUSE_PROBE_MAX=1s"},
+			detail: "is paused: its database does not answer", remedy: "bring the payment service's database back"},
+		{name: "not consumed yet", mode: "poison", customer: "rich", code: "not_consumed_yet",
+			env:    []string{"PAYMENT_THROTTLE_MAX_MESSAGES=1", "PAYMENT_THROTTLE_PER=8s"},
+			detail: "and has 1 live members", remedy: "wait: the consumers take it in turn"},
+		{name: "payment timeout pending", mode: "skip", customer: "flaky-1", code: "payment_timeout_pending",
+			env:    []string{"ORDER_PAYMENT_TIMEOUT=15s"},
+			detail: "consumed it (committed offset ", remedy: "wait: nothing else will answer; the payment timeout cancels it at ",
+			status: "CANCELLED"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := diagnosisStack(t, c.mode, c.env...)
+			id := place(t, s, c.customer, 500, "EUR").ID
+			d := diagnoseUntil(t, s, id, c.code, c.detail)
+			if d.Cause.Service != "payment" || !strings.Contains(d.Cause.Detail, c.detail) || !strings.Contains(d.Cause.Remedy, c.remedy) {
+				t.Fatalf("cause %+v: want the payment service, %q in its detail and %q in its remedy", d.Cause, c.detail, c.remedy)
+			}
+			want := cmp.Or(c.status, "CONFIRMED")
+			if o := terminal(t, s, id)[id]; o.Status != want {
+				t.Fatalf("order %+v, want %s", o, want)
+			}
+		})
+	}
+	t.Run("outbox parked", func(t *testing.T) {
+		t.Parallel()
+		s := diagnosisStack(t, "poison")
+		// Kafka refuses the order's event for good: its topic takes no
+		// message that large.
+		if err := limitTopics(s, "200", s.Topics.Orders); err != nil {
+			t.Fatal(err)
+		}
+		id := place(t, s, "rich", 500, "EUR").ID
+		d := diagnoseUntil(t, s, id, "outbox_parked")
+		if d.Cause.Service != "order" || !strings.Contains(d.Cause.Detail, "message_too_large") || !strings.Contains(d.Cause.Remedy, "order poison parked replay ") {
+			t.Fatalf("cause %+v: want the order service's parked row, message_too_large, and its replay", d.Cause)
+		}
+		// The remedy: fix the cause (the topic's limit), then the replay.
+		if err := limitTopics(s, "1048588", s.Topics.Orders); err != nil {
+			t.Fatal(err)
 		}
 		applyRemedy(t, s, d)
 		if o := terminal(t, s, id)[id]; o.Status != "CONFIRMED" {

@@ -120,7 +120,7 @@ type DiagnosisStage string
 
 // DiagnosisHold defines model for DiagnosisHold.
 type DiagnosisHold struct {
-	// Code What holds the order: outbox_backlog, outbox_parked, key_parked, consumer_stopped, poisoned, payment_service_unreachable, not_consumed_yet or refund_failed.
+	// Code What holds the order: outbox_backlog, outbox_parked, key_parked, consumer_stopped, consumer_paused, retrying, requeued, poisoned, payment_service_unreachable, not_consumed_yet, payment_timeout_pending or refund_failed.
 	Code string `json:"code"`
 
 	// Detail What holds it

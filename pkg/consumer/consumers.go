@@ -41,6 +41,7 @@ type Consumers struct {
 	inboxMiddleware message.HandlerMiddleware
 	handlers        []handler
 	drain           *drain
+	retrying        *retrying
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -72,12 +73,13 @@ func NewConsumers(c Config, opts ...Option) (*Consumers, error) {
 		return nil, err
 	}
 	cs := &Consumers{
-		config:  c,
-		logger:  c.Logger,
-		wlog:    watermill.NewSlogLogger(c.Logger),
-		inbox:   in,
-		drain:   newDrain(),
-		closing: make(chan struct{}),
+		config:   c,
+		logger:   c.Logger,
+		wlog:     watermill.NewSlogLogger(c.Logger),
+		inbox:    in,
+		drain:    newDrain(),
+		retrying: newRetrying(c.Retry),
+		closing:  make(chan struct{}),
 	}
 	cs.poison = poisonOrigin{Publisher: c.Poison, group: c.ConsumerGroup, poisoned: c.Hooks.Poisoned}
 	cs.inboxMiddleware = in.Middleware

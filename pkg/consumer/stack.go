@@ -27,7 +27,8 @@ import (
 //  6. Retry: up to Retry.MaxRetries retries with exponential backoff and
 //     jitter, of the errors the strategy's Retryable accepts.
 //  7. attempt: numbers each attempt of the delivery; a retry is told to
-//     Hooks.Retried, a failed attempt is an event of the delivery's span.
+//     Hooks.Retried, a failed attempt is an event of the delivery's span and
+//     is listed by Consumers.Retrying until the delivery ends.
 //  8. The handler timeout (Config.HandlerTimeout): bounds each attempt; an
 //     attempt past it fails with ErrHandlerTimeout, an ordinary failure.
 //  9. The circuit breaker (Config.Breaker, if on): consecutive outages open
@@ -47,7 +48,7 @@ func (cs *Consumers) stack(h handler) ([]message.HandlerMiddleware, error) {
 	}
 	stack := append(c.Throttle.middleware(), middleware.Recoverer, middleware.CorrelationID)
 	stack = append(stack, steps...)
-	stack = append(stack, interruptedByShutdown, countAttempts, c.Retry.Middleware(s.Retryable, cs.wlog), cs.attempt)
+	stack = append(stack, interruptedByShutdown, cs.countAttempts, c.Retry.Middleware(s.Retryable, cs.wlog), cs.attempt(h.name))
 	stack = append(stack, attemptTimeout(c.HandlerTimeout)...)
 	stack = append(stack, breaker.Middleware(c.Breaker, "consumer "+h.name, failure.IsUnavailable, cs.wlog)...)
 	return append(stack, middleware.Recoverer), nil
@@ -87,9 +88,10 @@ func tagReasonCode(h message.HandlerFunc) message.HandlerFunc {
 
 // countAttempts sits just outside Retry: it gives every delivery one attempt
 // counter that survives Retry's context resets; cs.attempt, just inside Retry,
-// advances it.
-func countAttempts(h message.HandlerFunc) message.HandlerFunc {
+// advances it. When the delivery ends, it leaves Consumers.Retrying.
+func (cs *Consumers) countAttempts(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		defer cs.retrying.ended(msg)
 		msg.SetContext(causation.WithAttemptCounter(msg.Context()))
 		return h(msg)
 	}
@@ -99,18 +101,22 @@ func countAttempts(h message.HandlerFunc) message.HandlerFunc {
 // first try): an attempt after the first is a retry, told to Hooks.Retried
 // (Watermill's OnRetryHook is not used: it is called for failed attempts, the
 // last one included, not for retries), and a failed attempt is an event of
-// the delivery's span. The inbox records the number as the causation attempts
-// of the events the handler writes.
-func (cs *Consumers) attempt(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		if n, ok := causation.NextAttempt(msg.Context()); ok && n > 1 && cs.config.Hooks.Retried != nil {
-			cs.config.Hooks.Retried()
+// the delivery's span and of Consumers.Retrying. The inbox records the
+// number as the causation attempts of the events the handler writes.
+func (cs *Consumers) attempt(consumer string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			if n, ok := causation.NextAttempt(msg.Context()); ok && n > 1 && cs.config.Hooks.Retried != nil {
+				cs.config.Hooks.Retried()
+			}
+			out, err := h(msg)
+			if err != nil {
+				n := causation.Attempt(msg.Context())
+				msgtrace.FailedAttempt(msg, n, err)
+				cs.retrying.failed(consumer, msg, n, err)
+			}
+			return out, err
 		}
-		out, err := h(msg)
-		if err != nil {
-			msgtrace.FailedAttempt(msg, causation.Attempt(msg.Context()), err)
-		}
-		return out, err
 	}
 }
 

@@ -49,7 +49,8 @@ func TestTraceConsumer(t *testing.T) {
 			return nil, poisonOrigin{Publisher: spantest.PublishFunc(func(string, ...*message.Message) error { return nil }), group: "g"}.Publish("poison", msg)
 		}
 	}
-	if _, err := msgtrace.Middleware("payment.order-events", "g")(countAttempts(retryThenPoison((&Consumers{}).attempt(handler))))(msg); err != nil {
+	cs := &Consumers{retrying: newRetrying(RetryConfig{}.Defaults())}
+	if _, err := msgtrace.Middleware("payment.order-events", "g")(cs.countAttempts(retryThenPoison(cs.attempt("payment.order-events")(handler))))(msg); err != nil {
 		t.Fatal(err)
 	}
 

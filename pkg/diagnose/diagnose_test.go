@@ -12,12 +12,32 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/onceflow/onceflow/internal/testenv"
+	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/consumer/stop"
 	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/pkg/outbox"
 	"github.com/onceflow/onceflow/pkg/sqldb"
 )
+
+// consumers is a service's consumers as the prober sees them.
+type consumers struct {
+	health   error
+	paused   []consumer.Paused
+	retrying []consumer.Retrying
+}
+
+func (c consumers) Health() error             { return c.health }
+func (c consumers) Paused() []consumer.Paused { return c.paused }
+func (c consumers) Retrying(key string) []consumer.Retrying {
+	var out []consumer.Retrying
+	for _, r := range c.retrying {
+		if r.Key == key {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func codes(holds []diagnose.Hold) []string {
 	var out []string
@@ -48,29 +68,45 @@ func TestHolds(t *testing.T) {
 			VALUES ('m-0', 'held', 'orders', '{}', '{}', 'message_too_large', 'too large')`,
 		"INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES ('payment-service', 'payment.order-events', 'held')",
 		"INSERT INTO consumer_parked_keys (consumer_group, handler, partition_key) VALUES ('another-group', 'h', 'other')",
+		`INSERT INTO consumer_requeue (uuid, metadata, consumer_group, handler, delayed_until)
+			VALUES ('m-1', '{"partition_key":"held","requeues":"2"}', 'payment-service', 'payment.order-events', UTC_TIMESTAMP(6) + INTERVAL 1 MINUTE)`,
+		`INSERT INTO consumer_requeue (uuid, metadata, consumer_group, handler, delayed_until)
+			VALUES ('m-2', '{"partition_key":"other"}', 'another-group', 'h', UTC_TIMESTAMP(6))`,
 	} {
 		if _, err := d.Admin.Exec(q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stopped := &stop.StoppedError{Consumer: "payment.order-events", MessageID: "m-9", Key: "x", ReasonCode: "handler_failed", Since: time.Now()}
-	health := func() error { return errors.Join(errors.New("another strategy's failure"), stopped) }
-	p := diagnose.Prober{Service: "payment", DB: d.Open(t, 2), Group: "payment-service"}
+	busy := consumers{
+		health:   errors.Join(errors.New("another strategy's failure"), stopped),
+		paused:   []consumer.Paused{{Consumer: "payment.order-events", Since: time.Now(), Held: 3}},
+		retrying: []consumer.Retrying{{Consumer: "payment.order-events", MessageID: "m-3", Key: "held", Attempts: 2, NextTry: time.Now()}},
+	}
+	db := d.Open(t, 2)
+	down, err := sql.Open("mysql", "nobody@tcp(127.0.0.1:1)/none")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
-		name   string
-		key    string
-		health func() error
-		want   []string
+		name      string
+		key       string
+		db        *sql.DB
+		consumers diagnose.Consumers
+		want      []string
 	}{
-		{"every hold of the key, in path order", "held", health,
-			[]string{diagnose.CodeConsumerStopped, diagnose.CodeKeyParked, diagnose.CodeOutboxParked, diagnose.CodeOutboxBacklog}},
-		{"another group's parked key is not ours", "other", nil, []string{diagnose.CodeOutboxBacklog}},
-		{"nothing", "free", nil, nil},
+		{"every hold of the key, in path order", "held", db, busy,
+			[]string{diagnose.CodeConsumerStopped, diagnose.CodeConsumerPaused, diagnose.CodeRetrying, diagnose.CodeRequeued,
+				diagnose.CodeKeyParked, diagnose.CodeOutboxParked, diagnose.CodeOutboxBacklog}},
+		{"another group's parked key and delayed message are not ours", "other", db, consumers{}, []string{diagnose.CodeOutboxBacklog}},
+		{"nothing", "free", db, nil, nil},
+		{"the database down: what the consumers know", "held", down, consumers{paused: busy.paused},
+			[]string{diagnose.CodeConsumerPaused}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p.Health = c.health
+			p := diagnose.Prober{Service: "payment", DB: c.db, Group: "payment-service", Consumers: c.consumers}
 			holds, err := p.Holds(context.Background(), c.key)
 			if err != nil {
 				t.Fatal(err)

@@ -164,3 +164,57 @@ func (r *LagReader) Close() error {
 	}
 	return admin.Close()
 }
+
+// GroupPosition is where a consumer group stands on one partition.
+type GroupPosition struct {
+	// Committed is the group's committed offset: the next message it reads
+	// there (-1: it has committed nothing there).
+	Committed int64
+	// Members is how many live members the group has; State is Kafka's name
+	// for the group's state (Stable, PreparingRebalance, Empty, Dead, ...).
+	Members int
+	State   string
+}
+
+// Position returns where group stands on partition of topic: one
+// OffsetFetch and one DescribeGroups request. It fails if Kafka does not
+// answer; the connection is then rebuilt on the next call.
+func (r *LagReader) Position(group, topic string, partition int32) (GroupPosition, error) {
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	_, admin, err := r.conn()
+	if err != nil {
+		return GroupPosition{}, err
+	}
+	pos, err := position(admin, group, topic, partition)
+	if err != nil {
+		r.reset(admin)
+	}
+	return pos, err
+}
+
+func position(admin sarama.ClusterAdmin, group, topic string, partition int32) (GroupPosition, error) {
+	committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {partition}})
+	if err == nil && committed.Err != sarama.ErrNoError {
+		err = committed.Err
+	}
+	if err != nil {
+		return GroupPosition{}, fmt.Errorf("position: offsets of group %s: %w", group, err)
+	}
+	pos := GroupPosition{Committed: -1}
+	if b := committed.GetBlock(topic, partition); b != nil && b.Err == sarama.ErrNoError {
+		pos.Committed = b.Offset
+	}
+	groups, err := admin.DescribeConsumerGroups([]string{group})
+	if err == nil && (len(groups) != 1 || groups[0].Err != sarama.ErrNoError) {
+		err = fmt.Errorf("%d groups described", len(groups))
+		if len(groups) == 1 {
+			err = groups[0].Err
+		}
+	}
+	if err != nil {
+		return GroupPosition{}, fmt.Errorf("position: members of group %s: %w", group, err)
+	}
+	pos.Members, pos.State = len(groups[0].Members), groups[0].State
+	return pos, nil
+}

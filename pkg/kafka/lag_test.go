@@ -1,8 +1,10 @@
 package kafka_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -37,4 +39,56 @@ func TestLagReaderCountsWhatTheGroupHasNotCommitted(t *testing.T) {
 	if len(lags) != 2 || lags[0].Messages+lags[1].Messages != 3 {
 		t.Fatalf("lag %+v; want 2 partitions lagging by 3 messages in all", lags)
 	}
+}
+
+// TestPositionNamesTheCommittedOffsetAndTheMembers: before a group reads, it
+// has committed nothing and has no member; while one subscriber of it runs
+// and acknowledges the partition's only message, it has one member and its
+// committed offset passes the message; after the subscriber closes, none.
+func TestPositionNamesTheCommittedOffsetAndTheMembers(t *testing.T) {
+	t.Parallel()
+	kc := testenv.Kafka(t)
+	topic := testenv.Topics(t, kc, 1, "position")[0]
+	pub := kc.NewPublisher(watermill.NopLogger{})
+	defer pub.Close()
+	m := message.NewMessage(watermill.NewUUID(), []byte(`{}`))
+	m.Metadata.Set(kafka.MetadataKey, "key")
+	if err := pub.Publish(topic, m); err != nil {
+		t.Fatal(err)
+	}
+	lag := kafka.NewLagReader(kc)
+	defer lag.Close()
+	group := testenv.UniqueName(t, "position")
+	position := func() kafka.GroupPosition {
+		t.Helper()
+		pos, err := lag.Position(group, topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos
+	}
+	if pos := position(); pos.Committed != -1 || pos.Members != 0 {
+		t.Fatalf("before the group reads: %+v, want nothing committed and no member", pos)
+	}
+
+	sub, err := kc.NewSubscriber(group, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	(<-msgs).Ack()
+	testenv.WaitFor(t, "the group to commit past the message with one member", 30*time.Second, func() bool {
+		pos := position()
+		return pos.Committed == 1 && pos.Members == 1
+	})
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the group to lose its member", 30*time.Second, func() bool { return position().Members == 0 })
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +56,8 @@ type Pause struct {
 
 	mu    sync.Mutex
 	gates map[string]*consumer.Gate
+	// since is when each paused consumer paused.
+	since map[string]time.Time
 	// probers counts the probers running; ended is closed when Run's context
 	// ends, after which no prober starts.
 	probers sync.WaitGroup
@@ -68,7 +72,7 @@ func New(c Config) (*Pause, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Pause{config: c, gates: map[string]*consumer.Gate{}, ended: make(chan struct{})}, nil
+	return &Pause{config: c, gates: map[string]*consumer.Gate{}, since: map[string]time.Time{}, ended: make(chan struct{})}, nil
 }
 
 func (p *Pause) gate(name string) *consumer.Gate {
@@ -84,6 +88,19 @@ func (p *Pause) gate(name string) *consumer.Gate {
 
 // Held is how many messages of consumer name wait at its gate.
 func (p *Pause) Held(name string) int { return p.gate(name).Held() }
+
+// Paused implements consumer.PauseReporter: the consumers paused now, by
+// name.
+func (p *Pause) Paused() []consumer.Paused {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]consumer.Paused, 0, len(p.since))
+	for name, since := range p.since {
+		out = append(out, consumer.Paused{Consumer: name, Since: since, Held: p.gates[name].Held()})
+	}
+	slices.SortFunc(out, func(a, b consumer.Paused) int { return strings.Compare(a.Consumer, b.Consumer) })
+	return out
+}
 
 // Retryable implements consumer.Strategy: as consumer.RetryableInPlace, but an
 // outage is not retried in place either (the consumer pauses instead).
@@ -142,6 +159,7 @@ func (p *Pause) startProber(c consumer.Consumer, g *consumer.Gate, probe func(co
 	if p.over {
 		return
 	}
+	p.since[c.Name] = time.Now()
 	p.probers.Go(func() { p.probeUntilOpen(c, g, probe, cause) })
 }
 
@@ -168,6 +186,9 @@ func (p *Pause) probeUntilOpen(c consumer.Consumer, g *consumer.Gate, probe func
 		err := probe(ctx)
 		cancel()
 		if err == nil {
+			p.mu.Lock()
+			delete(p.since, c.Name)
+			p.mu.Unlock()
 			g.Open()
 			c.Logger.Info("consumer resumed: its dependency answers again", "consumer", c.Name,
 				"outage", time.Since(since).Round(time.Millisecond).String(), "probes", probes)

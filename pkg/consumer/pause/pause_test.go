@@ -93,6 +93,9 @@ func TestPauseHoldsTheConsumerDuringAnOutage(t *testing.T) {
 				testenv.WaitFor(t, "both partitions held", 60*time.Second, func() bool {
 					return p.Held("test") == partitions
 				})
+				if paused := p.Paused(); len(paused) != 1 || paused[0].Consumer != "test" || paused[0].Held != partitions || paused[0].Since.IsZero() {
+					t.Fatalf("paused %+v, want consumer test with %d held", paused, partitions)
+				}
 				if n := o.attempts.Load(); n > tt.maxAttempts {
 					t.Fatalf("%d handler attempts during the outage (after %d probes), want at most %d (one per partition)", n, o.probes.Load(), tt.maxAttempts)
 				}
@@ -108,6 +111,9 @@ func TestPauseHoldsTheConsumerDuringAnOutage(t *testing.T) {
 			o.down.Store(false)
 			for _, m := range sent {
 				r.WaitEffect(t, m.UUID)
+			}
+			if paused := p.Paused(); len(paused) != 0 {
+				t.Fatalf("paused %+v after the outage, want none", paused)
 			}
 			order := r.EffectOrder(t)
 			for _, k := range keys {

@@ -38,6 +38,10 @@ const (
 	// CauseRefundFailed: the payment service could not refund the charge; a
 	// person has to settle it.
 	CauseRefundFailed = "refund_failed"
+	// CausePaymentTimeoutPending: the payment service consumed the order's
+	// event and answered nothing (a skip-mode consumer gave up on it); only
+	// the payment timeout ends the order.
+	CausePaymentTimeoutPending = "payment_timeout_pending"
 )
 
 // The codes of the holds in a service's outbox (package diagnose finds them);
@@ -61,6 +65,8 @@ type Hold struct {
 type PaymentReport struct {
 	// PaymentStatus is the order's payment's status there ("" if it has none).
 	PaymentStatus string
+	// ConsumerGroup is the payment service's consumer group.
+	ConsumerGroup string
 	// Holds are what holds the order's messages in the payment service, in the
 	// order a message meets them.
 	Holds []Hold
@@ -78,6 +84,19 @@ type PaymentProbe interface {
 	Report(ctx context.Context, orderID string) (PaymentReport, error)
 }
 
+// GroupPosition is where a consumer group stands on one partition.
+type GroupPosition struct {
+	// Committed is the next offset the group reads there (-1: none committed).
+	Committed int64
+	// Members is how many live members the group has.
+	Members int
+}
+
+// Groups is the port that asks Kafka where a consumer group stands.
+type Groups interface {
+	Position(ctx context.Context, group, topic string, partition int32) (GroupPosition, error)
+}
+
 // DiagnosisConfig is what Diagnose reads besides the orders and the timeline.
 type DiagnosisConfig struct {
 	Holds   Holds
@@ -90,6 +109,14 @@ type DiagnosisConfig struct {
 	// PoisonTopics maps each poison topic to the service that owns it
 	// ("order", "payment"): its poison command replays the message.
 	PoisonTopics map[string]string
+	// ConsumedBy maps each saga topic to the service that consumes it
+	// ("order", "payment"); Group is the order service's consumer group (the
+	// payment service's comes with its report). With Groups, a diagnosis
+	// names how far the group consuming the order's last event stands.
+	ConsumedBy map[string]string
+	Group      string
+	// Groups is nil: the diagnosis does not ask Kafka.
+	Groups Groups
 }
 
 // Diagnosis says where an order is and the one cause that holds it.
@@ -156,24 +183,70 @@ func (s *Service) Diagnose(ctx context.Context, id string) (*Diagnosis, error) {
 		return d, nil //nolint:nilerr // the payment service not answering is the cause, not a failure of the diagnosis
 	}
 	d.PaymentStatus = report.PaymentStatus
-	poisoned, err := s.poisoned(ctx, id)
+	entries, err := s.timeline.ForOrder(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, candidates := range [][]Hold{report.Holds, poisoned, incoming} {
+	for _, candidates := range [][]Hold{report.Holds, s.poisoned(entries), incoming} {
 		if len(candidates) > 0 {
 			d.Cause = &candidates[0]
 			return d, nil
 		}
 	}
-	due := o.CreatedAt.Add(cfg.PaymentTimeout)
-	detail := fmt.Sprintf("its event is in Kafka and nothing holds it; the payment service has not answered yet (payment: %q)", report.PaymentStatus)
-	remedy := "wait: the consumers take it in turn (watch onceflow_consumer_lag_messages)"
-	if o.Status == domain.StatusPending {
-		remedy += "; the payment timeout cancels it at " + due.UTC().Format(time.RFC3339)
-	}
-	d.Cause = &Hold{Code: CauseNotConsumedYet, Service: "payment", Since: o.UpdatedAt, Detail: detail, Remedy: remedy}
+	d.Cause = s.inKafka(ctx, o, report, entries)
 	return d, nil
+}
+
+// inKafka is the cause of an order nothing holds: its last event (the
+// timeline's last entry on a saga topic) not consumed yet, with its group's
+// position and members; or, consumed by the payment service with no answer,
+// the payment timeout to wait for. Without the group's position (no entry
+// yet, Kafka not answering), the event is said to be on its way.
+func (s *Service) inKafka(ctx context.Context, o *domain.Order, report PaymentReport, entries []TimelineEntry) *Hold {
+	cfg := s.Diagnosis
+	timeout := ""
+	if o.Status == domain.StatusPending {
+		timeout = "; the payment timeout cancels it at " + o.CreatedAt.Add(cfg.PaymentTimeout).UTC().Format(time.RFC3339)
+	}
+	onItsWay := &Hold{Code: CauseNotConsumedYet, Service: "payment", Since: o.UpdatedAt,
+		Detail: fmt.Sprintf("its event is in Kafka and nothing holds it; the payment service has not answered yet (payment: %q)", report.PaymentStatus),
+		Remedy: "wait: the consumers take it in turn (watch onceflow_consumer_lag_messages)" + timeout}
+	var last *TimelineEntry
+	for i := range entries {
+		if _, ok := cfg.ConsumedBy[entries[i].Topic]; ok && entries[i].Poisoned == nil {
+			last = &entries[i]
+		}
+	}
+	if last == nil || cfg.Groups == nil {
+		return onItsWay
+	}
+	service := cfg.ConsumedBy[last.Topic]
+	group := cfg.Group
+	if service == "payment" {
+		group = report.ConsumerGroup
+	}
+	pos, err := cfg.Groups.Position(ctx, group, last.Topic, last.Partition)
+	if group == "" || err != nil {
+		return onItsWay
+	}
+	where := fmt.Sprintf("%s %s is at offset %d of %s partition %d", last.EventType, last.EventID, last.Offset, last.Topic, last.Partition)
+	if pos.Committed <= last.Offset {
+		h := &Hold{Code: CauseNotConsumedYet, Service: service, Since: last.At,
+			Detail: fmt.Sprintf("%s; group %s has committed offset %d there (%d messages before it) and has %d live members",
+				where, group, pos.Committed, last.Offset-max(pos.Committed, 0), pos.Members),
+			Remedy: "wait: the consumers take it in turn (watch onceflow_consumer_lag_messages)" + timeout}
+		if pos.Members == 0 {
+			h.Remedy = fmt.Sprintf("start the %s service: group %s has no live member to consume it%s", service, group, timeout)
+		}
+		return h
+	}
+	if service == "payment" && o.Status == domain.StatusPending && report.PaymentStatus == "" {
+		return &Hold{Code: CausePaymentTimeoutPending, Service: "payment", Since: last.At,
+			Detail: fmt.Sprintf("%s; group %s consumed it (committed offset %d) and the payment service has no payment for it: its consumer gave up on it without an answer (the skip strategy)",
+				where, group, pos.Committed),
+			Remedy: "wait: nothing else will answer" + timeout + " (ORDER_PAYMENT_TIMEOUT)"}
+	}
+	return onItsWay
 }
 
 // stageOf says where o is.
@@ -187,14 +260,10 @@ func stageOf(o *domain.Order) string {
 	return StageDone
 }
 
-// poisoned returns the order's poisoned messages not replayed since, from the
-// timeline (read by its order index), oldest first: a message poisoned again
-// after its replay counts again.
-func (s *Service) poisoned(ctx context.Context, id string) ([]Hold, error) {
-	entries, err := s.timeline.ForOrder(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+// poisoned returns the order's poisoned messages not replayed since, from its
+// timeline entries (oldest first): a message poisoned again after its replay
+// counts again.
+func (s *Service) poisoned(entries []TimelineEntry) []Hold {
 	var holds []Hold
 	held := map[string]int{} // event id -> its poisoned message's index in holds
 	for _, e := range entries {
@@ -213,5 +282,5 @@ func (s *Service) poisoned(ctx context.Context, id string) ([]Hold, error) {
 			Remedy: fmt.Sprintf("fix the cause, then %s poison replay %d (POST /admin/poison/%d/replay on the %s service)",
 				owner, e.Offset, e.Offset, owner)})
 	}
-	return slices.DeleteFunc(holds, func(h Hold) bool { return h.Code == "" }), nil
+	return slices.DeleteFunc(holds, func(h Hold) bool { return h.Code == "" })
 }

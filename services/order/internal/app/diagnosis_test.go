@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,67 @@ func TestDiagnoseRefundFailed(t *testing.T) {
 	}
 	if d.Stage != app.StageDone || d.Cause == nil || d.Cause.Code != app.CauseRefundFailed {
 		t.Fatalf("diagnosis %+v, want done with refund_failed", d)
+	}
+}
+
+// fixedGroups answers every position with its own.
+type fixedGroups struct {
+	app.GroupPosition
+	asked *string // the group asked, "group topic/partition"
+}
+
+func (f fixedGroups) Position(_ context.Context, group, topic string, partition int32) (app.GroupPosition, error) {
+	*f.asked = fmt.Sprintf("%s %s/%d", group, topic, partition)
+	return f.GroupPosition, nil
+}
+
+// TestDiagnoseInKafka: when nothing holds an order, its last event's
+// consumer group is asked where it stands: behind the event (with or without
+// live members), or past it with no payment (the payment timeout is all that
+// is left); an answer already on the payments topic asks the order group.
+func TestDiagnoseInKafka(t *testing.T) {
+	placed := app.TimelineEntry{Topic: "orders", Partition: 2, Offset: 40, EventID: "e-1", EventType: "order.placed"}
+	charged := app.TimelineEntry{Topic: "payments", Partition: 1, Offset: 9, EventID: "e-2", EventType: "payment.completed"}
+	cases := []struct {
+		name          string
+		entries       []app.TimelineEntry
+		paymentStatus string
+		position      app.GroupPosition
+		wantAsked     string
+		wantCause     string
+		wantRemedy    string
+	}{
+		{"behind the event, live members", []app.TimelineEntry{placed}, "", app.GroupPosition{Committed: 38, Members: 2},
+			"payment-service orders/2", app.CauseNotConsumedYet, "wait: the consumers take it in turn"},
+		{"behind the event, no member", []app.TimelineEntry{placed}, "", app.GroupPosition{Committed: -1},
+			"payment-service orders/2", app.CauseNotConsumedYet, "start the payment service: group payment-service has no live member"},
+		{"consumed without an answer", []app.TimelineEntry{placed}, "", app.GroupPosition{Committed: 41, Members: 1},
+			"payment-service orders/2", app.CausePaymentTimeoutPending, "wait: nothing else will answer; the payment timeout cancels it at "},
+		{"consumed, answered, the answer not consumed", []app.TimelineEntry{placed, charged}, "CHARGED", app.GroupPosition{Committed: 9, Members: 1},
+			"order-service payments/1", app.CauseNotConsumedYet, "wait: the consumers take it in turn"},
+		{"no entry yet", nil, "", app.GroupPosition{}, "", app.CauseNotConsumedYet, "wait: the consumers take it in turn"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			svc, _, tl := newService(t)
+			o := placeOrder(t, svc)
+			for _, e := range c.entries {
+				e.OrderID = o.ID
+				tl.entries = append(tl.entries, e)
+			}
+			var asked string
+			svc.Diagnosis = app.DiagnosisConfig{Holds: fixedHolds(nil), PaymentTimeout: time.Minute,
+				Payment:    fixedPayment{report: app.PaymentReport{PaymentStatus: c.paymentStatus, ConsumerGroup: "payment-service"}},
+				ConsumedBy: map[string]string{"orders": "payment", "payments": "order"}, Group: "order-service",
+				Groups: fixedGroups{GroupPosition: c.position, asked: &asked}}
+			d, err := svc.Diagnose(context.Background(), o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if asked != c.wantAsked || d.Cause == nil || d.Cause.Code != c.wantCause || !strings.HasPrefix(d.Cause.Remedy, c.wantRemedy) {
+				t.Fatalf("asked %q, cause %+v; want asked %q, cause %s with remedy %q...", asked, d.Cause, c.wantAsked, c.wantCause, c.wantRemedy)
+			}
+		})
 	}
 }
 

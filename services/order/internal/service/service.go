@@ -276,15 +276,20 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}
 	}
 	// The diagnosis of an order and the stuck list: this service's own
-	// holds, the payment service's (asked with this service's admin token)
-	// and the timeline.
+	// holds, the payment service's (asked with this service's admin token),
+	// the timeline and the consumer groups' positions in Kafka (over the
+	// client that also samples the lag for /metrics).
+	lag := kafka.NewLagReader(m.Kafka)
 	svc.Diagnosis = app.DiagnosisConfig{
 		Holds: diagnosis.Holds{Prober: diagnose.Prober{Service: "order", DB: db, Group: m.ConsumerGroup,
-			Health: consumers.Health}},
+			Consumers: consumers}},
 		Payment:        diagnosis.Payment{BaseURL: cfg.ConsolePaymentURL, Token: cfg.AdminToken},
 		PaymentTimeout: cfg.PaymentTimeout,
 		NotDone:        orders,
 		PoisonTopics:   map[string]string{m.PoisonTopic: "order", cfg.PaymentPoisonTopic: "payment"},
+		ConsumedBy:     map[string]string{cfg.OrdersTopic: "payment", cfg.PaymentsTopic: "order"},
+		Group:          m.ConsumerGroup,
+		Groups:         diagnosis.Groups{Lag: lag},
 	}
 	consumers.Handle("order.payment-events", cfg.PaymentsTopic, kafkaadapter.PaymentEvents(svc))
 	for _, p := range kafkaadapter.TimelineProjections(kafkaadapter.TimelineTopics{Orders: cfg.OrdersTopic, Payments: cfg.PaymentsTopic,
@@ -304,7 +309,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		return err
 	})
 	// The gauges of /metrics that need a query (outbox, parked rows, lag).
-	lag := kafka.NewLagReader(m.Kafka)
 	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 	// The age of the oldest order the saga has not finished (two index reads).
 	oldestNotDone := prometheus.NewGauge(prometheus.GaugeOpts{Name: "onceflow_orders_oldest_not_done_age_seconds",

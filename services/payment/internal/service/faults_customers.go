@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,10 +42,17 @@ type CustomerFaults struct {
 	// process starts the clock again).
 	TransientPrefix string        `env:"PAYMENT_FAULT_TRANSIENT_CUSTOMER_PREFIX"`
 	TransientFor    time.Duration `env:"PAYMENT_FAULT_TRANSIENT_FOR" envDefault:"30s"`
+	// UnavailablePrefix: the OrderPlaced of a customer whose id starts with it
+	// fails as if the database were down (driver.ErrBadConn, an outage), on
+	// the same clock as TransientPrefix: an outage the pause strategy pauses
+	// for.
+	UnavailablePrefix string `env:"PAYMENT_FAULT_UNAVAILABLE_CUSTOMER_PREFIX"`
 }
 
 // on reports whether any of the faults is switched on.
-func (f CustomerFaults) on() bool { return f.PermanentPrefix != "" || f.TransientPrefix != "" }
+func (f CustomerFaults) on() bool {
+	return f.PermanentPrefix != "" || f.TransientPrefix != "" || f.UnavailablePrefix != ""
+}
 
 // wrap returns p with the faults applied; now is the clock of the transient one.
 func (f CustomerFaults) wrap(p app.Payments, now func() time.Time) app.Payments {
@@ -81,7 +89,9 @@ func (r *faultyCustomers) fault(orderID, customerID string) error {
 		return failure.PermanentCode(ReasonInjectedFault,
 			fmt.Errorf("order %s: customer %s is cursed (PAYMENT_FAULT_PERMANENT_CUSTOMER_PREFIX)", orderID, customerID))
 	}
-	if f.TransientPrefix == "" || !strings.HasPrefix(customerID, f.TransientPrefix) {
+	transient := f.TransientPrefix != "" && strings.HasPrefix(customerID, f.TransientPrefix)
+	unavailable := f.UnavailablePrefix != "" && strings.HasPrefix(customerID, f.UnavailablePrefix)
+	if !transient && !unavailable {
 		return nil
 	}
 	r.mu.Lock()
@@ -92,6 +102,9 @@ func (r *faultyCustomers) fault(orderID, customerID string) error {
 	}
 	if now.Sub(r.first) >= f.TransientFor {
 		return nil
+	}
+	if unavailable {
+		return fmt.Errorf("order %s, customer %s: injected outage (PAYMENT_FAULT_UNAVAILABLE_CUSTOMER_PREFIX): %w", orderID, customerID, driver.ErrBadConn)
 	}
 	return fmt.Errorf("order %s, customer %s: %w", orderID, customerID, ErrInjectedTransient)
 }

@@ -27,10 +27,11 @@ func (c *countingPayments) Update(context.Context, string, string, func(*domain.
 // injected_fault reason and never reaches the repository, its cancellation does;
 // a flaky customer's placement fails with an ordinary (retryable, not
 // unavailable) error until TransientFor after the first failure, then passes;
-// other customers are untouched.
+// a down customer's fails as an outage on the same clock; other customers are
+// untouched.
 func TestCustomerFaults(t *testing.T) {
 	t.Parallel()
-	f := CustomerFaults{PermanentPrefix: "cursed-", TransientPrefix: "flaky-", TransientFor: 30 * time.Second}
+	f := CustomerFaults{PermanentPrefix: "cursed-", TransientPrefix: "flaky-", UnavailablePrefix: "down-", TransientFor: 30 * time.Second}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := start
 	inner := &countingPayments{}
@@ -42,14 +43,17 @@ func TestCustomerFaults(t *testing.T) {
 		customer      string        // "" is a cancellation
 		wantErr       bool
 		wantPermanent bool
+		wantOutage    bool
 	}{
-		{"cursed placement", 0, "cursed-1", true, true},
-		{"cursed cancellation", 0, "", false, false},
-		{"healthy placement", 0, "rich-1", false, false},
-		{"flaky placement, first failure starts the clock", time.Second, "flaky-1", true, false},
-		{"flaky placement just before healing", 30*time.Second + time.Second - time.Nanosecond, "flaky-2", true, false},
-		{"flaky placement once healed", 31 * time.Second, "flaky-1", false, false},
-		{"cursed placement much later", time.Hour, "cursed-2", true, true},
+		{"cursed placement", 0, "cursed-1", true, true, false},
+		{"cursed cancellation", 0, "", false, false, false},
+		{"healthy placement", 0, "rich-1", false, false, false},
+		{"flaky placement, first failure starts the clock", time.Second, "flaky-1", true, false, false},
+		{"placement during an outage", 2 * time.Second, "down-1", true, false, true},
+		{"flaky placement just before healing", 30*time.Second + time.Second - time.Nanosecond, "flaky-2", true, false, false},
+		{"flaky placement once healed", 31 * time.Second, "flaky-1", false, false, false},
+		{"placement once the outage is over", 31 * time.Second, "down-1", false, false, false},
+		{"cursed placement much later", time.Hour, "cursed-2", true, true, false},
 	}
 	for _, tt := range tests { // in order: the transient fault has a clock
 		clock = start.Add(tt.at)
@@ -64,14 +68,14 @@ func TestCustomerFaults(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if failure.IsPermanent(err) != tt.wantPermanent || failure.IsUnavailable(err) {
-			t.Fatalf("%s: permanent = %v, unavailable = %v, want permanent %v and never unavailable",
-				tt.name, failure.IsPermanent(err), failure.IsUnavailable(err), tt.wantPermanent)
+		if failure.IsPermanent(err) != tt.wantPermanent || failure.IsUnavailable(err) != tt.wantOutage {
+			t.Fatalf("%s: permanent = %v, unavailable = %v, want permanent %v, unavailable %v",
+				tt.name, failure.IsPermanent(err), failure.IsUnavailable(err), tt.wantPermanent, tt.wantOutage)
 		}
 		if tt.wantPermanent && failure.ReasonCode(err) != ReasonInjectedFault {
 			t.Fatalf("%s: reason code %q, want %q", tt.name, failure.ReasonCode(err), ReasonInjectedFault)
 		}
-		if !tt.wantPermanent && !errors.Is(err, ErrInjectedTransient) {
+		if !tt.wantPermanent && !tt.wantOutage && !errors.Is(err, ErrInjectedTransient) {
 			t.Fatalf("%s: %v is not ErrInjectedTransient", tt.name, err)
 		}
 	}

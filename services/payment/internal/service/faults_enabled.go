@@ -46,7 +46,7 @@ func WithFaults(f Faults) Option {
 		}
 		if f.Customers.on() {
 			w.logger.Warn("FAULT INJECTION: placements of some customers fail", "permanent_prefix", f.Customers.PermanentPrefix,
-				"transient_prefix", f.Customers.TransientPrefix, "transient_for", f.Customers.TransientFor.String())
+				"transient_prefix", f.Customers.TransientPrefix, "unavailable_prefix", f.Customers.UnavailablePrefix, "transient_for", f.Customers.TransientFor.String())
 			inner := w.payments
 			w.payments = func(p app.Payments) app.Payments {
 				if inner != nil {

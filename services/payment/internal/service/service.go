@@ -196,14 +196,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	}), consumers.HealthCheck, logger)
 	// What the order service's diagnosis asks: the order's payment and what
 	// holds its messages here.
-	prober := diagnose.Prober{Service: "payment", DB: db, Group: m.ConsumerGroup, Health: consumers.Health}
+	prober := diagnose.Prober{Service: "payment", DB: db, Group: m.ConsumerGroup, Consumers: consumers}
 	diagnosis := paymenthttp.Diagnosis(func(ctx context.Context, orderID string) (paymenthttp.DiagnosisReport, error) {
-		status, err := repo.Status(ctx, orderID)
+		// A paused consumer's database may not answer: what the consumers
+		// know from memory is reported even then.
+		holds, err := prober.Holds(ctx, orderID)
 		if err != nil {
 			return paymenthttp.DiagnosisReport{}, err
 		}
-		holds, err := prober.Holds(ctx, orderID)
-		return paymenthttp.DiagnosisReport{OrderID: orderID, PaymentStatus: status, Holds: holds}, err
+		status, err := repo.Status(ctx, orderID)
+		if err != nil && len(holds) == 0 {
+			return paymenthttp.DiagnosisReport{}, err
+		}
+		return paymenthttp.DiagnosisReport{OrderID: orderID, PaymentStatus: status, ConsumerGroup: m.ConsumerGroup, Holds: holds}, nil
 	})
 	// The dry run of a replay runs the consumer's handler, behind its inbox,
 	// in a transaction that is rolled back.

@@ -1,7 +1,8 @@
 // Package diagnosis is the order service's adapter for the diagnosis of an
 // order: what holds the order's messages in this service (package diagnose
 // on its own database and consumers) and, over HTTP, in the payment service
-// (its GET /admin/diagnosis/orders/{id}).
+// (its GET /admin/diagnosis/orders/{id}), and where a consumer group stands
+// in Kafka.
 package diagnosis
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/onceflow/onceflow/pkg/diagnose"
+	"github.com/onceflow/onceflow/pkg/kafka"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
 
@@ -40,6 +42,7 @@ func toApp(found []diagnose.Hold) []app.Hold {
 type PaymentReport struct {
 	OrderID       string          `json:"order_id"`
 	PaymentStatus string          `json:"payment_status"`
+	ConsumerGroup string          `json:"consumer_group"`
 	Holds         []diagnose.Hold `json:"holds"`
 }
 
@@ -82,5 +85,16 @@ func (p Payment) Report(ctx context.Context, orderID string) (app.PaymentReport,
 	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&r); err != nil {
 		return app.PaymentReport{}, fmt.Errorf("its answer is not a diagnosis: %w", err)
 	}
-	return app.PaymentReport{PaymentStatus: r.PaymentStatus, Holds: toApp(r.Holds)}, nil
+	return app.PaymentReport{PaymentStatus: r.PaymentStatus, ConsumerGroup: r.ConsumerGroup, Holds: toApp(r.Holds)}, nil
+}
+
+// Groups implements app.Groups with Kafka's answers.
+type Groups struct{ Lag *kafka.LagReader }
+
+var _ app.Groups = Groups{}
+
+// Position implements app.Groups.
+func (g Groups) Position(_ context.Context, group, topic string, partition int32) (app.GroupPosition, error) {
+	p, err := g.Lag.Position(group, topic, partition)
+	return app.GroupPosition{Committed: p.Committed, Members: p.Members}, err
 }

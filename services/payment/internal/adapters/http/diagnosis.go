@@ -15,6 +15,8 @@ type DiagnosisReport struct {
 	OrderID string `json:"order_id"`
 	// PaymentStatus is the order's payment's status ("" if it has none).
 	PaymentStatus string `json:"payment_status"`
+	// ConsumerGroup is the service's consumer group.
+	ConsumerGroup string `json:"consumer_group"`
 	// Holds are what holds the order's messages here (diagnose.Prober.Holds).
 	Holds []diagnose.Hold `json:"holds"`
 }
