@@ -549,6 +549,13 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 	if sc.expect != nil {
 		r.Violations = append(r.Violations, sc.expect(r)...)
 	}
+	// What the production auditors saw: judged by runClean (nothing) and the
+	// negative controls (the checker's damage).
+	audit, err := s.Audit(ctxFor(t, 2*time.Minute), time.Now())
+	if err != nil {
+		r.Violations = append(r.Violations, err.Error())
+	}
+	r.Audit = audit
 	r.Pass = r.Pass && len(r.Violations) == 0
 	cancel()
 	r.Scenario, r.Seed, r.Rate, r.LoadSec, r.Faults = sc.name, seed, sc.rate, sc.duration.Seconds(), f.log
@@ -570,6 +577,10 @@ func runScenario(t *testing.T, sc scenario, seed uint64) *harness.Report {
 func runClean(t *testing.T, sc scenario, seed uint64) {
 	t.Helper()
 	r := runScenario(t, sc, seed)
+	if len(r.Audit) > 0 {
+		r.Violations = append(r.Violations, fmt.Sprintf("the production auditor reported violations in a clean run: %v", r.Audit))
+		r.Pass = false
+	}
 	addReport(t, r)
 	if !r.Pass {
 		t.Errorf("%s\nviolations (first 20):\n  %s", r.Line(), strings.Join(r.Violations[:min(20, len(r.Violations))], "\n  "))
@@ -653,18 +664,21 @@ func TestFaultsNegativeControl(t *testing.T) {
 		paymentEnv []string
 		label      string
 		damage     func(*harness.Report) int
+		// audit is the auditor's "check/scope" that must count the same
+		// damage ("": the auditor has no check for it yet).
+		audit string
 	}{
 		{"duplicates", nil, []string{"PAYMENT_FAULT_DISABLE_INBOX=1", "PAYMENT_FAULT_DISABLE_VERSION_CHECK=1"},
-			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }},
+			"idempotency off", func(r *harness.Report) int { return r.DoubleCharged }, "double_charge/ledger"},
 		// The stock adapter's hazard is the single relay's: Watermill's subscriber
 		// stops at the refused row and the adapter deletes the rows behind it.
 		{"kill-kafka", []string{"ORDER_FAULT_STOCK_ACK=1", "ORDER_OUTBOX_RELAY=single"}, nil,
-			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
+			"stock outbox ack adapter", func(r *harness.Report) int { return r.Lost + r.LostEvents }, ""},
 		{"kill-kafka", []string{"ORDER_FAULT_BATCH_NO_BARRIER=1"}, nil,
-			"batch relay without its commit barrier", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
+			"batch relay without its commit barrier", func(r *harness.Report) int { return r.Lost + r.LostEvents }, ""},
 		{"late-commits", []string{"ORDER_FAULT_STOCK_RELAY=1"}, nil,
-			"stock Watermill relay", func(r *harness.Report) int { return r.Lost + r.LostEvents }},
-		{"client-retries", nil, nil, "no idempotency keys", func(r *harness.Report) int { return r.Extra }},
+			"stock Watermill relay", func(r *harness.Report) int { return r.Lost + r.LostEvents }, ""},
+		{"client-retries", nil, nil, "no idempotency keys", func(r *harness.Report) int { return r.Extra }, ""},
 	}
 	for _, tt := range tests {
 		if only := os.Getenv("SCENARIO"); only != "" && only != tt.scenario {
@@ -683,6 +697,10 @@ func TestFaultsNegativeControl(t *testing.T) {
 			addReport(t, r)
 			if tt.damage(r) == 0 || r.Pass {
 				t.Fatalf("with %s the checker saw no damage: %s", tt.label, r.Line())
+			}
+			if tt.audit != "" && r.Audit[tt.audit] != tt.damage(r) {
+				t.Fatalf("with %s the production auditor counted %s = %d, the checker %d (auditor: %v)",
+					tt.label, tt.audit, r.Audit[tt.audit], tt.damage(r), r.Audit)
 			}
 			t.Logf("expected failure observed (%s), first violations:\n  %s", r.Line(),
 				strings.Join(r.Violations[:min(3, len(r.Violations))], "\n  "))

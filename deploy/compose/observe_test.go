@@ -32,12 +32,15 @@ var onceflowMetrics = []string{
 	"onceflow_http_requests_total",
 	"onceflow_http_request_duration_seconds",
 	"onceflow_orders_oldest_not_done_age_seconds",
+	"onceflow_audit_violations_total",
+	"onceflow_audit_checked_timestamp_seconds",
 }
 
 // wantAlerts are the alerts deploy/prometheus/alerts.yml must define.
 var wantAlerts = []string{
 	"OnceflowServiceDown", "OnceflowOutboxStale", "OnceflowConsumerLagGrowing",
 	"OnceflowPoisonMessages", "OnceflowRefundsFailing", "OnceflowOrdersStuck",
+	"OnceflowAuditViolation",
 }
 
 var metricRef = regexp.MustCompile(`\bonceflow_[a-z_]+`)

@@ -88,7 +88,7 @@ func TestAppGrants(t *testing.T) {
 		if strings.Join(wide, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s: database-wide statements %q, want %q", tpl.Schema, wide, want)
 		}
-		for _, goose := range []string{"goose_db_version", "goose_outbox_version", "goose_outbox_parking_version", "goose_inbox_version", "goose_delayed_version", "goose_parkkey_version", "goose_poison_version"} {
+		for _, goose := range []string{"goose_db_version", "goose_outbox_version", "goose_outbox_parking_version", "goose_inbox_version", "goose_delayed_version", "goose_parkkey_version", "goose_poison_version", "goose_audit_version"} {
 			if got := byTable[tpl.Schema][goose]; got != "GRANT SELECT ON `"+goose+"` TO 'u'@'%'" {
 				t.Errorf("%s: %q, want SELECT only on %s", tpl.Schema, got, goose)
 			}

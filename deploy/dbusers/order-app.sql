@@ -17,6 +17,10 @@ GRANT SELECT, INSERT, DELETE ON `consumer_requeue` TO 'orders_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `outbox_parked` TO 'orders_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_keys` TO 'orders_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_messages` TO 'orders_app'@'%';
+-- The delivery auditor (pkg/audit): the violations it proved are only added
+-- (an operator's record), its checks' cursors move forward.
+GRANT SELECT, INSERT ON `audit_violations` TO 'orders_app'@'%';
+GRANT SELECT, INSERT, UPDATE ON `audit_cursors` TO 'orders_app'@'%';
 -- goose's version tables, one per pattern's migrations and the service's own:
 -- read only (a start without a migration user checks that nothing is pending);
 -- only the migration user writes them. Databases migrated before the patterns
@@ -27,6 +31,7 @@ GRANT SELECT ON `goose_inbox_version` TO 'orders_app'@'%';
 GRANT SELECT ON `goose_delayed_version` TO 'orders_app'@'%';
 GRANT SELECT ON `goose_parkkey_version` TO 'orders_app'@'%';
 GRANT SELECT ON `goose_poison_version` TO 'orders_app'@'%';
+GRANT SELECT ON `goose_audit_version` TO 'orders_app'@'%';
 GRANT SELECT ON `goose_db_version` TO 'orders_app'@'%';
 
 -- The order tables. An order's id, customer, amount, currency and creation time

@@ -17,6 +17,10 @@ GRANT SELECT, INSERT, DELETE ON `consumer_requeue` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `outbox_parked` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_keys` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_messages` TO 'payments_app'@'%';
+-- The delivery auditor (pkg/audit): the violations it proved are only added
+-- (an operator's record), its checks' cursors move forward.
+GRANT SELECT, INSERT ON `audit_violations` TO 'payments_app'@'%';
+GRANT SELECT, INSERT, UPDATE ON `audit_cursors` TO 'payments_app'@'%';
 -- goose's version tables, one per pattern's migrations and the service's own:
 -- read only (a start without a migration user checks that nothing is pending);
 -- only the migration user writes them. Databases migrated before the patterns
@@ -27,6 +31,7 @@ GRANT SELECT ON `goose_inbox_version` TO 'payments_app'@'%';
 GRANT SELECT ON `goose_delayed_version` TO 'payments_app'@'%';
 GRANT SELECT ON `goose_parkkey_version` TO 'payments_app'@'%';
 GRANT SELECT ON `goose_poison_version` TO 'payments_app'@'%';
+GRANT SELECT ON `goose_audit_version` TO 'payments_app'@'%';
 GRANT SELECT ON `goose_db_version` TO 'payments_app'@'%';
 
 -- The payment tables. The ledger is append-only: rows are added, never changed

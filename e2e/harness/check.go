@@ -71,6 +71,10 @@ type Report struct {
 	PoisonUnexpected int `json:"poison_unexpected"`
 	PoisonNoReason   int `json:"poison_without_reason"`
 
+	// Audit is what the services' delivery auditors proved broken by the end
+	// ("check/scope" -> violations; Stack.Audit): nothing in a clean run.
+	Audit map[string]int `json:"audit,omitempty"`
+
 	DupDelivered int `json:"dup_delivered"` // event ids seen more than once in a topic
 	// OutOfOrder counts events that first appear on their topic after a higher
 	// version of the same order (I7).

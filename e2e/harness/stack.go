@@ -212,6 +212,9 @@ func (s *Stack) addService(kind string, n int) error {
 			"ORDER_TOPIC_PAYMENT_POISON="+s.Topics.PaymentPoison,
 			"ORDER_CONSUMER_GROUP="+s.Config.Name+"-order",
 		)
+		for _, e := range auditEnv {
+			env = append(env, "ORDER_"+e)
+		}
 		svc = &Service{Name: name, Bin: s.Config.OrderBin, Env: append(env, s.Config.OrderEnv...), HTTPAddr: addr}
 		s.Orders = append(s.Orders, svc)
 	case "payment":
@@ -227,6 +230,9 @@ func (s *Stack) addService(kind string, n int) error {
 			"PAYMENT_POISON_TOPIC="+s.Topics.PaymentPoison,
 			"PAYMENT_CONSUMER_GROUP="+s.Config.Name+"-payment",
 		)
+		for _, e := range auditEnv {
+			env = append(env, "PAYMENT_"+e)
+		}
 		svc = &Service{Name: name, Bin: s.Config.PaymentBin, Env: append(env, s.Config.PaymentEnv...), HTTPAddr: addr}
 		s.Payments = append(s.Payments, svc)
 	}

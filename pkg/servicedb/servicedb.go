@@ -3,6 +3,7 @@ package servicedb
 import (
 	"io/fs"
 
+	"github.com/onceflow/onceflow/pkg/audit"
 	"github.com/onceflow/onceflow/pkg/consumer/delayed"
 	"github.com/onceflow/onceflow/pkg/consumer/parkkey"
 	"github.com/onceflow/onceflow/pkg/inbox"
@@ -24,6 +25,7 @@ func Migrations(service fs.FS) []sqldb.Migrations {
 		delayed.Migrations,
 		parkkey.Migrations,
 		poison.Migrations,
+		audit.Migrations,
 		{Table: "goose_db_version", FS: service, Dir: "migrations"},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/onceflow/onceflow/pkg/audit"
 	"github.com/onceflow/onceflow/pkg/breaker"
 	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/consumer/delayed"
@@ -75,6 +76,8 @@ type Messaging struct {
 	// Throttle bounds how many messages each consumer takes per period (off by
 	// default).
 	Throttle consumer.ThrottleConfig `envPrefix:"THROTTLE_"`
+	// Audit paces the delivery auditor's checks.
+	Audit audit.Settings `envPrefix:"AUDIT_"`
 }
 
 // Defaults returns m with zero fields set to their defaults.
@@ -93,6 +96,7 @@ func (m Messaging) Defaults() Messaging {
 	m.Retention = m.Retention.Defaults()
 	m.ParkKey = m.ParkKey.Defaults()
 	m.Throttle = m.Throttle.Defaults()
+	m.Audit = m.Audit.Defaults()
 	if m.HandlerTimeout == 0 {
 		m.HandlerTimeout = consumer.DefaultHandlerTimeout
 	}
@@ -109,7 +113,7 @@ func (m Messaging) Validate() error {
 		}
 	}
 	errs = append(errs, m.consumerConfig().Validate(), m.DB.Validate(), m.Outbox.Validate(), m.Retention.Validate(),
-		m.Pause.Validate(), m.Requeue.Validate(), m.ParkKey.Validate())
+		m.Pause.Validate(), m.Requeue.Validate(), m.ParkKey.Validate(), m.Audit.Validate())
 	return errors.Join(errs...)
 }
 
