@@ -18,9 +18,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON `outbox_parked` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_keys` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE ON `consumer_parked_messages` TO 'payments_app'@'%';
 -- The delivery auditor (pkg/audit): the violations it proved are only added
--- (an operator's record), its checks' cursors move forward.
+-- (an operator's record), its checks' cursors move forward, the outbox's
+-- receipts are written with the events and deleted once judged.
 GRANT SELECT, INSERT ON `audit_violations` TO 'payments_app'@'%';
 GRANT SELECT, INSERT, UPDATE ON `audit_cursors` TO 'payments_app'@'%';
+GRANT SELECT, INSERT, DELETE ON `audit_receipts` TO 'payments_app'@'%';
 -- goose's version tables, one per pattern's migrations and the service's own:
 -- read only (a start without a migration user checks that nothing is pending);
 -- only the migration user writes them. Databases migrated before the patterns

@@ -218,3 +218,60 @@ func position(admin sarama.ClusterAdmin, group, topic string, partition int32) (
 	pos.Members, pos.State = len(groups[0].Members), groups[0].State
 	return pos, nil
 }
+
+// HighWatermarks returns the next offset of each partition of topic (one
+// ListOffsets per partition).
+func (r *LagReader) HighWatermarks(topic string) (map[int32]int64, error) {
+	return r.perPartition(topic, func(client sarama.Client, _ sarama.ClusterAdmin, partitions []int32) (map[int32]int64, error) {
+		hw := make(map[int32]int64, len(partitions))
+		for _, p := range partitions {
+			var err error
+			if hw[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+				return nil, fmt.Errorf("high watermark of %s/%d: %w", topic, p, err)
+			}
+		}
+		return hw, nil
+	})
+}
+
+// Committed returns group's committed offset on each partition of topic
+// (-1: none committed there): one OffsetFetch.
+func (r *LagReader) Committed(group, topic string) (map[int32]int64, error) {
+	return r.perPartition(topic, func(_ sarama.Client, admin sarama.ClusterAdmin, partitions []int32) (map[int32]int64, error) {
+		committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions})
+		if err == nil && committed.Err != sarama.ErrNoError {
+			err = committed.Err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("offsets of group %s: %w", group, err)
+		}
+		out := make(map[int32]int64, len(partitions))
+		for _, p := range partitions {
+			out[p] = -1
+			if b := committed.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
+				out[p] = b.Offset
+			}
+		}
+		return out, nil
+	})
+}
+
+// perPartition runs read over the kept connection with topic's partitions;
+// a failure drops the connection (rebuilt on the next call).
+func (r *LagReader) perPartition(topic string, read func(sarama.Client, sarama.ClusterAdmin, []int32) (map[int32]int64, error)) (map[int32]int64, error) {
+	r.readMu.Lock()
+	defer r.readMu.Unlock()
+	client, admin, err := r.conn()
+	if err != nil {
+		return nil, err
+	}
+	partitions, err := client.Partitions(topic)
+	if err == nil {
+		var out map[int32]int64
+		if out, err = read(client, admin, partitions); err == nil {
+			return out, nil
+		}
+	}
+	r.reset(admin)
+	return nil, fmt.Errorf("kafka offsets of %s: %w", topic, err)
+}

@@ -86,6 +86,18 @@ func TestPositionNamesTheCommittedOffsetAndTheMembers(t *testing.T) {
 		pos := position()
 		return pos.Committed == 1 && pos.Members == 1
 	})
+	// The same through the whole topic's offsets.
+	hw, err := lag.HighWatermarks(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := lag.Committed(group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hw[0] != 1 || committed[0] != 1 {
+		t.Fatalf("high watermark %v, committed %v; want 1 and 1", hw, committed)
+	}
 	cancel()
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)

@@ -46,10 +46,29 @@ type Outbox struct {
 	// deleteOnWrite deletes each row in the transaction that writes it
 	// (NewForLogTailing).
 	deleteOnWrite bool
+	// receipts records each write's events in its transaction (WithReceipts).
+	receipts Receipts
 }
 
+// Receipts records, in the transaction that writes them to the outbox, that
+// msgs (addressed to the Kafka topic) were written: a delivery auditor's
+// receipts (audit.WriteReceipts). Its error fails the write.
+type Receipts func(ctx context.Context, tx wsql.ContextExecutor, topic string, msgs []*message.Message) error
+
+// WriteOption shapes an Outbox.
+type WriteOption func(*Outbox)
+
+// WithReceipts records every write's events with r, in its transaction.
+func WithReceipts(r Receipts) WriteOption { return func(o *Outbox) { o.receipts = r } }
+
 // New returns an Outbox whose rows a forwarder (NewForwarder) relays.
-func New() *Outbox { return &Outbox{} }
+func New(opts ...WriteOption) *Outbox {
+	o := &Outbox{}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
 
 // NewForLogTailing returns an Outbox for a relay that tails the database's
 // binary log instead of polling the table (Debezium's connector with its
@@ -57,7 +76,11 @@ func New() *Outbox { return &Outbox{} }
 // that writes it, so the table stays empty and the binary log, which records
 // the insert, carries the event. Nothing in this process relays; a forwarder
 // on this outbox would find no rows.
-func NewForLogTailing() *Outbox { return &Outbox{deleteOnWrite: true} }
+func NewForLogTailing(opts ...WriteOption) *Outbox {
+	o := New(opts...)
+	o.deleteOnWrite = true
+	return o
+}
 
 // Publish stores msgs, addressed to the Kafka topic, in the outbox as part of tx.
 // They become visible to the forwarder only when tx commits, and vanish if it
@@ -114,8 +137,22 @@ func (o *Outbox) insert(ctx context.Context, tx wsql.ContextExecutor, topic stri
 			return err
 		}
 	}
+	if o.receipts != nil {
+		if err := o.receipts(ctx, tx, topic, msgs); err != nil {
+			return fmt.Errorf("outbox receipts: %w", err)
+		}
+	}
 	sqldb.OnCommit(ctx, o, o.wakers.signal)
 	return nil
+}
+
+// RowsTable is the table this outbox's rows go to: Table, or in the fault
+// build the stock relay's (StockRelay), whose rows stay after they are sent.
+func (o *Outbox) RowsTable() string {
+	if o.sqlTopic == "" {
+		return Table
+	}
+	return "watermill_" + o.sqlTopic
 }
 
 // Pending counts the rows waiting in the outbox of db.

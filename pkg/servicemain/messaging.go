@@ -128,16 +128,21 @@ func (m Messaging) consumerConfig() consumer.Config {
 // "debezium" an outbox whose rows Debezium reads from db's binary log
 // (outbox.NewForLogTailing) and no relay (nil). It fails if db writes no
 // row-based binary log in that mode: the rows would be deleted and their
-// events lost.
+// events lost. receipts (nil: none) records every write's events in its
+// transaction, for the delivery auditor.
 func NewOutbox(ctx context.Context, m Messaging, db *sql.DB, out message.Publisher, topics *kafka.Topics,
-	onForwarded func(n int), logger watermill.LoggerAdapter, opts ...outbox.Option) (*outbox.Outbox, lifecycle.Forwarder, error) {
+	onForwarded func(n int), receipts outbox.Receipts, logger watermill.LoggerAdapter, opts ...outbox.Option) (*outbox.Outbox, lifecycle.Forwarder, error) {
+	var write []outbox.WriteOption
+	if receipts != nil {
+		write = append(write, outbox.WithReceipts(receipts))
+	}
 	if m.Outbox.Relay == outbox.RelayDebezium {
 		if err := outbox.CheckBinaryLog(ctx, db); err != nil {
 			return nil, nil, err
 		}
-		return outbox.NewForLogTailing(), nil, nil
+		return outbox.NewForLogTailing(write...), nil, nil
 	}
-	ob := outbox.New()
+	ob := outbox.New(write...)
 	fwd, err := NewForwarder(m, db, ob, out, topics, onForwarded, logger, opts...)
 	if err != nil {
 		return nil, nil, err

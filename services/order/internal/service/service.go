@@ -18,6 +18,7 @@ import (
 
 	"github.com/onceflow/onceflow/deploy/dbusers"
 	"github.com/onceflow/onceflow/pkg/apidoc"
+	"github.com/onceflow/onceflow/pkg/audit"
 	"github.com/onceflow/onceflow/pkg/consumer"
 	"github.com/onceflow/onceflow/pkg/diagnose"
 	"github.com/onceflow/onceflow/pkg/events"
@@ -255,7 +256,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// forwarder (parking the rows Kafka can never take), or with
 	// ORDER_OUTBOX_RELAY=debezium none (Debezium tails the binary log); and the
 	// consumers (inbox + retry + poison queue).
-	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
+	// Each event written leaves a receipt for the delivery auditor (below),
+	// unless Debezium relays: its check needs a relay that keeps a row until
+	// Kafka acknowledged it.
+	var receipts outbox.Receipts
+	if m.Outbox.Relay != outbox.RelayDebezium {
+		receipts = audit.WriteReceipts
+	}
+	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, receipts, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}
@@ -266,7 +274,8 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 
 	// The application, and what calls it from Kafka.
 	orders := mariadb.NewOrders(db, ob, cfg.OrdersTopic)
-	svc := app.New(orders, mariadb.NewTimeline(db), logger)
+	timeline := mariadb.NewTimeline(db)
+	svc := app.New(orders, timeline, logger)
 	svc.KeyTTL = cfg.IdempotencyKeyTTL
 	svc.EventVersions = cfg.EventVersions
 	svc.Outcomes = mx // onceflow_saga_outcomes_total
@@ -321,6 +330,31 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 		}
 		return err
 	})
+	// The delivery auditor: every order event the outbox wrote (its
+	// receipt) reached Kafka, as the timeline's projection of the orders
+	// topic read it back.
+	if receipts != nil {
+		reader := ""
+		for _, sub := range consumers.Subscriptions() {
+			if sub.Topic == cfg.OrdersTopic && sub.Group != m.ConsumerGroup {
+				reader = sub.Group
+			}
+		}
+		delivery, err := audit.DeliveryCheck(audit.DeliveryConfig{DB: db, Topic: cfg.OrdersTopic, OutboxTable: ob.RowsTable(),
+			Reader: reader, Kafka: lag, Settle: m.Audit.Settle,
+			EventTypes: []string{string(events.TypeOrderPlaced), string(events.TypeOrderCancelled)},
+			Seen: func(ctx context.Context, rs []audit.Receipt) (map[string]bool, error) {
+				return timeline.Seen(ctx, cfg.OrdersTopic, rs)
+			}})
+		if err != nil {
+			return err
+		}
+		auditor, err := audit.New(audit.Config{DB: db, Checks: []audit.Check{delivery}, Registry: mx.Registry})
+		if err != nil {
+			return err
+		}
+		periodic.Every("audit", m.Audit.Interval, auditor.Run)
+	}
 	periodic.Every("idempotency-key-cleanup", cfg.IdempotencyCleanupInterval, func(ctx context.Context) error {
 		n, err := svc.DeleteExpiredKeys(ctx, cfg.IdempotencyCleanupBatch, 10)
 		if n > 0 {

@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// The outbox the repository writes to and its relay to Kafka: the
 	// forwarder (parking the rows Kafka can never take), or with
 	// PAYMENT_OUTBOX_RELAY=debezium none (Debezium tails the binary log).
-	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, wlog, w.outbox...)
+	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, nil, wlog, w.outbox...)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
+	"github.com/onceflow/onceflow/pkg/audit"
 	"github.com/onceflow/onceflow/services/order/internal/app"
 )
 
@@ -59,4 +61,37 @@ func (t *Timeline) ForOrder(ctx context.Context, orderID string) ([]app.Timeline
 		list = append(list, e)
 	}
 	return list, storeErr(rows.Err())
+}
+
+// Seen returns which of rs's events the timeline recorded on topic (by its
+// order index): the delivery auditor's read-back of the order events.
+func (t *Timeline) Seen(ctx context.Context, topic string, rs []audit.Receipt) (map[string]bool, error) {
+	seen := map[string]bool{}
+	if len(rs) == 0 {
+		return seen, nil
+	}
+	keys, ids := make([]string, len(rs)), make([]string, len(rs))
+	args := []any{topic}
+	for i, r := range rs {
+		keys[i], ids[i] = "?", "?"
+		args = append(args, r.Key)
+	}
+	for _, r := range rs {
+		args = append(args, r.EventID)
+	}
+	//nolint:gosec // G202: only "?" placeholders are joined into the query
+	rows, err := t.db.QueryContext(ctx, "SELECT event_id FROM order_timeline WHERE topic = ? AND order_id IN ("+strings.Join(keys, ",")+
+		") AND event_id IN ("+strings.Join(ids, ",")+")", args...)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, storeErr(err)
+		}
+		seen[id] = true
+	}
+	return seen, storeErr(rows.Err())
 }
