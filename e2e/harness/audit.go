@@ -24,11 +24,17 @@ var (
 	auditChecked   = regexp.MustCompile(`^onceflow_audit_checked_timestamp_seconds\{check="([^"]*)"\}$`)
 )
 
+// auditPasses is how long after a row has settled every check has completed
+// two passes (*_AUDIT_INTERVAL is 1 s): a check that saw a suspect in the
+// first judges it in the second, once its evidence is in.
+const auditPasses = 2 * time.Second
+
 // Audit returns what the services' delivery auditors proved broken, as
 // "check/scope" -> violations (only those with one; the largest of the
 // running replicas). It waits (up to a minute) until every check of every
-// running service has completed a pass that reads everything written before
-// since (AuditSettle later); a service that is not running is not asked.
+// running service has completed the passes that judge everything written
+// before since (AuditSettle, then auditPasses later); a service that is not
+// running is not asked.
 func (s *Stack) Audit(ctx context.Context, since time.Time) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -41,7 +47,7 @@ func (s *Stack) Audit(ctx context.Context, since time.Time) (map[string]int, err
 			scrape, err := scrape(ctx, "http://"+svc.HTTPAddr+"/metrics")
 			behind := ""
 			for series, v := range scrape {
-				if m := auditChecked.FindStringSubmatch(series); m != nil && time.Unix(0, int64(v*1e9)).Before(since.Add(AuditSettle)) {
+				if m := auditChecked.FindStringSubmatch(series); m != nil && time.Unix(0, int64(v*1e9)).Before(since.Add(AuditSettle+auditPasses)) {
 					behind = m[1]
 				}
 			}
