@@ -269,7 +269,7 @@ func TestDiagnosis(t *testing.T) {
 		s := diagnosisStack(t, "poison")
 		// Kafka refuses the order's event for good: its topic takes no
 		// message that large.
-		if err := limitTopics(s, "200", s.Topics.Orders); err != nil {
+		if err := limitTopics(s.Kafka, "200", s.Topics.Orders); err != nil {
 			t.Fatal(err)
 		}
 		id := place(t, s, "rich", 500, "EUR").ID
@@ -278,7 +278,7 @@ func TestDiagnosis(t *testing.T) {
 			t.Fatalf("cause %+v: want the order service's parked row, message_too_large, and its replay", d.Cause)
 		}
 		// The remedy: fix the cause (the topic's limit), then the replay.
-		if err := limitTopics(s, "1048588", s.Topics.Orders); err != nil {
+		if err := limitTopics(s.Kafka, "1048588", s.Topics.Orders); err != nil {
 			t.Fatal(err)
 		}
 		applyRemedy(t, s, d)

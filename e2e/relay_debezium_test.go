@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -85,7 +84,7 @@ func debeziumOversized(t *testing.T) {
 	// Whatever happens below, leave a connector that runs: a refused row left
 	// in the log would stall every later test on these servers.
 	t.Cleanup(func() {
-		_ = limitTopic(kc, topic, "100000")
+		_ = limitTopics(kc, "100000", topic)
 		if failed() {
 			_ = on.RestartFailedTask(ctx)
 		}
@@ -143,7 +142,7 @@ func debeziumOversized(t *testing.T) {
 
 	// The remedy: raise the limit, restart the task (again if it failed once
 	// more: the brokers apply a topic's new limit a moment after the change).
-	if err := limitTopic(kc, topic, "100000"); err != nil {
+	if err := limitTopics(kc, "100000", topic); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("every event delivered after the remedy", func() bool {
@@ -213,16 +212,6 @@ func topicUUIDs(t *testing.T, kc kafka.Config, topic string) map[string]bool {
 		ids[m.UUID] = true
 	}
 	return ids
-}
-
-// limitTopic sets topic's max.message.bytes.
-func limitTopic(kc kafka.Config, topic, maxBytes string) error {
-	admin, err := sarama.NewClusterAdmin(kc.Brokers, kc.ProducerConfig())
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	return admin.AlterConfig(sarama.TopicResource, topic, map[string]*string{"max.message.bytes": &maxBytes}, false)
 }
 
 // isDebeziumLane reports whether name (SCENARIO) selects something of this lane.

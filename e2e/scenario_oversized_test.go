@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/onceflow/onceflow/e2e/harness"
+	"github.com/onceflow/onceflow/pkg/kafka"
 )
 
 // oversizedInputScenario is the fault scenario oversized-input (issue 11 §1,
@@ -40,7 +41,7 @@ const craftedPrefix = "crafted-"
 
 func oversizedTimeline(f *faultRun) error {
 	from := time.Now()
-	if err := limitTopics(f.s, "8192", f.s.Topics.Orders, f.s.Topics.Payments); err != nil {
+	if err := limitTopics(f.s.Kafka, "8192", f.s.Topics.Orders, f.s.Topics.Payments); err != nil {
 		return err
 	}
 	f.record("max.message.bytes=8192 on the event topics", from, 0)
@@ -109,8 +110,8 @@ func placeCrafted(s *harness.Stack, i int) (string, error) {
 }
 
 // limitTopics sets max.message.bytes on topics.
-func limitTopics(s *harness.Stack, maxBytes string, topics ...string) error {
-	admin, err := sarama.NewClusterAdmin(s.Kafka.Brokers, s.Kafka.ProducerConfig())
+func limitTopics(kc kafka.Config, maxBytes string, topics ...string) error {
+	admin, err := sarama.NewClusterAdmin(kc.Brokers, kc.ProducerConfig())
 	if err != nil {
 		return err
 	}
