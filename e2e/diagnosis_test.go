@@ -150,13 +150,14 @@ func TestDiagnosis(t *testing.T) {
 	t.Run("poisoned", func(t *testing.T) {
 		t.Parallel()
 		s := diagnosisStack(t, "poison")
-		placed := time.Now()
 		id := place(t, s, "flaky-1", 500, "EUR").ID
 		d := diagnoseUntil(t, s, id, "poisoned")
 		if d.Cause.Service != "payment" || !strings.Contains(d.Cause.Remedy, "payment poison replay ") {
 			t.Fatalf("cause %+v: want the payment service's poison replay", d.Cause)
 		}
-		time.Sleep(time.Until(placed.Add(flakyFor + time.Second))) // the fault has healed
+		// The fault's clock started at the first failure, before the poisoning
+		// was seen: it has healed flakyFor after that.
+		time.Sleep(flakyFor + time.Second)
 
 		// A dry run of the replay shows what it would change and changes nothing.
 		offset := regexp.MustCompile(`replay (\d+)`).FindStringSubmatch(d.Cause.Remedy)[1]
@@ -188,13 +189,12 @@ func TestDiagnosis(t *testing.T) {
 	t.Run("key parked", func(t *testing.T) {
 		t.Parallel()
 		s := diagnosisStack(t, "park-key")
-		placed := time.Now()
 		id := place(t, s, "flaky-1", 500, "EUR").ID
 		d := diagnoseUntil(t, s, id, "key_parked")
 		if !strings.Contains(d.Cause.Remedy, "payment poison keys replay "+id) || !strings.Contains(d.Cause.Remedy, "payment poison keys dry-run "+id) {
 			t.Fatalf("cause %+v: want the payment service's key dry run and replay", d.Cause)
 		}
-		time.Sleep(time.Until(placed.Add(flakyFor + time.Second)))
+		time.Sleep(flakyFor + time.Second) // healed, as above
 
 		// The dry run of the key's release: its queue (the placement) would
 		// charge now, and nothing changes.
@@ -224,35 +224,48 @@ func TestDiagnosis(t *testing.T) {
 		}
 	})
 	// Causes the remedy of which is to wait: the consumer gets the message
-	// again by itself once the fault heals (flakyFor).
+	// again by itself once the fault heals. Each cause lasts about 8 s or
+	// more, so that a loaded machine still asks while it holds.
 	for _, c := range []struct {
 		name, mode, customer, code string
 		env                        []string
+		// first is how many orders are placed and ended before the one
+		// diagnosed.
+		first int
 		// detail and remedy are what the diagnosis must say.
 		detail, remedy string
 		// status is the order's end ("": CONFIRMED).
 		status string
 	}{
 		{name: "retrying in place", mode: "poison", customer: "flaky-1", code: "retrying",
-			env:    []string{"PAYMENT_RETRY_MAX_RETRIES=30", "PAYMENT_RETRY_INITIAL_INTERVAL=200ms", "PAYMENT_RETRY_MAX_INTERVAL=400ms"},
+			env: []string{"PAYMENT_FAULT_TRANSIENT_FOR=8s",
+				"PAYMENT_RETRY_MAX_RETRIES=80", "PAYMENT_RETRY_INITIAL_INTERVAL=200ms", "PAYMENT_RETRY_MAX_INTERVAL=400ms"},
 			detail: "attempts failed (reason ", remedy: "wait for the next try"},
 		{name: "requeued", mode: "requeue", customer: "flaky-1", code: "requeued",
-			env:    []string{"PAYMENT_REQUEUE_INITIAL_DELAY=3s", "PAYMENT_REQUEUE_MAX_DELAY=3s", "PAYMENT_REQUEUE_POLL_INTERVAL=100ms"},
+			env:    []string{"PAYMENT_REQUEUE_INITIAL_DELAY=8s", "PAYMENT_REQUEUE_MAX_DELAY=8s", "PAYMENT_REQUEUE_POLL_INTERVAL=100ms"},
 			detail: "on its delayed path (requeue 1); it is due again at ", remedy: "delivers it again at "},
 		{name: "consumer paused", mode: "pause", customer: "down-1", code: "consumer_paused",
-			env:    []string{"PAYMENT_PAUSE_PROBE_MIN=500ms", "PAYMENT_PAUSE_PROBE_MAX=1s"},
+			env:    []string{"PAYMENT_FAULT_TRANSIENT_FOR=8s", "PAYMENT_PAUSE_PROBE_MIN=500ms", "PAYMENT_PAUSE_PROBE_MAX=1s"},
 			detail: "is paused: its database does not answer", remedy: "bring the payment service's database back"},
+		// The throttle is a ticker started with the service, which keeps one
+		// tick for a late message: two orders take the kept tick and the next,
+		// so the third waits a whole period.
 		{name: "not consumed yet", mode: "poison", customer: "rich", code: "not_consumed_yet",
-			env:    []string{"PAYMENT_THROTTLE_MAX_MESSAGES=1", "PAYMENT_THROTTLE_PER=8s"},
+			env: []string{"PAYMENT_THROTTLE_MAX_MESSAGES=1", "PAYMENT_THROTTLE_PER=10s"}, first: 2,
 			detail: "and has 1 live members", remedy: "wait: the consumers take it in turn"},
 		{name: "payment timeout pending", mode: "skip", customer: "flaky-1", code: "payment_timeout_pending",
-			env:    []string{"ORDER_PAYMENT_TIMEOUT=15s"},
+			env:    []string{"ORDER_PAYMENT_TIMEOUT=20s"},
 			detail: "consumed it (committed offset ", remedy: "wait: nothing else will answer; the payment timeout cancels it at ",
 			status: "CANCELLED"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := diagnosisStack(t, c.mode, c.env...)
+			first := make([]string, c.first)
+			for i := range first {
+				first[i] = place(t, s, c.customer, 500, "EUR").ID
+			}
+			terminal(t, s, first...)
 			id := place(t, s, c.customer, 500, "EUR").ID
 			d := diagnoseUntil(t, s, id, c.code, c.detail)
 			if d.Cause.Service != "payment" || !strings.Contains(d.Cause.Detail, c.detail) || !strings.Contains(d.Cause.Remedy, c.remedy) {

@@ -24,17 +24,15 @@ var (
 	auditChecked   = regexp.MustCompile(`^onceflow_audit_checked_timestamp_seconds\{check="([^"]*)"\}$`)
 )
 
-// auditPasses is how long after a row has settled every check has completed
-// two passes (*_AUDIT_INTERVAL is 1 s): a check that saw a suspect in the
-// first judges it in the second, once its evidence is in.
-const auditPasses = 2 * time.Second
+// auditMargin covers the whole seconds of the times the checks compare.
+const auditMargin = time.Second
 
 // Audit returns what the services' delivery auditors proved broken, as
 // "check/scope" -> violations (only those with one; the largest of the
 // running replicas). It waits (up to a minute) until every check of every
-// running service has completed the passes that judge everything written
-// before since (AuditSettle, then auditPasses later); a service that is not
-// running is not asked.
+// running service has judged everything written before since: its checked
+// time (the start of a pass that judged all it could) is past since, its
+// settle time and auditMargin. A service that is not running is not asked.
 func (s *Stack) Audit(ctx context.Context, since time.Time) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -47,7 +45,7 @@ func (s *Stack) Audit(ctx context.Context, since time.Time) (map[string]int, err
 			scrape, err := scrape(ctx, "http://"+svc.HTTPAddr+"/metrics")
 			behind := ""
 			for series, v := range scrape {
-				if m := auditChecked.FindStringSubmatch(series); m != nil && time.Unix(0, int64(v*1e9)).Before(since.Add(AuditSettle+auditPasses)) {
+				if m := auditChecked.FindStringSubmatch(series); m != nil && time.Unix(0, int64(v*1e9)).Before(since.Add(AuditSettle+auditMargin)) {
 					behind = m[1]
 				}
 			}
@@ -61,7 +59,7 @@ func (s *Stack) Audit(ctx context.Context, since time.Time) (map[string]int, err
 			}
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("audit of %s: check %q has not completed a pass after %s (last scrape error: %w)", svc.Name, behind, since.Format(time.RFC3339), cmp.Or(err, errors.New("none")))
+				return nil, fmt.Errorf("audit of %s: check %q has not judged everything written before %s (last scrape error: %w)", svc.Name, behind, since.Format(time.RFC3339), cmp.Or(err, errors.New("none")))
 			case <-time.After(200 * time.Millisecond):
 			}
 		}

@@ -40,9 +40,18 @@ type Check struct {
 	Scopes []string
 	// Run reads on from the cursor after (0 the first time) and returns what
 	// it proved broken, and the cursor to continue from next time. It reads a
-	// bounded batch; a Violation found again is counted once.
+	// bounded batch; a Violation found again is counted once. It returns next
+	// == after once it has judged everything it can judge now, and ErrPending
+	// while it holds items it can judge only later (it waits for a reader).
 	Run func(ctx context.Context, after int64) (found []Violation, next int64, err error)
 }
+
+// ErrPending is what a check's Run returns while it waits to judge what it
+// has read: the pass ends without moving the check's checked time.
+var ErrPending = errors.New("audit: waiting to judge")
+
+// maxBatches bounds the batches one pass of a check reads.
+const maxBatches = 100
 
 // Config is the auditor's wiring.
 type Config struct {
@@ -84,7 +93,8 @@ type Auditor struct {
 	// again, which an alert would take for new violations).
 	counts  map[[2]string]int
 	counted bool
-	// checked is when each check last completed a pass.
+	// checked is, for each check, when the last pass started that judged
+	// everything the check could judge.
 	checked map[string]time.Time
 }
 
@@ -101,20 +111,25 @@ func New(c Config) (*Auditor, error) {
 	return a, nil
 }
 
-// Run is one pass of every check: each reads on from its cursor, its
-// violations are stored once, its cursor moves forward, all in one
-// transaction per check; then the counts are read again. It returns the
-// first error, after trying every check.
+// Run is one pass of every check: each reads on from its cursor, batch after
+// batch, until it has judged all it can (its checked time is then the pass's
+// start), waits (ErrPending) or has read maxBatches. Each batch's violations
+// are stored once and its cursor moves forward, in one transaction. Then the
+// counts are read again. It returns the first error, after trying every check.
 func (a *Auditor) Run(ctx context.Context) error {
 	var errs []error
 	for _, ch := range a.config.Checks {
-		if err := a.pass(ctx, ch); err != nil {
+		start := time.Now()
+		done, err := a.pass(ctx, ch)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("audit: check %s: %w", ch.Name, err))
 			continue
 		}
-		a.mu.Lock()
-		a.checked[ch.Name] = time.Now()
-		a.mu.Unlock()
+		if done {
+			a.mu.Lock()
+			a.checked[ch.Name] = start
+			a.mu.Unlock()
+		}
 	}
 	if err := a.recount(ctx); err != nil {
 		errs = append(errs, err)
@@ -122,18 +137,34 @@ func (a *Auditor) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// pass runs ch once from its stored cursor.
-func (a *Auditor) pass(ctx context.Context, ch Check) error {
+// pass runs ch batch after batch, as Run says.
+// It reports whether ch judged all it could.
+func (a *Auditor) pass(ctx context.Context, ch Check) (done bool, err error) {
+	for range maxBatches {
+		moved, err := a.batch(ctx, ch)
+		if errors.Is(err, ErrPending) {
+			return false, nil
+		}
+		if err != nil || !moved {
+			return err == nil, err
+		}
+	}
+	return false, nil
+}
+
+// batch runs ch once from its stored cursor (another replica may have moved
+// it) and reports whether the cursor moved forward.
+func (a *Auditor) batch(ctx context.Context, ch Check) (moved bool, err error) {
 	var after int64
-	err := a.config.DB.QueryRowContext(ctx, "SELECT position FROM audit_cursors WHERE check_name = ?", ch.Name).Scan(&after)
+	err = a.config.DB.QueryRowContext(ctx, "SELECT position FROM audit_cursors WHERE check_name = ?", ch.Name).Scan(&after)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+		return false, err
 	}
 	found, next, err := ch.Run(ctx, after)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return sqldb.InTx(ctx, a.config.DB, func(ctx context.Context, tx *sql.Tx) error {
+	return next > after, sqldb.InTx(ctx, a.config.DB, func(ctx context.Context, tx *sql.Tx) error {
 		for _, v := range found {
 			if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO audit_violations (check_name, scope, subject, detail) VALUES (?, ?, ?, LEFT(?, 255))",
 				ch.Name, v.Scope, v.Subject, v.Detail); err != nil {

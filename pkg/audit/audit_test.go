@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,39 +45,52 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestRun: a check reads on from its cursor; what it finds is counted once
-// per subject; a failing check keeps its cursor (the next pass reads the
-// same rows) without stopping the others; a cursor never moves back; nothing
-// is exported before the first pass, and a check's scopes are exported at
-// zero before anything is found.
+// TestRun: a check reads on from its cursor, batch after batch, until it has
+// judged what it can; what it finds is counted once per subject; a failing
+// check keeps its cursor (the next pass reads the same rows) without stopping
+// the others; a cursor never moves back; a check's checked time moves only
+// when a pass judged all it could (not after a failure, nor while it waits
+// to judge); nothing is exported before the first pass, and a check's scopes
+// are exported at zero before anything is found.
 func TestRun(t *testing.T) {
 	d := testenv.NewDatabase(t, testenv.OrderDBAddr)
 	d.Migrate(t, nil)
-	var afters []int64
-	fail := false
+	var afters []int64 // the cursor of each pass's first batch
+	fail, pending := false, false
 	found := []audit.Violation{{Scope: "ledger", Subject: "o-1"}, {Scope: "ledger", Subject: "o-1"}, {Scope: "ledger", Subject: "o-2"}}
 	steps := []struct {
-		fail      bool
-		next      int64
-		wantAfter int64
-		wantCount float64
+		fail, pending bool
+		// next is where the check's batches end in this pass.
+		next        int64
+		wantAfter   int64
+		wantCount   float64
+		wantChecked bool
 	}{
-		{next: 10, wantAfter: 0, wantCount: 0},  // nothing found yet: exported at zero
-		{next: 20, wantAfter: 10, wantCount: 2}, // found: o-1 (twice) and o-2
+		{next: 10, wantAfter: 0, wantCount: 0, wantChecked: true},  // nothing found yet: exported at zero
+		{next: 20, wantAfter: 10, wantCount: 2, wantChecked: true}, // found: o-1 (twice) and o-2
 		{fail: true, wantAfter: 20, wantCount: 2},
-		{next: 5, wantAfter: 20, wantCount: 2}, // a replica behind: the cursor stays at 20
-		{next: 30, wantAfter: 20, wantCount: 2},
+		{pending: true, wantAfter: 20, wantCount: 2},
+		{next: 5, wantAfter: 20, wantCount: 2, wantChecked: true}, // a replica behind: the cursor stays at 20
+		{next: 30, wantAfter: 20, wantCount: 2, wantChecked: true},
 	}
 	i := 0
 	reg := prometheus.NewRegistry()
 	a, err := audit.New(audit.Config{DB: d.Open(t, 2), Registry: reg, Checks: []audit.Check{
 		{Name: "double_charge", Scopes: []string{"ledger"}, Run: func(_ context.Context, after int64) ([]audit.Violation, int64, error) {
-			afters = append(afters, after)
-			if fail {
-				return nil, 0, errors.New("database down")
+			if len(afters) == i {
+				afters = append(afters, after)
 			}
-			if i == 1 {
-				return found, steps[i].next, nil
+			switch {
+			case fail:
+				return nil, 0, errors.New("database down")
+			case pending:
+				return nil, after, audit.ErrPending
+			case after > steps[i].next:
+				return nil, steps[i].next, nil // a replica behind
+			case after == steps[i].next:
+				return nil, after, nil // judged all it can
+			case i == 1 && after < 15:
+				return found, 15, nil // the first of two batches
 			}
 			return nil, steps[i].next, nil
 		}},
@@ -85,11 +99,13 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := doubleCharges(t, reg); n != -1 {
+	if n := metric(t, reg, "onceflow_audit_violations_total", "double_charge"); n != -1 {
 		t.Fatalf("before the first pass: %v violations exported, want none (a restart is no reset)", n)
 	}
+	checked := 0.0
 	for i = range steps {
-		fail = steps[i].fail
+		fail, pending = steps[i].fail, steps[i].pending
+		time.Sleep(time.Millisecond)
 		err := a.Run(context.Background())
 		if (err != nil) != steps[i].fail {
 			t.Fatalf("pass %d: %v, want failure %v", i, err, steps[i].fail)
@@ -97,15 +113,20 @@ func TestRun(t *testing.T) {
 		if afters[i] != steps[i].wantAfter {
 			t.Fatalf("pass %d read after %d, want %d", i, afters[i], steps[i].wantAfter)
 		}
-		if n := doubleCharges(t, reg); n != steps[i].wantCount {
+		if n := metric(t, reg, "onceflow_audit_violations_total", "double_charge"); n != steps[i].wantCount {
 			t.Fatalf("pass %d: %v violations, want %v", i, n, steps[i].wantCount)
 		}
+		at := metric(t, reg, "onceflow_audit_checked_timestamp_seconds", "double_charge")
+		if moved := at > checked; moved != steps[i].wantChecked {
+			t.Fatalf("pass %d: checked time moved %v, want %v", i, moved, steps[i].wantChecked)
+		}
+		checked = at
 	}
 }
 
-// doubleCharges is onceflow_audit_violations_total{check="double_charge",
-// scope="ledger"} in reg (-1: not exported).
-func doubleCharges(t *testing.T, reg *prometheus.Registry) float64 {
+// metric is the value of name{check=check} in reg (for the violations, the
+// scope "ledger"); -1: not exported.
+func metric(t *testing.T, reg *prometheus.Registry, name, check string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -117,9 +138,13 @@ func doubleCharges(t *testing.T, reg *prometheus.Registry) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if f.GetName() == "onceflow_audit_violations_total" && labels["check"] == "double_charge" && labels["scope"] == "ledger" {
-				return m.GetCounter().GetValue()
+			if f.GetName() != name || labels["check"] != check || (labels["scope"] != "" && labels["scope"] != "ledger") {
+				continue
 			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return -1

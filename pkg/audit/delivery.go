@@ -130,7 +130,7 @@ func (d *delivery) run(ctx context.Context, after int64) ([]Violation, int64, er
 		}
 		for partition, hw := range p.hw {
 			if committed[partition] < hw {
-				return nil, after, nil // the reader has not read that far yet
+				return nil, after, ErrPending // the reader has not read that far yet
 			}
 		}
 		seen, err := c.Seen(ctx, p.unseen)
@@ -172,7 +172,7 @@ func (d *delivery) run(ctx context.Context, after int64) ([]Violation, int64, er
 		return nil, after, err
 	}
 	d.pending = &pendingReceipts{unseen: unseen, upTo: upTo, hw: hw}
-	return nil, after, nil
+	return nil, after, ErrPending
 }
 
 // gone returns, in id order, the receipts after the cursor whose rows the

@@ -9,9 +9,14 @@
 // Guarantees: a violation is counted on evidence only, never on a timeout,
 // so an outage is silent; each subject is counted once, durably (a row of
 // audit_violations), so the count survives restarts and every replica
-// exports the same total. A pass reads at most each check's batch; several
-// replicas may run passes at once (the inserts are idempotent and a cursor
-// only moves forward). It writes only its own tables.
+// exports the same total. A pass reads each check batch after batch until
+// the check has judged all it can now (at most 100 batches); then
+// onceflow_audit_checked_timestamp_seconds{check} is the pass's start, so
+// everything written before it, less the check's settle time, is judged. A
+// check that must wait to judge what it read (ErrPending) ends its pass
+// without moving that time. Several replicas may run passes at once (the
+// inserts are idempotent and a cursor only moves forward). It writes only
+// its own tables.
 //
 // Needs: a MariaDB database with Migrations applied, and a Prometheus
 // registry.
