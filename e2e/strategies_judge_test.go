@@ -6,7 +6,8 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 )
 
-// TestJudgeStrategy: what every strategy must keep fails any of them; an
+// TestJudgeStrategy: what every strategy must keep (the production
+// auditor silent included) fails any of them; an
 // unfinished order fails only a strategy that cannot stall; a strategy's own
 // promise fails it, its known cost does not.
 func TestJudgeStrategy(t *testing.T) {
@@ -31,6 +32,7 @@ func TestJudgeStrategy(t *testing.T) {
 		{"block", harness.StrategyRow{MoneyDelta: -5}, false, 0},
 		{"park-key", harness.StrategyRow{OutOfOrderKeys: 1}, false, 0},
 		{"requeue", harness.StrategyRow{OverRefunded: 1}, false, 0},
+		{"skip", harness.StrategyRow{Lost: 30, Audit: map[string]int{"double_charge/ledger": 1}}, false, 1},
 	}
 	for _, tt := range tests {
 		row := tt.row

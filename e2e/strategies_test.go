@@ -288,7 +288,13 @@ func runStrategy(t *testing.T, st strategy, seed uint64) *harness.StrategyRow {
 		t.Fatalf("reading the stores: %v", err)
 	}
 	harness.CompareStrategy(row, in)
+	audit, auditErr := s.Audit(ctxFor(t, 2*time.Minute), time.Now())
+	row.Audit = audit
 	judge(row, st)
+	if auditErr != nil {
+		row.Violations = append(row.Violations, auditErr.Error())
+		row.Pass = false
+	}
 	if !st.orchestrated && !s.Payments[0].Running() {
 		row.Violations = append(row.Violations, "the payment process exited on its own; see "+s.Payments[0].Log)
 		row.Pass = false
@@ -309,6 +315,7 @@ func judge(row *harness.StrategyRow, st strategy) {
 	must(row.Double == 0, "%d order(s) charged twice", row.Double)
 	must(row.OverRefunded == 0, "%d order(s) refunded more than charged", row.OverRefunded)
 	must(row.MoneyDelta == 0, "money does not balance: off by %d cents", row.MoneyDelta)
+	must(len(row.Audit) == 0, "the production auditor reported violations: %v", row.Audit)
 	stalled := []string{}
 	if row.NotTerminal > 0 {
 		stalled = append(stalled, fmt.Sprintf("%d accepted order(s) not terminal", row.NotTerminal))

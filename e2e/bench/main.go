@@ -1,10 +1,10 @@
 // Command bench measures the whole saga (max sustained rate by bisection with
 // the CPU-ms per order of each process, latency, forwarder drain, a Kafka
-// outage, consumer-stack overhead) and the forwarder alone, against raw
-// baselines measured in the same run on the same servers, judges the goals of
-// issue 15, and writes build/bench/report.json, a table on
-// stdout and build/bench/outage-latency.png. `make bench` runs it; see
-// docs/benchmarks.md.
+// outage, consumer-stack overhead, the delivery auditor's cost) and the
+// forwarder alone, against raw baselines measured in the same run on the same
+// servers, judges the goals of issue 15, and writes build/bench/report.json, a
+// table on stdout and build/bench/outage-latency.png. `make bench` runs it;
+// see docs/benchmarks.md.
 //
 // Each phase runs under its own deadline. A phase that fails (error, panic,
 // deadline) is recorded in the report's "phases" and the goals that depend on
@@ -44,9 +44,9 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,audit,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
-	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate; the saga phase reports their median")
+	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate (in the audit phase, per mode); the saga, audit and galera phases report their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
 	maxRate      = flag.Float64("max-rate", 200, "saga rate (orders/s) to assume when the saga phase is not run or fails")
 	svcEnv       = flag.String("service-env", "", "comma-separated NAME=value settings for both services, to compare a tuning (e.g. ORDER_OUTBOX_BATCH_SIZE=10)")
@@ -152,6 +152,12 @@ func (b *bench) phases() ([]phase, error) {
 		// 1–2 min: 3,000 orders with Kafka down, a Kafka restart, up to 3 min until
 		// the outbox is empty and 2 min of draining.
 		{"drain", 12 * time.Minute, b.onSagaStack(drain)},
+		// ~20 min: 3 searches with the delivery auditor on and 3 with it off,
+		// alternating, each on a new stack (~30 s) and of ~4 steps (each
+		// followed by up to 60 s of draining) from around the saga phase's
+		// result. After the phases that share the saga stack, which it closes
+		// (as the outage phase does) to have the cores to itself.
+		{"audit", 50 * time.Minute, b.audit},
 		// ~4 min: a new stack, 120 s of load around a 60 s outage, up to 120 s of
 		// draining.
 		{"outage", 12 * time.Minute, b.outage},

@@ -128,11 +128,20 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 		{"forwarder failed", []PhaseResult{{Name: "forwarder", Status: statusFailed}}, goalForwarderAlone, false, "phase forwarder failed"},
 		{"consumer failed", []PhaseResult{{Name: "consumer", Status: statusFailed}}, goalConsumerVsBare, false, "phase consumer failed"},
 		{"relays skipped", []PhaseResult{{Name: "relays", Status: statusSkipped}}, goalRelayVsStock, false, "phase relays skipped"},
+		{"audit ok", []PhaseResult{{Name: "audit", Status: statusOK}}, goalSagaAuditOnVsOff, true, ""},
+		// the audit phase measures both modes itself: the saga phase's result is only its bracket
+		{"audit ok, saga failed", []PhaseResult{{Name: "saga", Status: statusFailed}, {Name: "audit", Status: statusOK}},
+			goalSagaAuditOnVsOff, true, ""},
+		{"audit failed", []PhaseResult{{Name: "saga", Status: statusOK}, {Name: "audit", Status: statusFailed, Error: "x"}},
+			goalSagaAuditOnVsOff, false, "phase audit failed"},
+		{"audit skipped", []PhaseResult{{Name: "audit", Status: statusSkipped}}, goalSagaAuditOnVsOff, false, "phase audit skipped"},
+		{"audit absent", []PhaseResult{{Name: "saga", Status: statusOK}}, goalSagaAuditOnVsOff, false, "phase audit did not run"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// all zeros: "drained after 0 s" would be met if nobody looked at the phase
-			r := &Report{K: K, Phases: tt.phases, Throughput: Throughput{MaxSustained: 100}, Drain: Drain{Rate: 400}}
+			r := &Report{K: K, Phases: tt.phases, Throughput: Throughput{MaxSustained: 100}, Drain: Drain{Rate: 400},
+				Audit: Audit{RateOn: 95, RateOff: 100}}
 			r.evaluate()
 			g := findGoal(t, r, tt.goal)
 			if g.Met != tt.met || !strings.Contains(g.Note, tt.note) || (tt.note == "") != (g.Note == "") {
@@ -145,12 +154,12 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 	}
 }
 
-// TestGoals: report.json's goals are exactly the issues' nine names, in order,
+// TestGoals: report.json's goals are exactly the issues' names, in order,
 // with their targets, and each is judged against its target.
 func TestGoals(t *testing.T) {
 	t.Parallel()
 	var phases []PhaseResult
-	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer", "relays"} {
+	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer", "relays", "audit"} {
 		phases = append(phases, PhaseResult{Name: p, Status: statusOK})
 	}
 	r := &Report{K: K, Phases: phases,
@@ -163,6 +172,7 @@ func TestGoals(t *testing.T) {
 		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
 		Relays: Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000, P99Ms: 30}, {Name: laneStock, EventsPerS: 1000},
 			{Name: laneDebezium, EventsPerS: 4000, P99Ms: 20}}}, // 5: met; 1.25: not met; 1.5: not met
+		Audit: Audit{RateOn: 270, RateOff: 300}, // 0.9: met
 	}
 	r.evaluate()
 	want := []Goal{
@@ -177,6 +187,7 @@ func TestGoals(t *testing.T) {
 		{Name: "relay_vs_stock_events_per_s", Target: ">= 5", Value: 5, Met: true},
 		{Name: "relay_vs_debezium_events_per_s", Target: ">= 1.5", Value: 1.25},
 		{Name: "relay_p99_vs_debezium", Target: "<= 1", Value: 1.5},
+		{Name: "saga_audit_on_vs_off", Target: ">= 0.9", Value: 0.9, Met: true},
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)

@@ -26,6 +26,7 @@ type Report struct {
 	Forwarder  Forwarder  `json:"forwarder"`
 	Consumer   Consumer   `json:"consumer"`
 	Galera     Galera     `json:"galera"`
+	Audit      Audit      `json:"audit"`
 	Relays     Relays     `json:"relays"`
 	// Profiles is empty unless the profile phase ran.
 	Profiles *Profiles `json:"profiles,omitempty"`
@@ -200,6 +201,7 @@ const (
 	goalRelayVsStock       = "relay_vs_stock_events_per_s"
 	goalRelayVsDebezium    = "relay_vs_debezium_events_per_s"
 	goalRelayP99VsDebezium = "relay_p99_vs_debezium"
+	goalSagaAuditOnVsOff   = "saga_audit_on_vs_off"
 )
 
 // evaluate computes the ratios and the goals from the sections of the phases
@@ -209,6 +211,7 @@ func (r *Report) evaluate() {
 	r.Throughput.RatioToCommitBound = ratio(r.Throughput.MaxSustained, bound, 2)
 	r.Consumer.Ratio = ratio(r.Consumer.StackRate, r.Consumer.BareRate, 2)
 	r.Galera.VsSingle = ratio(r.Galera.Throughput.MaxSustained, r.Throughput.MaxSustained, 2)
+	r.Audit.RateOnVsOff = ratio(r.Audit.RateOn, r.Audit.RateOff, 2)
 	r.Drain.VsProduceAsync = ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	drainToSaga := ratio(r.Drain.Rate, r.Throughput.MaxSustained, 2)
@@ -237,6 +240,8 @@ func (r *Report) evaluate() {
 		goal(goalRelayVsStock, relayVsStock, ">= 5", relayVsStock >= 5, "relays"),
 		goal(goalRelayVsDebezium, relayVsDebezium, ">= 1.5", relayVsDebezium >= 1.5, "relays"),
 		goal(goalRelayP99VsDebezium, relayP99VsDebezium, "<= 1", relayP99VsDebezium > 0 && relayP99VsDebezium <= 1, "relays"),
+		// the auditor costs at most 10% of the saga's max rate
+		goal(goalSagaAuditOnVsOff, r.Audit.RateOnVsOff, ">= 0.9", r.Audit.RateOnVsOff >= 0.9, "audit"),
 	}
 	if g := &r.Goals[6]; g.Note == "" && o.NormalAfterSec < 0 {
 		g.Note = "-1: not back to normal before the load ended"
@@ -296,23 +301,22 @@ func (r *Report) Table() string {
 		w("%-11s later phases assumed -max-rate %.0f orders/s", "", r.Throughput.MaxSustained)
 	} else {
 		for i, rp := range r.Throughput.Repeats {
-			var steps []string
-			for _, st := range rp.Steps {
-				mark := "fail"
-				if st.Passed {
-					mark = "pass"
-				}
-				steps = append(steps, fmt.Sprintf("%.0f %s (%.0f/s, p99 %.0f ms)", st.Rate, mark, st.Completed, st.P99Ms))
-			}
-			w("%-11s repeat %d [%.0f, %.0f]: %s", "", i+1, rp.BracketLo, rp.BracketHi, strings.Join(steps, "; "))
+			w("%-11s repeat %d %s", "", i+1, stepsLine(rp))
 		}
-		c := r.CPU
-		var per []string
-		for _, name := range cpuProcs {
-			per = append(per, fmt.Sprintf("%s %.2f", name, c.PerOrderMs[name]))
+		w("%-11s %s", "cpu", cpuLine(r.CPU))
+	}
+	a := r.Audit
+	section("audit", "auditor on %.0f / off %.0f orders/s (medians of %s / %s) = %.2f; %.2f / %.2f CPU-ms/order",
+		a.RateOn, a.RateOff, repeatResults(a.On.Repeats), repeatResults(a.Off.Repeats), a.RateOnVsOff, a.CPUMsPerOrderOn, a.CPUMsPerOrderOff)
+	if st, _ := r.phase("audit"); st == statusOK {
+		for i, rp := range a.On.Repeats {
+			w("%-11s on, repeat %d %s", "", i+1, stepsLine(rp))
 		}
-		w("%-11s at %.0f/s over %.0f s, %d orders: %s; total %.2f of %.2f CPU-ms/order available", "cpu",
-			c.Rate, c.WindowSec, c.Orders, strings.Join(per, ", "), c.TotalMs, c.AvailableMs)
+		for i, rp := range a.Off.Repeats {
+			w("%-11s off, repeat %d %s", "", i+1, stepsLine(rp))
+		}
+		w("%-11s on, cpu %s", "", cpuLine(a.On.CPU))
+		w("%-11s off, cpu %s", "", cpuLine(a.Off.CPU))
 	}
 	section("latency", "at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
@@ -370,6 +374,31 @@ func (r *Report) Table() string {
 		w("%-30s %10.2f  %-22s %s", g.Name, g.Value, g.Target, met)
 	}
 	return b.String()
+}
+
+// stepsLine is a search's bracket and steps, e.g. "[50, 100]: 50 pass
+// (50/s, p99 20 ms); 100 fail (91/s, p99 300 ms)".
+func stepsLine(rp Repeat) string {
+	var steps []string
+	for _, st := range rp.Steps {
+		mark := "fail"
+		if st.Passed {
+			mark = "pass"
+		}
+		steps = append(steps, fmt.Sprintf("%.0f %s (%.0f/s, p99 %.0f ms)", st.Rate, mark, st.Completed, st.P99Ms))
+	}
+	return fmt.Sprintf("[%.0f, %.0f]: %s", rp.BracketLo, rp.BracketHi, strings.Join(steps, "; "))
+}
+
+// cpuLine is a CPU split: each process's CPU-ms per order, the total, and
+// what the machine offered per order.
+func cpuLine(c CPU) string {
+	var per []string
+	for _, name := range cpuProcs {
+		per = append(per, fmt.Sprintf("%s %.2f", name, c.PerOrderMs[name]))
+	}
+	return fmt.Sprintf("at %.0f/s over %.0f s, %d orders: %s; total %.2f of %.2f CPU-ms/order available",
+		c.Rate, c.WindowSec, c.Orders, strings.Join(per, ", "), c.TotalMs, c.AvailableMs)
 }
 
 // repeatResults lists the repeats' results, e.g. "250, 231, 250".

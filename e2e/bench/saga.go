@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 	"github.com/onceflow/onceflow/e2e/harness"
 )
 
-// newStack makes, starts, seeds and warms up a stack on the servers on; on
-// error it closes what it made.
-func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name string) (*harness.Stack, error) {
+// newStack makes, starts, seeds and warms up a stack on the servers on, with
+// env (then -service-env) added to both services' settings; on error it
+// closes what it made.
+func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name string, env ...string) (*harness.Stack, error) {
 	// The profiler's addresses, for the profile phase.
 	orderDebug, err := harness.FreeAddr()
 	if err != nil {
@@ -29,9 +31,10 @@ func newStack(ctx context.Context, on *harness.Infra, orderBin, paymentBin, name
 	}
 	s, err := harness.NewStack(on, harness.StackConfig{
 		Name: name + "_" + strings.ToLower(watermill.NewShortUUID()[:6]), OrderBin: orderBin, PaymentBin: paymentBin,
-		LogDir:     filepath.Join(outDir, "logs"),
-		OrderEnv:   append([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m", "ORDER_DEBUG_ADDR=" + orderDebug}, extraEnv()...),
-		PaymentEnv: append([]string{"LOG_LEVEL=warn", "PAYMENT_DEBUG_ADDR=" + paymentDebug}, extraEnv()...),
+		LogDir: filepath.Join(outDir, "logs"),
+		// The auditor as in production (the harness paces it for the tests).
+		OrderEnv:   slices.Concat([]string{"LOG_LEVEL=warn", "ORDER_PAYMENT_TIMEOUT=10m", "ORDER_DEBUG_ADDR=" + orderDebug}, auditorEnv(true), env, extraEnv()),
+		PaymentEnv: slices.Concat([]string{"LOG_LEVEL=warn", "PAYMENT_DEBUG_ADDR=" + paymentDebug}, auditorEnv(true), env, extraEnv()),
 	})
 	if err != nil {
 		return nil, err
@@ -186,36 +189,57 @@ func throughput(ctx context.Context, s *harness.Stack, r *Report) error {
 // records them in t. The result is the median; it returns the CPU split of the
 // passing step at the highest rate in the repeat whose result is the median.
 func searchMax(ctx context.Context, s *harness.Stack, t *Throughput, lo, hi float64) (CPU, error) {
-	var results []float64
 	for i := range *repeats {
-		if i > 0 {
-			lo, hi = narrowBracket(results[0])
-		}
-		rp := Repeat{BracketLo: lo, BracketHi: hi}
-		res, err := search(ctx, lo, hi, func(ctx context.Context, rate float64) (bool, error) {
-			st, err := runStep(ctx, s, rate, *stepDur)
-			if err != nil {
-				return false, err
-			}
-			say("  repeat %d: %4.0f/s offered: %6.1f/s completed, p99 %7.1f ms, backlog %d, passed %v",
-				i+1, rate, st.Completed, st.P99Ms, st.Backlog, st.Passed)
-			rp.Steps = append(rp.Steps, st)
-			waitDrained(ctx, s, 60*time.Second)
-			return st.Passed, ctx.Err()
-		})
-		rp.Result = res
+		rp, err := searchOnce(ctx, s, fmt.Sprintf("repeat %d", i+1), lo, hi)
 		t.Repeats = append(t.Repeats, rp)
 		if err != nil {
 			return CPU{}, err
 		}
-		if res == 0 {
-			return CPU{}, fmt.Errorf("repeat %d: no step passed (lowest tried %.0f/s)", i+1, rp.Steps[len(rp.Steps)-1].Rate)
+		if i == 0 {
+			lo, hi = narrowBracket(rp.Result)
 		}
-		say("  repeat %d: max sustained %.0f/s", i+1, res)
-		results = append(results, res)
 	}
-	t.MaxSustained = median(results)
-	return cpuAtMax(t.Repeats, t.MaxSustained), ctx.Err()
+	var cpu CPU
+	t.MaxSustained, cpu = medianMax(t.Repeats)
+	return cpu, ctx.Err()
+}
+
+// searchOnce is one search for the max sustained rate on s from [lo, hi],
+// each step followed by draining; label names it in the log. A search in
+// which no step passed is an error.
+func searchOnce(ctx context.Context, s *harness.Stack, label string, lo, hi float64) (Repeat, error) {
+	rp := Repeat{BracketLo: lo, BracketHi: hi}
+	res, err := search(ctx, lo, hi, func(ctx context.Context, rate float64) (bool, error) {
+		st, err := runStep(ctx, s, rate, *stepDur)
+		if err != nil {
+			return false, err
+		}
+		say("  %s: %4.0f/s offered: %6.1f/s completed, p99 %7.1f ms, backlog %d, passed %v",
+			label, rate, st.Completed, st.P99Ms, st.Backlog, st.Passed)
+		rp.Steps = append(rp.Steps, st)
+		waitDrained(ctx, s, 60*time.Second)
+		return st.Passed, ctx.Err()
+	})
+	rp.Result = res
+	if err != nil {
+		return rp, err
+	}
+	if res == 0 {
+		return rp, fmt.Errorf("%s: no step passed (lowest tried %.0f/s)", label, rp.Steps[len(rp.Steps)-1].Rate)
+	}
+	say("  %s: max sustained %.0f/s", label, res)
+	return rp, nil
+}
+
+// medianMax is the median of the repeats' results, and the CPU split at it
+// (cpuAtMax).
+func medianMax(rs []Repeat) (float64, CPU) {
+	results := make([]float64, len(rs))
+	for i, rp := range rs {
+		results[i] = rp.Result
+	}
+	m := median(results)
+	return m, cpuAtMax(rs, m)
 }
 
 // cpuAtMax is the CPU split of the passing step at the highest rate of the

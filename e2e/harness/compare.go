@@ -73,6 +73,9 @@ type StrategyRow struct {
 	// Restarts: how often the harness, acting as an orchestrator, restarted the
 	// payment process because /healthz answered 503.
 	Restarts int `json:"restarts"`
+	// Audit is what the services' production auditors counted, "check/scope"
+	// -> violations (Stack.Audit); every strategy must leave it empty.
+	Audit map[string]int `json:"audit,omitempty"`
 	// Faults is the timeline as played; DurationS the strategy's whole run.
 	Faults    []Fault `json:"faults"`
 	DurationS float64 `json:"duration_s"`

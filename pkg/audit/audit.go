@@ -248,6 +248,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // Settings are a service's auditor settings (env prefix AUDIT_, e.g.
 // PAYMENT_AUDIT_INTERVAL).
 type Settings struct {
+	// Disabled switches the auditor off: no check runs, and the order
+	// service writes no receipts (what it costs is in the bench).
+	Disabled bool `env:"DISABLED"`
 	// Interval is the time between passes. Default 10 s.
 	Interval time.Duration `env:"INTERVAL"`
 	// Settle: a check reads rows once they are older than this, so that a

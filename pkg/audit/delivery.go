@@ -58,6 +58,11 @@ type DeliveryConfig struct {
 	// table its rows wait in (outbox.Outbox.RowsTable), whose relay deletes
 	// each row once Kafka acknowledged it.
 	Topic, OutboxTable string
+	// AckedOffsets is set for a relay that keeps its rows instead: the
+	// offsets table of watermill-sql's DefaultMySQLOffsetsAdapter, whose
+	// rows carry the forwarder's envelope (outbox.Outbox.AckedOffsetsTable).
+	// A row at or below the acknowledged offset was let go of.
+	AckedOffsets string
 	// Reader is a consumer group that reads Topic and records what it reads
 	// (the order service's timeline); Seen returns which of rs it recorded.
 	Reader string
@@ -83,9 +88,10 @@ type DeliveryConfig struct {
 // may be passed over.
 //
 // It needs a relay that deletes a row only after Kafka acknowledged it
-// (the batch and single relays); with one that keeps its rows (the stock
-// relay) nothing is ever judged, and with one that deletes them as they are
-// written (Debezium) it must not be used.
+// (the batch and single relays), or one that keeps its rows behind an
+// acknowledged offset (the stock relay, AckedOffsets): there a row committed
+// below that offset is let go of unsent, and judged. With a relay that
+// deletes rows as they are written (Debezium) it must not be used.
 func DeliveryCheck(c DeliveryConfig) (Check, error) {
 	if c.DB == nil || c.Topic == "" || c.OutboxTable == "" || c.Reader == "" || c.Seen == nil || c.Kafka == nil || c.Settle <= 0 {
 		return Check{}, errors.New("audit: the delivery check needs DB, Topic, OutboxTable, Reader, Seen, Kafka and Settle")
@@ -198,19 +204,25 @@ func (d *delivery) gone(ctx context.Context, after int64) ([]Receipt, int64, err
 	if err := rows.Err(); err != nil || len(rs) == 0 {
 		return nil, after, err
 	}
-	// A row is written just before its receipt, in the same transaction: while
-	// it waits, the oldest waiting row is no younger than the receipt. The
-	// outbox's created_at has whole seconds: one second of margin.
 	before := time.Now().UTC().Add(-c.Settle)
-	var oldest sql.NullTime
-	if err := c.DB.QueryRowContext(ctx, "SELECT MIN(created_at) FROM (SELECT created_at FROM `"+c.OutboxTable+"` ORDER BY `offset` LIMIT 1) o").Scan(&oldest); err != nil {
-		return nil, after, fmt.Errorf("oldest outbox row: %w", err)
-	}
-	if oldest.Valid && oldest.Time.Add(-time.Second).Before(before) {
-		before = oldest.Time.Add(-time.Second)
+	var waiting map[string]bool
+	if c.AckedOffsets == "" {
+		// A row is written just before its receipt, in the same transaction:
+		// while it waits, the oldest waiting row is no younger than the
+		// receipt. The outbox's created_at has whole seconds: one second of
+		// margin.
+		var oldest sql.NullTime
+		if err := c.DB.QueryRowContext(ctx, "SELECT MIN(created_at) FROM (SELECT created_at FROM `"+c.OutboxTable+"` ORDER BY `offset` LIMIT 1) o").Scan(&oldest); err != nil {
+			return nil, after, fmt.Errorf("oldest outbox row: %w", err)
+		}
+		if oldest.Valid && oldest.Time.Add(-time.Second).Before(before) {
+			before = oldest.Time.Add(-time.Second)
+		}
+	} else if waiting, err = d.unacknowledged(ctx); err != nil {
+		return nil, after, err
 	}
 	n := 0
-	for n < len(rs) && rs[n].WrittenAt.Before(before) {
+	for n < len(rs) && rs[n].WrittenAt.Before(before) && !waiting[rs[n].EventID] {
 		n++
 	}
 	rs = rs[:n]
@@ -229,6 +241,35 @@ func (d *delivery) gone(ctx context.Context, after int64) ([]Receipt, int64, err
 		}
 	}
 	return out, upTo, nil
+}
+
+// maxUnacknowledged bounds the rows above the acknowledged offset one pass
+// reads; past it, the pass waits (ErrPending).
+const maxUnacknowledged = 10_000
+
+// unacknowledged returns the events of the kept rows above the relay's
+// acknowledged offset.
+func (d *delivery) unacknowledged(ctx context.Context) (map[string]bool, error) {
+	//nolint:gosec // G202: the table names are the service's configuration, not input
+	query := "SELECT JSON_VALUE(payload, '$.uuid') FROM `" + d.config.OutboxTable + "` WHERE `offset` > " +
+		"(SELECT COALESCE(MAX(offset_acked), 0) FROM `" + d.config.AckedOffsets + "`) ORDER BY `offset` LIMIT ?"
+	rows, err := d.config.DB.QueryContext(ctx, query, maxUnacknowledged+1)
+	if err != nil {
+		return nil, fmt.Errorf("unacknowledged rows: %w", err)
+	}
+	defer rows.Close()
+	waiting := map[string]bool{}
+	for rows.Next() {
+		var id sql.NullString
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("unacknowledged rows: %w", err)
+		}
+		waiting[id.String] = true
+	}
+	if len(waiting) > maxUnacknowledged {
+		return nil, ErrPending
+	}
+	return waiting, rows.Err()
 }
 
 // parked returns which of rs's events are parked (outbox_parked, by its key

@@ -155,6 +155,16 @@ func (o *Outbox) RowsTable() string {
 	return "watermill_" + o.sqlTopic
 }
 
+// AckedOffsetsTable is, for a relay that keeps its rows (the fault build's
+// StockRelay), the watermill-sql offsets table that says up to which row it
+// let go; "" for the relays that delete each row Kafka took.
+func (o *Outbox) AckedOffsetsTable() string {
+	if o.sqlTopic == "" {
+		return ""
+	}
+	return "watermill_offsets_" + o.sqlTopic
+}
+
 // Pending counts the rows waiting in the outbox of db.
 func Pending(ctx context.Context, db *sql.DB) (int, error) {
 	var n int

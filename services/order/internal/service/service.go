@@ -257,10 +257,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	// ORDER_OUTBOX_RELAY=debezium none (Debezium tails the binary log); and the
 	// consumers (inbox + retry + poison queue).
 	// Each event written leaves a receipt for the delivery auditor (below),
-	// unless Debezium relays: its check needs a relay that keeps a row until
-	// Kafka acknowledged it.
+	// unless it is off or Debezium relays: its check needs a relay that
+	// keeps a row until Kafka acknowledged it.
 	var receipts outbox.Receipts
-	if m.Outbox.Relay != outbox.RelayDebezium {
+	if !m.Audit.Disabled && m.Outbox.Relay != outbox.RelayDebezium {
 		receipts = audit.WriteReceipts
 	}
 	ob, forwarder, err := servicemain.NewOutbox(ctx, m, db, kafkaOut, topics, mx.Forwarded, receipts, wlog, w.outbox...)
@@ -341,7 +341,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 			}
 		}
 		delivery, err := audit.DeliveryCheck(audit.DeliveryConfig{DB: db, Topic: cfg.OrdersTopic, OutboxTable: ob.RowsTable(),
-			Reader: reader, Kafka: lag, Settle: m.Audit.Settle,
+			AckedOffsets: ob.AckedOffsetsTable(), Reader: reader, Kafka: lag, Settle: m.Audit.Settle,
 			EventTypes: []string{string(events.TypeOrderPlaced), string(events.TypeOrderCancelled)},
 			Seen: func(ctx context.Context, rs []audit.Receipt) (map[string]bool, error) {
 				return timeline.Seen(ctx, cfg.OrdersTopic, rs)

@@ -187,11 +187,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 	periodic.Every("metrics-sampler", cfg.SampleInterval(), mx.NewSampler(db, lag, consumers.Subscriptions, logger).Job)
 	// The delivery auditor: the ledger's promises (no order charged twice, no
 	// refund above its charge), proved from this service's own data.
-	auditor, err := audit.New(audit.Config{DB: db, Checks: repo.LedgerChecks(m.Audit.Settle), Registry: mx.Registry})
-	if err != nil {
-		return err
+	if !m.Audit.Disabled {
+		auditor, err := audit.New(audit.Config{DB: db, Checks: repo.LedgerChecks(m.Audit.Settle), Registry: mx.Registry})
+		if err != nil {
+			return err
+		}
+		periodic.Every("audit", m.Audit.Interval, auditor.Run)
 	}
-	periodic.Every("audit", m.Audit.Interval, auditor.Run)
 
 	// Health (failing while a consumer gave up), readiness (also
 	// failing from the moment the stop begins) and the
