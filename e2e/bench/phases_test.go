@@ -140,7 +140,7 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// all zeros: "drained after 0 s" would be met if nobody looked at the phase
-			r := &Report{K: K, Phases: tt.phases, Throughput: Throughput{MaxSustained: 100}, Drain: Drain{Rate: 400},
+			r := &Report{K: K, Phases: tt.phases, Throughput: Throughput{MaxSustained: 100}, Drain: Drain{Rate: 300, SteadyRate: 400},
 				Audit: Audit{RateOn: 95, RateOff: 100}}
 			r.evaluate()
 			g := findGoal(t, r, tt.goal)
@@ -163,11 +163,11 @@ func TestGoals(t *testing.T) {
 		phases = append(phases, PhaseResult{Name: p, Status: statusOK})
 	}
 	r := &Report{K: K, Phases: phases,
-		Baselines:  Baselines{CommitRate: 2500},              // R_c/K = 500
-		Throughput: Throughput{MaxSustained: 300},            // 0.6: met
-		Forwarder:  Forwarder{Rate: 4999},                    // not met
-		Drain:      Drain{Rate: 900},                         // 3.0: met
-		Latency:    Latency{ServerP50: 15.1, ServerP99: 100}, // not met, met
+		Baselines:  Baselines{CommitRate: 2500},                          // R_c/K = 500
+		Throughput: Throughput{MaxSustained: 300},                        // 0.6: met
+		Forwarder:  Forwarder{Rate: 4999},                                // not met
+		Drain:      Drain{Rate: 700, SteadyRate: 900, ReconnectSec: 1.6}, // steady 3.0: met; reconnect: not met
+		Latency:    Latency{ServerP50: 15.1, ServerP99: 100},             // not met, met
 		Outage:     Outage{DrainedAfterSec: 20, NormalAfterSec: -1},
 		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
 		Relays: Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000, P99Ms: 30}, {Name: laneStock, EventsPerS: 1000},
@@ -188,6 +188,7 @@ func TestGoals(t *testing.T) {
 		{Name: "relay_vs_debezium_events_per_s", Target: ">= 1.5", Value: 1.25},
 		{Name: "relay_p99_vs_debezium", Target: "<= 1", Value: 1.5},
 		{Name: "saga_audit_on_vs_off", Target: ">= 0.9", Value: 0.9, Met: true},
+		{Name: "drain_reconnect_s", Target: "<= 1.5", Value: 1.6},
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)
