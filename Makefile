@@ -108,9 +108,9 @@ e2e: browser schemathesis ## the end-to-end tests, the fault suite, the strategy
 # lane run beside each other, each on servers of its own (ADRs 0050, 0060, 0065); the Debezium relay
 # lane (ADR 0068) starts when the first of them ends.
 ifeq ($(SCENARIO),)
-	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 4 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|schemathesis_test\.go:[0-9]+:'
+	@mkdir -p build; set -o pipefail; go test $(GO_TEST_FLAGS) -parallel 4 -timeout 60m -v ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|^ +--- FAIL|_test\.go:[0-9]+: .*(want|the checker|broke a promise)|^ +(I[0-9]+:|the production auditor)|schemathesis_test\.go:[0-9]+:'
 else
-	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 4 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster|TestDebeziumRelay' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|violations|broke a promise|cannot run|I[1-6]:'
+	@mkdir -p build; set -o pipefail; SCENARIO=$(SCENARIO) go test $(GO_TEST_FLAGS) -parallel 4 -timeout 40m -v -run 'TestFaults|TestStrategies|TestDBCluster|TestDebeziumRelay' ./e2e/ 2>&1 | tee build/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|[a-z-]+.*: accepted=|strategy [a-z+-]+: )|^ +--- FAIL|_test\.go:[0-9]+: .*(want|the checker)|violations|broke a promise|cannot run|I[1-6]:'
 endif
 
 browser: ## install Debian's chromium if missing (the console's browser test drives it headless)
