@@ -32,6 +32,9 @@ type Profiles struct {
 	// increase per completed order (only counters that moved), and "total" to
 	// their sum.
 	StatementsPerOrder map[string]map[string]float64 `json:"statements_per_order"`
+	// Step is the profiled step judged as the saga phase judges its steps: a
+	// profiler that slows the services shows as a step that did not pass.
+	Step Step `json:"step"`
 }
 
 // ServiceProfile is one service's CPU profile, summed over the step.
@@ -91,7 +94,7 @@ func profileAtMax(ctx context.Context, s *harness.Stack, r *Report) error {
 	if err != nil {
 		return err
 	}
-	p := Profiles{Rate: rate, Orders: st.completed, Services: map[string]ServiceProfile{},
+	p := Profiles{Rate: rate, Orders: st.completed, Services: map[string]ServiceProfile{}, Step: st,
 		StatementsPerOrder: statementsPerOrder(before, after, st.completed)}
 	for name := range procs {
 		if errs[name] != nil {

@@ -326,8 +326,8 @@ func (r *Report) Table() string {
 	section("latency", "at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)
 	if p := r.Profiles; p != nil {
-		section("profile", "at %.0f/s, %d orders: statements per order: order_db %.1f, payment_db %.1f",
-			p.Rate, p.Orders, p.StatementsPerOrder["order_db"]["total"], p.StatementsPerOrder["payment_db"]["total"])
+		section("profile", "at %.0f/s, %d orders (step passed %v, p99 %.1f ms under the profiler): statements per order: order_db %.1f, payment_db %.1f",
+			p.Rate, p.Orders, p.Step.Passed, p.Step.P99Ms, p.StatementsPerOrder["order_db"]["total"], p.StatementsPerOrder["payment_db"]["total"])
 		for _, name := range []string{"order_service", "payment_service"} {
 			sp := p.Services[name]
 			var top []string
