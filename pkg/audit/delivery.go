@@ -55,12 +55,12 @@ type Offsets interface {
 type DeliveryConfig struct {
 	DB *sql.DB
 	// Topic is the topic the service's outbox writes to; OutboxTable the
-	// table its rows wait in (outbox.Outbox.RowsTable), whose relay deletes
+	// table its rows wait in (outbox.Outbox.Tables), whose relay deletes
 	// each row once Kafka acknowledged it.
 	Topic, OutboxTable string
 	// AckedOffsets is set for a relay that keeps its rows instead: the
 	// offsets table of watermill-sql's DefaultMySQLOffsetsAdapter, whose
-	// rows carry the forwarder's envelope (outbox.Outbox.AckedOffsetsTable).
+	// rows carry the forwarder's envelope (outbox.Outbox.Tables).
 	// A row at or below the acknowledged offset was let go of.
 	AckedOffsets string
 	// Reader is a consumer group that reads Topic and records what it reads

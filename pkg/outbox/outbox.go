@@ -146,23 +146,14 @@ func (o *Outbox) insert(ctx context.Context, tx wsql.ContextExecutor, topic stri
 	return nil
 }
 
-// RowsTable is the table this outbox's rows go to: Table, or in the fault
-// build the stock relay's (StockRelay), whose rows stay after they are sent.
-func (o *Outbox) RowsTable() string {
+// Tables are the table this outbox's rows go to (Table) and, for a relay that
+// keeps its rows (the fault build's StockRelay), the watermill-sql offsets
+// table that says up to which row it let go ("" for the others).
+func (o *Outbox) Tables() (rows, ackedOffsets string) {
 	if o.sqlTopic == "" {
-		return Table
+		return Table, ""
 	}
-	return "watermill_" + o.sqlTopic
-}
-
-// AckedOffsetsTable is, for a relay that keeps its rows (the fault build's
-// StockRelay), the watermill-sql offsets table that says up to which row it
-// let go; "" for the relays that delete each row Kafka took.
-func (o *Outbox) AckedOffsetsTable() string {
-	if o.sqlTopic == "" {
-		return ""
-	}
-	return "watermill_offsets_" + o.sqlTopic
+	return "watermill_" + o.sqlTopic, "watermill_offsets_" + o.sqlTopic
 }
 
 // Pending counts the rows waiting in the outbox of db.

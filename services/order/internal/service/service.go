@@ -340,8 +340,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) e
 				reader = sub.Group
 			}
 		}
-		delivery, err := audit.DeliveryCheck(audit.DeliveryConfig{DB: db, Topic: cfg.OrdersTopic, OutboxTable: ob.RowsTable(),
-			AckedOffsets: ob.AckedOffsetsTable(), Reader: reader, Kafka: lag, Settle: m.Audit.Settle,
+		rows, ackedOffsets := ob.Tables()
+		delivery, err := audit.DeliveryCheck(audit.DeliveryConfig{DB: db, Topic: cfg.OrdersTopic, OutboxTable: rows,
+			AckedOffsets: ackedOffsets, Reader: reader, Kafka: lag, Settle: m.Audit.Settle,
 			EventTypes: []string{string(events.TypeOrderPlaced), string(events.TypeOrderCancelled)},
 			Seen: func(ctx context.Context, rs []audit.Receipt) (map[string]bool, error) {
 				return timeline.Seen(ctx, cfg.OrdersTopic, rs)
