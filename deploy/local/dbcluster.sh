@@ -213,15 +213,25 @@ wait_node() {
 # node 1 of a new cluster; else the node that stopped last (safe_to_bootstrap:
 # 1); else, after a crash of all three, nothing if each has its saved view
 # (gvwstate.dat: started together they restore their primary component), or the
-# node with the highest recovered position.
+# most advanced node.
 bootstrap_node() {
-  local family=$1 node best='' best_seqno=-2 pos seqno all_views=1
+  local family=$1 node best all_views=1
   [ -d "$INFRA_DIR/$family-1/data/mysql" ] || { echo "$family-1"; return; }
   for node in $(cluster_nodes "$family"); do
     [ "$(grastate "$node" safe_to_bootstrap)" = 1 ] && { echo "$node"; return; }
     [ -f "$INFRA_DIR/$node/data/gvwstate.dat" ] || all_views=0
   done
   [ "$all_views" = 1 ] && return 0
+  best=$(most_advanced_node "$family") || exit 1
+  sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' "$INFRA_DIR/$best/data/grastate.dat"
+  echo "$best"
+}
+
+# most_advanced_node prints the stopped node of family $1 with the highest
+# position (grastate.dat's seqno, or InnoDB's after a crash), and logs every
+# node's position.
+most_advanced_node() {
+  local family=$1 node best='' best_seqno=-2 pos seqno positions=''
   for node in $(cluster_nodes "$family"); do
     [ -d "$INFRA_DIR/$node/data/mysql" ] || continue
     write_node_config "$node" "$INFRA_DIR/$node"
@@ -230,12 +240,46 @@ bootstrap_node() {
       pos=$(recovered_position "$node")
       seqno=${pos##*:}
     fi
+    positions="$positions $node=${seqno:-?}"
     if [ -n "$seqno" ] && [ "$seqno" -gt "$best_seqno" ]; then best=$node best_seqno=$seqno; fi
   done
   [ -n "$best" ] || die "$family: no node has data to start the cluster from; remove $INFRA_DIR/$family-* to start afresh"
-  log "$family: no node stopped last; starting the cluster from $best (position $best_seqno)"
-  sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' "$INFRA_DIR/$best/data/grastate.dat"
+  log "$family: positions$positions; starting the cluster from $best"
   echo "$best"
+}
+
+# has_primary reports whether a running node of family $1 is in a primary
+# component (or does not answer: a paused node, whose state is unknown).
+has_primary() {
+  local node state
+  for node in $(cluster_nodes "$1"); do
+    [ -n "$(pid_of "$node")" ] || continue
+    state=$(galera_state "$node")
+    [ "$state" = non-Primary ] || return 0
+  done
+  return 1
+}
+
+# recover_quorum restarts a Galera cluster whose running nodes are all outside
+# the primary component from its most advanced node, as Galera's crash
+# recovery prescribes. Letting the stopped nodes rejoin the survivors instead
+# loses a commit: a survivor that had received the last write set, but not yet
+# learnt that every node had, when the others died drops it, and when they
+# rejoin the group takes the survivor's shorter history and gives the node that
+# committed it a full copy (ADR 0060).
+recover_quorum() {
+  local family=$1 node best
+  log "$family: no running node is in a primary component; stopping them to restart the cluster from its most advanced node"
+  for node in $(cluster_nodes "$family"); do
+    [ -z "$(pid_of "$node")" ] || stop_together "$node"
+  done
+  best=$(most_advanced_node "$family") || exit 1
+  for node in $(cluster_nodes "$family"); do
+    rm -f "$INFRA_DIR/$node/data/gvwstate.dat"
+    [ "$node" = "$best" ] && continue
+    sed -i 's/^safe_to_bootstrap: 1/safe_to_bootstrap: 0/' "$INFRA_DIR/$node/data/grastate.dat"
+  done
+  sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' "$INFRA_DIR/$best/data/grastate.dat"
 }
 
 # start_family starts the requested nodes ($2...) of family $1 that are not
@@ -249,6 +293,11 @@ start_family() {
     if [ -n "$(pid_of "$name")" ]; then log "$name already running (pid $(pid_of "$name"))"; else todo+=("$name"); fi
   done
   for name in $(cluster_nodes "$family"); do [ -z "$(pid_of "$name")" ] || running=$((running + 1)); done
+  if [ ${#todo[@]} -gt 0 ] && [ "$DB_NODES" = 3 ] && [ "$running" -gt 0 ] && ! has_primary "$family"; then
+    recover_quorum "$family"
+    read -r -a todo <<<"$(cluster_nodes "$family")"
+    running=0
+  fi
   if [ ${#todo[@]} -gt 0 ] && [ "$DB_NODES" = 3 ] && [ "$running" = 0 ]; then
     [ ${#todo[@]} = 3 ] || die "no node of the $family cluster runs: start all three ($0 start $(cluster_nodes "$family"))"
     boot=$(bootstrap_node "$family")
