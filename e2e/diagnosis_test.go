@@ -36,6 +36,7 @@ type diagnosisView struct {
 // order service, the rest for the payment service) comes last: it overrides.
 func diagnosisStack(t *testing.T, mode string, env ...string) *harness.Stack {
 	t.Helper()
+	laterLane(t)
 	orderEnv, paymentEnv := []string{"ORDER_ADMIN_TOKEN=" + diagnosisToken}, []string{}
 	for _, e := range env {
 		if strings.HasPrefix(e, "ORDER_") {
@@ -118,9 +119,8 @@ func stackState(t *testing.T, s *harness.Stack) string {
 // and its remedy, and applying the remedy makes the order terminal
 // (CONFIRMED); before the replay of a poisoned message or of a parked key,
 // its dry run shows the charge and its event and changes no table and no
-// topic. The causes
-// share nothing but the e2e servers and run in parallel, beside the fault
-// suite.
+// topic. The causes share nothing but the e2e servers and run in parallel,
+// beside the fault suite, once a long lane has left them a place (laterLane).
 func TestDiagnosis(t *testing.T) {
 	t.Parallel()
 	t.Run("payment service unreachable", func(t *testing.T) {

@@ -610,6 +610,7 @@ func TestFaults(t *testing.T) {
 	// database-cluster lane, each on servers of its own. Every other test of
 	// this package runs before them, on these servers.
 	t.Parallel()
+	longLane(t)
 	seed := suiteSeed(t)
 	t.Logf("seed %d (replay with ONCEFLOW_E2E_SEED=%d)", seed, seed)
 	only := os.Getenv("SCENARIO")
@@ -654,6 +655,7 @@ func TestFaultsNegativeControl(t *testing.T) {
 	}
 	// Beside TestFaults, on servers of its own: a control kills its Kafka.
 	t.Parallel()
+	longLane(t)
 	byName := map[string]scenario{}
 	for _, sc := range scenarios() {
 		byName[sc.name] = sc

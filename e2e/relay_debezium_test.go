@@ -41,6 +41,7 @@ func TestDebeziumRelay(t *testing.T) {
 		t.Skip("fault suite: skipped with -short")
 	}
 	t.Parallel()
+	laterLane(t)
 	seed := suiteSeed(t)
 	only := os.Getenv("SCENARIO")
 	for _, sc := range debeziumScenarios() {

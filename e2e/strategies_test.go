@@ -140,6 +140,7 @@ func TestStrategies(t *testing.T) {
 	// Beside TestFaults, on its own servers: the load of both is a
 	// fraction of the machine, and together they take the time of the longer.
 	t.Parallel()
+	longLane(t)
 	seed := suiteSeed(t)
 	t.Logf("seed %d (replay with ONCEFLOW_E2E_SEED=%d)", seed, seed)
 	only := os.Getenv("SCENARIO")
