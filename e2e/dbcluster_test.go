@@ -212,6 +212,11 @@ func dbClusterScenarios() []scenario {
 						func() error { return f.infra.Kill(two...) }, func() error { return f.restartFromMostAdvanced(two...) })
 				})
 			})
+			// Intake is refused from the kill until the restarted cluster is
+			// Primary: 20 s, then 15-40 s for the restart. 25 attempts retry
+			// for about 85 s, so that the order of a request cut off by the
+			// kill gets its 201 once the cluster is back.
+			s.maxAttempts = 25
 			s.expect = func(r *harness.Report) []string {
 				if r.Refused == 0 {
 					return []string{"no request was answered 503 while the order database had no majority"}
