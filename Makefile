@@ -181,6 +181,6 @@ up: ## docker compose: build, start everything, wait until healthy, print the UR
 down: ## docker compose: stop everything (either Kafka profile, and Kafka Connect)
 	docker compose --profile single --profile cluster --profile debezium down
 
-bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the three relays side by side (docs/relays.md), the delivery auditor on vs off, judged against thirteen named goals (about 40 min)
+bench: ## max rate (bisection, median of 3) with CPU per order, latency, forwarder alone and drain, outage recovery, consumer overhead, the three relays side by side (docs/relays.md), the delivery auditor on vs off, the saga of stock Watermill parts, judged against fourteen named goals (about 50 min)
 	@$(INFRA) install
 	go run -tags faults ./e2e/bench

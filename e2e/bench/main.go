@@ -124,8 +124,9 @@ type bench struct {
 	kafka  kafka.Config
 	stacks stacks
 
-	mu                   sync.Mutex
-	orderBin, paymentBin string
+	mu                             sync.Mutex
+	orderBin, paymentBin           string
+	faultOrderBin, faultPaymentBin string
 }
 
 // phases lists the phases in the order they run. Each deadline is several
@@ -158,6 +159,10 @@ func (b *bench) phases() ([]phase, error) {
 		// result. After the phases that share the saga stack, which it closes
 		// (as the outage phase does) to have the cores to itself.
 		{"audit", 50 * time.Minute, b.audit},
+		// ~10 min: the fault build of the services, a new stack of stock
+		// Watermill parts, 3 searches of ~4 steps from [a quarter, half] of the
+		// saga's rate, then the latency at half its max.
+		{"stock", 30 * time.Minute, b.stock},
 		// ~4 min: a new stack, 120 s of load around a 60 s outage, up to 120 s of
 		// draining.
 		{"outage", 12 * time.Minute, b.outage},

@@ -136,6 +136,11 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 			goalSagaAuditOnVsOff, false, "phase audit failed"},
 		{"audit skipped", []PhaseResult{{Name: "audit", Status: statusSkipped}}, goalSagaAuditOnVsOff, false, "phase audit skipped"},
 		{"audit absent", []PhaseResult{{Name: "saga", Status: statusOK}}, goalSagaAuditOnVsOff, false, "phase audit did not run"},
+		{"stock ok", []PhaseResult{{Name: "saga", Status: statusOK}, {Name: "stock", Status: statusOK}}, goalSagaVsStock, false, ""},
+		{"stock failed", []PhaseResult{{Name: "saga", Status: statusOK}, {Name: "stock", Status: statusFailed, Error: "x"}},
+			goalSagaVsStock, false, "phase stock failed"},
+		{"stock ok, saga failed", []PhaseResult{{Name: "saga", Status: statusFailed}, {Name: "stock", Status: statusOK}},
+			goalSagaVsStock, false, "phase saga failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,7 +164,7 @@ func TestGoalsOfFailedPhasesAreNotMet(t *testing.T) {
 func TestGoals(t *testing.T) {
 	t.Parallel()
 	var phases []PhaseResult
-	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer", "relays", "audit"} {
+	for _, p := range []string{"baselines", "forwarder", "saga", "latency", "drain", "outage", "consumer", "relays", "audit", "stock"} {
 		phases = append(phases, PhaseResult{Name: p, Status: statusOK})
 	}
 	r := &Report{K: K, Phases: phases,
@@ -172,7 +177,8 @@ func TestGoals(t *testing.T) {
 		Consumer:   Consumer{StackRate: 79, BareRate: 100}, // 0.79: not met
 		Relays: Relays{Lanes: []RelayLane{{Name: laneOnceflow, EventsPerS: 5000, P99Ms: 30}, {Name: laneStock, EventsPerS: 1000},
 			{Name: laneDebezium, EventsPerS: 4000, P99Ms: 20}}}, // 5: met; 1.25: not met; 1.5: not met
-		Audit: Audit{RateOn: 270, RateOff: 300}, // 0.9: met
+		Audit: Audit{RateOn: 270, RateOff: 300},                 // 0.9: met
+		Stock: Stock{Throughput: Throughput{MaxSustained: 201}}, // 1.49: not met
 	}
 	r.evaluate()
 	want := []Goal{
@@ -189,6 +195,7 @@ func TestGoals(t *testing.T) {
 		{Name: "relay_p99_vs_debezium", Target: "<= 1", Value: 1.5},
 		{Name: "saga_audit_on_vs_off", Target: ">= 0.9", Value: 0.9, Met: true},
 		{Name: "drain_reconnect_s", Target: "<= 1.5", Value: 1.6},
+		{Name: "saga_vs_stock_watermill", Target: ">= 1.5", Value: 1.49},
 	}
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals, want %d: %+v", len(r.Goals), len(want), r.Goals)

@@ -27,6 +27,7 @@ type Report struct {
 	Consumer   Consumer   `json:"consumer"`
 	Galera     Galera     `json:"galera"`
 	Audit      Audit      `json:"audit"`
+	Stock      Stock      `json:"stock"`
 	Relays     Relays     `json:"relays"`
 	// Profiles is empty unless the profile phase ran.
 	Profiles *Profiles `json:"profiles,omitempty"`
@@ -203,6 +204,7 @@ const (
 	goalRelayP99VsDebezium = "relay_p99_vs_debezium"
 	goalSagaAuditOnVsOff   = "saga_audit_on_vs_off"
 	goalDrainReconnect     = "drain_reconnect_s"
+	goalSagaVsStock        = "saga_vs_stock_watermill"
 )
 
 // evaluate computes the ratios and the goals from the sections of the phases
@@ -213,6 +215,7 @@ func (r *Report) evaluate() {
 	r.Consumer.Ratio = ratio(r.Consumer.StackRate, r.Consumer.BareRate, 2)
 	r.Galera.VsSingle = ratio(r.Galera.Throughput.MaxSustained, r.Throughput.MaxSustained, 2)
 	r.Audit.RateOnVsOff = ratio(r.Audit.RateOn, r.Audit.RateOff, 2)
+	r.Stock.SagaVsStock = ratio(r.Throughput.MaxSustained, r.Stock.Throughput.MaxSustained, 2)
 	r.Drain.VsProduceAsync = ratio(r.Drain.Rate, r.Baselines.ProduceAsync, 3)
 	r.Drain.VsProduceSync = ratio(r.Drain.Rate, r.Baselines.ProduceSync, 2)
 	// The drain's rate once the first row is out: the reconnect is a goal of
@@ -247,6 +250,8 @@ func (r *Report) evaluate() {
 		goal(goalSagaAuditOnVsOff, r.Audit.RateOnVsOff, ">= 0.9", r.Audit.RateOnVsOff >= 0.9, "audit"),
 		// Kafka back -> the first row out of the outbox
 		goal(goalDrainReconnect, r.Drain.ReconnectSec, "<= 1.5", r.Drain.ReconnectSec <= 1.5, "drain"),
+		// onceflow's saga against the same saga of stock Watermill parts
+		goal(goalSagaVsStock, r.Stock.SagaVsStock, ">= 1.5", r.Stock.SagaVsStock >= 1.5, "saga", "stock"),
 	}
 	if g := &r.Goals[6]; g.Note == "" && o.NormalAfterSec < 0 {
 		g.Note = "-1: not back to normal before the load ended"
@@ -322,6 +327,16 @@ func (r *Report) Table() string {
 		}
 		w("%-11s on, cpu %s", "", cpuLine(a.On.CPU))
 		w("%-11s off, cpu %s", "", cpuLine(a.Off.CPU))
+	}
+	st := r.Stock
+	section("stock", "stock Watermill parts (relay polling every %s): max sustained %.0f orders/s (median of %s); onceflow's saga %.2f × that; %.2f CPU-ms/order (onceflow %.2f)",
+		st.PollInterval, st.Throughput.MaxSustained, repeatResults(st.Throughput.Repeats), st.SagaVsStock, st.CPU.TotalMs, r.CPU.TotalMs)
+	if ph, _ := r.phase("stock"); ph == statusOK {
+		for i, rp := range st.Throughput.Repeats {
+			w("%-11s repeat %d %s", "", i+1, stepsLine(rp))
+		}
+		w("%-11s %s", "", cpuLine(st.CPU))
+		w("%-11s at %.0f/s: server p50 %.1f / p99 %.1f ms, POST p99 %.1f ms", "", st.Latency.Rate, st.Latency.ServerP50, st.Latency.ServerP99, st.Latency.PostP99)
 	}
 	section("latency", "at %.0f/s: server p50 %.1f / p99 %.1f / p99.9 %.1f ms; client p50 %.1f / p99 %.1f / p99.9 %.1f ms; POST p99 %.1f ms",
 		r.Latency.Rate, r.Latency.ServerP50, r.Latency.ServerP99, r.Latency.ServerP999, r.Latency.ClientP50, r.Latency.ClientP99, r.Latency.ClientP999, r.Latency.PostP99)

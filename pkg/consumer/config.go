@@ -125,6 +125,8 @@ type options struct {
 	// wrapInbox replace or wrap, in order, the inbox middleware that runs in
 	// front of every consumer (not projections).
 	wrapInbox []func(message.HandlerMiddleware) message.HandlerMiddleware
+	// router, if set, builds the router instead of the consumer stack.
+	router func(*Consumers) (*message.Router, error)
 }
 
 // Option adjusts Consumers before they are built. Production code passes

@@ -42,6 +42,8 @@ type Consumers struct {
 	handlers        []handler
 	drain           *drain
 	retrying        *retrying
+	// newRouter, if set, replaces router (an Option's).
+	newRouter func(*Consumers) (*message.Router, error)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -90,6 +92,7 @@ func NewConsumers(c Config, opts ...Option) (*Consumers, error) {
 	for _, wrap := range o.wrapInbox {
 		cs.inboxMiddleware = wrap(cs.inboxMiddleware)
 	}
+	cs.newRouter = o.router
 	return cs, nil
 }
 
@@ -237,6 +240,9 @@ func (cs *Consumers) runStrategies(ctx context.Context) (stop func()) {
 
 // router builds the Watermill router with every handler and its stack.
 func (cs *Consumers) router() (*message.Router, error) {
+	if cs.newRouter != nil {
+		return cs.newRouter(cs)
+	}
 	c := cs.config
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: consumersCloseTimeout}, cs.wlog)
 	if err != nil {

@@ -29,6 +29,9 @@ type Faults struct {
 	// message has its effect again. Negative control, and end-to-end tests that
 	// isolate the aggregate-version check, only.
 	DisableInbox bool `env:"DISABLE_INBOX"`
+	// StockRouter replaces the consumers' router with one of stock Watermill
+	// parts only (stockRouter): the benchmark's peer of the saga.
+	StockRouter bool `env:"STOCK_ROUTER"`
 }
 
 // WithFaults returns the Option that puts f's hooks and switches on the
@@ -40,6 +43,9 @@ func WithFaults(f Faults, logger *slog.Logger) Option {
 			return
 		}
 		logger.Warn("FAULT INJECTION: this process's consumers run with test-only fault switches", "faults", f)
+		if f.StockRouter {
+			o.router = stockRouter
+		}
 		if f.DisableInbox {
 			o.wrapInbox = append(o.wrapInbox, func(message.HandlerMiddleware) message.HandlerMiddleware { return passThroughInbox })
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -65,6 +66,10 @@ type Faults struct {
 	// The other switches do not apply to it. Negative control and benchmark
 	// lane: it skips a row that commits below its watermark (ADR 3).
 	StockRelay bool `env:"STOCK_RELAY"`
+	// StockPollInterval is the stock relay's poll interval (0: Watermill's
+	// default, 1 s). The benchmark's stock lane sets it, as a Watermill user
+	// who wants low latency would.
+	StockPollInterval time.Duration `env:"STOCK_POLL_INTERVAL"`
 	// LateOffsetEvery makes every Nth event of type LateOffsetEventType get
 	// an outbox offset below every offset the table hands out: what the
 	// relay sees when the transaction that took an early offset commits after
@@ -151,7 +156,7 @@ func (f Faults) install(o *options, logger *slog.Logger) {
 	}
 	if f.StockRelay {
 		o.adjustOutbox = func(ob *Outbox) { ob.sqlTopic, ob.schema = StockTopic, wsql.DefaultMySQLSchema{} }
-		o.replace = newStockForwarder
+		o.replace = func(c Config) (*Forwarder, error) { return newStockForwarder(c, f.StockPollInterval) }
 	}
 	if f.LateOffsetEvery > 0 {
 		inner := o.adjustOutbox

@@ -47,12 +47,13 @@ func StockAppSQL(schema string) string {
 }
 
 // newStockForwarder is the stock relay of c: c.DB, c.Publisher,
-// c.OnForwarded and c.Logger are used, every other setting is Watermill's
-// default.
-func newStockForwarder(c Config) (*Forwarder, error) {
+// c.OnForwarded and c.Logger are used, and poll (0: Watermill's default);
+// every other setting is Watermill's default.
+func newStockForwarder(c Config, poll time.Duration) (*Forwarder, error) {
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(c.DB), wsql.SubscriberConfig{
 		SchemaAdapter:  wsql.DefaultMySQLSchema{},
 		OffsetsAdapter: wsql.DefaultMySQLOffsetsAdapter{},
+		PollInterval:   poll,
 	}, c.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("stock outbox subscriber: %w", err)

@@ -14,7 +14,8 @@ type Faults struct {
 	// Outbox: ORDER_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH,
 	// ..._OVERSIZE_CORRELATION_PREFIX, ...
 	Outbox outbox.Faults `envPrefix:"ORDER_FAULT_"`
-	// Consumers: ORDER_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
+	// Consumers: ORDER_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX,
+	// ..._STOCK_ROUTER.
 	Consumers consumer.Faults `envPrefix:"ORDER_FAULT_"`
 }
 

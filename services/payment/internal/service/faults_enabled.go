@@ -19,7 +19,8 @@ import (
 type Faults struct {
 	// Outbox: PAYMENT_FAULT_CRASH_AFTER_PUBLISH, ..._REFUSE_MID_BATCH, ...
 	Outbox outbox.Faults `envPrefix:"PAYMENT_FAULT_"`
-	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX.
+	// Consumers: PAYMENT_FAULT_CRASH_AFTER_COMMIT, ..._DISABLE_INBOX,
+	// ..._STOCK_ROUTER.
 	Consumers consumer.Faults `envPrefix:"PAYMENT_FAULT_"`
 	// DisableVersionCheck: the payment forgets which order version it acted on
 	// and, for a placement, that it was placed, so every event looks new and
