@@ -44,7 +44,7 @@ var (
 )
 
 var (
-	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,audit,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
+	phasesFlag   = flag.String("phases", "baselines,forwarder,saga,latency,profile,drain,audit,stock,outage,consumer,relays,galera", "comma-separated phases to run; the others are reported as skipped")
 	stepDur      = flag.Duration("step", 30*time.Second, "duration of one load step of the saga phase's bisection (ADR 0042: at least 30 s for a real run)")
 	repeats      = flag.Int("repeats", 3, "searches for the max sustained rate (in the audit phase, per mode); the saga, audit and galera phases report their median")
 	consumerRuns = flag.Int("consumer-runs", 5, "runs per mode (bare, stack, alternating) of the consumer phase; it reports the medians")
