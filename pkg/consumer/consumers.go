@@ -257,10 +257,7 @@ func (cs *Consumers) router() (*message.Router, error) {
 		}
 	}
 	for _, h := range cs.handlers {
-		group := c.ConsumerGroup
-		if h.projection {
-			group += "." + h.name
-		}
+		group := cs.groupOf(h)
 		sub, err := c.Kafka.NewSubscriber(group, cs.wlog)
 		if err != nil {
 			return nil, err
@@ -336,11 +333,15 @@ func (cs *Consumers) HealthCheck(context.Context) error { return cs.Health() }
 func (cs *Consumers) Subscriptions() []kafka.Subscription {
 	subs := make([]kafka.Subscription, 0, len(cs.handlers))
 	for _, h := range cs.handlers {
-		group := cs.config.ConsumerGroup
-		if h.projection {
-			group += "." + h.name
-		}
-		subs = append(subs, kafka.Subscription{Group: group, Topic: h.topic})
+		subs = append(subs, kafka.Subscription{Group: cs.groupOf(h), Topic: h.topic})
 	}
 	return subs
+}
+
+// groupOf is h's consumer group: the service's, or a projection's own.
+func (cs *Consumers) groupOf(h handler) string {
+	if h.projection {
+		return cs.config.ConsumerGroup + "." + h.name
+	}
+	return cs.config.ConsumerGroup
 }

@@ -43,20 +43,10 @@ func stockRouter(cs *Consumers) (*message.Router, error) {
 		KeyFactory: func(m *message.Message) (string, error) { return m.UUID, nil },
 		Repository: seen,
 	}
-	retry := middleware.Retry{
-		MaxRetries:          max(c.Retry.MaxRetries, 0),
-		InitialInterval:     c.Retry.InitialInterval,
-		MaxInterval:         c.Retry.MaxInterval,
-		Multiplier:          c.Retry.Multiplier,
-		RandomizationFactor: c.Retry.RandomizationFactor,
-		Logger:              cs.wlog,
-	}.Middleware
+	// Watermill's Retry with the consumers' settings, retrying every error.
+	retry := c.Retry.Middleware(func(error) bool { return true }, cs.wlog)
 	for _, h := range cs.handlers {
-		group := c.ConsumerGroup
-		if h.projection {
-			group += "." + h.name
-		}
-		sub, err := c.Kafka.NewSubscriber(group, cs.wlog)
+		sub, err := c.Kafka.NewSubscriber(cs.groupOf(h), cs.wlog)
 		if err != nil {
 			return nil, err
 		}

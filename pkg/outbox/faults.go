@@ -66,9 +66,7 @@ type Faults struct {
 	// The other switches do not apply to it. Negative control and benchmark
 	// lane: it skips a row that commits below its watermark (ADR 3).
 	StockRelay bool `env:"STOCK_RELAY"`
-	// StockPollInterval is the stock relay's poll interval (0: Watermill's
-	// default, 1 s). The benchmark's stock lane sets it, as a Watermill user
-	// who wants low latency would.
+	// StockPollInterval is the stock relay's poll (0: Watermill's 1 s).
 	StockPollInterval time.Duration `env:"STOCK_POLL_INTERVAL"`
 	// LateOffsetEvery makes every Nth event of type LateOffsetEventType get
 	// an outbox offset below every offset the table hands out: what the

@@ -46,9 +46,8 @@ func StockAppSQL(schema string) string {
 		"GRANT SELECT ON `goose_outbox_stock_version` TO 'S_app'@'%';\n", "'S_app'", "'"+schema+"_app'")
 }
 
-// newStockForwarder is the stock relay of c: c.DB, c.Publisher,
-// c.OnForwarded and c.Logger are used, and poll (0: Watermill's default);
-// every other setting is Watermill's default.
+// newStockForwarder is the stock relay of c (DB, Publisher, OnForwarded,
+// Logger) polling every poll; every other setting is Watermill's default.
 func newStockForwarder(c Config, poll time.Duration) (*Forwarder, error) {
 	sub, err := wsql.NewSubscriber(wsql.BeginnerFromStdSQL(c.DB), wsql.SubscriberConfig{
 		SchemaAdapter:  wsql.DefaultMySQLSchema{},
